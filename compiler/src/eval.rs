@@ -1,0 +1,93 @@
+//! Measure a compiled model against the float reference, with the runtime itself: what the
+//! report says is what the device computes.
+
+use crate::error::Result;
+use sparq_runtime::{AlignedBytes, Model, Session};
+
+/// Run a `.sparq` (already validated bytes) over samples; returns per-sample, per-output values.
+pub fn run_sparq(
+    bytes: &[u8],
+    samples: &[Vec<f32>],
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let aligned = AlignedBytes::from_slice(bytes);
+    let model = Model::from_bytes(&aligned)?;
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut session = Session::new(&model, arena.as_mut_slice())?;
+    let mut out = Vec::with_capacity(samples.len());
+    for s in samples {
+        session.set_input(0, s)?;
+        session.run();
+        let outs = (0..model.output_count())
+            .map(|i| session.output(i).map(|o| o.to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        out.push(outs);
+        if let Some(p) = progress {
+            p.inc(1);
+        }
+    }
+    Ok(out)
+}
+
+/// Agreement of a model's first output with the reference's, over a set of samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Agreement {
+    pub samples: usize,
+    /// Fraction of samples whose argmax equals the reference's argmax.
+    pub top1_agreement: f64,
+    /// `10 log10(sum ref^2 / sum (ref - out)^2)` over all samples and elements (dB).
+    pub sqnr_db: f64,
+    /// Accuracy against labels, when given.
+    pub accuracy: Option<f64>,
+    /// The reference's accuracy against the same labels.
+    pub reference_accuracy: Option<f64>,
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
+    if noise == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (signal / noise).log10()
+    }
+}
+
+pub fn compare(
+    outputs: &[Vec<Vec<f32>>],
+    reference: &[Vec<Vec<f32>>],
+    labels: Option<&[i64]>,
+) -> Agreement {
+    let n = outputs.len().min(reference.len());
+    let (mut agree, mut sig, mut noise, mut correct, mut ref_correct) =
+        (0usize, 0f64, 0f64, 0usize, 0usize);
+    for i in 0..n {
+        let (o, r) = (&outputs[i][0], &reference[i][0]);
+        let (ao, ar) = (argmax(o), argmax(r));
+        agree += (ao == ar) as usize;
+        for (&a, &b) in o.iter().zip(r) {
+            sig += (b as f64) * (b as f64);
+            noise += ((a - b) as f64) * ((a - b) as f64);
+        }
+        if let Some(l) = labels {
+            correct += (l.get(i).copied() == Some(ao as i64)) as usize;
+            ref_correct += (l.get(i).copied() == Some(ar as i64)) as usize;
+        }
+    }
+    let frac = |k: usize| k as f64 / n.max(1) as f64;
+    Agreement {
+        samples: n,
+        top1_agreement: frac(agree),
+        sqnr_db: sqnr_db(sig, noise),
+        accuracy: labels.map(|_| frac(correct)),
+        reference_accuracy: labels.map(|_| frac(ref_correct)),
+    }
+}

@@ -1,0 +1,193 @@
+//! sparq's graph IR: static shapes, f32 compute tensors, constants held as f32 (weights) or i64
+//! (shape arithmetic, folded away at import).
+
+/// A fused activation: the output is clamped to `[lo, hi]` (ReLU: `[0, inf]`, ReLU6: `[0, 6]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Act {
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl Act {
+    pub const NONE: Act = Act {
+        lo: f32::NEG_INFINITY,
+        hi: f32::INFINITY,
+    };
+    pub fn is_none(&self) -> bool {
+        *self == Act::NONE
+    }
+    pub fn then(self, other: Act) -> Act {
+        Act {
+            lo: self.lo.max(other.lo),
+            hi: self.hi.min(other.hi),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub strides: [usize; 2],
+    /// top, left, bottom, right
+    pub pads: [usize; 4],
+    pub dilations: [usize; 2],
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Weights `[O, I/group, KH, KW]` and optional bias are inputs 1 and 2 (constants).
+    Conv {
+        window: Window,
+        group: usize,
+        act: Act,
+    },
+    /// `y = x . W^T + b` with constant `W` `[N, K]` (input 1) and bias `[N]` (input 2);
+    /// Gemm and MatMul with a constant right operand are normalized to this.
+    Dense {
+        act: Act,
+    },
+    Add {
+        act: Act,
+    },
+    Mul {
+        act: Act,
+    },
+    Clip {
+        act: Act,
+    },
+    MaxPool {
+        window: Window,
+    },
+    AveragePool {
+        window: Window,
+        count_include_pad: bool,
+    },
+    GlobalAveragePool,
+    /// Flatten and Reshape: the output shape is the tensor's shape.
+    Reshape,
+    Concat {
+        axis: usize,
+    },
+    Softmax {
+        axis: usize,
+    },
+    /// Inference BatchNormalization not foldable into a producer: `y = x * scale[c] + shift[c]`
+    /// (inputs 1 and 2, constants `[C]`).
+    ChannelAffine {
+        act: Act,
+    },
+}
+
+impl Op {
+    pub fn act(&self) -> Option<Act> {
+        match self {
+            Op::Conv { act, .. }
+            | Op::Dense { act }
+            | Op::Add { act }
+            | Op::Mul { act }
+            | Op::ChannelAffine { act } => Some(*act),
+            _ => None,
+        }
+    }
+    pub fn act_mut(&mut self) -> Option<&mut Act> {
+        match self {
+            Op::Conv { act, .. }
+            | Op::Dense { act }
+            | Op::Add { act }
+            | Op::Mul { act }
+            | Op::ChannelAffine { act } => Some(act),
+            _ => None,
+        }
+    }
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Op::Conv { .. } => "Conv",
+            Op::Dense { .. } => "Dense",
+            Op::Add { .. } => "Add",
+            Op::Mul { .. } => "Mul",
+            Op::Clip { .. } => "Clip",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::AveragePool { .. } => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::Reshape => "Reshape",
+            Op::Concat { .. } => "Concat",
+            Op::Softmax { .. } => "Softmax",
+            Op::ChannelAffine { .. } => "ChannelAffine",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Constant value (f32), row-major.
+    pub value: Option<Vec<f32>>,
+}
+
+impl Tensor {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    /// ONNX op type this node came from (for reports).
+    pub onnx_op: String,
+    pub op: Op,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub name: String,
+    pub tensors: Vec<Tensor>,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+}
+
+impl Graph {
+    pub fn is_const(&self, t: usize) -> bool {
+        self.tensors[t].value.is_some()
+    }
+    pub fn value(&self, t: usize) -> &[f32] {
+        self.tensors[t].value.as_deref().unwrap_or(&[])
+    }
+    /// Nodes consuming tensor `t`.
+    pub fn consumers(&self, t: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].inputs.contains(&t))
+            .collect()
+    }
+    pub fn producer(&self, t: usize) -> Option<usize> {
+        self.nodes.iter().position(|n| n.outputs.contains(&t))
+    }
+    /// Total multiply-accumulates of the compute nodes.
+    pub fn macs(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv { .. } | Op::Dense { .. } => {
+                    let w = &self.tensors[n.inputs[1]];
+                    let per_out: usize = w.shape[1..].iter().product();
+                    let out = &self.tensors[n.outputs[0]];
+                    let out_channels = w.shape[0];
+                    (out.elements() / out_channels.max(1) * out_channels * per_out) as u64
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+    /// Bytes of f32 weights.
+    pub fn weight_bytes(&self) -> usize {
+        self.tensors
+            .iter()
+            .filter_map(|t| t.value.as_ref())
+            .map(|v| v.len() * 4)
+            .sum()
+    }
+}

@@ -1,0 +1,167 @@
+//! sparq offline compiler: ONNX -> (pruned, factorized,) int8-quantized `.sparq`.
+//!
+//! Pipeline: [`import`] (prost) -> [`passes`] (fold BN, fuse activations) -> [`reference`]
+//! (calibrate with tract) -> [`lower`] (quantize, lay out, plan memory) -> `.sparq` bytes ->
+//! [`eval`] (measure with the runtime against the float model).
+
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod import;
+pub mod ir;
+pub mod lower;
+pub mod passes;
+pub mod plan;
+pub mod reference;
+pub mod report;
+
+pub use error::{CompileError, Result};
+pub use lower::Precision;
+pub use reference::CalibMethod;
+pub use tract_onnx;
+
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    pub precision: Precision,
+    pub input_shapes: HashMap<String, Vec<usize>>,
+    pub keep_float: Vec<String>,
+    pub calib_method: CalibMethod,
+    /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
+    /// calibration set reaches this fraction.
+    pub min_agreement: Option<f64>,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            precision: Precision::Int8,
+            input_shapes: HashMap::new(),
+            keep_float: Vec::new(),
+            calib_method: CalibMethod::MinMax,
+            min_agreement: None,
+            progress: false,
+        }
+    }
+}
+
+pub struct Compiled {
+    pub bytes: Vec<u8>,
+    pub report: report::Report,
+}
+
+fn bar(len: usize, msg: &'static str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+/// Import and optimize an ONNX model into the IR.
+pub fn load_graph(
+    onnx: &[u8],
+    what: &str,
+    input_shapes: &HashMap<String, Vec<usize>>,
+) -> Result<ir::Graph> {
+    let model = import::decode(onnx, what)?;
+    let mut g = import::import(&model, input_shapes, what)?;
+    passes::optimize(&mut g);
+    Ok(g)
+}
+
+/// Compile `onnx` with calibration `samples` (model-ready f32 inputs; may be empty for f32).
+pub fn compile(
+    onnx: &[u8],
+    what: &str,
+    samples: &[Vec<f32>],
+    opts: &CompileOptions,
+) -> Result<Compiled> {
+    let g = load_graph(onnx, what, &opts.input_shapes)?;
+    let in_len: usize = g.tensors[g.inputs[0]].elements();
+    if let Some(bad) = samples.iter().find(|s| s.len() != in_len) {
+        return Err(CompileError::Data(format!(
+            "calibration sample has {} values, the model input has {in_len}",
+            bad.len()
+        )));
+    }
+    if opts.precision == Precision::Int8 && samples.is_empty() {
+        return Err(CompileError::Options(
+            "int8 compilation needs calibration data (--calib)".into(),
+        ));
+    }
+    let calib = if samples.is_empty() {
+        None
+    } else {
+        let pb = bar(samples.len(), "calibrating", opts.progress);
+        let c = reference::calibrate(onnx, &g, samples, opts.calib_method, &pb)?;
+        pb.finish_and_clear();
+        Some(c)
+    };
+    let empty = HashMap::new();
+    let ranges = calib.as_ref().map(|c| &c.ranges).unwrap_or(&empty);
+    let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
+    let lower_opts = |keep: &HashSet<String>| lower::LowerOptions {
+        precision: opts.precision,
+        keep_float: keep.clone(),
+    };
+    let mut lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
+    let mut bytes = lowered.spec.to_bytes();
+    let mut mixed = None;
+    let mut agreement = None;
+    if let Some(c) = &calib {
+        let pb = bar(samples.len(), "evaluating", opts.progress);
+        let outs = eval::run_sparq(&bytes, samples, Some(&pb))?;
+        pb.finish_and_clear();
+        let mut agr = eval::compare(&outs, &c.outputs, None);
+        if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
+            if agr.top1_agreement < target {
+                let search = report::mixed_precision_search(
+                    &g,
+                    ranges,
+                    samples,
+                    &c.outputs,
+                    target,
+                    &keep,
+                    opts.progress,
+                )?;
+                keep = search
+                    .kept
+                    .iter()
+                    .cloned()
+                    .collect::<HashSet<_>>()
+                    .union(&keep)
+                    .cloned()
+                    .collect();
+                lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
+                bytes = lowered.spec.to_bytes();
+                let outs = eval::run_sparq(&bytes, samples, None)?;
+                agr = eval::compare(&outs, &c.outputs, None);
+                mixed = Some(search);
+            }
+        }
+        agreement = Some(agr);
+    }
+    // The file must load in the runtime it targets.
+    let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
+    sparq_runtime::Model::from_bytes(&aligned)?;
+    let report = report::Report::new(
+        &g,
+        &lowered,
+        onnx.len(),
+        bytes.len(),
+        agreement,
+        mixed,
+        opts.precision,
+    );
+    Ok(Compiled { bytes, report })
+}

@@ -1,0 +1,240 @@
+//! The compile report, and the mixed-precision search it describes.
+
+use crate::error::Result;
+use crate::eval::{self, Agreement};
+use crate::ir::{Graph, Op};
+use crate::lower::{self, Lowered, Precision, Range};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+/// Result of the automatic mixed-precision search.
+#[derive(Clone, Debug)]
+pub struct MixedPrecision {
+    pub target: f64,
+    /// Layers kept in f32, most sensitive first.
+    pub kept: Vec<String>,
+    /// (layer, logit SQNR in dB with only this layer in f32) for every candidate, best first.
+    pub sensitivity: Vec<(String, f64)>,
+    pub baseline_sqnr_db: f64,
+}
+
+pub struct Report {
+    pub precision: Precision,
+    pub onnx_bytes: usize,
+    pub sparq_bytes: usize,
+    pub f32_weight_bytes: usize,
+    pub macs: u64,
+    pub nodes: usize,
+    pub op_counts: BTreeMap<&'static str, usize>,
+    pub float_layers: Vec<(String, usize)>,
+    pub arena_bytes: usize,
+    pub liveness_bound: usize,
+    pub calibration: Option<Agreement>,
+    pub mixed: Option<MixedPrecision>,
+}
+
+impl Report {
+    pub fn new(
+        g: &Graph,
+        lowered: &Lowered,
+        onnx_bytes: usize,
+        sparq_bytes: usize,
+        calibration: Option<Agreement>,
+        mixed: Option<MixedPrecision>,
+        precision: Precision,
+    ) -> Report {
+        let mut op_counts = BTreeMap::new();
+        for o in &lowered.spec.ops {
+            *op_counts
+                .entry(sparq_format::layout::op::name(o.kind))
+                .or_insert(0) += 1;
+        }
+        let float_layers = if precision == Precision::Int8 {
+            lowered
+                .layers
+                .iter()
+                .filter(|l| l.precision == Precision::F32)
+                .map(|l| (l.name.clone(), l.weight_bytes))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Report {
+            precision,
+            onnx_bytes,
+            sparq_bytes,
+            f32_weight_bytes: g.weight_bytes(),
+            macs: g.macs(),
+            nodes: g.nodes.len(),
+            op_counts,
+            float_layers,
+            arena_bytes: lowered.spec.arena_size,
+            liveness_bound: lowered.liveness_bound,
+            calibration,
+            mixed,
+        }
+    }
+}
+
+pub fn human_bytes(b: usize) -> String {
+    if b >= 1 << 20 {
+        format!("{:.2} MB", b as f64 / (1 << 20) as f64)
+    } else if b >= 1 << 10 {
+        format!("{:.1} KB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = match self.precision {
+            Precision::Int8 => "int8",
+            Precision::F32 => "f32",
+        };
+        writeln!(f, "compile report ({p})")?;
+        writeln!(
+            f,
+            "  size        ONNX {} -> .sparq {}  ({:.3}x; f32 weights {})",
+            human_bytes(self.onnx_bytes),
+            human_bytes(self.sparq_bytes),
+            self.sparq_bytes as f64 / self.onnx_bytes.max(1) as f64,
+            human_bytes(self.f32_weight_bytes)
+        )?;
+        writeln!(
+            f,
+            "  compute     {} nodes, {:.1} M MACs",
+            self.nodes,
+            self.macs as f64 / 1e6
+        )?;
+        let ops: Vec<String> = self
+            .op_counts
+            .iter()
+            .map(|(k, v)| format!("{k} x{v}"))
+            .collect();
+        writeln!(f, "  ops         {}", ops.join(", "))?;
+        writeln!(
+            f,
+            "  arena       {} (liveness lower bound {}, {:.2}x)",
+            human_bytes(self.arena_bytes),
+            human_bytes(self.liveness_bound),
+            self.arena_bytes as f64 / self.liveness_bound.max(1) as f64
+        )?;
+        if let Some(m) = &self.mixed {
+            writeln!(
+                f,
+                "  mixed       target top-1 agreement {:.1}%: kept {} layer(s) in f32 (all-int8 SQNR {:.1} dB)",
+                m.target * 100.0,
+                m.kept.len(),
+                m.baseline_sqnr_db
+            )?;
+        }
+        if !self.float_layers.is_empty() {
+            let extra: usize = self.float_layers.iter().map(|(_, b)| b).sum();
+            writeln!(
+                f,
+                "  f32 layers  {} ({} of f32 weights)",
+                self.float_layers.len(),
+                human_bytes(extra)
+            )?;
+            for (name, b) in &self.float_layers {
+                writeln!(f, "                {name}  ({})", human_bytes(*b))?;
+            }
+        }
+        if let Some(a) = &self.calibration {
+            writeln!(
+                f,
+                "  agreement   vs float model on {} calibration samples: top-1 {:.2}%, output SQNR {:.1} dB",
+                a.samples,
+                a.top1_agreement * 100.0,
+                a.sqnr_db
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Candidate layers for f32: nodes with weights or requantization.
+fn candidates(g: &Graph) -> Vec<String> {
+    g.nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.op,
+                Op::Conv { .. }
+                    | Op::Dense { .. }
+                    | Op::Add { .. }
+                    | Op::Mul { .. }
+                    | Op::ChannelAffine { .. }
+            )
+        })
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+fn measure(
+    g: &Graph,
+    ranges: &HashMap<String, Range>,
+    keep: &HashSet<String>,
+    samples: &[Vec<f32>],
+    reference: &[Vec<Vec<f32>>],
+) -> Result<Agreement> {
+    let lowered = lower::lower(
+        g,
+        ranges,
+        &lower::LowerOptions {
+            precision: Precision::Int8,
+            keep_float: keep.clone(),
+        },
+    )?;
+    let bytes = lowered.spec.to_bytes();
+    let outs = eval::run_sparq(&bytes, samples, None)?;
+    Ok(eval::compare(&outs, reference, None))
+}
+
+/// Measure each layer's sensitivity (logit SQNR with only that layer in f32, on up to 32
+/// calibration samples), then keep layers in f32, most sensitive first, until top-1 agreement on
+/// the whole calibration set reaches `target`.
+pub fn mixed_precision_search(
+    g: &Graph,
+    ranges: &HashMap<String, Range>,
+    samples: &[Vec<f32>],
+    reference: &[Vec<Vec<f32>>],
+    target: f64,
+    already: &HashSet<String>,
+    progress: bool,
+) -> Result<MixedPrecision> {
+    let cands: Vec<String> = candidates(g)
+        .into_iter()
+        .filter(|c| !already.contains(c))
+        .collect();
+    let sub = samples.len().min(32);
+    let base = measure(g, ranges, already, &samples[..sub], &reference[..sub])?;
+    let pb = crate::bar(cands.len(), "sensitivity", progress);
+    let mut sens = Vec::new();
+    for c in &cands {
+        let mut keep = already.clone();
+        keep.insert(c.clone());
+        let a = measure(g, ranges, &keep, &samples[..sub], &reference[..sub])?;
+        sens.push((c.clone(), a.sqnr_db));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    sens.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut keep = already.clone();
+    let mut kept = Vec::new();
+    for (c, _) in &sens {
+        keep.insert(c.clone());
+        kept.push(c.clone());
+        let a = measure(g, ranges, &keep, samples, reference)?;
+        if a.top1_agreement >= target {
+            break;
+        }
+    }
+    Ok(MixedPrecision {
+        target,
+        kept,
+        sensitivity: sens,
+        baseline_sqnr_db: base.sqnr_db,
+    })
+}

@@ -1,0 +1,276 @@
+//! On-disk structures of the `.sparq` format (see `FORMAT.md`, which is normative).
+//!
+//! Every struct is `#[repr(C)]`, little-endian, with a compile-time size check. The reader never
+//! casts file bytes to these structs: it reads each field at its `offset_of!` with
+//! `from_le_bytes`, so a file is parsed identically on any host and alignment of the header area
+//! does not matter. The structs are the single definition of where each field lives.
+
+use core::mem::{offset_of, size_of};
+
+/// File magic: a non-ASCII first byte (catches 7-bit transfers), "SPQ", then CR LF, EOF, LF
+/// (catches newline translation), as PNG does.
+pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
+/// Readers reject files whose major version differs from this one.
+pub const VERSION_MAJOR: u16 = 1;
+/// Minor revisions only add optional sections; readers skip sections they do not know.
+pub const VERSION_MINOR: u16 = 0;
+/// Every section and every constant tensor blob starts at a multiple of this many bytes.
+pub const ALIGN: usize = 64;
+/// Maximum tensor rank.
+pub const MAX_RANK: usize = 6;
+/// Number of `i32` parameter slots in an [`OpDesc`].
+pub const OP_PARAMS: usize = 26;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FileHeader {
+    pub magic: [u8; 8],
+    pub version_major: u16,
+    pub version_minor: u16,
+    /// Size of this header in bytes (64).
+    pub header_size: u32,
+    pub section_count: u32,
+    /// CRC-32 (IEEE) of the section table bytes.
+    pub section_table_crc: u32,
+    /// Total file size in bytes; the last section ends exactly here.
+    pub file_size: u64,
+    pub flags: u32,
+    pub reserved: [u8; 24],
+    /// CRC-32 of header bytes `0..60`.
+    pub header_crc: u32,
+}
+const _: () = assert!(size_of::<FileHeader>() == 64);
+const _: () = assert!(offset_of!(FileHeader, header_crc) == 60);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SectionEntry {
+    pub kind: u32,
+    pub flags: u32,
+    /// Absolute file offset, a multiple of [`ALIGN`].
+    pub offset: u64,
+    pub size: u64,
+    /// CRC-32 (IEEE) of the section's bytes.
+    pub crc32: u32,
+    pub reserved: u32,
+}
+const _: () = assert!(size_of::<SectionEntry>() == 32);
+
+/// Section kinds. Unknown kinds are skipped by readers of the same major version.
+pub mod section {
+    pub const META: u32 = 1;
+    pub const STRINGS: u32 = 2;
+    pub const TENSORS: u32 = 3;
+    pub const OPS: u32 = 4;
+    pub const OPERANDS: u32 = 5;
+    pub const GRAPH_IO: u32 = 6;
+    pub const WEIGHTS: u32 = 7;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ModelMeta {
+    /// Bytes of caller-supplied arena the model needs (activations and scratch).
+    pub arena_size: u64,
+    pub tensor_count: u32,
+    pub op_count: u32,
+    pub input_count: u32,
+    pub output_count: u32,
+    /// Model name, as a (offset, length) slice of the STRINGS section.
+    pub name_off: u32,
+    pub name_len: u32,
+    pub reserved: [u8; 32],
+}
+const _: () = assert!(size_of::<ModelMeta>() == 64);
+
+/// Element types.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32 = 1,
+    I8 = 2,
+    I32 = 3,
+}
+
+impl DType {
+    pub fn from_u8(v: u8) -> Option<DType> {
+        match v {
+            1 => Some(DType::F32),
+            2 => Some(DType::I8),
+            3 => Some(DType::I32),
+            _ => None,
+        }
+    }
+    pub const fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::I8 => 1,
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I8 => "i8",
+            DType::I32 => "i32",
+        }
+    }
+}
+
+/// How a tensor's elements are laid out in memory.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Row-major in the order of `dims` (ONNX order).
+    RowMajor = 0,
+    /// `dims` are ONNX `N, C, H, W`; memory is `N, H, W, C` (channels last).
+    Nhwc = 1,
+}
+
+impl Layout {
+    pub fn from_u8(v: u8) -> Option<Layout> {
+        match v {
+            0 => Some(Layout::RowMajor),
+            1 => Some(Layout::Nhwc),
+            _ => None,
+        }
+    }
+}
+
+/// Where a tensor's bytes live.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// In the caller's arena, at `data_offset`.
+    Arena = 0,
+    /// In the WEIGHTS section, at `data_offset` from its start (used in place, never copied).
+    Constant = 1,
+}
+
+impl Storage {
+    pub fn from_u8(v: u8) -> Option<Storage> {
+        match v {
+            0 => Some(Storage::Arena),
+            1 => Some(Storage::Constant),
+            _ => None,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TensorDesc {
+    pub name_off: u32,
+    pub name_len: u32,
+    pub data_offset: u64,
+    pub data_size: u64,
+    /// Logical (ONNX-order) dimensions; entries past `rank` are 0.
+    pub dims: [u32; MAX_RANK],
+    pub dtype: u8,
+    pub rank: u8,
+    pub layout: u8,
+    pub storage: u8,
+    /// Quantization of an i8 tensor: `real = scale * (q - zero_point)`. 0 / 0 for f32 and i32.
+    pub scale: f32,
+    pub zero_point: i32,
+    pub reserved: u32,
+}
+const _: () = assert!(size_of::<TensorDesc>() == 64);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpDesc {
+    pub kind: u16,
+    pub flags: u16,
+    pub input_count: u16,
+    pub output_count: u16,
+    /// Index into the OPERANDS array: `input_count` tensor indices, then `output_count`.
+    pub operands_start: u32,
+    pub name_off: u32,
+    pub name_len: u32,
+    pub reserved: u32,
+    /// Kind-specific parameters; FORMAT.md lists the slots per kind. f32 values are stored as bits.
+    pub params: [i32; OP_PARAMS],
+}
+const _: () = assert!(size_of::<OpDesc>() == 128);
+
+impl Default for OpDesc {
+    fn default() -> Self {
+        OpDesc {
+            kind: 0,
+            flags: 0,
+            input_count: 0,
+            output_count: 0,
+            operands_start: 0,
+            name_off: 0,
+            name_len: 0,
+            reserved: 0,
+            params: [0; OP_PARAMS],
+        }
+    }
+}
+
+/// Operator kinds and the meaning of their parameter slots.
+pub mod op {
+    pub const CONV2D: u16 = 1;
+    pub const DEPTHWISE_CONV2D: u16 = 2;
+    pub const FULLY_CONNECTED: u16 = 3;
+    pub const ADD: u16 = 4;
+    pub const MUL: u16 = 5;
+    pub const CLAMP: u16 = 6;
+    pub const MAX_POOL: u16 = 7;
+    pub const AVERAGE_POOL: u16 = 8;
+    pub const GLOBAL_AVERAGE_POOL: u16 = 9;
+    pub const RESHAPE: u16 = 10;
+    pub const CONCAT: u16 = 11;
+    pub const SOFTMAX: u16 = 12;
+    pub const QUANTIZE: u16 = 13;
+    pub const DEQUANTIZE: u16 = 14;
+    pub const REQUANTIZE: u16 = 15;
+
+    pub fn name(kind: u16) -> &'static str {
+        match kind {
+            CONV2D => "Conv2d",
+            DEPTHWISE_CONV2D => "DepthwiseConv2d",
+            FULLY_CONNECTED => "FullyConnected",
+            ADD => "Add",
+            MUL => "Mul",
+            CLAMP => "Clamp",
+            MAX_POOL => "MaxPool",
+            AVERAGE_POOL => "AveragePool",
+            GLOBAL_AVERAGE_POOL => "GlobalAveragePool",
+            RESHAPE => "Reshape",
+            CONCAT => "Concat",
+            SOFTMAX => "Softmax",
+            QUANTIZE => "Quantize",
+            DEQUANTIZE => "Dequantize",
+            REQUANTIZE => "Requantize",
+            _ => "unknown",
+        }
+    }
+
+    /// Parameter slots of the window ops (CONV2D, DEPTHWISE_CONV2D, MAX_POOL, AVERAGE_POOL).
+    pub mod window {
+        pub const KERNEL_H: usize = 0;
+        pub const KERNEL_W: usize = 1;
+        pub const STRIDE_H: usize = 2;
+        pub const STRIDE_W: usize = 3;
+        pub const PAD_TOP: usize = 4;
+        pub const PAD_LEFT: usize = 5;
+        pub const PAD_BOTTOM: usize = 6;
+        pub const PAD_RIGHT: usize = 7;
+        pub const DILATION_H: usize = 8;
+        pub const DILATION_W: usize = 9;
+        /// CONV2D: number of groups. AVERAGE_POOL: 1 if padding counts in the divisor.
+        pub const GROUPS: usize = 10;
+    }
+    /// Output clamp slots shared by every op with a fused activation (i8: quantized bounds;
+    /// f32: bounds as f32 bits).
+    pub const ACT_MIN: usize = 12;
+    pub const ACT_MAX: usize = 13;
+    /// Requantization of ops with a single output multiplier (ADD uses both A and B).
+    pub const MULT_A: usize = 14;
+    pub const MULT_B: usize = 15;
+    pub const SHIFT: usize = 16;
+    /// CONCAT, SOFTMAX: logical axis.
+    pub const AXIS: usize = 17;
+}

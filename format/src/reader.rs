@@ -1,0 +1,530 @@
+//! Zero-copy, allocation-free reader. [`FileView::parse`] validates the whole structure of a file
+//! before returning; every accessor afterwards is infallible on the validated data.
+
+use crate::crc32::crc32;
+use crate::error::FormatError;
+use crate::layout::*;
+use core::mem::offset_of;
+
+/// At most this many sections; a larger count is rejected before anything is read.
+pub const MAX_SECTIONS: u32 = 64;
+
+fn read_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn read_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Byte range of a section inside the file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span {
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// A validated `.sparq` file, borrowed from the caller's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct FileView<'a> {
+    bytes: &'a [u8],
+    pub version_minor: u16,
+    pub section_count: u32,
+    pub meta: ModelMeta,
+    strings: &'a [u8],
+    tensors: &'a [u8],
+    ops: &'a [u8],
+    operands: &'a [u8],
+    graph_io: &'a [u8],
+    weights: Span,
+}
+
+/// A tensor descriptor, decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorInfo<'a> {
+    pub index: usize,
+    pub name: &'a str,
+    pub dtype: DType,
+    pub rank: usize,
+    pub dims: [usize; MAX_RANK],
+    pub layout: Layout,
+    pub storage: Storage,
+    pub data_offset: usize,
+    pub data_size: usize,
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+impl TensorInfo<'_> {
+    pub fn shape(&self) -> &[usize] {
+        &self.dims[..self.rank]
+    }
+    pub fn elements(&self) -> usize {
+        self.data_size / self.dtype.size()
+    }
+}
+
+/// An op descriptor, decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct OpInfo<'a> {
+    pub index: usize,
+    pub kind: u16,
+    pub flags: u16,
+    pub name: &'a str,
+    operands: &'a [u8],
+    pub input_count: usize,
+    pub output_count: usize,
+    pub params: [i32; OP_PARAMS],
+}
+
+impl OpInfo<'_> {
+    /// Tensor index of input `i` (`i < input_count`).
+    pub fn input(&self, i: usize) -> usize {
+        read_u32(self.operands, 4 * i) as usize
+    }
+    /// Tensor index of output `i` (`i < output_count`).
+    pub fn output(&self, i: usize) -> usize {
+        read_u32(self.operands, 4 * (self.input_count + i)) as usize
+    }
+    pub fn param_f32(&self, slot: usize) -> f32 {
+        f32::from_bits(self.params[slot] as u32)
+    }
+}
+
+/// Options of [`FileView::parse_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct ParseOptions {
+    /// Check the CRC-32 of every section (a pass over the weights). On by default.
+    pub verify_crc: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions { verify_crc: true }
+    }
+}
+
+impl<'a> FileView<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<FileView<'a>, FormatError> {
+        Self::parse_with(bytes, ParseOptions::default())
+    }
+
+    pub fn parse_with(bytes: &'a [u8], opts: ParseOptions) -> Result<FileView<'a>, FormatError> {
+        const H: usize = core::mem::size_of::<FileHeader>();
+        if bytes.len() < H {
+            return Err(FormatError::TooShort {
+                len: bytes.len(),
+                need: H,
+            });
+        }
+        if bytes[..8] != MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let major = read_u16(bytes, offset_of!(FileHeader, version_major));
+        let minor = read_u16(bytes, offset_of!(FileHeader, version_minor));
+        if major != VERSION_MAJOR {
+            return Err(FormatError::UnsupportedVersion { major, minor });
+        }
+        let header_crc = read_u32(bytes, offset_of!(FileHeader, header_crc));
+        if opts.verify_crc && crc32(&bytes[..offset_of!(FileHeader, header_crc)]) != header_crc {
+            return Err(FormatError::HeaderChecksum);
+        }
+        let header_size = read_u32(bytes, offset_of!(FileHeader, header_size));
+        if header_size as usize != H {
+            return Err(FormatError::BadHeaderSize { found: header_size });
+        }
+        let file_size = read_u64(bytes, offset_of!(FileHeader, file_size));
+        if file_size != bytes.len() as u64 {
+            return Err(FormatError::FileSizeMismatch {
+                header: file_size,
+                actual: bytes.len() as u64,
+            });
+        }
+        let section_count = read_u32(bytes, offset_of!(FileHeader, section_count));
+        if section_count > MAX_SECTIONS {
+            return Err(FormatError::TooManySections {
+                count: section_count,
+                max: MAX_SECTIONS,
+            });
+        }
+        const E: usize = core::mem::size_of::<SectionEntry>();
+        let table_end = H + section_count as usize * E;
+        if table_end > bytes.len() {
+            return Err(FormatError::TooShort {
+                len: bytes.len(),
+                need: table_end,
+            });
+        }
+        let table = &bytes[H..table_end];
+        let table_crc = read_u32(bytes, offset_of!(FileHeader, section_table_crc));
+        if opts.verify_crc && crc32(table) != table_crc {
+            return Err(FormatError::SectionTableChecksum);
+        }
+
+        let mut found: [Option<Span>; 8] = [None; 8];
+        for i in 0..section_count as usize {
+            let e = &table[i * E..(i + 1) * E];
+            let kind = read_u32(e, offset_of!(SectionEntry, kind));
+            let offset = read_u64(e, offset_of!(SectionEntry, offset));
+            let size = read_u64(e, offset_of!(SectionEntry, size));
+            let crc = read_u32(e, offset_of!(SectionEntry, crc32));
+            let end = offset
+                .checked_add(size)
+                .ok_or(FormatError::SectionOutOfBounds { index: i, kind })?;
+            if offset < table_end as u64 || end > bytes.len() as u64 {
+                return Err(FormatError::SectionOutOfBounds { index: i, kind });
+            }
+            if offset % ALIGN as u64 != 0 {
+                return Err(FormatError::SectionMisaligned {
+                    index: i,
+                    kind,
+                    offset,
+                });
+            }
+            // Sections may not overlap: compare with every earlier one (count is capped).
+            for j in 0..i {
+                let o = &table[j * E..(j + 1) * E];
+                let o_off = read_u64(o, offset_of!(SectionEntry, offset));
+                let o_end = o_off + read_u64(o, offset_of!(SectionEntry, size));
+                if offset < o_end && o_off < end && size > 0 {
+                    return Err(FormatError::SectionsOverlap {
+                        first: j,
+                        second: i,
+                    });
+                }
+            }
+            let span = Span {
+                offset: offset as usize,
+                size: size as usize,
+            };
+            if opts.verify_crc && crc32(&bytes[span.offset..span.offset + span.size]) != crc {
+                return Err(FormatError::SectionChecksum { index: i, kind });
+            }
+            if (1..=7).contains(&kind) {
+                if found[kind as usize].is_some() {
+                    return Err(FormatError::DuplicateSection { kind });
+                }
+                found[kind as usize] = Some(span);
+            }
+            // Unknown kinds belong to a newer minor version: skipped.
+        }
+        let get = |kind: u32| found[kind as usize].ok_or(FormatError::MissingSection { kind });
+        let slice = |s: Span| &bytes[s.offset..s.offset + s.size];
+
+        let meta_span = get(section::META)?;
+        if meta_span.size != core::mem::size_of::<ModelMeta>() {
+            return Err(FormatError::SectionSize {
+                kind: section::META,
+                size: meta_span.size as u64,
+            });
+        }
+        let m = slice(meta_span);
+        let meta = ModelMeta {
+            arena_size: read_u64(m, offset_of!(ModelMeta, arena_size)),
+            tensor_count: read_u32(m, offset_of!(ModelMeta, tensor_count)),
+            op_count: read_u32(m, offset_of!(ModelMeta, op_count)),
+            input_count: read_u32(m, offset_of!(ModelMeta, input_count)),
+            output_count: read_u32(m, offset_of!(ModelMeta, output_count)),
+            name_off: read_u32(m, offset_of!(ModelMeta, name_off)),
+            name_len: read_u32(m, offset_of!(ModelMeta, name_len)),
+            reserved: [0; 32],
+        };
+        if meta.arena_size > usize::MAX as u64 / 2 {
+            return Err(FormatError::ArenaTooLarge {
+                size: meta.arena_size,
+            });
+        }
+        let strings = slice(get(section::STRINGS)?);
+        let tensors = slice(get(section::TENSORS)?);
+        let ops = slice(get(section::OPS)?);
+        let operands = slice(get(section::OPERANDS)?);
+        let graph_io = slice(get(section::GRAPH_IO)?);
+        let weights = get(section::WEIGHTS)?;
+        let expect = |kind: u32, got: usize, count: u32, each: usize| {
+            if (count as u64) * (each as u64) != got as u64 {
+                Err(FormatError::SectionSize {
+                    kind,
+                    size: got as u64,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        expect(section::TENSORS, tensors.len(), meta.tensor_count, 64)?;
+        expect(section::OPS, ops.len(), meta.op_count, 128)?;
+        let io_count =
+            meta.input_count
+                .checked_add(meta.output_count)
+                .ok_or(FormatError::SectionSize {
+                    kind: section::GRAPH_IO,
+                    size: graph_io.len() as u64,
+                })?;
+        expect(section::GRAPH_IO, graph_io.len(), io_count, 4)?;
+        if operands.len() % 4 != 0 {
+            return Err(FormatError::SectionSize {
+                kind: section::OPERANDS,
+                size: operands.len() as u64,
+            });
+        }
+        if meta.input_count == 0 || meta.output_count == 0 {
+            return Err(FormatError::NoInputsOrOutputs);
+        }
+        // Typed slices of constants are made in place: the weights must sit at an address that
+        // is a multiple of 4 (f32/i32). 64-byte aligned buffers (mmap, AlignedBytes) always are.
+        if (bytes.as_ptr() as usize + weights.offset) % 4 != 0 {
+            return Err(FormatError::MisalignedBuffer {
+                address: bytes.as_ptr() as usize,
+            });
+        }
+
+        let view = FileView {
+            bytes,
+            version_minor: minor,
+            section_count,
+            meta,
+            strings,
+            tensors,
+            ops,
+            operands,
+            graph_io,
+            weights,
+        };
+        view.string(meta.name_off, meta.name_len, "model name")?;
+        for i in 0..meta.tensor_count as usize {
+            view.check_tensor(i)?;
+        }
+        for i in 0..meta.op_count as usize {
+            view.check_op(i)?;
+        }
+        for i in 0..io_count as usize {
+            let t = read_u32(graph_io, 4 * i);
+            if t >= meta.tensor_count {
+                return Err(FormatError::BadGraphIo {
+                    position: i,
+                    tensor: t,
+                });
+            }
+            if view.tensor(t as usize).storage != Storage::Arena {
+                return Err(FormatError::BadGraphIo {
+                    position: i,
+                    tensor: t,
+                });
+            }
+        }
+        Ok(view)
+    }
+
+    fn string(&self, off: u32, len: u32, what: &'static str) -> Result<&'a str, FormatError> {
+        let end = (off as usize)
+            .checked_add(len as usize)
+            .ok_or(FormatError::BadString { what })?;
+        let b = self
+            .strings
+            .get(off as usize..end)
+            .ok_or(FormatError::BadString { what })?;
+        core::str::from_utf8(b).map_err(|_| FormatError::BadString { what })
+    }
+
+    fn check_tensor(&self, index: usize) -> Result<(), FormatError> {
+        let t = &self.tensors[index * 64..(index + 1) * 64];
+        let bad = |reason: &'static str| FormatError::BadTensor { index, reason };
+        self.string(
+            read_u32(t, offset_of!(TensorDesc, name_off)),
+            read_u32(t, offset_of!(TensorDesc, name_len)),
+            "tensor name",
+        )?;
+        let dtype = DType::from_u8(t[offset_of!(TensorDesc, dtype)]).ok_or(bad("unknown dtype"))?;
+        let rank = t[offset_of!(TensorDesc, rank)] as usize;
+        if rank > MAX_RANK {
+            return Err(bad("rank above 6"));
+        }
+        let layout =
+            Layout::from_u8(t[offset_of!(TensorDesc, layout)]).ok_or(bad("unknown layout"))?;
+        if layout == Layout::Nhwc && rank != 4 {
+            return Err(bad("NHWC layout on a tensor whose rank is not 4"));
+        }
+        let storage =
+            Storage::from_u8(t[offset_of!(TensorDesc, storage)]).ok_or(bad("unknown storage"))?;
+        let mut elements: u64 = 1;
+        for d in 0..MAX_RANK {
+            let v = read_u32(t, offset_of!(TensorDesc, dims) + 4 * d) as u64;
+            if d >= rank {
+                if v != 0 {
+                    return Err(bad("dimension set past the rank"));
+                }
+                continue;
+            }
+            elements = elements
+                .checked_mul(v)
+                .ok_or(bad("element count overflows"))?;
+        }
+        let size = read_u64(t, offset_of!(TensorDesc, data_size));
+        let offset = read_u64(t, offset_of!(TensorDesc, data_offset));
+        if elements.checked_mul(dtype.size() as u64) != Some(size) {
+            return Err(bad("data size does not match shape and dtype"));
+        }
+        let end = offset
+            .checked_add(size)
+            .ok_or(bad("data range overflows"))?;
+        match storage {
+            Storage::Constant => {
+                if offset % ALIGN as u64 != 0 {
+                    return Err(bad("constant data not 64-byte aligned"));
+                }
+                if end > self.weights.size as u64 {
+                    return Err(bad("constant data outside the weights section"));
+                }
+            }
+            Storage::Arena => {
+                if offset % dtype.size() as u64 != 0 {
+                    return Err(bad("arena offset not aligned to its element size"));
+                }
+                if end > self.meta.arena_size {
+                    return Err(bad("arena data outside the planned arena"));
+                }
+            }
+        }
+        let scale = f32::from_bits(read_u32(t, offset_of!(TensorDesc, scale)));
+        let zp = read_u32(t, offset_of!(TensorDesc, zero_point)) as i32;
+        // Constant int8 weights are quantized per channel (their scales are folded into the
+        // consuming op's multipliers) and may carry scale 0; activations need a real scale.
+        if dtype == DType::I8 && (storage == Storage::Arena || scale != 0.0) {
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(bad("int8 tensor scale is not a positive finite number"));
+            }
+            if !(-128..=127).contains(&zp) {
+                return Err(bad("int8 zero point outside [-128, 127]"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_op(&self, index: usize) -> Result<(), FormatError> {
+        let o = &self.ops[index * 128..(index + 1) * 128];
+        let bad = |reason: &'static str| FormatError::BadOp { index, reason };
+        self.string(
+            read_u32(o, offset_of!(OpDesc, name_off)),
+            read_u32(o, offset_of!(OpDesc, name_len)),
+            "op name",
+        )?;
+        let n_in = read_u16(o, offset_of!(OpDesc, input_count)) as usize;
+        let n_out = read_u16(o, offset_of!(OpDesc, output_count)) as usize;
+        let start = read_u32(o, offset_of!(OpDesc, operands_start)) as usize;
+        let end = start
+            .checked_add(n_in + n_out)
+            .and_then(|e| e.checked_mul(4))
+            .ok_or(bad("operand range overflows"))?;
+        let list = self
+            .operands
+            .get(start * 4..end)
+            .ok_or(bad("operand list outside the operands section"))?;
+        for k in 0..n_in + n_out {
+            if read_u32(list, 4 * k) >= self.meta.tensor_count {
+                return Err(bad("operand refers to a tensor that does not exist"));
+            }
+        }
+        if n_out == 0 {
+            return Err(bad("op has no output"));
+        }
+        Ok(())
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    pub fn model_name(&self) -> &'a str {
+        self.string(self.meta.name_off, self.meta.name_len, "")
+            .unwrap_or("")
+    }
+    pub fn tensor_count(&self) -> usize {
+        self.meta.tensor_count as usize
+    }
+    pub fn op_count(&self) -> usize {
+        self.meta.op_count as usize
+    }
+    pub fn arena_size(&self) -> usize {
+        self.meta.arena_size as usize
+    }
+    pub fn input(&self, i: usize) -> usize {
+        read_u32(self.graph_io, 4 * i) as usize
+    }
+    pub fn output(&self, i: usize) -> usize {
+        read_u32(self.graph_io, 4 * (self.meta.input_count as usize + i)) as usize
+    }
+    pub fn input_count(&self) -> usize {
+        self.meta.input_count as usize
+    }
+    pub fn output_count(&self) -> usize {
+        self.meta.output_count as usize
+    }
+    pub fn weights_span(&self) -> Span {
+        self.weights
+    }
+
+    /// Decoded descriptor of a tensor (index checked by the caller: `< tensor_count()`).
+    pub fn tensor(&self, index: usize) -> TensorInfo<'a> {
+        let t = &self.tensors[index * 64..(index + 1) * 64];
+        let rank = t[offset_of!(TensorDesc, rank)] as usize;
+        let mut dims = [0usize; MAX_RANK];
+        for (d, v) in dims.iter_mut().enumerate().take(rank) {
+            *v = read_u32(t, offset_of!(TensorDesc, dims) + 4 * d) as usize;
+        }
+        TensorInfo {
+            index,
+            name: self
+                .string(
+                    read_u32(t, offset_of!(TensorDesc, name_off)),
+                    read_u32(t, offset_of!(TensorDesc, name_len)),
+                    "",
+                )
+                .unwrap_or(""),
+            dtype: DType::from_u8(t[offset_of!(TensorDesc, dtype)]).unwrap_or(DType::I8),
+            rank,
+            dims,
+            layout: Layout::from_u8(t[offset_of!(TensorDesc, layout)]).unwrap_or(Layout::RowMajor),
+            storage: Storage::from_u8(t[offset_of!(TensorDesc, storage)]).unwrap_or(Storage::Arena),
+            data_offset: read_u64(t, offset_of!(TensorDesc, data_offset)) as usize,
+            data_size: read_u64(t, offset_of!(TensorDesc, data_size)) as usize,
+            scale: f32::from_bits(read_u32(t, offset_of!(TensorDesc, scale))),
+            zero_point: read_u32(t, offset_of!(TensorDesc, zero_point)) as i32,
+        }
+    }
+
+    /// Decoded descriptor of an op (index checked by the caller: `< op_count()`).
+    pub fn op(&self, index: usize) -> OpInfo<'a> {
+        let o = &self.ops[index * 128..(index + 1) * 128];
+        let n_in = read_u16(o, offset_of!(OpDesc, input_count)) as usize;
+        let n_out = read_u16(o, offset_of!(OpDesc, output_count)) as usize;
+        let start = read_u32(o, offset_of!(OpDesc, operands_start)) as usize;
+        let mut params = [0i32; OP_PARAMS];
+        for (k, p) in params.iter_mut().enumerate() {
+            *p = read_u32(o, offset_of!(OpDesc, params) + 4 * k) as i32;
+        }
+        OpInfo {
+            index,
+            kind: read_u16(o, offset_of!(OpDesc, kind)),
+            flags: read_u16(o, offset_of!(OpDesc, flags)),
+            name: self
+                .string(
+                    read_u32(o, offset_of!(OpDesc, name_off)),
+                    read_u32(o, offset_of!(OpDesc, name_len)),
+                    "",
+                )
+                .unwrap_or(""),
+            operands: &self.operands[start * 4..(start + n_in + n_out) * 4],
+            input_count: n_in,
+            output_count: n_out,
+            params,
+        }
+    }
+
+    /// The bytes of a constant tensor, in place in the file.
+    pub fn constant_bytes(&self, t: &TensorInfo<'_>) -> &'a [u8] {
+        let start = self.weights.offset + t.data_offset;
+        &self.bytes[start..start + t.data_size]
+    }
+}

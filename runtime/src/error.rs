@@ -1,0 +1,101 @@
+use core::fmt;
+use sparq_format::FormatError;
+
+/// Errors of loading a model or creating a session. `run()` has none: everything that can be
+/// wrong is found before it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RuntimeError {
+    /// The file's structure is invalid.
+    Format(FormatError),
+    /// An op's operands or parameters are inconsistent (checked at load, before any run).
+    InvalidOp {
+        index: usize,
+        kind: &'static str,
+        reason: &'static str,
+    },
+    /// An op kind this runtime does not implement.
+    UnknownOp {
+        index: usize,
+        kind: u16,
+    },
+    ArenaTooSmall {
+        needed: usize,
+        given: usize,
+    },
+    ArenaMisaligned {
+        address: usize,
+    },
+    NoSuchInput {
+        index: usize,
+        count: usize,
+    },
+    NoSuchOutput {
+        index: usize,
+        count: usize,
+    },
+    InputLength {
+        index: usize,
+        expected: usize,
+        given: usize,
+    },
+    InputDType {
+        index: usize,
+    },
+    #[cfg(feature = "std")]
+    Io(std::io::ErrorKind),
+}
+
+impl From<FormatError> for RuntimeError {
+    fn from(e: FormatError) -> Self {
+        RuntimeError::Format(e)
+    }
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RuntimeError::*;
+        match *self {
+            Format(e) => write!(f, "invalid .sparq file: {e}"),
+            InvalidOp {
+                index,
+                kind,
+                reason,
+            } => write!(f, "invalid .sparq file: op {index} ({kind}): {reason}"),
+            UnknownOp { index, kind } => write!(
+                f,
+                "op {index} has kind {kind}, which this runtime does not implement"
+            ),
+            ArenaTooSmall { needed, given } => {
+                write!(
+                    f,
+                    "arena too small: the model needs {needed} bytes, {given} given"
+                )
+            }
+            ArenaMisaligned { address } => {
+                write!(f, "arena at {address:#x} is not 64-byte aligned")
+            }
+            NoSuchInput { index, count } => {
+                write!(f, "input {index} does not exist (the model has {count})")
+            }
+            NoSuchOutput { index, count } => {
+                write!(f, "output {index} does not exist (the model has {count})")
+            }
+            InputLength {
+                index,
+                expected,
+                given,
+            } => {
+                write!(
+                    f,
+                    "input {index} expects {expected} values, {given} given (wrong input shape)"
+                )
+            }
+            InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
+            #[cfg(feature = "std")]
+            Io(kind) => write!(f, "cannot read the model file: {kind}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for RuntimeError {}

@@ -1,0 +1,3 @@
+//! Depthwise convolution family (NHWC activations, weights `[kernel_h][kernel_w][channels]`).
+
+pub mod scalar;

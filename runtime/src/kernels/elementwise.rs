@@ -1,0 +1,114 @@
+//! Elementwise kernels over strided (layout-agnostic) operands, with numpy broadcasting.
+
+use super::strided::{walk, R};
+use crate::quant::{dequantize_i8, quantize_f32, requantize, requantize_to_i8};
+
+/// Int8 add: `out = zp_out + round(M_a (a - zp_a) + M_b (b - zp_b))` with `M_a ~= mult_a 2^-shift`,
+/// `M_b ~= mult_b 2^-shift`: both terms are summed exactly in 64 bits and rounded once
+/// (half toward +infinity), then clamped to `[act_min, act_max]`.
+#[derive(Clone, Copy, Debug)]
+pub struct AddParams {
+    pub zp_a: i32,
+    pub zp_b: i32,
+    pub zp_out: i32,
+    pub mult_a: i32,
+    pub mult_b: i32,
+    pub shift: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+#[inline(always)]
+pub fn add_i8_one(p: &AddParams, a: i8, b: i8) -> i8 {
+    let sum =
+        (a as i32 - p.zp_a) as i64 * p.mult_a as i64 + (b as i32 - p.zp_b) as i64 * p.mult_b as i64;
+    let v = ((sum + (1i64 << (p.shift - 1))) >> p.shift).clamp(-1 << 16, 1 << 16) as i32 + p.zp_out;
+    v.clamp(p.act_min, p.act_max) as i8
+}
+
+pub fn qs8_add_scalar(
+    dims: &[usize; R],
+    st: &[[usize; R]; 3],
+    a: &[i8],
+    b: &[i8],
+    y: &mut [i8],
+    p: &AddParams,
+) {
+    walk(dims, st, |o| y[o[2]] = add_i8_one(p, a[o[0]], b[o[1]]));
+}
+
+/// Int8 multiply: `out = zp_out + requantize((a - zp_a)(b - zp_b), mult, shift)`, clamped.
+#[derive(Clone, Copy, Debug)]
+pub struct MulParams {
+    pub zp_a: i32,
+    pub zp_b: i32,
+    pub zp_out: i32,
+    pub mult: i32,
+    pub shift: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+pub fn qs8_mul_scalar(
+    dims: &[usize; R],
+    st: &[[usize; R]; 3],
+    a: &[i8],
+    b: &[i8],
+    y: &mut [i8],
+    p: &MulParams,
+) {
+    walk(dims, st, |o| {
+        let prod = (a[o[0]] as i32 - p.zp_a) * (b[o[1]] as i32 - p.zp_b);
+        y[o[2]] = requantize_to_i8(prod, p.mult, p.shift, p.zp_out, p.act_min, p.act_max);
+    });
+}
+
+pub fn f32_add_scalar(
+    dims: &[usize; R],
+    st: &[[usize; R]; 3],
+    a: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    lo: f32,
+    hi: f32,
+) {
+    walk(dims, st, |o| y[o[2]] = (a[o[0]] + b[o[1]]).clamp(lo, hi));
+}
+
+pub fn f32_mul_scalar(
+    dims: &[usize; R],
+    st: &[[usize; R]; 3],
+    a: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    lo: f32,
+    hi: f32,
+) {
+    walk(dims, st, |o| y[o[2]] = (a[o[0]] * b[o[1]]).clamp(lo, hi));
+}
+
+/// Strided copy with a per-element map (reshape, layout change, concat piece, clamp, quantize...).
+#[inline]
+pub fn map_strided<A: Copy, B>(
+    dims: &[usize; R],
+    st: &[[usize; R]; 2],
+    x: &[A],
+    y: &mut [B],
+    f: impl Fn(A) -> B,
+) {
+    walk(dims, st, |o| y[o[1]] = f(x[o[0]]));
+}
+
+pub fn quantize(x: f32, scale: f32, zp: i32) -> i8 {
+    quantize_f32(x, scale, zp)
+}
+
+pub fn dequantize(q: i8, scale: f32, zp: i32) -> f32 {
+    dequantize_i8(q, scale, zp)
+}
+
+/// Int8 to int8 at another scale: `zp_out + requantize(q - zp_in, mult, shift)`.
+#[inline(always)]
+pub fn requantize_i8(q: i8, zp_in: i32, zp_out: i32, mult: i32, shift: i32) -> i8 {
+    (requantize(q as i32 - zp_in, mult, shift) + zp_out).clamp(-128, 127) as i8
+}

@@ -1,0 +1,3 @@
+//! Fully-connected family: `y[m][n] = x[m][:] . w[n][:] + bias[n]`, weights `[n][k]`.
+
+pub mod scalar;

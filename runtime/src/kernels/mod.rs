@@ -1,0 +1,9 @@
+//! Compute kernels, one module per family. `scalar` kernels are the specification.
+
+pub mod conv;
+pub mod depthwise;
+pub mod elementwise;
+pub mod fc;
+pub mod pool;
+pub mod softmax;
+pub mod strided;

@@ -1,0 +1,112 @@
+//! `sparq bench`: latency percentiles of a .sparq model, measured with the runtime in this process.
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+use sparq_runtime::{AlignedBytes, Model, Session};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    pub model: PathBuf,
+    /// Timed runs
+    #[arg(long, default_value_t = 100)]
+    pub iters: usize,
+    /// Untimed runs first (caches, page faults of the mapped weights)
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Latency statistics in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub iters: usize,
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Latency {
+    pub fn from_samples(mut ms: Vec<f64>) -> Latency {
+        ms.sort_by(|a, b| a.total_cmp(b));
+        Latency {
+            min: ms[0],
+            mean: ms.iter().sum::<f64>() / ms.len() as f64,
+            p50: percentile(&ms, 50.0),
+            p90: percentile(&ms, 90.0),
+            p99: percentile(&ms, 99.0),
+            max: ms[ms.len() - 1],
+            iters: ms.len(),
+        }
+    }
+}
+
+/// Time `iters` runs of a model (input: a fixed deterministic pattern).
+pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Latency> {
+    if iters == 0 {
+        return Err(anyhow!("--iters must be at least 1"));
+    }
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut session = Session::new(model, arena.as_mut_slice())?;
+    for i in 0..model.input_count() {
+        let x = session.input_mut(i)?;
+        for (k, v) in x.iter_mut().enumerate() {
+            *v = ((k * 7919) % 255) as f32 / 255.0 - 0.5;
+        }
+    }
+    for _ in 0..warmup {
+        session.run();
+    }
+    let mut ms = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        session.run();
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Latency::from_samples(ms))
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let mapped = crate::open_model(&a.model)?;
+    let model = Model::from_bytes(mapped.bytes())?;
+    let l = time_model(&model, a.warmup, a.iters)?;
+    let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
+    if a.json {
+        let j = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "min_ms": l.min, "mean_ms": l.mean, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99, "max_ms": l.max,
+            "iters": l.iters, "warmup": a.warmup, "threads": 1, "kernels": "scalar",
+            "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
+        });
+        println!("{j}");
+    } else {
+        println!(
+            "{}: {} runs after {} warm-up, 1 thread, scalar kernels",
+            a.model.display(),
+            l.iters,
+            a.warmup
+        );
+        println!(
+            "  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            l.min, l.mean, l.p50, l.p90, l.p99, l.max
+        );
+        println!(
+            "  {:.1} M MACs, {:.2} GMAC/s at p50",
+            macs as f64 / 1e6,
+            macs as f64 / (l.p50 * 1e6)
+        );
+    }
+    Ok(())
+}

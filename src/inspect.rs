@@ -1,0 +1,127 @@
+//! `sparq inspect`: everything the file says, after full validation.
+
+use anyhow::{anyhow, Result};
+use sparq_format::crc32::crc32;
+use sparq_format::error::section_name;
+use sparq_format::layout::op;
+use sparq_format::{DType, Storage};
+use sparq_runtime::Model;
+use std::path::Path;
+
+fn shape(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+pub fn inspect(path: &Path) -> Result<()> {
+    let mapped = crate::open_model(path)?;
+    let bytes = mapped.bytes();
+    let model = Model::from_bytes(bytes)?;
+    let v = model.view();
+    println!(
+        "{}: .sparq format {}.{}, {} bytes, model '{}'",
+        path.display(),
+        sparq_format::layout::VERSION_MAJOR,
+        v.version_minor,
+        bytes.len(),
+        model.name()
+    );
+    println!("sections:");
+    for i in 0..v.section_count as usize {
+        let e = &bytes[64 + 32 * i..64 + 32 * (i + 1)];
+        let kind = u32::from_le_bytes(e[0..4].try_into().unwrap());
+        let off = u64::from_le_bytes(e[8..16].try_into().unwrap()) as usize;
+        let size = u64::from_le_bytes(e[16..24].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(e[24..28].try_into().unwrap());
+        let ok = crc32(&bytes[off..off + size]) == crc;
+        println!(
+            "  {:<9} offset {:>9}  size {:>9}  crc32 {:08x} {}",
+            section_name(kind),
+            off,
+            size,
+            crc,
+            if ok { "ok" } else { "MISMATCH" }
+        );
+    }
+    let describe = |t: &sparq_format::TensorInfo<'_>| {
+        let q = if t.dtype == DType::I8 {
+            format!(" scale {:.6} zero_point {}", t.scale, t.zero_point)
+        } else {
+            String::new()
+        };
+        format!(
+            "'{}' {} {} {:?}{q}",
+            t.name,
+            t.dtype.name(),
+            shape(t.shape()),
+            t.layout
+        )
+    };
+    for i in 0..model.input_count() {
+        println!(
+            "input {i}:  {}",
+            describe(&model.input(i).ok_or_else(|| anyhow!("missing input"))?)
+        );
+    }
+    for i in 0..model.output_count() {
+        println!(
+            "output {i}: {}",
+            describe(&model.output(i).ok_or_else(|| anyhow!("missing output"))?)
+        );
+    }
+    let mut weight_bytes = 0;
+    let mut by_dtype = [0usize; 4];
+    for i in 0..v.tensor_count() {
+        let t = v.tensor(i);
+        if t.storage == Storage::Constant {
+            weight_bytes += t.data_size;
+            by_dtype[t.dtype as usize] += t.data_size;
+        }
+    }
+    println!(
+        "tensors: {} ({} constant bytes: i8 {}, i32 {}, f32 {})",
+        v.tensor_count(),
+        weight_bytes,
+        by_dtype[DType::I8 as usize],
+        by_dtype[DType::I32 as usize],
+        by_dtype[DType::F32 as usize]
+    );
+    println!("arena: {} bytes", model.arena_size());
+    let total_macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
+    println!(
+        "ops: {} ({:.1} M MACs)",
+        model.op_count(),
+        total_macs as f64 / 1e6
+    );
+    println!(
+        "  {:>4}  {:<18} {:<5} {:<22} {:>10}  name",
+        "#", "op", "dtype", "output shape", "MACs"
+    );
+    for i in 0..model.op_count() {
+        let o = model.op(i);
+        let y = model.tensor(o.output(0));
+        let x = model.tensor(o.input(0));
+        println!(
+            "  {:>4}  {:<18} {:<5} {:<22} {:>10}  {}",
+            i,
+            op::name(o.kind),
+            format!(
+                "{}",
+                if x.dtype == y.dtype {
+                    y.dtype.name().to_string()
+                } else {
+                    format!("{}>{}", x.dtype.name(), y.dtype.name())
+                }
+            ),
+            shape(y.shape()),
+            model.op_macs(i),
+            o.name
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! `sparq`: compile ONNX models to int8 `.sparq` files, run, evaluate, inspect and benchmark them.
+
+mod bench;
+mod demo;
+mod inspect;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sparq_compiler::data::{self, DataLayout, Preprocess};
+use sparq_compiler::{CalibMethod, CompileOptions, Precision};
+use sparq_runtime::{AlignedBytes, MappedModel, Model, Session};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "sparq",
+    version,
+    about = "Make neural networks small and fast on edge CPUs: ONNX -> int8 .sparq -> run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile an ONNX model to a .sparq file (int8 by default, calibrated on --calib data).
+    Compile(CompileArgs),
+    /// Run a .sparq model on inputs from a .npy file; write the outputs to a .npy file.
+    Run(RunArgs),
+    /// Measure a .sparq model: accuracy against labels, agreement and SQNR against the float ONNX.
+    Eval(EvalArgs),
+    /// Print a .sparq file's header, sections, inputs/outputs, ops and memory plan.
+    Inspect { model: PathBuf },
+    /// Time a .sparq model: latency percentiles over many runs.
+    Bench(bench::BenchArgs),
+    /// Compile, evaluate and benchmark the embedded default model (a CNN on real handwritten digits).
+    Demo,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QuantArg {
+    Int8,
+    F32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    Nchw,
+    Nhwc,
+}
+
+#[derive(Args, Clone)]
+struct PreprocessArgs {
+    /// Per-channel mean subtracted from the data (after uint8 data is scaled to [0, 1]), e.g. 0.485,0.456,0.406
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f32>>,
+    /// Per-channel standard deviation the data is divided by, e.g. 0.229,0.224,0.225
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// Layout of the data array (default: nhwc for uint8 data and images, nchw for float data)
+    #[arg(long, value_enum)]
+    layout: Option<LayoutArg>,
+}
+
+impl PreprocessArgs {
+    fn to_preprocess(&self) -> Preprocess {
+        Preprocess {
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            layout: self.layout.map(|l| match l {
+                LayoutArg::Nchw => DataLayout::Nchw,
+                LayoutArg::Nhwc => DataLayout::Nhwc,
+            }),
+        }
+    }
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    /// The ONNX model
+    model: PathBuf,
+    /// Output .sparq file (written atomically)
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Calibration data: a .npy array of N samples, or a directory of PNG/JPEG images
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Use at most this many calibration samples (the first ones)
+    #[arg(long)]
+    calib_limit: Option<usize>,
+    /// How activation ranges are taken: minmax, or a percentile such as 99.99
+    #[arg(long, default_value = "minmax")]
+    calib_method: String,
+    #[command(flatten)]
+    pre: PreprocessArgs,
+    /// Fix an input's shape, e.g. input=1,3,224,224 (repeatable)
+    #[arg(long)]
+    input_shape: Vec<String>,
+    /// Precision of the compiled model
+    #[arg(long, value_enum, default_value = "int8")]
+    quant: QuantArg,
+    /// Keep this node in f32 inside an int8 model (repeatable)
+    #[arg(long)]
+    keep_float: Vec<String>,
+    /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
+    /// calibration data reaches this fraction (e.g. 0.97)
+    #[arg(long)]
+    min_agreement: Option<f64>,
+    /// Print the model's node names (for --keep-float) and exit
+    #[arg(long)]
+    list_nodes: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    model: PathBuf,
+    /// Input .npy: the model's input shape, or N samples of it
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .npy (first output), written atomically
+    #[arg(long)]
+    output: PathBuf,
+    #[command(flatten)]
+    pre: PreprocessArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    model: PathBuf,
+    /// Evaluation inputs: a .npy array of N samples, or a directory of images
+    #[arg(long)]
+    data: PathBuf,
+    /// Integer class labels (.npy, N values)
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// The original float ONNX model, run by tract as the reference
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    #[command(flatten)]
+    pre: PreprocessArgs,
+}
+
+fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
+    let mut m = HashMap::new();
+    for s in specs {
+        let (name, dims) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--input-shape {s}: expected NAME=D1,D2,..."))?;
+        let dims = dims
+            .split(',')
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| anyhow!("--input-shape {s}: dimensions must be positive integers"))?;
+        m.insert(name.to_string(), dims);
+    }
+    Ok(m)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Map a .sparq file and validate it.
+pub(crate) fn open_model(path: &Path) -> Result<MappedModel> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.len() == 0 {
+        bail!("{}: invalid .sparq file: the file is empty", path.display());
+    }
+    let mapped = MappedModel::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Model::from_bytes(mapped.bytes()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(mapped)
+}
+
+fn compile(a: CompileArgs) -> Result<()> {
+    let onnx = read_file(&a.model)?;
+    let what = a.model.display().to_string();
+    let shapes = parse_shapes(&a.input_shape)?;
+    if a.list_nodes {
+        let g = sparq_compiler::load_graph(&onnx, &what, &shapes)?;
+        for n in &g.nodes {
+            println!("{}\t{}", n.name, n.onnx_op);
+        }
+        return Ok(());
+    }
+    let calib_method = match a.calib_method.as_str() {
+        "minmax" => CalibMethod::MinMax,
+        p => match p.parse::<f32>() {
+            Ok(v) if v > 50.0 && v <= 100.0 => CalibMethod::Percentile(v),
+            _ => bail!("--calib-method {p}: expected minmax or a percentile in (50, 100]"),
+        },
+    };
+    if let Some(m) = a.min_agreement {
+        if !(0.0..=1.0).contains(&m) {
+            bail!("--min-agreement {m}: expected a fraction between 0 and 1");
+        }
+    }
+    let precision = match a.quant {
+        QuantArg::Int8 => Precision::Int8,
+        QuantArg::F32 => Precision::F32,
+    };
+    let g = sparq_compiler::load_graph(&onnx, &what, &shapes)?;
+    let input_shape = g.tensors[g.inputs[0]].shape.clone();
+    let mut samples = match &a.calib {
+        Some(p) => data::load_samples(p, &input_shape, &a.pre.to_preprocess())?,
+        None => Vec::new(),
+    };
+    if let Some(n) = a.calib_limit {
+        samples.truncate(n);
+    }
+    let opts = CompileOptions {
+        precision,
+        input_shapes: shapes,
+        keep_float: a.keep_float.clone(),
+        calib_method,
+        min_agreement: a.min_agreement,
+        progress: true,
+    };
+    let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;
+    sparq_format::writer::write_atomic(&a.output, &compiled.bytes)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    print!("{}", compiled.report);
+    println!(
+        "wrote {} ({} bytes)",
+        a.output.display(),
+        compiled.bytes.len()
+    );
+    Ok(())
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let mapped = open_model(&a.model)?;
+    let model = Model::from_bytes(mapped.bytes())?;
+    let input = model
+        .input(0)
+        .ok_or_else(|| anyhow!("model has no input"))?;
+    let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut session = Session::new(&model, arena.as_mut_slice())?;
+    let out_t = model
+        .output(0)
+        .ok_or_else(|| anyhow!("model has no output"))?;
+    let mut all = Vec::new();
+    for s in &samples {
+        session.set_input(0, s)?;
+        session.run();
+        all.extend_from_slice(session.output(0)?);
+    }
+    let mut shape = out_t.shape().to_vec();
+    if samples.len() > 1 {
+        if shape.first() == Some(&1) {
+            shape[0] = samples.len();
+        } else {
+            shape.insert(0, samples.len());
+        }
+    }
+    data::write_npy(&a.output, &shape, &all)?;
+    println!(
+        "ran {} sample(s); wrote {} with shape {:?}",
+        samples.len(),
+        a.output.display(),
+        shape
+    );
+    Ok(())
+}
+
+fn read_labels(path: &Path) -> Result<Vec<i64>> {
+    let a = data::read_npy(path)?;
+    Ok(a.data.iter().map(|&v| v as i64).collect())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let mapped = open_model(&a.model)?;
+    let model = Model::from_bytes(mapped.bytes())?;
+    let input = model
+        .input(0)
+        .ok_or_else(|| anyhow!("model has no input"))?;
+    let samples = data::load_samples(&a.data, input.shape(), &a.pre.to_preprocess())?;
+    let labels = a.labels.as_deref().map(read_labels).transpose()?;
+    if let Some(l) = &labels {
+        if l.len() != samples.len() {
+            bail!("{} labels for {} samples", l.len(), samples.len());
+        }
+    }
+    let outs = sparq_compiler::eval::run_sparq(mapped.bytes(), &samples, None)?;
+    println!("{} samples", samples.len());
+    match &a.reference {
+        Some(r) => {
+            let onnx = read_file(r)?;
+            let mut shapes = HashMap::new();
+            let g0 = sparq_compiler::import::import(
+                &sparq_compiler::import::decode(&onnx, &r.display().to_string())?,
+                &shapes,
+                &r.display().to_string(),
+            );
+            if g0.is_err() {
+                // Dynamic dims: take the shape from the compiled model.
+                let m = sparq_compiler::import::decode(&onnx, "")?;
+                if let Some(i) = m.graph.as_ref().and_then(|g| g.input.first()) {
+                    shapes.insert(i.name.clone(), input.shape().to_vec());
+                }
+            }
+            let g = sparq_compiler::load_graph(&onnx, &r.display().to_string(), &shapes)?;
+            let names: Vec<String> = g
+                .outputs
+                .iter()
+                .map(|&o| g.tensors[o].name.clone())
+                .collect();
+            let reference = sparq_compiler::reference::Reference::new(&onnx, &g, names)?;
+            let refs = samples
+                .iter()
+                .map(|s| reference.run(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let agr = sparq_compiler::eval::compare(&outs, &refs, labels.as_deref());
+            if let (Some(acc), Some(ref_acc)) = (agr.accuracy, agr.reference_accuracy) {
+                println!(
+                    "accuracy     float (tract) {:.2}%   sparq {:.2}%   ({:+.2} points)",
+                    ref_acc * 100.0,
+                    acc * 100.0,
+                    (acc - ref_acc) * 100.0
+                );
+            }
+            println!(
+                "agreement    top-1 {:.2}% with the float model",
+                agr.top1_agreement * 100.0
+            );
+            println!("output SQNR  {:.1} dB", agr.sqnr_db);
+        }
+        None => {
+            let l = labels.ok_or_else(|| anyhow!("give --labels, --reference, or both"))?;
+            let correct = outs
+                .iter()
+                .zip(&l)
+                .filter(|(o, &y)| sparq_compiler::eval::argmax(&o[0]) as i64 == y)
+                .count();
+            println!(
+                "accuracy     sparq {:.2}%",
+                correct as f64 * 100.0 / l.len().max(1) as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile(a) => compile(a),
+        Command::Run(a) => run(a),
+        Command::Eval(a) => eval(a),
+        Command::Inspect { model } => inspect::inspect(&model),
+        Command::Bench(a) => bench::bench(a),
+        Command::Demo => demo::demo(),
+    };
+    if let Err(e) = result {
+        // One line: the error and its causes.
+        let mut msg = String::new();
+        for cause in e.chain() {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&c);
+            }
+        }
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}
