@@ -135,6 +135,8 @@ struct Lowerer<'g> {
     variants: HashMap<(usize, u8, u8), u32>,
     qparams: HashMap<usize, QParams>,
     layers: Vec<LayerInfo>,
+    /// Precision chosen for each IR node.
+    float_node: Vec<bool>,
 }
 
 fn bits(x: f32) -> i32 {
@@ -498,6 +500,27 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(rop::DEPTHWISE_CONV2D, &n.name, inputs.0, y, p);
             }
+            Op::Dense { act } if !float && !self.has_int8_consumer(out) => {
+                // The output leaves the int8 domain (e.g. logits): emit f32 from the int32
+                // accumulator instead of rounding it to 256 levels first.
+                let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+                let ws = g.tensors[w].shape.clone();
+                let xi = self.get(x, DType::I8, Some(Layout::RowMajor))?;
+                let qx = self.tensor_q(xi);
+                let (q, scales) = quantize_per_channel(g.value(w), ws[0]);
+                let bias = g.value(b);
+                let acc_scale: Vec<f32> = scales.iter().map(|&sw| qx.scale * sw).collect();
+                let b32: Vec<i32> = (0..ws[0])
+                    .map(|c| (bias[c] as f64 / acc_scale[c] as f64).round().clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64) as i32)
+                    .collect();
+                let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
+                let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
+                let sid = self.constant(&format!("{}:output_scale", n.name), DType::F32, &[ws[0]], bytes_f32(&acc_scale), None);
+                weight_bytes = q.len() + ws[0] * 8;
+                self.clamp_params(&mut p, *act, None);
+                let y = self.output(out, DType::F32, Layout::RowMajor, None);
+                self.op(rop::FULLY_CONNECTED, &n.name, vec![xi, wid, bid, sid], y, p);
+            }
             Op::Dense { act } => {
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
                 let ws = g.tensors[w].shape.clone();
@@ -694,6 +717,11 @@ impl<'g> Lowerer<'g> {
         Ok(())
     }
 
+    /// Whether an int8 node reads IR tensor `t`.
+    fn has_int8_consumer(&self, t: usize) -> bool {
+        self.g.nodes.iter().enumerate().any(|(i, n)| n.inputs.contains(&t) && !self.float_node[i])
+    }
+
     fn tensor_q(&self, id: u32) -> QParams {
         let t = &self.spec.tensors[id as usize];
         QParams {
@@ -843,6 +871,7 @@ pub fn lower(g: &Graph, ranges: &HashMap<String, Range>, opts: &LowerOptions) ->
         variants: HashMap::new(),
         qparams: HashMap::new(),
         layers: Vec::new(),
+        float_node: g.nodes.iter().map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name)).collect(),
     };
     for &i in &g.inputs {
         let t = &g.tensors[i];
@@ -857,8 +886,8 @@ pub fn lower(g: &Graph, ranges: &HashMap<String, Range>, opts: &LowerOptions) ->
             .insert((i, DType::F32 as u8, Layout::RowMajor as u8), id);
         lw.spec.inputs.push(id);
     }
-    for n in &g.nodes {
-        let float = opts.precision == Precision::F32 || opts.keep_float.contains(&n.name);
+    for (i, n) in g.nodes.iter().enumerate() {
+        let float = lw.float_node[i];
         lw.node(n, float)?;
     }
     for &o in &g.outputs {

@@ -293,14 +293,12 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             {
                 return Err(bad("input and output must be row-major arena tensors"));
             }
-            if w.rank != 2
-                || w.storage != Storage::Constant
-                || w.dtype != x.dtype
-                || x.dtype != y.dtype
-            {
-                return Err(bad(
-                    "weights must be a [N, K] constant of the input's dtype",
-                ));
+            if w.rank != 2 || w.storage != Storage::Constant || w.dtype != x.dtype {
+                return Err(bad("weights must be a [N, K] constant of the input's dtype"));
+            }
+            let f32_out = x.dtype == DType::I8 && y.dtype == DType::F32;
+            if x.dtype != y.dtype && !f32_out {
+                return Err(bad("input and output dtypes must match (or be i8 -> f32)"));
             }
             let (n, k) = (w.dims[0], w.dims[1]);
             if k > MAX_REDUCTION {
@@ -315,7 +313,18 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             {
                 return Err(bad("input, weight and output shapes disagree"));
             }
-            check_bias_requant(
+            if f32_out {
+                if o.input_count != 4 {
+                    return Err(bad("int8 -> f32 layers take input, weights, bias and output scales"));
+                }
+                constant(&input(2), DType::I32, n, "bias must be an i32 constant with one value per output")?;
+                constant(&input(3), DType::F32, n, "output scales must be an f32 constant with one value per output")?;
+                if crate::session::constant_slice::<f32>(view, &input(3)).iter().any(|s| !s.is_finite()) {
+                    return Err(bad("output scales must be finite"));
+                }
+                f32_clamp()?;
+            } else {
+                check_bias_requant(
                 o,
                 view,
                 x.dtype,
@@ -325,6 +334,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 &f32_clamp,
                 &mult_shift,
             )?;
+            }
         }
         op::ADD | op::MUL => {
             expect_inputs(2)?;

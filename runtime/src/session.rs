@@ -276,7 +276,22 @@ impl<'a> Ctx<'a> {
                 let (x, w) = (t(0), t(1));
                 let (n, k) = (w.dims[0], w.dims[1]);
                 let m = x.elements() / k.max(1);
-                if x.dtype == DType::I8 {
+                if x.dtype == DType::I8 && y.dtype == DType::F32 {
+                    let (b, sc) = (t(2), t(3));
+                    fc::scalar::qs8_fc_f32out_scalar(
+                        m,
+                        k,
+                        n,
+                        self.data(&x),
+                        self.data(&w),
+                        self.data(&b),
+                        self.data(&sc),
+                        x.zero_point,
+                        lo,
+                        hi,
+                        self.out(&y),
+                    );
+                } else if x.dtype == DType::I8 {
                     fc::scalar::qs8_fc_scalar(
                         m,
                         k,

@@ -40,3 +40,29 @@ pub fn f32_fc_scalar(
         }
     }
 }
+
+/// Int8 inputs and weights, f32 output straight from the int32 accumulator:
+/// `y = (bias[n] + sum (x - zp) w) * scale[n]`, with `scale[n] = s_x * s_w[n]`. Used where the
+/// output leaves the int8 domain (logits), so it is never rounded to 256 levels.
+#[allow(clippy::too_many_arguments)]
+pub fn qs8_fc_f32out_scalar(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    scale: &[f32],
+    input_zero_point: i32,
+    act_min: f32,
+    act_max: f32,
+    y: &mut [f32],
+) {
+    for row in 0..m {
+        let xs = &x[row * k..][..k];
+        for col in 0..n {
+            let acc = bias[col].wrapping_add(dot_i8(xs, &w[col * k..][..k], input_zero_point));
+            y[row * n + col] = (acc as f32 * scale[col]).clamp(act_min, act_max);
+        }
+    }
+}
