@@ -92,21 +92,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         });
         println!("{j}");
     } else {
-        println!(
-            "{}: {} runs after {} warm-up, 1 thread, scalar kernels",
-            a.model.display(),
-            l.iters,
-            a.warmup
-        );
+        println!("{}: {} runs after {} warm-up, 1 thread, scalar kernels", a.model.display(), l.iters, a.warmup);
         println!(
             "  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
             l.min, l.mean, l.p50, l.p90, l.p99, l.max
         );
-        println!(
-            "  {:.1} M MACs, {:.2} GMAC/s at p50",
-            macs as f64 / 1e6,
-            macs as f64 / (l.p50 * 1e6)
-        );
+        println!("  {:.1} M MACs, {:.2} GMAC/s at p50", macs as f64 / 1e6, macs as f64 / (l.p50 * 1e6));
     }
     Ok(())
 }

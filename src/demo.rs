@@ -31,19 +31,14 @@ fn samples(a: &Array) -> Vec<Vec<f32>> {
 }
 
 pub fn demo() -> Result<()> {
-    println!("sparq demo: a CNN trained on real handwritten digits (scikit-learn digits, 8x8), embedded in this binary\n");
+    println!(
+        "sparq demo: a CNN trained on real handwritten digits (scikit-learn digits, 8x8), embedded in this binary\n"
+    );
     let calib = samples(&npy(CALIB, "calib.npy")?);
     let test = samples(&npy(TEST_X, "test_x.npy")?);
-    let labels: Vec<i64> = npy(TEST_Y, "test_y.npy")?
-        .data
-        .iter()
-        .map(|&v| v as i64)
-        .collect();
+    let labels: Vec<i64> = npy(TEST_Y, "test_y.npy")?.data.iter().map(|&v| v as i64).collect();
 
-    let opts = CompileOptions {
-        progress: true,
-        ..Default::default()
-    };
+    let opts = CompileOptions { progress: true, ..Default::default() };
     let t = Instant::now();
     let int8 = sparq_compiler::compile(ONNX, "digits_cnn.onnx", &calib, &opts)?;
     let compile_s = t.elapsed().as_secs_f64();
@@ -51,10 +46,7 @@ pub fn demo() -> Result<()> {
         ONNX,
         "digits_cnn.onnx",
         &calib,
-        &CompileOptions {
-            precision: Precision::F32,
-            ..Default::default()
-        },
+        &CompileOptions { precision: Precision::F32, ..Default::default() },
     )?;
     print!("{}", int8.report);
     let out_dir = std::env::temp_dir().join("sparq-demo");
@@ -65,32 +57,17 @@ pub fn demo() -> Result<()> {
 
     // Accuracy on the held-out test split: float (tract, the original ONNX) vs sparq.
     let g = sparq_compiler::load_graph(ONNX, "digits_cnn.onnx", &Default::default())?;
-    let names: Vec<String> = g
-        .outputs
-        .iter()
-        .map(|&o| g.tensors[o].name.clone())
-        .collect();
+    let names: Vec<String> = g.outputs.iter().map(|&o| g.tensors[o].name.clone()).collect();
     let reference = sparq_compiler::reference::Reference::new(ONNX, &g, names)?;
-    let refs = test
-        .iter()
-        .map(|s| reference.run(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let refs = test.iter().map(|s| reference.run(s)).collect::<Result<Vec<_>, _>>()?;
     let out8 = sparq_compiler::eval::run_sparq(&int8.bytes, &test, None)?;
     let out32 = sparq_compiler::eval::run_sparq(&f32m.bytes, &test, None)?;
     let a8 = sparq_compiler::eval::compare(&out8, &refs, Some(&labels));
     let a32 = sparq_compiler::eval::compare(&out32, &refs, Some(&labels));
     let pct = |x: Option<f64>| x.unwrap_or(0.0) * 100.0;
     println!("test accuracy on {} held-out digits:", test.len());
-    println!(
-        "  float (tract, ONNX)   {:6.2}%   {}",
-        pct(a8.reference_accuracy),
-        human_bytes(ONNX.len())
-    );
-    println!(
-        "  sparq f32             {:6.2}%   {}",
-        pct(a32.accuracy),
-        human_bytes(f32m.bytes.len())
-    );
+    println!("  float (tract, ONNX)   {:6.2}%   {}", pct(a8.reference_accuracy), human_bytes(ONNX.len()));
+    println!("  sparq f32             {:6.2}%   {}", pct(a32.accuracy), human_bytes(f32m.bytes.len()));
     println!(
         "  sparq int8            {:6.2}%   {}   ({:+.2} points vs float; top-1 agreement {:.2}%, logit SQNR {:.1} dB)",
         pct(a8.accuracy),

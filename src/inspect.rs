@@ -9,13 +9,7 @@ use sparq_runtime::Model;
 use std::path::Path;
 
 fn shape(s: &[usize]) -> String {
-    format!(
-        "[{}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
 pub fn inspect(path: &Path) -> Result<()> {
@@ -54,25 +48,13 @@ pub fn inspect(path: &Path) -> Result<()> {
         } else {
             String::new()
         };
-        format!(
-            "'{}' {} {} {:?}{q}",
-            t.name,
-            t.dtype.name(),
-            shape(t.shape()),
-            t.layout
-        )
+        format!("'{}' {} {} {:?}{q}", t.name, t.dtype.name(), shape(t.shape()), t.layout)
     };
     for i in 0..model.input_count() {
-        println!(
-            "input {i}:  {}",
-            describe(&model.input(i).ok_or_else(|| anyhow!("missing input"))?)
-        );
+        println!("input {i}:  {}", describe(&model.input(i).ok_or_else(|| anyhow!("missing input"))?));
     }
     for i in 0..model.output_count() {
-        println!(
-            "output {i}: {}",
-            describe(&model.output(i).ok_or_else(|| anyhow!("missing output"))?)
-        );
+        println!("output {i}: {}", describe(&model.output(i).ok_or_else(|| anyhow!("missing output"))?));
     }
     let mut weight_bytes = 0;
     let mut by_dtype = [0usize; 4];
@@ -93,15 +75,8 @@ pub fn inspect(path: &Path) -> Result<()> {
     );
     println!("arena: {} bytes", model.arena_size());
     let total_macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
-    println!(
-        "ops: {} ({:.1} M MACs)",
-        model.op_count(),
-        total_macs as f64 / 1e6
-    );
-    println!(
-        "  {:>4}  {:<18} {:<5} {:<22} {:>10}  name",
-        "#", "op", "dtype", "output shape", "MACs"
-    );
+    println!("ops: {} ({:.1} M MACs)", model.op_count(), total_macs as f64 / 1e6);
+    println!("  {:>4}  {:<18} {:<5} {:<22} {:>10}  name", "#", "op", "dtype", "output shape", "MACs");
     for i in 0..model.op_count() {
         let o = model.op(i);
         let y = model.tensor(o.output(0));

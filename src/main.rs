@@ -145,9 +145,7 @@ struct EvalArgs {
 fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
     let mut m = HashMap::new();
     for s in specs {
-        let (name, dims) = s
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--input-shape {s}: expected NAME=D1,D2,..."))?;
+        let (name, dims) = s.split_once('=').ok_or_else(|| anyhow!("--input-shape {s}: expected NAME=D1,D2,..."))?;
         let dims = dims
             .split(',')
             .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0))
@@ -164,8 +162,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 
 /// Map a .sparq file and validate it.
 pub(crate) fn open_model(path: &Path) -> Result<MappedModel> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() == 0 {
         bail!("{}: invalid .sparq file: the file is empty", path.display());
     }
@@ -222,26 +219,18 @@ fn compile(a: CompileArgs) -> Result<()> {
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     print!("{}", compiled.report);
-    println!(
-        "wrote {} ({} bytes)",
-        a.output.display(),
-        compiled.bytes.len()
-    );
+    println!("wrote {} ({} bytes)", a.output.display(), compiled.bytes.len());
     Ok(())
 }
 
 fn run(a: RunArgs) -> Result<()> {
     let mapped = open_model(&a.model)?;
     let model = Model::from_bytes(mapped.bytes())?;
-    let input = model
-        .input(0)
-        .ok_or_else(|| anyhow!("model has no input"))?;
+    let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
     let mut arena = AlignedBytes::zeroed(model.arena_size());
     let mut session = Session::new(&model, arena.as_mut_slice())?;
-    let out_t = model
-        .output(0)
-        .ok_or_else(|| anyhow!("model has no output"))?;
+    let out_t = model.output(0).ok_or_else(|| anyhow!("model has no output"))?;
     let mut all = Vec::new();
     for s in &samples {
         session.set_input(0, s)?;
@@ -257,12 +246,7 @@ fn run(a: RunArgs) -> Result<()> {
         }
     }
     data::write_npy(&a.output, &shape, &all)?;
-    println!(
-        "ran {} sample(s); wrote {} with shape {:?}",
-        samples.len(),
-        a.output.display(),
-        shape
-    );
+    println!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), a.output.display(), shape);
     Ok(())
 }
 
@@ -274,9 +258,7 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
 fn eval(a: EvalArgs) -> Result<()> {
     let mapped = open_model(&a.model)?;
     let model = Model::from_bytes(mapped.bytes())?;
-    let input = model
-        .input(0)
-        .ok_or_else(|| anyhow!("model has no input"))?;
+    let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.data, input.shape(), &a.pre.to_preprocess())?;
     let labels = a.labels.as_deref().map(read_labels).transpose()?;
     if let Some(l) = &labels {
@@ -303,16 +285,9 @@ fn eval(a: EvalArgs) -> Result<()> {
                 }
             }
             let g = sparq_compiler::load_graph(&onnx, &r.display().to_string(), &shapes)?;
-            let names: Vec<String> = g
-                .outputs
-                .iter()
-                .map(|&o| g.tensors[o].name.clone())
-                .collect();
+            let names: Vec<String> = g.outputs.iter().map(|&o| g.tensors[o].name.clone()).collect();
             let reference = sparq_compiler::reference::Reference::new(&onnx, &g, names)?;
-            let refs = samples
-                .iter()
-                .map(|s| reference.run(s))
-                .collect::<Result<Vec<_>, _>>()?;
+            let refs = samples.iter().map(|s| reference.run(s)).collect::<Result<Vec<_>, _>>()?;
             let agr = sparq_compiler::eval::compare(&outs, &refs, labels.as_deref());
             if let (Some(acc), Some(ref_acc)) = (agr.accuracy, agr.reference_accuracy) {
                 println!(
@@ -322,23 +297,13 @@ fn eval(a: EvalArgs) -> Result<()> {
                     (acc - ref_acc) * 100.0
                 );
             }
-            println!(
-                "agreement    top-1 {:.2}% with the float model",
-                agr.top1_agreement * 100.0
-            );
+            println!("agreement    top-1 {:.2}% with the float model", agr.top1_agreement * 100.0);
             println!("output SQNR  {:.1} dB", agr.sqnr_db);
         }
         None => {
             let l = labels.ok_or_else(|| anyhow!("give --labels, --reference, or both"))?;
-            let correct = outs
-                .iter()
-                .zip(&l)
-                .filter(|(o, &y)| sparq_compiler::eval::argmax(&o[0]) as i64 == y)
-                .count();
-            println!(
-                "accuracy     sparq {:.2}%",
-                correct as f64 * 100.0 / l.len().max(1) as f64
-            );
+            let correct = outs.iter().zip(&l).filter(|(o, &y)| sparq_compiler::eval::argmax(&o[0]) as i64 == y).count();
+            println!("accuracy     sparq {:.2}%", correct as f64 * 100.0 / l.len().max(1) as f64);
         }
     }
     Ok(())

@@ -31,10 +31,7 @@ pub struct Array {
 }
 
 pub fn read_npy(path: &Path) -> Result<Array> {
-    let bytes = std::fs::read(path).map_err(|source| CompileError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| CompileError::Io { path: path.into(), source })?;
     let bad = |r: String| CompileError::Data(format!("{}: {r}", path.display()));
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a .npy file ({e})")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
@@ -49,52 +46,16 @@ pub fn read_npy(path: &Path) -> Result<Array> {
     let read_err = |e: std::io::Error| bad(format!("truncated or corrupt data ({e})"));
     let (data, was_u8): (Vec<f32>, bool) = match descr.trim_start_matches(['<', '|', '=']) {
         "f4" => (npy.into_vec::<f32>().map_err(read_err)?, false),
-        "f8" => (
-            npy.into_vec::<f64>()
-                .map_err(read_err)?
-                .into_iter()
-                .map(|x| x as f32)
-                .collect(),
-            false,
-        ),
-        "u1" => (
-            npy.into_vec::<u8>()
-                .map_err(read_err)?
-                .into_iter()
-                .map(|x| x as f32)
-                .collect(),
-            true,
-        ),
-        "i8" => (
-            npy.into_vec::<i64>()
-                .map_err(read_err)?
-                .into_iter()
-                .map(|x| x as f32)
-                .collect(),
-            false,
-        ),
-        "i4" => (
-            npy.into_vec::<i32>()
-                .map_err(read_err)?
-                .into_iter()
-                .map(|x| x as f32)
-                .collect(),
-            false,
-        ),
-        other => {
-            return Err(bad(format!(
-                "dtype {other} is not supported (float32/64, uint8, int32/64 are)"
-            )))
-        }
+        "f8" => (npy.into_vec::<f64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), false),
+        "u1" => (npy.into_vec::<u8>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), true),
+        "i8" => (npy.into_vec::<i64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), false),
+        "i4" => (npy.into_vec::<i32>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), false),
+        other => return Err(bad(format!("dtype {other} is not supported (float32/64, uint8, int32/64 are)"))),
     };
     if data.len() != shape.iter().product::<usize>() {
         return Err(bad("data length does not match its shape".into()));
     }
-    Ok(Array {
-        shape,
-        data,
-        was_u8,
-    })
+    Ok(Array { shape, data, was_u8 })
 }
 
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
@@ -106,24 +67,17 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
             .writer(&mut out)
             .begin_nd()
             .map_err(|e| CompileError::Data(e.to_string()))?;
-        w.extend(data.iter().copied())
-            .map_err(|e| CompileError::Data(e.to_string()))?;
+        w.extend(data.iter().copied()).map_err(|e| CompileError::Data(e.to_string()))?;
         w.finish().map_err(|e| CompileError::Data(e.to_string()))?;
     }
-    sparq_format::writer::write_atomic(path, &out).map_err(|source| CompileError::Write {
-        path: path.into(),
-        source,
-    })
+    sparq_format::writer::write_atomic(path, &out).map_err(|source| CompileError::Write { path: path.into(), source })
 }
 
 /// Load images from a directory (PNG/JPEG, sorted by name), resized to `h x w`, as a u8 NHWC
 /// array.
 pub fn read_image_dir(dir: &Path, h: usize, w: usize) -> Result<Array> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|source| CompileError::Io {
-            path: dir.into(),
-            source,
-        })?
+        .map_err(|source| CompileError::Io { path: dir.into(), source })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension()
@@ -133,62 +87,36 @@ pub fn read_image_dir(dir: &Path, h: usize, w: usize) -> Result<Array> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(CompileError::Data(format!(
-            "{}: no .png/.jpg images in this directory",
-            dir.display()
-        )));
+        return Err(CompileError::Data(format!("{}: no .png/.jpg images in this directory", dir.display())));
     }
     let mut data = Vec::with_capacity(files.len() * h * w * 3);
     for f in &files {
-        let img =
-            image::open(f).map_err(|e| CompileError::Data(format!("{}: {e}", f.display())))?;
-        let img = img
-            .resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle)
-            .to_rgb8();
+        let img = image::open(f).map_err(|e| CompileError::Data(format!("{}: {e}", f.display())))?;
+        let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle).to_rgb8();
         data.extend(img.into_raw().into_iter().map(|v| v as f32));
     }
-    Ok(Array {
-        shape: vec![files.len(), h, w, 3],
-        data,
-        was_u8: true,
-    })
+    Ok(Array { shape: vec![files.len(), h, w, 3], data, was_u8: true })
 }
 
 /// Split an array into per-sample model inputs of `input_shape` (which has batch 1 or the
 /// per-sample batch), applying the preprocessing rules.
-pub fn to_samples(
-    a: &Array,
-    input_shape: &[usize],
-    pre: &Preprocess,
-    what: &str,
-) -> Result<Vec<Vec<f32>>> {
+pub fn to_samples(a: &Array, input_shape: &[usize], pre: &Preprocess, what: &str) -> Result<Vec<Vec<f32>>> {
     let per_sample: usize = input_shape.iter().product();
-    let layout = pre.layout.unwrap_or(if a.was_u8 {
-        DataLayout::Nhwc
-    } else {
-        DataLayout::Nchw
-    });
+    let layout = pre.layout.unwrap_or(if a.was_u8 { DataLayout::Nhwc } else { DataLayout::Nchw });
     let shape_err = || {
         CompileError::Data(format!(
             "{what} has shape {:?}, which is not N samples of the model input shape {:?}{}",
             a.shape,
             input_shape,
-            if layout == DataLayout::Nhwc {
-                " (read as NHWC)"
-            } else {
-                ""
-            }
+            if layout == DataLayout::Nhwc { " (read as NHWC)" } else { "" }
         ))
     };
     if a.shape.is_empty() || per_sample == 0 || a.data.len() % per_sample != 0 {
         return Err(shape_err());
     }
     // Expected per-sample dims in the data's own layout.
-    let model_dims: Vec<usize> = if input_shape.len() == 4 && input_shape[0] == 1 {
-        input_shape[1..].to_vec()
-    } else {
-        input_shape.to_vec()
-    };
+    let model_dims: Vec<usize> =
+        if input_shape.len() == 4 && input_shape[0] == 1 { input_shape[1..].to_vec() } else { input_shape.to_vec() };
     let data_dims: Vec<usize> = if layout == DataLayout::Nhwc && model_dims.len() == 3 {
         vec![model_dims[1], model_dims[2], model_dims[0]]
     } else {
@@ -196,19 +124,13 @@ pub fn to_samples(
     };
     let tail = &a.shape[1..];
     let dims_ok = tail == data_dims.as_slice()
-        || (tail.len() == data_dims.len() + 1
-            && tail[0] == 1
-            && &tail[1..] == data_dims.as_slice())
+        || (tail.len() == data_dims.len() + 1 && tail[0] == 1 && &tail[1..] == data_dims.as_slice())
         || (a.shape.len() == data_dims.len() && a.shape == data_dims);
     if !dims_ok {
         return Err(shape_err());
     }
     let n = a.data.len() / per_sample;
-    let channels = if model_dims.len() == 3 {
-        model_dims[0]
-    } else {
-        1
-    };
+    let channels = if model_dims.len() == 3 { model_dims[0] } else { 1 };
     for (name, v) in [("--mean", &pre.mean), ("--std", &pre.std)] {
         if let Some(v) = v {
             if v.len() != channels && v.len() != 1 {
@@ -257,16 +179,11 @@ pub fn to_samples(
 pub fn load_samples(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Result<Vec<Vec<f32>>> {
     let what = path.display().to_string();
     if !path.exists() {
-        return Err(CompileError::Io {
-            path: path.into(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        return Err(CompileError::Io { path: path.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
     }
     let a = if path.is_dir() {
         if input_shape.len() != 4 {
-            return Err(CompileError::Data(
-                "image directories need a rank-4 NCHW model input".into(),
-            ));
+            return Err(CompileError::Data("image directories need a rank-4 NCHW model input".into()));
         }
         read_image_dir(path, input_shape[2], input_shape[3])?
     } else {

@@ -5,29 +5,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{what} is not a valid ONNX model: {reason}")]
     NotOnnx { what: String, reason: String },
     #[error("node '{node}': operator {op_type} (opset {opset}) is not supported by sparq")]
-    UnsupportedOp {
-        node: String,
-        op_type: String,
-        opset: i64,
-    },
+    UnsupportedOp { node: String, op_type: String, opset: i64 },
     #[error("node '{node}' ({op_type}): {reason}")]
-    InvalidNode {
-        node: String,
-        op_type: String,
-        reason: String,
-    },
+    InvalidNode { node: String, op_type: String, reason: String },
     #[error("tensor '{name}': {reason}")]
     Tensor { name: String, reason: String },
     #[error("input '{name}': {reason}")]
@@ -47,9 +33,5 @@ pub enum CompileError {
 pub type Result<T> = std::result::Result<T, CompileError>;
 
 pub(crate) fn invalid(node: &str, op_type: &str, reason: impl Into<String>) -> CompileError {
-    CompileError::InvalidNode {
-        node: node.to_string(),
-        op_type: op_type.to_string(),
-        reason: reason.into(),
-    }
+    CompileError::InvalidNode { node: node.to_string(), op_type: op_type.to_string(), reason: reason.into() }
 }

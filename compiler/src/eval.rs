@@ -61,14 +61,9 @@ pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
     }
 }
 
-pub fn compare(
-    outputs: &[Vec<Vec<f32>>],
-    reference: &[Vec<Vec<f32>>],
-    labels: Option<&[i64]>,
-) -> Agreement {
+pub fn compare(outputs: &[Vec<Vec<f32>>], reference: &[Vec<Vec<f32>>], labels: Option<&[i64]>) -> Agreement {
     let n = outputs.len().min(reference.len());
-    let (mut agree, mut sig, mut noise, mut correct, mut ref_correct) =
-        (0usize, 0f64, 0f64, 0usize, 0usize);
+    let (mut agree, mut sig, mut noise, mut correct, mut ref_correct) = (0usize, 0f64, 0f64, 0usize, 0usize);
     for i in 0..n {
         let (o, r) = (&outputs[i][0], &reference[i][0]);
         let (ao, ar) = (argmax(o), argmax(r));

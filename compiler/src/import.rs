@@ -30,27 +30,17 @@ const INT64: i32 = 7;
 const DOUBLE: i32 = 11;
 
 pub fn decode(bytes: &[u8], what: &str) -> Result<pb::ModelProto> {
-    pb::ModelProto::decode(bytes).map_err(|e| CompileError::NotOnnx {
-        what: what.to_string(),
-        reason: e.to_string(),
-    })
+    pb::ModelProto::decode(bytes).map_err(|e| CompileError::NotOnnx { what: what.to_string(), reason: e.to_string() })
 }
 
 /// Import a decoded model. `input_shapes` overrides (or fixes dynamic) input dims by name.
-pub fn import(
-    model: &pb::ModelProto,
-    input_shapes: &HashMap<String, Vec<usize>>,
-    what: &str,
-) -> Result<Graph> {
-    let graph = model.graph.as_ref().ok_or_else(|| CompileError::NotOnnx {
-        what: what.to_string(),
-        reason: "it has no graph".into(),
-    })?;
+pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>, what: &str) -> Result<Graph> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
     if graph.node.is_empty() {
-        return Err(CompileError::NotOnnx {
-            what: what.to_string(),
-            reason: "its graph has no nodes".into(),
-        });
+        return Err(CompileError::NotOnnx { what: what.to_string(), reason: "its graph has no nodes".into() });
     }
     let opset = model
         .opset_import
@@ -59,10 +49,7 @@ pub fn import(
         .map(|o| o.version)
         .unwrap_or(1);
     let mut im = Importer {
-        g: Graph {
-            name: graph.name.clone(),
-            ..Default::default()
-        },
+        g: Graph { name: graph.name.clone(), ..Default::default() },
         opset,
         names: HashMap::new(),
         ints: HashMap::new(),
@@ -78,52 +65,33 @@ pub fn import(
         let id = im.add_tensor(&input.name, shape, None);
         im.g.inputs.push(id);
     }
-    if let Some(unknown) = input_shapes
-        .keys()
-        .find(|k| !graph.input.iter().any(|i| &&i.name == k))
-    {
+    if let Some(unknown) = input_shapes.keys().find(|k| !graph.input.iter().any(|i| &&i.name == k)) {
         return Err(CompileError::Input {
             name: unknown.clone(),
             reason: "--input-shape names an input the model does not have".into(),
         });
     }
     if im.g.inputs.is_empty() {
-        return Err(CompileError::NotOnnx {
-            what: what.to_string(),
-            reason: "it has no non-constant input".into(),
-        });
+        return Err(CompileError::NotOnnx { what: what.to_string(), reason: "it has no non-constant input".into() });
     }
     for node in &graph.node {
         im.node(node)?;
     }
     for out in &graph.output {
-        let id = *im
-            .names
-            .get(&out.name)
-            .ok_or_else(|| CompileError::Tensor {
-                name: out.name.clone(),
-                reason: "graph output is not computed by any supported node (or is a constant)"
-                    .into(),
-            })?;
+        let id = *im.names.get(&out.name).ok_or_else(|| CompileError::Tensor {
+            name: out.name.clone(),
+            reason: "graph output is not computed by any supported node (or is a constant)".into(),
+        })?;
         if im.g.is_const(id) {
-            return Err(CompileError::Tensor {
-                name: out.name.clone(),
-                reason: "graph output is a constant".into(),
-            });
+            return Err(CompileError::Tensor { name: out.name.clone(), reason: "graph output is a constant".into() });
         }
         im.g.outputs.push(id);
     }
     Ok(im.g)
 }
 
-fn input_shape(
-    input: &pb::ValueInfoProto,
-    overrides: &HashMap<String, Vec<usize>>,
-) -> Result<Vec<usize>> {
-    let err = |reason: &str| CompileError::Input {
-        name: input.name.clone(),
-        reason: reason.to_string(),
-    };
+fn input_shape(input: &pb::ValueInfoProto, overrides: &HashMap<String, Vec<usize>>) -> Result<Vec<usize>> {
+    let err = |reason: &str| CompileError::Input { name: input.name.clone(), reason: reason.to_string() };
     let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(pb::type_proto::Value::TensorType(t)) => t,
         _ => return Err(err("not a tensor input")),
@@ -143,30 +111,20 @@ fn input_shape(
             for (d, &v) in shape.dim.iter().zip(s) {
                 if let Some(pb::tensor_shape_proto::dimension::Value::DimValue(fixed)) = d.value {
                     if fixed > 0 && fixed as usize != v {
-                        return Err(err(&format!(
-                            "--input-shape {:?} contradicts the model's fixed dims",
-                            s
-                        )));
+                        return Err(err(&format!("--input-shape {:?} contradicts the model's fixed dims", s)));
                     }
                 }
             }
         }
         return Ok(s.clone());
     }
-    let shape = tt
-        .shape
-        .as_ref()
-        .ok_or_else(|| err("no shape in the model; give --input-shape NAME=D1,D2,..."))?;
+    let shape = tt.shape.as_ref().ok_or_else(|| err("no shape in the model; give --input-shape NAME=D1,D2,..."))?;
     shape
         .dim
         .iter()
         .map(|d| match &d.value {
-            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
-                Ok(*v as usize)
-            }
-            _ => Err(err(
-                "has a dynamic dimension; fix it with --input-shape NAME=D1,D2,...",
-            )),
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => Ok(*v as usize),
+            _ => Err(err("has a dynamic dimension; fix it with --input-shape NAME=D1,D2,...")),
         })
         .collect()
 }
@@ -177,31 +135,21 @@ enum ConstData {
 }
 
 fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
-    let err = |reason: String| CompileError::Tensor {
-        name: t.name.clone(),
-        reason,
-    };
+    let err = |reason: String| CompileError::Tensor { name: t.name.clone(), reason };
     if t.data_location == Some(1) || !t.external_data.is_empty() {
-        return Err(err(
-            "external data is not supported (save the model with weights inside)".into(),
-        ));
+        return Err(err("external data is not supported (save the model with weights inside)".into()));
     }
     let shape: Vec<usize> = t
         .dims
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| err(format!("negative dimension {d}"))))
         .collect::<Result<_>>()?;
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| err("too many elements".into()))?;
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err("too many elements".into()))?;
     let raw = &t.raw_data;
     let data = match t.data_type {
         FLOAT => {
             let v: Vec<f32> = if !raw.is_empty() {
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
+                raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
             } else {
                 t.float_data.clone()
             };
@@ -209,9 +157,7 @@ fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
         }
         DOUBLE => {
             let v: Vec<f32> = if !raw.is_empty() {
-                raw.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-                    .collect()
+                raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
             } else {
                 t.double_data.iter().map(|&d| d as f32).collect()
             };
@@ -219,9 +165,7 @@ fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
         }
         INT64 => {
             let v: Vec<i64> = if !raw.is_empty() {
-                raw.chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                    .collect()
+                raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
             } else {
                 t.int64_data.clone()
             };
@@ -229,28 +173,20 @@ fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
         }
         INT32 => {
             let v: Vec<i64> = if !raw.is_empty() {
-                raw.chunks_exact(4)
-                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
-                    .collect()
+                raw.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()
             } else {
                 t.int32_data.iter().map(|&d| d as i64).collect()
             };
             ConstData::I64(v)
         }
-        other => {
-            return Err(err(format!(
-                "data type {other} is not supported (float32, float64, int32, int64 are)"
-            )))
-        }
+        other => return Err(err(format!("data type {other} is not supported (float32, float64, int32, int64 are)"))),
     };
     let len = match &data {
         ConstData::F32(v) => v.len(),
         ConstData::I64(v) => v.len(),
     };
     if len != n {
-        return Err(err(format!(
-            "holds {len} values but its shape {shape:?} needs {n} (truncated file?)"
-        )));
+        return Err(err(format!("holds {len} values but its shape {shape:?} needs {n} (truncated file?)")));
     }
     Ok((shape, data))
 }
@@ -276,16 +212,8 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r {
-            a[i + a.len() - r]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= r {
-            b[i + b.len() - r]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -305,11 +233,7 @@ fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
 impl Importer {
     fn add_tensor(&mut self, name: &str, shape: Vec<usize>, value: Option<Vec<f32>>) -> usize {
         let id = self.g.tensors.len();
-        self.g.tensors.push(Tensor {
-            name: name.to_string(),
-            shape,
-            value,
-        });
+        self.g.tensors.push(Tensor { name: name.to_string(), shape, value });
         self.names.insert(name.to_string(), id);
         id
     }
@@ -321,8 +245,7 @@ impl Importer {
                 self.add_tensor(&t.name, shape, Some(v));
             }
             ConstData::I64(v) => {
-                self.ints
-                    .insert(t.name.clone(), IntConst { shape, data: v });
+                self.ints.insert(t.name.clone(), IntConst { shape, data: v });
             }
         }
         Ok(())
@@ -341,66 +264,38 @@ impl Importer {
                 });
             }
         }
-        Err(invalid(
-            &node.name,
-            &node.op_type,
-            format!("input '{name}' must be a constant integer tensor"),
-        ))
+        Err(invalid(&node.name, &node.op_type, format!("input '{name}' must be a constant integer tensor")))
     }
 
     fn tensor_of(&self, node: &pb::NodeProto, name: &str) -> Result<usize> {
         self.names.get(name).copied().ok_or_else(|| {
             if self.ints.contains_key(name) {
-                invalid(&node.name, &node.op_type, format!("input '{name}' is an integer tensor; only float32 data flows through sparq"))
+                invalid(
+                    &node.name,
+                    &node.op_type,
+                    format!("input '{name}' is an integer tensor; only float32 data flows through sparq"),
+                )
             } else {
                 invalid(&node.name, &node.op_type, format!("input '{name}' is not produced by any earlier node"))
             }
         })
     }
 
-    fn push(
-        &mut self,
-        node: &pb::NodeProto,
-        op: Op,
-        inputs: Vec<usize>,
-        out_shape: Vec<usize>,
-    ) -> Result<()> {
-        let out_name = node
-            .output
-            .first()
-            .ok_or_else(|| invalid(&node.name, &node.op_type, "has no output"))?;
+    fn push(&mut self, node: &pb::NodeProto, op: Op, inputs: Vec<usize>, out_shape: Vec<usize>) -> Result<()> {
+        let out_name = node.output.first().ok_or_else(|| invalid(&node.name, &node.op_type, "has no output"))?;
         let out = self.add_tensor(out_name, out_shape, None);
-        let name = if node.name.is_empty() {
-            out_name.clone()
-        } else {
-            node.name.clone()
-        };
-        self.g.nodes.push(Node {
-            name,
-            onnx_op: node.op_type.clone(),
-            op,
-            inputs,
-            outputs: vec![out],
-        });
+        let name = if node.name.is_empty() { out_name.clone() } else { node.name.clone() };
+        self.g.nodes.push(Node { name, onnx_op: node.op_type.clone(), op, inputs, outputs: vec![out] });
         Ok(())
     }
 
-    fn window(
-        &self,
-        node: &pb::NodeProto,
-        in_hw: [usize; 2],
-        kernel: [usize; 2],
-    ) -> Result<Window> {
+    fn window(&self, node: &pb::NodeProto, in_hw: [usize; 2], kernel: [usize; 2]) -> Result<Window> {
         let bad = |r: &str| invalid(&node.name, &node.op_type, r);
         let pair = |name: &str| -> Result<[usize; 2]> {
             match attr_ints(node, name) {
                 None => Ok([1, 1]),
-                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
-                    Ok([v[0] as usize, v[1] as usize])
-                }
-                Some(_) => Err(bad(&format!(
-                    "attribute {name} must be two positive values"
-                ))),
+                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => Ok([v[0] as usize, v[1] as usize]),
+                Some(_) => Err(bad(&format!("attribute {name} must be two positive values"))),
             }
         };
         let strides = pair("strides")?;
@@ -434,20 +329,10 @@ impl Importer {
             }
             other => return Err(bad(&format!("auto_pad {other} is not supported"))),
         };
-        Ok(Window {
-            kernel,
-            strides,
-            pads,
-            dilations,
-        })
+        Ok(Window { kernel, strides, pads, dilations })
     }
 
-    fn window_out(
-        &self,
-        node: &pb::NodeProto,
-        w: &Window,
-        in_hw: [usize; 2],
-    ) -> Result<[usize; 2]> {
+    fn window_out(&self, node: &pb::NodeProto, w: &Window, in_hw: [usize; 2]) -> Result<[usize; 2]> {
         let mut out = [0; 2];
         for a in 0..2 {
             let span = (w.kernel[a] - 1) * w.dilations[a] + 1;
@@ -460,11 +345,7 @@ impl Importer {
                 ));
             }
             if w.pads[a] >= span || w.pads[a + 2] >= span {
-                return Err(invalid(
-                    &node.name,
-                    &node.op_type,
-                    "padding as large as the kernel is not supported",
-                ));
+                return Err(invalid(&node.name, &node.op_type, "padding as large as the kernel is not supported"));
             }
             out[a] = (padded - span) / w.strides[a] + 1;
         }
@@ -496,11 +377,7 @@ impl Importer {
         let bad = |r: String| invalid(&node.name, &node.op_type, r);
         let inputs: Vec<&str> = node.input.iter().map(|s| s.as_str()).collect();
         let input = |i: usize| -> Result<&str> {
-            inputs
-                .get(i)
-                .copied()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| bad(format!("missing input {i}")))
+            inputs.get(i).copied().filter(|s| !s.is_empty()).ok_or_else(|| bad(format!("missing input {i}")))
         };
         let out_name = node.output.first().cloned().unwrap_or_default();
         match op_type {
@@ -515,21 +392,9 @@ impl Importer {
                 } else if let Some(a) = attr(node, "value_floats") {
                     self.add_tensor(&out_name, vec![a.floats.len()], Some(a.floats.clone()));
                 } else if let Some(a) = attr(node, "value_int") {
-                    self.ints.insert(
-                        out_name,
-                        IntConst {
-                            shape: vec![],
-                            data: vec![a.i],
-                        },
-                    );
+                    self.ints.insert(out_name, IntConst { shape: vec![], data: vec![a.i] });
                 } else if let Some(a) = attr(node, "value_ints") {
-                    self.ints.insert(
-                        out_name,
-                        IntConst {
-                            shape: vec![a.ints.len()],
-                            data: a.ints.clone(),
-                        },
-                    );
+                    self.ints.insert(out_name, IntConst { shape: vec![a.ints.len()], data: a.ints.clone() });
                 } else {
                     return Err(bad("Constant without a supported value attribute".into()));
                 }
@@ -541,29 +406,19 @@ impl Importer {
                 } else if let Some(c) = self.ints.get(src).cloned() {
                     self.ints.insert(out_name, c);
                 } else {
-                    return Err(bad(format!(
-                        "input '{src}' is not produced by any earlier node"
-                    )));
+                    return Err(bad(format!("input '{src}' is not produced by any earlier node")));
                 }
             }
             "Shape" => {
                 let x = self.tensor_of(node, input(0)?)?;
                 let s: Vec<i64> = self.g.tensors[x].shape.iter().map(|&d| d as i64).collect();
-                self.ints.insert(
-                    out_name,
-                    IntConst {
-                        shape: vec![s.len()],
-                        data: s,
-                    },
-                );
+                self.ints.insert(out_name, IntConst { shape: vec![s.len()], data: s });
             }
             "Gather" if self.ints.contains_key(input(0)?) => {
                 let data = self.ints_of(node, input(0)?)?;
                 let idx = self.ints_of(node, input(1)?)?;
                 if data.shape.len() != 1 || attr_i(node, "axis", 0) != 0 {
-                    return Err(bad(
-                        "only gathering from a 1-d integer constant is supported".into(),
-                    ));
+                    return Err(bad("only gathering from a 1-d integer constant is supported".into()));
                 }
                 let n = data.data.len() as i64;
                 let vals = idx
@@ -571,33 +426,17 @@ impl Importer {
                     .iter()
                     .map(|&i| {
                         let j = if i < 0 { i + n } else { i };
-                        data.data
-                            .get(j as usize)
-                            .copied()
-                            .ok_or_else(|| bad(format!("index {i} out of range")))
+                        data.data.get(j as usize).copied().ok_or_else(|| bad(format!("index {i} out of range")))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                self.ints.insert(
-                    out_name,
-                    IntConst {
-                        shape: idx.shape.clone(),
-                        data: vals,
-                    },
-                );
+                self.ints.insert(out_name, IntConst { shape: idx.shape.clone(), data: vals });
             }
             "Unsqueeze" | "Squeeze" if self.ints.contains_key(input(0)?) => {
                 let c = self.ints_of(node, input(0)?)?;
                 let n = c.data.len();
                 self.ints.insert(
                     out_name,
-                    IntConst {
-                        shape: if n == 1 && op_type == "Squeeze" {
-                            vec![]
-                        } else {
-                            vec![n]
-                        },
-                        data: c.data,
-                    },
+                    IntConst { shape: if n == 1 && op_type == "Squeeze" { vec![] } else { vec![n] }, data: c.data },
                 );
             }
             "Cast" if self.ints.contains_key(input(0)?) => {
@@ -609,29 +448,19 @@ impl Importer {
                 for i in &inputs {
                     data.extend(self.ints_of(node, i)?.data);
                 }
-                self.ints.insert(
-                    out_name,
-                    IntConst {
-                        shape: vec![data.len()],
-                        data,
-                    },
-                );
+                self.ints.insert(out_name, IntConst { shape: vec![data.len()], data });
             }
             "Conv" => {
                 let x = self.tensor_of(node, input(0)?)?;
                 let w = self.tensor_of(node, input(1)?)?;
                 let [n, c, h, wd] = self.rank4(node, x)?;
                 if !self.g.is_const(w) || self.g.tensors[w].shape.len() != 4 {
-                    return Err(bad(
-                        "weights must be a constant [O, I/group, KH, KW] tensor".into(),
-                    ));
+                    return Err(bad("weights must be a constant [O, I/group, KH, KW] tensor".into()));
                 }
                 let ws = self.g.tensors[w].shape.clone();
                 let group = attr_i(node, "group", 1).max(1) as usize;
                 if c % group != 0 || ws[0] % group != 0 || ws[1] * group != c {
-                    return Err(bad(format!(
-                        "weights {ws:?} do not match {c} input channels in {group} groups"
-                    )));
+                    return Err(bad(format!("weights {ws:?} do not match {c} input channels in {group} groups")));
                 }
                 if let Some(k) = attr_ints(node, "kernel_shape") {
                     if k.len() != 2 || k[0] as usize != ws[2] || k[1] as usize != ws[3] {
@@ -644,28 +473,13 @@ impl Importer {
                     Some(b) => {
                         let b = self.tensor_of(node, b)?;
                         if !self.g.is_const(b) || self.g.tensors[b].elements() != ws[0] {
-                            return Err(bad(
-                                "bias must be a constant with one value per output channel".into(),
-                            ));
+                            return Err(bad("bias must be a constant with one value per output channel".into()));
                         }
                         b
                     }
-                    None => self.add_tensor(
-                        &format!("{}:bias", out_name),
-                        vec![ws[0]],
-                        Some(vec![0.0; ws[0]]),
-                    ),
+                    None => self.add_tensor(&format!("{}:bias", out_name), vec![ws[0]], Some(vec![0.0; ws[0]])),
                 };
-                self.push(
-                    node,
-                    Op::Conv {
-                        window,
-                        group,
-                        act: Act::NONE,
-                    },
-                    vec![x, w, bias],
-                    vec![n, ws[0], oh, ow],
-                )?;
+                self.push(node, Op::Conv { window, group, act: Act::NONE }, vec![x, w, bias], vec![n, ws[0], oh, ow])?;
             }
             "Gemm" => {
                 let a = self.tensor_of(node, input(0)?)?;
@@ -680,11 +494,7 @@ impl Importer {
                 let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
                 let bs = self.g.tensors[b].shape.clone();
                 let trans_b = attr_i(node, "transB", 0) != 0;
-                let (k, n) = if trans_b {
-                    (bs[1], bs[0])
-                } else {
-                    (bs[0], bs[1])
-                };
+                let (k, n) = if trans_b { (bs[1], bs[0]) } else { (bs[0], bs[1]) };
                 if a_shape[1] != k {
                     return Err(bad(format!("A is {a_shape:?} but B needs K = {k}")));
                 }
@@ -692,12 +502,7 @@ impl Importer {
                 let mut w = vec![0f32; n * k];
                 for r in 0..n {
                     for c in 0..k {
-                        w[r * k + c] = alpha
-                            * if trans_b {
-                                bv[r * k + c]
-                            } else {
-                                bv[c * n + r]
-                            };
+                        w[r * k + c] = alpha * if trans_b { bv[r * k + c] } else { bv[c * n + r] };
                     }
                 }
                 let w = self.add_tensor(&format!("{}:weights", out_name), vec![n, k], Some(w));
@@ -713,12 +518,7 @@ impl Importer {
                     }
                 }
                 let bias = self.add_tensor(&format!("{}:bias", out_name), vec![n], Some(bias));
-                self.push(
-                    node,
-                    Op::Dense { act: Act::NONE },
-                    vec![a, w, bias],
-                    vec![a_shape[0], n],
-                )?;
+                self.push(node, Op::Dense { act: Act::NONE }, vec![a, w, bias], vec![a_shape[0], n])?;
             }
             "MatMul" => {
                 let a = self.tensor_of(node, input(0)?)?;
@@ -726,9 +526,7 @@ impl Importer {
                 let a_shape = self.g.tensors[a].shape.clone();
                 let bs = self.g.tensors[b].shape.clone();
                 if !self.g.is_const(b) || bs.len() != 2 || a_shape.len() < 2 {
-                    return Err(bad(
-                        "supported form: A [..., K] times a constant 2-d B [K, N]".into(),
-                    ));
+                    return Err(bad("supported form: A [..., K] times a constant 2-d B [K, N]".into()));
                 }
                 let (k, n) = (bs[0], bs[1]);
                 if a_shape[a_shape.len() - 1] != k {
@@ -737,8 +535,7 @@ impl Importer {
                 let bv = self.g.value(b).to_vec();
                 let w: Vec<f32> = (0..n * k).map(|i| bv[(i % k) * n + i / k]).collect();
                 let w = self.add_tensor(&format!("{}:weights", out_name), vec![n, k], Some(w));
-                let bias =
-                    self.add_tensor(&format!("{}:bias", out_name), vec![n], Some(vec![0.0; n]));
+                let bias = self.add_tensor(&format!("{}:bias", out_name), vec![n], Some(vec![0.0; n]));
                 let mut out = a_shape.clone();
                 *out.last_mut().unwrap() = n;
                 self.push(node, Op::Dense { act: Act::NONE }, vec![a, w, bias], out)?;
@@ -746,14 +543,13 @@ impl Importer {
             "Add" | "Mul" | "Sub" | "Div" => {
                 let a = self.tensor_of(node, input(0)?)?;
                 let mut b = self.tensor_of(node, input(1)?)?;
-                let (sa, sb) = (
-                    self.g.tensors[a].shape.clone(),
-                    self.g.tensors[b].shape.clone(),
-                );
-                let out = broadcast(&sa, &sb)
-                    .ok_or_else(|| bad(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+                let (sa, sb) = (self.g.tensors[a].shape.clone(), self.g.tensors[b].shape.clone());
+                let out =
+                    broadcast(&sa, &sb).ok_or_else(|| bad(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
                 if self.g.is_const(a) && self.g.is_const(b) {
-                    return Err(bad("both operands are constants (constant folding of float math is not supported)".into()));
+                    return Err(bad(
+                        "both operands are constants (constant folding of float math is not supported)".into()
+                    ));
                 }
                 let op = match op_type {
                     "Add" => Op::Add { act: Act::NONE },
@@ -784,17 +580,7 @@ impl Importer {
             "Relu" => {
                 let x = self.tensor_of(node, input(0)?)?;
                 let s = self.g.tensors[x].shape.clone();
-                self.push(
-                    node,
-                    Op::Clip {
-                        act: Act {
-                            lo: 0.0,
-                            hi: f32::INFINITY,
-                        },
-                    },
-                    vec![x],
-                    s,
-                )?;
+                self.push(node, Op::Clip { act: Act { lo: 0.0, hi: f32::INFINITY } }, vec![x], s)?;
             }
             "Clip" => {
                 let x = self.tensor_of(node, input(0)?)?;
@@ -818,14 +604,7 @@ impl Importer {
                     return Err(bad(format!("min {lo} is above max {hi}")));
                 }
                 let s = self.g.tensors[x].shape.clone();
-                self.push(
-                    node,
-                    Op::Clip {
-                        act: Act { lo, hi },
-                    },
-                    vec![x],
-                    s,
-                )?;
+                self.push(node, Op::Clip { act: Act { lo, hi } }, vec![x], s)?;
             }
             "MaxPool" | "AveragePool" => {
                 if node.output.len() > 1 && !node.output[1].is_empty() {
@@ -836,8 +615,7 @@ impl Importer {
                 if attr_i(node, "ceil_mode", 0) != 0 {
                     return Err(bad("ceil_mode=1 is not supported".into()));
                 }
-                let k = attr_ints(node, "kernel_shape")
-                    .filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1));
+                let k = attr_ints(node, "kernel_shape").filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1));
                 let k = k.ok_or_else(|| bad("kernel_shape must be two positive values".into()))?;
                 let window = self.window(node, [h, w], [k[0] as usize, k[1] as usize])?;
                 let [oh, ow] = self.window_out(node, &window, [h, w])?;
@@ -847,10 +625,7 @@ impl Importer {
                     if window.dilations != [1, 1] {
                         return Err(bad("dilated average pooling is not supported".into()));
                     }
-                    Op::AveragePool {
-                        window,
-                        count_include_pad: attr_i(node, "count_include_pad", 0) != 0,
-                    }
+                    Op::AveragePool { window, count_include_pad: attr_i(node, "count_include_pad", 0) != 0 }
                 };
                 self.push(node, op, vec![x], vec![n, c, oh, ow])?;
             }
@@ -862,8 +637,8 @@ impl Importer {
             "Flatten" => {
                 let x = self.tensor_of(node, input(0)?)?;
                 let s = self.g.tensors[x].shape.clone();
-                let axis = norm_axis(attr_i(node, "axis", 1), s.len() + 1)
-                    .ok_or_else(|| bad("axis out of range".into()))?;
+                let axis =
+                    norm_axis(attr_i(node, "axis", 1), s.len() + 1).ok_or_else(|| bad("axis out of range".into()))?;
                 let out = vec![s[..axis].iter().product(), s[axis..].iter().product()];
                 self.push(node, Op::Reshape, vec![x], out)?;
             }
@@ -882,9 +657,7 @@ impl Importer {
                             out.push(1);
                         }
                         0 if !allow_zero => {
-                            out.push(*s.get(i).ok_or_else(|| {
-                                bad("0 in shape refers past the input rank".into())
-                            })?)
+                            out.push(*s.get(i).ok_or_else(|| bad("0 in shape refers past the input rank".into()))?)
                         }
                         d if d >= 0 => out.push(d as usize),
                         _ => return Err(bad(format!("invalid target shape {spec:?}"))),
@@ -898,9 +671,7 @@ impl Importer {
                     out[i] = total / known;
                 }
                 if out.iter().product::<usize>() != total {
-                    return Err(bad(format!(
-                        "cannot reshape {s:?} ({total} values) to {out:?}"
-                    )));
+                    return Err(bad(format!("cannot reshape {s:?} ({total} values) to {out:?}")));
                 }
                 if self.g.is_const(x) {
                     let v = self.g.value(x).to_vec();
@@ -916,17 +687,14 @@ impl Importer {
                     .map(|s| self.tensor_of(node, s))
                     .collect::<Result<Vec<_>>>()?;
                 let first = self.g.tensors[ids[0]].shape.clone();
-                let axis = norm_axis(attr_i(node, "axis", 0), first.len())
-                    .ok_or_else(|| bad("axis out of range".into()))?;
+                let axis =
+                    norm_axis(attr_i(node, "axis", 0), first.len()).ok_or_else(|| bad("axis out of range".into()))?;
                 let mut out = first.clone();
                 out[axis] = 0;
                 for &i in &ids {
                     let s = &self.g.tensors[i].shape;
-                    if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d])
-                    {
-                        return Err(bad(format!(
-                            "input shapes {first:?} and {s:?} differ outside axis {axis}"
-                        )));
+                    if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d]) {
+                        return Err(bad(format!("input shapes {first:?} and {s:?} differ outside axis {axis}")));
                     }
                     if self.g.is_const(i) {
                         return Err(bad("constant inputs to Concat are not supported".into()));
@@ -939,12 +707,10 @@ impl Importer {
                 let x = self.tensor_of(node, input(0)?)?;
                 let s = self.g.tensors[x].shape.clone();
                 let default = if self.opset < 13 { 1 } else { -1 };
-                let axis = norm_axis(attr_i(node, "axis", default), s.len())
-                    .ok_or_else(|| bad("axis out of range".into()))?;
+                let axis =
+                    norm_axis(attr_i(node, "axis", default), s.len()).ok_or_else(|| bad("axis out of range".into()))?;
                 if self.opset < 13 && s[axis + 1..].iter().any(|&d| d != 1) {
-                    return Err(bad(
-                        "opset < 13 Softmax over several trailing axes is not supported".into(),
-                    ));
+                    return Err(bad("opset < 13 Softmax over several trailing axes is not supported".into()));
                 }
                 self.push(node, Op::Softmax { axis }, vec![x], s)?;
             }
@@ -959,23 +725,18 @@ impl Importer {
                 for i in 1..5 {
                     let t = self.tensor_of(node, input(i)?)?;
                     if !self.g.is_const(t) || self.g.tensors[t].elements() != c {
-                        return Err(bad("scale, bias, mean and variance must be constants with one value per channel".into()));
+                        return Err(bad(
+                            "scale, bias, mean and variance must be constants with one value per channel".into()
+                        ));
                     }
                     vals.push(self.g.value(t).to_vec());
                 }
                 let eps = attr_f(node, "epsilon", 1e-5);
-                let scale: Vec<f32> = (0..c)
-                    .map(|i| vals[0][i] / (vals[3][i] + eps).sqrt())
-                    .collect();
+                let scale: Vec<f32> = (0..c).map(|i| vals[0][i] / (vals[3][i] + eps).sqrt()).collect();
                 let shift: Vec<f32> = (0..c).map(|i| vals[1][i] - vals[2][i] * scale[i]).collect();
                 let st = self.add_tensor(&format!("{}:scale", out_name), vec![c], Some(scale));
                 let sh = self.add_tensor(&format!("{}:shift", out_name), vec![c], Some(shift));
-                self.push(
-                    node,
-                    Op::ChannelAffine { act: Act::NONE },
-                    vec![x, st, sh],
-                    s,
-                )?;
+                self.push(node, Op::ChannelAffine { act: Act::NONE }, vec![x, st, sh], s)?;
             }
             _ => return Err(unsupported()),
         }

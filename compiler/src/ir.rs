@@ -9,18 +9,12 @@ pub struct Act {
 }
 
 impl Act {
-    pub const NONE: Act = Act {
-        lo: f32::NEG_INFINITY,
-        hi: f32::INFINITY,
-    };
+    pub const NONE: Act = Act { lo: f32::NEG_INFINITY, hi: f32::INFINITY };
     pub fn is_none(&self) -> bool {
         *self == Act::NONE
     }
     pub fn then(self, other: Act) -> Act {
-        Act {
-            lo: self.lo.max(other.lo),
-            hi: self.hi.min(other.hi),
-        }
+        Act { lo: self.lo.max(other.lo), hi: self.hi.min(other.hi) }
     }
 }
 
@@ -159,9 +153,7 @@ impl Graph {
     }
     /// Nodes consuming tensor `t`.
     pub fn consumers(&self, t: usize) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&n| self.nodes[n].inputs.contains(&t))
-            .collect()
+        (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.contains(&t)).collect()
     }
     pub fn producer(&self, t: usize) -> Option<usize> {
         self.nodes.iter().position(|n| n.outputs.contains(&t))
@@ -184,10 +176,10 @@ impl Graph {
     }
     /// Bytes of f32 weights.
     pub fn weight_bytes(&self) -> usize {
-        self.tensors
-            .iter()
-            .filter_map(|t| t.value.as_ref())
-            .map(|v| v.len() * 4)
-            .sum()
+        let mut used: Vec<usize> =
+            self.nodes.iter().flat_map(|n| n.inputs.iter().copied()).filter(|&t| self.is_const(t)).collect();
+        used.sort_unstable();
+        used.dedup();
+        used.iter().map(|&t| self.tensors[t].elements() * 4).sum()
     }
 }

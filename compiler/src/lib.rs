@@ -10,6 +10,7 @@ pub mod eval;
 pub mod import;
 pub mod ir;
 pub mod lower;
+pub mod onnx_builder;
 pub mod passes;
 pub mod plan;
 pub mod reference;
@@ -68,11 +69,7 @@ fn bar(len: usize, msg: &'static str, show: bool) -> indicatif::ProgressBar {
 }
 
 /// Import and optimize an ONNX model into the IR.
-pub fn load_graph(
-    onnx: &[u8],
-    what: &str,
-    input_shapes: &HashMap<String, Vec<usize>>,
-) -> Result<ir::Graph> {
+pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<usize>>) -> Result<ir::Graph> {
     let model = import::decode(onnx, what)?;
     let mut g = import::import(&model, input_shapes, what)?;
     passes::optimize(&mut g);
@@ -80,12 +77,7 @@ pub fn load_graph(
 }
 
 /// Compile `onnx` with calibration `samples` (model-ready f32 inputs; may be empty for f32).
-pub fn compile(
-    onnx: &[u8],
-    what: &str,
-    samples: &[Vec<f32>],
-    opts: &CompileOptions,
-) -> Result<Compiled> {
+pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOptions) -> Result<Compiled> {
     let g = load_graph(onnx, what, &opts.input_shapes)?;
     let in_len: usize = g.tensors[g.inputs[0]].elements();
     if let Some(bad) = samples.iter().find(|s| s.len() != in_len) {
@@ -95,9 +87,7 @@ pub fn compile(
         )));
     }
     if opts.precision == Precision::Int8 && samples.is_empty() {
-        return Err(CompileError::Options(
-            "int8 compilation needs calibration data (--calib)".into(),
-        ));
+        return Err(CompileError::Options("int8 compilation needs calibration data (--calib)".into()));
     }
     let calib = if samples.is_empty() {
         None
@@ -110,10 +100,8 @@ pub fn compile(
     let empty = HashMap::new();
     let ranges = calib.as_ref().map(|c| &c.ranges).unwrap_or(&empty);
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
-    let lower_opts = |keep: &HashSet<String>| lower::LowerOptions {
-        precision: opts.precision,
-        keep_float: keep.clone(),
-    };
+    let lower_opts =
+        |keep: &HashSet<String>| lower::LowerOptions { precision: opts.precision, keep_float: keep.clone() };
     let mut lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
     let mut bytes = lowered.spec.to_bytes();
     let mut mixed = None;
@@ -125,23 +113,9 @@ pub fn compile(
         let mut agr = eval::compare(&outs, &c.outputs, None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
             if agr.top1_agreement < target {
-                let search = report::mixed_precision_search(
-                    &g,
-                    ranges,
-                    samples,
-                    &c.outputs,
-                    target,
-                    &keep,
-                    opts.progress,
-                )?;
-                keep = search
-                    .kept
-                    .iter()
-                    .cloned()
-                    .collect::<HashSet<_>>()
-                    .union(&keep)
-                    .cloned()
-                    .collect();
+                let search =
+                    report::mixed_precision_search(&g, ranges, samples, &c.outputs, target, &keep, opts.progress)?;
+                keep = search.kept.iter().cloned().collect::<HashSet<_>>().union(&keep).cloned().collect();
                 lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
                 bytes = lowered.spec.to_bytes();
                 let outs = eval::run_sparq(&bytes, samples, None)?;
@@ -154,14 +128,6 @@ pub fn compile(
     // The file must load in the runtime it targets.
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
     sparq_runtime::Model::from_bytes(&aligned)?;
-    let report = report::Report::new(
-        &g,
-        &lowered,
-        onnx.len(),
-        bytes.len(),
-        agreement,
-        mixed,
-        opts.precision,
-    );
+    let report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
     Ok(Compiled { bytes, report })
 }

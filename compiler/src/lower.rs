@@ -52,10 +52,7 @@ fn act_qparams(r: Range) -> QParams {
     let hi = r.max.max(0.0);
     let scale = ((hi - lo) / 255.0).max(1e-8);
     let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
-    QParams {
-        scale,
-        zero_point: zp,
-    }
+    QParams { scale, zero_point: zp }
 }
 
 /// Symmetric per-output-channel int8 weights in [-127, 127].
@@ -149,18 +146,8 @@ impl<'g> Lowerer<'g> {
         (self.spec.tensors.len() - 1) as u32
     }
 
-    fn act(
-        &mut self,
-        name: &str,
-        dtype: DType,
-        dims: &[usize],
-        layout: Layout,
-        q: Option<QParams>,
-    ) -> u32 {
-        let q = q.unwrap_or(QParams {
-            scale: 0.0,
-            zero_point: 0,
-        });
+    fn act(&mut self, name: &str, dtype: DType, dims: &[usize], layout: Layout, q: Option<QParams>) -> u32 {
+        let q = q.unwrap_or(QParams { scale: 0.0, zero_point: 0 });
         self.add(TensorSpec {
             name: name.to_string(),
             dtype,
@@ -173,18 +160,8 @@ impl<'g> Lowerer<'g> {
         })
     }
 
-    fn constant(
-        &mut self,
-        name: &str,
-        dtype: DType,
-        dims: &[usize],
-        data: Vec<u8>,
-        q: Option<QParams>,
-    ) -> u32 {
-        let q = q.unwrap_or(QParams {
-            scale: 0.0,
-            zero_point: 0,
-        });
+    fn constant(&mut self, name: &str, dtype: DType, dims: &[usize], data: Vec<u8>, q: Option<QParams>) -> u32 {
+        let q = q.unwrap_or(QParams { scale: 0.0, zero_point: 0 });
         self.add(TensorSpec {
             name: name.to_string(),
             dtype,
@@ -197,21 +174,8 @@ impl<'g> Lowerer<'g> {
         })
     }
 
-    fn op(
-        &mut self,
-        kind: u16,
-        name: &str,
-        inputs: Vec<u32>,
-        output: u32,
-        params: [i32; OP_PARAMS],
-    ) {
-        self.spec.ops.push(OpSpec {
-            kind,
-            name: name.to_string(),
-            inputs,
-            outputs: vec![output],
-            params,
-        });
+    fn op(&mut self, kind: u16, name: &str, inputs: Vec<u32>, output: u32, params: [i32; OP_PARAMS]) {
+        self.spec.ops.push(OpSpec { kind, name: name.to_string(), inputs, outputs: vec![output], params });
     }
 
     fn default_layout(&self, t: usize) -> Layout {
@@ -228,25 +192,19 @@ impl<'g> Lowerer<'g> {
             return Ok(*q);
         }
         let name = &self.g.tensors[t].name;
-        let r =
-            self.ranges
-                .get(name)
-                .copied()
-                .ok_or_else(|| crate::error::CompileError::Tensor {
-                    name: name.clone(),
-                    reason: "no calibration statistics for this tensor".into(),
-                })?;
+        let r = self.ranges.get(name).copied().ok_or_else(|| crate::error::CompileError::Tensor {
+            name: name.clone(),
+            reason: "no calibration statistics for this tensor".into(),
+        })?;
         let q = act_qparams(r);
         self.qparams.insert(t, q);
         Ok(q)
     }
 
     fn existing(&self, t: usize, dtype: DType) -> Option<(u32, Layout)> {
-        [Layout::Nhwc, Layout::RowMajor].into_iter().find_map(|l| {
-            self.variants
-                .get(&(t, dtype as u8, l as u8))
-                .map(|&id| (id, l))
-        })
+        [Layout::Nhwc, Layout::RowMajor]
+            .into_iter()
+            .find_map(|l| self.variants.get(&(t, dtype as u8, l as u8)).map(|&id| (id, l)))
     }
 
     /// Runtime tensor holding IR tensor `t` as `dtype` in `layout` (any layout if `None`),
@@ -272,15 +230,11 @@ impl<'g> Lowerer<'g> {
                         max: v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
                     };
                     let q = act_qparams(r);
-                    let qv: Vec<i8> = v
-                        .iter()
-                        .map(|&x| quantize_f32(x, q.scale, q.zero_point))
-                        .collect();
+                    let qv: Vec<i8> = v.iter().map(|&x| quantize_f32(x, q.scale, q.zero_point)).collect();
                     self.constant(&name, DType::I8, &shape, bytes_i8(&qv), Some(q))
                 }
             };
-            self.variants
-                .insert((t, dtype as u8, Layout::RowMajor as u8), id);
+            self.variants.insert((t, dtype as u8, Layout::RowMajor as u8), id);
             return Ok(id);
         }
         let target_layout = layout.unwrap_or_else(|| self.default_layout(t));
@@ -288,70 +242,29 @@ impl<'g> Lowerer<'g> {
         let id = if let Some((src, _)) = self.existing(t, dtype) {
             // Same dtype, other layout.
             let q = (dtype == DType::I8).then(|| self.qp(t)).transpose()?;
-            let id = self.act(
-                &format!("{name}:{}", layout_tag(target_layout)),
-                dtype,
-                &shape,
-                target_layout,
-                q,
-            );
-            self.op(
-                rop::RESHAPE,
-                &format!("{name}:to_{}", layout_tag(target_layout)),
-                vec![src],
-                id,
-                params,
-            );
+            let id = self.act(&format!("{name}:{}", layout_tag(target_layout)), dtype, &shape, target_layout, q);
+            self.op(rop::RESHAPE, &format!("{name}:to_{}", layout_tag(target_layout)), vec![src], id, params);
             id
         } else if dtype == DType::I8 {
-            let (src, _) =
-                self.existing(t, DType::F32)
-                    .ok_or_else(|| crate::error::CompileError::Tensor {
-                        name: name.clone(),
-                        reason: "internal: tensor used before it is computed".into(),
-                    })?;
+            let (src, _) = self.existing(t, DType::F32).ok_or_else(|| crate::error::CompileError::Tensor {
+                name: name.clone(),
+                reason: "internal: tensor used before it is computed".into(),
+            })?;
             let q = self.qp(t)?;
-            let id = self.act(
-                &format!("{name}:q"),
-                DType::I8,
-                &shape,
-                target_layout,
-                Some(q),
-            );
-            self.op(
-                rop::QUANTIZE,
-                &format!("{name}:quantize"),
-                vec![src],
-                id,
-                params,
-            );
+            let id = self.act(&format!("{name}:q"), DType::I8, &shape, target_layout, Some(q));
+            self.op(rop::QUANTIZE, &format!("{name}:quantize"), vec![src], id, params);
             id
         } else {
-            let (src, _) =
-                self.existing(t, DType::I8)
-                    .ok_or_else(|| crate::error::CompileError::Tensor {
-                        name: name.clone(),
-                        reason: "internal: tensor used before it is computed".into(),
-                    })?;
-            let id = self.act(
-                &format!("{name}:f32"),
-                DType::F32,
-                &shape,
-                target_layout,
-                None,
-            );
+            let (src, _) = self.existing(t, DType::I8).ok_or_else(|| crate::error::CompileError::Tensor {
+                name: name.clone(),
+                reason: "internal: tensor used before it is computed".into(),
+            })?;
+            let id = self.act(&format!("{name}:f32"), DType::F32, &shape, target_layout, None);
             params[0] = 0;
-            self.op(
-                rop::DEQUANTIZE,
-                &format!("{name}:dequantize"),
-                vec![src],
-                id,
-                params,
-            );
+            self.op(rop::DEQUANTIZE, &format!("{name}:dequantize"), vec![src], id, params);
             id
         };
-        self.variants
-            .insert((t, dtype as u8, target_layout as u8), id);
+        self.variants.insert((t, dtype as u8, target_layout as u8), id);
         Ok(id)
     }
 
@@ -370,16 +283,8 @@ impl<'g> Lowerer<'g> {
     fn clamp_params(&self, params: &mut [i32; OP_PARAMS], act: Act, q: Option<QParams>) {
         match q {
             Some(q) => {
-                let lo = if act.lo.is_finite() {
-                    quantize_f32(act.lo, q.scale, q.zero_point) as i32
-                } else {
-                    -128
-                };
-                let hi = if act.hi.is_finite() {
-                    quantize_f32(act.hi, q.scale, q.zero_point) as i32
-                } else {
-                    127
-                };
+                let lo = if act.lo.is_finite() { quantize_f32(act.lo, q.scale, q.zero_point) as i32 } else { -128 };
+                let hi = if act.hi.is_finite() { quantize_f32(act.hi, q.scale, q.zero_point) as i32 } else { 127 };
                 params[rop::ACT_MIN] = lo.max(-128);
                 params[rop::ACT_MAX] = hi.min(127).max(lo.max(-128));
             }
@@ -394,18 +299,11 @@ impl<'g> Lowerer<'g> {
     /// activation's bounds.
     fn out_qp(&mut self, t: usize, act: Act) -> Result<QParams> {
         let name = self.g.tensors[t].name.clone();
-        let r =
-            self.ranges
-                .get(&name)
-                .copied()
-                .ok_or_else(|| crate::error::CompileError::Tensor {
-                    name,
-                    reason: "no calibration statistics for this tensor".into(),
-                })?;
-        let q = act_qparams(Range {
-            min: r.min.max(act.lo),
-            max: r.max.min(act.hi),
-        });
+        let r = self.ranges.get(&name).copied().ok_or_else(|| crate::error::CompileError::Tensor {
+            name,
+            reason: "no calibration statistics for this tensor".into(),
+        })?;
+        let q = act_qparams(Range { min: r.min.max(act.lo), max: r.max.min(act.hi) });
         self.qparams.insert(t, q);
         Ok(q)
     }
@@ -425,36 +323,13 @@ impl<'g> Lowerer<'g> {
                 let depthwise = *group > 1 && *group == cin && ws[0] == cin;
                 set_window(&mut p, window);
                 p[win::GROUPS] = *group as i32;
-                let kind = if depthwise {
-                    rop::DEPTHWISE_CONV2D
-                } else {
-                    rop::CONV2D
-                };
-                let w_dims = if depthwise {
-                    vec![1, ws[2], ws[3], ws[0]]
-                } else {
-                    vec![ws[0], ws[2], ws[3], ws[1]]
-                };
+                let kind = if depthwise { rop::DEPTHWISE_CONV2D } else { rop::CONV2D };
+                let w_dims = if depthwise { vec![1, ws[2], ws[3], ws[0]] } else { vec![ws[0], ws[2], ws[3], ws[1]] };
                 let xi = self.get(x, dt, Some(Layout::Nhwc))?;
-                let inputs = self.weights(
-                    n,
-                    xi,
-                    x,
-                    out,
-                    g.value(w),
-                    &ws,
-                    g.value(b),
-                    &w_dims,
-                    depthwise,
-                    *act,
-                    float,
-                )?;
+                let inputs =
+                    self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &w_dims, depthwise, *act, float)?;
                 weight_bytes = inputs.1;
-                let q = if float {
-                    None
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
+                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
                 self.clamp_params(&mut p, *act, q);
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(kind, &n.name, inputs.0, y, p);
@@ -464,15 +339,14 @@ impl<'g> Lowerer<'g> {
                 let x = n.inputs[0];
                 let s = &g.tensors[x].shape;
                 if s.len() != 4 {
-                    return Err(invalid(&n.name, &n.onnx_op, "a BatchNormalization that does not follow a Conv/Gemm needs a rank-4 input"));
+                    return Err(invalid(
+                        &n.name,
+                        &n.onnx_op,
+                        "a BatchNormalization that does not follow a Conv/Gemm needs a rank-4 input",
+                    ));
                 }
                 let c = s[1];
-                let window = Window {
-                    kernel: [1, 1],
-                    strides: [1, 1],
-                    pads: [0; 4],
-                    dilations: [1, 1],
-                };
+                let window = Window { kernel: [1, 1], strides: [1, 1], pads: [0; 4], dilations: [1, 1] };
                 set_window(&mut p, &window);
                 p[win::GROUPS] = c as i32;
                 let xi = self.get(x, dt, Some(Layout::Nhwc))?;
@@ -491,11 +365,7 @@ impl<'g> Lowerer<'g> {
                     float,
                 )?;
                 weight_bytes = inputs.1;
-                let q = if float {
-                    None
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
+                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
                 self.clamp_params(&mut p, *act, q);
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(rop::DEPTHWISE_CONV2D, &n.name, inputs.0, y, p);
@@ -511,11 +381,20 @@ impl<'g> Lowerer<'g> {
                 let bias = g.value(b);
                 let acc_scale: Vec<f32> = scales.iter().map(|&sw| qx.scale * sw).collect();
                 let b32: Vec<i32> = (0..ws[0])
-                    .map(|c| (bias[c] as f64 / acc_scale[c] as f64).round().clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64) as i32)
+                    .map(|c| {
+                        (bias[c] as f64 / acc_scale[c] as f64).round().clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64)
+                            as i32
+                    })
                     .collect();
                 let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
-                let sid = self.constant(&format!("{}:output_scale", n.name), DType::F32, &[ws[0]], bytes_f32(&acc_scale), None);
+                let sid = self.constant(
+                    &format!("{}:output_scale", n.name),
+                    DType::F32,
+                    &[ws[0]],
+                    bytes_f32(&acc_scale),
+                    None,
+                );
                 weight_bytes = q.len() + ws[0] * 8;
                 self.clamp_params(&mut p, *act, None);
                 let y = self.output(out, DType::F32, Layout::RowMajor, None);
@@ -525,25 +404,9 @@ impl<'g> Lowerer<'g> {
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
                 let ws = g.tensors[w].shape.clone();
                 let xi = self.get(x, dt, Some(Layout::RowMajor))?;
-                let inputs = self.weights(
-                    n,
-                    xi,
-                    x,
-                    out,
-                    g.value(w),
-                    &ws,
-                    g.value(b),
-                    &ws,
-                    false,
-                    *act,
-                    float,
-                )?;
+                let inputs = self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &ws, false, *act, float)?;
                 weight_bytes = inputs.1;
-                let q = if float {
-                    None
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
+                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
                 self.clamp_params(&mut p, *act, q);
                 let y = self.output(out, dt, Layout::RowMajor, q);
                 self.op(rop::FULLY_CONNECTED, &n.name, inputs.0, y, p);
@@ -554,44 +417,27 @@ impl<'g> Lowerer<'g> {
                 let ai = self.get(a, dt, None)?;
                 let bi = self.get(b, dt, None)?;
                 let layout = self.default_layout(out);
-                let q = if float {
-                    None
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
+                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
                 if let Some(qo) = q {
                     let qa = self.tensor_q(ai);
                     let qb = self.tensor_q(bi);
                     if is_add {
-                        let (ma, mb) = (
-                            qa.scale as f64 / qo.scale as f64,
-                            qb.scale as f64 / qo.scale as f64,
-                        );
+                        let (ma, mb) = (qa.scale as f64 / qo.scale as f64, qb.scale as f64 / qo.scale as f64);
                         let (_, shift) = quantize_multiplier(ma.max(mb));
                         // Headroom: both terms share the shift of the larger multiplier.
                         let shift = shift.max(2);
-                        p[rop::MULT_A] =
-                            (ma * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
-                        p[rop::MULT_B] =
-                            (mb * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
+                        p[rop::MULT_A] = (ma * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
+                        p[rop::MULT_B] = (mb * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
                         p[rop::SHIFT] = shift;
                     } else {
-                        let (m, s) = quantize_multiplier(
-                            qa.scale as f64 * qb.scale as f64 / qo.scale as f64,
-                        );
+                        let (m, s) = quantize_multiplier(qa.scale as f64 * qb.scale as f64 / qo.scale as f64);
                         p[rop::MULT_A] = m;
                         p[rop::SHIFT] = s;
                     }
                 }
                 self.clamp_params(&mut p, *act, q);
                 let y = self.output(out, dt, layout, q);
-                self.op(
-                    if is_add { rop::ADD } else { rop::MUL },
-                    &n.name,
-                    vec![ai, bi],
-                    y,
-                    p,
-                );
+                self.op(if is_add { rop::ADD } else { rop::MUL }, &n.name, vec![ai, bi], y, p);
             }
             Op::Clip { act } => {
                 let x = n.inputs[0];
@@ -605,10 +451,7 @@ impl<'g> Lowerer<'g> {
             Op::MaxPool { window } | Op::AveragePool { window, .. } => {
                 let x = n.inputs[0];
                 set_window(&mut p, window);
-                let kind = if let Op::AveragePool {
-                    count_include_pad, ..
-                } = n.op
-                {
+                let kind = if let Op::AveragePool { count_include_pad, .. } = n.op {
                     p[win::GROUPS] = count_include_pad as i32;
                     rop::AVERAGE_POOL
                 } else {
@@ -624,15 +467,10 @@ impl<'g> Lowerer<'g> {
                 let xi = self.get(x, dt, Some(Layout::Nhwc))?;
                 let s = &g.tensors[x].shape;
                 let hw = s[2] * s[3];
-                let q = if float {
-                    None
-                } else {
-                    Some(self.out_qp(out, Act::NONE)?)
-                };
+                let q = if float { None } else { Some(self.out_qp(out, Act::NONE)?) };
                 if let Some(qo) = q {
                     let qi = self.tensor_q(xi);
-                    let (m, sh) =
-                        quantize_multiplier(qi.scale as f64 / (qo.scale as f64 * hw as f64));
+                    let (m, sh) = quantize_multiplier(qi.scale as f64 / (qo.scale as f64 * hw as f64));
                     p[rop::MULT_A] = m;
                     p[rop::SHIFT] = sh;
                 }
@@ -647,11 +485,7 @@ impl<'g> Lowerer<'g> {
                 self.op(rop::RESHAPE, &n.name, vec![xi], y, p);
             }
             Op::Concat { axis } => {
-                let q = if float {
-                    None
-                } else {
-                    Some(self.out_qp(out, Act::NONE)?)
-                };
+                let q = if float { None } else { Some(self.out_qp(out, Act::NONE)?) };
                 let mut ins = Vec::new();
                 for (k, &x) in n.inputs.iter().enumerate() {
                     let xi = self.get(x, dt, None)?;
@@ -664,20 +498,8 @@ impl<'g> Lowerer<'g> {
                             rp[rop::SHIFT] = s;
                             let layout = self.spec.tensors[xi as usize].layout;
                             let shape = g.tensors[x].shape.clone();
-                            let r = self.act(
-                                &format!("{}:requant{k}", n.name),
-                                DType::I8,
-                                &shape,
-                                layout,
-                                Some(qo),
-                            );
-                            self.op(
-                                rop::REQUANTIZE,
-                                &format!("{}:requantize{k}", n.name),
-                                vec![xi],
-                                r,
-                                rp,
-                            );
+                            let r = self.act(&format!("{}:requant{k}", n.name), DType::I8, &shape, layout, Some(qo));
+                            self.op(rop::REQUANTIZE, &format!("{}:requantize{k}", n.name), vec![xi], r, rp);
                             r
                         }
                         _ => xi,
@@ -694,10 +516,7 @@ impl<'g> Lowerer<'g> {
                 let xi = self.get(x, dt, None)?;
                 p[rop::AXIS] = *axis as i32;
                 // Probabilities in [0, 1): scale 1/256, zero point -128.
-                let q = (!float).then_some(QParams {
-                    scale: 1.0 / 256.0,
-                    zero_point: -128,
-                });
+                let q = (!float).then_some(QParams { scale: 1.0 / 256.0, zero_point: -128 });
                 let layout = self.spec.tensors[xi as usize].layout;
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::SOFTMAX, &n.name, vec![xi], y, p);
@@ -706,11 +525,7 @@ impl<'g> Lowerer<'g> {
         self.layers.push(LayerInfo {
             name: n.name.clone(),
             op: n.onnx_op.clone(),
-            precision: if float {
-                Precision::F32
-            } else {
-                Precision::Int8
-            },
+            precision: if float { Precision::F32 } else { Precision::Int8 },
             weight_bytes,
         });
         let _ = out_shape;
@@ -724,10 +539,7 @@ impl<'g> Lowerer<'g> {
 
     fn tensor_q(&self, id: u32) -> QParams {
         let t = &self.spec.tensors[id as usize];
-        QParams {
-            scale: t.scale,
-            zero_point: t.zero_point,
-        }
+        QParams { scale: t.scale, zero_point: t.zero_point }
     }
 
     /// Weight, bias (and for int8: multiplier and shift) constants of a Conv/Dense; returns the
@@ -759,20 +571,8 @@ impl<'g> Lowerer<'g> {
         };
         if float {
             let wv = if depthwise { hwc(w, ws) } else { reordered };
-            let wid = self.constant(
-                &format!("{}:weights", n.name),
-                DType::F32,
-                w_dims,
-                bytes_f32(&wv),
-                None,
-            );
-            let bid = self.constant(
-                &format!("{}:bias", n.name),
-                DType::F32,
-                &[out_c],
-                bytes_f32(bias),
-                None,
-            );
+            let wid = self.constant(&format!("{}:weights", n.name), DType::F32, w_dims, bytes_f32(&wv), None);
+            let bid = self.constant(&format!("{}:bias", n.name), DType::F32, &[out_c], bytes_f32(bias), None);
             return Ok((vec![xi, wid, bid], wv.len() * 4));
         }
         let (q, scales) = quantize_per_channel(&reordered, out_c);
@@ -783,46 +583,16 @@ impl<'g> Lowerer<'g> {
         let mut shift = vec![0i32; out_c];
         for c in 0..out_c {
             let acc_scale = qx.scale as f64 * scales[c] as f64;
-            b32[c] = (bias[c] as f64 / acc_scale)
-                .round()
-                .clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64) as i32;
+            b32[c] = (bias[c] as f64 / acc_scale).round().clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64) as i32;
             let (m, s) = quantize_multiplier(acc_scale / qo.scale as f64);
             mult[c] = m;
             shift[c] = s;
         }
-        let q = if depthwise {
-            transpose_i8(&q, out_c)
-        } else {
-            q
-        };
-        let wid = self.constant(
-            &format!("{}:weights", n.name),
-            DType::I8,
-            w_dims,
-            bytes_i8(&q),
-            None,
-        );
-        let bid = self.constant(
-            &format!("{}:bias", n.name),
-            DType::I32,
-            &[out_c],
-            bytes_i32(&b32),
-            None,
-        );
-        let mid = self.constant(
-            &format!("{}:multiplier", n.name),
-            DType::I32,
-            &[out_c],
-            bytes_i32(&mult),
-            None,
-        );
-        let sid = self.constant(
-            &format!("{}:shift", n.name),
-            DType::I32,
-            &[out_c],
-            bytes_i32(&shift),
-            None,
-        );
+        let q = if depthwise { transpose_i8(&q, out_c) } else { q };
+        let wid = self.constant(&format!("{}:weights", n.name), DType::I8, w_dims, bytes_i8(&q), None);
+        let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[out_c], bytes_i32(&b32), None);
+        let mid = self.constant(&format!("{}:multiplier", n.name), DType::I32, &[out_c], bytes_i32(&mult), None);
+        let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[out_c], bytes_i32(&shift), None);
         Ok((vec![xi, wid, bid, mid, sid], q.len() + out_c * 12))
     }
 }
@@ -864,26 +634,20 @@ pub fn lower(g: &Graph, ranges: &HashMap<String, Range>, opts: &LowerOptions) ->
     let mut lw = Lowerer {
         g,
         ranges,
-        spec: ModelSpec {
-            name: g.name.clone(),
-            ..Default::default()
-        },
+        spec: ModelSpec { name: g.name.clone(), ..Default::default() },
         variants: HashMap::new(),
         qparams: HashMap::new(),
         layers: Vec::new(),
-        float_node: g.nodes.iter().map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name)).collect(),
+        float_node: g
+            .nodes
+            .iter()
+            .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name))
+            .collect(),
     };
     for &i in &g.inputs {
         let t = &g.tensors[i];
-        let id = lw.act(
-            &t.name.clone(),
-            DType::F32,
-            &t.shape.clone(),
-            Layout::RowMajor,
-            None,
-        );
-        lw.variants
-            .insert((i, DType::F32 as u8, Layout::RowMajor as u8), id);
+        let id = lw.act(&t.name.clone(), DType::F32, &t.shape.clone(), Layout::RowMajor, None);
+        lw.variants.insert((i, DType::F32 as u8, Layout::RowMajor as u8), id);
         lw.spec.inputs.push(id);
     }
     for (i, n) in g.nodes.iter().enumerate() {
@@ -895,9 +659,5 @@ pub fn lower(g: &Graph, ranges: &HashMap<String, Range>, opts: &LowerOptions) ->
         lw.spec.outputs.push(id);
     }
     let liveness_bound = crate::plan::plan_arena(&mut lw.spec);
-    Ok(Lowered {
-        spec: lw.spec,
-        layers: lw.layers,
-        liveness_bound,
-    })
+    Ok(Lowered { spec: lw.spec, layers: lw.layers, liveness_bound })
 }

@@ -24,10 +24,7 @@ pub fn fold_batchnorm(g: &mut Graph) -> usize {
             ok.then_some((bn, p))
         });
         let Some((bn, p)) = found else { break };
-        let (scale, shift) = (
-            g.value(g.nodes[bn].inputs[1]).to_vec(),
-            g.value(g.nodes[bn].inputs[2]).to_vec(),
-        );
+        let (scale, shift) = (g.value(g.nodes[bn].inputs[1]).to_vec(), g.value(g.nodes[bn].inputs[2]).to_vec());
         let (w, b) = (g.nodes[p].inputs[1], g.nodes[p].inputs[2]);
         let out_c = g.tensors[w].shape[0];
         if out_c != scale.len() {
@@ -75,12 +72,8 @@ pub fn fuse_activations(g: &mut Graph) -> usize {
 pub fn remove_dead(g: &mut Graph) -> usize {
     let mut removed = 0;
     loop {
-        let dead = (0..g.nodes.len()).find(|&n| {
-            g.nodes[n]
-                .outputs
-                .iter()
-                .all(|&t| !g.outputs.contains(&t) && g.consumers(t).is_empty())
-        });
+        let dead = (0..g.nodes.len())
+            .find(|&n| g.nodes[n].outputs.iter().all(|&t| !g.outputs.contains(&t) && g.consumers(t).is_empty()));
         let Some(n) = dead else { break };
         g.nodes.remove(n);
         removed += 1;

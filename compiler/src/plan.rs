@@ -44,9 +44,7 @@ fn bytes_of(spec: &ModelSpec, t: usize) -> usize {
 /// bound (largest sum of simultaneously live tensor sizes) for reporting.
 pub fn plan_arena(spec: &mut ModelSpec) -> usize {
     let life = lifetimes(spec);
-    let mut order: Vec<usize> = (0..spec.tensors.len())
-        .filter(|&t| life[t].is_some())
-        .collect();
+    let mut order: Vec<usize> = (0..spec.tensors.len()).filter(|&t| life[t].is_some()).collect();
     // Largest first; ties by index so the plan is deterministic.
     order.sort_by_key(|&t| (std::cmp::Reverse(bytes_of(spec, t)), t));
     let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (tensor, offset, size)

@@ -22,41 +22,21 @@ impl Reference {
     /// Load `onnx` in tract with the graph's (static) input shape, exposing `names` as outputs.
     pub fn new(onnx: &[u8], g: &Graph, names: Vec<String>) -> Result<Reference> {
         if g.inputs.len() != 1 {
-            return Err(CompileError::Options(
-                "models with several inputs cannot be calibrated yet".into(),
-            ));
+            return Err(CompileError::Options("models with several inputs cannot be calibrated yet".into()));
         }
         let input_shape = g.tensors[g.inputs[0]].shape.clone();
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .map_err(terr)?;
-        model
-            .set_input_fact(0, f32::fact(&input_shape).into())
-            .map_err(terr)?;
+        let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(terr)?;
+        model.set_input_fact(0, f32::fact(&input_shape).into()).map_err(terr)?;
         model.select_outputs_by_name(names.iter()).map_err(terr)?;
-        let plan = model
-            .into_optimized()
-            .map_err(terr)?
-            .into_runnable()
-            .map_err(terr)?;
-        Ok(Reference {
-            plan,
-            input_shape,
-            names,
-        })
+        let plan = model.into_optimized().map_err(terr)?.into_runnable().map_err(terr)?;
+        Ok(Reference { plan, input_shape, names })
     }
 
     /// Run one sample; returns each named tensor, row-major in ONNX order.
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
         let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
         let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
-        out.iter()
-            .map(|v| {
-                v.to_plain_array_view::<f32>()
-                    .map(|a| a.iter().copied().collect())
-                    .map_err(terr)
-            })
-            .collect()
+        out.iter().map(|v| v.to_plain_array_view::<f32>().map(|a| a.iter().copied().collect()).map_err(terr)).collect()
     }
 }
 
@@ -111,30 +91,11 @@ pub fn calibrate(
     let out_pos: Vec<usize> = g
         .outputs
         .iter()
-        .map(|&o| {
-            names
-                .iter()
-                .position(|n| *n == g.tensors[o].name)
-                .expect("outputs are node outputs")
-        })
+        .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs"))
         .collect();
-    let mut accs: Vec<Acc> = vec![
-        Acc {
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-            lo_sum: 0.0,
-            hi_sum: 0.0,
-            n: 0
-        };
-        names.len()
-    ];
-    let mut input_acc = Acc {
-        min: f32::INFINITY,
-        max: f32::NEG_INFINITY,
-        lo_sum: 0.0,
-        hi_sum: 0.0,
-        n: 0,
-    };
+    let mut accs: Vec<Acc> =
+        vec![Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, lo_sum: 0.0, hi_sum: 0.0, n: 0 }; names.len()];
+    let mut input_acc = Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, lo_sum: 0.0, hi_sum: 0.0, n: 0 };
     let mut outputs = Vec::with_capacity(samples.len());
     let mut scratch = Vec::new();
     for s in samples {
@@ -148,14 +109,10 @@ pub fn calibrate(
     }
     let mut ranges = HashMap::new();
     let finish = |a: &Acc| match method {
-        CalibMethod::MinMax => Range {
-            min: a.min,
-            max: a.max,
-        },
-        CalibMethod::Percentile(_) => Range {
-            min: (a.lo_sum / a.n.max(1) as f64) as f32,
-            max: (a.hi_sum / a.n.max(1) as f64) as f32,
-        },
+        CalibMethod::MinMax => Range { min: a.min, max: a.max },
+        CalibMethod::Percentile(_) => {
+            Range { min: (a.lo_sum / a.n.max(1) as f64) as f32, max: (a.hi_sum / a.n.max(1) as f64) as f32 }
+        }
     };
     for (name, a) in names.iter().zip(&accs) {
         ranges.insert(name.clone(), finish(a));
@@ -165,11 +122,7 @@ pub fn calibrate(
 }
 
 fn record(acc: &mut Acc, v: &[f32], method: CalibMethod, scratch: &mut Vec<f32>) {
-    let (mn, mx) = v
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
+    let (mn, mx) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     acc.min = acc.min.min(mn);
     acc.max = acc.max.max(mx);
     if let CalibMethod::Percentile(p) = method {
@@ -179,12 +132,8 @@ fn record(acc: &mut Acc, v: &[f32], method: CalibMethod, scratch: &mut Vec<f32>)
         if n > 0 {
             let k_hi = (((p as f64 / 100.0) * (n - 1) as f64).round() as usize).min(n - 1);
             let k_lo = n - 1 - k_hi;
-            let hi = *scratch
-                .select_nth_unstable_by(k_hi, |a, b| a.total_cmp(b))
-                .1;
-            let lo = *scratch
-                .select_nth_unstable_by(k_lo, |a, b| a.total_cmp(b))
-                .1;
+            let hi = *scratch.select_nth_unstable_by(k_hi, |a, b| a.total_cmp(b)).1;
+            let lo = *scratch.select_nth_unstable_by(k_lo, |a, b| a.total_cmp(b)).1;
             acc.lo_sum += lo as f64;
             acc.hi_sum += hi as f64;
         }

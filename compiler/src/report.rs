@@ -45,9 +45,7 @@ impl Report {
     ) -> Report {
         let mut op_counts = BTreeMap::new();
         for o in &lowered.spec.ops {
-            *op_counts
-                .entry(sparq_format::layout::op::name(o.kind))
-                .or_insert(0) += 1;
+            *op_counts.entry(sparq_format::layout::op::name(o.kind)).or_insert(0) += 1;
         }
         let float_layers = if precision == Precision::Int8 {
             lowered
@@ -101,17 +99,8 @@ impl fmt::Display for Report {
             self.sparq_bytes as f64 / self.onnx_bytes.max(1) as f64,
             human_bytes(self.f32_weight_bytes)
         )?;
-        writeln!(
-            f,
-            "  compute     {} nodes, {:.1} M MACs",
-            self.nodes,
-            self.macs as f64 / 1e6
-        )?;
-        let ops: Vec<String> = self
-            .op_counts
-            .iter()
-            .map(|(k, v)| format!("{k} x{v}"))
-            .collect();
+        writeln!(f, "  compute     {} nodes, {:.1} M MACs", self.nodes, self.macs as f64 / 1e6)?;
+        let ops: Vec<String> = self.op_counts.iter().map(|(k, v)| format!("{k} x{v}")).collect();
         writeln!(f, "  ops         {}", ops.join(", "))?;
         writeln!(
             f,
@@ -131,12 +120,7 @@ impl fmt::Display for Report {
         }
         if !self.float_layers.is_empty() {
             let extra: usize = self.float_layers.iter().map(|(_, b)| b).sum();
-            writeln!(
-                f,
-                "  f32 layers  {} ({} of f32 weights)",
-                self.float_layers.len(),
-                human_bytes(extra)
-            )?;
+            writeln!(f, "  f32 layers  {} ({} of f32 weights)", self.float_layers.len(), human_bytes(extra))?;
             for (name, b) in &self.float_layers {
                 writeln!(f, "                {name}  ({})", human_bytes(*b))?;
             }
@@ -161,11 +145,7 @@ fn candidates(g: &Graph) -> Vec<String> {
         .filter(|n| {
             matches!(
                 n.op,
-                Op::Conv { .. }
-                    | Op::Dense { .. }
-                    | Op::Add { .. }
-                    | Op::Mul { .. }
-                    | Op::ChannelAffine { .. }
+                Op::Conv { .. } | Op::Dense { .. } | Op::Add { .. } | Op::Mul { .. } | Op::ChannelAffine { .. }
             )
         })
         .map(|n| n.name.clone())
@@ -179,14 +159,8 @@ fn measure(
     samples: &[Vec<f32>],
     reference: &[Vec<Vec<f32>>],
 ) -> Result<Agreement> {
-    let lowered = lower::lower(
-        g,
-        ranges,
-        &lower::LowerOptions {
-            precision: Precision::Int8,
-            keep_float: keep.clone(),
-        },
-    )?;
+    let lowered =
+        lower::lower(g, ranges, &lower::LowerOptions { precision: Precision::Int8, keep_float: keep.clone() })?;
     let bytes = lowered.spec.to_bytes();
     let outs = eval::run_sparq(&bytes, samples, None)?;
     Ok(eval::compare(&outs, reference, None))
@@ -204,10 +178,7 @@ pub fn mixed_precision_search(
     already: &HashSet<String>,
     progress: bool,
 ) -> Result<MixedPrecision> {
-    let cands: Vec<String> = candidates(g)
-        .into_iter()
-        .filter(|c| !already.contains(c))
-        .collect();
+    let cands: Vec<String> = candidates(g).into_iter().filter(|c| !already.contains(c)).collect();
     let sub = samples.len().min(32);
     let base = measure(g, ranges, already, &samples[..sub], &reference[..sub])?;
     let pb = crate::bar(cands.len(), "sensitivity", progress);
@@ -231,10 +202,5 @@ pub fn mixed_precision_search(
             break;
         }
     }
-    Ok(MixedPrecision {
-        target,
-        kept,
-        sensitivity: sens,
-        baseline_sqnr_db: base.sqnr_db,
-    })
+    Ok(MixedPrecision { target, kept, sensitivity: sens, baseline_sqnr_db: base.sqnr_db })
 }

@@ -9,11 +9,7 @@ const fn make_table() -> [u32; 256] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         table[i] = c;
@@ -39,9 +35,6 @@ mod tests {
     fn known_vectors() {
         assert_eq!(super::crc32(b""), 0);
         assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(
-            super::crc32(b"The quick brown fox jumps over the lazy dog"),
-            0x414F_A339
-        );
+        assert_eq!(super::crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
     }
 }

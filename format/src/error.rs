@@ -4,77 +4,28 @@ use core::fmt;
 /// `Display` text is a sentence that says what is wrong and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormatError {
-    TooShort {
-        len: usize,
-        need: usize,
-    },
+    TooShort { len: usize, need: usize },
     BadMagic,
-    UnsupportedVersion {
-        major: u16,
-        minor: u16,
-    },
+    UnsupportedVersion { major: u16, minor: u16 },
     HeaderChecksum,
-    BadHeaderSize {
-        found: u32,
-    },
-    FileSizeMismatch {
-        header: u64,
-        actual: u64,
-    },
-    TooManySections {
-        count: u32,
-        max: u32,
-    },
+    BadHeaderSize { found: u32 },
+    FileSizeMismatch { header: u64, actual: u64 },
+    TooManySections { count: u32, max: u32 },
     SectionTableChecksum,
-    SectionOutOfBounds {
-        index: usize,
-        kind: u32,
-    },
-    SectionMisaligned {
-        index: usize,
-        kind: u32,
-        offset: u64,
-    },
-    SectionsOverlap {
-        first: usize,
-        second: usize,
-    },
-    SectionChecksum {
-        index: usize,
-        kind: u32,
-    },
-    DuplicateSection {
-        kind: u32,
-    },
-    MissingSection {
-        kind: u32,
-    },
-    SectionSize {
-        kind: u32,
-        size: u64,
-    },
-    ArenaTooLarge {
-        size: u64,
-    },
+    SectionOutOfBounds { index: usize, kind: u32 },
+    SectionMisaligned { index: usize, kind: u32, offset: u64 },
+    SectionsOverlap { first: usize, second: usize },
+    SectionChecksum { index: usize, kind: u32 },
+    DuplicateSection { kind: u32 },
+    MissingSection { kind: u32 },
+    SectionSize { kind: u32, size: u64 },
+    ArenaTooLarge { size: u64 },
     NoInputsOrOutputs,
-    MisalignedBuffer {
-        address: usize,
-    },
-    BadString {
-        what: &'static str,
-    },
-    BadTensor {
-        index: usize,
-        reason: &'static str,
-    },
-    BadOp {
-        index: usize,
-        reason: &'static str,
-    },
-    BadGraphIo {
-        position: usize,
-        tensor: u32,
-    },
+    MisalignedBuffer { address: usize },
+    BadString { what: &'static str },
+    BadTensor { index: usize, reason: &'static str },
+    BadOp { index: usize, reason: &'static str },
+    BadGraphIo { position: usize, tensor: u32 },
 }
 
 pub fn section_name(kind: u32) -> &'static str {
@@ -112,11 +63,9 @@ impl fmt::Display for FormatError {
             SectionOutOfBounds { index, kind } => {
                 write!(f, "section {index} ({}) lies outside the file", section_name(kind))
             }
-            SectionMisaligned { index, kind, offset } => write!(
-                f,
-                "section {index} ({}) starts at offset {offset}, not a multiple of 64",
-                section_name(kind)
-            ),
+            SectionMisaligned { index, kind, offset } => {
+                write!(f, "section {index} ({}) starts at offset {offset}, not a multiple of 64", section_name(kind))
+            }
             SectionsOverlap { first, second } => write!(f, "sections {first} and {second} overlap"),
             SectionChecksum { index, kind } => {
                 write!(f, "section {index} ({}) checksum mismatch (file is corrupted)", section_name(kind))
@@ -128,10 +77,9 @@ impl fmt::Display for FormatError {
             }
             ArenaTooLarge { size } => write!(f, "arena size {size} is too large for this machine"),
             NoInputsOrOutputs => write!(f, "model declares no inputs or no outputs"),
-            MisalignedBuffer { address } => write!(
-                f,
-                "buffer at address {address:#x} is not 4-byte aligned; load with Model::open or AlignedBytes"
-            ),
+            MisalignedBuffer { address } => {
+                write!(f, "buffer at address {address:#x} is not 4-byte aligned; load with Model::open or AlignedBytes")
+            }
             BadString { what } => write!(f, "{what} is not a valid UTF-8 slice of the strings section"),
             BadTensor { index, reason } => write!(f, "tensor {index}: {reason}"),
             BadOp { index, reason } => write!(f, "op {index}: {reason}"),

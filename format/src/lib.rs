@@ -8,9 +8,7 @@
 extern crate std;
 
 #[cfg(not(target_endian = "little"))]
-compile_error!(
-    "sparq-format reads little-endian files in place and supports little-endian hosts only"
-);
+compile_error!("sparq-format reads little-endian files in place and supports little-endian hosts only");
 
 pub mod crc32;
 pub mod error;

@@ -116,10 +116,7 @@ impl<'a> FileView<'a> {
     pub fn parse_with(bytes: &'a [u8], opts: ParseOptions) -> Result<FileView<'a>, FormatError> {
         const H: usize = core::mem::size_of::<FileHeader>();
         if bytes.len() < H {
-            return Err(FormatError::TooShort {
-                len: bytes.len(),
-                need: H,
-            });
+            return Err(FormatError::TooShort { len: bytes.len(), need: H });
         }
         if bytes[..8] != MAGIC {
             return Err(FormatError::BadMagic);
@@ -139,25 +136,16 @@ impl<'a> FileView<'a> {
         }
         let file_size = read_u64(bytes, offset_of!(FileHeader, file_size));
         if file_size != bytes.len() as u64 {
-            return Err(FormatError::FileSizeMismatch {
-                header: file_size,
-                actual: bytes.len() as u64,
-            });
+            return Err(FormatError::FileSizeMismatch { header: file_size, actual: bytes.len() as u64 });
         }
         let section_count = read_u32(bytes, offset_of!(FileHeader, section_count));
         if section_count > MAX_SECTIONS {
-            return Err(FormatError::TooManySections {
-                count: section_count,
-                max: MAX_SECTIONS,
-            });
+            return Err(FormatError::TooManySections { count: section_count, max: MAX_SECTIONS });
         }
         const E: usize = core::mem::size_of::<SectionEntry>();
         let table_end = H + section_count as usize * E;
         if table_end > bytes.len() {
-            return Err(FormatError::TooShort {
-                len: bytes.len(),
-                need: table_end,
-            });
+            return Err(FormatError::TooShort { len: bytes.len(), need: table_end });
         }
         let table = &bytes[H..table_end];
         let table_crc = read_u32(bytes, offset_of!(FileHeader, section_table_crc));
@@ -172,18 +160,12 @@ impl<'a> FileView<'a> {
             let offset = read_u64(e, offset_of!(SectionEntry, offset));
             let size = read_u64(e, offset_of!(SectionEntry, size));
             let crc = read_u32(e, offset_of!(SectionEntry, crc32));
-            let end = offset
-                .checked_add(size)
-                .ok_or(FormatError::SectionOutOfBounds { index: i, kind })?;
+            let end = offset.checked_add(size).ok_or(FormatError::SectionOutOfBounds { index: i, kind })?;
             if offset < table_end as u64 || end > bytes.len() as u64 {
                 return Err(FormatError::SectionOutOfBounds { index: i, kind });
             }
             if offset % ALIGN as u64 != 0 {
-                return Err(FormatError::SectionMisaligned {
-                    index: i,
-                    kind,
-                    offset,
-                });
+                return Err(FormatError::SectionMisaligned { index: i, kind, offset });
             }
             // Sections may not overlap: compare with every earlier one (count is capped).
             for j in 0..i {
@@ -191,16 +173,10 @@ impl<'a> FileView<'a> {
                 let o_off = read_u64(o, offset_of!(SectionEntry, offset));
                 let o_end = o_off + read_u64(o, offset_of!(SectionEntry, size));
                 if offset < o_end && o_off < end && size > 0 {
-                    return Err(FormatError::SectionsOverlap {
-                        first: j,
-                        second: i,
-                    });
+                    return Err(FormatError::SectionsOverlap { first: j, second: i });
                 }
             }
-            let span = Span {
-                offset: offset as usize,
-                size: size as usize,
-            };
+            let span = Span { offset: offset as usize, size: size as usize };
             if opts.verify_crc && crc32(&bytes[span.offset..span.offset + span.size]) != crc {
                 return Err(FormatError::SectionChecksum { index: i, kind });
             }
@@ -217,10 +193,7 @@ impl<'a> FileView<'a> {
 
         let meta_span = get(section::META)?;
         if meta_span.size != core::mem::size_of::<ModelMeta>() {
-            return Err(FormatError::SectionSize {
-                kind: section::META,
-                size: meta_span.size as u64,
-            });
+            return Err(FormatError::SectionSize { kind: section::META, size: meta_span.size as u64 });
         }
         let m = slice(meta_span);
         let meta = ModelMeta {
@@ -234,9 +207,7 @@ impl<'a> FileView<'a> {
             reserved: [0; 32],
         };
         if meta.arena_size > usize::MAX as u64 / 2 {
-            return Err(FormatError::ArenaTooLarge {
-                size: meta.arena_size,
-            });
+            return Err(FormatError::ArenaTooLarge { size: meta.arena_size });
         }
         let strings = slice(get(section::STRINGS)?);
         let tensors = slice(get(section::TENSORS)?);
@@ -246,29 +217,20 @@ impl<'a> FileView<'a> {
         let weights = get(section::WEIGHTS)?;
         let expect = |kind: u32, got: usize, count: u32, each: usize| {
             if (count as u64) * (each as u64) != got as u64 {
-                Err(FormatError::SectionSize {
-                    kind,
-                    size: got as u64,
-                })
+                Err(FormatError::SectionSize { kind, size: got as u64 })
             } else {
                 Ok(())
             }
         };
         expect(section::TENSORS, tensors.len(), meta.tensor_count, 64)?;
         expect(section::OPS, ops.len(), meta.op_count, 128)?;
-        let io_count =
-            meta.input_count
-                .checked_add(meta.output_count)
-                .ok_or(FormatError::SectionSize {
-                    kind: section::GRAPH_IO,
-                    size: graph_io.len() as u64,
-                })?;
+        let io_count = meta
+            .input_count
+            .checked_add(meta.output_count)
+            .ok_or(FormatError::SectionSize { kind: section::GRAPH_IO, size: graph_io.len() as u64 })?;
         expect(section::GRAPH_IO, graph_io.len(), io_count, 4)?;
         if operands.len() % 4 != 0 {
-            return Err(FormatError::SectionSize {
-                kind: section::OPERANDS,
-                size: operands.len() as u64,
-            });
+            return Err(FormatError::SectionSize { kind: section::OPERANDS, size: operands.len() as u64 });
         }
         if meta.input_count == 0 || meta.output_count == 0 {
             return Err(FormatError::NoInputsOrOutputs);
@@ -276,9 +238,7 @@ impl<'a> FileView<'a> {
         // Typed slices of constants are made in place: the weights must sit at an address that
         // is a multiple of 4 (f32/i32). 64-byte aligned buffers (mmap, AlignedBytes) always are.
         if (bytes.as_ptr() as usize + weights.offset) % 4 != 0 {
-            return Err(FormatError::MisalignedBuffer {
-                address: bytes.as_ptr() as usize,
-            });
+            return Err(FormatError::MisalignedBuffer { address: bytes.as_ptr() as usize });
         }
 
         let view = FileView {
@@ -303,29 +263,18 @@ impl<'a> FileView<'a> {
         for i in 0..io_count as usize {
             let t = read_u32(graph_io, 4 * i);
             if t >= meta.tensor_count {
-                return Err(FormatError::BadGraphIo {
-                    position: i,
-                    tensor: t,
-                });
+                return Err(FormatError::BadGraphIo { position: i, tensor: t });
             }
             if view.tensor(t as usize).storage != Storage::Arena {
-                return Err(FormatError::BadGraphIo {
-                    position: i,
-                    tensor: t,
-                });
+                return Err(FormatError::BadGraphIo { position: i, tensor: t });
             }
         }
         Ok(view)
     }
 
     fn string(&self, off: u32, len: u32, what: &'static str) -> Result<&'a str, FormatError> {
-        let end = (off as usize)
-            .checked_add(len as usize)
-            .ok_or(FormatError::BadString { what })?;
-        let b = self
-            .strings
-            .get(off as usize..end)
-            .ok_or(FormatError::BadString { what })?;
+        let end = (off as usize).checked_add(len as usize).ok_or(FormatError::BadString { what })?;
+        let b = self.strings.get(off as usize..end).ok_or(FormatError::BadString { what })?;
         core::str::from_utf8(b).map_err(|_| FormatError::BadString { what })
     }
 
@@ -342,13 +291,11 @@ impl<'a> FileView<'a> {
         if rank > MAX_RANK {
             return Err(bad("rank above 6"));
         }
-        let layout =
-            Layout::from_u8(t[offset_of!(TensorDesc, layout)]).ok_or(bad("unknown layout"))?;
+        let layout = Layout::from_u8(t[offset_of!(TensorDesc, layout)]).ok_or(bad("unknown layout"))?;
         if layout == Layout::Nhwc && rank != 4 {
             return Err(bad("NHWC layout on a tensor whose rank is not 4"));
         }
-        let storage =
-            Storage::from_u8(t[offset_of!(TensorDesc, storage)]).ok_or(bad("unknown storage"))?;
+        let storage = Storage::from_u8(t[offset_of!(TensorDesc, storage)]).ok_or(bad("unknown storage"))?;
         let mut elements: u64 = 1;
         for d in 0..MAX_RANK {
             let v = read_u32(t, offset_of!(TensorDesc, dims) + 4 * d) as u64;
@@ -358,18 +305,14 @@ impl<'a> FileView<'a> {
                 }
                 continue;
             }
-            elements = elements
-                .checked_mul(v)
-                .ok_or(bad("element count overflows"))?;
+            elements = elements.checked_mul(v).ok_or(bad("element count overflows"))?;
         }
         let size = read_u64(t, offset_of!(TensorDesc, data_size));
         let offset = read_u64(t, offset_of!(TensorDesc, data_offset));
         if elements.checked_mul(dtype.size() as u64) != Some(size) {
             return Err(bad("data size does not match shape and dtype"));
         }
-        let end = offset
-            .checked_add(size)
-            .ok_or(bad("data range overflows"))?;
+        let end = offset.checked_add(size).ok_or(bad("data range overflows"))?;
         match storage {
             Storage::Constant => {
                 if offset % ALIGN as u64 != 0 {
@@ -406,22 +349,13 @@ impl<'a> FileView<'a> {
     fn check_op(&self, index: usize) -> Result<(), FormatError> {
         let o = &self.ops[index * 128..(index + 1) * 128];
         let bad = |reason: &'static str| FormatError::BadOp { index, reason };
-        self.string(
-            read_u32(o, offset_of!(OpDesc, name_off)),
-            read_u32(o, offset_of!(OpDesc, name_len)),
-            "op name",
-        )?;
+        self.string(read_u32(o, offset_of!(OpDesc, name_off)), read_u32(o, offset_of!(OpDesc, name_len)), "op name")?;
         let n_in = read_u16(o, offset_of!(OpDesc, input_count)) as usize;
         let n_out = read_u16(o, offset_of!(OpDesc, output_count)) as usize;
         let start = read_u32(o, offset_of!(OpDesc, operands_start)) as usize;
-        let end = start
-            .checked_add(n_in + n_out)
-            .and_then(|e| e.checked_mul(4))
-            .ok_or(bad("operand range overflows"))?;
-        let list = self
-            .operands
-            .get(start * 4..end)
-            .ok_or(bad("operand list outside the operands section"))?;
+        let end =
+            start.checked_add(n_in + n_out).and_then(|e| e.checked_mul(4)).ok_or(bad("operand range overflows"))?;
+        let list = self.operands.get(start * 4..end).ok_or(bad("operand list outside the operands section"))?;
         for k in 0..n_in + n_out {
             if read_u32(list, 4 * k) >= self.meta.tensor_count {
                 return Err(bad("operand refers to a tensor that does not exist"));
@@ -437,8 +371,7 @@ impl<'a> FileView<'a> {
         self.bytes
     }
     pub fn model_name(&self) -> &'a str {
-        self.string(self.meta.name_off, self.meta.name_len, "")
-            .unwrap_or("")
+        self.string(self.meta.name_off, self.meta.name_len, "").unwrap_or("")
     }
     pub fn tensor_count(&self) -> usize {
         self.meta.tensor_count as usize
@@ -509,11 +442,7 @@ impl<'a> FileView<'a> {
             kind: read_u16(o, offset_of!(OpDesc, kind)),
             flags: read_u16(o, offset_of!(OpDesc, flags)),
             name: self
-                .string(
-                    read_u32(o, offset_of!(OpDesc, name_off)),
-                    read_u32(o, offset_of!(OpDesc, name_len)),
-                    "",
-                )
+                .string(read_u32(o, offset_of!(OpDesc, name_off)), read_u32(o, offset_of!(OpDesc, name_len)), "")
                 .unwrap_or(""),
             operands: &self.operands[start * 4..(start + n_in + n_out) * 4],
             input_count: n_in,

@@ -50,9 +50,7 @@ fn put<T: Copy>(out: &mut Vec<u8>, v: &T) {
     // SAFETY: only called with the `#[repr(C)]` layout structs of this crate, which are plain
     // old data with explicit padding fields, so every byte is initialized. Hosts are
     // little-endian (checked at compile time in lib.rs), matching the format.
-    let bytes = unsafe {
-        std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
-    };
+    let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) };
     out.extend_from_slice(bytes);
 }
 
@@ -204,13 +202,8 @@ impl ModelSpec {
 /// Write `bytes` to `path` atomically: a temporary file in the same directory, flushed and
 /// synced, then renamed over `path`. An interrupted write never leaves a partial file at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("output path has no file name"))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().ok_or_else(|| std::io::Error::other("output path has no file name"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));

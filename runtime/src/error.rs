@@ -56,20 +56,10 @@ impl fmt::Display for RuntimeError {
         use RuntimeError::*;
         match *self {
             Format(e) => write!(f, "invalid .sparq file: {e}"),
-            InvalidOp {
-                index,
-                kind,
-                reason,
-            } => write!(f, "invalid .sparq file: op {index} ({kind}): {reason}"),
-            UnknownOp { index, kind } => write!(
-                f,
-                "op {index} has kind {kind}, which this runtime does not implement"
-            ),
+            InvalidOp { index, kind, reason } => write!(f, "invalid .sparq file: op {index} ({kind}): {reason}"),
+            UnknownOp { index, kind } => write!(f, "op {index} has kind {kind}, which this runtime does not implement"),
             ArenaTooSmall { needed, given } => {
-                write!(
-                    f,
-                    "arena too small: the model needs {needed} bytes, {given} given"
-                )
+                write!(f, "arena too small: the model needs {needed} bytes, {given} given")
             }
             ArenaMisaligned { address } => {
                 write!(f, "arena at {address:#x} is not 64-byte aligned")
@@ -80,15 +70,8 @@ impl fmt::Display for RuntimeError {
             NoSuchOutput { index, count } => {
                 write!(f, "output {index} does not exist (the model has {count})")
             }
-            InputLength {
-                index,
-                expected,
-                given,
-            } => {
-                write!(
-                    f,
-                    "input {index} expects {expected} values, {given} given (wrong input shape)"
-                )
+            InputLength { index, expected, given } => {
+                write!(f, "input {index} expects {expected} values, {given} given (wrong input shape)")
             }
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
             #[cfg(feature = "std")]

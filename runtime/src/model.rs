@@ -74,11 +74,8 @@ impl<'a> Model<'a> {
             op::CONV2D | op::DEPTHWISE_CONV2D => {
                 let y = self.tensor(o.output(0));
                 let w = self.tensor(o.input(1));
-                let per_out: usize = if o.kind == op::CONV2D {
-                    w.shape()[1..].iter().product()
-                } else {
-                    w.dims[1] * w.dims[2]
-                };
+                let per_out: usize =
+                    if o.kind == op::CONV2D { w.shape()[1..].iter().product() } else { w.dims[1] * w.dims[2] };
                 (y.elements() * per_out) as u64
             }
             op::FULLY_CONNECTED => {
@@ -94,11 +91,7 @@ impl<'a> Model<'a> {
 pub const MAX_REDUCTION: usize = 1 << 16;
 
 fn invalid(o: &OpInfo<'_>, reason: &'static str) -> RuntimeError {
-    RuntimeError::InvalidOp {
-        index: o.index,
-        kind: op::name(o.kind),
-        reason,
-    }
+    RuntimeError::InvalidOp { index: o.index, kind: op::name(o.kind), reason }
 }
 
 fn overlaps(a: &TensorInfo<'_>, b: &TensorInfo<'_>) -> bool {
@@ -119,9 +112,7 @@ pub fn window_out(
     pad_b: usize,
     dilation: usize,
 ) -> Option<usize> {
-    let span = dilation
-        .checked_mul(kernel.checked_sub(1)?)?
-        .checked_add(1)?;
+    let span = dilation.checked_mul(kernel.checked_sub(1)?)?.checked_add(1)?;
     let padded = input.checked_add(pad_a)?.checked_add(pad_b)?;
     Some(padded.checked_sub(span)? / stride + 1)
 }
@@ -181,13 +172,12 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
         }
         Ok(())
     };
-    let constant =
-        |t: &TensorInfo<'_>, dtype: DType, len: usize, what| -> Result<(), RuntimeError> {
-            if t.storage != Storage::Constant || t.dtype != dtype || t.elements() != len {
-                return Err(bad(what));
-            }
-            Ok(())
-        };
+    let constant = |t: &TensorInfo<'_>, dtype: DType, len: usize, what| -> Result<(), RuntimeError> {
+        if t.storage != Storage::Constant || t.dtype != dtype || t.elements() != len {
+            return Err(bad(what));
+        }
+        Ok(())
+    };
     match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::MAX_POOL | op::AVERAGE_POOL => {
             let x = input(0);
@@ -204,18 +194,10 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                     Err(bad("negative window parameter"))
                 }
             };
-            let (kh, kw, sh, sw) = (
-                dim(window::KERNEL_H)?,
-                dim(window::KERNEL_W)?,
-                dim(window::STRIDE_H)?,
-                dim(window::STRIDE_W)?,
-            );
-            let (pt, pl, pb, pr) = (
-                dim(window::PAD_TOP)?,
-                dim(window::PAD_LEFT)?,
-                dim(window::PAD_BOTTOM)?,
-                dim(window::PAD_RIGHT)?,
-            );
+            let (kh, kw, sh, sw) =
+                (dim(window::KERNEL_H)?, dim(window::KERNEL_W)?, dim(window::STRIDE_H)?, dim(window::STRIDE_W)?);
+            let (pt, pl, pb, pr) =
+                (dim(window::PAD_TOP)?, dim(window::PAD_LEFT)?, dim(window::PAD_BOTTOM)?, dim(window::PAD_RIGHT)?);
             let (dh, dw) = (dim(window::DILATION_H)?, dim(window::DILATION_W)?);
             if kh == 0 || kw == 0 || sh == 0 || sw == 0 || dh == 0 || dw == 0 {
                 return Err(bad("kernel, stride and dilation must be at least 1"));
@@ -228,10 +210,8 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 // Such padding creates windows with no input at all.
                 return Err(bad("padding not smaller than the kernel extent"));
             }
-            let oh = window_out(x.dims[2], kh, sh, pt, pb, dh)
-                .ok_or(bad("kernel larger than the padded input"))?;
-            let ow = window_out(x.dims[3], kw, sw, pl, pr, dw)
-                .ok_or(bad("kernel larger than the padded input"))?;
+            let oh = window_out(x.dims[2], kh, sh, pt, pb, dh).ok_or(bad("kernel larger than the padded input"))?;
+            let ow = window_out(x.dims[3], kw, sw, pl, pr, dw).ok_or(bad("kernel larger than the padded input"))?;
             if y.dims[0] != x.dims[0] || y.dims[2] != oh || y.dims[3] != ow {
                 return Err(bad("output shape does not match the window geometry"));
             }
@@ -239,17 +219,15 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             match o.kind {
                 op::CONV2D | op::DEPTHWISE_CONV2D => {
                     let w = input(1);
-                    let groups = if o.kind == op::CONV2D {
-                        dim(window::GROUPS)?
-                    } else {
-                        cin
-                    };
+                    let groups = if o.kind == op::CONV2D { dim(window::GROUPS)? } else { cin };
                     if groups == 0 || cin % groups != 0 || cout % groups != 0 {
                         return Err(bad("groups must divide input and output channels"));
                     }
                     if o.kind == op::DEPTHWISE_CONV2D {
                         if cin != cout || w.shape() != [1, kh, kw, cin] {
-                            return Err(bad("depthwise weights must be [1, KH, KW, C] with C = input = output channels"));
+                            return Err(bad(
+                                "depthwise weights must be [1, KH, KW, C] with C = input = output channels",
+                            ));
                         }
                     } else if w.shape() != [cout, kh, kw, cin / groups] {
                         return Err(bad("weights must be [O, KH, KW, I/groups]"));
@@ -258,20 +236,9 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                         return Err(bad("weights must be a constant of the input's dtype"));
                     }
                     if kh * kw * (cin / groups) > MAX_REDUCTION {
-                        return Err(bad(
-                            "reduction longer than 65536 taps (int32 accumulator could overflow)",
-                        ));
+                        return Err(bad("reduction longer than 65536 taps (int32 accumulator could overflow)"));
                     }
-                    check_bias_requant(
-                        o,
-                        view,
-                        x.dtype,
-                        cout,
-                        &constant,
-                        &requant_slots,
-                        &f32_clamp,
-                        &mult_shift,
-                    )?;
+                    check_bias_requant(o, view, x.dtype, cout, &constant, &requant_slots, &f32_clamp, &mult_shift)?;
                 }
                 op::MAX_POOL | op::AVERAGE_POOL => {
                     expect_inputs(1)?;
@@ -302,9 +269,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             }
             let (n, k) = (w.dims[0], w.dims[1]);
             if k > MAX_REDUCTION {
-                return Err(bad(
-                    "reduction longer than 65536 taps (int32 accumulator could overflow)",
-                ));
+                return Err(bad("reduction longer than 65536 taps (int32 accumulator could overflow)"));
             }
             if x.dims[x.rank - 1] != k
                 || y.rank != x.rank
@@ -324,16 +289,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 }
                 f32_clamp()?;
             } else {
-                check_bias_requant(
-                o,
-                view,
-                x.dtype,
-                n,
-                &constant,
-                &requant_slots,
-                &f32_clamp,
-                &mult_shift,
-            )?;
+                check_bias_requant(o, view, x.dtype, n, &constant, &requant_slots, &f32_clamp, &mult_shift)?;
             }
         }
         op::ADD | op::MUL => {
@@ -370,8 +326,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 op::REQUANTIZE => (Some(DType::I8), DType::I8),
                 _ => (None, x.dtype),
             };
-            if want_in.is_some_and(|d| d != x.dtype) || y.dtype != want_out || y.dtype == DType::I32
-            {
+            if want_in.is_some_and(|d| d != x.dtype) || y.dtype != want_out || y.dtype == DType::I32 {
                 return Err(bad("wrong input or output dtype"));
             }
             match o.kind {
@@ -416,14 +371,9 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
         op::GLOBAL_AVERAGE_POOL => {
             expect_inputs(1)?;
             let x = input(0);
-            if x.storage != Storage::Arena
-                || x.layout != Layout::Nhwc
-                || y.layout != Layout::Nhwc
-                || x.dtype != y.dtype
+            if x.storage != Storage::Arena || x.layout != Layout::Nhwc || y.layout != Layout::Nhwc || x.dtype != y.dtype
             {
-                return Err(bad(
-                    "input and output must be NHWC arena tensors of one dtype",
-                ));
+                return Err(bad("input and output must be NHWC arena tensors of one dtype"));
             }
             if y.shape() != [x.dims[0], x.dims[1], 1, 1] || x.dims[2] * x.dims[3] == 0 {
                 return Err(bad("output must be [N, C, 1, 1] of a non-empty input"));
@@ -457,29 +407,17 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 total += x.dims[axis];
             }
             if total != y.dims[axis] {
-                return Err(bad(
-                    "concat output size along the axis is not the sum of the inputs",
-                ));
+                return Err(bad("concat output size along the axis is not the sum of the inputs"));
             }
         }
-        _ => {
-            return Err(RuntimeError::UnknownOp {
-                index: o.index,
-                kind: o.kind,
-            })
-        }
+        _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
     }
     Ok(())
 }
 
 fn same_quant(o: &OpInfo<'_>, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Result<(), RuntimeError> {
-    if x.dtype != y.dtype
-        || (x.dtype == DType::I8 && (x.scale != y.scale || x.zero_point != y.zero_point))
-    {
-        return Err(invalid(
-            o,
-            "int8 input and output must share scale and zero point",
-        ));
+    if x.dtype != y.dtype || (x.dtype == DType::I8 && (x.scale != y.scale || x.zero_point != y.zero_point)) {
+        return Err(invalid(o, "int8 input and output must share scale and zero point"));
     }
     Ok(())
 }
@@ -511,10 +449,7 @@ fn check_bias_requant(
         }
         DType::I8 => {
             if o.input_count != 5 {
-                return Err(invalid(
-                    o,
-                    "int8 layers take input, weights, bias, multipliers and shifts",
-                ));
+                return Err(invalid(o, "int8 layers take input, weights, bias, multipliers and shifts"));
             }
             constant(
                 &input(2),
@@ -522,27 +457,12 @@ fn check_bias_requant(
                 channels,
                 "bias must be an i32 constant with one value per output channel",
             )?;
-            constant(
-                &input(3),
-                DType::I32,
-                channels,
-                "multipliers must be an i32 constant per output channel",
-            )?;
-            constant(
-                &input(4),
-                DType::I32,
-                channels,
-                "shifts must be an i32 constant per output channel",
-            )?;
+            constant(&input(3), DType::I32, channels, "multipliers must be an i32 constant per output channel")?;
+            constant(&input(4), DType::I32, channels, "shifts must be an i32 constant per output channel")?;
             let mults = crate::session::constant_slice::<i32>(view, &input(3));
             let shifts = crate::session::constant_slice::<i32>(view, &input(4));
-            if mults.iter().any(|&m| m < 0)
-                || shifts.iter().any(|s| !(MIN_SHIFT..=MAX_SHIFT).contains(s))
-            {
-                return Err(invalid(
-                    o,
-                    "requantization multiplier or shift out of range",
-                ));
+            if mults.iter().any(|&m| m < 0) || shifts.iter().any(|s| !(MIN_SHIFT..=MAX_SHIFT).contains(s)) {
+                return Err(invalid(o, "requantization multiplier or shift out of range"));
             }
             requant_slots()
         }

@@ -30,14 +30,7 @@ pub fn requantize(acc: i32, mult: i32, shift: i32) -> i32 {
 /// Requantize and produce the final int8 value: add the output zero point and apply the fused
 /// activation clamp `[act_min, act_max]` (a sub-range of [-128, 127]).
 #[inline(always)]
-pub fn requantize_to_i8(
-    acc: i32,
-    mult: i32,
-    shift: i32,
-    zero_point: i32,
-    act_min: i32,
-    act_max: i32,
-) -> i8 {
+pub fn requantize_to_i8(acc: i32, mult: i32, shift: i32, zero_point: i32, act_min: i32, act_max: i32) -> i8 {
     let v = requantize(acc, mult, shift).saturating_add(zero_point);
     v.clamp(act_min, act_max) as i8
 }
@@ -83,12 +76,7 @@ pub fn quantize_multiplier(m: f64) -> (i32, i32) {
 pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
     let q = libm::roundf(x / scale);
     // NaN maps to the zero point; +-inf and huge values saturate.
-    let q = if q.is_nan() {
-        0.0
-    } else {
-        q.clamp(-1.0e6, 1.0e6)
-    } as i32
-        + zero_point;
+    let q = if q.is_nan() { 0.0 } else { q.clamp(-1.0e6, 1.0e6) } as i32 + zero_point;
     q.clamp(-128, 127) as i8
 }
 
@@ -113,20 +101,12 @@ mod tests {
 
     #[test]
     fn multiplier_round_trip() {
-        for &m in &[
-            1e-9, 1e-5, 0.000123, 0.0049, 0.25, 0.5, 0.75, 0.999999, 1.0, 1.5, 3.0, 1000.0,
-        ] {
+        for &m in &[1e-9, 1e-5, 0.000123, 0.0049, 0.25, 0.5, 0.75, 0.999999, 1.0, 1.5, 3.0, 1000.0] {
             let (mult, shift) = quantize_multiplier(m);
-            assert!(
-                (MIN_SHIFT..=MAX_SHIFT).contains(&shift),
-                "{m}: shift {shift}"
-            );
+            assert!((MIN_SHIFT..=MAX_SHIFT).contains(&shift), "{m}: shift {shift}");
             assert!(mult >= 0);
             let back = mult as f64 / 2f64.powi(shift);
-            assert!(
-                (back - m).abs() <= m * 1e-6 + 2f64.powi(-62),
-                "{m} -> {back}"
-            );
+            assert!((back - m).abs() <= m * 1e-6 + 2f64.powi(-62), "{m} -> {back}");
         }
         assert_eq!(quantize_multiplier(0.0), (0, MAX_SHIFT));
         assert_eq!(quantize_multiplier(f64::NAN), (0, MAX_SHIFT));
@@ -148,13 +128,7 @@ mod tests {
             ((i32::MIN as i128 * i32::MAX as i128 + (1i128 << 61)) >> 62) as i32
         );
         // Powers of two +-2 around the rounding point.
-        for acc in [
-            (1 << 20) - 2,
-            (1 << 20) - 1,
-            1 << 20,
-            (1 << 20) + 1,
-            (1 << 20) + 2,
-        ] {
+        for acc in [(1 << 20) - 2, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (1 << 20) + 2] {
             let exact = (acc as f64 * 0.25).round_ties_up();
             assert_eq!(requantize(acc, 1 << 30, 32) as f64, exact);
         }

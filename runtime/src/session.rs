@@ -31,12 +31,7 @@ pub(crate) fn constant_slice<'a, T: Element>(view: &FileView<'a>, t: &TensorInfo
     // SAFETY: the reader checked that the WEIGHTS section starts at a 4-byte aligned address and
     // that every constant starts at a multiple of 64 from it and lies inside it, with
     // `data_size = elements * size_of::<T>()`. Every bit pattern is a valid `T` (f32, i8, i32).
-    unsafe {
-        core::slice::from_raw_parts(
-            bytes.as_ptr().cast::<T>(),
-            bytes.len() / core::mem::size_of::<T>(),
-        )
-    }
+    unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / core::mem::size_of::<T>()) }
 }
 
 /// Hooks called around each op of a run (profilers, tensor dumps). Must not allocate to keep
@@ -60,15 +55,10 @@ impl<'s, 'a> Session<'s, 'a> {
     /// Bind a model to an arena of at least `model.arena_size()` bytes, 64-byte aligned.
     pub fn new(model: &'s Model<'a>, arena: &'s mut [u8]) -> Result<Session<'s, 'a>, RuntimeError> {
         if arena.len() < model.arena_size() {
-            return Err(RuntimeError::ArenaTooSmall {
-                needed: model.arena_size(),
-                given: arena.len(),
-            });
+            return Err(RuntimeError::ArenaTooSmall { needed: model.arena_size(), given: arena.len() });
         }
         if arena.as_ptr() as usize % sparq_format::layout::ALIGN != 0 {
-            return Err(RuntimeError::ArenaMisaligned {
-                address: arena.as_ptr() as usize,
-            });
+            return Err(RuntimeError::ArenaMisaligned { address: arena.as_ptr() as usize });
         }
         Ok(Session { model, arena })
     }
@@ -79,10 +69,7 @@ impl<'s, 'a> Session<'s, 'a> {
 
     /// The f32 input tensor `i`, to be filled in logical (ONNX, row-major) order.
     pub fn input_mut(&mut self, i: usize) -> Result<&mut [f32], RuntimeError> {
-        let t = self.model.input(i).ok_or(RuntimeError::NoSuchInput {
-            index: i,
-            count: self.model.input_count(),
-        })?;
+        let t = self.model.input(i).ok_or(RuntimeError::NoSuchInput { index: i, count: self.model.input_count() })?;
         if t.dtype != DType::F32 {
             return Err(RuntimeError::InputDType { index: i });
         }
@@ -93,11 +80,7 @@ impl<'s, 'a> Session<'s, 'a> {
     pub fn set_input(&mut self, i: usize, data: &[f32]) -> Result<(), RuntimeError> {
         let slot = self.input_mut(i)?;
         if slot.len() != data.len() {
-            return Err(RuntimeError::InputLength {
-                index: i,
-                expected: slot.len(),
-                given: data.len(),
-            });
+            return Err(RuntimeError::InputLength { index: i, expected: slot.len(), given: data.len() });
         }
         slot.copy_from_slice(data);
         Ok(())
@@ -105,10 +88,8 @@ impl<'s, 'a> Session<'s, 'a> {
 
     /// The f32 output tensor `i` in logical order, valid after `run`.
     pub fn output(&self, i: usize) -> Result<&[f32], RuntimeError> {
-        let t = self.model.output(i).ok_or(RuntimeError::NoSuchOutput {
-            index: i,
-            count: self.model.output_count(),
-        })?;
+        let t =
+            self.model.output(i).ok_or(RuntimeError::NoSuchOutput { index: i, count: self.model.output_count() })?;
         if t.dtype != DType::F32 {
             return Err(RuntimeError::InputDType { index: i });
         }
@@ -121,23 +102,13 @@ impl<'s, 'a> Session<'s, 'a> {
         // SAFETY: validated at load: the tensor lies in the planned arena (which `new` checked
         // is no larger than `self.arena`), its offset is a multiple of its element size and the
         // arena is 64-byte aligned.
-        unsafe {
-            core::slice::from_raw_parts(
-                self.arena.as_ptr().add(t.data_offset).cast::<T>(),
-                t.elements(),
-            )
-        }
+        unsafe { core::slice::from_raw_parts(self.arena.as_ptr().add(t.data_offset).cast::<T>(), t.elements()) }
     }
 
     fn tensor_mut<T: Element>(&mut self, t: &TensorInfo<'_>) -> &mut [T] {
         assert!(t.storage == Storage::Arena && t.dtype == T::DTYPE);
         // SAFETY: as in `tensor`; `&mut self` makes this the only view.
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                self.arena.as_mut_ptr().add(t.data_offset).cast::<T>(),
-                t.elements(),
-            )
-        }
+        unsafe { core::slice::from_raw_parts_mut(self.arena.as_mut_ptr().add(t.data_offset).cast::<T>(), t.elements()) }
     }
 
     /// Run every op in order.
@@ -179,9 +150,7 @@ impl<'a> Ctx<'a> {
     #[allow(clippy::mut_from_ref)]
     fn out<T: Element>(&self, t: &TensorInfo<'_>) -> &mut [T] {
         // SAFETY: see `data`; the output is an arena tensor (validated) disjoint from the inputs.
-        unsafe {
-            core::slice::from_raw_parts_mut(self.base.add(t.data_offset).cast::<T>(), t.elements())
-        }
+        unsafe { core::slice::from_raw_parts_mut(self.base.add(t.data_offset).cast::<T>(), t.elements()) }
     }
 
     fn geometry(x: &TensorInfo<'_>, y: &TensorInfo<'_>, p: &[i32], groups: usize) -> ConvGeometry {
@@ -205,12 +174,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn requant<'b>(
-        &'b self,
-        o: &OpInfo<'_>,
-        x: &TensorInfo<'_>,
-        y: &TensorInfo<'_>,
-    ) -> Requant<'b> {
+    fn requant<'b>(&'b self, o: &OpInfo<'_>, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Requant<'b> {
         let t = |i| self.view.tensor(o.input(i));
         Requant {
             bias: self.data::<i32>(&t(2)),
@@ -231,11 +195,7 @@ impl<'a> Ctx<'a> {
         match o.kind {
             op::CONV2D | op::DEPTHWISE_CONV2D => {
                 let (x, w) = (t(0), t(1));
-                let groups = if o.kind == op::CONV2D {
-                    p[window::GROUPS] as usize
-                } else {
-                    x.dims[1]
-                };
+                let groups = if o.kind == op::CONV2D { p[window::GROUPS] as usize } else { x.dims[1] };
                 let g = Self::geometry(&x, &y, p, groups);
                 match (x.dtype, o.kind) {
                     (DType::I8, op::CONV2D) => conv::scalar::qs8_conv2d_scalar(
@@ -318,11 +278,7 @@ impl<'a> Ctx<'a> {
             op::ADD | op::MUL => {
                 let (a, b) = (t(0), t(1));
                 let dims = padded_dims(y.shape());
-                let st = [
-                    aligned(&a, y.shape()),
-                    aligned(&b, y.shape()),
-                    aligned(&y, y.shape()),
-                ];
+                let st = [aligned(&a, y.shape()), aligned(&b, y.shape()), aligned(&y, y.shape())];
                 match (y.dtype, o.kind) {
                     (DType::I8, op::ADD) => {
                         let prm = AddParams {
@@ -335,14 +291,7 @@ impl<'a> Ctx<'a> {
                             act_min: p[op::ACT_MIN],
                             act_max: p[op::ACT_MAX],
                         };
-                        ew::qs8_add_scalar(
-                            &dims,
-                            &st,
-                            self.data(&a),
-                            self.data(&b),
-                            self.out(&y),
-                            &prm,
-                        )
+                        ew::qs8_add_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), &prm)
                     }
                     (DType::I8, _) => {
                         let prm = MulParams {
@@ -354,33 +303,10 @@ impl<'a> Ctx<'a> {
                             act_min: p[op::ACT_MIN],
                             act_max: p[op::ACT_MAX],
                         };
-                        ew::qs8_mul_scalar(
-                            &dims,
-                            &st,
-                            self.data(&a),
-                            self.data(&b),
-                            self.out(&y),
-                            &prm,
-                        )
+                        ew::qs8_mul_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), &prm)
                     }
-                    (_, op::ADD) => ew::f32_add_scalar(
-                        &dims,
-                        &st,
-                        self.data(&a),
-                        self.data(&b),
-                        self.out(&y),
-                        lo,
-                        hi,
-                    ),
-                    _ => ew::f32_mul_scalar(
-                        &dims,
-                        &st,
-                        self.data(&a),
-                        self.data(&b),
-                        self.out(&y),
-                        lo,
-                        hi,
-                    ),
+                    (_, op::ADD) => ew::f32_add_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), lo, hi),
+                    _ => ew::f32_mul_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), lo, hi),
                 }
             }
             op::CLAMP | op::RESHAPE | op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => {
@@ -389,32 +315,18 @@ impl<'a> Ctx<'a> {
                 match (o.kind, x.dtype) {
                     (op::CLAMP, DType::I8) => {
                         let (qlo, qhi) = (p[op::ACT_MIN] as i8, p[op::ACT_MAX] as i8);
-                        ew::map_strided(&dims, &st, self.data::<i8>(&x), self.out::<i8>(&y), |v| {
-                            v.clamp(qlo, qhi)
-                        })
+                        ew::map_strided(&dims, &st, self.data::<i8>(&x), self.out::<i8>(&y), |v| v.clamp(qlo, qhi))
                     }
-                    (op::CLAMP, _) => ew::map_strided(
-                        &dims,
-                        &st,
-                        self.data::<f32>(&x),
-                        self.out::<f32>(&y),
-                        |v| v.clamp(lo, hi),
-                    ),
+                    (op::CLAMP, _) => {
+                        ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<f32>(&y), |v| v.clamp(lo, hi))
+                    }
                     (op::RESHAPE, DType::I8) => {
                         ew::map_strided(&dims, &st, self.data::<i8>(&x), self.out::<i8>(&y), |v| v)
                     }
-                    (op::RESHAPE, _) => ew::map_strided(
-                        &dims,
-                        &st,
-                        self.data::<f32>(&x),
-                        self.out::<f32>(&y),
-                        |v| v,
-                    ),
+                    (op::RESHAPE, _) => ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<f32>(&y), |v| v),
                     (op::QUANTIZE, _) => {
                         let (s, z) = (y.scale, y.zero_point);
-                        ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<i8>(&y), |v| {
-                            ew::quantize(v, s, z)
-                        })
+                        ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<i8>(&y), |v| ew::quantize(v, s, z))
                     }
                     (op::DEQUANTIZE, _) => {
                         let (s, z) = (x.scale, x.zero_point);
@@ -423,8 +335,7 @@ impl<'a> Ctx<'a> {
                         })
                     }
                     _ => {
-                        let (zi, zo, m, sh) =
-                            (x.zero_point, y.zero_point, p[op::MULT_A], p[op::SHIFT]);
+                        let (zi, zo, m, sh) = (x.zero_point, y.zero_point, p[op::MULT_A], p[op::SHIFT]);
                         ew::map_strided(&dims, &st, self.data::<i8>(&x), self.out::<i8>(&y), |v| {
                             ew::requantize_i8(v, zi, zo, m, sh)
                         })
@@ -436,19 +347,9 @@ impl<'a> Ctx<'a> {
                 let g = Self::geometry(&x, &y, p, 1);
                 let include_pad = p[window::GROUPS] != 0;
                 match (o.kind, x.dtype) {
-                    (op::MAX_POOL, DType::I8) => {
-                        pool::max_pool::<i8>(&g, self.data(&x), self.out(&y), i8::MIN)
-                    }
-                    (op::MAX_POOL, _) => {
-                        pool::max_pool::<f32>(&g, self.data(&x), self.out(&y), f32::NEG_INFINITY)
-                    }
-                    (_, DType::I8) => pool::qs8_avg_pool(
-                        &g,
-                        self.data(&x),
-                        self.out(&y),
-                        x.zero_point,
-                        include_pad,
-                    ),
+                    (op::MAX_POOL, DType::I8) => pool::max_pool::<i8>(&g, self.data(&x), self.out(&y), i8::MIN),
+                    (op::MAX_POOL, _) => pool::max_pool::<f32>(&g, self.data(&x), self.out(&y), f32::NEG_INFINITY),
+                    (_, DType::I8) => pool::qs8_avg_pool(&g, self.data(&x), self.out(&y), x.zero_point, include_pad),
                     _ => pool::f32_avg_pool(&g, self.data(&x), self.out(&y), include_pad),
                 }
             }
@@ -484,21 +385,9 @@ impl<'a> Ctx<'a> {
                     let base = start * out_strides[axis];
                     let st = [aligned(&x, x.shape()), ys];
                     if x.dtype == DType::I8 {
-                        ew::map_strided(
-                            &dims,
-                            &st,
-                            self.data::<i8>(&x),
-                            &mut self.out::<i8>(&y)[base..],
-                            |v| v,
-                        );
+                        ew::map_strided(&dims, &st, self.data::<i8>(&x), &mut self.out::<i8>(&y)[base..], |v| v);
                     } else {
-                        ew::map_strided(
-                            &dims,
-                            &st,
-                            self.data::<f32>(&x),
-                            &mut self.out::<f32>(&y)[base..],
-                            |v| v,
-                        );
+                        ew::map_strided(&dims, &st, self.data::<f32>(&x), &mut self.out::<f32>(&y)[base..], |v| v);
                     }
                     start += x.dims[axis];
                 }
@@ -533,19 +422,10 @@ fn row_major(dims: &[usize]) -> [usize; R] {
 /// that at least one is), addressing the other by the logical linear index.
 fn unary_walk(x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> ([usize; R], [[usize; R]; 2]) {
     if x.shape() == y.shape() {
-        (
-            padded_dims(x.shape()),
-            [aligned(x, x.shape()), aligned(y, x.shape())],
-        )
+        (padded_dims(x.shape()), [aligned(x, x.shape()), aligned(y, x.shape())])
     } else if strided::is_dense_row_major(y) {
-        (
-            padded_dims(x.shape()),
-            [aligned(x, x.shape()), row_major(x.shape())],
-        )
+        (padded_dims(x.shape()), [aligned(x, x.shape()), row_major(x.shape())])
     } else {
-        (
-            padded_dims(y.shape()),
-            [row_major(y.shape()), aligned(y, y.shape())],
-        )
+        (padded_dims(y.shape()), [row_major(y.shape()), aligned(y, y.shape())])
     }
 }

@@ -18,10 +18,7 @@ pub struct AlignedBytes {
 
 impl AlignedBytes {
     pub fn zeroed(len: usize) -> AlignedBytes {
-        AlignedBytes {
-            lines: std::vec![Line([0; 64]); len.div_ceil(64)],
-            len,
-        }
+        AlignedBytes { lines: std::vec![Line([0; 64]); len.div_ceil(64)], len }
     }
     pub fn from_slice(bytes: &[u8]) -> AlignedBytes {
         let mut a = AlignedBytes::zeroed(bytes.len());

@@ -20,20 +20,12 @@ pub struct AddParams {
 
 #[inline(always)]
 pub fn add_i8_one(p: &AddParams, a: i8, b: i8) -> i8 {
-    let sum =
-        (a as i32 - p.zp_a) as i64 * p.mult_a as i64 + (b as i32 - p.zp_b) as i64 * p.mult_b as i64;
+    let sum = (a as i32 - p.zp_a) as i64 * p.mult_a as i64 + (b as i32 - p.zp_b) as i64 * p.mult_b as i64;
     let v = ((sum + (1i64 << (p.shift - 1))) >> p.shift).clamp(-1 << 16, 1 << 16) as i32 + p.zp_out;
     v.clamp(p.act_min, p.act_max) as i8
 }
 
-pub fn qs8_add_scalar(
-    dims: &[usize; R],
-    st: &[[usize; R]; 3],
-    a: &[i8],
-    b: &[i8],
-    y: &mut [i8],
-    p: &AddParams,
-) {
+pub fn qs8_add_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
     walk(dims, st, |o| y[o[2]] = add_i8_one(p, a[o[0]], b[o[1]]));
 }
 
@@ -49,53 +41,24 @@ pub struct MulParams {
     pub act_max: i32,
 }
 
-pub fn qs8_mul_scalar(
-    dims: &[usize; R],
-    st: &[[usize; R]; 3],
-    a: &[i8],
-    b: &[i8],
-    y: &mut [i8],
-    p: &MulParams,
-) {
+pub fn qs8_mul_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
     walk(dims, st, |o| {
         let prod = (a[o[0]] as i32 - p.zp_a) * (b[o[1]] as i32 - p.zp_b);
         y[o[2]] = requantize_to_i8(prod, p.mult, p.shift, p.zp_out, p.act_min, p.act_max);
     });
 }
 
-pub fn f32_add_scalar(
-    dims: &[usize; R],
-    st: &[[usize; R]; 3],
-    a: &[f32],
-    b: &[f32],
-    y: &mut [f32],
-    lo: f32,
-    hi: f32,
-) {
+pub fn f32_add_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[f32], b: &[f32], y: &mut [f32], lo: f32, hi: f32) {
     walk(dims, st, |o| y[o[2]] = (a[o[0]] + b[o[1]]).clamp(lo, hi));
 }
 
-pub fn f32_mul_scalar(
-    dims: &[usize; R],
-    st: &[[usize; R]; 3],
-    a: &[f32],
-    b: &[f32],
-    y: &mut [f32],
-    lo: f32,
-    hi: f32,
-) {
+pub fn f32_mul_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[f32], b: &[f32], y: &mut [f32], lo: f32, hi: f32) {
     walk(dims, st, |o| y[o[2]] = (a[o[0]] * b[o[1]]).clamp(lo, hi));
 }
 
 /// Strided copy with a per-element map (reshape, layout change, concat piece, clamp, quantize...).
 #[inline]
-pub fn map_strided<A: Copy, B>(
-    dims: &[usize; R],
-    st: &[[usize; R]; 2],
-    x: &[A],
-    y: &mut [B],
-    f: impl Fn(A) -> B,
-) {
+pub fn map_strided<A: Copy, B>(dims: &[usize; R], st: &[[usize; R]; 2], x: &[A], y: &mut [B], f: impl Fn(A) -> B) {
     walk(dims, st, |o| y[o[1]] = f(x[o[0]]));
 }
 

@@ -31,21 +31,10 @@ pub fn max_pool<T: Copy + PartialOrd>(g: &ConvGeometry, x: &[T], y: &mut [T], lo
 /// Number of window taps inside the input, and the divisor. With `count_include_pad` the divisor
 /// is the whole window: ceil mode is not supported, so every tap lies within the padded input.
 fn window_count(g: &ConvGeometry, oh: usize, ow: usize, count_include_pad: bool) -> (usize, usize) {
-    let rows = (0..g.kernel_h)
-        .filter(|&k| g.in_row(oh, k).is_some())
-        .count();
-    let cols = (0..g.kernel_w)
-        .filter(|&k| g.in_col(ow, k).is_some())
-        .count();
+    let rows = (0..g.kernel_h).filter(|&k| g.in_row(oh, k).is_some()).count();
+    let cols = (0..g.kernel_w).filter(|&k| g.in_col(ow, k).is_some()).count();
     let valid = rows * cols;
-    (
-        valid,
-        if count_include_pad {
-            g.kernel_h * g.kernel_w
-        } else {
-            valid
-        },
-    )
+    (valid, if count_include_pad { g.kernel_h * g.kernel_w } else { valid })
 }
 
 pub fn f32_avg_pool(g: &ConvGeometry, x: &[f32], y: &mut [f32], count_include_pad: bool) {

@@ -6,11 +6,7 @@ use super::strided::{aligned, padded_dims, walk, R};
 use crate::quant::{dequantize_i8, quantize_f32};
 use sparq_format::TensorInfo;
 
-fn rows(
-    x: &TensorInfo<'_>,
-    y: &TensorInfo<'_>,
-    axis: usize,
-) -> ([usize; R], [[usize; R]; 2], usize, usize, usize) {
+fn rows(x: &TensorInfo<'_>, y: &TensorInfo<'_>, axis: usize) -> ([usize; R], [[usize; R]; 2], usize, usize, usize) {
     let mut dims = padded_dims(x.shape());
     let a = R - x.rank + axis;
     let len = dims[a];
@@ -20,18 +16,10 @@ fn rows(
     (dims, [sx, sy], len, sx[a], sy[a])
 }
 
-pub fn f32_softmax(
-    x: &TensorInfo<'_>,
-    y: &TensorInfo<'_>,
-    axis: usize,
-    xd: &[f32],
-    yd: &mut [f32],
-) {
+pub fn f32_softmax(x: &TensorInfo<'_>, y: &TensorInfo<'_>, axis: usize, xd: &[f32], yd: &mut [f32]) {
     let (dims, st, len, sx, sy) = rows(x, y, axis);
     walk(&dims, &st, |o| {
-        let max = (0..len)
-            .map(|i| xd[o[0] + i * sx])
-            .fold(f32::NEG_INFINITY, f32::max);
+        let max = (0..len).map(|i| xd[o[0] + i * sx]).fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for i in 0..len {
             let e = libm::expf(xd[o[0] + i * sx] - max);
@@ -52,9 +40,7 @@ pub fn qs8_softmax(x: &TensorInfo<'_>, y: &TensorInfo<'_>, axis: usize, xd: &[i8
         // Scale is positive, so the largest code is the largest value.
         let max = (0..len).map(|i| xd[o[0] + i * sx]).max().unwrap_or(0);
         let m = dequantize_i8(max, s_in, z_in);
-        let sum: f32 = (0..len)
-            .map(|i| libm::expf(dequantize_i8(xd[o[0] + i * sx], s_in, z_in) - m))
-            .sum();
+        let sum: f32 = (0..len).map(|i| libm::expf(dequantize_i8(xd[o[0] + i * sx], s_in, z_in) - m)).sum();
         let inv = 1.0 / sum;
         for i in 0..len {
             let p = libm::expf(dequantize_i8(xd[o[0] + i * sx], s_in, z_in) - m) * inv;

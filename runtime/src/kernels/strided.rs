@@ -59,11 +59,7 @@ pub fn is_dense_row_major(t: &TensorInfo<'_>) -> bool {
 /// Calls `f` with the physical offsets of `K` tensors for every logical index of `dims`, in
 /// row-major logical order.
 #[inline]
-pub fn walk<const K: usize>(
-    dims: &[usize; R],
-    strides: &[[usize; R]; K],
-    mut f: impl FnMut(&[usize; K]),
-) {
+pub fn walk<const K: usize>(dims: &[usize; R], strides: &[[usize; R]; K], mut f: impl FnMut(&[usize; K])) {
     let total: usize = dims.iter().product();
     if total == 0 {
         return;

@@ -28,15 +28,11 @@ impl ConvGeometry {
     /// Input row of kernel tap `kh` for output row `oh`, or `None` when it falls in the padding.
     #[inline(always)]
     pub fn in_row(&self, oh: usize, kh: usize) -> Option<usize> {
-        (oh * self.stride_h + kh * self.dilation_h)
-            .checked_sub(self.pad_top)
-            .filter(|&r| r < self.in_h)
+        (oh * self.stride_h + kh * self.dilation_h).checked_sub(self.pad_top).filter(|&r| r < self.in_h)
     }
     #[inline(always)]
     pub fn in_col(&self, ow: usize, kw: usize) -> Option<usize> {
-        (ow * self.stride_w + kw * self.dilation_w)
-            .checked_sub(self.pad_left)
-            .filter(|&c| c < self.in_w)
+        (ow * self.stride_w + kw * self.dilation_w).checked_sub(self.pad_left).filter(|&c| c < self.in_w)
     }
     pub fn macs(&self) -> u64 {
         (self.batch * self.out_h * self.out_w * self.out_c) as u64

@@ -5,10 +5,7 @@ use super::{ConvGeometry, Requant};
 /// `sum((x - zp) * w)` over one tap: the inner product every int8 kernel computes.
 #[inline(always)]
 pub fn dot_i8(x: &[i8], w: &[i8], zero_point: i32) -> i32 {
-    x.iter()
-        .zip(w)
-        .map(|(&a, &b)| (a as i32 - zero_point) * b as i32)
-        .sum()
+    x.iter().zip(w).map(|(&a, &b)| (a as i32 - zero_point) * b as i32).sum()
 }
 
 #[inline(always)]

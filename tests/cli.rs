@@ -1,0 +1,154 @@
+//! The `sparq` binary on good and bad input: every bad input is a one-line error, exit code 1,
+//! no panic, and no output file left behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sparq(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sparq")).args(args).output().expect("run sparq");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sparq-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
+    sparq_compiler::data::write_npy(path, shape, data).unwrap();
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Asserts a failed command's contract and returns its error line.
+fn fails(args: &[&str], must_mention: &str, no_file: Option<&Path>) -> String {
+    let (code, _, err) = sparq(args);
+    assert_eq!(code, 1, "sparq {args:?}: exit code {code}, stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "sparq {args:?}: expected one line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(must_mention), "sparq {args:?}: '{}' does not mention '{must_mention}'", lines[0]);
+    if let Some(f) = no_file {
+        assert!(!f.exists(), "{} was left behind", f.display());
+        let dir = f.parent().unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left behind");
+    }
+    lines[0].to_string()
+}
+
+#[test]
+fn compile_run_eval_inspect_round_trip() {
+    let d = tmpdir("ok");
+    let m = common::depthwise_separable();
+    let onnx = d.join("m.onnx");
+    std::fs::write(&onnx, &m.onnx).unwrap();
+    let calib = common::samples(&m.input_shape, 16, 5).concat();
+    let calib_path = d.join("calib.npy");
+    write_npy(&calib_path, &[16, 4, 16, 16], &calib);
+    let out = d.join("m.sparq");
+    let (code, stdout, err) = sparq(&["compile", s(&onnx), "-o", s(&out), "--calib", s(&calib_path)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("compile report") && stdout.contains("agreement"), "{stdout}");
+    let (code, stdout, err) = sparq(&["inspect", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("DepthwiseConv2d") && stdout.contains("arena"), "{stdout}");
+    let y = d.join("y.npy");
+    let (code, _, err) = sparq(&["run", s(&out), "--input", s(&calib_path), "--output", s(&y)]);
+    assert_eq!(code, 0, "{err}");
+    let ya = sparq_compiler::data::read_npy(&y).unwrap();
+    assert_eq!(ya.shape, vec![16, 7]);
+    let (code, stdout, err) = sparq(&["eval", s(&out), "--data", s(&calib_path), "--reference", s(&onnx)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("agreement"), "{stdout}");
+    let (code, stdout, err) = sparq(&["bench", s(&out), "--iters", "5", "--warmup", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for k in ["p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "iters", "threads", "kernels"] {
+        assert!(j.get(k).is_some(), "bench JSON lacks {k}: {stdout}");
+    }
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let d = tmpdir("bad");
+    let out = d.join("out.sparq");
+    // Missing file.
+    fails(&["compile", s(&d.join("missing.onnx")), "-o", s(&out), "--quant", "f32"], "missing.onnx", Some(&out));
+    // Not ONNX.
+    let junk = d.join("junk.onnx");
+    std::fs::write(&junk, b"this is not a protobuf \xff\xff\xff").unwrap();
+    fails(&["compile", s(&junk), "-o", s(&out), "--quant", "f32"], "not a valid ONNX model", Some(&out));
+    // Truncated ONNX.
+    let m = common::plain_cnn();
+    let trunc = d.join("trunc.onnx");
+    std::fs::write(&trunc, &m.onnx[..m.onnx.len() / 2]).unwrap();
+    fails(&["compile", s(&trunc), "-o", s(&out), "--quant", "f32"], "trunc.onnx", Some(&out));
+    // Unsupported op, named with its node and opset.
+    let mut b = sparq_compiler::onnx_builder::OnnxBuilder::new("bad", 13);
+    let x = b.input("input", &[1, 4]);
+    let y = b.node("Tanh", &[&x], vec![]);
+    b.output(&y);
+    let unsup = d.join("unsup.onnx");
+    std::fs::write(&unsup, b.build()).unwrap();
+    let line = fails(&["compile", s(&unsup), "-o", s(&out), "--quant", "f32"], "Tanh", Some(&out));
+    assert!(line.contains("opset 13") && line.contains("Tanh_"), "{line}");
+    // Calibration data of the wrong shape.
+    let good = d.join("good.onnx");
+    std::fs::write(&good, &m.onnx).unwrap();
+    let wrong = d.join("wrong.npy");
+    write_npy(&wrong, &[4, 3, 10, 10], &vec![0.5; 4 * 300]);
+    fails(&["compile", s(&good), "-o", s(&out), "--calib", s(&wrong)], "wrong.npy", Some(&out));
+    // int8 without calibration data.
+    fails(&["compile", s(&good), "-o", s(&out)], "calibration", Some(&out));
+    // Unknown --keep-float node.
+    let calib = d.join("calib.npy");
+    write_npy(&calib, &[2, 3, 20, 20], &common::samples(&[3, 20, 20], 2, 3).concat());
+    fails(&["compile", s(&good), "-o", s(&out), "--calib", s(&calib), "--keep-float", "nope"], "nope", Some(&out));
+    // Wrong input shape at run time.
+    let (code, _, err) = sparq(&["compile", s(&good), "-o", s(&out), "--calib", s(&calib)]);
+    assert_eq!(code, 0, "{err}");
+    let y = d.join("y.npy");
+    fails(&["run", s(&out), "--input", s(&wrong), "--output", s(&y)], "shape", Some(&y));
+    // Bad .sparq files: empty, truncated, corrupted, not a model at all.
+    let bytes = std::fs::read(&out).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.sparq", vec![], "empty"),
+        ("trunc.sparq", bytes[..bytes.len() - 10].to_vec(), "truncated"),
+        (
+            "flip.sparq",
+            {
+                let mut b = bytes.clone();
+                let n = b.len() - 100;
+                b[n] ^= 0x40;
+                b
+            },
+            "checksum",
+        ),
+        (
+            "text.sparq",
+            b"hello world, not a model at all; long enough to have a header......".to_vec(),
+            "not a .sparq file",
+        ),
+    ];
+    for (name, data, msg) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, data).unwrap();
+        fails(&["inspect", s(&p)], msg, None);
+        fails(&["run", s(&p), "--input", s(&calib), "--output", s(&y)], msg, Some(&y));
+    }
+}

@@ -1,0 +1,191 @@
+//! Generated test models covering every supported operator, with random weights.
+#![allow(dead_code)]
+
+use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};
+
+pub struct TestModel {
+    pub name: &'static str,
+    pub onnx: Vec<u8>,
+    pub input_shape: Vec<usize>,
+}
+
+fn conv(
+    b: &mut OnnxBuilder,
+    rng: &mut Rng,
+    x: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    attrs: Vec<(&str, Attr)>,
+    group: usize,
+) -> String {
+    let fan_in = (cin / group * k * k) as f32;
+    let w = b.constant(&[cout, cin / group, k, k], rng.vec(cout * cin / group * k * k, (2.0 / fan_in).sqrt()));
+    let bias = b.constant(&[cout], rng.vec(cout, 0.1));
+    let mut a = attrs;
+    a.push(("group", Attr::Int(group as i64)));
+    a.push(("kernel_shape", Attr::Ints(vec![k as i64, k as i64])));
+    b.node("Conv", &[x, &w, &bias], a)
+}
+
+fn bn(b: &mut OnnxBuilder, rng: &mut Rng, x: &str, c: usize) -> String {
+    let scale = b.constant(&[c], (0..c).map(|_| rng.uniform(0.5, 1.5)).collect());
+    let shift = b.constant(&[c], rng.vec(c, 0.2));
+    let mean = b.constant(&[c], rng.vec(c, 0.2));
+    let var = b.constant(&[c], (0..c).map(|_| rng.uniform(0.5, 2.0)).collect());
+    b.node("BatchNormalization", &[x, &scale, &shift, &mean, &var], vec![("epsilon", Attr::Float(1e-5))])
+}
+
+fn clip(b: &mut OnnxBuilder, x: &str, lo: f32, hi: f32) -> String {
+    let l = b.constant(&[], vec![lo]);
+    let h = b.constant(&[], vec![hi]);
+    b.node("Clip", &[x, &l, &h], vec![])
+}
+
+fn gemm(b: &mut OnnxBuilder, rng: &mut Rng, x: &str, k: usize, n: usize, trans_b: bool) -> String {
+    let w = if trans_b {
+        b.constant(&[n, k], rng.vec(n * k, (1.0 / k as f32).sqrt()))
+    } else {
+        b.constant(&[k, n], rng.vec(n * k, (1.0 / k as f32).sqrt()))
+    };
+    let c = b.constant(&[n], rng.vec(n, 0.1));
+    b.node(
+        "Gemm",
+        &[x, &w, &c],
+        vec![("transB", Attr::Int(trans_b as i64)), ("alpha", Attr::Float(1.0)), ("beta", Attr::Float(1.0))],
+    )
+}
+
+fn pads(p: [i64; 4]) -> (&'static str, Attr) {
+    ("pads", Attr::Ints(p.to_vec()))
+}
+fn strides(s: i64) -> (&'static str, Attr) {
+    ("strides", Attr::Ints(vec![s, s]))
+}
+
+/// Conv (asymmetric pads, stride 2), ReLU, MaxPool, Conv 5x5 grouped, Clip, AveragePool (both
+/// padding conventions), Flatten, Gemm, Softmax.
+pub fn plain_cnn() -> TestModel {
+    let mut rng = Rng::new(1);
+    let mut b = OnnxBuilder::new("plain_cnn", 13);
+    let x = b.input("input", &[1, 3, 20, 20]);
+    let h = conv(&mut b, &mut rng, &x, 3, 8, 3, vec![pads([1, 0, 1, 2]), strides(1)], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = b.node("MaxPool", &[&h], vec![("kernel_shape", Attr::Ints(vec![3, 3])), strides(2), pads([1, 1, 1, 1])]);
+    let h = conv(&mut b, &mut rng, &h, 8, 12, 5, vec![pads([2, 2, 2, 2]), strides(2)], 2);
+    let h = clip(&mut b, &h, -1.0, 3.0);
+    let h = b.node(
+        "AveragePool",
+        &[&h],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            strides(1),
+            pads([0, 0, 1, 1]),
+            ("count_include_pad", Attr::Int(1)),
+        ],
+    );
+    let h =
+        b.node("AveragePool", &[&h], vec![("kernel_shape", Attr::Ints(vec![3, 3])), strides(1), pads([1, 1, 1, 1])]);
+    let h = b.node("Flatten", &[&h], vec![("axis", Attr::Int(1))]);
+    let h = gemm(&mut b, &mut rng, &h, 12 * 5 * 5, 10, true);
+    let y = b.node("Softmax", &[&h], vec![("axis", Attr::Int(1))]);
+    b.output(&y);
+    TestModel { name: "plain_cnn", onnx: b.build(), input_shape: vec![1, 3, 20, 20] }
+}
+
+/// MobileNet-style block: Conv-BN-ReLU6, depthwise 3x3 stride 2 - BN - ReLU, pointwise, a
+/// standalone BatchNormalization, GlobalAveragePool, Flatten, Gemm (transB = 0).
+pub fn depthwise_separable() -> TestModel {
+    let mut rng = Rng::new(2);
+    let mut b = OnnxBuilder::new("depthwise_separable", 13);
+    let x = b.input("input", &[1, 4, 16, 16]);
+    let h = conv(&mut b, &mut rng, &x, 4, 16, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = bn(&mut b, &mut rng, &h, 16);
+    let h = clip(&mut b, &h, 0.0, 6.0);
+    let h = conv(&mut b, &mut rng, &h, 16, 16, 3, vec![pads([1, 1, 1, 1]), strides(2)], 16);
+    let h = bn(&mut b, &mut rng, &h, 16);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 16, 24, 1, vec![], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = bn(&mut b, &mut rng, &h, 24);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 24, 7, false);
+    b.output(&y);
+    TestModel { name: "depthwise_separable", onnx: b.build(), input_shape: vec![1, 4, 16, 16] }
+}
+
+/// Residual block: Conv-ReLU-Conv, Add with the block input, ReLU, Mul by a per-channel
+/// constant, Sub/Div by constants, GlobalAveragePool, Reshape, MatMul.
+pub fn residual() -> TestModel {
+    let mut rng = Rng::new(3);
+    let mut b = OnnxBuilder::new("residual", 13);
+    let x = b.input("input", &[1, 8, 12, 12]);
+    let h = conv(&mut b, &mut rng, &x, 8, 8, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 8, 8, 3, vec![pads([2, 2, 2, 2]), ("dilations", Attr::Ints(vec![2, 2]))], 1);
+    let h = b.node("Add", &[&h, &x], vec![]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let s = b.constant(&[1, 8, 1, 1], (0..8).map(|_| rng.uniform(0.5, 2.0)).collect());
+    let h = b.node("Mul", &[&h, &s], vec![]);
+    let m = b.constant(&[1], vec![0.25]);
+    let h = b.node("Sub", &[&h, &m], vec![]);
+    let d = b.constant(&[1], vec![2.0]);
+    let h = b.node("Div", &[&h, &d], vec![]);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let shape = b.constant_i64(vec![1, -1]);
+    let h = b.node("Reshape", &[&h, &shape], vec![]);
+    let w = b.constant(&[8, 5], rng.vec(40, 0.5));
+    let y = b.node("MatMul", &[&h, &w], vec![]);
+    b.output(&y);
+    TestModel { name: "residual", onnx: b.build(), input_shape: vec![1, 8, 12, 12] }
+}
+
+/// Two branches concatenated on channels, a second concat on height, Add of two activations,
+/// Flatten of a spatial tensor (NHWC -> row-major), Gemm.
+pub fn concat() -> TestModel {
+    let mut rng = Rng::new(4);
+    let mut b = OnnxBuilder::new("concat", 13);
+    let x = b.input("input", &[1, 3, 10, 10]);
+    let a = conv(&mut b, &mut rng, &x, 3, 6, 3, vec![pads([1, 1, 1, 1])], 1);
+    let a = b.node("Relu", &[&a], vec![]);
+    let c = conv(&mut b, &mut rng, &x, 3, 4, 1, vec![], 1);
+    let h = b.node("Concat", &[&a, &c], vec![("axis", Attr::Int(1))]);
+    let h2 = conv(&mut b, &mut rng, &h, 10, 10, 1, vec![], 1);
+    let h = b.node("Add", &[&h, &h2], vec![]);
+    let t = conv(&mut b, &mut rng, &h, 10, 10, 3, vec![pads([1, 1, 1, 1]), strides(2)], 1);
+    let h = b.node("Concat", &[&t, &t], vec![("axis", Attr::Int(2))]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 10 * 10 * 5, 6, true);
+    b.output(&y);
+    TestModel { name: "concat", onnx: b.build(), input_shape: vec![1, 3, 10, 10] }
+}
+
+/// Multi-layer perceptron: MatMul + Add bias, ReLU, Gemm, ReLU, Gemm, Softmax.
+pub fn mlp() -> TestModel {
+    let mut rng = Rng::new(5);
+    let mut b = OnnxBuilder::new("mlp", 13);
+    let x = b.input("input", &[1, 64]);
+    let w = b.constant(&[64, 32], rng.vec(64 * 32, 0.2));
+    let h = b.node("MatMul", &[&x, &w], vec![]);
+    let bias = b.constant(&[32], rng.vec(32, 0.1));
+    let h = b.node("Add", &[&h, &bias], vec![]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = gemm(&mut b, &mut rng, &h, 32, 16, false);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = gemm(&mut b, &mut rng, &h, 16, 10, true);
+    let y = b.node("Softmax", &[&h], vec![]);
+    b.output(&y);
+    TestModel { name: "mlp", onnx: b.build(), input_shape: vec![1, 64] }
+}
+
+pub fn all_models() -> Vec<TestModel> {
+    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp()]
+}
+
+/// Random model inputs, roughly N(0, 1).
+pub fn samples(shape: &[usize], n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed);
+    let len: usize = shape.iter().product();
+    (0..n).map(|_| rng.vec(len, 1.0)).collect()
+}
