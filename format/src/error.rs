@@ -26,6 +26,7 @@ pub enum FormatError {
     BadTensor { index: usize, reason: &'static str },
     BadOp { index: usize, reason: &'static str },
     BadGraphIo { position: usize, tensor: u32 },
+    NonZeroPadding { offset: u64 },
 }
 
 pub fn section_name(kind: u32) -> &'static str {
@@ -83,6 +84,7 @@ impl fmt::Display for FormatError {
             BadString { what } => write!(f, "{what} is not a valid UTF-8 slice of the strings section"),
             BadTensor { index, reason } => write!(f, "tensor {index}: {reason}"),
             BadOp { index, reason } => write!(f, "op {index}: {reason}"),
+            NonZeroPadding { offset } => write!(f, "padding at offset {offset} is not zero (file is corrupted)"),
             BadGraphIo { position, tensor } => {
                 write!(f, "graph input/output {position} refers to tensor {tensor}, which is missing or constant")
             }

@@ -188,6 +188,28 @@ impl<'a> FileView<'a> {
             }
             // Unknown kinds belong to a newer minor version: skipped.
         }
+        // Every byte outside the header, the table and the sections is zero padding, so a change
+        // anywhere in the file is caught by a checksum or by this check.
+        // Sections are visited in (offset, index) order; `last` is the key of the previous one.
+        let mut cursor = table_end;
+        let mut last: Option<(usize, usize)> = None;
+        loop {
+            let next = (0..section_count as usize)
+                .map(|i| {
+                    let e = &table[i * E..(i + 1) * E];
+                    (read_u64(e, offset_of!(SectionEntry, offset)) as usize, i)
+                })
+                .filter(|&key| last.is_none_or(|l| key > l))
+                .min();
+            let gap_end = next.map_or(bytes.len(), |(off, _)| off.max(cursor));
+            if bytes[cursor..gap_end].iter().any(|&b| b != 0) {
+                return Err(FormatError::NonZeroPadding { offset: cursor as u64 });
+            }
+            let Some((off, i)) = next else { break };
+            let size = read_u64(&table[i * E..(i + 1) * E], offset_of!(SectionEntry, size)) as usize;
+            cursor = cursor.max(off + size);
+            last = Some((off, i));
+        }
         let get = |kind: u32| found[kind as usize].ok_or(FormatError::MissingSection { kind });
         let slice = |s: Span| &bytes[s.offset..s.offset + s.size];
 
