@@ -97,8 +97,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         pb.finish_and_clear();
         Some(c)
     };
-    let empty = HashMap::new();
-    let ranges = calib.as_ref().map(|c| &c.ranges).unwrap_or(&empty);
+    let empty = lower::Stats::default();
+    let ranges = calib.as_ref().map(|c| &c.stats).unwrap_or(&empty);
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
     let lower_opts =
         |keep: &HashSet<String>| lower::LowerOptions { precision: opts.precision, keep_float: keep.clone() };

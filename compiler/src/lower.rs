@@ -18,6 +18,14 @@ pub struct Range {
     pub max: f32,
 }
 
+/// Calibration statistics by tensor name.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub ranges: HashMap<String, Range>,
+    /// Mean of each channel (axis 1) over the calibration data, for bias correction.
+    pub channel_means: HashMap<String, Vec<f32>>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
     Int8,
@@ -127,6 +135,7 @@ fn transpose_i8(q: &[i8], c: usize) -> Vec<i8> {
 struct Lowerer<'g> {
     g: &'g Graph,
     ranges: &'g HashMap<String, Range>,
+    means: &'g HashMap<String, Vec<f32>>,
     spec: ModelSpec,
     /// (IR tensor, dtype, layout) -> runtime tensor
     variants: HashMap<(usize, u8, u8), u32>,
@@ -532,6 +541,45 @@ impl<'g> Lowerer<'g> {
         Ok(())
     }
 
+    /// Bias correction (Nagel et al., "Data-Free Quantization", sec. 4.2, with empirical input
+    /// means): weight rounding shifts each output's mean by `sum (w_q - w) * E[x]`; subtract it.
+    /// `w` is in quantization order (`[O, taps]`, taps ordered with the input channel fastest for
+    /// convolutions, one channel per row for depthwise).
+    #[allow(clippy::too_many_arguments)]
+    fn corrected_bias(
+        &self,
+        x: usize,
+        w: &[f32],
+        q: &[i8],
+        scales: &[f32],
+        bias: &[f32],
+        ws: &[usize],
+        depthwise: bool,
+    ) -> Vec<f32> {
+        let Some(mean) = self.means.get(&self.g.tensors[x].name) else { return bias.to_vec() };
+        let out_c = ws[0];
+        let taps = w.len() / out_c.max(1);
+        let (icpg, groups_out) = if depthwise {
+            (1, 1)
+        } else if ws.len() == 4 {
+            (ws[1], out_c / (mean.len() / ws[1]).max(1))
+        } else {
+            (ws[1], out_c)
+        };
+        (0..out_c)
+            .map(|o| {
+                let base = if depthwise { o } else { (o / groups_out.max(1)) * icpg };
+                let mut shift = 0f64;
+                for t in 0..taps {
+                    let err = q[o * taps + t] as f64 * scales[o] as f64 - w[o * taps + t] as f64;
+                    let ch = if depthwise { base } else { base + t % icpg };
+                    shift += err * *mean.get(ch).unwrap_or(&0.0) as f64;
+                }
+                bias[o] - shift as f32
+            })
+            .collect()
+    }
+
     /// Whether an int8 node reads IR tensor `t`.
     fn has_int8_consumer(&self, t: usize) -> bool {
         self.g.nodes.iter().enumerate().any(|(i, n)| n.inputs.contains(&t) && !self.float_node[i])
@@ -576,6 +624,8 @@ impl<'g> Lowerer<'g> {
             return Ok((vec![xi, wid, bid], wv.len() * 4));
         }
         let (q, scales) = quantize_per_channel(&reordered, out_c);
+        let bias = self.corrected_bias(_x, &reordered, &q, &scales, bias, ws, depthwise);
+        let bias = &bias[..];
         let qx = self.tensor_q(xi);
         let qo = self.out_qp(out, act)?;
         let mut b32 = vec![0i32; out_c];
@@ -625,7 +675,7 @@ pub struct Lowered {
 }
 
 /// Lower `g` with activation ranges `ranges` (by tensor name; unused for f32).
-pub fn lower(g: &Graph, ranges: &HashMap<String, Range>, opts: &LowerOptions) -> Result<Lowered> {
+pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
     for k in &opts.keep_float {
         if !g.nodes.iter().any(|n| &n.name == k) {
             return Err(crate::error::CompileError::NoSuchNode(k.clone()));
@@ -633,7 +683,8 @@ pub fn lower(g: &Graph, ranges: &HashMap<String, Range>, opts: &LowerOptions) ->
     }
     let mut lw = Lowerer {
         g,
-        ranges,
+        ranges: &stats.ranges,
+        means: &stats.channel_means,
         spec: ModelSpec { name: g.name.clone(), ..Default::default() },
         variants: HashMap::new(),
         qparams: HashMap::new(),

@@ -56,10 +56,13 @@ struct Acc {
     lo_sum: f64,
     hi_sum: f64,
     n: usize,
+    /// Per-channel (axis 1) sums over samples.
+    channel_sum: Vec<f64>,
+    channel_count: f64,
 }
 
 pub struct Calibration {
-    pub ranges: HashMap<String, Range>,
+    pub stats: crate::lower::Stats,
     /// Float outputs of the graph for each calibration sample (for the compile report).
     pub outputs: Vec<Vec<Vec<f32>>>,
 }
@@ -93,21 +96,49 @@ pub fn calibrate(
         .iter()
         .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs"))
         .collect();
-    let mut accs: Vec<Acc> =
-        vec![Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, lo_sum: 0.0, hi_sum: 0.0, n: 0 }; names.len()];
-    let mut input_acc = Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, lo_sum: 0.0, hi_sum: 0.0, n: 0 };
+    let mut accs: Vec<Acc> = vec![
+        Acc {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            lo_sum: 0.0,
+            hi_sum: 0.0,
+            n: 0,
+            channel_sum: Vec::new(),
+            channel_count: 0.0
+        };
+        names.len()
+    ];
+    let mut input_acc = Acc {
+        min: f32::INFINITY,
+        max: f32::NEG_INFINITY,
+        lo_sum: 0.0,
+        hi_sum: 0.0,
+        n: 0,
+        channel_sum: Vec::new(),
+        channel_count: 0.0,
+    };
+    let shapes: Vec<Vec<usize>> = names
+        .iter()
+        .map(|n| g.tensors.iter().find(|t| &t.name == n).map(|t| t.shape.clone()).unwrap_or_default())
+        .collect();
     let mut outputs = Vec::with_capacity(samples.len());
     let mut scratch = Vec::new();
     for s in samples {
-        record(&mut input_acc, s, method, &mut scratch);
+        record(&mut input_acc, s, method, &mut scratch, &g.tensors[g.inputs[0]].shape);
         let vals = reference.run(s)?;
-        for (acc, v) in accs.iter_mut().zip(&vals) {
-            record(acc, v, method, &mut scratch);
+        for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
+            record(acc, v, method, &mut scratch, shape);
         }
         outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
         progress.inc(1);
     }
     let mut ranges = HashMap::new();
+    let mut channel_means = HashMap::new();
+    let mean_of = |a: &Acc| a.channel_sum.iter().map(|&s| (s / a.channel_count.max(1.0)) as f32).collect::<Vec<f32>>();
+    for (name, a) in names.iter().zip(&accs) {
+        channel_means.insert(name.clone(), mean_of(a));
+    }
+    channel_means.insert(g.tensors[g.inputs[0]].name.clone(), mean_of(&input_acc));
     let finish = |a: &Acc| match method {
         CalibMethod::MinMax => Range { min: a.min, max: a.max },
         CalibMethod::Percentile(_) => {
@@ -118,10 +149,21 @@ pub fn calibrate(
         ranges.insert(name.clone(), finish(a));
     }
     ranges.insert(g.tensors[g.inputs[0]].name.clone(), finish(&input_acc));
-    Ok(Calibration { ranges, outputs })
+    Ok(Calibration { stats: crate::lower::Stats { ranges, channel_means }, outputs })
 }
 
-fn record(acc: &mut Acc, v: &[f32], method: CalibMethod, scratch: &mut Vec<f32>) {
+fn record(acc: &mut Acc, v: &[f32], method: CalibMethod, scratch: &mut Vec<f32>, shape: &[usize]) {
+    if shape.len() >= 2 && shape.iter().product::<usize>() == v.len() {
+        let c = shape[1];
+        let inner: usize = shape[2..].iter().product();
+        if acc.channel_sum.len() != c {
+            acc.channel_sum = vec![0.0; c];
+        }
+        for (i, &x) in v.iter().enumerate() {
+            acc.channel_sum[(i / inner) % c] += x as f64;
+        }
+        acc.channel_count += (v.len() / c) as f64;
+    }
     let (mn, mx) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     acc.min = acc.min.min(mn);
     acc.max = acc.max.max(mx);

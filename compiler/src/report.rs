@@ -3,8 +3,8 @@
 use crate::error::Result;
 use crate::eval::{self, Agreement};
 use crate::ir::{Graph, Op};
-use crate::lower::{self, Lowered, Precision, Range};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::lower::{self, Lowered, Precision};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// Result of the automatic mixed-precision search.
@@ -154,13 +154,13 @@ fn candidates(g: &Graph) -> Vec<String> {
 
 fn measure(
     g: &Graph,
-    ranges: &HashMap<String, Range>,
+    stats: &lower::Stats,
     keep: &HashSet<String>,
     samples: &[Vec<f32>],
     reference: &[Vec<Vec<f32>>],
 ) -> Result<Agreement> {
     let lowered =
-        lower::lower(g, ranges, &lower::LowerOptions { precision: Precision::Int8, keep_float: keep.clone() })?;
+        lower::lower(g, stats, &lower::LowerOptions { precision: Precision::Int8, keep_float: keep.clone() })?;
     let bytes = lowered.spec.to_bytes();
     let outs = eval::run_sparq(&bytes, samples, None)?;
     Ok(eval::compare(&outs, reference, None))
@@ -171,7 +171,7 @@ fn measure(
 /// the whole calibration set reaches `target`.
 pub fn mixed_precision_search(
     g: &Graph,
-    ranges: &HashMap<String, Range>,
+    stats: &lower::Stats,
     samples: &[Vec<f32>],
     reference: &[Vec<Vec<f32>>],
     target: f64,
@@ -180,13 +180,13 @@ pub fn mixed_precision_search(
 ) -> Result<MixedPrecision> {
     let cands: Vec<String> = candidates(g).into_iter().filter(|c| !already.contains(c)).collect();
     let sub = samples.len().min(32);
-    let base = measure(g, ranges, already, &samples[..sub], &reference[..sub])?;
+    let base = measure(g, stats, already, &samples[..sub], &reference[..sub])?;
     let pb = crate::bar(cands.len(), "sensitivity", progress);
     let mut sens = Vec::new();
     for c in &cands {
         let mut keep = already.clone();
         keep.insert(c.clone());
-        let a = measure(g, ranges, &keep, &samples[..sub], &reference[..sub])?;
+        let a = measure(g, stats, &keep, &samples[..sub], &reference[..sub])?;
         sens.push((c.clone(), a.sqnr_db));
         pb.inc(1);
     }
@@ -197,7 +197,7 @@ pub fn mixed_precision_search(
     for (c, _) in &sens {
         keep.insert(c.clone());
         kept.push(c.clone());
-        let a = measure(g, ranges, &keep, samples, reference)?;
+        let a = measure(g, stats, &keep, samples, reference)?;
         if a.top1_agreement >= target {
             break;
         }
