@@ -90,8 +90,8 @@ struct CompileArgs {
     /// Use at most this many calibration samples (the first ones)
     #[arg(long)]
     calib_limit: Option<usize>,
-    /// How activation ranges are taken: minmax, or a percentile such as 99.99
-    #[arg(long, default_value = "minmax")]
+    /// How activation ranges are taken: minmax, mse (least quantization error), or a percentile such as 99.999
+    #[arg(long, default_value = "99.999")]
     calib_method: String,
     #[command(flatten)]
     pre: PreprocessArgs,
@@ -184,9 +184,10 @@ fn compile(a: CompileArgs) -> Result<()> {
     }
     let calib_method = match a.calib_method.as_str() {
         "minmax" => CalibMethod::MinMax,
+        "mse" => CalibMethod::Mse,
         p => match p.parse::<f32>() {
             Ok(v) if v > 50.0 && v <= 100.0 => CalibMethod::Percentile(v),
-            _ => bail!("--calib-method {p}: expected minmax or a percentile in (50, 100]"),
+            _ => bail!("--calib-method {p}: expected minmax, mse, or a percentile in (50, 100]"),
         },
     };
     if let Some(m) = a.min_agreement {

@@ -42,7 +42,7 @@ impl Default for CompileOptions {
             precision: Precision::Int8,
             input_shapes: HashMap::new(),
             keep_float: Vec::new(),
-            calib_method: CalibMethod::MinMax,
+            calib_method: CalibMethod::Percentile(99.999),
             min_agreement: None,
             progress: false,
         }

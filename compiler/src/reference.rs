@@ -44,8 +44,110 @@ impl Reference {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CalibMethod {
     MinMax,
-    /// Per sample, the given percentile of the low and high tails; averaged over samples.
+    /// The given percentile of all calibration values at the high end (and its mirror at the low
+    /// end), from a histogram over the observed range.
     Percentile(f32),
+    /// The range minimizing the expected int8 quantization error (rounding inside the range,
+    /// clipping outside) over a histogram of all calibration values.
+    Mse,
+}
+
+const BINS: usize = 2048;
+
+/// Histogram of a tensor's values over `[lo, hi]`.
+#[derive(Clone, Debug)]
+struct Histogram {
+    lo: f32,
+    hi: f32,
+    counts: Vec<f64>,
+}
+
+impl Histogram {
+    fn new(lo: f32, hi: f32) -> Histogram {
+        Histogram { lo, hi, counts: vec![0.0; BINS] }
+    }
+    fn add(&mut self, v: &[f32]) {
+        let w = (self.hi - self.lo).max(1e-12);
+        for &x in v {
+            let b = (((x - self.lo) / w) * BINS as f32) as isize;
+            self.counts[b.clamp(0, BINS as isize - 1) as usize] += 1.0;
+        }
+    }
+    /// Expected squared error of quantizing to 256 levels over `[a, b]`.
+    fn error(&self, a: f32, b: f32) -> f64 {
+        let step = ((b - a) as f64 / 255.0).max(1e-12);
+        let w = (self.hi - self.lo) as f64 / BINS as f64;
+        let mut e = 0.0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c == 0.0 {
+                continue;
+            }
+            let v = self.lo as f64 + (i as f64 + 0.5) * w;
+            e += c * if v < a as f64 {
+                (a as f64 - v).powi(2)
+            } else if v > b as f64 {
+                (v - b as f64).powi(2)
+            } else {
+                step * step / 12.0
+            };
+        }
+        e
+    }
+    /// Values below which `lo_frac` and above which `hi_frac` of the samples lie.
+    fn tails(&self, frac: f64) -> Range {
+        let total: f64 = self.counts.iter().sum();
+        let w = (self.hi - self.lo) as f64 / BINS as f64;
+        let target = frac * total;
+        let mut acc = 0.0;
+        let mut lo = self.lo as f64;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if acc + c > target {
+                lo = self.lo as f64 + (i as f64 + (target - acc) / c) * w;
+                break;
+            }
+            acc += c;
+        }
+        acc = 0.0;
+        let mut hi = self.hi as f64;
+        for (i, &c) in self.counts.iter().enumerate().rev() {
+            if acc + c > target {
+                hi = self.lo as f64 + (i as f64 + 1.0 - (target - acc) / c) * w;
+                break;
+            }
+            acc += c;
+        }
+        Range { min: lo as f32, max: hi as f32 }
+    }
+
+    /// Coordinate search of the clipping range (both ends include zero).
+    fn best_range(&self) -> Range {
+        let (mut a, mut b) = (self.lo.min(0.0), self.hi.max(0.0));
+        for _ in 0..2 {
+            if b > 0.0 {
+                let mut best = (self.error(a, b), b);
+                for k in 1..=200 {
+                    let cand = b * (1.0 - k as f32 / 200.0 * 0.95);
+                    let e = self.error(a, cand);
+                    if e < best.0 {
+                        best = (e, cand);
+                    }
+                }
+                b = best.1;
+            }
+            if a < 0.0 {
+                let mut best = (self.error(a, b), a);
+                for k in 1..=200 {
+                    let cand = a * (1.0 - k as f32 / 200.0 * 0.95);
+                    let e = self.error(cand, b);
+                    if e < best.0 {
+                        best = (e, cand);
+                    }
+                }
+                a = best.1;
+            }
+        }
+        Range { min: a, max: b }
+    }
 }
 
 /// Running statistics for one tensor.
@@ -53,8 +155,6 @@ pub enum CalibMethod {
 struct Acc {
     min: f32,
     max: f32,
-    lo_sum: f64,
-    hi_sum: f64,
     n: usize,
     /// Per-channel (axis 1) sums over samples.
     channel_sum: Vec<f64>,
@@ -96,43 +196,47 @@ pub fn calibrate(
         .iter()
         .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs"))
         .collect();
-    let mut accs: Vec<Acc> = vec![
-        Acc {
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-            lo_sum: 0.0,
-            hi_sum: 0.0,
-            n: 0,
-            channel_sum: Vec::new(),
-            channel_count: 0.0
-        };
-        names.len()
-    ];
-    let mut input_acc = Acc {
-        min: f32::INFINITY,
-        max: f32::NEG_INFINITY,
-        lo_sum: 0.0,
-        hi_sum: 0.0,
-        n: 0,
-        channel_sum: Vec::new(),
-        channel_count: 0.0,
-    };
+    let mut accs: Vec<Acc> =
+        vec![
+            Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, n: 0, channel_sum: Vec::new(), channel_count: 0.0 };
+            names.len()
+        ];
+    let mut input_acc =
+        Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, n: 0, channel_sum: Vec::new(), channel_count: 0.0 };
     let shapes: Vec<Vec<usize>> = names
         .iter()
         .map(|n| g.tensors.iter().find(|t| &t.name == n).map(|t| t.shape.clone()).unwrap_or_default())
         .collect();
     let mut outputs = Vec::with_capacity(samples.len());
-    let mut scratch = Vec::new();
     for s in samples {
-        record(&mut input_acc, s, method, &mut scratch, &g.tensors[g.inputs[0]].shape);
+        record(&mut input_acc, s, &g.tensors[g.inputs[0]].shape);
         let vals = reference.run(s)?;
         for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
-            record(acc, v, method, &mut scratch, shape);
+            record(acc, v, shape);
         }
         outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
         progress.inc(1);
     }
     let mut ranges = HashMap::new();
+    if method != CalibMethod::MinMax {
+        // Second pass: histograms over each tensor's observed range.
+        let mut hists: Vec<Histogram> = accs.iter().map(|a| Histogram::new(a.min, a.max)).collect();
+        let mut input_hist = Histogram::new(input_acc.min, input_acc.max);
+        for s in samples {
+            input_hist.add(s);
+            for (h, v) in hists.iter_mut().zip(reference.run(s)?) {
+                h.add(&v);
+            }
+        }
+        let pick = |h: &Histogram| match method {
+            CalibMethod::Percentile(p) => h.tails(1.0 - p as f64 / 100.0),
+            _ => h.best_range(),
+        };
+        for (name, h) in names.iter().zip(&hists) {
+            ranges.insert(name.clone(), pick(h));
+        }
+        ranges.insert(g.tensors[g.inputs[0]].name.clone(), pick(&input_hist));
+    }
     let mut channel_means = HashMap::new();
     let mean_of = |a: &Acc| a.channel_sum.iter().map(|&s| (s / a.channel_count.max(1.0)) as f32).collect::<Vec<f32>>();
     for (name, a) in names.iter().zip(&accs) {
@@ -140,19 +244,18 @@ pub fn calibrate(
     }
     channel_means.insert(g.tensors[g.inputs[0]].name.clone(), mean_of(&input_acc));
     let finish = |a: &Acc| match method {
-        CalibMethod::MinMax => Range { min: a.min, max: a.max },
-        CalibMethod::Percentile(_) => {
-            Range { min: (a.lo_sum / a.n.max(1) as f64) as f32, max: (a.hi_sum / a.n.max(1) as f64) as f32 }
-        }
+        _ => Range { min: a.min, max: a.max },
     };
-    for (name, a) in names.iter().zip(&accs) {
-        ranges.insert(name.clone(), finish(a));
+    if method == CalibMethod::MinMax {
+        for (name, a) in names.iter().zip(&accs) {
+            ranges.insert(name.clone(), finish(a));
+        }
+        ranges.insert(g.tensors[g.inputs[0]].name.clone(), finish(&input_acc));
     }
-    ranges.insert(g.tensors[g.inputs[0]].name.clone(), finish(&input_acc));
     Ok(Calibration { stats: crate::lower::Stats { ranges, channel_means }, outputs })
 }
 
-fn record(acc: &mut Acc, v: &[f32], method: CalibMethod, scratch: &mut Vec<f32>, shape: &[usize]) {
+fn record(acc: &mut Acc, v: &[f32], shape: &[usize]) {
     if shape.len() >= 2 && shape.iter().product::<usize>() == v.len() {
         let c = shape[1];
         let inner: usize = shape[2..].iter().product();
@@ -167,18 +270,5 @@ fn record(acc: &mut Acc, v: &[f32], method: CalibMethod, scratch: &mut Vec<f32>,
     let (mn, mx) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     acc.min = acc.min.min(mn);
     acc.max = acc.max.max(mx);
-    if let CalibMethod::Percentile(p) = method {
-        scratch.clear();
-        scratch.extend_from_slice(v);
-        let n = scratch.len();
-        if n > 0 {
-            let k_hi = (((p as f64 / 100.0) * (n - 1) as f64).round() as usize).min(n - 1);
-            let k_lo = n - 1 - k_hi;
-            let hi = *scratch.select_nth_unstable_by(k_hi, |a, b| a.total_cmp(b)).1;
-            let lo = *scratch.select_nth_unstable_by(k_lo, |a, b| a.total_cmp(b)).1;
-            acc.lo_sum += lo as f64;
-            acc.hi_sum += hi as f64;
-        }
-    }
     acc.n += 1;
 }
