@@ -90,8 +90,9 @@ struct CompileArgs {
     /// Use at most this many calibration samples (the first ones)
     #[arg(long)]
     calib_limit: Option<usize>,
-    /// How activation ranges are taken: minmax, mse (least quantization error), or a percentile such as 99.999
-    #[arg(long, default_value = "99.999")]
+    /// How activation ranges are taken: auto (best measured of minmax, 99.99, sample99.999), minmax, mse, a
+    /// percentile of all values (99.99), or a per-sample percentile averaged over samples (sample99.999)
+    #[arg(long, default_value = "auto")]
     calib_method: String,
     #[command(flatten)]
     pre: PreprocessArgs,
@@ -183,12 +184,20 @@ fn compile(a: CompileArgs) -> Result<()> {
         return Ok(());
     }
     let calib_method = match a.calib_method.as_str() {
+        "auto" => CalibMethod::Auto,
         "minmax" => CalibMethod::MinMax,
         "mse" => CalibMethod::Mse,
-        p => match p.parse::<f32>() {
-            Ok(v) if v > 50.0 && v <= 100.0 => CalibMethod::Percentile(v),
-            _ => bail!("--calib-method {p}: expected minmax, mse, or a percentile in (50, 100]"),
-        },
+        p => {
+            let (per_sample, num) = match p.strip_prefix("sample") {
+                Some(rest) => (true, rest),
+                None => (false, p),
+            };
+            match num.parse::<f32>() {
+                Ok(v) if v > 50.0 && v <= 100.0 && per_sample => CalibMethod::SamplePercentile(v),
+                Ok(v) if v > 50.0 && v <= 100.0 => CalibMethod::Percentile(v),
+                _ => bail!("--calib-method {p}: expected auto, minmax, mse, a percentile in (50, 100] such as 99.99, or sample99.999"),
+            }
+        }
     };
     if let Some(m) = a.min_agreement {
         if !(0.0..=1.0).contains(&m) {

@@ -42,7 +42,7 @@ impl Default for CompileOptions {
             precision: Precision::Int8,
             input_shapes: HashMap::new(),
             keep_float: Vec::new(),
-            calib_method: CalibMethod::Percentile(99.999),
+            calib_method: CalibMethod::Auto,
             min_agreement: None,
             progress: false,
         }
@@ -97,11 +97,34 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         pb.finish_and_clear();
         Some(c)
     };
-    let empty = lower::Stats::default();
-    let ranges = calib.as_ref().map(|c| &c.stats).unwrap_or(&empty);
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
     let lower_opts =
         |keep: &HashSet<String>| lower::LowerOptions { precision: opts.precision, keep_float: keep.clone() };
+    // Pick the calibration candidate whose compiled model is closest to the float model, measured
+    // with the runtime on (up to 32 of) the calibration samples.
+    let mut chosen = (CalibMethod::MinMax, lower::Stats::default());
+    let mut tried = Vec::new();
+    if let Some(c) = &calib {
+        if c.candidates.len() == 1 || opts.precision == Precision::F32 {
+            chosen = c.candidates[0].clone();
+        } else {
+            let sub = samples.len().min(32);
+            let pb = bar(c.candidates.len() * sub, "ranges", opts.progress);
+            let mut best = f64::NEG_INFINITY;
+            for (m, stats) in &c.candidates {
+                let l = lower::lower(&g, stats, &lower_opts(&keep))?;
+                let outs = eval::run_sparq(&l.spec.to_bytes(), &samples[..sub], Some(&pb))?;
+                let sqnr = eval::compare(&outs, &c.outputs[..sub], None).sqnr_db;
+                tried.push((*m, sqnr));
+                if sqnr > best {
+                    best = sqnr;
+                    chosen = (*m, stats.clone());
+                }
+            }
+            pb.finish_and_clear();
+        }
+    }
+    let ranges = &chosen.1;
     let mut lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
     let mut bytes = lowered.spec.to_bytes();
     let mut mixed = None;
@@ -128,6 +151,9 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // The file must load in the runtime it targets.
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
     sparq_runtime::Model::from_bytes(&aligned)?;
-    let report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
+    let mut report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
+    if calib.is_some() && opts.precision == Precision::Int8 {
+        report.calibration_method = Some((chosen.0, tried));
+    }
     Ok(Compiled { bytes, report })
 }

@@ -47,9 +47,27 @@ pub enum CalibMethod {
     /// The given percentile of all calibration values at the high end (and its mirror at the low
     /// end), from a histogram over the observed range.
     Percentile(f32),
+    /// The given percentile of each sample's values, averaged over samples: robust to a few
+    /// calibration images with extreme activations.
+    SamplePercentile(f32),
     /// The range minimizing the expected int8 quantization error (rounding inside the range,
     /// clipping outside) over a histogram of all calibration values.
     Mse,
+    /// Try min/max, global 99.99th and per-sample 99.999th percentiles; keep the one whose
+    /// compiled model has the best output SQNR against the float model (measured with the runtime).
+    Auto,
+}
+
+impl std::fmt::Display for CalibMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CalibMethod::MinMax => write!(f, "minmax"),
+            CalibMethod::Percentile(p) => write!(f, "percentile {p}"),
+            CalibMethod::SamplePercentile(p) => write!(f, "per-sample percentile {p}"),
+            CalibMethod::Mse => write!(f, "mse"),
+            CalibMethod::Auto => write!(f, "auto"),
+        }
+    }
 }
 
 const BINS: usize = 2048;
@@ -155,14 +173,32 @@ impl Histogram {
 struct Acc {
     min: f32,
     max: f32,
+    /// Sums over samples of each sample's low and high percentile (SamplePercentile).
+    lo_sum: f64,
+    hi_sum: f64,
     n: usize,
     /// Per-channel (axis 1) sums over samples.
     channel_sum: Vec<f64>,
     channel_count: f64,
 }
 
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            lo_sum: 0.0,
+            hi_sum: 0.0,
+            n: 0,
+            channel_sum: Vec::new(),
+            channel_count: 0.0,
+        }
+    }
+}
+
 pub struct Calibration {
-    pub stats: crate::lower::Stats,
+    /// Statistics per method tried (one unless the method is `Auto`).
+    pub candidates: Vec<(CalibMethod, crate::lower::Stats)>,
     /// Float outputs of the graph for each calibration sample (for the compile report).
     pub outputs: Vec<Vec<Vec<f32>>>,
 }
@@ -189,73 +225,85 @@ pub fn calibrate(
     method: CalibMethod,
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration> {
-    let names = activation_names(g);
+    let methods: Vec<CalibMethod> = match method {
+        CalibMethod::Auto => {
+            vec![CalibMethod::MinMax, CalibMethod::Percentile(99.99), CalibMethod::SamplePercentile(99.999)]
+        }
+        m => vec![m],
+    };
+    let sample_p = methods.iter().find_map(|m| if let CalibMethod::SamplePercentile(p) = m { Some(*p) } else { None });
+    let need_hist = methods.iter().any(|m| matches!(m, CalibMethod::Percentile(_) | CalibMethod::Mse));
+    let mut names = activation_names(g);
     let reference = Reference::new(onnx, g, names.clone())?;
     let out_pos: Vec<usize> = g
         .outputs
         .iter()
         .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs"))
         .collect();
-    let mut accs: Vec<Acc> =
-        vec![
-            Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, n: 0, channel_sum: Vec::new(), channel_count: 0.0 };
-            names.len()
-        ];
-    let mut input_acc =
-        Acc { min: f32::INFINITY, max: f32::NEG_INFINITY, n: 0, channel_sum: Vec::new(), channel_count: 0.0 };
-    let shapes: Vec<Vec<usize>> = names
+    // The graph input is tracked like the activations, as entry `names.len()`.
+    let input_name = g.tensors[g.inputs[0]].name.clone();
+    let mut shapes: Vec<Vec<usize>> = names
         .iter()
         .map(|n| g.tensors.iter().find(|t| &t.name == n).map(|t| t.shape.clone()).unwrap_or_default())
         .collect();
+    shapes.push(g.tensors[g.inputs[0]].shape.clone());
+    names.push(input_name);
+    let mut accs: Vec<Acc> = vec![Acc::new(); names.len()];
     let mut outputs = Vec::with_capacity(samples.len());
+    let mut scratch = Vec::new();
     for s in samples {
-        record(&mut input_acc, s, &g.tensors[g.inputs[0]].shape);
-        let vals = reference.run(s)?;
-        for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
-            record(acc, v, shape);
-        }
+        let mut vals = reference.run(s)?;
         outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
+        vals.push(s.clone());
+        for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
+            record(acc, v, shape, sample_p, &mut scratch);
+        }
         progress.inc(1);
     }
-    let mut ranges = HashMap::new();
-    if method != CalibMethod::MinMax {
+    let mut hists: Vec<Histogram> = Vec::new();
+    if need_hist {
         // Second pass: histograms over each tensor's observed range.
-        let mut hists: Vec<Histogram> = accs.iter().map(|a| Histogram::new(a.min, a.max)).collect();
-        let mut input_hist = Histogram::new(input_acc.min, input_acc.max);
+        hists = accs.iter().map(|a| Histogram::new(a.min, a.max)).collect();
         for s in samples {
-            input_hist.add(s);
-            for (h, v) in hists.iter_mut().zip(reference.run(s)?) {
-                h.add(&v);
+            let mut vals = reference.run(s)?;
+            vals.push(s.clone());
+            for (h, v) in hists.iter_mut().zip(&vals) {
+                h.add(v);
             }
         }
-        let pick = |h: &Histogram| match method {
-            CalibMethod::Percentile(p) => h.tails(1.0 - p as f64 / 100.0),
-            _ => h.best_range(),
-        };
-        for (name, h) in names.iter().zip(&hists) {
-            ranges.insert(name.clone(), pick(h));
-        }
-        ranges.insert(g.tensors[g.inputs[0]].name.clone(), pick(&input_hist));
     }
-    let mut channel_means = HashMap::new();
-    let mean_of = |a: &Acc| a.channel_sum.iter().map(|&s| (s / a.channel_count.max(1.0)) as f32).collect::<Vec<f32>>();
-    for (name, a) in names.iter().zip(&accs) {
-        channel_means.insert(name.clone(), mean_of(a));
-    }
-    channel_means.insert(g.tensors[g.inputs[0]].name.clone(), mean_of(&input_acc));
-    let finish = |a: &Acc| match method {
-        _ => Range { min: a.min, max: a.max },
-    };
-    if method == CalibMethod::MinMax {
-        for (name, a) in names.iter().zip(&accs) {
-            ranges.insert(name.clone(), finish(a));
-        }
-        ranges.insert(g.tensors[g.inputs[0]].name.clone(), finish(&input_acc));
-    }
-    Ok(Calibration { stats: crate::lower::Stats { ranges, channel_means }, outputs })
+    let channel_means: HashMap<String, Vec<f32>> = names
+        .iter()
+        .zip(&accs)
+        .map(|(n, a)| (n.clone(), a.channel_sum.iter().map(|&s| (s / a.channel_count.max(1.0)) as f32).collect()))
+        .collect();
+    let candidates = methods
+        .iter()
+        .map(|&m| {
+            let ranges = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let a = &accs[i];
+                    let r = match m {
+                        CalibMethod::Percentile(p) => hists[i].tails(1.0 - p as f64 / 100.0),
+                        CalibMethod::Mse => hists[i].best_range(),
+                        CalibMethod::SamplePercentile(_) => Range {
+                            min: (a.lo_sum / a.n.max(1) as f64) as f32,
+                            max: (a.hi_sum / a.n.max(1) as f64) as f32,
+                        },
+                        _ => Range { min: a.min, max: a.max },
+                    };
+                    (n.clone(), r)
+                })
+                .collect();
+            (m, crate::lower::Stats { ranges, channel_means: channel_means.clone() })
+        })
+        .collect();
+    Ok(Calibration { candidates, outputs })
 }
 
-fn record(acc: &mut Acc, v: &[f32], shape: &[usize]) {
+fn record(acc: &mut Acc, v: &[f32], shape: &[usize], sample_p: Option<f32>, scratch: &mut Vec<f32>) {
     if shape.len() >= 2 && shape.iter().product::<usize>() == v.len() {
         let c = shape[1];
         let inner: usize = shape[2..].iter().product();
@@ -270,5 +318,16 @@ fn record(acc: &mut Acc, v: &[f32], shape: &[usize]) {
     let (mn, mx) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     acc.min = acc.min.min(mn);
     acc.max = acc.max.max(mx);
+    if let (Some(p), false) = (sample_p, v.is_empty()) {
+        scratch.clear();
+        scratch.extend_from_slice(v);
+        let n = scratch.len();
+        let k_hi = (((p as f64 / 100.0) * (n - 1) as f64).round() as usize).min(n - 1);
+        let k_lo = n - 1 - k_hi;
+        let hi = *scratch.select_nth_unstable_by(k_hi, |a, b| a.total_cmp(b)).1;
+        let lo = *scratch.select_nth_unstable_by(k_lo, |a, b| a.total_cmp(b)).1;
+        acc.lo_sum += lo as f64;
+        acc.hi_sum += hi as f64;
+    }
     acc.n += 1;
 }

@@ -31,6 +31,8 @@ pub struct Report {
     pub liveness_bound: usize,
     pub calibration: Option<Agreement>,
     pub mixed: Option<MixedPrecision>,
+    /// Calibration method used, and (for `auto`) the output SQNR of each one tried.
+    pub calibration_method: Option<(crate::CalibMethod, Vec<(crate::CalibMethod, f64)>)>,
 }
 
 impl Report {
@@ -70,6 +72,7 @@ impl Report {
             liveness_bound: lowered.liveness_bound,
             calibration,
             mixed,
+            calibration_method: None,
         }
     }
 }
@@ -109,6 +112,14 @@ impl fmt::Display for Report {
             human_bytes(self.liveness_bound),
             self.arena_bytes as f64 / self.liveness_bound.max(1) as f64
         )?;
+        if let Some((m, tried)) = &self.calibration_method {
+            let t: Vec<String> = tried.iter().map(|(m, s)| format!("{m} {s:.1} dB")).collect();
+            if t.is_empty() {
+                writeln!(f, "  ranges      {m}")?;
+            } else {
+                writeln!(f, "  ranges      {m} (output SQNR of each tried: {})", t.join(", "))?;
+            }
+        }
         if let Some(m) = &self.mixed {
             writeln!(
                 f,
