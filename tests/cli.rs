@@ -152,3 +152,45 @@ fn bad_inputs_fail_cleanly() {
         fails(&["run", s(&p), "--input", s(&calib), "--output", s(&y)], msg, Some(&y));
     }
 }
+
+#[test]
+fn calibrates_from_an_image_directory() {
+    let d = tmpdir("images");
+    let imgs = d.join("calib");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let mut rng = sparq_compiler::onnx_builder::Rng::new(8);
+    for i in 0..6 {
+        // Different sizes: the compiler resizes to the model input.
+        let (w, h) = (24 + 4 * i, 20 + 2 * i);
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 9) as u8, (y * 11) as u8, (rng.next_u64() % 256) as u8])
+        });
+        img.save(imgs.join(format!("img{i}.png"))).unwrap();
+    }
+    std::fs::write(imgs.join("notes.txt"), "not an image").unwrap();
+    let m = common::plain_cnn();
+    let onnx = d.join("m.onnx");
+    std::fs::write(&onnx, &m.onnx).unwrap();
+    let out = d.join("m.sparq");
+    let (code, stdout, err) = sparq(&[
+        "compile",
+        s(&onnx),
+        "-o",
+        s(&out),
+        "--calib",
+        s(&imgs),
+        "--mean",
+        "0.485,0.456,0.406",
+        "--std",
+        "0.229,0.224,0.225",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("on 6 calibration samples"), "{stdout}");
+    // An empty directory is a clear error.
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out2 = d.join("m2.sparq");
+    fails(&["compile", s(&onnx), "-o", s(&out2), "--calib", s(&empty)], "no .png/.jpg images", Some(&out2));
+    // --mean with the wrong number of channels.
+    fails(&["compile", s(&onnx), "-o", s(&out2), "--calib", s(&imgs), "--mean", "0.5,0.5"], "--mean", Some(&out2));
+}

@@ -686,7 +686,10 @@ impl Importer {
                     .filter(|s| !s.is_empty())
                     .map(|s| self.tensor_of(node, s))
                     .collect::<Result<Vec<_>>>()?;
-                let first = self.g.tensors[ids[0]].shape.clone();
+                let Some(&first_id) = ids.first() else {
+                    return Err(bad("Concat without inputs".into()));
+                };
+                let first = self.g.tensors[first_id].shape.clone();
                 let axis =
                     norm_axis(attr_i(node, "axis", 0), first.len()).ok_or_else(|| bad("axis out of range".into()))?;
                 let mut out = first.clone();

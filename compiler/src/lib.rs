@@ -135,7 +135,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         pb.finish_and_clear();
         let mut agr = eval::compare(&outs, &c.outputs, None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
-            if agr.top1_agreement < target {
+            if agr.top1_agreement < target + (1.0 - target) / 2.0 {
                 let search =
                     report::mixed_precision_search(&g, ranges, samples, &c.outputs, target, &keep, opts.progress)?;
                 keep = search.kept.iter().cloned().collect::<HashSet<_>>().union(&keep).cloned().collect();
