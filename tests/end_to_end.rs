@@ -106,3 +106,38 @@ fn unsupported_op_names_the_node() {
     .to_string();
     assert!(err.contains("Tanh_") && err.contains("Tanh") && err.contains("opset 13"), "{err}");
 }
+
+#[test]
+fn mixed_precision_search_reaches_its_target() {
+    use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};
+    // Many near-tied classes, so plain int8 flips some top-1 decisions.
+    let mut rng = Rng::new(12);
+    let mut b = OnnxBuilder::new("wide", 13);
+    let x = b.input("input", &[1, 3, 8, 8]);
+    let w = b.constant(&[16, 3, 3, 3], rng.vec(16 * 27, 0.4));
+    let bias = b.constant(&[16], rng.vec(16, 0.1));
+    let h = b.node("Conv", &[&x, &w, &bias], vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let w2 = b.constant(&[1024, 200], rng.vec(1024 * 200, 0.05));
+    let h = b.node("MatMul", &[&h, &w2], vec![]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let w3 = b.constant(&[200, 500], rng.vec(200 * 500, 0.05));
+    let y = b.node("MatMul", &[&h, &w3], vec![]);
+    b.output(&y);
+    let onnx = b.build();
+    let calib = common::samples(&[1, 3, 8, 8], 48, 13);
+    let plain = sparq_compiler::compile(&onnx, "wide", &calib, &CompileOptions::default()).unwrap();
+    let before = plain.report.calibration.unwrap().top1_agreement;
+    assert!(before < 1.0, "plain int8 already agrees everywhere ({before}); the test needs a harder model");
+    let opts = CompileOptions { min_agreement: Some(0.99), ..Default::default() };
+    let c = sparq_compiler::compile(&onnx, "wide", &calib, &opts).unwrap();
+    let mixed = c.report.mixed.as_ref().expect("search ran");
+    let after = c.report.calibration.unwrap().top1_agreement;
+    println!("plain int8 {:.3} -> mixed {:.3} with {:?} in f32", before, after, mixed.kept);
+    assert!(!mixed.kept.is_empty());
+    assert!(after >= mixed.goal, "agreement {after} below the search goal {}", mixed.goal);
+    let kept: Vec<&String> = c.report.float_layers.iter().map(|(n, _)| n).collect();
+    assert_eq!(kept.len(), mixed.kept.len());
+    assert!(mixed.sensitivity.len() == 3, "every weighted layer is a candidate");
+}
