@@ -18,6 +18,40 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table
     #[arg(long)]
     pub json: bool,
+    /// Also time every op (name, type, output shape, MACs, ms, share, GMAC/s)
+    #[arg(long)]
+    pub per_op: bool,
+}
+
+/// Accumulates the wall time of each op over timed runs.
+struct OpTimer {
+    start: Option<Instant>,
+    total_ns: Vec<u128>,
+}
+
+impl sparq_runtime::Observer for OpTimer {
+    fn before_op(&mut self, _op: usize) {
+        self.start = Some(Instant::now());
+    }
+    fn after_op(&mut self, op: usize, _arena: &[u8]) {
+        if let Some(t) = self.start.take() {
+            self.total_ns[op] += t.elapsed().as_nanos();
+        }
+    }
+}
+
+/// Mean milliseconds per op over `iters` observed runs.
+pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Vec<f64>> {
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut session = Session::new(model, arena.as_mut_slice())?;
+    for _ in 0..warmup {
+        session.run();
+    }
+    let mut timer = OpTimer { start: None, total_ns: vec![0; model.op_count()] };
+    for _ in 0..iters.max(1) {
+        session.run_observed(&mut timer);
+    }
+    Ok(timer.total_ns.iter().map(|&ns| ns as f64 / 1e6 / iters.max(1) as f64).collect())
 }
 
 /// Latency statistics in milliseconds.
@@ -83,6 +117,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let model = Model::from_bytes(mapped.bytes())?;
     let l = time_model(&model, a.warmup, a.iters)?;
     let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
+    let per_op = if a.per_op { Some(time_ops(&model, a.warmup.min(3), a.iters.clamp(1, 20))?) } else { None };
     if a.json {
         let j = serde_json::json!({
             "model": a.model.display().to_string(),
@@ -90,6 +125,17 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "iters": l.iters, "warmup": a.warmup, "threads": 1, "kernels": "scalar",
             "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
         });
+        let mut j = j;
+        if let Some(ops) = &per_op {
+            j["per_op"] = ops
+                .iter()
+                .enumerate()
+                .map(|(i, ms)| {
+                    let o = model.op(i);
+                    serde_json::json!({"name": o.name, "type": sparq_format::layout::op::name(o.kind), "macs": model.op_macs(i), "ms": ms})
+                })
+                .collect();
+        }
         println!("{j}");
     } else {
         println!("{}: {} runs after {} warm-up, 1 thread, scalar kernels", a.model.display(), l.iters, a.warmup);
@@ -98,6 +144,30 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             l.min, l.mean, l.p50, l.p90, l.p99, l.max
         );
         println!("  {:.1} M MACs, {:.2} GMAC/s at p50", macs as f64 / 1e6, macs as f64 / (l.p50 * 1e6));
+        if let Some(ops) = &per_op {
+            let total: f64 = ops.iter().sum();
+            println!(
+                "\n  {:>4}  {:<18} {:<20} {:>10} {:>9} {:>6} {:>8}  name",
+                "#", "type", "output shape", "MACs", "ms", "%", "GMAC/s"
+            );
+            for (i, ms) in ops.iter().enumerate() {
+                let o = model.op(i);
+                let y = model.tensor(o.output(0));
+                let m = model.op_macs(i);
+                let rate = if m > 0 { format!("{:.2}", m as f64 / (ms * 1e6)) } else { "-".into() };
+                println!(
+                    "  {:>4}  {:<18} {:<20} {:>10} {:>9.4} {:>6.1} {:>8}  {}",
+                    i,
+                    sparq_format::layout::op::name(o.kind),
+                    format!("{:?}", y.shape()),
+                    m,
+                    ms,
+                    100.0 * ms / total,
+                    rate,
+                    o.name
+                );
+            }
+        }
     }
     Ok(())
 }
