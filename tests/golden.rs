@@ -1,0 +1,45 @@
+//! Golden files pin the `.sparq` bytes of two tiny models (f32 and int8). A change in the format
+//! or in what the compiler writes shows up here: bump the format version if the layout changed,
+//! then regenerate on purpose with `SPARQ_UPDATE_GOLDEN=1 cargo test --release --test golden`.
+//! The int8 file uses fixed activation ranges, so the bytes do not depend on tract's float math.
+
+mod common;
+
+use sparq_compiler::lower::{self, LowerOptions, Precision, Range, Stats};
+use std::collections::{HashMap, HashSet};
+
+fn golden(name: &str, bytes: &[u8]) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("SPARQ_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|_| panic!("{path} missing: run with SPARQ_UPDATE_GOLDEN=1"));
+    assert!(
+        expected == bytes,
+        "{name}: compiled bytes differ from the golden file ({} vs {} bytes); if the format changed, bump its version \
+         and regenerate with SPARQ_UPDATE_GOLDEN=1",
+        bytes.len(),
+        expected.len()
+    );
+    // The golden file itself must load.
+    let aligned = sparq_runtime::AlignedBytes::from_slice(&expected);
+    sparq_runtime::Model::from_bytes(&aligned).unwrap();
+}
+
+#[test]
+fn golden_files_are_pinned() {
+    let m = common::residual();
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let f32_spec =
+        lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, keep_float: HashSet::new() })
+            .unwrap()
+            .spec;
+    golden("residual_f32.sparq", &f32_spec.to_bytes());
+    let ranges: HashMap<String, Range> =
+        g.tensors.iter().map(|t| (t.name.clone(), Range { min: -4.0, max: 4.0 })).collect();
+    let stats = Stats { ranges, channel_means: HashMap::new() };
+    let int8_spec = lower::lower(&g, &stats, &LowerOptions { precision: Precision::Int8, keep_float: HashSet::new() })
+        .unwrap()
+        .spec;
+    golden("residual_int8.sparq", &int8_spec.to_bytes());
+}
