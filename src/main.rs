@@ -163,13 +163,10 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 
 /// Map a .sparq file and validate it.
 pub(crate) fn open_model(path: &Path) -> Result<MappedModel> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.len() == 0 {
-        bail!("{}: invalid .sparq file: the file is empty", path.display());
-    }
-    let mapped = MappedModel::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Model::from_bytes(mapped.bytes()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(mapped)
+    Model::open(path).map_err(|e| match e {
+        sparq_runtime::RuntimeError::Io(_) => anyhow!("cannot read {}: {e}", path.display()),
+        _ => anyhow!("{}: {e}", path.display()),
+    })
 }
 
 fn compile(a: CompileArgs) -> Result<()> {
@@ -235,7 +232,7 @@ fn compile(a: CompileArgs) -> Result<()> {
 
 fn run(a: RunArgs) -> Result<()> {
     let mapped = open_model(&a.model)?;
-    let model = Model::from_bytes(mapped.bytes())?;
+    let model = mapped.model();
     let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
     let mut arena = AlignedBytes::zeroed(model.arena_size());
@@ -267,7 +264,7 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
 
 fn eval(a: EvalArgs) -> Result<()> {
     let mapped = open_model(&a.model)?;
-    let model = Model::from_bytes(mapped.bytes())?;
+    let model = mapped.model();
     let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.data, input.shape(), &a.pre.to_preprocess())?;
     let labels = a.labels.as_deref().map(read_labels).transpose()?;

@@ -2,6 +2,8 @@
 //! buffers for models read into memory and for arenas.
 
 use crate::error::RuntimeError;
+use crate::model::Model;
+use sparq_format::ParseOptions;
 use std::path::Path;
 use std::vec::Vec;
 
@@ -42,23 +44,52 @@ impl std::ops::Deref for AlignedBytes {
     }
 }
 
-/// The bytes of a model file, mapped read-only (page aligned, loaded lazily by the OS).
+/// A validated model mapped read-only from a file (page aligned, loaded lazily by the OS).
+/// Weights are read in place from the mapping. Obtain it with [`Model::open`].
 pub struct MappedModel {
+    // Field order matters: `model` borrows from `map` and is dropped first.
+    model: Model<'static>,
     map: memmap2::Mmap,
 }
 
 impl MappedModel {
-    /// Map `path`. Validate with `Model::from_bytes(mapped.bytes())`; weights are then read in
-    /// place from the mapping.
+    /// Map and validate `path`.
     pub fn open(path: &Path) -> Result<MappedModel, RuntimeError> {
-        let file = std::fs::File::open(path).map_err(|e| RuntimeError::Io(e.kind()))?;
-        // SAFETY: the mapping is read-only and private to this process; the model file must
-        // not be truncated or rewritten while mapped (the compiler replaces files by rename,
-        // which leaves existing mappings intact).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| RuntimeError::Io(e.kind()))?;
-        Ok(MappedModel { map })
+        Self::open_with(path, ParseOptions::default())
     }
+
+    pub fn open_with(path: &Path, opts: ParseOptions) -> Result<MappedModel, RuntimeError> {
+        let file = std::fs::File::open(path).map_err(|e| RuntimeError::Io(e.kind()))?;
+        let len = file.metadata().map_err(|e| RuntimeError::Io(e.kind()))?.len();
+        if len == 0 {
+            // mmap rejects empty files; report it as the format error it is.
+            return Err(RuntimeError::Format(sparq_format::FormatError::TooShort { len: 0, need: 64 }));
+        }
+        // SAFETY: the mapping is read-only and private to this process; the model file must
+        // not be truncated or rewritten in place while mapped (the compiler replaces files by
+        // rename, which leaves existing mappings intact).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| RuntimeError::Io(e.kind()))?;
+        // SAFETY: the mapped bytes stay at the same address, unchanged, until `map` is dropped,
+        // which happens after `model` (field order) and never while a borrow from `model()`
+        // is alive, since that borrow is tied to `&self`.
+        let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) };
+        let model = Model::from_bytes_with(bytes, opts)?;
+        Ok(MappedModel { model, map })
+    }
+
+    pub fn model(&self) -> &Model<'_> {
+        &self.model
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.map
+    }
+}
+
+impl Model<'_> {
+    /// Map a `.sparq` file and validate it (std only). Loading costs O(header) plus one CRC pass
+    /// over the file; weights are then used in place from the mapping.
+    pub fn open(path: impl AsRef<Path>) -> Result<MappedModel, RuntimeError> {
+        MappedModel::open(path.as_ref())
     }
 }
