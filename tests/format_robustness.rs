@@ -70,9 +70,18 @@ fn mutated_files_never_panic() {
         }
         // Structural mutations with checksums ignored, so they reach the deeper validation:
         // bit flips, random byte overwrites, huge and zero counts in descriptors.
-        for round in 0..4000 {
+        for round in 0..5000 {
             let mut m = bytes.clone();
-            match round % 4 {
+            match round % 5 {
+                4 => {
+                    // An op's input or output count changed (found by the fuzzer).
+                    let ops =
+                        sparq_compiler::onnx_builder::Rng::new(round as u64).next_u64() as usize % view.op_count();
+                    let e = &bytes[64 + 32 * 3..64 + 32 * 4];
+                    let ops_off = u64::from_le_bytes(e[8..16].try_into().unwrap()) as usize;
+                    let field = ops_off + 128 * ops + 4 + 2 * (round / 5 % 2);
+                    m[field..field + 2].copy_from_slice(&((rng.next_u64() % 9) as u16).to_le_bytes());
+                }
                 0 => {
                     let i = (rng.next_u64() as usize) % m.len();
                     m[i] ^= 1 << (rng.next_u64() % 8);

@@ -247,7 +247,7 @@ impl<'g> Lowerer<'g> {
             return Ok(id);
         }
         let target_layout = layout.unwrap_or_else(|| self.default_layout(t));
-        let mut params = [0i32; OP_PARAMS];
+        let params = [0i32; OP_PARAMS];
         let id = if let Some((src, _)) = self.existing(t, dtype) {
             // Same dtype, other layout.
             let q = (dtype == DType::I8).then(|| self.qp(t)).transpose()?;
@@ -269,7 +269,6 @@ impl<'g> Lowerer<'g> {
                 reason: "internal: tensor used before it is computed".into(),
             })?;
             let id = self.act(&format!("{name}:f32"), DType::F32, &shape, target_layout, None);
-            params[0] = 0;
             self.op(rop::DEQUANTIZE, &format!("{name}:dequantize"), vec![src], id, params);
             id
         };
@@ -320,7 +319,6 @@ impl<'g> Lowerer<'g> {
     fn node(&mut self, n: &Node, float: bool) -> Result<()> {
         let g = self.g;
         let out = n.outputs[0];
-        let out_shape = g.tensors[out].shape.clone();
         let dt = if float { DType::F32 } else { DType::I8 };
         let mut p = [0i32; OP_PARAMS];
         let mut weight_bytes = 0;
@@ -537,7 +535,6 @@ impl<'g> Lowerer<'g> {
             precision: if float { Precision::F32 } else { Precision::Int8 },
             weight_bytes,
         });
-        let _ = out_shape;
         Ok(())
     }
 
@@ -597,7 +594,7 @@ impl<'g> Lowerer<'g> {
         &mut self,
         n: &Node,
         xi: u32,
-        _x: usize,
+        x: usize,
         out: usize,
         w: &[f32],
         ws: &[usize],
@@ -624,7 +621,7 @@ impl<'g> Lowerer<'g> {
             return Ok((vec![xi, wid, bid], wv.len() * 4));
         }
         let (q, scales) = quantize_per_channel(&reordered, out_c);
-        let bias = self.corrected_bias(_x, &reordered, &q, &scales, bias, ws, depthwise);
+        let bias = self.corrected_bias(x, &reordered, &q, &scales, bias, ws, depthwise);
         let bias = &bias[..];
         let qx = self.tensor_q(xi);
         let qo = self.out_qp(out, act)?;

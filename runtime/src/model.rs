@@ -138,6 +138,16 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
         return Err(bad("output is not an arena tensor"));
     }
     let n_in = o.input_count;
+    // Input counts first: every later check may read any input the kind declares.
+    let counts_ok = match o.kind {
+        op::CONV2D | op::DEPTHWISE_CONV2D | op::FULLY_CONNECTED => (3..=5).contains(&n_in),
+        op::ADD | op::MUL => n_in == 2,
+        op::CONCAT => n_in >= 1,
+        _ => n_in == 1,
+    };
+    if !counts_ok {
+        return Err(bad("wrong number of inputs"));
+    }
     let expect_inputs = |n: usize| {
         if n_in == n {
             Ok(())
