@@ -43,3 +43,29 @@ fn golden_files_are_pinned() {
         .spec;
     golden("residual_int8.sparq", &int8_spec.to_bytes());
 }
+
+#[test]
+fn version_compatibility_rules() {
+    let m = common::residual();
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let spec =
+        lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, keep_float: HashSet::new() })
+            .unwrap()
+            .spec;
+    // A newer minor version with a section this reader does not know: accepted, section skipped.
+    let mut newer = spec.clone();
+    newer.version_minor = 7;
+    newer.extra_sections.push((0x5EC7, b"from the future".to_vec()));
+    let bytes = newer.to_bytes();
+    let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
+    let model = sparq_runtime::Model::from_bytes(&aligned).expect("newer minor loads");
+    assert_eq!(model.view().version_minor, 7);
+    // A newer major version: rejected with a clear error.
+    let mut b = spec.to_bytes();
+    b[8..10].copy_from_slice(&2u16.to_le_bytes());
+    let crc = sparq_format::crc32::crc32(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    let aligned = sparq_runtime::AlignedBytes::from_slice(&b);
+    let err = sparq_runtime::Model::from_bytes(&aligned).err().expect("newer major is rejected").to_string();
+    assert!(err.contains("unsupported .sparq format version 2.0"), "{err}");
+}

@@ -7,6 +7,7 @@ use std::format;
 use std::io::Write;
 use std::path::Path;
 use std::string::String;
+use std::vec;
 use std::vec::Vec;
 
 /// A tensor to be written. `data` is `Some` for constants (stored in WEIGHTS, 64-byte aligned).
@@ -40,6 +41,11 @@ pub struct ModelSpec {
     pub ops: Vec<OpSpec>,
     pub inputs: Vec<u32>,
     pub outputs: Vec<u32>,
+    /// Further sections `(kind, bytes)`, written after the required ones (optional sections of
+    /// this or a later minor version).
+    pub extra_sections: Vec<(u32, Vec<u8>)>,
+    /// Minor version to write (defaults to this crate's `VERSION_MINOR` when 0).
+    pub version_minor: u16,
 }
 
 fn align_up(v: usize) -> usize {
@@ -142,7 +148,7 @@ impl ModelSpec {
                 reserved: [0; 32],
             },
         );
-        let sections: [(u32, &[u8]); 7] = [
+        let mut sections: Vec<(u32, &[u8])> = vec![
             (section::META, &meta),
             (section::STRINGS, &strings),
             (section::TENSORS, &tensors),
@@ -151,10 +157,13 @@ impl ModelSpec {
             (section::GRAPH_IO, &graph_io),
             (section::WEIGHTS, &weights),
         ];
+        for (kind, data) in &self.extra_sections {
+            sections.push((*kind, data));
+        }
         let table_end = 64 + 32 * sections.len();
         let mut offset = align_up(table_end);
         let mut table = Vec::new();
-        for (kind, data) in sections {
+        for &(kind, data) in &sections {
             put(
                 &mut table,
                 &SectionEntry {
@@ -175,7 +184,7 @@ impl ModelSpec {
         let mut header = FileHeader {
             magic: MAGIC,
             version_major: VERSION_MAJOR,
-            version_minor: VERSION_MINOR,
+            version_minor: if self.version_minor == 0 { VERSION_MINOR } else { self.version_minor },
             header_size: 64,
             section_count: sections.len() as u32,
             section_table_crc: crc32(&table),
@@ -190,7 +199,7 @@ impl ModelSpec {
         out.clear();
         put(&mut out, &header);
         out.extend_from_slice(&table);
-        for (_, data) in sections {
+        for &(_, data) in &sections {
             out.resize(align_up(out.len()), 0);
             out.extend_from_slice(data);
         }
