@@ -194,3 +194,47 @@ fn calibrates_from_an_image_directory() {
     // --mean with the wrong number of channels.
     fails(&["compile", s(&onnx), "-o", s(&out2), "--calib", s(&imgs), "--mean", "0.5,0.5"], "--mean", Some(&out2));
 }
+
+#[test]
+fn mutated_files_exit_with_code_1_or_0_never_a_crash() {
+    let d = tmpdir("mut");
+    let m = common::concat();
+    let calib = common::samples(&m.input_shape, 4, 2);
+    let bytes =
+        sparq_compiler::compile(&m.onnx, m.name, &calib, &sparq_compiler::CompileOptions::default()).unwrap().bytes;
+    let x = d.join("x.npy");
+    write_npy(&x, &[1, 3, 10, 10], &calib[0]);
+    let mut rng = sparq_compiler::onnx_builder::Rng::new(99);
+    let (mut rejected, mut accepted) = (0, 0);
+    for i in 0..60 {
+        let mut b = bytes.clone();
+        match i % 3 {
+            0 => b.truncate((rng.next_u64() as usize) % b.len()),
+            1 => {
+                let k = (rng.next_u64() as usize) % b.len();
+                b[k] ^= 1 << (rng.next_u64() % 8);
+            }
+            _ => {
+                let k = (rng.next_u64() as usize) % (b.len() - 8);
+                b[k..k + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+            }
+        }
+        let p = d.join(format!("m{i}.sparq"));
+        std::fs::write(&p, &b).unwrap();
+        let y = d.join(format!("y{i}.npy"));
+        for args in [vec!["inspect", s(&p)], vec!["run", s(&p), "--input", s(&x), "--output", s(&y)]] {
+            let (code, _, err) = sparq(&args);
+            assert!(code == 0 || code == 1, "sparq {args:?} exited with {code}: {err}");
+            if code == 1 {
+                assert_eq!(err.lines().count(), 1, "{err}");
+                rejected += 1;
+            } else {
+                accepted += 1;
+            }
+        }
+    }
+    println!(
+        "{rejected} rejected with exit code 1, {accepted} accepted (changes outside checked bytes are impossible)"
+    );
+    assert_eq!(accepted, 0, "checksums cover every byte");
+}
