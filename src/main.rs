@@ -109,6 +109,10 @@ struct CompileArgs {
     /// calibration data reaches this fraction (e.g. 0.97)
     #[arg(long)]
     min_agreement: Option<f64>,
+    /// Safety margin of --min-agreement on the calibration set, as a fraction of the allowed
+    /// disagreement (0.5: a 0.97 target is searched as 0.985)
+    #[arg(long, default_value_t = 0.5)]
+    agreement_margin: f64,
     /// Print the model's node names (for --keep-float) and exit
     #[arg(long)]
     list_nodes: bool,
@@ -220,6 +224,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         keep_float: a.keep_float.clone(),
         calib_method,
         min_agreement: a.min_agreement,
+        agreement_margin: a.agreement_margin,
         progress: true,
     };
     let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;

@@ -32,6 +32,9 @@ pub struct CompileOptions {
     /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
     /// calibration set reaches this fraction.
     pub min_agreement: Option<f64>,
+    /// The mixed-precision search demands `target + (1 - target) * margin` on the calibration
+    /// set, so that the target holds on new data.
+    pub agreement_margin: f64,
     /// Show progress bars on stderr.
     pub progress: bool,
 }
@@ -44,6 +47,7 @@ impl Default for CompileOptions {
             keep_float: Vec::new(),
             calib_method: CalibMethod::Auto,
             min_agreement: None,
+            agreement_margin: 0.5,
             progress: false,
         }
     }
@@ -135,9 +139,18 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         pb.finish_and_clear();
         let mut agr = eval::compare(&outs, &c.outputs, None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
-            if agr.top1_agreement < target + (1.0 - target) / 2.0 {
+            if agr.top1_agreement < target + (1.0 - target) * opts.agreement_margin {
                 let search =
-                    report::mixed_precision_search(&g, ranges, samples, &c.outputs, target, &keep, opts.progress)?;
+                    report::mixed_precision_search(
+                    &g,
+                    ranges,
+                    samples,
+                    &c.outputs,
+                    target,
+                    &keep,
+                    opts.agreement_margin,
+                    opts.progress,
+                )?;
                 keep = search.kept.iter().cloned().collect::<HashSet<_>>().union(&keep).cloned().collect();
                 lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
                 bytes = lowered.spec.to_bytes();

@@ -132,6 +132,11 @@ impl fmt::Display for Report {
                 m.baseline_sqnr_db
             )?;
         }
+        if let Some(m) = &self.mixed {
+            let top: Vec<String> =
+                m.sensitivity.iter().take(8).map(|(n, db)| format!("{} ({db:.1} dB)", short(n))).collect();
+            writeln!(f, "  sensitivity output SQNR with only that layer in f32, best first: {}", top.join(", "))?;
+        }
         if !self.float_layers.is_empty() {
             let extra: usize = self.float_layers.iter().map(|(_, b)| b).sum();
             writeln!(f, "  f32 layers  {} ({} of f32 weights)", self.float_layers.len(), human_bytes(extra))?;
@@ -150,6 +155,12 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The last two path components of an ONNX node name, for compact tables.
+fn short(name: &str) -> String {
+    let parts: Vec<&str> = name.rsplit('/').take(2).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }
 
 /// Candidate layers for f32: nodes with weights or requantization.
@@ -192,6 +203,7 @@ pub fn mixed_precision_search(
     reference: &[Vec<Vec<f32>>],
     target: f64,
     already: &HashSet<String>,
+    margin: f64,
     progress: bool,
 ) -> Result<MixedPrecision> {
     let cands: Vec<String> = candidates(g).into_iter().filter(|c| !already.contains(c)).collect();
@@ -208,7 +220,7 @@ pub fn mixed_precision_search(
     }
     pb.finish_and_clear();
     sens.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let goal = target + (1.0 - target) / 2.0;
+    let goal = target + (1.0 - target) * margin;
     let keep_top = |k: usize| -> HashSet<String> {
         let mut keep = already.clone();
         keep.extend(sens[..k].iter().map(|(c, _)| c.clone()));
