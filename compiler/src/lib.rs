@@ -140,8 +140,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         let mut agr = eval::compare(&outs, &c.outputs, None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
             if agr.top1_agreement < target + (1.0 - target) * opts.agreement_margin {
-                let search =
-                    report::mixed_precision_search(
+                let search = report::mixed_precision_search(
                     &g,
                     ranges,
                     samples,
