@@ -115,9 +115,9 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Late
 pub fn bench(a: BenchArgs) -> Result<()> {
     let mapped = crate::open_model(&a.model)?;
     let model = mapped.model();
-    let l = time_model(&model, a.warmup, a.iters)?;
+    let l = time_model(model, a.warmup, a.iters)?;
     let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
-    let per_op = if a.per_op { Some(time_ops(&model, a.warmup.min(3), a.iters.clamp(1, 20))?) } else { None };
+    let per_op = if a.per_op { Some(time_ops(model, a.warmup.min(3), a.iters.clamp(1, 20))?) } else { None };
     if a.json {
         let j = serde_json::json!({
             "model": a.model.display().to_string(),

@@ -241,7 +241,7 @@ fn run(a: RunArgs) -> Result<()> {
     let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
     let mut arena = AlignedBytes::zeroed(model.arena_size());
-    let mut session = Session::new(&model, arena.as_mut_slice())?;
+    let mut session = Session::new(model, arena.as_mut_slice())?;
     let out_t = model.output(0).ok_or_else(|| anyhow!("model has no output"))?;
     let mut all = Vec::new();
     for s in &samples {

@@ -24,7 +24,7 @@ fn exercise(bytes: &[u8], verify_crc: bool) -> bool {
     let opts = sparq_runtime::format::ParseOptions { verify_crc };
     match Model::from_bytes_with(&aligned, opts) {
         Ok(model) => {
-            let _ = format!("{}", model.name());
+            let _ = model.name().to_string();
             if model.arena_size() > 64 << 20 {
                 return true;
             }

@@ -66,6 +66,6 @@ fn version_compatibility_rules() {
     let crc = sparq_format::crc32::crc32(&b[..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     let aligned = sparq_runtime::AlignedBytes::from_slice(&b);
-    let err = sparq_runtime::Model::from_bytes(&aligned).err().expect("newer major is rejected").to_string();
+    let err = sparq_runtime::Model::from_bytes(&aligned).expect_err("newer major is rejected").to_string();
     assert!(err.contains("unsupported .sparq format version 2.0"), "{err}");
 }

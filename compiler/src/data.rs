@@ -111,7 +111,7 @@ pub fn to_samples(a: &Array, input_shape: &[usize], pre: &Preprocess, what: &str
             if layout == DataLayout::Nhwc { " (read as NHWC)" } else { "" }
         ))
     };
-    if a.shape.is_empty() || per_sample == 0 || a.data.len() % per_sample != 0 {
+    if a.shape.is_empty() || per_sample == 0 || !a.data.len().is_multiple_of(per_sample) {
         return Err(shape_err());
     }
     // Expected per-sample dims in the data's own layout.

@@ -459,7 +459,7 @@ impl Importer {
                 }
                 let ws = self.g.tensors[w].shape.clone();
                 let group = attr_i(node, "group", 1).max(1) as usize;
-                if c % group != 0 || ws[0] % group != 0 || ws[1] * group != c {
+                if c % group != 0 || !ws[0].is_multiple_of(group) || ws[1] * group != c {
                     return Err(bad(format!("weights {ws:?} do not match {c} input channels in {group} groups")));
                 }
                 if let Some(k) = attr_ints(node, "kernel_shape") {
@@ -665,7 +665,7 @@ impl Importer {
                 }
                 let known: usize = out.iter().product();
                 if let Some(i) = infer {
-                    if known == 0 || total % known != 0 {
+                    if known == 0 || !total.is_multiple_of(known) {
                         return Err(bad(format!("cannot reshape {s:?} to {spec:?}")));
                     }
                     out[i] = total / known;

@@ -196,6 +196,7 @@ fn measure(
 /// with the smallest `k` (found by bisection over the ranking) for which top-1 agreement on the
 /// whole calibration set reaches `target` plus a margin of half the allowed disagreement: the
 /// calibration set is small, and the target has to hold on data the search never saw.
+#[allow(clippy::too_many_arguments)]
 pub fn mixed_precision_search(
     g: &Graph,
     stats: &lower::Stats,

@@ -164,7 +164,7 @@ impl<'a> FileView<'a> {
             if offset < table_end as u64 || end > bytes.len() as u64 {
                 return Err(FormatError::SectionOutOfBounds { index: i, kind });
             }
-            if offset % ALIGN as u64 != 0 {
+            if !offset.is_multiple_of(ALIGN as u64) {
                 return Err(FormatError::SectionMisaligned { index: i, kind, offset });
             }
             // Sections may not overlap: compare with every earlier one (count is capped).
@@ -259,7 +259,7 @@ impl<'a> FileView<'a> {
         }
         // Typed slices of constants are made in place: the weights must sit at an address that
         // is a multiple of 4 (f32/i32). 64-byte aligned buffers (mmap, AlignedBytes) always are.
-        if (bytes.as_ptr() as usize + weights.offset) % 4 != 0 {
+        if !(bytes.as_ptr() as usize + weights.offset).is_multiple_of(4) {
             return Err(FormatError::MisalignedBuffer { address: bytes.as_ptr() as usize });
         }
 
@@ -337,7 +337,7 @@ impl<'a> FileView<'a> {
         let end = offset.checked_add(size).ok_or(bad("data range overflows"))?;
         match storage {
             Storage::Constant => {
-                if offset % ALIGN as u64 != 0 {
+                if !offset.is_multiple_of(ALIGN as u64) {
                     return Err(bad("constant data not 64-byte aligned"));
                 }
                 if end > self.weights.size as u64 {
@@ -345,7 +345,7 @@ impl<'a> FileView<'a> {
                 }
             }
             Storage::Arena => {
-                if offset % dtype.size() as u64 != 0 {
+                if !offset.is_multiple_of(dtype.size() as u64) {
                     return Err(bad("arena offset not aligned to its element size"));
                 }
                 if end > self.meta.arena_size {

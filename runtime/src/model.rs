@@ -160,34 +160,6 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             return Err(bad("output overlaps an input in the arena"));
         }
     }
-    let requant_slots = || -> Result<(), RuntimeError> {
-        if !(-128..=127).contains(&p[op::ACT_MIN])
-            || !(-128..=127).contains(&p[op::ACT_MAX])
-            || p[op::ACT_MIN] > p[op::ACT_MAX]
-        {
-            return Err(bad("activation clamp outside [-128, 127]"));
-        }
-        Ok(())
-    };
-    let f32_clamp = || -> Result<(), RuntimeError> {
-        let (lo, hi) = (o.param_f32(op::ACT_MIN), o.param_f32(op::ACT_MAX));
-        if lo.is_nan() || hi.is_nan() || lo > hi {
-            return Err(bad("activation clamp bounds are NaN or reversed"));
-        }
-        Ok(())
-    };
-    let mult_shift = |m: usize| -> Result<(), RuntimeError> {
-        if p[m] < 0 || !(MIN_SHIFT..=MAX_SHIFT).contains(&p[op::SHIFT]) {
-            return Err(bad("requantization multiplier or shift out of range"));
-        }
-        Ok(())
-    };
-    let constant = |t: &TensorInfo<'_>, dtype: DType, len: usize, what| -> Result<(), RuntimeError> {
-        if t.storage != Storage::Constant || t.dtype != dtype || t.elements() != len {
-            return Err(bad(what));
-        }
-        Ok(())
-    };
     match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::MAX_POOL | op::AVERAGE_POOL => {
             let x = input(0);
@@ -248,7 +220,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                     if kh * kw * (cin / groups) > MAX_REDUCTION {
                         return Err(bad("reduction longer than 65536 taps (int32 accumulator could overflow)"));
                     }
-                    check_bias_requant(o, view, x.dtype, cout, &constant, &requant_slots, &f32_clamp, &mult_shift)?;
+                    check_bias_requant(o, view, x.dtype, cout)?;
                 }
                 op::MAX_POOL | op::AVERAGE_POOL => {
                     expect_inputs(1)?;
@@ -292,14 +264,20 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 if o.input_count != 4 {
                     return Err(bad("int8 -> f32 layers take input, weights, bias and output scales"));
                 }
-                constant(&input(2), DType::I32, n, "bias must be an i32 constant with one value per output")?;
-                constant(&input(3), DType::F32, n, "output scales must be an f32 constant with one value per output")?;
+                check_constant(o, &input(2), DType::I32, n, "bias must be an i32 constant with one value per output")?;
+                check_constant(
+                    o,
+                    &input(3),
+                    DType::F32,
+                    n,
+                    "output scales must be an f32 constant with one value per output",
+                )?;
                 if crate::session::constant_slice::<f32>(view, &input(3)).iter().any(|s| !s.is_finite()) {
                     return Err(bad("output scales must be finite"));
                 }
-                f32_clamp()?;
+                check_clamp_f32(o)?;
             } else {
-                check_bias_requant(o, view, x.dtype, n, &constant, &requant_slots, &f32_clamp, &mult_shift)?;
+                check_bias_requant(o, view, x.dtype, n)?;
             }
         }
         op::ADD | op::MUL => {
@@ -312,16 +290,16 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 return Err(bad("operand shapes do not broadcast to the output shape"));
             }
             if y.dtype == DType::I8 {
-                requant_slots()?;
-                mult_shift(op::MULT_A)?;
+                check_clamp_i8(o)?;
+                check_mult_shift(o, op::MULT_A)?;
                 if o.kind == op::ADD {
-                    mult_shift(op::MULT_B)?;
+                    check_mult_shift(o, op::MULT_B)?;
                     if p[op::SHIFT] < 2 {
                         return Err(bad("add shift must be at least 2"));
                     }
                 }
             } else {
-                f32_clamp()?;
+                check_clamp_f32(o)?;
             }
         }
         op::CLAMP | op::RESHAPE | op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE | op::SOFTMAX => {
@@ -349,10 +327,10 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                             return Err(bad("softmax axis out of range"));
                         }
                     } else if y.dtype == DType::I8 {
-                        requant_slots()?;
+                        check_clamp_i8(o)?;
                         same_quant(o, &x, &y)?;
                     } else {
-                        f32_clamp()?;
+                        check_clamp_f32(o)?;
                     }
                 }
                 op::RESHAPE => {
@@ -373,7 +351,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                     if x.shape() != y.shape() {
                         return Err(bad("input and output shapes differ"));
                     }
-                    mult_shift(op::MULT_A)?;
+                    check_mult_shift(o, op::MULT_A)?;
                 }
                 _ => unreachable!(),
             }
@@ -392,7 +370,7 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 return Err(bad("pooling window too large for a 32-bit sum"));
             }
             if y.dtype == DType::I8 {
-                mult_shift(op::MULT_A)?;
+                check_mult_shift(o, op::MULT_A)?;
             }
         }
         op::CONCAT => {
@@ -432,49 +410,83 @@ fn same_quant(o: &OpInfo<'_>, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Result<
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_bias_requant(
+fn check_clamp_i8(o: &OpInfo<'_>) -> Result<(), RuntimeError> {
+    let (lo, hi) = (o.params[op::ACT_MIN], o.params[op::ACT_MAX]);
+    if !(-128..=127).contains(&lo) || !(-128..=127).contains(&hi) || lo > hi {
+        return Err(invalid(o, "activation clamp outside [-128, 127]"));
+    }
+    Ok(())
+}
+
+fn check_clamp_f32(o: &OpInfo<'_>) -> Result<(), RuntimeError> {
+    let (lo, hi) = (o.param_f32(op::ACT_MIN), o.param_f32(op::ACT_MAX));
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(invalid(o, "activation clamp bounds are NaN or reversed"));
+    }
+    Ok(())
+}
+
+fn check_mult_shift(o: &OpInfo<'_>, slot: usize) -> Result<(), RuntimeError> {
+    if o.params[slot] < 0 || !(MIN_SHIFT..=MAX_SHIFT).contains(&o.params[op::SHIFT]) {
+        return Err(invalid(o, "requantization multiplier or shift out of range"));
+    }
+    Ok(())
+}
+
+fn check_constant(
     o: &OpInfo<'_>,
-    view: &FileView<'_>,
+    t: &TensorInfo<'_>,
     dtype: DType,
-    channels: usize,
-    constant: &dyn Fn(&TensorInfo<'_>, DType, usize, &'static str) -> Result<(), RuntimeError>,
-    requant_slots: &dyn Fn() -> Result<(), RuntimeError>,
-    f32_clamp: &dyn Fn() -> Result<(), RuntimeError>,
-    _mult_shift: &dyn Fn(usize) -> Result<(), RuntimeError>,
+    len: usize,
+    what: &'static str,
 ) -> Result<(), RuntimeError> {
+    if t.storage != Storage::Constant || t.dtype != dtype || t.elements() != len {
+        return Err(invalid(o, what));
+    }
+    Ok(())
+}
+
+fn check_bias_requant(o: &OpInfo<'_>, view: &FileView<'_>, dtype: DType, channels: usize) -> Result<(), RuntimeError> {
     let input = |i: usize| view.tensor(o.input(i));
     match dtype {
         DType::F32 => {
             if o.input_count != 3 {
                 return Err(invalid(o, "f32 layers take input, weights and bias"));
             }
-            constant(
+            check_constant(
+                o,
                 &input(2),
                 DType::F32,
                 channels,
                 "bias must be an f32 constant with one value per output channel",
             )?;
-            f32_clamp()
+            check_clamp_f32(o)
         }
         DType::I8 => {
             if o.input_count != 5 {
                 return Err(invalid(o, "int8 layers take input, weights, bias, multipliers and shifts"));
             }
-            constant(
+            check_constant(
+                o,
                 &input(2),
                 DType::I32,
                 channels,
                 "bias must be an i32 constant with one value per output channel",
             )?;
-            constant(&input(3), DType::I32, channels, "multipliers must be an i32 constant per output channel")?;
-            constant(&input(4), DType::I32, channels, "shifts must be an i32 constant per output channel")?;
+            check_constant(
+                o,
+                &input(3),
+                DType::I32,
+                channels,
+                "multipliers must be an i32 constant per output channel",
+            )?;
+            check_constant(o, &input(4), DType::I32, channels, "shifts must be an i32 constant per output channel")?;
             let mults = crate::session::constant_slice::<i32>(view, &input(3));
             let shifts = crate::session::constant_slice::<i32>(view, &input(4));
             if mults.iter().any(|&m| m < 0) || shifts.iter().any(|s| !(MIN_SHIFT..=MAX_SHIFT).contains(s)) {
                 return Err(invalid(o, "requantization multiplier or shift out of range"));
             }
-            requant_slots()
+            check_clamp_i8(o)
         }
         DType::I32 => Err(invalid(o, "i32 activations are not supported")),
     }

@@ -39,7 +39,7 @@ pub fn requantize_to_i8(acc: i32, mult: i32, shift: i32, zero_point: i32, act_mi
 /// Multipliers too small for the shift range become `(0, MAX_SHIFT)` (output is the zero point);
 /// multipliers above `2^30` are not representable and saturate.
 pub fn quantize_multiplier(m: f64) -> (i32, i32) {
-    if !(m > 0.0) || !m.is_finite() {
+    if m.is_nan() || m <= 0.0 || m.is_infinite() {
         return (0, MAX_SHIFT);
     }
     // m = f * 2^e with f in [0.5, 1)

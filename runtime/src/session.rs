@@ -57,7 +57,7 @@ impl<'s, 'a> Session<'s, 'a> {
         if arena.len() < model.arena_size() {
             return Err(RuntimeError::ArenaTooSmall { needed: model.arena_size(), given: arena.len() });
         }
-        if arena.as_ptr() as usize % sparq_format::layout::ALIGN != 0 {
+        if !(arena.as_ptr() as usize).is_multiple_of(sparq_format::layout::ALIGN) {
             return Err(RuntimeError::ArenaMisaligned { address: arena.as_ptr() as usize });
         }
         Ok(Session { model, arena })

@@ -9,6 +9,7 @@ pub struct TestModel {
     pub input_shape: Vec<usize>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conv(
     b: &mut OnnxBuilder,
     rng: &mut Rng,
