@@ -116,6 +116,9 @@ struct CompileArgs {
     /// Print the model's node names (for --keep-float) and exit
     #[arg(long)]
     list_nodes: bool,
+    /// Also report every layer's output SQNR against the float model (on up to 16 calibration samples)
+    #[arg(long)]
+    per_layer: bool,
 }
 
 #[derive(Args)]
@@ -231,6 +234,16 @@ fn compile(a: CompileArgs) -> Result<()> {
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     print!("{}", compiled.report);
+    if a.per_layer && !samples.is_empty() {
+        let n = samples.len().min(16);
+        let rows = sparq_compiler::eval::per_layer_sqnr(&onnx, &g, &compiled.bytes, &samples[..n])?;
+        println!(
+            "  per layer   output SQNR vs the float model on {n} calibration samples (errors accumulate downstream):"
+        );
+        for r in rows {
+            println!("    {:>6.1} dB  {:<4} {:<18} {}", r.sqnr_db, r.dtype, r.op, r.name);
+        }
+    }
     println!("wrote {} ({} bytes)", a.output.display(), compiled.bytes.len());
     Ok(())
 }

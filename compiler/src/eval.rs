@@ -86,3 +86,94 @@ pub fn compare(outputs: &[Vec<Vec<f32>>], reference: &[Vec<Vec<f32>>], labels: O
         reference_accuracy: labels.map(|_| frac(ref_correct)),
     }
 }
+
+/// Output SQNR of one layer against the float model (errors accumulated from upstream).
+#[derive(Clone, Debug)]
+pub struct LayerSqnr {
+    pub name: String,
+    pub op: String,
+    pub dtype: &'static str,
+    pub sqnr_db: f64,
+}
+
+/// Collects, after each op, the dequantized logical-order values of tensors named in `wanted`.
+struct Capture<'m> {
+    model: &'m Model<'m>,
+    wanted: &'m std::collections::HashMap<String, usize>,
+    /// (signal, noise) per wanted tensor, against `reference` of the current sample.
+    acc: Vec<(f64, f64)>,
+    reference: Vec<Vec<f32>>,
+}
+
+impl sparq_runtime::Observer for Capture<'_> {
+    fn after_op(&mut self, op: usize, arena: &[u8]) {
+        let t = self.model.tensor(self.model.op(op).output(0));
+        let Some(&k) = self.wanted.get(t.name) else { return };
+        let r = &self.reference[k];
+        if r.len() != t.elements() {
+            return;
+        }
+        let bytes = &arena[t.data_offset..t.data_offset + t.data_size];
+        let value = |phys: usize| -> f32 {
+            match t.dtype {
+                sparq_format::DType::I8 => t.scale * (bytes[phys] as i8 as i32 - t.zero_point) as f32,
+                sparq_format::DType::F32 => f32::from_le_bytes(bytes[4 * phys..4 * phys + 4].try_into().unwrap()),
+                sparq_format::DType::I32 => 0.0,
+            }
+        };
+        // Logical (NCHW) index -> physical offset.
+        let d = t.shape();
+        let (mut sig, mut noise) = (0f64, 0f64);
+        for (i, &rv) in r.iter().enumerate() {
+            let phys = if t.layout == sparq_format::Layout::Nhwc {
+                let (c, h, w) = (d[1], d[2], d[3]);
+                let (n, rest) = (i / (c * h * w), i % (c * h * w));
+                let (ch, hw) = (rest / (h * w), rest % (h * w));
+                n * h * w * c + hw * c + ch
+            } else {
+                i
+            };
+            let v = value(phys);
+            sig += (rv as f64).powi(2);
+            noise += ((v - rv) as f64).powi(2);
+        }
+        self.acc[k].0 += sig;
+        self.acc[k].1 += noise;
+    }
+}
+
+/// SQNR of every layer's output against the float model (tract), over `samples`.
+pub fn per_layer_sqnr(onnx: &[u8], g: &crate::ir::Graph, bytes: &[u8], samples: &[Vec<f32>]) -> Result<Vec<LayerSqnr>> {
+    let names: Vec<String> = g.nodes.iter().map(|n| g.tensors[n.outputs[0]].name.clone()).collect();
+    let reference = crate::reference::Reference::new(onnx, g, names.clone())?;
+    let wanted: std::collections::HashMap<String, usize> =
+        names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
+    let aligned = AlignedBytes::from_slice(bytes);
+    let model = Model::from_bytes(&aligned)?;
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut session = Session::new(&model, arena.as_mut_slice())?;
+    let mut cap = Capture { model: &model, wanted: &wanted, acc: vec![(0.0, 0.0); names.len()], reference: Vec::new() };
+    for s in samples {
+        cap.reference = reference.run(s)?;
+        session.set_input(0, s)?;
+        session.run_observed(&mut cap);
+    }
+    Ok(g.nodes
+        .iter()
+        .zip(&cap.acc)
+        .map(|(n, &(sig, noise))| {
+            let t = model.tensor(
+                (0..model.op_count())
+                    .map(|i| model.op(i).output(0))
+                    .find(|&o| model.tensor(o).name == g.tensors[n.outputs[0]].name)
+                    .unwrap_or(0),
+            );
+            LayerSqnr {
+                name: n.name.clone(),
+                op: n.onnx_op.clone(),
+                dtype: t.dtype.name(),
+                sqnr_db: sqnr_db(sig, noise),
+            }
+        })
+        .collect())
+}
