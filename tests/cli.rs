@@ -61,9 +61,13 @@ fn compile_run_eval_inspect_round_trip() {
     let calib_path = d.join("calib.npy");
     write_npy(&calib_path, &[16, 4, 16, 16], &calib);
     let out = d.join("m.sparq");
-    let (code, stdout, err) = sparq(&["compile", s(&onnx), "-o", s(&out), "--calib", s(&calib_path)]);
+    let (code, stdout, err) = sparq(&["compile", s(&onnx), "-o", s(&out), "--calib", s(&calib_path), "--per-layer"]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("compile report") && stdout.contains("agreement"), "{stdout}");
+    // --per-layer: one line per IR node with its SQNR against the float model.
+    assert!(stdout.contains("per layer"), "{stdout}");
+    let layer_lines = stdout.lines().filter(|l| l.contains(" dB  i8") || l.contains(" dB  f32")).count();
+    assert_eq!(layer_lines, 7, "{stdout}");
     let (code, stdout, err) = sparq(&["inspect", s(&out)]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("DepthwiseConv2d") && stdout.contains("arena"), "{stdout}");
