@@ -113,10 +113,6 @@ struct CompileArgs {
     /// disagreement (0.5: a 0.97 target is searched as 0.985)
     #[arg(long, default_value_t = 0.5)]
     agreement_margin: f64,
-    /// Revisit each tensor's activation range among the calibration candidates, keeping what
-    /// improves the output SQNR measured with the runtime (slower)
-    #[arg(long)]
-    range_search: bool,
     /// Print the model's node names (for --keep-float) and exit
     #[arg(long)]
     list_nodes: bool,
@@ -232,7 +228,6 @@ fn compile(a: CompileArgs) -> Result<()> {
         calib_method,
         min_agreement: a.min_agreement,
         agreement_margin: a.agreement_margin,
-        range_search: a.range_search,
         progress: true,
     };
     let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;

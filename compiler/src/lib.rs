@@ -35,11 +35,6 @@ pub struct CompileOptions {
     /// The mixed-precision search demands `target + (1 - target) * margin` on the calibration
     /// set, so that the target holds on new data.
     pub agreement_margin: f64,
-    /// After choosing a calibration method, revisit each tensor's range: try every candidate
-    /// method's range for it and keep the one that gives the best output SQNR (measured with the
-    /// runtime on up to 16 calibration samples). Slower; helps networks whose tensors need
-    /// different treatments (bounded activations vs. heavy-tailed linear outputs).
-    pub range_search: bool,
     /// Show progress bars on stderr.
     pub progress: bool,
 }
@@ -53,7 +48,6 @@ impl Default for CompileOptions {
             calib_method: CalibMethod::Auto,
             min_agreement: None,
             agreement_margin: 0.5,
-            range_search: false,
             progress: false,
         }
     }
@@ -113,7 +107,6 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // Pick the calibration candidate whose compiled model is closest to the float model, measured
     // with the runtime on (up to 32 of) the calibration samples.
     let mut chosen = (CalibMethod::MinMax, lower::Stats::default());
-    let mut range_search_report = None;
     let mut tried = Vec::new();
     if let Some(c) = &calib {
         if c.candidates.len() == 1 || opts.precision == Precision::F32 {
@@ -134,11 +127,6 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             }
             pb.finish_and_clear();
         }
-    }
-    if let (Some(c), true, Precision::Int8) = (&calib, opts.range_search, opts.precision) {
-        let (stats, gains) = range_search(&g, samples, c, chosen.1.clone(), &lower_opts(&keep), opts.progress)?;
-        chosen.1 = stats;
-        range_search_report = Some(gains);
     }
     let ranges = &chosen.1;
     let mut lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
@@ -178,54 +166,6 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let mut report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
-        report.range_search = range_search_report;
     }
     Ok(Compiled { bytes, report })
-}
-
-/// Per-tensor range search (see `CompileOptions::range_search`). Returns the improved statistics
-/// and (output SQNR before, after, tensors changed).
-#[allow(clippy::type_complexity)]
-fn range_search(
-    g: &ir::Graph,
-    samples: &[Vec<f32>],
-    c: &reference::Calibration,
-    mut stats: lower::Stats,
-    opts: &lower::LowerOptions,
-    progress: bool,
-) -> Result<(lower::Stats, (f64, f64, usize))> {
-    let sub = samples.len().min(16);
-    let score = |stats: &lower::Stats| -> Result<f64> {
-        let l = lower::lower(g, stats, opts)?;
-        let outs = eval::run_sparq(&l.spec.to_bytes(), &samples[..sub], None)?;
-        Ok(eval::compare(&outs, &c.outputs[..sub], None).sqnr_db)
-    };
-    let before = score(&stats)?;
-    let mut best = before;
-    let mut changed = 0;
-    let mut names: Vec<String> = vec![g.tensors[g.inputs[0]].name.clone()];
-    names.extend(reference::activation_names(g));
-    let pb = bar(names.len(), "range search", progress);
-    for name in &names {
-        let current = stats.ranges.get(name).copied();
-        for (_, alt) in &c.candidates {
-            let Some(r) = alt.ranges.get(name).copied() else { continue };
-            if Some(r) == stats.ranges.get(name).copied() {
-                continue;
-            }
-            let previous = stats.ranges.insert(name.clone(), r);
-            let s = score(&stats)?;
-            if s > best + 0.05 {
-                best = s;
-            } else if let Some(p) = previous {
-                stats.ranges.insert(name.clone(), p);
-            }
-        }
-        if stats.ranges.get(name).copied() != current {
-            changed += 1;
-        }
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    Ok((stats, (before, best, changed)))
 }

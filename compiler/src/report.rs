@@ -35,8 +35,6 @@ pub struct Report {
     pub mixed: Option<MixedPrecision>,
     /// Calibration method used, and (for `auto`) the output SQNR of each one tried.
     pub calibration_method: Option<(crate::CalibMethod, Vec<(crate::CalibMethod, f64)>)>,
-    /// Per-tensor range search: output SQNR before, after, and tensors whose range changed.
-    pub range_search: Option<(f64, f64, usize)>,
 }
 
 impl Report {
@@ -77,7 +75,6 @@ impl Report {
             calibration,
             mixed,
             calibration_method: None,
-            range_search: None,
         }
     }
 }
@@ -124,9 +121,6 @@ impl fmt::Display for Report {
             } else {
                 writeln!(f, "  ranges      {m} (output SQNR of each tried: {})", t.join(", "))?;
             }
-        }
-        if let Some((before, after, changed)) = self.range_search {
-            writeln!(f, "  range search {changed} tensor range(s) changed: output SQNR {before:.1} -> {after:.1} dB (on up to 16 samples)")?;
         }
         if let Some(m) = &self.mixed {
             writeln!(
