@@ -42,7 +42,7 @@ impl sparq_runtime::Observer for OpTimer {
 
 /// Mean milliseconds per op over `iters` observed runs.
 pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Vec<f64>> {
-    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::new(model, arena.as_mut_slice())?;
     for _ in 0..warmup {
         session.run();
@@ -92,7 +92,7 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Late
     if iters == 0 {
         return Err(anyhow!("--iters must be at least 1"));
     }
-    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::new(model, arena.as_mut_slice())?;
     for i in 0..model.input_count() {
         let x = session.input_mut(i)?;

@@ -171,7 +171,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// Map a .sparq file and validate it.
 pub(crate) fn open_model(path: &Path) -> Result<MappedModel> {
     Model::open(path).map_err(|e| match e {
-        sparq_runtime::RuntimeError::Io(_) => anyhow!("cannot read {}: {e}", path.display()),
+        sparq_runtime::RuntimeError::Io(kind) => anyhow!("cannot read {}: {kind}", path.display()),
         _ => anyhow!("{}: {e}", path.display()),
     })
 }
@@ -253,7 +253,7 @@ fn run(a: RunArgs) -> Result<()> {
     let model = mapped.model();
     let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
-    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::new(model, arena.as_mut_slice())?;
     let out_t = model.output(0).ok_or_else(|| anyhow!("model has no output"))?;
     let mut all = Vec::new();

@@ -12,7 +12,7 @@ pub fn run_sparq(
 ) -> Result<Vec<Vec<Vec<f32>>>> {
     let aligned = AlignedBytes::from_slice(bytes);
     let model = Model::from_bytes(&aligned)?;
-    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::new(&model, arena.as_mut_slice())?;
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {
@@ -150,7 +150,7 @@ pub fn per_layer_sqnr(onnx: &[u8], g: &crate::ir::Graph, bytes: &[u8], samples: 
         names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
     let aligned = AlignedBytes::from_slice(bytes);
     let model = Model::from_bytes(&aligned)?;
-    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::new(&model, arena.as_mut_slice())?;
     let mut cap = Capture { model: &model, wanted: &wanted, acc: vec![(0.0, 0.0); names.len()], reference: Vec::new() };
     for s in samples {

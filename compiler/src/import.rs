@@ -62,6 +62,13 @@ pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>
             continue; // an initializer listed as input (older exporters)
         }
         let shape = input_shape(input, input_shapes)?;
+        // Keep every size computation far from overflow: 2^31 elements is 8 GiB of f32.
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > 1 << 31) {
+            return Err(CompileError::Input {
+                name: input.name.clone(),
+                reason: format!("shape {shape:?} is too large"),
+            });
+        }
         let id = im.add_tensor(&input.name, shape, None);
         im.g.inputs.push(id);
     }

@@ -43,6 +43,11 @@ pub enum RuntimeError {
     },
     #[cfg(feature = "std")]
     Io(std::io::ErrorKind),
+    /// The host could not allocate the arena a model declares.
+    #[cfg(feature = "std")]
+    ArenaAllocation {
+        size: usize,
+    },
 }
 
 impl From<FormatError> for RuntimeError {
@@ -76,6 +81,8 @@ impl fmt::Display for RuntimeError {
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read the model file: {kind}"),
+            #[cfg(feature = "std")]
+            ArenaAllocation { size } => write!(f, "cannot allocate the {size}-byte arena this model declares"),
         }
     }
 }

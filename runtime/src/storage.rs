@@ -19,8 +19,20 @@ pub struct AlignedBytes {
 }
 
 impl AlignedBytes {
+    /// Panics if the allocation fails; use [`AlignedBytes::try_zeroed`] for sizes that come from
+    /// a file.
     pub fn zeroed(len: usize) -> AlignedBytes {
-        AlignedBytes { lines: std::vec![Line([0; 64]); len.div_ceil(64)], len }
+        Self::try_zeroed(len).expect("allocation of an aligned buffer")
+    }
+
+    /// A zeroed buffer, or `ArenaAllocation` if `len` bytes cannot be allocated (a model file
+    /// may declare any arena size).
+    pub fn try_zeroed(len: usize) -> Result<AlignedBytes, RuntimeError> {
+        let n = len.div_ceil(64);
+        let mut lines = Vec::new();
+        lines.try_reserve_exact(n).map_err(|_| RuntimeError::ArenaAllocation { size: len })?;
+        lines.resize(n, Line([0; 64]));
+        Ok(AlignedBytes { lines, len })
     }
     pub fn from_slice(bytes: &[u8]) -> AlignedBytes {
         let mut a = AlignedBytes::zeroed(bytes.len());
