@@ -3,7 +3,7 @@
 //! compare test accuracy with the float model, and time it.
 
 use anyhow::Result;
-use sparq_compiler::data::{read_npy, Array};
+use sparq_compiler::data::{parse_npy, Array};
 use sparq_compiler::report::human_bytes;
 use sparq_compiler::{CompileOptions, Precision};
 use sparq_runtime::Model;
@@ -15,14 +15,7 @@ const TEST_X: &[u8] = include_bytes!("../models/digits/test_x.npy");
 const TEST_Y: &[u8] = include_bytes!("../models/digits/test_y.npy");
 
 fn npy(bytes: &[u8], name: &str) -> Result<Array> {
-    let dir = std::env::temp_dir().join(format!("sparq-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let p = dir.join(name);
-    std::fs::write(&p, bytes)?;
-    let a = read_npy(&p)?;
-    let _ = std::fs::remove_file(&p);
-    let _ = std::fs::remove_dir(&dir);
-    Ok(a)
+    Ok(parse_npy(bytes, name)?)
 }
 
 fn samples(a: &Array) -> Vec<Vec<f32>> {

@@ -32,7 +32,12 @@ pub struct Array {
 
 pub fn read_npy(path: &Path) -> Result<Array> {
     let bytes = std::fs::read(path).map_err(|source| CompileError::Io { path: path.into(), source })?;
-    let bad = |r: String| CompileError::Data(format!("{}: {r}", path.display()));
+    parse_npy(&bytes, &path.display().to_string())
+}
+
+/// Parse the bytes of a `.npy` file; `what` names it in errors.
+pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Array> {
+    let bad = |r: String| CompileError::Data(format!("{what}: {r}"));
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a .npy file ({e})")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if npy.order() == npyz::Order::Fortran {
@@ -43,6 +48,16 @@ pub fn read_npy(path: &Path) -> Result<Array> {
         npyz::DType::Plain(t) => t.to_string(),
         _ => return Err(bad("structured arrays are not supported".into())),
     };
+    // The header's shape is not trusted: it must fit in the bytes that follow it.
+    let item = match descr.trim_start_matches(['<', '|', '=']) {
+        "f8" | "i8" => 8,
+        "u1" => 1,
+        _ => 4,
+    };
+    let fits = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(item));
+    if fits.is_none_or(|need| need > bytes.len()) {
+        return Err(bad(format!("shape {shape:?} does not fit in the file (truncated or corrupt)")));
+    }
     let read_err = |e: std::io::Error| bad(format!("truncated or corrupt data ({e})"));
     let (data, was_u8): (Vec<f32>, bool) = match descr.trim_start_matches(['<', '|', '=']) {
         "f4" => (npy.into_vec::<f32>().map_err(read_err)?, false),
@@ -190,4 +205,23 @@ pub fn load_samples(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Res
         read_npy(path)?
     };
     to_samples(&a, input_shape, pre, &what)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A .npy header claiming far more data than the file holds is an error, not an allocation.
+    #[test]
+    fn npy_shape_is_not_trusted() {
+        let mut header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 8), }".to_vec();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&[0u8; 64]);
+        let err = super::parse_npy(&bytes, "crafted.npy").err().expect("rejected").to_string();
+        assert!(err.contains("does not fit"), "{err}");
+    }
 }
