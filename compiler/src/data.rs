@@ -38,7 +38,7 @@ pub fn read_npy(path: &Path) -> Result<Array> {
 /// Parse the bytes of a `.npy` file; `what` names it in errors.
 pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Array> {
     let bad = |r: String| CompileError::Data(format!("{what}: {r}"));
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a .npy file ({e})")))?;
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("not a .npy file ({e})")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if npy.order() == npyz::Order::Fortran {
         return Err(bad("Fortran-ordered arrays are not supported".into()));
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn npy_shape_is_not_trusted() {
         let mut header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 8), }".to_vec();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(b' ');
         }
         header.push(b'\n');
