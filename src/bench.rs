@@ -57,6 +57,8 @@ pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Vec<f6
 /// Latency statistics in milliseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Latency {
+    /// Kernel path that ran (`scalar`, `avx2`).
+    pub kernels: &'static str,
     pub min: f64,
     pub mean: f64,
     pub p50: f64,
@@ -73,9 +75,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl Latency {
-    pub fn from_samples(mut ms: Vec<f64>) -> Latency {
+    pub fn from_samples(kernels: &'static str, mut ms: Vec<f64>) -> Latency {
         ms.sort_by(|a, b| a.total_cmp(b));
         Latency {
+            kernels,
             min: ms[0],
             mean: ms.iter().sum::<f64>() / ms.len() as f64,
             p50: percentile(&ms, 50.0),
@@ -109,7 +112,7 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Late
         session.run();
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Latency::from_samples(ms))
+    Ok(Latency::from_samples(session.kernels(), ms))
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -122,7 +125,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let j = serde_json::json!({
             "model": a.model.display().to_string(),
             "min_ms": l.min, "mean_ms": l.mean, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99, "max_ms": l.max,
-            "iters": l.iters, "warmup": a.warmup, "threads": 1, "kernels": "scalar",
+            "iters": l.iters, "warmup": a.warmup, "threads": 1, "kernels": l.kernels,
             "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
         });
         let mut j = j;
@@ -138,7 +141,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
         println!("{j}");
     } else {
-        println!("{}: {} runs after {} warm-up, 1 thread, scalar kernels", a.model.display(), l.iters, a.warmup);
+        println!("{}: {} runs after {} warm-up, 1 thread, {} kernels", a.model.display(), l.iters, a.warmup, l.kernels);
         println!(
             "  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
             l.min, l.mean, l.p50, l.p90, l.p99, l.max

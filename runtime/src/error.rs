@@ -41,6 +41,8 @@ pub enum RuntimeError {
     InputDType {
         index: usize,
     },
+    /// `SPARQ_KERNELS` names a kernel set this CPU cannot run (or that does not exist).
+    KernelsUnavailable,
     #[cfg(feature = "std")]
     Io(std::io::ErrorKind),
     /// The host could not allocate the arena a model declares.
@@ -79,6 +81,9 @@ impl fmt::Display for RuntimeError {
                 write!(f, "input {index} expects {expected} values, {given} given (wrong input shape)")
             }
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
+            KernelsUnavailable => {
+                write!(f, "SPARQ_KERNELS names a kernel set this CPU cannot run (try scalar or avx2)")
+            }
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read the model file: {kind}"),
             #[cfg(feature = "std")]

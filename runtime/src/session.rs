@@ -4,9 +4,20 @@
 use crate::error::RuntimeError;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
+use crate::kernels::registry::{self, KernelSet};
 use crate::kernels::strided::{self, aligned, logical_strides, padded_dims, R};
 use crate::kernels::{conv, depthwise, fc, pool, softmax};
 use crate::model::Model;
+
+/// The best kernel set for this CPU, decided once per session. With std, `SPARQ_KERNELS=scalar`
+/// (or another set's name) forces a path, for comparisons.
+fn choose_kernels() -> Result<KernelSet, RuntimeError> {
+    #[cfg(feature = "std")]
+    if let Ok(name) = std::env::var("SPARQ_KERNELS") {
+        return registry::select(Some(&name)).ok_or(RuntimeError::KernelsUnavailable);
+    }
+    Ok(registry::select(None).unwrap_or(registry::SCALAR))
+}
 use sparq_format::layout::op::{self, window};
 use sparq_format::{DType, FileView, OpInfo, Storage, TensorInfo};
 
@@ -49,6 +60,7 @@ impl Observer for NoObserver {}
 pub struct Session<'s, 'a> {
     model: &'s Model<'a>,
     arena: &'s mut [u8],
+    kernels: KernelSet,
 }
 
 impl<'s, 'a> Session<'s, 'a> {
@@ -60,7 +72,12 @@ impl<'s, 'a> Session<'s, 'a> {
         if !(arena.as_ptr() as usize).is_multiple_of(sparq_format::layout::ALIGN) {
             return Err(RuntimeError::ArenaMisaligned { address: arena.as_ptr() as usize });
         }
-        Ok(Session { model, arena })
+        Ok(Session { model, arena, kernels: choose_kernels()? })
+    }
+
+    /// The kernel path this session runs (`scalar`, `avx2`, ...).
+    pub fn kernels(&self) -> &'static str {
+        self.kernels.name()
     }
 
     pub fn model(&self) -> &'s Model<'a> {
@@ -119,7 +136,7 @@ impl<'s, 'a> Session<'s, 'a> {
     pub fn run_observed(&mut self, observer: &mut dyn Observer) {
         let view = *self.model.view();
         let base = self.arena.as_mut_ptr();
-        let ctx = Ctx { view, base };
+        let ctx = Ctx { view, base, kernels: self.kernels };
         for i in 0..view.op_count() {
             observer.before_op(i);
             ctx.exec(&view.op(i));
@@ -132,6 +149,7 @@ impl<'s, 'a> Session<'s, 'a> {
 struct Ctx<'a> {
     view: FileView<'a>,
     base: *mut u8,
+    kernels: KernelSet,
 }
 
 impl<'a> Ctx<'a> {
@@ -198,14 +216,14 @@ impl<'a> Ctx<'a> {
                 let groups = if o.kind == op::CONV2D { p[window::GROUPS] as usize } else { x.dims[1] };
                 let g = Self::geometry(&x, &y, p, groups);
                 match (x.dtype, o.kind) {
-                    (DType::I8, op::CONV2D) => conv::scalar::qs8_conv2d_scalar(
+                    (DType::I8, op::CONV2D) => self.kernels.qs8_conv2d(
                         &g,
                         self.data(&x),
                         self.data(&w),
                         &self.requant(o, &x, &y),
                         self.out(&y),
                     ),
-                    (DType::I8, _) => depthwise::scalar::qs8_dwconv_scalar(
+                    (DType::I8, _) => self.kernels.qs8_dwconv(
                         &g,
                         self.data(&x),
                         self.data(&w),
@@ -252,15 +270,7 @@ impl<'a> Ctx<'a> {
                         self.out(&y),
                     );
                 } else if x.dtype == DType::I8 {
-                    fc::scalar::qs8_fc_scalar(
-                        m,
-                        k,
-                        n,
-                        self.data(&x),
-                        self.data(&w),
-                        &self.requant(o, &x, &y),
-                        self.out(&y),
-                    );
+                    self.kernels.qs8_fc(m, k, n, self.data(&x), self.data(&w), &self.requant(o, &x, &y), self.out(&y));
                 } else {
                     fc::scalar::f32_fc_scalar(
                         m,

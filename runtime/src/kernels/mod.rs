@@ -5,5 +5,6 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod fc;
 pub mod pool;
+pub mod registry;
 pub mod softmax;
 pub mod strided;

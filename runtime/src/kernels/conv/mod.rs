@@ -1,6 +1,8 @@
 //! Convolution family (NHWC activations). `scalar` is the specification every faster kernel is
 //! tested against, bit for bit.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod scalar;
 
 /// Geometry of a 2-d convolution or pooling window over NHWC tensors.

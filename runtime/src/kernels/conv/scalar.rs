@@ -2,10 +2,11 @@
 
 use super::{ConvGeometry, Requant};
 
-/// `sum((x - zp) * w)` over one tap: the inner product every int8 kernel computes.
+/// `sum((x - zp) * w)` over one tap: the inner product every int8 kernel computes. Wrapping
+/// (load validation bounds reductions so that it never wraps).
 #[inline(always)]
 pub fn dot_i8(x: &[i8], w: &[i8], zero_point: i32) -> i32 {
-    x.iter().zip(w).map(|(&a, &b)| (a as i32 - zero_point) * b as i32).sum()
+    x.iter().zip(w).fold(0i32, |acc, (&a, &b)| acc.wrapping_add((a as i32 - zero_point) * b as i32))
 }
 
 #[inline(always)]
@@ -14,6 +15,20 @@ pub fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
 }
 
 pub fn qs8_conv2d_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    qs8_conv2d_with(g, x, w, rq, y, dot_i8);
+}
+
+/// The convolution loop nest, shared by every ISA: each ISA supplies its inner product (which
+/// must equal `dot_i8` exactly). Inlined into each ISA's `#[target_feature]` entry point.
+#[inline(always)]
+pub fn qs8_conv2d_with(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+    dot: impl Fn(&[i8], &[i8], i32) -> i32,
+) {
     let icpg = g.in_c / g.groups;
     let ocpg = g.out_c / g.groups;
     let taps = g.kernel_h * g.kernel_w * icpg;
@@ -32,7 +47,7 @@ pub fn qs8_conv2d_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>,
                             let Some(iw) = g.in_col(ow, kw) else { continue };
                             let xs = &xn[(ih * g.in_w + iw) * g.in_c + group * icpg..][..icpg];
                             let ws = &wo[(kh * g.kernel_w + kw) * icpg..][..icpg];
-                            acc = acc.wrapping_add(dot_i8(xs, ws, rq.input_zero_point));
+                            acc = acc.wrapping_add(dot(xs, ws, rq.input_zero_point));
                         }
                     }
                     y[out] = rq.apply(oc, acc);

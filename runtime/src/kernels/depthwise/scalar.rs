@@ -5,6 +5,7 @@ use crate::kernels::conv::{ConvGeometry, Requant};
 
 const BLOCK: usize = 64;
 
+#[inline(always)]
 pub fn qs8_dwconv_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     let c_all = g.in_c;
     for n in 0..g.batch {

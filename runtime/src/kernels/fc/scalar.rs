@@ -2,10 +2,26 @@ use crate::kernels::conv::scalar::{dot_f32, dot_i8};
 use crate::kernels::conv::Requant;
 
 pub fn qs8_fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    qs8_fc_with(m, k, n, x, w, rq, y, dot_i8);
+}
+
+/// The fully-connected loop, shared by every ISA (see `conv::scalar::qs8_conv2d_with`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn qs8_fc_with(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[i8],
+    w: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+    dot: impl Fn(&[i8], &[i8], i32) -> i32,
+) {
     for row in 0..m {
         let xs = &x[row * k..][..k];
         for col in 0..n {
-            let acc = rq.bias[col].wrapping_add(dot_i8(xs, &w[col * k..][..k], rq.input_zero_point));
+            let acc = rq.bias[col].wrapping_add(dot(xs, &w[col * k..][..k], rq.input_zero_point));
             y[row * n + col] = rq.apply(col, acc);
         }
     }

@@ -1,0 +1,96 @@
+//! The int8 kernel sets, one per ISA path, and the choice of one at `Session::new`.
+//! Dispatch, tests and benches all read [`available`], so a kernel cannot exist untested.
+
+use super::conv::{ConvGeometry, Requant};
+
+pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
+pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
+
+/// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
+/// [`available`] / [`select`], which check that the CPU supports it, so calling its functions is
+/// sound.
+#[derive(Clone, Copy)]
+pub struct KernelSet {
+    name: &'static str,
+    qs8_conv2d: ConvFn,
+    qs8_dwconv: ConvFn,
+    qs8_fc: FcFn,
+}
+
+impl core::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl KernelSet {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    pub fn qs8_conv2d(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+        // SAFETY: the set was selected for a CPU that supports it (see the type's docs).
+        unsafe { (self.qs8_conv2d)(g, x, w, rq, y) }
+    }
+    pub fn qs8_dwconv(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+        // SAFETY: as above.
+        unsafe { (self.qs8_dwconv)(g, x, w, rq, y) }
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub fn qs8_fc(&self, m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+        // SAFETY: as above.
+        unsafe { (self.qs8_fc)(m, k, n, x, w, rq, y) }
+    }
+}
+
+unsafe fn conv_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    super::conv::scalar::qs8_conv2d_scalar(g, x, w, rq, y)
+}
+unsafe fn dw_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    super::depthwise::scalar::qs8_dwconv_scalar(g, x, w, rq, y)
+}
+unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)
+}
+
+/// The specification: runs everywhere.
+pub const SCALAR: KernelSet =
+    KernelSet { name: "scalar", qs8_conv2d: conv_scalar, qs8_dwconv: dw_scalar, qs8_fc: fc_scalar };
+
+#[cfg(target_arch = "x86_64")]
+const AVX2: KernelSet = KernelSet {
+    name: "avx2",
+    qs8_conv2d: super::conv::avx2::qs8_conv2d_avx2,
+    qs8_dwconv: super::depthwise::avx2::qs8_dwconv_avx2,
+    qs8_fc: super::fc::avx2::qs8_fc_avx2,
+};
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx2")
+    }
+}
+
+/// Every set this CPU can run, best last.
+pub fn available() -> impl Iterator<Item = KernelSet> {
+    let mut sets = [Some(SCALAR), None];
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        sets[1] = Some(AVX2);
+    }
+    sets.into_iter().flatten()
+}
+
+/// The set to use: the best available, or the one named by `force` (`SPARQ_KERNELS`) if this
+/// CPU can run it.
+pub fn select(force: Option<&str>) -> Option<KernelSet> {
+    match force {
+        Some(name) => available().find(|k| k.name == name),
+        None => available().last(),
+    }
+}
