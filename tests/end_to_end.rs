@@ -141,3 +141,23 @@ fn mixed_precision_search_reaches_its_target() {
     assert_eq!(kept.len(), mixed.kept.len());
     assert!(mixed.sensitivity.len() == 3, "every weighted layer is a candidate");
 }
+
+#[test]
+fn every_calibration_method_compiles_a_close_model() {
+    use sparq_compiler::CalibMethod;
+    let m = common::residual();
+    let calib = common::samples(&m.input_shape, 16, 51);
+    for method in [
+        CalibMethod::MinMax,
+        CalibMethod::Percentile(99.99),
+        CalibMethod::SamplePercentile(99.999),
+        CalibMethod::Mse,
+        CalibMethod::Auto,
+    ] {
+        let opts = CompileOptions { calib_method: method, ..Default::default() };
+        let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+        let a = c.report.calibration.unwrap();
+        println!("{method}: SQNR {:.1} dB", a.sqnr_db);
+        assert!(a.sqnr_db >= 25.0, "{method}: SQNR {:.1} dB", a.sqnr_db);
+    }
+}
