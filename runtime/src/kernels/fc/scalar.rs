@@ -18,11 +18,28 @@ pub fn qs8_fc_with(
     y: &mut [i8],
     dot: impl Fn(&[i8], &[i8], i32) -> i32,
 ) {
+    qs8_fc_accumulate(m, k, n, x, w, rq.bias, rq.input_zero_point, dot, |i, col, acc| y[i] = rq.apply(col, acc));
+}
+
+/// `bias[col] + sum((x[row] - zp) * w[col])` for every output, handed to `store(index, col, acc)`:
+/// the int32 accumulation every int8 fully-connected output stage shares.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn qs8_fc_accumulate(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    input_zero_point: i32,
+    dot: impl Fn(&[i8], &[i8], i32) -> i32,
+    mut store: impl FnMut(usize, usize, i32),
+) {
     for row in 0..m {
         let xs = &x[row * k..][..k];
         for col in 0..n {
-            let acc = rq.bias[col].wrapping_add(dot(xs, &w[col * k..][..k], rq.input_zero_point));
-            y[row * n + col] = rq.apply(col, acc);
+            store(row * n + col, col, bias[col].wrapping_add(dot(xs, &w[col * k..][..k], input_zero_point)));
         }
     }
 }
@@ -64,11 +81,7 @@ pub fn qs8_fc_f32out_scalar(
     act_max: f32,
     y: &mut [f32],
 ) {
-    for row in 0..m {
-        let xs = &x[row * k..][..k];
-        for col in 0..n {
-            let acc = bias[col].wrapping_add(dot_i8(xs, &w[col * k..][..k], input_zero_point));
-            y[row * n + col] = (acc as f32 * scale[col]).clamp(act_min, act_max);
-        }
-    }
+    qs8_fc_accumulate(m, k, n, x, w, bias, input_zero_point, dot_i8, |i, col, acc| {
+        y[i] = (acc as f32 * scale[col]).clamp(act_min, act_max)
+    });
 }
