@@ -105,14 +105,18 @@ struct CompileArgs {
     /// Keep this node in f32 inside an int8 model (repeatable)
     #[arg(long)]
     keep_float: Vec<String>,
-    /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
-    /// calibration data reaches this fraction (e.g. 0.97)
+    /// Keep the most sensitive layers in f32 until the expected top-1 agreement with the float
+    /// model on the calibration data reaches this fraction (e.g. 0.97)
     #[arg(long)]
     min_agreement: Option<f64>,
     /// Safety margin of --min-agreement on the calibration set, as a fraction of the allowed
-    /// disagreement (0.5: a 0.97 target is searched as 0.985)
-    #[arg(long, default_value_t = 0.5)]
+    /// disagreement (0.25: a 0.97 target is searched as 0.9775)
+    #[arg(long, default_value_t = 0.25)]
     agreement_margin: f64,
+    /// CPU family to tune the file for: x86-64, aarch64, armv7 (SIMD weight panels) or generic
+    /// (reference layouts); default: this machine's. The file runs on any CPU either way.
+    #[arg(long)]
+    target: Option<String>,
     /// Print the model's node names (for --keep-float) and exit
     #[arg(long)]
     list_nodes: bool,
@@ -208,6 +212,13 @@ fn compile(a: CompileArgs) -> Result<()> {
             bail!("--min-agreement {m}: expected a fraction between 0 and 1");
         }
     }
+    let target = match &a.target {
+        None => sparq_compiler::target::native(),
+        Some(t) => *sparq_compiler::target::find(t).with_context(|| {
+            let names: Vec<&str> = sparq_compiler::target::TARGETS.iter().map(|t| t.name).collect();
+            format!("--target {t}: unknown target (expected one of {})", names.join(", "))
+        })?,
+    };
     let precision = match a.quant {
         QuantArg::Int8 => Precision::Int8,
         QuantArg::F32 => Precision::F32,
@@ -229,6 +240,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         min_agreement: a.min_agreement,
         agreement_margin: a.agreement_margin,
         progress: true,
+        target,
     };
     let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)

@@ -31,16 +31,15 @@ fn golden_files_are_pinned() {
     let m = common::residual();
     let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
     let f32_spec =
-        lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, keep_float: HashSet::new() })
+        lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, ..Default::default() })
             .unwrap()
             .spec;
     golden("residual_f32.sparq", &f32_spec.to_bytes());
     let ranges: HashMap<String, Range> =
         g.tensors.iter().map(|t| (t.name.clone(), Range { min: -4.0, max: 4.0 })).collect();
     let stats = Stats { ranges, channel_means: HashMap::new() };
-    let int8_spec = lower::lower(&g, &stats, &LowerOptions { precision: Precision::Int8, keep_float: HashSet::new() })
-        .unwrap()
-        .spec;
+    let int8_spec =
+        lower::lower(&g, &stats, &LowerOptions { precision: Precision::Int8, ..Default::default() }).unwrap().spec;
     golden("residual_int8.sparq", &int8_spec.to_bytes());
 }
 
@@ -48,10 +47,9 @@ fn golden_files_are_pinned() {
 fn version_compatibility_rules() {
     let m = common::residual();
     let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
-    let spec =
-        lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, keep_float: HashSet::new() })
-            .unwrap()
-            .spec;
+    let spec = lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, ..Default::default() })
+        .unwrap()
+        .spec;
     // A newer minor version with a section this reader does not know: accepted, section skipped.
     let mut newer = spec.clone();
     newer.version_minor = 7;

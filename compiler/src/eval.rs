@@ -37,6 +37,11 @@ pub struct Agreement {
     pub top1_agreement: f64,
     /// `10 log10(sum ref^2 / sum (ref - out)^2)` over all samples and elements (dB).
     pub sqnr_db: f64,
+    /// Top-1 agreement expected on new data with this model's error: each sample's chance of
+    /// flipping, from its logit gaps and its measured noise (see [`flip_probability`]), averaged.
+    /// Unlike `top1_agreement`, it does not hinge on whether the few near-ties of a small
+    /// sample happened to flip.
+    pub expected_agreement: f64,
     /// Accuracy against labels, when given.
     pub accuracy: Option<f64>,
     /// The reference's accuracy against the same labels.
@@ -64,10 +69,12 @@ pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
 pub fn compare(outputs: &[Vec<Vec<f32>>], reference: &[Vec<Vec<f32>>], labels: Option<&[i64]>) -> Agreement {
     let n = outputs.len().min(reference.len());
     let (mut agree, mut sig, mut noise, mut correct, mut ref_correct) = (0usize, 0f64, 0f64, 0usize, 0usize);
+    let mut flips = 0f64;
     for i in 0..n {
         let (o, r) = (&outputs[i][0], &reference[i][0]);
         let (ao, ar) = (argmax(o), argmax(r));
         agree += (ao == ar) as usize;
+        flips += flip_probability(o, r);
         for (&a, &b) in o.iter().zip(r) {
             sig += (b as f64) * (b as f64);
             noise += ((a - b) as f64) * ((a - b) as f64);
@@ -82,9 +89,35 @@ pub fn compare(outputs: &[Vec<Vec<f32>>], reference: &[Vec<Vec<f32>>], labels: O
         samples: n,
         top1_agreement: frac(agree),
         sqnr_db: sqnr_db(sig, noise),
+        expected_agreement: 1.0 - flips / n.max(1) as f64,
         accuracy: labels.map(|_| frac(correct)),
         reference_accuracy: labels.map(|_| frac(ref_correct)),
     }
+}
+
+/// Chance that the argmax of `reference` moves under noise like `output - reference`: the noise is
+/// modelled as independent Gaussian per logit with the sample's measured RMS `s`, so the top logit
+/// loses to logit `j` with probability `Phi(-gap_j / (s sqrt 2))`; summed over `j` (a union bound)
+/// and capped at 1.
+pub fn flip_probability(output: &[f32], reference: &[f32]) -> f64 {
+    if reference.is_empty() {
+        return 0.0;
+    }
+    let n = reference.len().min(output.len()).max(1) as f64;
+    let s = (output.iter().zip(reference).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>() / n).sqrt();
+    let top = argmax(reference);
+    if s == 0.0 {
+        return 0.0;
+    }
+    let mut p = 0.0;
+    for (j, &r) in reference.iter().enumerate() {
+        if j != top {
+            let gap = (reference[top] - r) as f64;
+            // Phi(-x) = erfc(x / sqrt 2) / 2 with x = gap / (s sqrt 2).
+            p += 0.5 * libm::erfc(gap / (2.0 * s));
+        }
+    }
+    p.min(1.0)
 }
 
 /// Output SQNR of one layer against the float model (errors accumulated from upstream).

@@ -15,6 +15,7 @@ pub mod passes;
 pub mod plan;
 pub mod reference;
 pub mod report;
+pub mod target;
 
 pub use error::{CompileError, Result};
 pub use lower::Precision;
@@ -37,6 +38,8 @@ pub struct CompileOptions {
     pub agreement_margin: f64,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// The CPU family the file is tuned for (weight packing).
+    pub target: target::Target,
 }
 
 impl Default for CompileOptions {
@@ -47,8 +50,9 @@ impl Default for CompileOptions {
             keep_float: Vec::new(),
             calib_method: CalibMethod::Auto,
             min_agreement: None,
-            agreement_margin: 0.5,
+            agreement_margin: 0.25,
             progress: false,
+            target: target::native(),
         }
     }
 }
@@ -102,8 +106,11 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         Some(c)
     };
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
-    let lower_opts =
-        |keep: &HashSet<String>| lower::LowerOptions { precision: opts.precision, keep_float: keep.clone() };
+    let lower_opts = |keep: &HashSet<String>| lower::LowerOptions {
+        precision: opts.precision,
+        keep_float: keep.clone(),
+        pack: opts.target.pack,
+    };
     // Pick the calibration candidate whose compiled model is closest to the float model, measured
     // with the runtime on (up to 32 of) the calibration samples.
     let mut chosen = (CalibMethod::MinMax, lower::Stats::default());
@@ -139,14 +146,14 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         pb.finish_and_clear();
         let mut agr = eval::compare(&outs, &c.outputs, None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
-            if agr.top1_agreement < target + (1.0 - target) * opts.agreement_margin {
+            if agr.expected_agreement < target + (1.0 - target) * opts.agreement_margin {
                 let search = report::mixed_precision_search(
                     &g,
                     ranges,
                     samples,
                     &c.outputs,
                     target,
-                    &keep,
+                    &lower_opts(&keep),
                     opts.agreement_margin,
                     opts.progress,
                 )?;

@@ -5,7 +5,7 @@
 use crate::error::{invalid, Result};
 use crate::ir::*;
 use sparq_format::layout::op::{self as rop, window as win};
-use sparq_format::layout::OP_PARAMS;
+use sparq_format::layout::{Pack, OP_PARAMS};
 use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
 use sparq_format::{DType, Layout};
 use sparq_runtime::quant::{quantize_f32, quantize_multiplier};
@@ -26,17 +26,21 @@ pub struct Stats {
     pub channel_means: HashMap<String, Vec<f32>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
+    #[default]
     Int8,
     F32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LowerOptions {
     pub precision: Precision,
     /// Nodes kept in f32 inside an int8 model.
     pub keep_float: HashSet<String>,
+    /// Panel packing for int8 convolution (one group) and fully-connected weights, for the
+    /// target's GEMM kernels; `None` writes them row-major.
+    pub pack: Option<Pack>,
 }
 
 /// What the report says about each IR node.
@@ -143,6 +147,7 @@ struct Lowerer<'g> {
     layers: Vec<LayerInfo>,
     /// Precision chosen for each IR node.
     float_node: Vec<bool>,
+    pack: Option<Pack>,
 }
 
 fn bits(x: f32) -> i32 {
@@ -166,6 +171,7 @@ impl<'g> Lowerer<'g> {
             scale: q.scale,
             zero_point: q.zero_point,
             data: None,
+            pack: None,
         })
     }
 
@@ -180,7 +186,20 @@ impl<'g> Lowerer<'g> {
             scale: q.scale,
             zero_point: q.zero_point,
             data: Some(data),
+            pack: None,
         })
+    }
+
+    /// An int8 `N x K` weight matrix (row-major `q`), packed into panels when the target wants.
+    fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8]) -> u32 {
+        let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
+        if let Some(p) = self.pack {
+            let t = &mut self.spec.tensors[id as usize];
+            t.data = Some(bytes_i8(&p.pack(dims[0], q.len() / dims[0].max(1), q)));
+            t.layout = Layout::Packed;
+            t.pack = Some(p);
+        }
+        id
     }
 
     fn op(&mut self, kind: u16, name: &str, inputs: Vec<u32>, output: u32, params: [i32; OP_PARAMS]) {
@@ -635,8 +654,16 @@ impl<'g> Lowerer<'g> {
             mult[c] = m;
             shift[c] = s;
         }
-        let q = if depthwise { transpose_i8(&q, out_c) } else { q };
-        let wid = self.constant(&format!("{}:weights", n.name), DType::I8, w_dims, bytes_i8(&q), None);
+        let name = format!("{}:weights", n.name);
+        // One group: an `out_c x K` matrix for the GEMM kernels (w_dims[1..] multiply to K).
+        let gemm = !depthwise && (ws.len() == 2 || self.g.tensors[x].shape[1] == ws[1]);
+        let wid = if depthwise {
+            self.constant(&name, DType::I8, w_dims, bytes_i8(&transpose_i8(&q, out_c)), None)
+        } else if gemm {
+            self.matrix_constant(&name, w_dims, &q)
+        } else {
+            self.constant(&name, DType::I8, w_dims, bytes_i8(&q), None)
+        };
         let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[out_c], bytes_i32(&b32), None);
         let mid = self.constant(&format!("{}:multiplier", n.name), DType::I32, &[out_c], bytes_i32(&mult), None);
         let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[out_c], bytes_i32(&shift), None);
@@ -648,6 +675,7 @@ fn layout_tag(l: Layout) -> &'static str {
     match l {
         Layout::Nhwc => "nhwc",
         Layout::RowMajor => "rowmajor",
+        Layout::Packed => "packed",
     }
 }
 
@@ -686,6 +714,7 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         variants: HashMap::new(),
         qparams: HashMap::new(),
         layers: Vec::new(),
+        pack: opts.pack,
         float_node: g
             .nodes
             .iter()

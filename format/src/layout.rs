@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -124,6 +124,8 @@ pub enum Layout {
     RowMajor = 0,
     /// `dims` are ONNX `N, C, H, W`; memory is `N, H, W, C` (channels last).
     Nhwc = 1,
+    /// GEMM weight panels (format 1.1): see [`Pack`].
+    Packed = 2,
 }
 
 impl Layout {
@@ -131,8 +133,58 @@ impl Layout {
         match v {
             0 => Some(Layout::RowMajor),
             1 => Some(Layout::Nhwc),
+            2 => Some(Layout::Packed),
             _ => None,
         }
+    }
+}
+
+/// Panel packing of a constant weight matrix (layout `Packed`, format 1.1), the order the SIMD
+/// GEMM kernels stream it in.
+///
+/// The matrix has `N = dims[0]` rows (output channels) and `K` = the product of the other dims
+/// columns, in the order of the unpacked tensor's memory: `kh, kw, c` for a rank-4 convolution
+/// weight (as in NHWC), row-major otherwise. Memory is `[ceil(N/nr)][ceil(K/kr)][nr][kr]`: panels
+/// of `nr` rows, each a run of `nr x kr` blocks along K; rows and columns past `N` and `K` are
+/// zero. `TensorDesc::pack` holds `nr | kr << 8`; both in `1..=64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pack {
+    pub nr: usize,
+    pub kr: usize,
+}
+
+impl Pack {
+    pub const MAX: usize = 64;
+
+    pub fn from_u32(v: u32) -> Option<Pack> {
+        let (nr, kr) = ((v & 0xff) as usize, ((v >> 8) & 0xff) as usize);
+        (v >> 16 == 0 && (1..=Self::MAX).contains(&nr) && (1..=Self::MAX).contains(&kr)).then_some(Pack { nr, kr })
+    }
+    pub fn to_u32(self) -> u32 {
+        (self.nr as u32) | (self.kr as u32) << 8
+    }
+    /// Padded element count of an `n x k` matrix, `None` on overflow.
+    pub fn elements(self, n: u64, k: u64) -> Option<u64> {
+        n.div_ceil(self.nr as u64)
+            .checked_mul(self.nr as u64)?
+            .checked_mul(k.div_ceil(self.kr as u64).checked_mul(self.kr as u64)?)
+    }
+    /// Index of element `(row, col)` of a matrix with `k` columns.
+    #[inline(always)]
+    pub fn index(self, k: usize, row: usize, col: usize) -> usize {
+        let kp = k.div_ceil(self.kr) * self.kr;
+        (row / self.nr) * self.nr * kp + (col / self.kr) * self.nr * self.kr + (row % self.nr) * self.kr + col % self.kr
+    }
+    /// Pack a row-major `n x k` matrix.
+    #[cfg(feature = "std")]
+    pub fn pack<T: Copy + Default>(self, n: usize, k: usize, m: &[T]) -> std::vec::Vec<T> {
+        let mut out = std::vec![T::default(); self.elements(n as u64, k as u64).unwrap_or(0) as usize];
+        for r in 0..n {
+            for c in 0..k {
+                out[self.index(k, r, c)] = m[r * k + c];
+            }
+        }
+        out
     }
 }
 
@@ -172,7 +224,8 @@ pub struct TensorDesc {
     /// Quantization of an i8 tensor: `real = scale * (q - zero_point)`. 0 / 0 for f32 and i32.
     pub scale: f32,
     pub zero_point: i32,
-    pub reserved: u32,
+    /// Layout `Packed`: [`Pack::to_u32`]; otherwise 0.
+    pub pack: u32,
 }
 const _: () = assert!(size_of::<TensorDesc>() == 64);
 

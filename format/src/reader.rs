@@ -57,6 +57,8 @@ pub struct TensorInfo<'a> {
     pub data_size: usize,
     pub scale: f32,
     pub zero_point: i32,
+    /// Panel packing, for layout `Packed`.
+    pub pack: Option<Pack>,
 }
 
 impl TensorInfo<'_> {
@@ -318,6 +320,17 @@ impl<'a> FileView<'a> {
             return Err(bad("NHWC layout on a tensor whose rank is not 4"));
         }
         let storage = Storage::from_u8(t[offset_of!(TensorDesc, storage)]).ok_or(bad("unknown storage"))?;
+        let pack_bits = read_u32(t, offset_of!(TensorDesc, pack));
+        let pack = match layout {
+            Layout::Packed => {
+                if rank < 2 || storage != Storage::Constant {
+                    return Err(bad("packed layout on a tensor that is not a constant matrix"));
+                }
+                Some(Pack::from_u32(pack_bits).ok_or(bad("packed layout with bad panel sizes"))?)
+            }
+            _ if pack_bits != 0 => return Err(bad("panel sizes set on an unpacked tensor")),
+            _ => None,
+        };
         let mut elements: u64 = 1;
         for d in 0..MAX_RANK {
             let v = read_u32(t, offset_of!(TensorDesc, dims) + 4 * d) as u64;
@@ -328,6 +341,10 @@ impl<'a> FileView<'a> {
                 continue;
             }
             elements = elements.checked_mul(v).ok_or(bad("element count overflows"))?;
+        }
+        if let Some(p) = pack {
+            let n = read_u32(t, offset_of!(TensorDesc, dims)) as u64;
+            elements = p.elements(n, elements / n.max(1)).ok_or(bad("element count overflows"))?;
         }
         let size = read_u64(t, offset_of!(TensorDesc, data_size));
         let offset = read_u64(t, offset_of!(TensorDesc, data_offset));
@@ -446,6 +463,7 @@ impl<'a> FileView<'a> {
             data_size: read_u64(t, offset_of!(TensorDesc, data_size)) as usize,
             scale: f32::from_bits(read_u32(t, offset_of!(TensorDesc, scale))),
             zero_point: read_u32(t, offset_of!(TensorDesc, zero_point)) as i32,
+            pack: Pack::from_u32(read_u32(t, offset_of!(TensorDesc, pack))),
         }
     }
 

@@ -22,6 +22,8 @@ pub struct TensorSpec {
     pub scale: f32,
     pub zero_point: i32,
     pub data: Option<Vec<u8>>,
+    /// Panel packing when `layout` is `Packed` (then `data` is already packed).
+    pub pack: Option<Pack>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,7 +46,7 @@ pub struct ModelSpec {
     /// Further sections `(kind, bytes)`, written after the required ones (optional sections of
     /// this or a later minor version).
     pub extra_sections: Vec<(u32, Vec<u8>)>,
-    /// Minor version to write (defaults to this crate's `VERSION_MINOR` when 0).
+    /// Minor version to write; 0 picks the lowest that can express the file (up to `VERSION_MINOR`).
     pub version_minor: u16,
 }
 
@@ -79,7 +81,14 @@ impl ModelSpec {
             for (d, &v) in dims.iter_mut().zip(&t.dims) {
                 *d = v as u32;
             }
-            let elements: usize = t.dims.iter().product();
+            let elements: usize = match t.pack {
+                Some(p) => {
+                    let n = t.dims.first().copied().unwrap_or(0);
+                    let k: usize = t.dims.iter().skip(1).product();
+                    p.elements(n as u64, k as u64).unwrap_or(0) as usize
+                }
+                None => t.dims.iter().product(),
+            };
             let (storage, offset) = match &t.data {
                 Some(bytes) => {
                     weights.resize(align_up(weights.len()), 0);
@@ -103,7 +112,7 @@ impl ModelSpec {
                     storage: storage as u8,
                     scale: t.scale,
                     zero_point: t.zero_point,
-                    reserved: 0,
+                    pack: t.pack.map_or(0, Pack::to_u32),
                 },
             );
         }
@@ -184,7 +193,13 @@ impl ModelSpec {
         let mut header = FileHeader {
             magic: MAGIC,
             version_major: VERSION_MAJOR,
-            version_minor: if self.version_minor == 0 { VERSION_MINOR } else { self.version_minor },
+            version_minor: match self.version_minor {
+                // The lowest minor version that can express the file, so older readers keep
+                // reading files that use nothing newer.
+                0 if self.tensors.iter().any(|t| t.pack.is_some()) => 1,
+                0 => 0,
+                v => v,
+            },
             header_size: 64,
             section_count: sections.len() as u32,
             section_table_crc: crc32(&table),

@@ -82,7 +82,7 @@ impl fmt::Display for RuntimeError {
             }
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
             KernelsUnavailable => {
-                write!(f, "SPARQ_KERNELS names a kernel set this CPU cannot run (try scalar or avx2)")
+                write!(f, "SPARQ_KERNELS names a kernel set this CPU cannot run (try scalar, avx2 or avxvnni)")
             }
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read the model file: {kind}"),

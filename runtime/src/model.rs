@@ -159,6 +159,10 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
         if overlaps(&input(i), &y) {
             return Err(bad("output overlaps an input in the arena"));
         }
+        let weight_slot = i == 1 && matches!(o.kind, op::CONV2D | op::FULLY_CONNECTED);
+        if input(i).layout == Layout::Packed && !weight_slot {
+            return Err(bad("packed tensor used other than as Conv2d/FullyConnected weights"));
+        }
     }
     match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::MAX_POOL | op::AVERAGE_POOL => {
@@ -214,6 +218,11 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                     } else if w.shape() != [cout, kh, kw, cin / groups] {
                         return Err(bad("weights must be [O, KH, KW, I/groups]"));
                     }
+                    if w.layout == Layout::Nhwc
+                        || (w.layout == Layout::Packed && (o.kind != op::CONV2D || groups != 1 || w.dtype != DType::I8))
+                    {
+                        return Err(bad("weights must be row-major, or packed for an int8 convolution with one group"));
+                    }
                     if w.storage != Storage::Constant || w.dtype != x.dtype {
                         return Err(bad("weights must be a constant of the input's dtype"));
                     }
@@ -244,6 +253,9 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             }
             if w.rank != 2 || w.storage != Storage::Constant || w.dtype != x.dtype {
                 return Err(bad("weights must be a [N, K] constant of the input's dtype"));
+            }
+            if w.layout == Layout::Nhwc || (w.layout == Layout::Packed && w.dtype != DType::I8) {
+                return Err(bad("weights must be row-major, or packed int8"));
             }
             let f32_out = x.dtype == DType::I8 && y.dtype == DType::F32;
             if x.dtype != y.dtype && !f32_out {

@@ -4,6 +4,7 @@
 use crate::error::RuntimeError;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
+use crate::kernels::gemm::WeightMatrix;
 use crate::kernels::registry::{self, KernelSet};
 use crate::kernels::strided::{self, aligned, logical_strides, padded_dims, R};
 use crate::kernels::{conv, depthwise, fc, pool, softmax};
@@ -19,7 +20,7 @@ fn choose_kernels() -> Result<KernelSet, RuntimeError> {
     Ok(registry::select(None).unwrap_or(registry::SCALAR))
 }
 use sparq_format::layout::op::{self, window};
-use sparq_format::{DType, FileView, OpInfo, Storage, TensorInfo};
+use sparq_format::{DType, FileView, Layout, OpInfo, Storage, TensorInfo};
 
 /// Element types a tensor slice can be viewed as. Any bit pattern is a valid value of each.
 pub trait Element: Copy + 'static {
@@ -192,6 +193,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The `N x K` matrix view of a Conv/FullyConnected weight tensor.
+    fn matrix<'b>(w: &TensorInfo<'_>, data: &'b [i8]) -> WeightMatrix<'b> {
+        let n = w.dims[0];
+        WeightMatrix { data, n, k: w.shape()[1..].iter().product(), pack: w.pack }
+    }
+
     fn requant<'b>(&'b self, o: &OpInfo<'_>, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Requant<'b> {
         let t = |i| self.view.tensor(o.input(i));
         Requant {
@@ -216,6 +223,13 @@ impl<'a> Ctx<'a> {
                 let groups = if o.kind == op::CONV2D { p[window::GROUPS] as usize } else { x.dims[1] };
                 let g = Self::geometry(&x, &y, p, groups);
                 match (x.dtype, o.kind) {
+                    (DType::I8, op::CONV2D) if w.layout == Layout::Packed => self.kernels.qs8_gemm(
+                        &g,
+                        self.data(&x),
+                        &Self::matrix(&w, self.data(&w)),
+                        &self.requant(o, &x, &y),
+                        self.out(&y),
+                    ),
                     (DType::I8, op::CONV2D) => self.kernels.qs8_conv2d(
                         &g,
                         self.data(&x),
@@ -261,12 +275,38 @@ impl<'a> Ctx<'a> {
                         k,
                         n,
                         self.data(&x),
-                        self.data(&w),
+                        &Self::matrix(&w, self.data(&w)),
                         self.data(&b),
                         self.data(&sc),
                         x.zero_point,
                         lo,
                         hi,
+                        self.out(&y),
+                    );
+                } else if x.dtype == DType::I8 && w.layout == Layout::Packed {
+                    // A fully-connected layer is a 1x1 convolution over `m` rows.
+                    let g = ConvGeometry {
+                        batch: m,
+                        in_h: 1,
+                        in_w: 1,
+                        in_c: k,
+                        out_h: 1,
+                        out_w: 1,
+                        out_c: n,
+                        kernel_h: 1,
+                        kernel_w: 1,
+                        stride_h: 1,
+                        stride_w: 1,
+                        dilation_h: 1,
+                        dilation_w: 1,
+                        groups: 1,
+                        ..Default::default()
+                    };
+                    self.kernels.qs8_gemm(
+                        &g,
+                        self.data(&x),
+                        &Self::matrix(&w, self.data(&w)),
+                        &self.requant(o, &x, &y),
                         self.out(&y),
                     );
                 } else if x.dtype == DType::I8 {

@@ -162,3 +162,208 @@ fn fully_connected_matches_scalar() {
     }
     println!("{cases} fully-connected cases bit-exact on {:?}", sets);
 }
+
+/// Multipliers spread log-uniformly over [1e-6, 4] (shifts from 1 to 50), and a random fused
+/// activation range, so requantization is exercised well beyond the saturating region.
+fn wide_quant(rng: &mut Rng, channels: usize) -> Quant {
+    let mut q = Quant { bias: vec![], mult: vec![], shift: vec![] };
+    for _ in 0..channels {
+        q.bias.push((rng.next() % 200001) as i32 - 100000);
+        let e = (rng.next() % 10_000) as f64 / 10_000.0;
+        let (m, s) = quantize_multiplier(1e-6 * (4e6f64).powf(e));
+        q.mult.push(m);
+        q.shift.push(s);
+    }
+    q
+}
+
+fn act_range(rng: &mut Rng) -> (i32, i32) {
+    match rng.next() % 3 {
+        0 => (-128, 127),
+        _ => {
+            let a = (rng.next() % 256) as i32 - 128;
+            let b = (rng.next() % 256) as i32 - 128;
+            (a.min(b), a.max(b))
+        }
+    }
+}
+
+#[test]
+fn gemm_on_packed_weights_matches_scalar_convolution() {
+    use sparq_runtime::kernels::gemm::{Pack, WeightMatrix, SIMD_PACK};
+    let sets = sets();
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avxvnni") {
+        assert!(sets.iter().any(|k| k.name() == "avxvnni"), "this host has AVX-VNNI but its kernels did not run");
+    }
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut cases = 0;
+    // (cin, kernel, stride, pad, spatial): pointwise and general convolutions; reductions from 1
+    // to past the SIMD limit (4096).
+    let geoms: &[(usize, usize, usize, usize, (usize, usize))] = &[
+        (1, 1, 1, 0, (1, 1)),
+        (3, 3, 2, 1, (7, 9)),
+        (4, 1, 1, 0, (2, 3)),
+        (5, 1, 1, 0, (1, 5)),
+        (16, 1, 1, 0, (3, 3)),
+        (17, 3, 1, 1, (4, 5)),
+        (31, 1, 2, 0, (5, 5)),
+        (64, 1, 1, 0, (1, 7)),
+        (160, 1, 1, 0, (2, 2)),
+        (4097, 1, 1, 0, (1, 2)),
+    ];
+    for &(cin, k, stride, pad, (h, w)) in geoms {
+        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 33] {
+            for edge in 0..3 {
+                let out_h = (h + 2 * pad - k) / stride + 1;
+                let out_w = (w + 2 * pad - k) / stride + 1;
+                let g = ConvGeometry {
+                    batch: 1 + (cases % 2),
+                    in_h: h,
+                    in_w: w,
+                    in_c: cin,
+                    out_h,
+                    out_w,
+                    out_c: cout,
+                    kernel_h: k,
+                    kernel_w: k,
+                    stride_h: stride,
+                    stride_w: stride,
+                    pad_top: pad,
+                    pad_left: pad,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    groups: 1,
+                };
+                let x = rng.i8s(g.batch * h * w * cin, edge);
+                let kk = k * k * cin;
+                let wt = rng.weights(cout * kk, edge);
+                let q = if edge == 0 { wide_quant(&mut rng, cout) } else { quant(&mut rng, cout) };
+                let mut r = rq(&q, &mut rng);
+                (r.act_min, r.act_max) = act_range(&mut rng);
+                let mut want = vec![0i8; g.batch * out_h * out_w * cout];
+                registry::SCALAR.qs8_conv2d(&g, &x, &wt, &r, &mut want);
+                for pack in [SIMD_PACK, Pack { nr: 3, kr: 5 }] {
+                    let packed = pack.pack(cout, kk, &wt);
+                    let m = WeightMatrix { data: &packed, n: cout, k: kk, pack: Some(pack) };
+                    for set in &sets {
+                        let mut got = vec![0i8; want.len()];
+                        set.qs8_gemm(&g, &x, &m, &r, &mut got);
+                        assert_eq!(
+                            got,
+                            want,
+                            "{set:?} ({}) differs: cin {cin} cout {cout} k {k} stride {stride} edge {edge} pack {pack:?}",
+                            set.gemm_name()
+                        );
+                    }
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} GEMM-convolution cases bit-exact on {:?}", sets);
+}
+
+#[test]
+fn depthwise_with_wide_requantization_matches_scalar() {
+    let sets = sets();
+    let mut rng = Rng(0x94D0_49BB_1331_11EB);
+    let mut cases = 0;
+    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 96] {
+        for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (5, 2)] {
+            for edge in 0..3 {
+                let (h, w) = (6, 7);
+                let pad = k / 2;
+                let out_h = (h + 2 * pad - k) / stride + 1;
+                let out_w = (w + 2 * pad - k) / stride + 1;
+                let g = ConvGeometry {
+                    batch: 1,
+                    in_h: h,
+                    in_w: w,
+                    in_c: c,
+                    out_h,
+                    out_w,
+                    out_c: c,
+                    kernel_h: k,
+                    kernel_w: k,
+                    stride_h: stride,
+                    stride_w: stride,
+                    pad_top: pad,
+                    pad_left: pad,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    groups: c,
+                };
+                let x = rng.i8s(h * w * c, edge);
+                let wt = rng.weights(k * k * c, edge);
+                let q = wide_quant(&mut rng, c);
+                let mut r = rq(&q, &mut rng);
+                (r.act_min, r.act_max) = act_range(&mut rng);
+                let mut want = vec![0i8; out_h * out_w * c];
+                registry::SCALAR.qs8_dwconv(&g, &x, &wt, &r, &mut want);
+                for set in &sets {
+                    let mut got = vec![0i8; want.len()];
+                    set.qs8_dwconv(&g, &x, &wt, &r, &mut got);
+                    assert_eq!(got, want, "{set:?} differs: c {c} k {k} stride {stride} edge {edge}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} depthwise cases (wide requantization) bit-exact on {:?}", sets);
+}
+
+/// The vector requantization against the scalar one on accumulators at the extremes.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_requantization_matches_scalar_at_extremes() {
+    use sparq_runtime::kernels::x86::{load_requant8, requant8};
+    use sparq_runtime::quant::requantize_to_i8;
+    use std::arch::x86_64::*;
+    if !std::is_x86_feature_detected!("avx2") {
+        println!("no AVX2 on this host: skipped");
+        return;
+    }
+    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    let accs = [i32::MIN, i32::MIN + 1, -(1 << 30), -1, 0, 1, (1 << 30), i32::MAX - 1, i32::MAX];
+    let mut checked = 0;
+    for round in 0..20_000 {
+        let mut mult = [0i32; 8];
+        let mut shift = [0i32; 8];
+        let mut acc = [0i32; 8];
+        for l in 0..8 {
+            mult[l] = match rng.next() % 4 {
+                0 => 0,
+                1 => i32::MAX,
+                2 => (1 << 30) + (rng.next() % (1 << 30)) as i32,
+                _ => (rng.next() % (1 << 31)) as i32,
+            };
+            shift[l] = 1 + (rng.next() % 62) as i32;
+            acc[l] = if round % 2 == 0 { accs[(rng.next() % accs.len() as u64) as usize] } else { rng.next() as i32 };
+        }
+        let bias = [0i32; 8];
+        let r = Requant {
+            bias: &bias,
+            mult: &mult,
+            shift: &shift,
+            input_zero_point: 0,
+            output_zero_point: (rng.next() % 256) as i32 - 128,
+            act_min: -128,
+            act_max: 127,
+        };
+        let (lo, hi) = act_range(&mut rng);
+        let mut got = [0i32; 8];
+        // SAFETY: AVX2 was detected above; 32-byte unaligned load and store.
+        unsafe {
+            let k = load_requant8(&r, 0, 8);
+            let v = requant8(_mm256_loadu_si256(acc.as_ptr().cast()), &k, r.output_zero_point, lo, hi);
+            _mm256_storeu_si256(got.as_mut_ptr().cast(), v);
+        }
+        for l in 0..8 {
+            let want = requantize_to_i8(acc[l], mult[l], shift[l], r.output_zero_point, lo, hi) as i32;
+            assert_eq!(got[l], want, "acc {} mult {} shift {} zp {}", acc[l], mult[l], shift[l], r.output_zero_point);
+            checked += 1;
+        }
+    }
+    println!("{checked} requantizations bit-exact");
+}

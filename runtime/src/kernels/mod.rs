@@ -4,7 +4,10 @@ pub mod conv;
 pub mod depthwise;
 pub mod elementwise;
 pub mod fc;
+pub mod gemm;
 pub mod pool;
 pub mod registry;
 pub mod softmax;
 pub mod strided;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;

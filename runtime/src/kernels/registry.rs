@@ -2,9 +2,11 @@
 //! Dispatch, tests and benches all read [`available`], so a kernel cannot exist untested.
 
 use super::conv::{ConvGeometry, Requant};
+use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
+pub type GemmFn = unsafe fn(&ConvGeometry, &[i8], &WeightMatrix<'_>, &Requant<'_>, &mut [i8]);
 
 /// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
 /// [`available`] / [`select`], which check that the CPU supports it, so calling its functions is
@@ -15,6 +17,8 @@ pub struct KernelSet {
     qs8_conv2d: ConvFn,
     qs8_dwconv: ConvFn,
     qs8_fc: FcFn,
+    /// GEMM-convolution on [`SIMD_PACK`] panels; `None`: the scalar kernel reads any layout.
+    qs8_gemm: Option<(&'static str, GemmFn)>,
 }
 
 impl core::fmt::Debug for KernelSet {
@@ -35,6 +39,22 @@ impl KernelSet {
         // SAFETY: as above.
         unsafe { (self.qs8_dwconv)(g, x, w, rq, y) }
     }
+    /// Convolution with one group (or fully-connected, as 1x1 over `batch` rows) on a weight
+    /// matrix in any layout: this set's GEMM kernel when the matrix is packed for it, else the
+    /// scalar kernel.
+    pub fn qs8_gemm(&self, g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+        match self.qs8_gemm {
+            Some((_, f)) if w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K => {
+                // SAFETY: as above; the packing and reduction length are the kernel's to check.
+                unsafe { f(g, x, w, rq, y) }
+            }
+            _ => super::gemm::scalar::qs8_gemm_scalar(g, x, w, rq, y),
+        }
+    }
+    /// Name of the GEMM kernel this set runs on packed weights.
+    pub fn gemm_name(&self) -> &'static str {
+        self.qs8_gemm.map_or("qs8_gemm_scalar", |(n, _)| n)
+    }
     #[allow(clippy::too_many_arguments)]
     pub fn qs8_fc(&self, m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
         // SAFETY: as above.
@@ -54,14 +74,23 @@ unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requa
 
 /// The specification: runs everywhere.
 pub const SCALAR: KernelSet =
-    KernelSet { name: "scalar", qs8_conv2d: conv_scalar, qs8_dwconv: dw_scalar, qs8_fc: fc_scalar };
+    KernelSet { name: "scalar", qs8_conv2d: conv_scalar, qs8_dwconv: dw_scalar, qs8_fc: fc_scalar, qs8_gemm: None };
 
 #[cfg(target_arch = "x86_64")]
 const AVX2: KernelSet = KernelSet {
     name: "avx2",
     qs8_conv2d: super::conv::avx2::qs8_conv2d_avx2,
-    qs8_dwconv: super::depthwise::avx2::qs8_dwconv_avx2,
+    qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c16_avx2,
     qs8_fc: super::fc::avx2::qs8_fc_avx2,
+    qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
+};
+
+/// AVX2 plus AVX-VNNI (`vpdpbusd`): Intel Alder Lake and later, AMD Zen 4 and later.
+#[cfg(target_arch = "x86_64")]
+const AVXVNNI: KernelSet = KernelSet {
+    name: "avxvnni",
+    qs8_gemm: Some(("qs8_gemm_4x16c4_avxvnni", super::gemm::avxvnni::qs8_gemm_4x16c4_avxvnni)),
+    ..AVX2
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -76,12 +105,27 @@ fn has_avx2() -> bool {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+fn has_avxvnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avxvnni")
+    }
+}
+
 /// Every set this CPU can run, best last.
 pub fn available() -> impl Iterator<Item = KernelSet> {
-    let mut sets = [Some(SCALAR), None];
+    let mut sets = [Some(SCALAR), None, None];
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         sets[1] = Some(AVX2);
+        if has_avxvnni() {
+            sets[2] = Some(AVXVNNI);
+        }
     }
     sets.into_iter().flatten()
 }

@@ -11,7 +11,8 @@ pub fn logical_strides(t: &TensorInfo<'_>) -> [usize; R] {
     let mut s = [0usize; R];
     let d = t.shape();
     match t.layout {
-        Layout::RowMajor => {
+        // Packed tensors are only ever conv/fully-connected weights (checked at load).
+        Layout::RowMajor | Layout::Packed => {
             let mut acc = 1;
             for a in (0..d.len()).rev() {
                 s[a] = acc;

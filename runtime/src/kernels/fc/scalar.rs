@@ -1,5 +1,6 @@
 use crate::kernels::conv::scalar::{dot_f32, dot_i8};
 use crate::kernels::conv::Requant;
+use crate::kernels::gemm::WeightMatrix;
 
 pub fn qs8_fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     qs8_fc_with(m, k, n, x, w, rq, y, dot_i8);
@@ -73,7 +74,7 @@ pub fn qs8_fc_f32out_scalar(
     k: usize,
     n: usize,
     x: &[i8],
-    w: &[i8],
+    w: &WeightMatrix<'_>,
     bias: &[i32],
     scale: &[f32],
     input_zero_point: i32,
@@ -81,7 +82,21 @@ pub fn qs8_fc_f32out_scalar(
     act_max: f32,
     y: &mut [f32],
 ) {
-    qs8_fc_accumulate(m, k, n, x, w, bias, input_zero_point, dot_i8, |i, col, acc| {
-        y[i] = (acc as f32 * scale[col]).clamp(act_min, act_max)
-    });
+    let store = |col: usize, acc: i32| (acc as f32 * scale[col]).clamp(act_min, act_max);
+    match w.pack {
+        None => {
+            qs8_fc_accumulate(m, k, n, x, w.data, bias, input_zero_point, dot_i8, |i, col, acc| y[i] = store(col, acc))
+        }
+        Some(_) => {
+            for row in 0..m {
+                for col in 0..n {
+                    let acc = x[row * k..][..k]
+                        .iter()
+                        .zip(w.row_from(col, 0))
+                        .fold(bias[col], |acc, (&v, wv)| acc.wrapping_add((v as i32 - input_zero_point) * wv as i32));
+                    y[row * n + col] = store(col, acc);
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,68 @@
+//! x86-64 AVX2 int8 GEMM-convolution, 4 pixels x 8 channels per tile, reduction in groups of 4
+//! (`qs8_gemm_4x8c4_avx2`), on [`SIMD_PACK`] panels.
+//!
+//! The im2col rows of 4 output pixels are widened to i16 with the input zero point already
+//! subtracted (`x - zp` is in [-255, 255]), so padding is 0 and no correction term is needed.
+//! Per step of 4 along K: one 32-byte panel block (8 channels x 4) sign-extended to two i16
+//! vectors, each pixel's 4 values broadcast, `vpmaddwd` into i32 pairs. `|(x - zp) * w| <=
+//! 255 * 128`, so the pair sums are exact; a horizontal add at the end folds the pairs.
+
+use super::{im2col_row, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use crate::kernels::conv::{ConvGeometry, Requant};
+use crate::kernels::x86::{load_i32x8, load_requant8, requant8, store_i8x8};
+use core::arch::x86_64::*;
+
+const MR: usize = 4;
+
+/// # Safety
+/// The CPU must support AVX2. `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, and the
+/// slices must match the geometry (as validated at load).
+#[target_feature(enable = "avx2")]
+pub unsafe fn qs8_gemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
+    let (n, k) = (g.out_c, w.k);
+    let kp = k.div_ceil(4) * 4;
+    let pixels = g.batch * g.out_h * g.out_w;
+    let zp = rq.input_zero_point as i16;
+    let mut a = [[0i16; MAX_SIMD_K]; MR];
+    let mut p0 = 0;
+    while p0 < pixels {
+        let rows = MR.min(pixels - p0);
+        for (r, row) in a.iter_mut().enumerate() {
+            // Tail blocks repeat the last pixel; its extra results are not stored.
+            im2col_row(g, x, p0 + r.min(rows - 1), row, 0, |v| v as i16 - zp);
+            row[k..kp].fill(0);
+        }
+        for j in 0..n.div_ceil(8) {
+            let panel = &w.data[j * 8 * kp..][..8 * kp];
+            let mut lo = [_mm256_setzero_si256(); MR];
+            let mut hi = [_mm256_setzero_si256(); MR];
+            for kg in 0..kp / 4 {
+                // SAFETY: `kg * 32 + 32 <= 8 * kp = panel.len()`; `kg * 4 + 4 <= kp <= MAX_SIMD_K`.
+                unsafe {
+                    let wv = _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast());
+                    let wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv));
+                    let wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv, 1));
+                    for r in 0..MR {
+                        let av = _mm256_set1_epi64x(a[r].as_ptr().add(kg * 4).cast::<i64>().read_unaligned());
+                        lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(wl, av));
+                        hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(wh, av));
+                    }
+                }
+            }
+            let cols = 8.min(n - j * 8);
+            // SAFETY: AVX2 is available (this function's contract).
+            unsafe {
+                let bias = load_i32x8(rq.bias, j * 8, cols);
+                let k8 = load_requant8(rq, j * 8, cols);
+                for r in 0..rows {
+                    // Lanes (c0,c0 c1,c1 c2,c2 c3,c3) and (c4..c7): pair sums in order c0 c1 c4 c5 | c2 c3 c6 c7.
+                    let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0b11_01_10_00);
+                    let v = requant8(_mm256_add_epi32(s, bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
+                    store_i8x8(v, &mut y[(p0 + r) * n + j * 8..], cols);
+                }
+            }
+        }
+        p0 += MR;
+    }
+}

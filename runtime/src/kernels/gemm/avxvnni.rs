@@ -1,0 +1,121 @@
+//! x86-64 AVX-VNNI int8 GEMM-convolution, 4 pixels x 16 channels per tile, reduction in groups
+//! of 4 (`qs8_gemm_4x16c4_avxvnni`), on [`SIMD_PACK`] panels.
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes and adds each group of 4 products into an i32
+//! lane without intermediate saturation, so a 32-byte panel block (8 channels x 4) times one
+//! pixel's 4 broadcast bytes is 32 exact multiply-accumulates in one instruction. The int8
+//! activations are made unsigned by flipping the sign bit (`u = x + 128`; padding is
+//! `zp + 128`), and the offset is taken out once per channel:
+//! `sum (x - zp) w = sum u w - (128 + zp) sum w`, folded into the bias. Wrapping i32 arithmetic
+//! gives the exact result whenever it fits, as the scalar kernel's does.
+
+use super::{im2col_row, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use crate::kernels::conv::{ConvGeometry, Requant};
+use crate::kernels::x86::{load_requant8, requant8, store_i8x8};
+use core::arch::x86_64::*;
+
+const MR: usize = 4;
+/// Channels whose corrected bias is computed per pass (stack buffer); wider layers take several
+/// passes, each re-reading the input.
+const N_CHUNK: usize = 1024;
+
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI. `w` must be packed with [`SIMD_PACK`],
+/// `w.k <= MAX_SIMD_K`, and the slices must match the geometry (as validated at load).
+#[target_feature(enable = "avx2,avxvnni")]
+pub unsafe fn qs8_gemm_4x16c4_avxvnni(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &WeightMatrix<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
+    let (n, k) = (g.out_c, w.k);
+    let kp = k.div_ceil(4) * 4;
+    let pixels = g.batch * g.out_h * g.out_w;
+    let offset = 128 + rq.input_zero_point;
+    let pad = offset as u8;
+    let mut a = [[0u8; MAX_SIMD_K]; MR];
+    let mut corrected = [0i32; N_CHUNK + 16];
+    let mut c0 = 0;
+    while c0 < n {
+        let chunk = N_CHUNK.min(n - c0);
+        for (c, b) in corrected[..chunk].iter_mut().enumerate() {
+            let panel = &w.data[((c0 + c) / 8) * 8 * kp..][..8 * kp];
+            let lane = (c0 + c) % 8;
+            let sum = panel
+                .chunks_exact(32)
+                .fold(0i32, |s, blk| blk[lane * 4..lane * 4 + 4].iter().fold(s, |s, &v| s.wrapping_add(v as i32)));
+            *b = rq.bias[c0 + c].wrapping_sub(offset.wrapping_mul(sum));
+        }
+        let mut p0 = 0;
+        while p0 < pixels {
+            let rows = MR.min(pixels - p0);
+            for (r, row) in a.iter_mut().enumerate() {
+                im2col_row(g, x, p0 + r.min(rows - 1), row, pad, |v| (v as u8) ^ 0x80);
+            }
+            let mut j = c0 / 8;
+            while j * 8 < c0 + chunk {
+                let two = (j + 1) * 8 < c0 + chunk;
+                // SAFETY: AVX2 and AVX-VNNI are available (this function's contract).
+                unsafe {
+                    if two {
+                        tile::<2>(w.data, kp, j, &a, rows, p0, n, c0, &corrected, rq, y);
+                    } else {
+                        tile::<1>(w.data, kp, j, &a, rows, p0, n, c0, &corrected, rq, y);
+                    }
+                }
+                j += if two { 2 } else { 1 };
+            }
+            p0 += MR;
+        }
+        c0 += chunk;
+    }
+}
+
+/// One tile: `MR` pixels x `8 * P` channels starting at panel `j`.
+#[target_feature(enable = "avx2,avxvnni")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const P: usize>(
+    w: &[i8],
+    kp: usize,
+    j: usize,
+    a: &[[u8; MAX_SIMD_K]; MR],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    c0: usize,
+    corrected: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    let panels: [&[i8]; P] = core::array::from_fn(|q| &w[(j + q) * 8 * kp..][..8 * kp]);
+    let mut acc = [[_mm256_setzero_si256(); P]; MR];
+    for kg in 0..kp / 4 {
+        // SAFETY: `kg * 32 + 32 <= panel.len()`; `kg * 4 + 4 <= kp <= MAX_SIMD_K`.
+        unsafe {
+            let wv: [__m256i; P] = core::array::from_fn(|q| _mm256_loadu_si256(panels[q].as_ptr().add(kg * 32).cast()));
+            for r in 0..MR {
+                let av = _mm256_set1_epi32(a[r].as_ptr().add(kg * 4).cast::<i32>().read_unaligned());
+                for q in 0..P {
+                    acc[r][q] = _mm256_dpbusd_avx_epi32(acc[r][q], av, wv[q]);
+                }
+            }
+        }
+    }
+    for q in 0..P {
+        let c = (j + q) * 8;
+        let cols = 8.min(n - c);
+        // SAFETY: AVX2 is available; `c - c0 + 8 <= corrected.len()` (chunk + 16 slots).
+        unsafe {
+            let bias = _mm256_loadu_si256(corrected[c - c0..].as_ptr().cast());
+            let k8 = load_requant8(rq, c, cols);
+            for r in 0..rows {
+                let v = requant8(_mm256_add_epi32(acc[r][q], bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
+                store_i8x8(v, &mut y[(p0 + r) * n + c..], cols);
+            }
+        }
+    }
+}

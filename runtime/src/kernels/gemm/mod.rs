@@ -1,0 +1,126 @@
+//! Int8 GEMM family: convolutions with one group, and fully-connected layers as 1x1 convolutions
+//! over `batch` rows, on an `N x K` weight matrix stored row-major or in the panels the compiler
+//! packs for the SIMD kernels (format layout `Packed`, see [`sparq_format::layout::Pack`]).
+//!
+//! The frame shared by the SIMD kernels lives here: the implicit im2col of a block of output
+//! pixels into a small stack buffer, and the tiling over pixels and channel panels.
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avxvnni;
+pub mod scalar;
+
+use crate::kernels::conv::ConvGeometry;
+pub use sparq_format::layout::Pack;
+
+/// Panels every SIMD GEMM kernel reads: 8 output channels by 4 reduction steps (one
+/// `vpdpbusd` / `sdot` lane group, two `vpmaddwd` pairs).
+pub const SIMD_PACK: Pack = Pack { nr: 8, kr: 4 };
+
+/// Longest reduction the SIMD kernels take in one pass (their im2col rows live on the stack);
+/// longer ones run the scalar kernel.
+pub const MAX_SIMD_K: usize = 4096;
+
+/// An `N x K` int8 weight matrix as stored in the file.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    pub data: &'a [i8],
+    /// Rows: output channels.
+    pub n: usize,
+    /// Columns: the reduction, `kernel_h * kernel_w * in_c` in that order.
+    pub k: usize,
+    /// `None`: row-major `[n][k]`.
+    pub pack: Option<Pack>,
+}
+
+impl<'a> WeightMatrix<'a> {
+    #[inline(always)]
+    pub fn get(&self, row: usize, col: usize) -> i8 {
+        match self.pack {
+            Some(p) => self.data[p.index(self.k, row, col)],
+            None => self.data[row * self.k + col],
+        }
+    }
+
+    /// The weights `w[row][col..]` in order, without per-element index arithmetic.
+    #[inline(always)]
+    pub fn row_from(&self, row: usize, col: usize) -> RowIter<'a> {
+        match self.pack {
+            Some(p) => RowIter {
+                data: self.data,
+                idx: p.index(self.k, row, col),
+                inner: col % p.kr,
+                kr: p.kr,
+                jump: p.nr * p.kr - p.kr + 1,
+            },
+            None => RowIter { data: self.data, idx: row * self.k + col, inner: 0, kr: usize::MAX, jump: 1 },
+        }
+    }
+}
+
+/// Walks one row of a [`WeightMatrix`]: within a panel block the row's `kr` values are
+/// contiguous, then it jumps to the same row of the next block.
+pub struct RowIter<'a> {
+    data: &'a [i8],
+    idx: usize,
+    inner: usize,
+    kr: usize,
+    jump: usize,
+}
+
+impl Iterator for RowIter<'_> {
+    type Item = i8;
+    #[inline(always)]
+    fn next(&mut self) -> Option<i8> {
+        let v = *self.data.get(self.idx)?;
+        self.inner += 1;
+        if self.inner == self.kr {
+            self.inner = 0;
+            self.idx += self.jump;
+        } else {
+            self.idx += 1;
+        }
+        Some(v)
+    }
+}
+
+/// Fill `row[..k]` with the im2col row of output pixel `pixel` (`n, oh, ow` flattened), mapping
+/// each input value through `f` and padding taps to `pad`; `row[k..]` is left as is.
+#[inline(always)]
+pub fn im2col_row<T: Copy>(g: &ConvGeometry, x: &[i8], pixel: usize, row: &mut [T], pad: T, f: impl Fn(i8) -> T) {
+    let ow = pixel % g.out_w;
+    let oh = (pixel / g.out_w) % g.out_h;
+    let n = pixel / (g.out_w * g.out_h);
+    let xn = &x[n * g.in_h * g.in_w * g.in_c..][..g.in_h * g.in_w * g.in_c];
+    let c = g.in_c;
+    let mut j = 0;
+    for kh in 0..g.kernel_h {
+        let ih = g.in_row(oh, kh);
+        for kw in 0..g.kernel_w {
+            let dst = &mut row[j..j + c];
+            match (ih, g.in_col(ow, kw)) {
+                (Some(ih), Some(iw)) => {
+                    for (d, &s) in dst.iter_mut().zip(&xn[(ih * g.in_w + iw) * c..][..c]) {
+                        *d = f(s);
+                    }
+                }
+                _ => dst.fill(pad),
+            }
+            j += c;
+        }
+    }
+}
+
+/// Whether a convolution is a plain matrix product over NHWC rows (1x1, stride 1, no padding):
+/// then the im2col row of a pixel is its input row.
+pub fn is_pointwise(g: &ConvGeometry) -> bool {
+    g.kernel_h == 1
+        && g.kernel_w == 1
+        && g.stride_h == 1
+        && g.stride_w == 1
+        && g.pad_top == 0
+        && g.pad_left == 0
+        && g.in_h == g.out_h
+        && g.in_w == g.out_w
+}
