@@ -412,7 +412,7 @@ impl<'g> Lowerer<'g> {
                             as i32
                     })
                     .collect();
-                let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
+                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
                 let sid = self.constant(
                     &format!("{}:output_scale", n.name),

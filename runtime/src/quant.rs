@@ -74,10 +74,15 @@ pub fn quantize_multiplier(m: f64) -> (i32, i32) {
 /// Quantize a real value: `clamp(round_half_away_from_zero(x / scale) + zero_point, -128, 127)`.
 #[inline(always)]
 pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
-    let q = libm::roundf(x / scale);
+    let q = x / scale;
     // NaN maps to the zero point; +-inf and huge values saturate.
-    let q = if q.is_nan() { 0.0 } else { q.clamp(-1.0e6, 1.0e6) } as i32 + zero_point;
-    q.clamp(-128, 127) as i8
+    let q = if q.is_nan() { 0.0 } else { q.clamp(-1.0e6, 1.0e6) };
+    // Round half away from zero without a libm call: `q - trunc(q)` is exact (Sterbenz), so
+    // comparing it with +-0.5 decides the rounding exactly.
+    let t = q as i32;
+    let frac = q - t as f32;
+    let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
+    (r + zero_point).clamp(-128, 127) as i8
 }
 
 #[inline(always)]
@@ -150,6 +155,18 @@ mod tests {
         assert_eq!(quantize_f32(f32::NAN, 0.1, 5), 5);
         assert_eq!(quantize_f32(0.25, 0.1, 0), 3);
         assert_eq!(quantize_f32(-0.25, 0.1, 0), -3);
+        assert_eq!(quantize_f32(0.49999997, 1.0, 0), 0);
+        assert_eq!(quantize_f32(-0.49999997, 1.0, 0), 0);
+        assert_eq!(quantize_f32(f32::INFINITY, 1.0, -3), 127);
+        // Against libm's round-half-away-from-zero over many values, halves included.
+        let mut v = -300.0f32;
+        while v < 300.0 {
+            for x in [v, v + 0.5, v - 0.5, f32::from_bits(v.to_bits() + 1), f32::from_bits(v.to_bits() - 1)] {
+                let want = (libm::roundf(x).clamp(-1.0e6, 1.0e6) as i32 - 7).clamp(-128, 127) as i8;
+                assert_eq!(quantize_f32(x, 1.0, -7), want, "{x}");
+            }
+            v += 0.37;
+        }
         assert_eq!(div_round(5, 2), 3);
         assert_eq!(div_round(-5, 2), -3);
     }

@@ -270,10 +270,8 @@ impl<'a> Ctx<'a> {
                 let m = x.elements() / k.max(1);
                 if x.dtype == DType::I8 && y.dtype == DType::F32 {
                     let (b, sc) = (t(2), t(3));
-                    fc::scalar::qs8_fc_f32out_scalar(
+                    self.kernels.qs8_fc_f32out(
                         m,
-                        k,
-                        n,
                         self.data(&x),
                         &Self::matrix(&w, self.data(&w)),
                         self.data(&b),
@@ -341,7 +339,15 @@ impl<'a> Ctx<'a> {
                             act_min: p[op::ACT_MIN],
                             act_max: p[op::ACT_MAX],
                         };
-                        ew::qs8_add_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), &prm)
+                        if a.shape() == y.shape()
+                            && b.shape() == y.shape()
+                            && a.layout == y.layout
+                            && b.layout == y.layout
+                        {
+                            self.kernels.qs8_add(self.data(&a), self.data(&b), self.out(&y), &prm)
+                        } else {
+                            ew::qs8_add_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), &prm)
+                        }
                     }
                     (DType::I8, _) => {
                         let prm = MulParams {
@@ -376,7 +382,7 @@ impl<'a> Ctx<'a> {
                     (op::RESHAPE, _) => ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<f32>(&y), |v| v),
                     (op::QUANTIZE, _) => {
                         let (s, z) = (y.scale, y.zero_point);
-                        ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<i8>(&y), |v| ew::quantize(v, s, z))
+                        ew::quantize_strided(&dims, &st, self.data::<f32>(&x), self.out::<i8>(&y), s, z)
                     }
                     (op::DEQUANTIZE, _) => {
                         let (s, z) = (x.scale, x.zero_point);

@@ -338,7 +338,8 @@ fn avx2_requantization_matches_scalar_at_extremes() {
                 2 => (1 << 30) + (rng.next() % (1 << 30)) as i32,
                 _ => (rng.next() % (1 << 31)) as i32,
             };
-            shift[l] = 1 + (rng.next() % 62) as i32;
+            // A third of the rounds keep every shift >= 31 (the 32-bit clamp path).
+            shift[l] = if round % 3 == 0 { 31 + (rng.next() % 32) as i32 } else { 1 + (rng.next() % 62) as i32 };
             acc[l] = if round % 2 == 0 { accs[(rng.next() % accs.len() as u64) as usize] } else { rng.next() as i32 };
         }
         let bias = [0i32; 8];
@@ -366,4 +367,79 @@ fn avx2_requantization_matches_scalar_at_extremes() {
         }
     }
     println!("{checked} requantizations bit-exact");
+}
+
+#[test]
+fn fully_connected_f32_output_on_packed_weights_matches_scalar() {
+    use sparq_runtime::kernels::fc::scalar::qs8_fc_f32out_scalar;
+    use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
+    let sets = sets();
+    let mut rng = Rng(0x8CB9_2BA7_2F3D_8DD7);
+    let mut cases = 0;
+    for &k in &[1usize, 5, 16, 33, 1280, 4097] {
+        for &(m, n) in &[(1usize, 1usize), (1, 9), (3, 8), (2, 1000)] {
+            for edge in 0..3 {
+                let x = rng.i8s(m * k, edge);
+                let w = rng.weights(n * k, edge);
+                let bias: Vec<i32> = (0..n).map(|_| (rng.next() % 200001) as i32 - 100000).collect();
+                let scale: Vec<f32> = (0..n).map(|_| 1e-6 + (rng.next() % 1000) as f32 * 1e-5).collect();
+                let zp = (rng.next() % 256) as i32 - 128;
+                let (lo, hi) = if edge == 0 { (f32::MIN, f32::MAX) } else { (-3.0, 2.5) };
+                let rows = WeightMatrix { data: &w, n, k, pack: None };
+                let mut want = vec![0f32; m * n];
+                qs8_fc_f32out_scalar(m, k, n, &x, &rows, &bias, &scale, zp, lo, hi, &mut want);
+                let packed = SIMD_PACK.pack(n, k, &w);
+                let pm = WeightMatrix { data: &packed, n, k, pack: Some(SIMD_PACK) };
+                for set in &sets {
+                    let mut got = vec![0f32; m * n];
+                    set.qs8_fc_f32out(m, &x, &pm, &bias, &scale, zp, lo, hi, &mut got);
+                    let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{set:?} differs: m {m} k {k} n {n} edge {edge}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} f32-output fully-connected cases bit-exact on {:?}", sets);
+}
+
+#[test]
+fn int8_add_matches_scalar() {
+    use sparq_runtime::kernels::elementwise::{qs8_add_contiguous_scalar, AddParams};
+    use sparq_runtime::quant::quantize_multiplier;
+    let sets = sets();
+    let mut rng = Rng(0x6A09_E667_F3BC_C908);
+    let mut cases = 0;
+    for &len in &[0usize, 1, 7, 8, 9, 31, 1000] {
+        for edge in 0..3 {
+            for _ in 0..20 {
+                let a = rng.i8s(len, edge);
+                let b = rng.i8s(len, if edge == 0 { 0 } else { 3 - edge });
+                // Real multipliers of 2^-20 to 2 on a common shift, as the compiler writes them.
+                let ma = 2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0);
+                let mb = 2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0);
+                let (m, s) = quantize_multiplier(ma.max(mb));
+                let (act_min, act_max) = act_range(&mut rng);
+                let p = AddParams {
+                    zp_a: (rng.next() % 256) as i32 - 128,
+                    zp_b: (rng.next() % 256) as i32 - 128,
+                    zp_out: (rng.next() % 256) as i32 - 128,
+                    mult_a: (m as f64 * ma / ma.max(mb)).round() as i32,
+                    mult_b: (m as f64 * mb / ma.max(mb)).round() as i32,
+                    shift: s,
+                    act_min,
+                    act_max,
+                };
+                let mut want = vec![0i8; len];
+                qs8_add_contiguous_scalar(&a, &b, &mut want, &p);
+                for set in &sets {
+                    let mut got = vec![0i8; len];
+                    set.qs8_add(&a, &b, &mut got, &p);
+                    assert_eq!(got, want, "{set:?} differs: len {len} edge {edge} {p:?}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} int8 add cases bit-exact on {:?}", sets);
 }

@@ -1,6 +1,6 @@
 //! Elementwise kernels over strided (layout-agnostic) operands, with numpy broadcasting.
 
-use super::strided::{walk, R};
+use super::strided::{walk, walk_rows, R};
 use crate::quant::{dequantize_i8, quantize_f32, requantize, requantize_to_i8};
 
 /// Int8 add: `out = zp_out + round(M_a (a - zp_a) + M_b (b - zp_b))` with `M_a ~= mult_a 2^-shift`,
@@ -23,6 +23,13 @@ pub fn add_i8_one(p: &AddParams, a: i8, b: i8) -> i8 {
     let sum = (a as i32 - p.zp_a) as i64 * p.mult_a as i64 + (b as i32 - p.zp_b) as i64 * p.mult_b as i64;
     let v = ((sum + (1i64 << (p.shift - 1))) >> p.shift).clamp(-1 << 16, 1 << 16) as i32 + p.zp_out;
     v.clamp(p.act_min, p.act_max) as i8
+}
+
+/// `add_i8_one` over contiguous operands of the same shape and layout.
+pub fn qs8_add_contiguous_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
+    for ((o, &x), &z) in y.iter_mut().zip(a).zip(b) {
+        *o = add_i8_one(p, x, z);
+    }
 }
 
 pub fn qs8_add_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
@@ -64,6 +71,36 @@ pub fn map_strided<A: Copy, B>(dims: &[usize; R], st: &[[usize; R]; 2], x: &[A],
 
 pub fn quantize(x: f32, scale: f32, zp: i32) -> i8 {
     quantize_f32(x, scale, zp)
+}
+
+/// `quantize` over a strided walk: runs that are contiguous in `x` (the usual NCHW -> NHWC
+/// input conversion) are quantized as slices, which the compiler vectorizes, then scattered.
+pub fn quantize_strided(dims: &[usize; R], st: &[[usize; R]; 2], x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
+    const CHUNK: usize = 256;
+    let mut buf = [0i8; CHUNK];
+    walk_rows(dims, st, |base, len, step| {
+        if step[0] != 1 {
+            for i in 0..len {
+                y[base[1] + i * step[1]] = quantize_f32(x[base[0] + i * step[0]], scale, zp);
+            }
+            return;
+        }
+        let mut start = 0;
+        while start < len {
+            let n = CHUNK.min(len - start);
+            for (b, &v) in buf[..n].iter_mut().zip(&x[base[0] + start..][..n]) {
+                *b = quantize_f32(v, scale, zp);
+            }
+            if step[1] == 1 {
+                y[base[1] + start..][..n].copy_from_slice(&buf[..n]);
+            } else {
+                for (i, &b) in buf[..n].iter().enumerate() {
+                    y[base[1] + (start + i) * step[1]] = b;
+                }
+            }
+            start += n;
+        }
+    });
 }
 
 pub fn dequantize(q: i8, scale: f32, zp: i32) -> f32 {

@@ -2,11 +2,14 @@
 //! Dispatch, tests and benches all read [`available`], so a kernel cannot exist untested.
 
 use super::conv::{ConvGeometry, Requant};
+use super::elementwise::AddParams;
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type GemmFn = unsafe fn(&ConvGeometry, &[i8], &WeightMatrix<'_>, &Requant<'_>, &mut [i8]);
+pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
+pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
 
 /// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
 /// [`available`] / [`select`], which check that the CPU supports it, so calling its functions is
@@ -19,6 +22,10 @@ pub struct KernelSet {
     qs8_fc: FcFn,
     /// GEMM-convolution on [`SIMD_PACK`] panels; `None`: the scalar kernel reads any layout.
     qs8_gemm: Option<(&'static str, GemmFn)>,
+    /// Fully-connected with f32 output on [`SIMD_PACK`] panels.
+    qs8_fc_f32out: Option<FcF32OutFn>,
+    /// Int8 add of contiguous operands of one shape and layout.
+    qs8_add: AddFn,
 }
 
 impl core::fmt::Debug for KernelSet {
@@ -51,6 +58,34 @@ impl KernelSet {
             _ => super::gemm::scalar::qs8_gemm_scalar(g, x, w, rq, y),
         }
     }
+    /// Fully-connected layer with f32 output from the int32 accumulator (see
+    /// `fc::scalar::qs8_fc_f32out_scalar`, its specification).
+    #[allow(clippy::too_many_arguments)]
+    pub fn qs8_fc_f32out(
+        &self,
+        m: usize,
+        x: &[i8],
+        w: &WeightMatrix<'_>,
+        bias: &[i32],
+        scale: &[f32],
+        input_zero_point: i32,
+        lo: f32,
+        hi: f32,
+        y: &mut [f32],
+    ) {
+        match self.qs8_fc_f32out {
+            Some(f) if w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K => {
+                // SAFETY: as above.
+                unsafe { f(m, x, w, bias, scale, input_zero_point, lo, hi, y) }
+            }
+            _ => super::fc::scalar::qs8_fc_f32out_scalar(m, w.k, w.n, x, w, bias, scale, input_zero_point, lo, hi, y),
+        }
+    }
+    /// Int8 add of contiguous operands of one shape and layout (no broadcast).
+    pub fn qs8_add(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
+        // SAFETY: as above.
+        unsafe { (self.qs8_add)(a, b, y, p) }
+    }
     /// Name of the GEMM kernel this set runs on packed weights.
     pub fn gemm_name(&self) -> &'static str {
         self.qs8_gemm.map_or("qs8_gemm_scalar", |(n, _)| n)
@@ -68,13 +103,23 @@ unsafe fn conv_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y:
 unsafe fn dw_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::depthwise::scalar::qs8_dwconv_scalar(g, x, w, rq, y)
 }
+unsafe fn add_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
+    super::elementwise::qs8_add_contiguous_scalar(a, b, y, p)
+}
 unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)
 }
 
 /// The specification: runs everywhere.
-pub const SCALAR: KernelSet =
-    KernelSet { name: "scalar", qs8_conv2d: conv_scalar, qs8_dwconv: dw_scalar, qs8_fc: fc_scalar, qs8_gemm: None };
+pub const SCALAR: KernelSet = KernelSet {
+    name: "scalar",
+    qs8_conv2d: conv_scalar,
+    qs8_dwconv: dw_scalar,
+    qs8_fc: fc_scalar,
+    qs8_gemm: None,
+    qs8_fc_f32out: None,
+    qs8_add: add_scalar,
+};
 
 #[cfg(target_arch = "x86_64")]
 const AVX2: KernelSet = KernelSet {
@@ -83,6 +128,8 @@ const AVX2: KernelSet = KernelSet {
     qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c16_avx2,
     qs8_fc: super::fc::avx2::qs8_fc_avx2,
     qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
+    qs8_fc_f32out: Some(super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2),
+    qs8_add: super::x86::qs8_add_avx2,
 };
 
 /// AVX2 plus AVX-VNNI (`vpdpbusd`): Intel Alder Lake and later, AMD Zen 4 and later.

@@ -57,20 +57,29 @@ pub fn is_dense_row_major(t: &TensorInfo<'_>) -> bool {
     t.layout == Layout::RowMajor || (t.dims[2] == 1 && t.dims[3] == 1) || t.dims[1] == 1
 }
 
-/// Calls `f` with the physical offsets of `K` tensors for every logical index of `dims`, in
-/// row-major logical order.
+/// Calls `f(base, len, step)` for every run of the innermost axis of `dims`, in row-major
+/// logical order: `base` holds the physical offsets of the run's first element in each of the
+/// `K` tensors, `step` their strides along it, `len` its length.
 #[inline]
-pub fn walk<const K: usize>(dims: &[usize; R], strides: &[[usize; R]; K], mut f: impl FnMut(&[usize; K])) {
+pub fn walk_rows<const K: usize>(
+    dims: &[usize; R],
+    strides: &[[usize; R]; K],
+    mut f: impl FnMut(&[usize; K], usize, &[usize; K]),
+) {
     let total: usize = dims.iter().product();
     if total == 0 {
         return;
     }
+    let inner = dims[R - 1];
+    let step: [usize; K] = core::array::from_fn(|k| strides[k][R - 1]);
     let mut idx = [0usize; R];
     let mut off = [0usize; K];
-    for _ in 0..total {
-        f(&off);
+    for _ in 0..total / inner {
+        f(&off, inner, &step);
+        // Advance the outer axes (R - 2 down to 0).
         let mut d = R - 1;
-        loop {
+        while d > 0 {
+            d -= 1;
             idx[d] += 1;
             for k in 0..K {
                 off[k] += strides[k][d];
@@ -82,10 +91,21 @@ pub fn walk<const K: usize>(dims: &[usize; R], strides: &[[usize; R]; K], mut f:
                 off[k] -= strides[k][d] * dims[d];
             }
             idx[d] = 0;
-            if d == 0 {
-                break;
-            }
-            d -= 1;
         }
     }
+}
+
+/// Calls `f` with the physical offsets of `K` tensors for every logical index of `dims`, in
+/// row-major logical order.
+#[inline]
+pub fn walk<const K: usize>(dims: &[usize; R], strides: &[[usize; R]; K], mut f: impl FnMut(&[usize; K])) {
+    walk_rows(dims, strides, |base, len, step| {
+        let mut o = *base;
+        for _ in 0..len {
+            f(&o);
+            for k in 0..K {
+                o[k] += step[k];
+            }
+        }
+    });
 }

@@ -4,14 +4,25 @@
 use crate::kernels::conv::Requant;
 use core::arch::x86_64::*;
 
-/// Per-channel constants of [`requant8`] for 8 consecutive channels, loaded once per tile.
+/// Per-channel constants of [`requant8`] for 8 consecutive channels, derived once per tile:
+/// multipliers, shifts and the two shift-dependent terms, split into even and odd lanes.
 #[derive(Clone, Copy)]
 pub struct Requant8 {
-    mult: __m256i,
-    shift: __m256i,
+    mult_even: __m256i,
+    mult_odd: __m256i,
+    shift_even: __m256i,
+    shift_odd: __m256i,
+    /// `2^(shift - 1)`
+    round_even: __m256i,
+    round_odd: __m256i,
+    /// `2^63 >> shift`
+    offset_even: __m256i,
+    offset_odd: __m256i,
+    /// Every shift is at least 31, so every result fits in i32 and the clamp can be 32-bit.
+    narrow: bool,
 }
 
-/// Load the multipliers and shifts of channels `c .. c + len` (`len <= 8`; missing lanes get
+/// Load the requantization constants of channels `c .. c + len` (`len <= 8`; missing lanes get
 /// multiplier 0, whose output is never stored).
 ///
 /// # Safety
@@ -19,11 +30,33 @@ pub struct Requant8 {
 #[target_feature(enable = "avx2")]
 #[inline]
 pub unsafe fn load_requant8(rq: &Requant<'_>, c: usize, len: usize) -> Requant8 {
-    let (mut m, mut s) = ([0i32; 8], [1i32; 8]);
-    m[..len].copy_from_slice(&rq.mult[c..c + len]);
-    s[..len].copy_from_slice(&rq.shift[c..c + len]);
-    // SAFETY: 32-byte unaligned loads from two 8-element arrays.
-    unsafe { Requant8 { mult: _mm256_loadu_si256(m.as_ptr().cast()), shift: _mm256_loadu_si256(s.as_ptr().cast()) } }
+    let (mult, shift) = if len == 8 {
+        let (m, s) = (&rq.mult[c..c + 8], &rq.shift[c..c + 8]);
+        // SAFETY: `m` and `s` hold 8 i32 each.
+        unsafe { (_mm256_loadu_si256(m.as_ptr().cast()), _mm256_loadu_si256(s.as_ptr().cast())) }
+    } else {
+        let (mut m, mut s) = ([0i32; 8], [31i32; 8]);
+        m[..len].copy_from_slice(&rq.mult[c..c + len]);
+        s[..len].copy_from_slice(&rq.shift[c..c + len]);
+        // SAFETY: 32-byte unaligned loads from two 8-element arrays.
+        unsafe { (_mm256_loadu_si256(m.as_ptr().cast()), _mm256_loadu_si256(s.as_ptr().cast())) }
+    };
+    let one = _mm256_set1_epi64x(1);
+    let top = _mm256_set1_epi64x(i64::MIN);
+    let shift_even = _mm256_and_si256(shift, _mm256_set1_epi64x(0xffff_ffff));
+    let shift_odd = _mm256_srli_epi64(shift, 32);
+    let narrow = _mm256_movemask_epi8(_mm256_cmpgt_epi32(_mm256_set1_epi32(31), shift)) == 0;
+    Requant8 {
+        mult_even: mult,
+        mult_odd: _mm256_srli_epi64(mult, 32),
+        shift_even,
+        shift_odd,
+        round_even: _mm256_sllv_epi64(one, _mm256_sub_epi64(shift_even, one)),
+        round_odd: _mm256_sllv_epi64(one, _mm256_sub_epi64(shift_odd, one)),
+        offset_even: _mm256_srlv_epi64(top, shift_even),
+        offset_odd: _mm256_srlv_epi64(top, shift_odd),
+        narrow,
+    }
 }
 
 /// Load `len <= 8` i32 values (bias) from `v[c..]`, zero-filled.
@@ -51,30 +84,34 @@ pub unsafe fn load_i32x8(v: &[i32], c: usize, len: usize) -> __m256i {
 /// lanes), the rounding term `2^(shift-1)` added in 64 bits, and the arithmetic right shift
 /// (which AVX2 lacks for 64-bit lanes) done as `((t + 2^63) >>> s) - 2^(63-s)`: adding 2^63
 /// maps i64 order-preservingly onto u64, and `2^63` is divisible by `2^s`, so it is exactly
-/// `floor(t / 2^s)`. The result is clamped to `[act_min - zp, act_max - zp]` in 64 bits before
-/// `zp` is added, which equals the scalar's i32 saturation followed by the clamp.
+/// `floor(t / 2^s)`. The result is clamped to `[act_min - zp, act_max - zp]` before `zp` is
+/// added, which equals the scalar's i32 saturation followed by the clamp. With every shift at
+/// least 31 (multipliers below 1, the usual case) `|result| < 2^31`, so the clamp is done on
+/// 32-bit lanes; otherwise on 64-bit lanes.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_max: i32) -> __m256i {
-    let one = _mm256_set1_epi64x(1);
-    let bias63 = _mm256_set1_epi64x(i64::MIN);
-    let lo = _mm256_set1_epi64x((act_min - zp) as i64);
-    let hi = _mm256_set1_epi64x((act_max - zp) as i64);
-    let lane = |a: __m256i, m: __m256i, s: __m256i| -> __m256i {
-        // a, m, s: values in the low 32 bits of each 64-bit lane (s zero-extended).
-        let prod = _mm256_mul_epi32(a, m);
-        let t = _mm256_add_epi64(prod, _mm256_sllv_epi64(one, _mm256_sub_epi64(s, one)));
-        let shifted = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(t, bias63), s), _mm256_srlv_epi64(bias63, s));
-        let v = _mm256_blendv_epi8(shifted, lo, _mm256_cmpgt_epi64(lo, shifted));
-        _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi))
+    let top = _mm256_set1_epi64x(i64::MIN);
+    let shift = |a: __m256i, m: __m256i, round: __m256i, s: __m256i, offset: __m256i| {
+        let t = _mm256_add_epi64(_mm256_mul_epi32(a, m), round);
+        _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(t, top), s), offset)
     };
-    let mask32 = _mm256_set1_epi64x(0xffff_ffff);
-    let even = lane(acc, k.mult, _mm256_and_si256(k.shift, mask32));
-    let odd = lane(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(k.mult, 32), _mm256_srli_epi64(k.shift, 32));
-    let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+    let even = shift(acc, k.mult_even, k.round_even, k.shift_even, k.offset_even);
+    let odd = shift(_mm256_srli_epi64(acc, 32), k.mult_odd, k.round_odd, k.shift_odd, k.offset_odd);
+    let v = if k.narrow {
+        let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+        _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(act_min - zp)), _mm256_set1_epi32(act_max - zp))
+    } else {
+        let (lo, hi) = (_mm256_set1_epi64x((act_min - zp) as i64), _mm256_set1_epi64x((act_max - zp) as i64));
+        let clamp = |r: __m256i| {
+            let r = _mm256_blendv_epi8(r, lo, _mm256_cmpgt_epi64(lo, r));
+            _mm256_blendv_epi8(r, hi, _mm256_cmpgt_epi64(r, hi))
+        };
+        _mm256_blend_epi32(clamp(even), _mm256_slli_epi64(clamp(odd), 32), 0b1010_1010)
+    };
     _mm256_add_epi32(v, _mm256_set1_epi32(zp))
 }
 
@@ -87,9 +124,15 @@ pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_ma
 pub unsafe fn store_i8x8(v: __m256i, out: &mut [i8], len: usize) {
     let w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     let b = _mm_packs_epi16(w16, w16);
+    if len == 8 {
+        let out = &mut out[..8];
+        // SAFETY: `out` holds 8 bytes.
+        unsafe { _mm_storel_epi64(out.as_mut_ptr().cast(), b) };
+        return;
+    }
     let bytes = _mm_cvtsi128_si64(b).to_le_bytes();
-    for (o, &b) in out[..len].iter_mut().zip(&bytes) {
-        *o = b as i8;
+    for i in 0..len.min(8) {
+        out[i] = bytes[i] as i8;
     }
 }
 
@@ -105,4 +148,46 @@ pub unsafe fn store_i8x16(a: __m256i, b: __m256i, out: &mut [i8]) {
     let wb = _mm_packs_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
     // SAFETY: `out` holds 16 bytes.
     unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), _mm_packs_epi16(wa, wb)) }
+}
+
+/// [`crate::kernels::elementwise::add_i8_one`] over contiguous operands, 8 lanes per step:
+/// `(a - zp_a) * mult_a + (b - zp_b) * mult_b` in 64 bits (`vpmuldq` on even and odd lanes),
+/// rounded half up and shifted as in [`requant8`], clamped to the activation range.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn qs8_add_avx2(a: &[i8], b: &[i8], y: &mut [i8], p: &crate::kernels::elementwise::AddParams) {
+    let len = a.len().min(b.len()).min(y.len());
+    let vec = len / 8 * 8;
+    let top = _mm256_set1_epi64x(i64::MIN);
+    let s = _mm256_set1_epi64x(p.shift as i64);
+    let round = _mm256_set1_epi64x(1i64 << (p.shift - 1));
+    let offset = _mm256_set1_epi64x((1u64 << 63 >> p.shift) as i64);
+    let (ma, mb) = (_mm256_set1_epi32(p.mult_a), _mm256_set1_epi32(p.mult_b));
+    let (za, zb) = (_mm256_set1_epi32(p.zp_a), _mm256_set1_epi32(p.zp_b));
+    let lo = _mm256_set1_epi64x((p.act_min - p.zp_out) as i64);
+    let hi = _mm256_set1_epi64x((p.act_max - p.zp_out) as i64);
+    let half = |da: __m256i, db: __m256i| {
+        let t = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(da, ma), _mm256_mul_epi32(db, mb)), round);
+        let r = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(t, top), s), offset);
+        let r = _mm256_blendv_epi8(r, lo, _mm256_cmpgt_epi64(lo, r));
+        _mm256_blendv_epi8(r, hi, _mm256_cmpgt_epi64(r, hi))
+    };
+    let mut i = 0;
+    while i < vec {
+        // SAFETY: `i + 8 <= len` for all three slices.
+        unsafe {
+            let av = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(a.as_ptr().add(i).cast())), za);
+            let bv = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(b.as_ptr().add(i).cast())), zb);
+            let even = half(av, bv);
+            let odd = half(_mm256_srli_epi64(av, 32), _mm256_srli_epi64(bv, 32));
+            let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
+            store_i8x8(_mm256_add_epi32(v, _mm256_set1_epi32(p.zp_out)), &mut y[i..], 8);
+        }
+        i += 8;
+    }
+    for j in vec..len {
+        y[j] = crate::kernels::elementwise::add_i8_one(p, a[j], b[j]);
+    }
 }

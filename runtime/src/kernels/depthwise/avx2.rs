@@ -1,66 +1,103 @@
 //! x86-64 AVX2 int8 depthwise convolution, 16 channels per step (`qs8_dwconv_c16_avx2`).
 //!
-//! Per output pixel and block of 16 channels: for each tap inside the input, the 16 inputs and
-//! weights are sign-extended to i16, the zero point subtracted, and multiplied with `vpmullw`
+//! For each output row and block of 16 channels, the bias and requantization constants are
+//! loaded once; then for each output pixel and each tap inside the input (the valid tap ranges
+//! are computed per row and column, so padding costs nothing), the 16 inputs and weights are
+//! sign-extended to i16, the zero point subtracted, and multiplied with `vpmullw`
 //! (`|(x - zp) * w| <= 255 * 128 < 2^15`, so the low 16 bits are the exact product), then
 //! widened and added to two i32 accumulators. Taps in the padding are skipped, as in the scalar
-//! kernel, and the requantization is [`requant8`]. Channels past the last multiple of 16 run the
-//! scalar loop.
+//! kernel. Channels past the last multiple of 16 run the scalar loop.
 
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{load_requant8, requant8, store_i8x16};
 use core::arch::x86_64::*;
 
+/// Valid tap range `[lo, hi)` of a window position: taps whose input index
+/// `pos * stride + tap * dilation - pad` lies in `[0, size)`.
+#[inline(always)]
+fn tap_range(pos: usize, stride: usize, dilation: usize, pad: usize, size: usize, taps: usize) -> (usize, usize) {
+    let start = pos * stride;
+    let mut lo = 0;
+    while lo < taps && start + lo * dilation < pad {
+        lo += 1;
+    }
+    let mut hi = taps;
+    while hi > lo && start + (hi - 1) * dilation >= pad + size {
+        hi -= 1;
+    }
+    (lo, hi)
+}
+
 /// # Safety
-/// The CPU must support AVX2; slices match the geometry (as validated at load).
+/// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub unsafe fn qs8_dwconv_c16_avx2(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     let c_all = g.in_c;
+    let plane = g.in_h * g.in_w * c_all;
+    // Every access below stays inside these lengths (checked once here, not per tap).
+    assert!(
+        x.len() >= g.batch * plane
+            && w.len() >= g.kernel_h * g.kernel_w * c_all
+            && y.len() >= g.batch * g.out_h * g.out_w * c_all
+            && rq.bias.len() >= c_all
+            && rq.mult.len() >= c_all
+            && rq.shift.len() >= c_all
+    );
     let vec_c = c_all / 16 * 16;
     let zp = _mm256_set1_epi16(rq.input_zero_point as i16);
+    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
     for n in 0..g.batch {
-        let xn = &x[n * g.in_h * g.in_w * c_all..][..g.in_h * g.in_w * c_all];
+        let xn = x[n * plane..].as_ptr();
         for oh in 0..g.out_h {
-            for ow in 0..g.out_w {
-                let yo = &mut y[((n * g.out_h + oh) * g.out_w + ow) * c_all..][..c_all];
-                let mut c0 = 0;
-                while c0 < vec_c {
-                    // SAFETY: AVX2 is available; every 16-byte load below is from a slice
-                    // bounds-checked to hold 16 elements.
-                    unsafe {
-                        let mut acc0 = _mm256_loadu_si256(rq.bias[c0..c0 + 8].as_ptr().cast());
-                        let mut acc1 = _mm256_loadu_si256(rq.bias[c0 + 8..c0 + 16].as_ptr().cast());
-                        for kh in 0..g.kernel_h {
-                            let Some(ih) = g.in_row(oh, kh) else { continue };
-                            for kw in 0..g.kernel_w {
-                                let Some(iw) = g.in_col(ow, kw) else { continue };
-                                let xs = &xn[(ih * g.in_w + iw) * c_all + c0..][..16];
-                                let ws = &w[(kh * g.kernel_w + kw) * c_all + c0..][..16];
-                                let xv =
-                                    _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(xs.as_ptr().cast())), zp);
-                                let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(ws.as_ptr().cast()));
+            let (kh0, kh1) = tap_range(oh, g.stride_h, g.dilation_h, g.pad_top, g.in_h, g.kernel_h);
+            let yrow = ((n * g.out_h + oh) * g.out_w) * c_all;
+            let mut c0 = 0;
+            while c0 < vec_c {
+                // SAFETY: AVX2 is available. Inputs: `ih < in_h`, `iw < in_w` by the tap ranges
+                // and `c0 + 16 <= c_all`, so every 16-byte read is inside `x[n * plane..][..plane]`;
+                // weights: `(kh * kernel_w + kw) * c_all + c0 + 16 <= w.len()`; the bias and
+                // requantization slices hold `c_all` entries (asserted above).
+                unsafe {
+                    let bias0 = _mm256_loadu_si256(rq.bias.as_ptr().add(c0).cast());
+                    let bias1 = _mm256_loadu_si256(rq.bias.as_ptr().add(c0 + 8).cast());
+                    let (k0, k1) = (load_requant8(rq, c0, 8), load_requant8(rq, c0 + 8, 8));
+                    for ow in 0..g.out_w {
+                        let (kw0, kw1) = tap_range(ow, g.stride_w, g.dilation_w, g.pad_left, g.in_w, g.kernel_w);
+                        let (mut acc0, mut acc1) = (bias0, bias1);
+                        for kh in kh0..kh1 {
+                            let ih = oh * g.stride_h + kh * g.dilation_h - g.pad_top;
+                            for kw in kw0..kw1 {
+                                let iw = ow * g.stride_w + kw * g.dilation_w - g.pad_left;
+                                let xp = xn.add((ih * g.in_w + iw) * c_all + c0);
+                                let wp = w.as_ptr().add((kh * g.kernel_w + kw) * c_all + c0);
+                                let xv = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(xp.cast())), zp);
+                                let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp.cast()));
                                 let p = _mm256_mullo_epi16(xv, wv);
                                 acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));
                                 acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
                             }
                         }
-                        let (k0, k1) = (load_requant8(rq, c0, 8), load_requant8(rq, c0 + 8, 8));
-                        let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-                        store_i8x16(requant8(acc0, &k0, zo, lo, hi), requant8(acc1, &k1, zo, lo, hi), &mut yo[c0..]);
+                        let out = &mut y[yrow + ow * c_all + c0..];
+                        store_i8x16(requant8(acc0, &k0, zo, lo, hi), requant8(acc1, &k1, zo, lo, hi), out);
                     }
-                    c0 += 16;
                 }
-                for c in vec_c..c_all {
-                    let mut acc = rq.bias[c];
-                    for kh in 0..g.kernel_h {
-                        let Some(ih) = g.in_row(oh, kh) else { continue };
-                        for kw in 0..g.kernel_w {
-                            let Some(iw) = g.in_col(ow, kw) else { continue };
-                            let xv = xn[(ih * g.in_w + iw) * c_all + c] as i32 - rq.input_zero_point;
-                            acc = acc.wrapping_add(xv * w[(kh * g.kernel_w + kw) * c_all + c] as i32);
+                c0 += 16;
+            }
+            if vec_c < c_all {
+                let xs = &x[n * plane..][..plane];
+                for ow in 0..g.out_w {
+                    for c in vec_c..c_all {
+                        let mut acc = rq.bias[c];
+                        for kh in 0..g.kernel_h {
+                            let Some(ih) = g.in_row(oh, kh) else { continue };
+                            for kw in 0..g.kernel_w {
+                                let Some(iw) = g.in_col(ow, kw) else { continue };
+                                let xv = xs[(ih * g.in_w + iw) * c_all + c] as i32 - rq.input_zero_point;
+                                acc = acc.wrapping_add(xv * w[(kh * g.kernel_w + kw) * c_all + c] as i32);
+                            }
                         }
+                        y[yrow + ow * c_all + c] = rq.apply(c, acc);
                     }
-                    yo[c] = rq.apply(c, acc);
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! `vpdpbusd` multiplies unsigned by signed bytes and adds each group of 4 products into an i32
 //! lane without intermediate saturation, so a 32-byte panel block (8 channels x 4) times one
 //! pixel's 4 broadcast bytes is 32 exact multiply-accumulates in one instruction. The int8
-//! activations are made unsigned by flipping the sign bit (`u = x + 128`; padding is
-//! `zp + 128`), and the offset is taken out once per channel:
+//! activations are made unsigned by flipping the sign bit of each broadcast (`u = x + 128`;
+//! padding is `zp + 128`), and the offset is taken out once per channel:
 //! `sum (x - zp) w = sum u w - (128 + zp) sum w`, folded into the bias. Wrapping i32 arithmetic
 //! gives the exact result whenever it fits, as the scalar kernel's does.
 
@@ -35,35 +35,55 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
     let kp = k.div_ceil(4) * 4;
     let pixels = g.batch * g.out_h * g.out_w;
     let offset = 128 + rq.input_zero_point;
-    let pad = offset as u8;
-    let mut a = [[0u8; MAX_SIMD_K]; MR];
+    // Pointwise layers with whole groups of 4 read the input rows in place; the others gather
+    // im2col rows into `a` (raw int8: padding is the zero point, which maps to `offset`).
+    let direct = super::is_pointwise(g) && k % 4 == 0;
+    let mut a = [[0i8; MAX_SIMD_K]; MR];
     let mut corrected = [0i32; N_CHUNK + 16];
     let mut c0 = 0;
     while c0 < n {
         let chunk = N_CHUNK.min(n - c0);
-        for (c, b) in corrected[..chunk].iter_mut().enumerate() {
-            let panel = &w.data[((c0 + c) / 8) * 8 * kp..][..8 * kp];
-            let lane = (c0 + c) % 8;
-            let sum = panel
-                .chunks_exact(32)
-                .fold(0i32, |s, blk| blk[lane * 4..lane * 4 + 4].iter().fold(s, |s, &v| s.wrapping_add(v as i32)));
-            *b = rq.bias[c0 + c].wrapping_sub(offset.wrapping_mul(sum));
+        for j in c0 / 8..(c0 + chunk).div_ceil(8) {
+            // Per-channel weight sums of panel j: `vpdpbusd` with all-ones bytes.
+            let panel = &w.data[j * 8 * kp..][..8 * kp];
+            let mut sums = [0i32; 8];
+            // SAFETY: AVX2 and AVX-VNNI are available; `kg * 32 + 32 <= panel.len()`.
+            unsafe {
+                let ones = _mm256_set1_epi8(1);
+                let mut acc = _mm256_setzero_si256();
+                for kg in 0..kp / 4 {
+                    acc = _mm256_dpbusd_avx_epi32(acc, ones, _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast()));
+                }
+                _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
+            }
+            for (lane, &sum) in sums.iter().enumerate().take(c0 + chunk - j * 8) {
+                let c = j * 8 + lane;
+                corrected[c - c0] = rq.bias[c].wrapping_sub(offset.wrapping_mul(sum));
+            }
         }
         let mut p0 = 0;
         while p0 < pixels {
             let rows = MR.min(pixels - p0);
-            for (r, row) in a.iter_mut().enumerate() {
-                im2col_row(g, x, p0 + r.min(rows - 1), row, pad, |v| (v as u8) ^ 0x80);
-            }
+            // Tail blocks repeat the last pixel; its extra results are not stored.
+            let rows_at: [*const i8; MR] = if direct {
+                core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
+            } else {
+                for (r, row) in a.iter_mut().enumerate() {
+                    im2col_row(g, x, p0 + r.min(rows - 1), row, rq.input_zero_point as i8, |v| v);
+                }
+                core::array::from_fn(|r| a[r].as_ptr())
+            };
             let mut j = c0 / 8;
             while j * 8 < c0 + chunk {
                 let two = (j + 1) * 8 < c0 + chunk;
-                // SAFETY: AVX2 and AVX-VNNI are available (this function's contract).
+                // SAFETY: AVX2 and AVX-VNNI are available (this function's contract); every
+                // row pointer addresses at least `kp` readable bytes (input rows of `k = kp`
+                // bytes, or `a` rows of MAX_SIMD_K >= kp).
                 unsafe {
                     if two {
-                        tile::<2>(w.data, kp, j, &a, rows, p0, n, c0, &corrected, rq, y);
+                        tile::<2>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
                     } else {
-                        tile::<1>(w.data, kp, j, &a, rows, p0, n, c0, &corrected, rq, y);
+                        tile::<1>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
                     }
                 }
                 j += if two { 2 } else { 1 };
@@ -75,6 +95,9 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
 }
 
 /// One tile: `MR` pixels x `8 * P` channels starting at panel `j`.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI, and each `a[r]` must address `kp` readable bytes.
 #[target_feature(enable = "avx2,avxvnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -82,7 +105,7 @@ unsafe fn tile<const P: usize>(
     w: &[i8],
     kp: usize,
     j: usize,
-    a: &[[u8; MAX_SIMD_K]; MR],
+    a: &[*const i8; MR],
     rows: usize,
     p0: usize,
     n: usize,
@@ -93,12 +116,16 @@ unsafe fn tile<const P: usize>(
 ) {
     let panels: [&[i8]; P] = core::array::from_fn(|q| &w[(j + q) * 8 * kp..][..8 * kp]);
     let mut acc = [[_mm256_setzero_si256(); P]; MR];
+    let flip = _mm256_set1_epi8(-128);
     for kg in 0..kp / 4 {
-        // SAFETY: `kg * 32 + 32 <= panel.len()`; `kg * 4 + 4 <= kp <= MAX_SIMD_K`.
+        // SAFETY: `kg * 32 + 32 <= panel.len()`; `kg * 4 + 4 <= kp`, and each row pointer
+        // addresses `kp` bytes (the caller's contract).
         unsafe {
             let wv: [__m256i; P] = core::array::from_fn(|q| _mm256_loadu_si256(panels[q].as_ptr().add(kg * 32).cast()));
             for r in 0..MR {
-                let av = _mm256_set1_epi32(a[r].as_ptr().add(kg * 4).cast::<i32>().read_unaligned());
+                let raw = _mm256_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned());
+                // int8 -> uint8 + 128: flip the sign bit.
+                let av = _mm256_xor_si256(raw, flip);
                 for q in 0..P {
                     acc[r][q] = _mm256_dpbusd_avx_epi32(acc[r][q], av, wv[q]);
                 }
