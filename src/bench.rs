@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use clap::Args;
-use sparq_runtime::{AlignedBytes, Model, Session};
+use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,6 +21,9 @@ pub struct BenchArgs {
     /// Also time every op (name, type, output shape, MACs, ms, share, GMAC/s)
     #[arg(long)]
     pub per_op: bool,
+    /// Threads each convolution is split across (a pool started once per session)
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// Accumulates the wall time of each op over timed runs.
@@ -41,9 +44,9 @@ impl sparq_runtime::Observer for OpTimer {
 }
 
 /// Mean milliseconds per op over `iters` observed runs.
-pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Vec<f64>> {
+pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Vec<f64>> {
     let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
-    let mut session = Session::new(model, arena.as_mut_slice())?;
+    let mut session = Session::with_options(model, arena.as_mut_slice(), SessionOptions { threads })?;
     for _ in 0..warmup {
         session.run();
     }
@@ -91,12 +94,12 @@ impl Latency {
 }
 
 /// Time `iters` runs of a model (input: a fixed deterministic pattern).
-pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Latency> {
+pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Latency> {
     if iters == 0 {
         return Err(anyhow!("--iters must be at least 1"));
     }
     let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
-    let mut session = Session::new(model, arena.as_mut_slice())?;
+    let mut session = Session::with_options(model, arena.as_mut_slice(), SessionOptions { threads })?;
     for i in 0..model.input_count() {
         let x = session.input_mut(i)?;
         for (k, v) in x.iter_mut().enumerate() {
@@ -118,14 +121,17 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize) -> Result<Late
 pub fn bench(a: BenchArgs) -> Result<()> {
     let mapped = crate::open_model(&a.model)?;
     let model = mapped.model();
-    let l = time_model(model, a.warmup, a.iters)?;
+    if a.threads == 0 {
+        return Err(anyhow!("--threads must be at least 1"));
+    }
+    let l = time_model(model, a.warmup, a.iters, a.threads)?;
     let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
-    let per_op = if a.per_op { Some(time_ops(model, a.warmup.min(3), a.iters.clamp(1, 20))?) } else { None };
+    let per_op = if a.per_op { Some(time_ops(model, a.warmup.min(3), a.iters.clamp(1, 20), a.threads)?) } else { None };
     if a.json {
         let j = serde_json::json!({
             "model": a.model.display().to_string(),
             "min_ms": l.min, "mean_ms": l.mean, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99, "max_ms": l.max,
-            "iters": l.iters, "warmup": a.warmup, "threads": 1, "kernels": l.kernels,
+            "iters": l.iters, "warmup": a.warmup, "threads": a.threads, "kernels": l.kernels,
             "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
         });
         let mut j = j;
@@ -141,7 +147,14 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
         println!("{j}");
     } else {
-        println!("{}: {} runs after {} warm-up, 1 thread, {} kernels", a.model.display(), l.iters, a.warmup, l.kernels);
+        println!(
+            "{}: {} runs after {} warm-up, {} thread(s), {} kernels",
+            a.model.display(),
+            l.iters,
+            a.warmup,
+            a.threads,
+            l.kernels
+        );
         println!(
             "  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
             l.min, l.mean, l.p50, l.p90, l.p99, l.max

@@ -73,10 +73,10 @@ pub fn demo() -> Result<()> {
     // Latency, one thread, same process and run: sparq int8, sparq f32 and tract f32.
     let aligned = sparq_runtime::AlignedBytes::from_slice(&int8.bytes);
     let model = Model::from_bytes(&aligned)?;
-    let l8 = crate::bench::time_model(&model, 50, 2000)?;
+    let l8 = crate::bench::time_model(&model, 50, 2000, 1)?;
     let aligned32 = sparq_runtime::AlignedBytes::from_slice(&f32m.bytes);
     let model32 = Model::from_bytes(&aligned32)?;
-    let l32 = crate::bench::time_model(&model32, 50, 2000)?;
+    let l32 = crate::bench::time_model(&model32, 50, 2000, 1)?;
     let mut ms = Vec::with_capacity(2000);
     for _ in 0..50 {
         reference.run(&test[0])?;

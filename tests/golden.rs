@@ -6,7 +6,7 @@
 mod common;
 
 use sparq_compiler::lower::{self, LowerOptions, Precision, Range, Stats};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 fn golden(name: &str, bytes: &[u8]) {
     let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));

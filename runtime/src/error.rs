@@ -43,6 +43,10 @@ pub enum RuntimeError {
     },
     /// `SPARQ_KERNELS` names a kernel set this CPU cannot run (or that does not exist).
     KernelsUnavailable,
+    /// More than one thread asked for where threads are unavailable (no_std), or zero.
+    Threads {
+        requested: usize,
+    },
     #[cfg(feature = "std")]
     Io(std::io::ErrorKind),
     /// The host could not allocate the arena a model declares.
@@ -83,6 +87,9 @@ impl fmt::Display for RuntimeError {
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
             KernelsUnavailable => {
                 write!(f, "SPARQ_KERNELS names a kernel set this CPU cannot run (try scalar, avx2 or avxvnni)")
+            }
+            Threads { requested } => {
+                write!(f, "{requested} threads requested: need at least 1, and exactly 1 without the std feature")
             }
             #[cfg(feature = "std")]
             Io(kind) => write!(f, "cannot read the model file: {kind}"),

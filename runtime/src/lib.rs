@@ -11,6 +11,8 @@ extern crate std;
 pub mod error;
 pub mod kernels;
 pub mod model;
+#[cfg(feature = "std")]
+pub mod pool;
 pub mod quant;
 pub mod session;
 #[cfg(feature = "std")]
@@ -33,7 +35,7 @@ macro_rules! include_model {
     }};
 }
 pub use model::Model;
-pub use session::{NoObserver, Observer, Session};
+pub use session::{NoObserver, Observer, Session, SessionOptions};
 pub use sparq_format as format;
 #[cfg(feature = "std")]
 pub use storage::{AlignedBytes, MappedModel};

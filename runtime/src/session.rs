@@ -58,22 +58,70 @@ pub trait Observer {
 pub struct NoObserver;
 impl Observer for NoObserver {}
 
+/// How a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Threads splitting each convolution (the caller's plus `threads - 1` workers started with
+    /// the session and kept for its lifetime). More than 1 needs the std feature.
+    pub threads: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { threads: 1 }
+    }
+}
+
 pub struct Session<'s, 'a> {
     model: &'s Model<'a>,
     arena: &'s mut [u8],
     kernels: KernelSet,
+    #[cfg(feature = "std")]
+    pool: Option<crate::pool::ThreadPool>,
 }
 
 impl<'s, 'a> Session<'s, 'a> {
     /// Bind a model to an arena of at least `model.arena_size()` bytes, 64-byte aligned.
     pub fn new(model: &'s Model<'a>, arena: &'s mut [u8]) -> Result<Session<'s, 'a>, RuntimeError> {
+        Self::with_options(model, arena, SessionOptions::default())
+    }
+
+    /// [`Session::new`] with options (threads).
+    pub fn with_options(
+        model: &'s Model<'a>,
+        arena: &'s mut [u8],
+        options: SessionOptions,
+    ) -> Result<Session<'s, 'a>, RuntimeError> {
         if arena.len() < model.arena_size() {
             return Err(RuntimeError::ArenaTooSmall { needed: model.arena_size(), given: arena.len() });
         }
         if !(arena.as_ptr() as usize).is_multiple_of(sparq_format::layout::ALIGN) {
             return Err(RuntimeError::ArenaMisaligned { address: arena.as_ptr() as usize });
         }
-        Ok(Session { model, arena, kernels: choose_kernels()? })
+        let threads = options.threads;
+        if threads == 0 || (threads > 1 && cfg!(not(feature = "std"))) {
+            return Err(RuntimeError::Threads { requested: threads });
+        }
+        Ok(Session {
+            model,
+            arena,
+            kernels: choose_kernels()?,
+            #[cfg(feature = "std")]
+            pool: if threads > 1 {
+                Some(crate::pool::ThreadPool::new(threads).map_err(|e| RuntimeError::Io(e.kind()))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Threads each convolution is split across.
+    pub fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(p) = &self.pool {
+            return p.threads();
+        }
+        1
     }
 
     /// The kernel path this session runs (`scalar`, `avx2`, ...).
@@ -137,7 +185,13 @@ impl<'s, 'a> Session<'s, 'a> {
     pub fn run_observed(&mut self, observer: &mut dyn Observer) {
         let view = *self.model.view();
         let base = self.arena.as_mut_ptr();
-        let ctx = Ctx { view, base, kernels: self.kernels };
+        let ctx = Ctx {
+            view,
+            base,
+            kernels: self.kernels,
+            #[cfg(feature = "std")]
+            pool: self.pool.as_ref(),
+        };
         for i in 0..view.op_count() {
             observer.before_op(i);
             ctx.exec(&view.op(i));
@@ -147,13 +201,70 @@ impl<'s, 'a> Session<'s, 'a> {
 }
 
 /// Operand access during a run.
-struct Ctx<'a> {
+struct Ctx<'a, 'p> {
     view: FileView<'a>,
     base: *mut u8,
     kernels: KernelSet,
+    #[cfg(feature = "std")]
+    pool: Option<&'p crate::pool::ThreadPool>,
+    #[cfg(not(feature = "std"))]
+    _pool: core::marker::PhantomData<&'p ()>,
 }
 
-impl<'a> Ctx<'a> {
+/// A convolution-like kernel call: `f(geometry, input, output)`.
+type ConvFn<'f, T> = dyn Fn(&ConvGeometry, &[T], &mut [T]) + Sync + 'f;
+
+/// An output pointer shared by the threads of one op, each writing a disjoint part.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: only used to hand each thread a disjoint sub-slice of one output (see `conv_rows`).
+unsafe impl<T> Send for OutPtr<T> {}
+unsafe impl<T> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// (A method, so closures capture the whole `Sync` wrapper rather than its raw field.)
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// Run a convolution-like kernel (`f(geometry, input, output)` over NHWC tensors), split by
+    /// output rows across the session's threads: each thread gets the rows `[oh0, oh1)` as a
+    /// convolution of its own, over the input rows it reads (the padding adjusted), writing its
+    /// own part of the output. Results are identical to one call: every output is computed by
+    /// the same kernel from the same inputs.
+    fn conv_rows<T: Element + Send + Sync>(&self, g: &ConvGeometry, x: &[T], y: &mut [T], f: &ConvFn<'_, T>) {
+        #[cfg(feature = "std")]
+        if let Some(pool) = self.pool {
+            let threads = pool.threads();
+            if g.batch == 1 && g.out_h >= 2 * threads {
+                let row = g.out_w * g.out_c;
+                let out = OutPtr(y.as_mut_ptr());
+                assert!(y.len() >= g.out_h * row);
+                pool.run(&|i| {
+                    let (oh0, oh1) = (g.out_h * i / threads, g.out_h * (i + 1) / threads);
+                    if oh0 == oh1 {
+                        return;
+                    }
+                    // First input row read, and the top padding left above it.
+                    let r0 = (oh0 * g.stride_h).saturating_sub(g.pad_top);
+                    let pad_top = g.pad_top + r0 - oh0 * g.stride_h;
+                    let last = (oh1 - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h;
+                    let in_h = (g.in_h - r0.min(g.in_h)).min((last + 1).saturating_sub(g.pad_top + r0));
+                    let sub = ConvGeometry { in_h, out_h: oh1 - oh0, pad_top, ..*g };
+                    let xs = &x[(r0 * g.in_w * g.in_c).min(x.len())..];
+                    // SAFETY: rows `[oh0, oh1)` of the output (asserted in bounds above) are
+                    // disjoint between threads, and `run` returns only when all are done.
+                    let ys = unsafe { core::slice::from_raw_parts_mut(out.get().add(oh0 * row), (oh1 - oh0) * row) };
+                    f(&sub, xs, ys);
+                });
+                return;
+            }
+        }
+        f(g, x, y)
+    }
+
     fn data<T: Element>(&self, t: &TensorInfo<'_>) -> &[T] {
         match t.storage {
             Storage::Constant => constant_slice(&self.view, t),
@@ -222,46 +333,29 @@ impl<'a> Ctx<'a> {
                 let (x, w) = (t(0), t(1));
                 let groups = if o.kind == op::CONV2D { p[window::GROUPS] as usize } else { x.dims[1] };
                 let g = Self::geometry(&x, &y, p, groups);
+                let k = self.kernels;
                 match (x.dtype, o.kind) {
-                    (DType::I8, op::CONV2D) if w.layout == Layout::Packed => self.kernels.qs8_gemm(
-                        &g,
-                        self.data(&x),
-                        &Self::matrix(&w, self.data(&w)),
-                        &self.requant(o, &x, &y),
-                        self.out(&y),
-                    ),
-                    (DType::I8, op::CONV2D) => self.kernels.qs8_conv2d(
-                        &g,
-                        self.data(&x),
-                        self.data(&w),
-                        &self.requant(o, &x, &y),
-                        self.out(&y),
-                    ),
-                    (DType::I8, _) => self.kernels.qs8_dwconv(
-                        &g,
-                        self.data(&x),
-                        self.data(&w),
-                        &self.requant(o, &x, &y),
-                        self.out(&y),
-                    ),
-                    (_, op::CONV2D) => conv::scalar::f32_conv2d_scalar(
-                        &g,
-                        self.data(&x),
-                        self.data(&w),
-                        self.data(&t(2)),
-                        lo,
-                        hi,
-                        self.out(&y),
-                    ),
-                    _ => depthwise::scalar::f32_dwconv_scalar(
-                        &g,
-                        self.data(&x),
-                        self.data(&w),
-                        self.data(&t(2)),
-                        lo,
-                        hi,
-                        self.out(&y),
-                    ),
+                    (DType::I8, kind) => {
+                        let rq = self.requant(o, &x, &y);
+                        let (xd, wd) = (self.data::<i8>(&x), self.data::<i8>(&w));
+                        let m = Self::matrix(&w, wd);
+                        let packed = w.layout == Layout::Packed;
+                        self.conv_rows(&g, xd, self.out::<i8>(&y), &|g, x, y| match kind {
+                            op::CONV2D if packed => k.qs8_gemm(g, x, &m, &rq, y),
+                            op::CONV2D => k.qs8_conv2d(g, x, wd, &rq, y),
+                            _ => k.qs8_dwconv(g, x, wd, &rq, y),
+                        });
+                    }
+                    (_, kind) => {
+                        let (wd, bd) = (self.data::<f32>(&w), self.data::<f32>(&t(2)));
+                        self.conv_rows(&g, self.data::<f32>(&x), self.out::<f32>(&y), &|g, x, y| {
+                            if kind == op::CONV2D {
+                                conv::scalar::f32_conv2d_scalar(g, x, wd, bd, lo, hi, y)
+                            } else {
+                                depthwise::scalar::f32_dwconv_scalar(g, x, wd, bd, lo, hi, y)
+                            }
+                        });
+                    }
                 }
             }
             op::FULLY_CONNECTED => {

@@ -200,7 +200,8 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
     let mut cases = 0;
     // (cin, kernel, stride, pad, spatial): pointwise and general convolutions; reductions from 1
     // to past the SIMD limit (4096).
-    let geoms: &[(usize, usize, usize, usize, (usize, usize))] = &[
+    type Geometry = (usize, usize, usize, usize, (usize, usize));
+    let geoms: &[Geometry] = &[
         (1, 1, 1, 0, (1, 1)),
         (3, 3, 2, 1, (7, 9)),
         (4, 1, 1, 0, (2, 3)),

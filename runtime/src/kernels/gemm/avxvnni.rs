@@ -132,6 +132,7 @@ unsafe fn tile<const P: usize>(
             }
         }
     }
+    #[allow(clippy::needless_range_loop)]
     for q in 0..P {
         let c = (j + q) * 8;
         let cols = 8.min(n - c);
