@@ -1,5 +1,7 @@
 //! Compute kernels, one module per family. `scalar` kernels are the specification.
 
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod conv;
 pub mod depthwise;
 pub mod elementwise;

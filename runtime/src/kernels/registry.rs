@@ -140,6 +140,38 @@ const AVXVNNI: KernelSet = KernelSet {
     ..AVX2
 };
 
+/// aarch64 NEON (every aarch64 CPU: Raspberry Pi 3/4, Cortex-A53/A72).
+#[cfg(target_arch = "aarch64")]
+const NEON: KernelSet = KernelSet {
+    name: "neon",
+    qs8_conv2d: conv_scalar,
+    qs8_dwconv: super::depthwise::neon::qs8_dwconv_c16_neon,
+    qs8_fc: fc_scalar,
+    qs8_gemm: Some(("qs8_gemm_4x8c4_neon", super::gemm::neon::qs8_gemm_4x8c4_neon)),
+    qs8_fc_f32out: None,
+    qs8_add: super::arm::qs8_add_neon,
+};
+
+/// NEON plus the Armv8.2 dot product (`sdot`): Raspberry Pi 5 (Cortex-A76), most Android phones.
+#[cfg(target_arch = "aarch64")]
+const DOTPROD: KernelSet = KernelSet {
+    name: "dotprod",
+    qs8_gemm: Some(("qs8_gemm_4x8c4_dotprod", super::gemm::neon::qs8_gemm_4x8c4_dotprod)),
+    ..NEON
+};
+
+#[cfg(target_arch = "aarch64")]
+fn has_dotprod() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "dotprod")
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     #[cfg(feature = "std")]
@@ -172,6 +204,13 @@ pub fn available() -> impl Iterator<Item = KernelSet> {
         sets[1] = Some(AVX2);
         if has_avxvnni() {
             sets[2] = Some(AVXVNNI);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        sets[1] = Some(NEON);
+        if has_dotprod() {
+            sets[2] = Some(DOTPROD);
         }
     }
     sets.into_iter().flatten()

@@ -8,25 +8,10 @@
 //! widened and added to two i32 accumulators. Taps in the padding are skipped, as in the scalar
 //! kernel. Channels past the last multiple of 16 run the scalar loop.
 
+use super::tap_range;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{load_requant8, requant8, store_i8x16};
 use core::arch::x86_64::*;
-
-/// Valid tap range `[lo, hi)` of a window position: taps whose input index
-/// `pos * stride + tap * dilation - pad` lies in `[0, size)`.
-#[inline(always)]
-fn tap_range(pos: usize, stride: usize, dilation: usize, pad: usize, size: usize, taps: usize) -> (usize, usize) {
-    let start = pos * stride;
-    let mut lo = 0;
-    while lo < taps && start + lo * dilation < pad {
-        lo += 1;
-    }
-    let mut hi = taps;
-    while hi > lo && start + (hi - 1) * dilation >= pad + size {
-        hi -= 1;
-    }
-    (lo, hi)
-}
 
 /// # Safety
 /// The CPU must support AVX2.
@@ -84,21 +69,7 @@ pub unsafe fn qs8_dwconv_c16_avx2(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Req
                 c0 += 16;
             }
             if vec_c < c_all {
-                let xs = &x[n * plane..][..plane];
-                for ow in 0..g.out_w {
-                    for c in vec_c..c_all {
-                        let mut acc = rq.bias[c];
-                        for kh in 0..g.kernel_h {
-                            let Some(ih) = g.in_row(oh, kh) else { continue };
-                            for kw in 0..g.kernel_w {
-                                let Some(iw) = g.in_col(ow, kw) else { continue };
-                                let xv = xs[(ih * g.in_w + iw) * c_all + c] as i32 - rq.input_zero_point;
-                                acc = acc.wrapping_add(xv * w[(kh * g.kernel_w + kw) * c_all + c] as i32);
-                            }
-                        }
-                        y[yrow + ow * c_all + c] = rq.apply(c, acc);
-                    }
-                }
+                super::scalar::dw_channels(g, &x[n * plane..][..plane], w, rq, y, n, oh, vec_c..c_all);
             }
         }
     }

@@ -74,3 +74,34 @@ pub fn f32_dwconv_scalar(
         }
     }
 }
+
+/// The scalar loop for channels `range` of output row `oh` of batch item `n` (`xn` is that item's
+/// input plane): the SIMD kernels' tail for channel counts that are not a multiple of their width.
+#[allow(clippy::too_many_arguments)]
+pub fn dw_channels(
+    g: &ConvGeometry,
+    xn: &[i8],
+    w: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+    n: usize,
+    oh: usize,
+    range: core::ops::Range<usize>,
+) {
+    let c_all = g.in_c;
+    let yrow = ((n * g.out_h + oh) * g.out_w) * c_all;
+    for ow in 0..g.out_w {
+        for c in range.clone() {
+            let mut acc = rq.bias[c];
+            for kh in 0..g.kernel_h {
+                let Some(ih) = g.in_row(oh, kh) else { continue };
+                for kw in 0..g.kernel_w {
+                    let Some(iw) = g.in_col(ow, kw) else { continue };
+                    let xv = xn[(ih * g.in_w + iw) * c_all + c] as i32 - rq.input_zero_point;
+                    acc = acc.wrapping_add(xv * w[(kh * g.kernel_w + kw) * c_all + c] as i32);
+                }
+            }
+            y[yrow + ow * c_all + c] = rq.apply(c, acc);
+        }
+    }
+}

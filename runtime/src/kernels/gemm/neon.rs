@@ -1,0 +1,175 @@
+//! aarch64 int8 GEMM-convolution on [`SIMD_PACK`] panels, 4 pixels x 8 channels per tile:
+//! `qs8_gemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU) and `qs8_gemm_4x8c4_dotprod`
+//! (`sdot`, Armv8.2 dotprod: Cortex-A55/A76 and later, Raspberry Pi 5, most Android phones).
+//!
+//! Both multiply the raw int8 activations by the int8 weights (`|x * w| <= 2^14`, so `smull`'s
+//! i16 products and `sadalp`'s pair sums are exact) and take the zero point out once per
+//! channel: `sum (x - zp) w = sum x w - zp sum w`, folded into the bias. Pointwise layers whose
+//! reduction is a multiple of 4 read the input rows in place; the others gather im2col rows
+//! (padding is the zero point) into a stack buffer.
+
+use super::{im2col_row, is_pointwise, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
+use crate::kernels::conv::{ConvGeometry, Requant};
+use core::arch::aarch64::*;
+
+const MR: usize = 4;
+/// Channels whose corrected bias is computed per pass (stack buffer).
+const N_CHUNK: usize = 1024;
+
+/// The 8-channel x 4-pixel inner loop: accumulates `sum x w` for panel `panel` into `acc`
+/// (channels 0-3 and 4-7 of each row, as exact i32 sums).
+type Tile = unsafe fn(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR];
+
+/// # Safety
+/// `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, the slices must match the
+/// geometry (as validated at load), and `tile` must be runnable on this CPU.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8], tile: Tile) {
+    debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
+    let (n, k) = (g.out_c, w.k);
+    let kp = k.div_ceil(4) * 4;
+    let pixels = g.batch * g.out_h * g.out_w;
+    let zp = rq.input_zero_point;
+    let direct = is_pointwise(g) && k % 4 == 0;
+    let mut a = [[0i8; MAX_SIMD_K]; MR];
+    let mut corrected = [0i32; N_CHUNK + 8];
+    let mut c0 = 0;
+    while c0 < n {
+        let chunk = N_CHUNK.min(n - c0);
+        for j in c0 / 8..(c0 + chunk).div_ceil(8) {
+            let panel = &w.data[j * 8 * kp..][..8 * kp];
+            let mut sums = [0i32; 8];
+            // SAFETY: NEON is baseline; `kg * 32 + 32 <= panel.len()`.
+            unsafe {
+                let (mut s0, mut s1) = (vdupq_n_s32(0), vdupq_n_s32(0));
+                for kg in 0..kp / 4 {
+                    let wv0 = vld1q_s8(panel.as_ptr().add(kg * 32));
+                    let wv1 = vld1q_s8(panel.as_ptr().add(kg * 32 + 16));
+                    s0 = vpadalq_s16(s0, vpaddlq_s8(wv0));
+                    s1 = vpadalq_s16(s1, vpaddlq_s8(wv1));
+                }
+                // Bytes pair into (c, k01), (c, k23); those pair into one lane per channel.
+                vst1q_s32(sums.as_mut_ptr(), s0);
+                vst1q_s32(sums.as_mut_ptr().add(4), s1);
+            }
+            for (lane, &sum) in sums.iter().enumerate().take(c0 + chunk - j * 8) {
+                let c = j * 8 + lane;
+                corrected[c - c0] = rq.bias[c].wrapping_sub(zp.wrapping_mul(sum));
+            }
+        }
+        let mut p0 = 0;
+        while p0 < pixels {
+            let rows = MR.min(pixels - p0);
+            let rows_at: [*const i8; MR] = if direct {
+                core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
+            } else {
+                for (r, row) in a.iter_mut().enumerate() {
+                    im2col_row(g, x, p0 + r.min(rows - 1), row, zp as i8, |v| v);
+                }
+                core::array::from_fn(|r| a[r].as_ptr())
+            };
+            for j in c0 / 8..(c0 + chunk).div_ceil(8) {
+                let c = j * 8;
+                let cols = 8.min(n - c);
+                // SAFETY: each row pointer addresses `kp` bytes (input rows of `k = kp` bytes, or
+                // `a` rows of MAX_SIMD_K >= kp); `tile` is runnable (the caller's contract);
+                // `c - c0 + 8 <= corrected.len()`.
+                unsafe {
+                    let acc = tile(&w.data[j * 8 * kp..][..8 * kp], kp, &rows_at);
+                    let b0 = vld1q_s32(corrected.as_ptr().add(c - c0));
+                    let b1 = vld1q_s32(corrected.as_ptr().add(c - c0 + 4));
+                    let k0 = load_requant4(rq, c, cols.min(4));
+                    let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
+                    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+                    for (r, acc) in acc.iter().enumerate().take(rows) {
+                        let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
+                        let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
+                        store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
+                    }
+                }
+            }
+            p0 += MR;
+        }
+        c0 += chunk;
+    }
+}
+
+/// `smull` / `sadalp` tile: per step of 4 along K, each pixel's 4 bytes are replicated across
+/// the vector, multiplied by two channels' 4 weights at a time, and pair-summed into i32 lanes
+/// `(c, k01), (c, k23)`, folded per channel at the end.
+///
+/// # Safety
+/// Each `rows[r]` must address `kp` readable bytes; `panel` holds `8 * kp`.
+#[target_feature(enable = "neon")]
+unsafe fn tile_neon(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
+    // SAFETY: bounds as documented; NEON is baseline.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); 4]; MR];
+        for kg in 0..kp / 4 {
+            let w0 = vld1q_s8(panel.as_ptr().add(kg * 32));
+            let w1 = vld1q_s8(panel.as_ptr().add(kg * 32 + 16));
+            for r in 0..MR {
+                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg * 4).cast::<i32>().read_unaligned()));
+                let a8 = vget_low_s8(av);
+                acc[r][0] = vpadalq_s16(acc[r][0], vmull_s8(vget_low_s8(w0), a8));
+                acc[r][1] = vpadalq_s16(acc[r][1], vmull_high_s8(w0, av));
+                acc[r][2] = vpadalq_s16(acc[r][2], vmull_s8(vget_low_s8(w1), a8));
+                acc[r][3] = vpadalq_s16(acc[r][3], vmull_high_s8(w1, av));
+            }
+        }
+        core::array::from_fn(|r| [vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3])])
+    }
+}
+
+/// # Safety
+/// `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, and the slices must match the
+/// geometry (as validated at load).
+#[target_feature(enable = "neon")]
+pub unsafe fn qs8_gemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    // SAFETY: the caller's contract; NEON is baseline on aarch64.
+    unsafe { drive(g, x, w, rq, y, tile_neon) }
+}
+
+/// `sdot` tile: per step of 4 along K, one `sdot` per 4 channels adds each channel's 4 products
+/// with the pixel's 4 bytes (selected by lane) into its i32 lane. (`vdotq_laneq_s32` is not
+/// stable Rust yet, hence `asm!`.)
+///
+/// # Safety
+/// The CPU must support dotprod. Each `rows[r]` must address `kp` readable bytes; `panel` holds
+/// `8 * kp`.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_dotprod(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
+    // SAFETY: bounds as documented; `sdot` needs dotprod, enabled for this function.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); 2]; MR];
+        for kg in 0..kp / 4 {
+            let w0 = vld1q_s8(panel.as_ptr().add(kg * 32));
+            let w1 = vld1q_s8(panel.as_ptr().add(kg * 32 + 16));
+            for r in 0..MR {
+                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg * 4).cast::<i32>().read_unaligned()));
+                core::arch::asm!(
+                    "sdot {a0:v}.4s, {w0:v}.16b, {x:v}.4b[0]",
+                    "sdot {a1:v}.4s, {w1:v}.16b, {x:v}.4b[0]",
+                    a0 = inout(vreg) acc[r][0],
+                    a1 = inout(vreg) acc[r][1],
+                    w0 = in(vreg) w0,
+                    w1 = in(vreg) w1,
+                    x = in(vreg) av,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+        }
+        acc
+    }
+}
+
+/// # Safety
+/// The CPU must support dotprod. `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, and
+/// the slices must match the geometry (as validated at load).
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn qs8_gemm_4x8c4_dotprod(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    // SAFETY: the caller's contract (dotprod available).
+    unsafe { drive(g, x, w, rq, y, tile_dotprod) }
+}
