@@ -191,6 +191,8 @@ impl<'s, 'a> Session<'s, 'a> {
             kernels: self.kernels,
             #[cfg(feature = "std")]
             pool: self.pool.as_ref(),
+            #[cfg(not(feature = "std"))]
+            _pool: core::marker::PhantomData,
         };
         for i in 0..view.op_count() {
             observer.before_op(i);
@@ -215,12 +217,16 @@ struct Ctx<'a, 'p> {
 type ConvFn<'f, T> = dyn Fn(&ConvGeometry, &[T], &mut [T]) + Sync + 'f;
 
 /// An output pointer shared by the threads of one op, each writing a disjoint part.
+#[cfg(feature = "std")]
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut T);
 // SAFETY: only used to hand each thread a disjoint sub-slice of one output (see `conv_rows`).
+#[cfg(feature = "std")]
 unsafe impl<T> Send for OutPtr<T> {}
+#[cfg(feature = "std")]
 unsafe impl<T> Sync for OutPtr<T> {}
 
+#[cfg(feature = "std")]
 impl<T> OutPtr<T> {
     /// (A method, so closures capture the whole `Sync` wrapper rather than its raw field.)
     fn get(self) -> *mut T {

@@ -76,6 +76,8 @@ fn sets() -> Vec<KernelSet> {
     if std::is_x86_feature_detected!("avx2") {
         assert!(sets.iter().any(|k| k.name() == "avx2"), "this host has AVX2 but the avx2 kernels did not run");
     }
+    #[cfg(sparq_arm_neon)]
+    assert!(sets.iter().any(|k| k.name() == "armv7-neon"), "the armv7-neon kernels did not run");
     #[cfg(target_arch = "aarch64")]
     {
         assert!(sets.iter().any(|k| k.name() == "neon"), "the neon kernels did not run on aarch64");

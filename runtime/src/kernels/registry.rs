@@ -160,6 +160,15 @@ const DOTPROD: KernelSet = KernelSet {
     ..NEON
 };
 
+/// 32-bit ARM NEON (`thumbv7neon`: 32-bit Raspberry Pi OS on a Pi 2/3/4): GEMM and depthwise.
+#[cfg(sparq_arm_neon)]
+const ARMV7_NEON: KernelSet = KernelSet {
+    name: "armv7-neon",
+    qs8_dwconv: super::depthwise::armv7::qs8_dwconv_c8_armv7,
+    qs8_gemm: Some(("qs8_gemm_1x8c4_armv7", super::gemm::armv7::qs8_gemm_1x8c4_armv7)),
+    ..SCALAR
+};
+
 #[cfg(target_arch = "aarch64")]
 fn has_dotprod() -> bool {
     #[cfg(feature = "std")]
@@ -205,6 +214,10 @@ pub fn available() -> impl Iterator<Item = KernelSet> {
         if has_avxvnni() {
             sets[2] = Some(AVXVNNI);
         }
+    }
+    #[cfg(sparq_arm_neon)]
+    {
+        sets[1] = Some(ARMV7_NEON);
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -1,5 +1,7 @@
 //! Depthwise convolution family (NHWC activations, weights `[kernel_h][kernel_w][channels]`).
 
+#[cfg(sparq_arm_neon)]
+pub mod armv7;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "aarch64")]

@@ -5,6 +5,8 @@
 //! The frame shared by the SIMD kernels lives here: the implicit im2col of a block of output
 //! pixels into a small stack buffer, and the tiling over pixels and channel panels.
 
+#[cfg(sparq_arm_neon)]
+pub mod armv7;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
