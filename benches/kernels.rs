@@ -1,0 +1,177 @@
+//! Every kernel family, every kernel set this CPU runs (scalar is the baseline), on MobileNetV2's
+//! layer shapes. Throughput is in multiply-accumulates (criterion's "elem/s" = MAC/s) for the
+//! convolutions, elements for add. Inputs are generated here; nothing outside the repo.
+//!
+//! `cargo bench --bench kernels` (add a filter, e.g. `-- gemm`, to run one family).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sparq_runtime::kernels::conv::{ConvGeometry, Requant};
+use sparq_runtime::kernels::elementwise::AddParams;
+use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
+use sparq_runtime::kernels::registry::{self, KernelSet};
+use sparq_runtime::quant::quantize_multiplier;
+use std::time::Duration;
+
+fn bytes(n: usize, seed: u64) -> Vec<i8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 255) as i8
+        })
+        .collect()
+}
+
+struct Params {
+    bias: Vec<i32>,
+    mult: Vec<i32>,
+    shift: Vec<i32>,
+}
+
+fn params(c: usize) -> Params {
+    let (m, s) = quantize_multiplier(0.0021);
+    Params { bias: vec![100; c], mult: vec![m; c], shift: vec![s; c] }
+}
+
+fn rq(p: &Params) -> Requant<'_> {
+    Requant {
+        bias: &p.bias,
+        mult: &p.mult,
+        shift: &p.shift,
+        input_zero_point: -128,
+        output_zero_point: -128,
+        act_min: -128,
+        act_max: 127,
+    }
+}
+
+fn geometry(hw: usize, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> ConvGeometry {
+    let pad = k / 2;
+    let out = (hw + 2 * pad - k) / stride + 1;
+    ConvGeometry {
+        batch: 1,
+        in_h: hw,
+        in_w: hw,
+        in_c: cin,
+        out_h: out,
+        out_w: out,
+        out_c: cout,
+        kernel_h: k,
+        kernel_w: k,
+        stride_h: stride,
+        stride_w: stride,
+        pad_top: pad,
+        pad_left: pad,
+        dilation_h: 1,
+        dilation_w: 1,
+        groups,
+    }
+}
+
+fn sets() -> Vec<KernelSet> {
+    registry::available().collect()
+}
+
+fn quick<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    g
+}
+
+/// Pointwise (1x1) convolutions of MobileNetV2 (spatial, in, out), and its first 3x3 convolution.
+fn bench_gemm(c: &mut Criterion) {
+    let shapes = [
+        ("112x112_32to16_1x1", geometry(112, 32, 16, 1, 1, 1)),
+        ("112x112_16to96_1x1", geometry(112, 16, 96, 1, 1, 1)),
+        ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
+        ("28x28_192to32_1x1", geometry(28, 192, 32, 1, 1, 1)),
+        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
+        ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
+        ("7x7_320to1280_1x1", geometry(7, 320, 1280, 1, 1, 1)),
+        ("224x224_3to32_3x3s2", geometry(224, 3, 32, 3, 2, 1)),
+    ];
+    let mut g = quick(c, "qs8_gemm");
+    for (name, geo) in shapes {
+        let k = geo.kernel_h * geo.kernel_w * geo.in_c;
+        let x = bytes(geo.in_h * geo.in_w * geo.in_c, 1);
+        let w = bytes(geo.out_c * k, 2);
+        let packed = SIMD_PACK.pack(geo.out_c, k, &w);
+        let m = WeightMatrix { data: &packed, n: geo.out_c, k, pack: Some(SIMD_PACK) };
+        let p = params(geo.out_c);
+        let r = rq(&p);
+        let mut y = vec![0i8; geo.out_h * geo.out_w * geo.out_c];
+        g.throughput(Throughput::Elements(geo.macs()));
+        for set in sets() {
+            g.bench_with_input(BenchmarkId::new(set.gemm_name(), name), &geo, |b, geo| {
+                b.iter(|| set.qs8_gemm(geo, &x, &m, &r, &mut y))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// Depthwise 3x3 layers of MobileNetV2 (spatial, channels, stride).
+fn bench_depthwise(c: &mut Criterion) {
+    let shapes = [
+        ("112x112_c32_s1", geometry(112, 32, 32, 3, 1, 32)),
+        ("112x112_c96_s2", geometry(112, 96, 96, 3, 2, 96)),
+        ("56x56_c144_s1", geometry(56, 144, 144, 3, 1, 144)),
+        ("14x14_c576_s1", geometry(14, 576, 576, 3, 1, 576)),
+        ("7x7_c960_s1", geometry(7, 960, 960, 3, 1, 960)),
+    ];
+    let mut g = quick(c, "qs8_dwconv");
+    for (name, geo) in shapes {
+        let x = bytes(geo.in_h * geo.in_w * geo.in_c, 3);
+        let w = bytes(9 * geo.in_c, 4);
+        let p = params(geo.out_c);
+        let r = rq(&p);
+        let mut y = vec![0i8; geo.out_h * geo.out_w * geo.out_c];
+        g.throughput(Throughput::Elements(geo.macs()));
+        for set in sets() {
+            g.bench_with_input(BenchmarkId::new(set.name(), name), &geo, |b, geo| {
+                b.iter(|| set.qs8_dwconv(geo, &x, &w, &r, &mut y))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// Int8 residual add (56x56x24 and 14x14x96 of MobileNetV2), and the f32-output classifier.
+fn bench_elementwise_and_fc(c: &mut Criterion) {
+    let mut g = quick(c, "qs8_add");
+    for n in [56 * 56 * 24, 14 * 14 * 96] {
+        let (a, b) = (bytes(n, 5), bytes(n, 6));
+        let (m, s) = quantize_multiplier(0.7);
+        let p =
+            AddParams { zp_a: 3, zp_b: -5, zp_out: 1, mult_a: m, mult_b: m / 2, shift: s, act_min: -128, act_max: 127 };
+        let mut y = vec![0i8; n];
+        g.throughput(Throughput::Elements(n as u64));
+        for set in sets() {
+            g.bench_with_input(BenchmarkId::new(set.name(), n), &n, |bch, _| {
+                bch.iter(|| set.qs8_add(&a, &b, &mut y, &p))
+            });
+        }
+    }
+    g.finish();
+    let mut g = quick(c, "qs8_fc_f32out");
+    let (k, n) = (1280, 1000);
+    let x = bytes(k, 7);
+    let w = bytes(n * k, 8);
+    let packed = SIMD_PACK.pack(n, k, &w);
+    let m = WeightMatrix { data: &packed, n, k, pack: Some(SIMD_PACK) };
+    let bias = vec![7i32; n];
+    let scale = vec![0.001f32; n];
+    let mut y = vec![0f32; n];
+    g.throughput(Throughput::Elements((n * k) as u64));
+    for set in sets() {
+        g.bench_function(BenchmarkId::new(set.name(), "1280to1000"), |b| {
+            b.iter(|| set.qs8_fc_f32out(1, &x, &m, &bias, &scale, -128, f32::MIN, f32::MAX, &mut y))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc);
+criterion_main!(benches);
