@@ -348,8 +348,13 @@ fn avx2_requantization_matches_scalar_at_extremes() {
                 2 => (1 << 30) + (rng.next() % (1 << 30)) as i32,
                 _ => (rng.next() % (1 << 31)) as i32,
             };
-            // A third of the rounds keep every shift >= 31 (the 32-bit clamp path).
-            shift[l] = if round % 3 == 0 { 31 + (rng.next() % 32) as i32 } else { 1 + (rng.next() % 62) as i32 };
+            // A third of the rounds keep every shift >= 31 (the 32-bit clamp path), a third >= 32
+            // (the high-half path).
+            shift[l] = match round % 3 {
+                0 => 31 + (rng.next() % 32) as i32,
+                1 => 32 + (rng.next() % 31) as i32,
+                _ => 1 + (rng.next() % 62) as i32,
+            };
             acc[l] = if round % 2 == 0 { accs[(rng.next() % accs.len() as u64) as usize] } else { rng.next() as i32 };
         }
         let bias = [0i32; 8];

@@ -20,6 +20,10 @@ pub struct Requant8 {
     offset_odd: __m256i,
     /// Every shift is at least 31, so every result fits in i32 and the clamp can be 32-bit.
     narrow: bool,
+    /// Every shift is at least 32 (multipliers below 0.5, the usual case): the shift is split
+    /// into taking the high 32 bits and an arithmetic 32-bit shift by `shift - 32`.
+    high: bool,
+    shift_minus_32: __m256i,
 }
 
 /// Load the requantization constants of channels `c .. c + len` (`len <= 8`; missing lanes get
@@ -46,6 +50,7 @@ pub unsafe fn load_requant8(rq: &Requant<'_>, c: usize, len: usize) -> Requant8 
     let shift_even = _mm256_and_si256(shift, _mm256_set1_epi64x(0xffff_ffff));
     let shift_odd = _mm256_srli_epi64(shift, 32);
     let narrow = _mm256_movemask_epi8(_mm256_cmpgt_epi32(_mm256_set1_epi32(31), shift)) == 0;
+    let high = _mm256_movemask_epi8(_mm256_cmpgt_epi32(_mm256_set1_epi32(32), shift)) == 0;
     Requant8 {
         mult_even: mult,
         mult_odd: _mm256_srli_epi64(mult, 32),
@@ -56,6 +61,8 @@ pub unsafe fn load_requant8(rq: &Requant<'_>, c: usize, len: usize) -> Requant8 
         offset_even: _mm256_srlv_epi64(top, shift_even),
         offset_odd: _mm256_srlv_epi64(top, shift_odd),
         narrow,
+        high,
+        shift_minus_32: _mm256_sub_epi32(shift, _mm256_set1_epi32(32)),
     }
 }
 
@@ -94,6 +101,16 @@ pub unsafe fn load_i32x8(v: &[i32], c: usize, len: usize) -> __m256i {
 #[target_feature(enable = "avx2")]
 #[inline]
 pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_max: i32) -> __m256i {
+    if k.high {
+        // floor(t / 2^s) = floor(floor(t / 2^32) / 2^(s - 32)): the high halves of the 64-bit
+        // sums, then a 32-bit arithmetic shift; |t| < 2^62, so the high halves fit in i32.
+        let even = _mm256_add_epi64(_mm256_mul_epi32(acc, k.mult_even), k.round_even);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
+        let hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0b1010_1010);
+        let v = _mm256_srav_epi32(hi, k.shift_minus_32);
+        let v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(act_min - zp)), _mm256_set1_epi32(act_max - zp));
+        return _mm256_add_epi32(v, _mm256_set1_epi32(zp));
+    }
     let top = _mm256_set1_epi64x(i64::MIN);
     let shift = |a: __m256i, m: __m256i, round: __m256i, s: __m256i, offset: __m256i| {
         let t = _mm256_add_epi64(_mm256_mul_epi32(a, m), round);

@@ -123,7 +123,8 @@ unsafe fn tile<const P: usize>(
         unsafe {
             let wv: [__m256i; P] = core::array::from_fn(|q| _mm256_loadu_si256(panels[q].as_ptr().add(kg * 32).cast()));
             for r in 0..MR {
-                let raw = _mm256_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned());
+                // A 4-byte broadcast straight from memory (a load, no shuffle).
+                let raw = _mm256_castps_si256(_mm256_broadcast_ss(&*a[r].add(kg * 4).cast::<f32>()));
                 // int8 -> uint8 + 128: flip the sign bit.
                 let av = _mm256_xor_si256(raw, flip);
                 for q in 0..P {
