@@ -28,6 +28,8 @@ struct Shared {
     /// Workers still running the current job.
     pending: AtomicUsize,
     shutdown: AtomicBool,
+    /// Workers that have started (their start-up allocations are done).
+    started: AtomicUsize,
     sleep: Mutex<()>,
     wake: Condvar,
 }
@@ -51,6 +53,7 @@ impl ThreadPool {
             generation: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -61,6 +64,11 @@ impl ThreadPool {
                 .name(std::format!("sparq-worker-{index}"))
                 .spawn(move || worker(&s, index))?;
             pool.workers.push(handle);
+        }
+        // Return once every worker runs, so that no thread start-up work (allocations included)
+        // falls into a later `run`.
+        while pool.shared.started.load(Ordering::Acquire) < pool.workers.len() {
+            std::thread::yield_now();
         }
         Ok(pool)
     }
@@ -108,6 +116,7 @@ impl Drop for WaitForWorkers<'_> {
 
 fn worker(s: &Shared, index: usize) {
     let mut seen = 0u64;
+    s.started.fetch_add(1, Ordering::Release);
     loop {
         // Wait for the next job: spin a while, then sleep.
         let start = Instant::now();

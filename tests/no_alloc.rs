@@ -1,0 +1,86 @@
+//! `Session::run` performs zero heap allocations (after `Session::new`): every generated model
+//! (every op), int8 with packed and with row-major weights, f32, and a mixed int8/f32 model, on
+//! every kernel set this CPU runs, with 1 and 2 threads. A counting global allocator sees every
+//! allocation of the process, so this binary holds this one test only.
+
+mod common;
+
+use sparq_compiler::target;
+use sparq_compiler::{CompileOptions, Precision};
+use sparq_runtime::kernels::registry;
+use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn run_never_allocates() {
+    let mut files = Vec::new();
+    for m in common::all_models() {
+        let calib = common::samples(&m.input_shape, 8, 41);
+        let generic = *target::find("generic").unwrap();
+        let keep =
+            vec![sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap().nodes[0].name.clone()];
+        let variants = [
+            ("int8 packed", CompileOptions::default()),
+            ("int8 row-major", CompileOptions { target: generic, ..Default::default() }),
+            ("f32", CompileOptions { precision: Precision::F32, ..Default::default() }),
+            ("int8 + f32", CompileOptions { keep_float: keep, ..Default::default() }),
+        ];
+        for (what, opts) in variants {
+            let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+            files.push((format!("{} {what}", m.name), c.bytes, common::samples(&m.input_shape, 1, 42).remove(0)));
+        }
+    }
+    let sets: Vec<&str> = registry::available().map(|k| k.name()).collect();
+    let mut checked = 0;
+    for (name, bytes, input) in &files {
+        let bytes = AlignedBytes::from_slice(bytes);
+        let model = Model::from_bytes(&bytes).unwrap();
+        for set in &sets {
+            std::env::set_var("SPARQ_KERNELS", set);
+            for threads in [1, 2] {
+                let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
+                let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
+                s.set_input(0, input).unwrap();
+                s.run(); // warm: first touches
+                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                for _ in 0..3 {
+                    s.run();
+                }
+                let after = ALLOCATIONS.load(Ordering::SeqCst);
+                assert_eq!(after - before, 0, "{name}: run() allocated on {set} with {threads} thread(s)");
+                checked += 1;
+            }
+        }
+    }
+    std::env::remove_var("SPARQ_KERNELS");
+    println!("{checked} (model, kernel set, threads) combinations: run() made 0 allocations; sets {sets:?}");
+}
