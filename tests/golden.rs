@@ -1,4 +1,4 @@
-//! Golden files pin the `.sparq` bytes of two tiny models (f32 and int8). A change in the format
+//! Golden files pin the `.sparq` bytes of a tiny model (f32, int8, int8 with packed weights). A change in the format
 //! or in what the compiler writes shows up here: bump the format version if the layout changed,
 //! then regenerate on purpose with `SPARQ_UPDATE_GOLDEN=1 cargo test --release --test golden`.
 //! The int8 file uses fixed activation ranges, so the bytes do not depend on tract's float math.
@@ -41,6 +41,12 @@ fn golden_files_are_pinned() {
     let int8_spec =
         lower::lower(&g, &stats, &LowerOptions { precision: Precision::Int8, ..Default::default() }).unwrap().spec;
     golden("residual_int8.sparq", &int8_spec.to_bytes());
+    // The same with weights packed for the SIMD GEMM kernels (format 1.1).
+    let pack = sparq_compiler::target::find("x86-64").unwrap().pack;
+    let packed = lower::lower(&g, &stats, &LowerOptions { precision: Precision::Int8, pack, ..Default::default() })
+        .unwrap()
+        .spec;
+    golden("residual_int8_packed.sparq", &packed.to_bytes());
 }
 
 #[test]

@@ -1,0 +1,70 @@
+//! `Session::run` makes zero heap allocations, on every kernel set this CPU runs (so, under
+//! qemu in `.ci/run`, the NEON, dotprod and armv7 sets too), with 1 and 2 threads, on the golden
+//! files: f32, int8 with row-major weights, int8 with packed weights. A counting global allocator
+//! sees every allocation of the process, so this binary holds this one test only. (The root
+//! crate's `tests/no_alloc.rs` covers every generated model on the host.)
+
+use sparq_runtime::kernels::registry;
+use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const FILES: [(&str, &[u8]); 3] = [
+    ("f32", include_bytes!("../../tests/golden/residual_f32.sparq")),
+    ("int8", include_bytes!("../../tests/golden/residual_int8.sparq")),
+    ("int8 packed", include_bytes!("../../tests/golden/residual_int8_packed.sparq")),
+];
+
+#[test]
+fn run_never_allocates() {
+    let sets: Vec<&str> = registry::available().map(|k| k.name()).collect();
+    let mut checked = 0;
+    for (name, file) in FILES {
+        let bytes = AlignedBytes::from_slice(file);
+        let model = Model::from_bytes(&bytes).unwrap();
+        for set in &sets {
+            std::env::set_var("SPARQ_KERNELS", set);
+            for threads in [1, 2] {
+                let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
+                let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
+                let x = s.input_mut(0).unwrap();
+                for (i, v) in x.iter_mut().enumerate() {
+                    *v = ((i * 37) % 101) as f32 / 50.0 - 1.0;
+                }
+                s.run();
+                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                for _ in 0..3 {
+                    s.run();
+                }
+                let after = ALLOCATIONS.load(Ordering::SeqCst);
+                assert_eq!(after - before, 0, "{name}: run() allocated on {set} with {threads} thread(s)");
+                checked += 1;
+            }
+        }
+    }
+    std::env::remove_var("SPARQ_KERNELS");
+    println!("{checked} (golden file, kernel set, threads) combinations: run() made 0 allocations; sets {sets:?}");
+}
