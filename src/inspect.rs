@@ -73,7 +73,13 @@ pub fn inspect(path: &Path) -> Result<()> {
         by_dtype[DType::I32 as usize],
         by_dtype[DType::F32 as usize]
     );
-    println!("arena: {} bytes", model.arena_size());
+    let bound = liveness_bound(&model);
+    println!(
+        "arena: {} bytes (liveness lower bound {} bytes: the most bytes of tensors live at once; {:.2}x)",
+        model.arena_size(),
+        bound,
+        model.arena_size() as f64 / bound.max(1) as f64
+    );
     let total_macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
     println!("ops: {} ({:.1} M MACs)", model.op_count(), total_macs as f64 / 1e6);
     println!("  {:>4}  {:<18} {:<5} {:<22} {:>10}  name", "#", "op", "dtype", "output shape", "MACs");
@@ -99,4 +105,49 @@ pub fn inspect(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The largest sum of arena tensors live at the same time (no arena can be smaller): a tensor is
+/// live from the op that writes it (graph inputs: from the start) to the last op that reads it
+/// (graph outputs: to the end).
+pub fn liveness_bound(model: &sparq_runtime::Model<'_>) -> usize {
+    let v = model.view();
+    let ops = model.op_count();
+    let mut first = vec![usize::MAX; v.tensor_count()];
+    let mut last = vec![0usize; v.tensor_count()];
+    for i in 0..model.input_count() {
+        if let Some(t) = model.input(i) {
+            first[t.index] = 0;
+        }
+    }
+    for i in 0..ops {
+        let o = model.op(i);
+        for k in 0..o.input_count as usize {
+            let t = o.input(k) as usize;
+            last[t] = last[t].max(i);
+        }
+        let y = o.output(0) as usize;
+        first[y] = first[y].min(i);
+        last[y] = last[y].max(i);
+    }
+    for i in 0..model.output_count() {
+        if let Some(t) = model.output(i) {
+            last[t.index] = ops;
+        }
+    }
+    let mut delta = vec![0i64; ops + 2];
+    for t in 0..v.tensor_count() {
+        let info = v.tensor(t);
+        if info.storage != Storage::Arena || first[t] == usize::MAX {
+            continue;
+        }
+        delta[first[t]] += info.data_size as i64;
+        delta[last[t] + 1] -= info.data_size as i64;
+    }
+    let (mut live, mut peak) = (0i64, 0i64);
+    for d in delta {
+        live += d;
+        peak = peak.max(live);
+    }
+    peak as usize
 }

@@ -71,6 +71,10 @@ fn compile_run_eval_inspect_round_trip() {
     let (code, stdout, err) = sparq(&["inspect", s(&out)]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("DepthwiseConv2d") && stdout.contains("arena"), "{stdout}");
+    // The planned arena is within 1.1x of the liveness lower bound.
+    let arena_line = stdout.lines().find(|l| l.starts_with("arena:")).unwrap();
+    let ratio: f64 = arena_line.rsplit("; ").next().unwrap().trim_end_matches("x)").parse().unwrap();
+    assert!((1.0..=1.1).contains(&ratio), "{arena_line}");
     let y = d.join("y.npy");
     let (code, _, err) = sparq(&["run", s(&out), "--input", s(&calib_path), "--output", s(&y)]);
     assert_eq!(code, 0, "{err}");
