@@ -1,0 +1,372 @@
+//! The C API of the sparq runtime: the functions declared in `runtime/include/sparq.h`.
+//!
+//! Handles are boxed Rust objects behind opaque pointers. A model owns its bytes (a copy, or a
+//! memory mapping) and the validated `Model` that borrows them; a session borrows its model and
+//! the caller's arena, which the C caller keeps alive (documented in the header). No global
+//! state. Every entry point checks its pointers and catches panics, so a C caller never sees an
+//! unwind.
+#![allow(non_camel_case_types)]
+
+use sparq_runtime::{AlignedBytes, MappedModel, Model, RuntimeError, Session, SessionOptions};
+use std::ffi::{c_char, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sparq_status {
+    SPARQ_OK = 0,
+    SPARQ_ERROR_ARGUMENT = 1,
+    SPARQ_ERROR_IO = 2,
+    SPARQ_ERROR_MODEL = 3,
+    SPARQ_ERROR_ARENA = 4,
+    SPARQ_ERROR_RUNTIME = 5,
+}
+use sparq_status::*;
+
+/// What a model handle owns (held for its lifetime, never read directly).
+#[allow(dead_code)]
+enum Bytes {
+    Owned(AlignedBytes),
+    Mapped(MappedModel),
+}
+
+pub struct sparq_model {
+    // Field order: `model` borrows from `bytes` and is dropped first.
+    model: Model<'static>,
+    _bytes: Bytes,
+}
+
+pub struct sparq_session {
+    session: Session<'static, 'static>,
+}
+
+fn status_of(e: &RuntimeError) -> sparq_status {
+    match e {
+        RuntimeError::Format(_) | RuntimeError::InvalidOp { .. } | RuntimeError::UnknownOp { .. } => SPARQ_ERROR_MODEL,
+        RuntimeError::ArenaTooSmall { .. } | RuntimeError::ArenaMisaligned { .. } => SPARQ_ERROR_ARENA,
+        RuntimeError::NoSuchInput { .. }
+        | RuntimeError::NoSuchOutput { .. }
+        | RuntimeError::InputLength { .. }
+        | RuntimeError::InputDType { .. } => SPARQ_ERROR_ARGUMENT,
+        RuntimeError::Io(_) => SPARQ_ERROR_IO,
+        _ => SPARQ_ERROR_RUNTIME,
+    }
+}
+
+/// Write `msg` (truncated, NUL-terminated) into the caller's buffer, if any.
+unsafe fn write_err(err: *mut c_char, err_len: usize, msg: &str) {
+    if err.is_null() || err_len == 0 {
+        return;
+    }
+    let n = msg.len().min(err_len - 1);
+    // SAFETY: the caller provides `err_len` writable bytes at `err`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
+        *err.add(n) = 0;
+    }
+}
+
+/// Run `f`, turning its error (or a panic) into a status and a message.
+unsafe fn guard(
+    err: *mut c_char,
+    err_len: usize,
+    f: impl FnOnce() -> Result<(), (sparq_status, String)>,
+) -> sparq_status {
+    let r = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err((SPARQ_ERROR_RUNTIME, "internal error (panic)".into())));
+    match r {
+        Ok(()) => {
+            // SAFETY: the caller's buffer contract.
+            unsafe { write_err(err, err_len, "") };
+            SPARQ_OK
+        }
+        Err((status, msg)) => {
+            // SAFETY: the caller's buffer contract.
+            unsafe { write_err(err, err_len, &msg) };
+            status
+        }
+    }
+}
+
+fn runtime(e: RuntimeError) -> (sparq_status, String) {
+    (status_of(&e), e.to_string())
+}
+
+fn argument(msg: &str) -> (sparq_status, String) {
+    (SPARQ_ERROR_ARGUMENT, msg.to_string())
+}
+
+#[no_mangle]
+pub extern "C" fn sparq_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), " (format 1.1)\0").as_ptr().cast()
+}
+
+/// # Safety
+/// `data` must point to `len` readable bytes; `out` to a writable pointer; `err` to `err_len`
+/// writable bytes or be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_from_memory(
+    data: *const c_void,
+    len: usize,
+    out: *mut *mut sparq_model,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            if data.is_null() || out.is_null() {
+                return Err(argument("data and out must not be NULL"));
+            }
+            let bytes = AlignedBytes::from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len));
+            // SAFETY: the heap buffer does not move when `bytes` moves into the handle, and is
+            // dropped after `model` (field order); borrows from the handle end with it.
+            let view: &'static [u8] = std::slice::from_raw_parts(bytes.as_slice().as_ptr(), bytes.len());
+            let model = Model::from_bytes(view).map_err(runtime)?;
+            *out = Box::into_raw(Box::new(sparq_model { model, _bytes: Bytes::Owned(bytes) }));
+            Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `path` must be a NUL-terminated string; `out` a writable pointer; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_open(
+    path: *const c_char,
+    out: *mut *mut sparq_model,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            if path.is_null() || out.is_null() {
+                return Err(argument("path and out must not be NULL"));
+            }
+            let p = CStr::from_ptr(path).to_str().map_err(|_| argument("path is not UTF-8"))?;
+            let mapped = Model::open(p).map_err(|e| {
+                let (s, m) = runtime(e);
+                (s, format!("{p}: {m}"))
+            })?;
+            // SAFETY: the mapping stays at its address until `mapped` is dropped, after `model`.
+            let model: Model<'static> = std::mem::transmute::<Model<'_>, Model<'static>>(*mapped.model());
+            *out = Box::into_raw(Box::new(sparq_model { model, _bytes: Bytes::Mapped(mapped) }));
+            Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `model` must come from `sparq_model_*` and not be used afterwards (NULL is ignored); no
+/// session of it may remain.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_free(model: *mut sparq_model) {
+    if !model.is_null() {
+        // SAFETY: created by Box::into_raw in this crate.
+        drop(unsafe { Box::from_raw(model) });
+    }
+}
+
+/// # Safety
+/// `model` must be a live model handle or NULL (then 0).
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_arena_size(model: *const sparq_model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { model.as_ref() }.map_or(0, |m| m.model.arena_size())
+}
+
+/// # Safety
+/// As `sparq_model_arena_size`.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_input_count(model: *const sparq_model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { model.as_ref() }.map_or(0, |m| m.model.input_count())
+}
+
+/// # Safety
+/// As `sparq_model_arena_size`.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_output_count(model: *const sparq_model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { model.as_ref() }.map_or(0, |m| m.model.output_count())
+}
+
+/// # Safety
+/// As `sparq_model_arena_size`.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_input_elements(model: *const sparq_model, index: usize) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { model.as_ref() }.and_then(|m| m.model.input(index)).map_or(0, |t| t.elements())
+}
+
+/// # Safety
+/// As `sparq_model_arena_size`.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_output_elements(model: *const sparq_model, index: usize) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { model.as_ref() }.and_then(|m| m.model.output(index)).map_or(0, |t| t.elements())
+}
+
+/// # Safety
+/// `model` a live model handle; `arena` `arena_len` writable bytes that outlive the session and
+/// are used by nothing else meanwhile; `out` writable; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_create(
+    model: *const sparq_model,
+    arena: *mut c_void,
+    arena_len: usize,
+    threads: usize,
+    out: *mut *mut sparq_session,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let m = model.as_ref().ok_or_else(|| argument("model must not be NULL"))?;
+            if arena.is_null() || out.is_null() {
+                return Err(argument("arena and out must not be NULL"));
+            }
+            // SAFETY: the caller keeps the model and the arena alive and unaliased for the
+            // session's lifetime (the header's contract), which the 'static lifetimes stand for.
+            let model: &'static Model<'static> = &*(&m.model as *const Model<'static>);
+            let arena: &'static mut [u8] = std::slice::from_raw_parts_mut(arena.cast::<u8>(), arena_len);
+            let session = Session::with_options(model, arena, SessionOptions { threads }).map_err(runtime)?;
+            *out = Box::into_raw(Box::new(sparq_session { session }));
+            Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `session` must come from `sparq_session_create` and not be used afterwards (NULL ignored).
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_free(session: *mut sparq_session) {
+    if !session.is_null() {
+        // SAFETY: created by Box::into_raw in this crate.
+        drop(unsafe { Box::from_raw(session) });
+    }
+}
+
+/// # Safety
+/// `session` a live session handle; `data` `len` readable floats; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_set_input_f32(
+    session: *mut sparq_session,
+    index: usize,
+    data: *const f32,
+    len: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let s = session.as_mut().ok_or_else(|| argument("session must not be NULL"))?;
+            if data.is_null() {
+                return Err(argument("data must not be NULL"));
+            }
+            s.session.set_input(index, std::slice::from_raw_parts(data, len)).map_err(runtime)
+        })
+    }
+}
+
+/// # Safety
+/// `session` a live session handle; `data` `len` readable bytes; `err` as above.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sparq_session_set_input_i8(
+    session: *mut sparq_session,
+    index: usize,
+    data: *const i8,
+    len: usize,
+    scale: f32,
+    zero_point: i32,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let s = session.as_mut().ok_or_else(|| argument("session must not be NULL"))?;
+            if data.is_null() {
+                return Err(argument("data must not be NULL"));
+            }
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(argument("scale must be a positive finite number"));
+            }
+            let q = std::slice::from_raw_parts(data, len);
+            let x = s.session.input_mut(index).map_err(runtime)?;
+            if x.len() != len {
+                return Err(runtime(RuntimeError::InputLength { index, expected: x.len(), given: len }));
+            }
+            for (d, &v) in x.iter_mut().zip(q) {
+                *d = sparq_runtime::quant::dequantize_i8(v, scale, zero_point);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `session` a live session handle; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_run(
+    session: *mut sparq_session,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let s = session.as_mut().ok_or_else(|| argument("session must not be NULL"))?;
+            s.session.run();
+            Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `session` a live session handle; `out` `len` writable floats; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_get_output_f32(
+    session: *const sparq_session,
+    index: usize,
+    out: *mut f32,
+    len: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let s = session.as_ref().ok_or_else(|| argument("session must not be NULL"))?;
+            if out.is_null() {
+                return Err(argument("out must not be NULL"));
+            }
+            let y = s.session.output(index).map_err(runtime)?;
+            if y.len() != len {
+                return Err(argument(&format!("output {index} has {} values, {len} requested", y.len())));
+            }
+            std::slice::from_raw_parts_mut(out, len).copy_from_slice(y);
+            Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `session` a live session handle or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_kernels(session: *const sparq_session) -> *const c_char {
+    // SAFETY: the caller's contract.
+    match unsafe { session.as_ref() }.map(|s| s.session.kernels()) {
+        Some("avx2") => c"avx2".as_ptr(),
+        Some("avxvnni") => c"avxvnni".as_ptr(),
+        Some("neon") => c"neon".as_ptr(),
+        Some("dotprod") => c"dotprod".as_ptr(),
+        Some("armv7-neon") => c"armv7-neon".as_ptr(),
+        Some(_) => c"scalar".as_ptr(),
+        None => c"".as_ptr(),
+    }
+}

@@ -1,0 +1,76 @@
+/*
+ * sparq.h — C API of the sparq runtime: load a .sparq model, run it in a caller-owned arena.
+ *
+ * Link with libsparq.a (static) or libsparq.so (shared), built by `cargo build --release -p sparq-capi`
+ * (target/<triple>/release/). No global state: every object is a handle the caller creates and frees.
+ * Every call that can fail returns a sparq_status and, when `err` is not NULL, writes a one-line,
+ * NUL-terminated message into err[0 .. err_len) (truncated if needed).
+ *
+ * Lifetimes: a session borrows its model and its arena; free the session before either.
+ * Threads: a session is used by one thread at a time; different sessions are independent.
+ */
+#ifndef SPARQ_H
+#define SPARQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sparq_status {
+    SPARQ_OK = 0,
+    SPARQ_ERROR_ARGUMENT = 1, /* a NULL handle/pointer, an index out of range, a length that does not match */
+    SPARQ_ERROR_IO = 2,       /* the model file cannot be read */
+    SPARQ_ERROR_MODEL = 3,    /* the .sparq bytes are invalid (format or op validation) */
+    SPARQ_ERROR_ARENA = 4,    /* the arena is too small or not 64-byte aligned */
+    SPARQ_ERROR_RUNTIME = 5   /* threads or kernel set unavailable, out of memory */
+} sparq_status;
+
+typedef struct sparq_model sparq_model;
+typedef struct sparq_session sparq_session;
+
+/* Version of the library, e.g. "0.1.0 (format 1.1)". Static string. */
+const char *sparq_version(void);
+
+/* Load from memory: the bytes are copied into an aligned buffer owned by the model. */
+sparq_status sparq_model_from_memory(const void *data, size_t len, sparq_model **out, char *err, size_t err_len);
+/* Load from a path: memory-mapped, validated once; weights are used in place. */
+sparq_status sparq_model_open(const char *path, sparq_model **out, char *err, size_t err_len);
+void sparq_model_free(sparq_model *model);
+
+/* Bytes of arena a session of this model needs (exact). */
+size_t sparq_model_arena_size(const sparq_model *model);
+size_t sparq_model_input_count(const sparq_model *model);
+size_t sparq_model_output_count(const sparq_model *model);
+/* Elements of input/output `index` (0 if out of range). Inputs and outputs are f32, ONNX (NCHW) order. */
+size_t sparq_model_input_elements(const sparq_model *model, size_t index);
+size_t sparq_model_output_elements(const sparq_model *model, size_t index);
+
+/* Create a session over a caller-owned arena of at least sparq_model_arena_size() bytes, 64-byte
+ * aligned (e.g. aligned_alloc(64, size rounded up to 64)). `threads` >= 1 splits convolutions. */
+sparq_status sparq_session_create(const sparq_model *model, void *arena, size_t arena_len, size_t threads,
+                                  sparq_session **out, char *err, size_t err_len);
+void sparq_session_free(sparq_session *session);
+
+/* Set input `index` from `len` f32 values (must equal sparq_model_input_elements). */
+sparq_status sparq_session_set_input_f32(sparq_session *session, size_t index, const float *data, size_t len,
+                                         char *err, size_t err_len);
+/* Set input `index` from `len` int8 values quantized as real = scale * (q - zero_point), e.g. camera
+ * bytes; they are converted into the model's f32 input. */
+sparq_status sparq_session_set_input_i8(sparq_session *session, size_t index, const int8_t *data, size_t len,
+                                        float scale, int32_t zero_point, char *err, size_t err_len);
+/* Run every op. Performs no allocation and no check (all checks happened at load and create). */
+sparq_status sparq_session_run(sparq_session *session, char *err, size_t err_len);
+/* Copy output `index` (`len` must equal sparq_model_output_elements) into `out`. */
+sparq_status sparq_session_get_output_f32(const sparq_session *session, size_t index, float *out, size_t len,
+                                          char *err, size_t err_len);
+/* Name of the kernel set the session runs ("avx2", "neon", "dotprod", ...). Static string. */
+const char *sparq_session_kernels(const sparq_session *session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPARQ_H */
