@@ -113,8 +113,9 @@ struct CompileArgs {
     /// disagreement (0.25: a 0.97 target is searched as 0.9775)
     #[arg(long, default_value_t = 0.25)]
     agreement_margin: f64,
-    /// CPU family to tune the file for: x86-64, aarch64, armv7 (SIMD weight panels) or generic
-    /// (reference layouts); default: this machine's. The file runs on any CPU either way.
+    /// CPU family or device to tune the file for: x86-64, aarch64, armv7, generic (reference
+    /// layouts), or a device profile from targets/profiles (rpi4, rpi5, android-arm64, rpi-armv7,
+    /// x86-64-avx2); default: this machine's. The file runs on any CPU either way.
     #[arg(long)]
     target: Option<String>,
     /// Print the model's node names (for --keep-float) and exit
@@ -214,8 +215,9 @@ fn compile(a: CompileArgs) -> Result<()> {
     }
     let target = match &a.target {
         None => sparq_compiler::target::native(),
-        Some(t) => *sparq_compiler::target::find(t).with_context(|| {
-            let names: Vec<&str> = sparq_compiler::target::TARGETS.iter().map(|t| t.name).collect();
+        Some(t) => sparq_compiler::target::resolve(t).with_context(|| {
+            let mut names: Vec<String> = sparq_compiler::target::TARGETS.iter().map(|t| t.name.to_string()).collect();
+            names.extend(sparq_compiler::target::devices().into_iter().map(|d| d.name));
             format!("--target {t}: unknown target (expected one of {})", names.join(", "))
         })?,
     };

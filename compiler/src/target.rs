@@ -46,3 +46,72 @@ pub fn native() -> Target {
 pub fn find(name: &str) -> Option<&'static Target> {
     TARGETS.iter().find(|t| t.name == name)
 }
+
+/// A device profile (`targets/profiles/*.toml`, embedded at build time): a name users know
+/// (`rpi4`), the Rust target triple to build for, and the ISA profile whose weight layout it gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub name: String,
+    pub description: String,
+    pub triple: String,
+    /// Name of the [`Target`] (ISA profile) the device uses.
+    pub isa: String,
+    /// Kernel set the runtime picks there.
+    pub kernels: String,
+}
+
+const DEVICE_FILES: &[&str] = &[
+    include_str!("../../targets/profiles/rpi4.toml"),
+    include_str!("../../targets/profiles/rpi5.toml"),
+    include_str!("../../targets/profiles/android-arm64.toml"),
+    include_str!("../../targets/profiles/rpi-armv7.toml"),
+    include_str!("../../targets/profiles/x86-64-avx2.toml"),
+];
+
+/// Parse the `key = "value"` lines of a profile file (comments with `#`).
+fn parse_device(text: &str) -> Option<Device> {
+    let get = |key: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        })
+    };
+    Some(Device {
+        name: get("name")?,
+        description: get("description")?,
+        triple: get("triple")?,
+        isa: get("isa")?,
+        kernels: get("kernels")?,
+    })
+}
+
+/// Every device profile.
+pub fn devices() -> Vec<Device> {
+    DEVICE_FILES.iter().filter_map(|t| parse_device(t)).collect()
+}
+
+/// The ISA profile for `name`: an ISA name (`aarch64`) or a device (`rpi4`).
+pub fn resolve(name: &str) -> Option<Target> {
+    if let Some(t) = find(name) {
+        return Some(*t);
+    }
+    let d = devices().into_iter().find(|d| d.name == name)?;
+    find(&d.isa).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_device_profile_parses_and_names_a_known_isa() {
+        let d = devices();
+        assert_eq!(d.len(), DEVICE_FILES.len(), "a profile file did not parse");
+        for dev in &d {
+            assert!(find(&dev.isa).is_some(), "{}: unknown isa {}", dev.name, dev.isa);
+            assert_eq!(resolve(&dev.name), find(&dev.isa).copied());
+        }
+        assert_eq!(resolve("rpi4").unwrap().name, "aarch64");
+        assert!(resolve("nope").is_none());
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Cross-build sparq for device profiles (targets/profiles/*.toml): the `sparq` CLI and the runtime
+# C libraries (libsparq.a, libsparq.so, with runtime/include/sparq.h) into dist/<profile>/.
+#
+#   targets/build.sh                 # every profile
+#   targets/build.sh rpi4 rpi-armv7  # some
+#   targets/build.sh --libs rpi5     # libraries only (no CLI: skips compiling tract for the target)
+#
+# Needs the Rust targets (rustup target add <triple>) and Debian's cross compilers
+# (gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf); .cargo/config.toml names the linkers.
+# Android: no NDK here, so only the static library is built (cargo rustc --crate-type staticlib);
+# linking it into an app is the NDK's job (see README, "Android").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+libs_only=0
+if [ "${1:-}" = "--libs" ]; then libs_only=1; shift; fi
+profiles=("$@")
+if [ ${#profiles[@]} -eq 0 ]; then
+  for f in targets/profiles/*.toml; do profiles+=("$(basename "$f" .toml)"); done
+fi
+field() { sed -n "s/^$2 *= *\"\(.*\)\"/\1/p" "targets/profiles/$1.toml"; }
+for p in "${profiles[@]}"; do
+  [ -f "targets/profiles/$p.toml" ] || { echo "unknown profile $p (see targets/profiles/)" >&2; exit 1; }
+  triple=$(field "$p" triple)
+  out="dist/$p"
+  mkdir -p "$out"
+  cp runtime/include/sparq.h "$out/"
+  echo "== $p ($triple)"
+  if [ "$triple" = "aarch64-linux-android" ]; then
+    cargo rustc --profile device -p sparq-capi --target "$triple" --crate-type staticlib
+    cp "target/$triple/device/libsparq.a" "$out/"
+  else
+    cargo build --profile device -p sparq-capi --target "$triple"
+    cp "target/$triple/device/libsparq.a" "target/$triple/device/libsparq.so" "$out/"
+    if [ $libs_only = 0 ]; then
+      cargo build --profile device -p sparq --bin sparq --target "$triple"
+      cp "target/$triple/device/sparq" "$out/"
+    fi
+  fi
+  ls -l "$out" | awk 'NR > 1 { printf "  %-14s %10d bytes\n", $9, $5 }'
+done
