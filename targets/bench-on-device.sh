@@ -6,11 +6,12 @@
 #   targets/bench-on-device.sh --profile android-arm64 --adb [SERIAL] --model m.sparq
 #   targets/bench-on-device.sh --profile rpi4 --qemu --model m.sparq      # smoke test under emulation
 #
-# Writes bench-<profile>.json (p50_ms, p90_ms, p99_ms, per-op times, kernels, threads) next to the
-# model. Under qemu the numbers only show that the path works: emulated latency is not meaningful.
+# Writes the JSON (p50_ms, p90_ms, p99_ms, per-op times, kernels, threads) to --out (default
+# ./bench-<profile>.json). Under qemu the numbers only show that the path works: emulated latency is not meaningful.
 set -euo pipefail
+here=$PWD
 cd "$(dirname "$0")/.."
-profile="" mode="" dest="" model="" threads=1 iters=100 warmup=10
+profile="" mode="" dest="" model="" threads=1 iters=100 warmup=10 json=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
@@ -18,6 +19,7 @@ while [ $# -gt 0 ]; do
     --adb) mode=adb; if [ $# -gt 1 ] && [ "${2#--}" = "$2" ]; then dest=$2; shift; fi; shift ;;
     --qemu) mode=qemu; shift ;;
     --model) model=$2; shift 2 ;;
+    --out) json=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --iters) iters=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
@@ -25,16 +27,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$profile" ] && [ -n "$mode" ] && [ -n "$model" ] || {
-  echo "usage: $0 --profile NAME (--ssh USER@HOST | --adb [SERIAL] | --qemu) --model M.sparq [--threads N] [--iters N]" >&2
+  echo "usage: $0 --profile NAME (--ssh USER@HOST | --adb [SERIAL] | --qemu) --model M.sparq [--threads N] [--iters N] [--out F.json]" >&2
   exit 2
 }
 conf="targets/profiles/$profile.toml"
 [ -f "$conf" ] || { echo "unknown profile $profile (see targets/profiles/)" >&2; exit 2; }
 bin="dist/$profile/sparq"
 [ -x "$bin" ] || { echo "$bin missing: run targets/build.sh $profile first" >&2; exit 1; }
+case "$model" in /*) ;; *) model="$here/$model" ;; esac
 [ -f "$model" ] || { echo "$model: no such model" >&2; exit 1; }
 name=$(basename "$model")
-json="$(dirname "$model")/bench-$profile.json"
+[ -n "$json" ] || json="bench-$profile.json"
+case "$json" in /*) ;; *) json="$here/$json" ;; esac
 args=(bench "$name" --threads "$threads" --iters "$iters" --warmup "$warmup" --per-op)
 case "$mode" in
   ssh)
@@ -58,8 +62,9 @@ case "$mode" in
     esac
     echo "NOTE: running under $q: this checks the device build end to end; emulated latency is not meaningful."
     dir=$(dirname "$model")
-    (cd "$dir" && $q -L "$sysroot" "$OLDPWD/$bin" "${args[@]}")
-    (cd "$dir" && $q -L "$sysroot" "$OLDPWD/$bin" "${args[@]}" --json) > "$json"
+    root=$PWD
+    (cd "$dir" && $q -L "$sysroot" "$root/$bin" "${args[@]}")
+    (cd "$dir" && $q -L "$sysroot" "$root/$bin" "${args[@]}" --json) > "$json"
     ;;
 esac
 grep -q '"p50_ms"' "$json" || { echo "no latency JSON came back" >&2; exit 1; }
