@@ -122,11 +122,11 @@ pub fn liveness_bound(model: &sparq_runtime::Model<'_>) -> usize {
     }
     for i in 0..ops {
         let o = model.op(i);
-        for k in 0..o.input_count as usize {
-            let t = o.input(k) as usize;
+        for k in 0..o.input_count {
+            let t = o.input(k);
             last[t] = last[t].max(i);
         }
-        let y = o.output(0) as usize;
+        let y = o.output(0);
         first[y] = first[y].min(i);
         last[y] = last[y].max(i);
     }

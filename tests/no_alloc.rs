@@ -9,33 +9,9 @@ use sparq_compiler::target;
 use sparq_compiler::{CompileOptions, Precision};
 use sparq_runtime::kernels::registry;
 use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -71,11 +47,11 @@ fn run_never_allocates() {
                 let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
                 s.set_input(0, input).unwrap();
                 s.run(); // warm: first touches
-                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                let before = allocations();
                 for _ in 0..3 {
                     s.run();
                 }
-                let after = ALLOCATIONS.load(Ordering::SeqCst);
+                let after = allocations();
                 assert_eq!(after - before, 0, "{name}: run() allocated on {set} with {threads} thread(s)");
                 checked += 1;
             }

@@ -6,28 +6,9 @@
 
 use sparq_runtime::kernels::registry;
 use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../../tests/common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -55,11 +36,11 @@ fn run_never_allocates() {
                     *v = ((i * 37) % 101) as f32 / 50.0 - 1.0;
                 }
                 s.run();
-                let before = ALLOCATIONS.load(Ordering::SeqCst);
+                let before = allocations();
                 for _ in 0..3 {
                     s.run();
                 }
-                let after = ALLOCATIONS.load(Ordering::SeqCst);
+                let after = allocations();
                 assert_eq!(after - before, 0, "{name}: run() allocated on {set} with {threads} thread(s)");
                 checked += 1;
             }

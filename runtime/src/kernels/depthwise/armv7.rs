@@ -19,12 +19,7 @@ pub unsafe fn qs8_dwconv_c8_armv7(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Req
     }
     let c_all = g.in_c;
     let plane = g.in_h * g.in_w * c_all;
-    assert!(
-        x.len() >= g.batch * plane
-            && w.len() >= g.kernel_h * g.kernel_w * c_all
-            && y.len() >= g.batch * g.out_h * g.out_w * c_all
-            && rq.bias.len() >= c_all
-    );
+    super::assert_lengths(g, x, w, rq, y);
     let vec_c = c_all / 8 * 8;
     let zp = rq.input_zero_point as i8 as u32;
     let mut xo = [0usize; MAX_TAPS];

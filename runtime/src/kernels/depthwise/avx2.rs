@@ -20,14 +20,7 @@ pub unsafe fn qs8_dwconv_c16_avx2(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Req
     let c_all = g.in_c;
     let plane = g.in_h * g.in_w * c_all;
     // Every access below stays inside these lengths (checked once here, not per tap).
-    assert!(
-        x.len() >= g.batch * plane
-            && w.len() >= g.kernel_h * g.kernel_w * c_all
-            && y.len() >= g.batch * g.out_h * g.out_w * c_all
-            && rq.bias.len() >= c_all
-            && rq.mult.len() >= c_all
-            && rq.shift.len() >= c_all
-    );
+    super::assert_lengths(g, x, w, rq, y);
     let vec_c = c_all / 16 * 16;
     let zp = _mm256_set1_epi16(rq.input_zero_point as i16);
     let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);

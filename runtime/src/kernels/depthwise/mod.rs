@@ -23,3 +23,24 @@ pub fn tap_range(pos: usize, stride: usize, dilation: usize, pad: usize, size: u
     }
     (lo, hi)
 }
+
+/// The slice lengths a depthwise kernel reads and writes, checked once per call so that the SIMD
+/// kernels can index without per-tap bounds checks (load validation guarantees them; this keeps
+/// the kernels sound on their own).
+pub fn assert_lengths(
+    g: &crate::kernels::conv::ConvGeometry,
+    x: &[i8],
+    w: &[i8],
+    rq: &crate::kernels::conv::Requant<'_>,
+    y: &[i8],
+) {
+    let c = g.in_c;
+    assert!(
+        x.len() >= g.batch * g.in_h * g.in_w * c
+            && w.len() >= g.kernel_h * g.kernel_w * c
+            && y.len() >= g.batch * g.out_h * g.out_w * c
+            && rq.bias.len() >= c
+            && rq.mult.len() >= c
+            && rq.shift.len() >= c
+    );
+}

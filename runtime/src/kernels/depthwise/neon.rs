@@ -16,14 +16,7 @@ use core::arch::aarch64::*;
 pub unsafe fn qs8_dwconv_c16_neon(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     let c_all = g.in_c;
     let plane = g.in_h * g.in_w * c_all;
-    assert!(
-        x.len() >= g.batch * plane
-            && w.len() >= g.kernel_h * g.kernel_w * c_all
-            && y.len() >= g.batch * g.out_h * g.out_w * c_all
-            && rq.bias.len() >= c_all
-            && rq.mult.len() >= c_all
-            && rq.shift.len() >= c_all
-    );
+    super::assert_lengths(g, x, w, rq, y);
     let vec_c = c_all / 16 * 16;
     let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
     for n in 0..g.batch {

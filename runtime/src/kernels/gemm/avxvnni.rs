@@ -9,7 +9,7 @@
 //! `sum (x - zp) w = sum u w - (128 + zp) sum w`, folded into the bias. Wrapping i32 arithmetic
 //! gives the exact result whenever it fits, as the scalar kernel's does.
 
-use super::{im2col_row, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{load_requant8, requant8, store_i8x8};
 use core::arch::x86_64::*;
@@ -56,23 +56,12 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
                 }
                 _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
             }
-            for (lane, &sum) in sums.iter().enumerate().take(c0 + chunk - j * 8) {
-                let c = j * 8 + lane;
-                corrected[c - c0] = rq.bias[c].wrapping_sub(offset.wrapping_mul(sum));
-            }
+            correct_bias(&sums, j, c0, chunk, rq.bias, offset, &mut corrected);
         }
         let mut p0 = 0;
         while p0 < pixels {
             let rows = MR.min(pixels - p0);
-            // Tail blocks repeat the last pixel; its extra results are not stored.
-            let rows_at: [*const i8; MR] = if direct {
-                core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
-            } else {
-                for (r, row) in a.iter_mut().enumerate() {
-                    im2col_row(g, x, p0 + r.min(rows - 1), row, rq.input_zero_point as i8, |v| v);
-                }
-                core::array::from_fn(|r| a[r].as_ptr())
-            };
+            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8);
             let mut j = c0 / 8;
             while j * 8 < c0 + chunk {
                 let two = (j + 1) * 8 < c0 + chunk;

@@ -128,3 +128,49 @@ pub fn is_pointwise(g: &ConvGeometry) -> bool {
         && g.in_h == g.out_h
         && g.in_w == g.out_w
 }
+
+/// Row pointers of the `MR` output pixels from `p0` (`rows` of them real: a tail block repeats
+/// its last pixel, whose extra results are not stored). Pointwise layers (`direct`) point into the
+/// input rows in place; the others gather im2col rows into `a`, padding with the zero point. Each
+/// pointer addresses at least `k` rounded up to 4 bytes (`a` rows hold `MAX_SIMD_K`, and `direct`
+/// requires `k % 4 == 0`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn block_rows<const MR: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    k: usize,
+    direct: bool,
+    p0: usize,
+    rows: usize,
+    a: &mut [[i8; MAX_SIMD_K]; MR],
+    zero_point: i8,
+) -> [*const i8; MR] {
+    if direct {
+        core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
+    } else {
+        for (r, row) in a.iter_mut().enumerate() {
+            im2col_row(g, x, p0 + r.min(rows - 1), row, zero_point, |v| v);
+        }
+        core::array::from_fn(|r| a[r].as_ptr())
+    }
+}
+
+/// `corrected[c - c0] = bias[c] - offset * sums[lane]` for the channels `c = 8 j + lane` of panel
+/// `j` that lie in the chunk `[c0, c0 + chunk)`: the zero-point correction of the SIMD kernels
+/// that multiply raw (or sign-flipped) activations, `sum (x - zp) w = sum x' w - offset sum w`.
+#[inline(always)]
+pub fn correct_bias(
+    sums: &[i32; 8],
+    j: usize,
+    c0: usize,
+    chunk: usize,
+    bias: &[i32],
+    offset: i32,
+    corrected: &mut [i32],
+) {
+    for (lane, &sum) in sums.iter().enumerate().take(c0 + chunk - j * 8) {
+        let c = j * 8 + lane;
+        corrected[c - c0] = bias[c].wrapping_sub(offset.wrapping_mul(sum));
+    }
+}

@@ -8,7 +8,7 @@
 //! reduction is a multiple of 4 read the input rows in place; the others gather im2col rows
 //! (padding is the zero point) into a stack buffer.
 
-use super::{im2col_row, is_pointwise, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use super::{block_rows, correct_bias, is_pointwise, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use core::arch::aarch64::*;
@@ -54,22 +54,12 @@ unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'
                 vst1q_s32(sums.as_mut_ptr(), s0);
                 vst1q_s32(sums.as_mut_ptr().add(4), s1);
             }
-            for (lane, &sum) in sums.iter().enumerate().take(c0 + chunk - j * 8) {
-                let c = j * 8 + lane;
-                corrected[c - c0] = rq.bias[c].wrapping_sub(zp.wrapping_mul(sum));
-            }
+            correct_bias(&sums, j, c0, chunk, rq.bias, zp, &mut corrected);
         }
         let mut p0 = 0;
         while p0 < pixels {
             let rows = MR.min(pixels - p0);
-            let rows_at: [*const i8; MR] = if direct {
-                core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
-            } else {
-                for (r, row) in a.iter_mut().enumerate() {
-                    im2col_row(g, x, p0 + r.min(rows - 1), row, zp as i8, |v| v);
-                }
-                core::array::from_fn(|r| a[r].as_ptr())
-            };
+            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8);
             for j in c0 / 8..(c0 + chunk).div_ceil(8) {
                 let c = j * 8;
                 let cols = 8.min(n - c);
