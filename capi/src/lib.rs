@@ -363,6 +363,7 @@ pub unsafe extern "C" fn sparq_session_kernels(session: *const sparq_session) ->
     match unsafe { session.as_ref() }.map(|s| s.session.kernels()) {
         Some("avx2") => c"avx2".as_ptr(),
         Some("avxvnni") => c"avxvnni".as_ptr(),
+        Some("avx512vnni") => c"avx512vnni".as_ptr(),
         Some("neon") => c"neon".as_ptr(),
         Some("dotprod") => c"dotprod".as_ptr(),
         Some("armv7-neon") => c"armv7-neon".as_ptr(),

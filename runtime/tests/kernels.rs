@@ -204,6 +204,12 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avxvnni") {
         assert!(sets.iter().any(|k| k.name() == "avxvnni"), "this host has AVX-VNNI but its kernels did not run");
+        if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw") {
+            assert!(
+                sets.iter().any(|k| k.name() == "avx512vnni"),
+                "this host has AVX-512 VNNI but its kernels did not run"
+            );
+        }
     }
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut cases = 0;
@@ -223,7 +229,7 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
         (4097, 1, 1, 0, (1, 2)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
-        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 33] {
+        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 32, 33, 65] {
             for edge in 0..3 {
                 let out_h = (h + 2 * pad - k) / stride + 1;
                 let out_w = (w + 2 * pad - k) / stride + 1;
@@ -279,7 +285,7 @@ fn depthwise_with_wide_requantization_matches_scalar() {
     let sets = sets();
     let mut rng = Rng(0x94D0_49BB_1331_11EB);
     let mut cases = 0;
-    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 96] {
+    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 48, 63, 96] {
         for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (5, 2)] {
             for edge in 0..3 {
                 let (h, w) = (6, 7);

@@ -181,6 +181,29 @@ fn has_dotprod() -> bool {
     }
 }
 
+/// AVX-VNNI plus AVX-512 VNNI (512-bit `vpdpbusd`): Intel Ice Lake / Sapphire Rapids, AMD Zen 4+.
+#[cfg(target_arch = "x86_64")]
+const AVX512VNNI: KernelSet = KernelSet {
+    name: "avx512vnni",
+    qs8_gemm: Some(("qs8_gemm_4x32c4_avx512vnni", super::gemm::avxvnni::qs8_gemm_4x32c4_avx512vnni)),
+    qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c32_avx512,
+    ..AVXVNNI
+};
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512vnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vnni"))
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     #[cfg(feature = "std")]
@@ -207,12 +230,15 @@ fn has_avxvnni() -> bool {
 
 /// Every set this CPU can run, best last.
 pub fn available() -> impl Iterator<Item = KernelSet> {
-    let mut sets = [Some(SCALAR), None, None];
+    let mut sets = [Some(SCALAR), None, None, None];
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         sets[1] = Some(AVX2);
         if has_avxvnni() {
             sets[2] = Some(AVXVNNI);
+            if has_avx512vnni() {
+                sets[3] = Some(AVX512VNNI);
+            }
         }
     }
     #[cfg(sparq_arm_neon)]

@@ -30,6 +30,34 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
+    // SAFETY: this function's contract.
+    unsafe { drive::<false>(g, x, w, rq, y) }
+}
+
+/// AVX-512 VNNI: the same frame, 4 pixels x 32 channels per tile (`vpdpbusd` on zmm: two
+/// adjacent panels per register), the 16- and 8-channel tiles for the rest.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-VNNI, AVX-512 F/BW and AVX-512 VNNI; otherwise as
+/// [`qs8_gemm_4x16c4_avxvnni`].
+#[target_feature(enable = "avx2,avxvnni,avx512f,avx512bw,avx512vnni")]
+pub unsafe fn qs8_gemm_4x32c4_avx512vnni(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &WeightMatrix<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: this function's contract.
+    unsafe { drive::<true>(g, x, w, rq, y) }
+}
+
+/// The driver of both: corrected biases per chunk of channels, blocks of `MR` pixels, tiles.
+///
+/// # Safety
+/// As the callers; `WIDE` needs AVX-512 VNNI.
+#[inline(always)]
+unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
     debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
     let (n, k) = (g.out_c, w.k);
     let kp = k.div_ceil(4) * 4;
@@ -64,6 +92,13 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
             let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8);
             let mut j = c0 / 8;
             while j * 8 < c0 + chunk {
+                if WIDE && (j + 3) * 8 < c0 + chunk {
+                    // SAFETY: AVX-512 VNNI is available when WIDE (the caller's contract); row
+                    // pointers as below.
+                    unsafe { tile512(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y) };
+                    j += 4;
+                    continue;
+                }
                 let two = (j + 1) * 8 < c0 + chunk;
                 // SAFETY: AVX2 and AVX-VNNI are available (this function's contract); every
                 // row pointer addresses at least `kp` readable bytes (input rows of `k = kp`
@@ -133,6 +168,63 @@ unsafe fn tile<const P: usize>(
             for r in 0..rows {
                 let v = requant8(_mm256_add_epi32(acc[r][q], bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
                 store_i8x8(v, &mut y[(p0 + r) * n + c..], cols);
+            }
+        }
+    }
+}
+
+/// One AVX-512 tile: `MR` pixels x 32 channels (panels `j .. j + 4`), two panels per zmm.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI, and each `a[r]` must address `kp`
+/// readable bytes.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile512(
+    w: &[i8],
+    kp: usize,
+    j: usize,
+    a: &[*const i8; MR],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    c0: usize,
+    corrected: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    let panels: [&[i8]; 4] = core::array::from_fn(|q| &w[(j + q) * 8 * kp..][..8 * kp]);
+    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+    let flip = _mm512_set1_epi8(-128);
+    for kg in 0..kp / 4 {
+        // SAFETY: `kg * 32 + 32 <= panel.len()`; `kg * 4 + 4 <= kp`, and each row pointer
+        // addresses `kp` bytes (the caller's contract).
+        unsafe {
+            let half = |q: usize| _mm256_loadu_si256(panels[q].as_ptr().add(kg * 32).cast());
+            let w0 = _mm512_inserti64x4(_mm512_castsi256_si512(half(0)), half(1), 1);
+            let w1 = _mm512_inserti64x4(_mm512_castsi256_si512(half(2)), half(3), 1);
+            for r in 0..MR {
+                let av = _mm512_xor_si512(_mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned()), flip);
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, w0);
+                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, w1);
+            }
+        }
+    }
+    for q in 0..4 {
+        let c = (j + q) * 8;
+        // SAFETY: AVX2 is available; `c - c0 + 8 <= corrected.len()`; all 32 channels exist.
+        unsafe {
+            let bias = _mm256_loadu_si256(corrected[c - c0..].as_ptr().cast());
+            let k8 = load_requant8(rq, c, 8);
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                let v = if q % 2 == 0 {
+                    _mm512_castsi512_si256(acc[q / 2])
+                } else {
+                    _mm512_extracti64x4_epi64(acc[q / 2], 1)
+                };
+                let v = requant8(_mm256_add_epi32(v, bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
+                store_i8x8(v, &mut y[(p0 + r) * n + c..], 8);
             }
         }
     }
