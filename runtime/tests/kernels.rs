@@ -69,6 +69,38 @@ fn rq<'a>(q: &'a Quant, rng: &mut Rng) -> Requant<'a> {
     }
 }
 
+/// A square-kernel convolution geometry with symmetric padding (dilation 1).
+#[allow(clippy::too_many_arguments)]
+fn square(
+    batch: usize,
+    (h, w): (usize, usize),
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+) -> ConvGeometry {
+    ConvGeometry {
+        batch,
+        in_h: h,
+        in_w: w,
+        in_c: cin,
+        out_h: (h + 2 * pad - k) / stride + 1,
+        out_w: (w + 2 * pad - k) / stride + 1,
+        out_c: cout,
+        kernel_h: k,
+        kernel_w: k,
+        stride_h: stride,
+        stride_w: stride,
+        pad_top: pad,
+        pad_left: pad,
+        dilation_h: 1,
+        dilation_w: 1,
+        groups,
+    }
+}
+
 fn sets() -> Vec<KernelSet> {
     let sets: Vec<KernelSet> = registry::available().collect();
     println!("kernel sets exercised: {:?}", sets);
@@ -99,26 +131,8 @@ fn conv_and_depthwise_match_scalar() {
                 for depthwise in [false, true] {
                     let cout = if depthwise { cin } else { cout };
                     let (h, w) = (5 + (cases % 3), 6);
-                    let out_h = (h + 2 * pad - k) / stride + 1;
-                    let out_w = (w + 2 * pad - k) / stride + 1;
-                    let g = ConvGeometry {
-                        batch: 1,
-                        in_h: h,
-                        in_w: w,
-                        in_c: cin,
-                        out_h,
-                        out_w,
-                        out_c: cout,
-                        kernel_h: k,
-                        kernel_w: k,
-                        stride_h: stride,
-                        stride_w: stride,
-                        pad_top: pad,
-                        pad_left: pad,
-                        dilation_h: 1,
-                        dilation_w: 1,
-                        groups: if depthwise { cin } else { 1 },
-                    };
+                    let g = square(1, (h, w), cin, cout, k, stride, pad, if depthwise { cin } else { 1 });
+                    let (out_h, out_w) = (g.out_h, g.out_w);
                     let x = rng.i8s(h * w * cin, edge);
                     let wt = rng.weights(if depthwise { k * k * cin } else { cout * k * k * cin }, edge);
                     let q = quant(&mut rng, cout);
@@ -231,26 +245,8 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
     for &(cin, k, stride, pad, (h, w)) in geoms {
         for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 32, 33, 65] {
             for edge in 0..3 {
-                let out_h = (h + 2 * pad - k) / stride + 1;
-                let out_w = (w + 2 * pad - k) / stride + 1;
-                let g = ConvGeometry {
-                    batch: 1 + (cases % 2),
-                    in_h: h,
-                    in_w: w,
-                    in_c: cin,
-                    out_h,
-                    out_w,
-                    out_c: cout,
-                    kernel_h: k,
-                    kernel_w: k,
-                    stride_h: stride,
-                    stride_w: stride,
-                    pad_top: pad,
-                    pad_left: pad,
-                    dilation_h: 1,
-                    dilation_w: 1,
-                    groups: 1,
-                };
+                let g = square(1 + (cases % 2), (h, w), cin, cout, k, stride, pad, 1);
+                let (out_h, out_w) = (g.out_h, g.out_w);
                 let x = rng.i8s(g.batch * h * w * cin, edge);
                 let kk = k * k * cin;
                 let wt = rng.weights(cout * kk, edge);
@@ -290,26 +286,8 @@ fn depthwise_with_wide_requantization_matches_scalar() {
             for edge in 0..3 {
                 let (h, w) = (6, 7);
                 let pad = k / 2;
-                let out_h = (h + 2 * pad - k) / stride + 1;
-                let out_w = (w + 2 * pad - k) / stride + 1;
-                let g = ConvGeometry {
-                    batch: 1,
-                    in_h: h,
-                    in_w: w,
-                    in_c: c,
-                    out_h,
-                    out_w,
-                    out_c: c,
-                    kernel_h: k,
-                    kernel_w: k,
-                    stride_h: stride,
-                    stride_w: stride,
-                    pad_top: pad,
-                    pad_left: pad,
-                    dilation_h: 1,
-                    dilation_w: 1,
-                    groups: c,
-                };
+                let g = square(1, (h, w), c, c, k, stride, pad, c);
+                let (out_h, out_w) = (g.out_h, g.out_w);
                 let x = rng.i8s(h * w * c, edge);
                 let wt = rng.weights(k * k * c, edge);
                 let q = wide_quant(&mut rng, c);
