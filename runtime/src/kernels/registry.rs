@@ -186,7 +186,7 @@ fn has_dotprod() -> bool {
 const AVX512VNNI: KernelSet = KernelSet {
     name: "avx512vnni",
     qs8_gemm: Some(("qs8_gemm_4x32c4_avx512vnni", super::gemm::avxvnni::qs8_gemm_4x32c4_avx512vnni)),
-    qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c32_avx512,
+    qs8_dwconv: super::depthwise::vnni::qs8_dwconv_c64_avx512vnni,
     ..AVXVNNI
 };
 

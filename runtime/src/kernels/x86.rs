@@ -45,6 +45,17 @@ pub unsafe fn load_requant8(rq: &Requant<'_>, c: usize, len: usize) -> Requant8 
         // SAFETY: 32-byte unaligned loads from two 8-element arrays.
         unsafe { (_mm256_loadu_si256(m.as_ptr().cast()), _mm256_loadu_si256(s.as_ptr().cast())) }
     };
+    // SAFETY: AVX2 is available (this function's contract).
+    unsafe { requant8_constants(mult, shift) }
+}
+
+/// [`Requant8`] from 8 multipliers and 8 shifts.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn requant8_constants(mult: __m256i, shift: __m256i) -> Requant8 {
     let one = _mm256_set1_epi64x(1);
     let top = _mm256_set1_epi64x(i64::MIN);
     let shift_even = _mm256_and_si256(shift, _mm256_set1_epi64x(0xffff_ffff));
@@ -130,6 +141,74 @@ pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_ma
         _mm256_blend_epi32(clamp(even), _mm256_slli_epi64(clamp(odd), 32), 0b1010_1010)
     };
     _mm256_add_epi32(v, _mm256_set1_epi32(zp))
+}
+
+/// [`Requant8`] for 16 lanes of a zmm register: the fast path (every shift at least 32) on
+/// 512-bit vectors, otherwise the two 256-bit halves through [`requant8`].
+#[derive(Clone, Copy)]
+pub struct Requant16 {
+    high: bool,
+    mult_even: __m512i,
+    mult_odd: __m512i,
+    round_even: __m512i,
+    round_odd: __m512i,
+    shift_minus_32: __m512i,
+    halves: [Requant8; 2],
+}
+
+/// The constants of [`requant16`] for 16 lanes: `mult[..16]`, `shift[..16]`.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F.
+#[target_feature(enable = "avx2,avx512f")]
+#[inline]
+pub unsafe fn load_requant16(mult: &[i32], shift: &[i32]) -> Requant16 {
+    let (m, s) = (&mult[..16], &shift[..16]);
+    // SAFETY: `m` and `s` hold 16 i32 each; the features are the caller's contract.
+    unsafe {
+        let (mv, sv) = (_mm512_loadu_si512(m.as_ptr().cast()), _mm512_loadu_si512(s.as_ptr().cast()));
+        let one = _mm512_set1_epi64(1);
+        let shift_even = _mm512_and_si512(sv, _mm512_set1_epi64(0xffff_ffff));
+        let shift_odd = _mm512_srli_epi64(sv, 32);
+        let half = |h: usize| {
+            let (m8, s8) = (&m[8 * h..][..8], &s[8 * h..][..8]);
+            requant8_constants(_mm256_loadu_si256(m8.as_ptr().cast()), _mm256_loadu_si256(s8.as_ptr().cast()))
+        };
+        Requant16 {
+            high: _mm512_cmplt_epi32_mask(sv, _mm512_set1_epi32(32)) == 0,
+            mult_even: mv,
+            mult_odd: _mm512_srli_epi64(mv, 32),
+            round_even: _mm512_sllv_epi64(one, _mm512_sub_epi64(shift_even, one)),
+            round_odd: _mm512_sllv_epi64(one, _mm512_sub_epi64(shift_odd, one)),
+            shift_minus_32: _mm512_sub_epi32(sv, _mm512_set1_epi32(32)),
+            halves: [half(0), half(1)],
+        }
+    }
+}
+
+/// [`requant8`] on 16 lanes, bit-exact to it (and so to the scalar form).
+///
+/// Always inlined (a call would pass the zmm operands through memory); the caller must enable
+/// the features.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F.
+#[inline(always)]
+pub unsafe fn requant16(acc: __m512i, k: &Requant16, zp: i32, act_min: i32, act_max: i32) -> __m512i {
+    // SAFETY: the features are the caller's contract.
+    unsafe {
+    if k.high {
+        let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
+        let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
+        let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+        let v = _mm512_srav_epi32(hi, k.shift_minus_32);
+        let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(act_min - zp)), _mm512_set1_epi32(act_max - zp));
+        return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+    }
+        let lo = requant8(_mm512_castsi512_si256(acc), &k.halves[0], zp, act_min, act_max);
+        let hi = requant8(_mm512_extracti64x4_epi64(acc, 1), &k.halves[1], zp, act_min, act_max);
+        _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+    }
 }
 
 /// Narrow 8 i32 lanes already in [-128, 127] to i8 and store the first `len` of them.

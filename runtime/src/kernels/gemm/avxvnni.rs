@@ -11,7 +11,7 @@
 
 use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{load_requant8, requant8, store_i8x8};
+use crate::kernels::x86::{load_requant16, load_requant8, requant16, requant8, store_i8x8};
 use core::arch::x86_64::*;
 
 const MR: usize = 4;
@@ -194,38 +194,40 @@ unsafe fn tile512(
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
-    let panels: [&[i8]; 4] = core::array::from_fn(|q| &w[(j + q) * 8 * kp..][..8 * kp]);
+    let panel = &w[j * 8 * kp..][..32 * kp];
     let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-    let flip = _mm512_set1_epi8(-128);
-    for kg in 0..kp / 4 {
-        // SAFETY: `kg * 32 + 32 <= panel.len()`; `kg * 4 + 4 <= kp`, and each row pointer
-        // addresses `kp` bytes (the caller's contract).
-        unsafe {
-            let half = |q: usize| _mm256_loadu_si256(panels[q].as_ptr().add(kg * 32).cast());
-            let w0 = _mm512_inserti64x4(_mm512_castsi256_si512(half(0)), half(1), 1);
-            let w1 = _mm512_inserti64x4(_mm512_castsi256_si512(half(2)), half(3), 1);
+    // SAFETY (whole body): the features are the caller's contract; panel `j + q` starts at
+    // `q * 8 * kp` of `panel`, and `kg * 32 + 32 <= 8 * kp`; each row pointer addresses `kp`
+    // bytes; the 32 channels `c .. c + 32` exist, so `corrected`, the requantization slices and
+    // each output row hold them.
+    unsafe {
+        let flip = _mm512_set1_epi8(-128);
+        let p = panel.as_ptr();
+        for kg in 0..kp / 4 {
+            let h0 = _mm256_loadu_si256(p.add(kg * 32).cast());
+            let h1 = _mm256_loadu_si256(p.add(8 * kp + kg * 32).cast());
+            let h2 = _mm256_loadu_si256(p.add(16 * kp + kg * 32).cast());
+            let h3 = _mm256_loadu_si256(p.add(24 * kp + kg * 32).cast());
+            let w0 = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+            let w1 = _mm512_inserti64x4(_mm512_castsi256_si512(h2), h3, 1);
             for r in 0..MR {
                 let av = _mm512_xor_si512(_mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned()), flip);
                 acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, w0);
                 acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, w1);
             }
         }
-    }
-    for q in 0..4 {
-        let c = (j + q) * 8;
-        // SAFETY: AVX2 is available; `c - c0 + 8 <= corrected.len()`; all 32 channels exist.
-        unsafe {
-            let bias = _mm256_loadu_si256(corrected[c - c0..].as_ptr().cast());
-            let k8 = load_requant8(rq, c, 8);
-            for (r, acc) in acc.iter().enumerate().take(rows) {
-                let v = if q % 2 == 0 {
-                    _mm512_castsi512_si256(acc[q / 2])
-                } else {
-                    _mm512_extracti64x4_epi64(acc[q / 2], 1)
-                };
-                let v = requant8(_mm256_add_epi32(v, bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
-                store_i8x8(v, &mut y[(p0 + r) * n + c..], 8);
-            }
+        let c = j * 8;
+        let cb = corrected[c - c0..][..32].as_ptr();
+        let (b0, b1) = (_mm512_loadu_si512(cb.cast()), _mm512_loadu_si512(cb.add(16).cast()));
+        let k0 = load_requant16(&rq.mult[c..], &rq.shift[c..]);
+        let k1 = load_requant16(&rq.mult[c + 16..], &rq.shift[c + 16..]);
+        let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let v0 = requant16(_mm512_add_epi32(acc[0], b0), &k0, zo, lo, hi);
+            let v1 = requant16(_mm512_add_epi32(acc[1], b1), &k1, zo, lo, hi);
+            let out = y[(p0 + r) * n + c..][..32].as_mut_ptr();
+            _mm_storeu_si128(out.cast(), _mm512_cvtsepi32_epi8(v0));
+            _mm_storeu_si128(out.add(16).cast(), _mm512_cvtsepi32_epi8(v1));
         }
     }
 }
