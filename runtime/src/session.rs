@@ -482,7 +482,10 @@ impl<'a> Ctx<'a, '_> {
                     (op::RESHAPE, _) => ew::map_strided(&dims, &st, self.data::<f32>(&x), self.out::<f32>(&y), |v| v),
                     (op::QUANTIZE, _) => {
                         let (s, z) = (y.scale, y.zero_point);
-                        ew::quantize_strided(&dims, &st, self.data::<f32>(&x), self.out::<i8>(&y), s, z)
+                        let k = self.kernels;
+                        ew::quantize_strided(&dims, &st, self.data::<f32>(&x), self.out::<i8>(&y), s, z, |a, b| {
+                            k.qs8_quantize(a, b, s, z)
+                        })
                     }
                     (op::DEQUANTIZE, _) => {
                         let (s, z) = (x.scale, x.zero_point);

@@ -442,3 +442,33 @@ fn int8_add_matches_scalar() {
     }
     println!("{cases} int8 add cases bit-exact on {:?}", sets);
 }
+
+#[test]
+fn input_quantization_matches_scalar() {
+    let sets = sets();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut cases = 0;
+    for &len in &[0usize, 1, 7, 8, 9, 31, 224, 1000] {
+        for &scale in &[1.0f32, 0.0173, 3.9e-3, 250.0] {
+            for &zp in &[0i32, -128, 17, 127] {
+                let mut x: Vec<f32> = (0..len)
+                    .map(|_| ((rng.next() % 2_000_001) as f32 - 1.0e6) * scale / 3000.0)
+                    .collect();
+                // Exact halves, their neighbours, and the special values.
+                let special = [0.5, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, f32::NAN, f32::INFINITY, -f32::INFINITY, 1e30, -0.0];
+                for (i, v) in x.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+                    *v = special[i % special.len()] * scale;
+                }
+                let mut want = vec![0i8; len];
+                sparq_runtime::kernels::elementwise::qs8_quantize_scalar(&x, &mut want, scale, zp);
+                for set in &sets {
+                    let mut got = vec![0i8; len];
+                    set.qs8_quantize(&x, &mut got, scale, zp);
+                    assert_eq!(got, want, "{set:?} differs: len {len} scale {scale} zp {zp}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} quantization cases bit-exact on {:?}", sets);
+}

@@ -73,9 +73,25 @@ pub fn quantize(x: f32, scale: f32, zp: i32) -> i8 {
     quantize_f32(x, scale, zp)
 }
 
+/// `quantize` over a contiguous slice: the reference for the kernel sets' vector forms.
+pub fn qs8_quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = quantize_f32(v, scale, zp);
+    }
+}
+
 /// `quantize` over a strided walk: runs that are contiguous in `x` (the usual NCHW -> NHWC
-/// input conversion) are quantized as slices, which the compiler vectorizes, then scattered.
-pub fn quantize_strided(dims: &[usize; R], st: &[[usize; R]; 2], x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
+/// input conversion) are quantized as slices by `slice` (a kernel set's contiguous quantize),
+/// then scattered.
+pub fn quantize_strided(
+    dims: &[usize; R],
+    st: &[[usize; R]; 2],
+    x: &[f32],
+    y: &mut [i8],
+    scale: f32,
+    zp: i32,
+    slice: impl Fn(&[f32], &mut [i8]),
+) {
     const CHUNK: usize = 256;
     let mut buf = [0i8; CHUNK];
     walk_rows(dims, st, |base, len, step| {
@@ -88,12 +104,10 @@ pub fn quantize_strided(dims: &[usize; R], st: &[[usize; R]; 2], x: &[f32], y: &
         let mut start = 0;
         while start < len {
             let n = CHUNK.min(len - start);
-            for (b, &v) in buf[..n].iter_mut().zip(&x[base[0] + start..][..n]) {
-                *b = quantize_f32(v, scale, zp);
-            }
             if step[1] == 1 {
-                y[base[1] + start..][..n].copy_from_slice(&buf[..n]);
+                slice(&x[base[0] + start..][..n], &mut y[base[1] + start..][..n]);
             } else {
+                slice(&x[base[0] + start..][..n], &mut buf[..n]);
                 for (i, &b) in buf[..n].iter().enumerate() {
                     y[base[1] + (start + i) * step[1]] = b;
                 }

@@ -287,3 +287,39 @@ pub unsafe fn qs8_add_avx2(a: &[i8], b: &[i8], y: &mut [i8], p: &crate::kernels:
         y[j] = crate::kernels::elementwise::add_i8_one(p, a[j], b[j]);
     }
 }
+
+/// [`crate::quant::quantize_f32`] over a contiguous slice, 8 lanes per step, bit-exact: the same
+/// IEEE division, NaN to 0 and clamp to +-1e6, truncation, and the exact fraction test for
+/// rounding half away from zero; the saturating packs clamp to [-128, 127] after adding `zp`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn qs8_quantize_avx2(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
+    let len = x.len().min(y.len());
+    let vec = len / 8 * 8;
+    let sv = _mm256_set1_ps(scale);
+    let (lo, hi) = (_mm256_set1_ps(-1.0e6), _mm256_set1_ps(1.0e6));
+    let (half, neg_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
+    let z = _mm256_set1_epi32(zp);
+    let mut i = 0;
+    while i < vec {
+        // SAFETY: `i + 8 <= len` for both slices.
+        unsafe {
+            let q = _mm256_div_ps(_mm256_loadu_ps(x.as_ptr().add(i)), sv);
+            let q = _mm256_andnot_ps(_mm256_cmp_ps(q, q, _CMP_UNORD_Q), q);
+            let q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+            let t = _mm256_cvttps_epi32(q);
+            let frac = _mm256_sub_ps(q, _mm256_cvtepi32_ps(t));
+            // The comparison masks are -1 where true: subtracting adds 1, adding subtracts 1.
+            let up = _mm256_castps_si256(_mm256_cmp_ps(frac, half, _CMP_GE_OQ));
+            let down = _mm256_castps_si256(_mm256_cmp_ps(frac, neg_half, _CMP_LE_OQ));
+            let r = _mm256_add_epi32(_mm256_add_epi32(_mm256_sub_epi32(t, up), down), z);
+            store_i8x8(r, &mut y[i..], 8);
+        }
+        i += 8;
+    }
+    for j in vec..len {
+        y[j] = crate::quant::quantize_f32(x[j], scale, zp);
+    }
+}

@@ -99,8 +99,19 @@ pub fn im2col_row<T: Copy>(g: &ConvGeometry, x: &[i8], pixel: usize, row: &mut [
     let xn = &x[n * g.in_h * g.in_w * g.in_c..][..g.in_h * g.in_w * g.in_c];
     let c = g.in_c;
     let mut j = 0;
+    let span = g.kernel_w * c;
+    // The window's columns, when all of them are inside the input and adjacent (dilation 1):
+    // then each kernel row is one contiguous run of `kernel_w * c` input values.
+    let first_col = (ow * g.stride_w).checked_sub(g.pad_left).filter(|&iw| iw + g.kernel_w <= g.in_w);
     for kh in 0..g.kernel_h {
         let ih = g.in_row(oh, kh);
+        if let (Some(ih), Some(iw), 1) = (ih, first_col, g.dilation_w) {
+            for (d, &s) in row[j..j + span].iter_mut().zip(&xn[(ih * g.in_w + iw) * c..][..span]) {
+                *d = f(s);
+            }
+            j += span;
+            continue;
+        }
         for kw in 0..g.kernel_w {
             let dst = &mut row[j..j + c];
             match (ih, g.in_col(ow, kw)) {
