@@ -239,11 +239,13 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
         (17, 3, 1, 1, (4, 5)),
         (31, 1, 2, 0, (5, 5)),
         (64, 1, 1, 0, (1, 7)),
+        (12, 1, 1, 0, (3, 6)),
+        (8, 3, 2, 1, (9, 5)),
         (160, 1, 1, 0, (2, 2)),
         (4097, 1, 1, 0, (1, 2)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
-        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 32, 33, 65] {
+        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 40, 48, 63, 65] {
             for edge in 0..3 {
                 let g = square(1 + (cases % 2), (h, w), cin, cout, k, stride, pad, 1);
                 let (out_h, out_w) = (g.out_h, g.out_w);
@@ -281,8 +283,8 @@ fn depthwise_with_wide_requantization_matches_scalar() {
     let sets = sets();
     let mut rng = Rng(0x94D0_49BB_1331_11EB);
     let mut cases = 0;
-    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 48, 63, 96] {
-        for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (5, 2)] {
+    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 48, 63, 64, 65, 96, 127, 130] {
+        for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (5, 2), (1, 1), (7, 2)] {
             for edge in 0..3 {
                 let (h, w) = (6, 7);
                 let pad = k / 2;

@@ -153,7 +153,9 @@ pub struct Requant16 {
     round_even: __m512i,
     round_odd: __m512i,
     shift_minus_32: __m512i,
-    halves: [Requant8; 2],
+    /// The raw constants, for the general path (rare: a multiplier of 0.5 or more).
+    mult: __m512i,
+    shift: __m512i,
 }
 
 /// The constants of [`requant16`] for 16 lanes: `mult[..16]`, `shift[..16]`.
@@ -170,10 +172,6 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32]) -> Requant16 {
         let one = _mm512_set1_epi64(1);
         let shift_even = _mm512_and_si512(sv, _mm512_set1_epi64(0xffff_ffff));
         let shift_odd = _mm512_srli_epi64(sv, 32);
-        let half = |h: usize| {
-            let (m8, s8) = (&m[8 * h..][..8], &s[8 * h..][..8]);
-            requant8_constants(_mm256_loadu_si256(m8.as_ptr().cast()), _mm256_loadu_si256(s8.as_ptr().cast()))
-        };
         Requant16 {
             high: _mm512_cmplt_epi32_mask(sv, _mm512_set1_epi32(32)) == 0,
             mult_even: mv,
@@ -181,7 +179,8 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32]) -> Requant16 {
             round_even: _mm512_sllv_epi64(one, _mm512_sub_epi64(shift_even, one)),
             round_odd: _mm512_sllv_epi64(one, _mm512_sub_epi64(shift_odd, one)),
             shift_minus_32: _mm512_sub_epi32(sv, _mm512_set1_epi32(32)),
-            halves: [half(0), half(1)],
+            mult: mv,
+            shift: sv,
         }
     }
 }
@@ -205,8 +204,10 @@ pub unsafe fn requant16(acc: __m512i, k: &Requant16, zp: i32, act_min: i32, act_
         let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(act_min - zp)), _mm512_set1_epi32(act_max - zp));
         return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
     }
-        let lo = requant8(_mm512_castsi512_si256(acc), &k.halves[0], zp, act_min, act_max);
-        let hi = requant8(_mm512_extracti64x4_epi64(acc, 1), &k.halves[1], zp, act_min, act_max);
+        let k0 = requant8_constants(_mm512_castsi512_si256(k.mult), _mm512_castsi512_si256(k.shift));
+        let k1 = requant8_constants(_mm512_extracti64x4_epi64(k.mult, 1), _mm512_extracti64x4_epi64(k.shift, 1));
+        let lo = requant8(_mm512_castsi512_si256(acc), &k0, zp, act_min, act_max);
+        let hi = requant8(_mm512_extracti64x4_epi64(acc, 1), &k1, zp, act_min, act_max);
         _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
     }
 }

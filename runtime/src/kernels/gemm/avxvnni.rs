@@ -14,7 +14,9 @@ use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{load_requant16, load_requant8, requant16, requant8, store_i8x8};
 use core::arch::x86_64::*;
 
+/// Pixels per tile: 4 with 16 ymm registers, 8 with 32 zmm.
 const MR: usize = 4;
+const MR_WIDE: usize = 8;
 /// Channels whose corrected bias is computed per pass (stack buffer); wider layers take several
 /// passes, each re-reading the input.
 const N_CHUNK: usize = 1024;
@@ -31,11 +33,11 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
     y: &mut [i8],
 ) {
     // SAFETY: this function's contract.
-    unsafe { drive::<false>(g, x, w, rq, y) }
+    unsafe { drive::<false, MR>(g, x, w, rq, y) }
 }
 
-/// AVX-512 VNNI: the same frame, 4 pixels x 32 channels per tile (`vpdpbusd` on zmm: two
-/// adjacent panels per register), the 16- and 8-channel tiles for the rest.
+/// AVX-512 VNNI: the same frame, 8 pixels x 32 channels per tile (`vpdpbusd` on zmm: two
+/// adjacent panels per register), then 8 x 16, then the 256-bit tiles for the last 8 channels.
 ///
 /// # Safety
 /// The CPU must support AVX2, AVX-VNNI, AVX-512 F/BW and AVX-512 VNNI; otherwise as
@@ -49,15 +51,15 @@ pub unsafe fn qs8_gemm_4x32c4_avx512vnni(
     y: &mut [i8],
 ) {
     // SAFETY: this function's contract.
-    unsafe { drive::<true>(g, x, w, rq, y) }
+    unsafe { drive::<true, MR_WIDE>(g, x, w, rq, y) }
 }
 
-/// The driver of both: corrected biases per chunk of channels, blocks of `MR` pixels, tiles.
+/// The driver of both: corrected biases per chunk of channels, blocks of `R` pixels, tiles.
 ///
 /// # Safety
-/// As the callers; `WIDE` needs AVX-512 VNNI.
+/// As the callers; `WIDE` needs AVX-512 VNNI; `R` is a multiple of `MR`.
 #[inline(always)]
-unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
     debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
     let (n, k) = (g.out_c, w.k);
     let kp = k.div_ceil(4) * 4;
@@ -66,7 +68,7 @@ unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'
     // Pointwise layers with whole groups of 4 read the input rows in place; the others gather
     // im2col rows into `a` (raw int8: padding is the zero point, which maps to `offset`).
     let direct = super::is_pointwise(g) && k % 4 == 0;
-    let mut a = [[0i8; MAX_SIMD_K]; MR];
+    let mut a = [[0i8; MAX_SIMD_K]; R];
     let mut corrected = [0i32; N_CHUNK + 16];
     let mut c0 = 0;
     while c0 < n {
@@ -88,31 +90,45 @@ unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'
         }
         let mut p0 = 0;
         while p0 < pixels {
-            let rows = MR.min(pixels - p0);
+            let rows = R.min(pixels - p0);
             let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8);
             let mut j = c0 / 8;
             while j * 8 < c0 + chunk {
-                if WIDE && (j + 3) * 8 < c0 + chunk {
+                if WIDE && (j + 2) * 8 <= c0 + chunk {
+                    let four = (j + 4) * 8 <= c0 + chunk;
                     // SAFETY: AVX-512 VNNI is available when WIDE (the caller's contract); row
-                    // pointers as below.
-                    unsafe { tile512(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y) };
-                    j += 4;
+                    // pointers as below; the tile's 32 (16) channels exist.
+                    unsafe {
+                        if four {
+                            tile512::<2, R>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
+                        } else {
+                            tile512::<1, R>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
+                        }
+                    }
+                    j += if four { 4 } else { 2 };
                     continue;
                 }
                 let two = (j + 1) * 8 < c0 + chunk;
-                // SAFETY: AVX2 and AVX-VNNI are available (this function's contract); every
-                // row pointer addresses at least `kp` readable bytes (input rows of `k = kp`
-                // bytes, or `a` rows of MAX_SIMD_K >= kp).
-                unsafe {
-                    if two {
-                        tile::<2>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
-                    } else {
-                        tile::<1>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
+                for half in 0..R / MR {
+                    let (p, sub_rows) = (p0 + half * MR, rows.saturating_sub(half * MR).min(MR));
+                    if sub_rows == 0 {
+                        break;
+                    }
+                    let sub: &[*const i8; MR] = rows_at[half * MR..][..MR].try_into().unwrap();
+                    // SAFETY: AVX2 and AVX-VNNI are available (this function's contract); every
+                    // row pointer addresses at least `kp` readable bytes (input rows of `k = kp`
+                    // bytes, or `a` rows of MAX_SIMD_K >= kp).
+                    unsafe {
+                        if two {
+                            tile::<2>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
+                        } else {
+                            tile::<1>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
+                        }
                     }
                 }
                 j += if two { 2 } else { 1 };
             }
-            p0 += MR;
+            p0 += R;
         }
         c0 += chunk;
     }
@@ -173,19 +189,19 @@ unsafe fn tile<const P: usize>(
     }
 }
 
-/// One AVX-512 tile: `MR` pixels x 32 channels (panels `j .. j + 4`), two panels per zmm.
+/// One AVX-512 tile: `R` pixels x `16 H` channels (panels `j .. j + 2 H`), two panels per zmm.
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI, and each `a[r]` must address `kp`
-/// readable bytes.
+/// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI, each `a[r]` must address `kp`
+/// readable bytes, and the `16 H` channels from `8 j` must exist.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile512(
+unsafe fn tile512<const H: usize, const R: usize>(
     w: &[i8],
     kp: usize,
     j: usize,
-    a: &[*const i8; MR],
+    a: &[*const i8; R],
     rows: usize,
     p0: usize,
     n: usize,
@@ -194,40 +210,40 @@ unsafe fn tile512(
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
-    let panel = &w[j * 8 * kp..][..32 * kp];
-    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+    let panel = &w[j * 8 * kp..][..16 * H * kp];
+    let mut acc = [[_mm512_setzero_si512(); H]; R];
     // SAFETY (whole body): the features are the caller's contract; panel `j + q` starts at
     // `q * 8 * kp` of `panel`, and `kg * 32 + 32 <= 8 * kp`; each row pointer addresses `kp`
-    // bytes; the 32 channels `c .. c + 32` exist, so `corrected`, the requantization slices and
+    // bytes; the `16 H` channels `c ..` exist, so `corrected`, the requantization slices and
     // each output row hold them.
     unsafe {
         let flip = _mm512_set1_epi8(-128);
         let p = panel.as_ptr();
         for kg in 0..kp / 4 {
-            let h0 = _mm256_loadu_si256(p.add(kg * 32).cast());
-            let h1 = _mm256_loadu_si256(p.add(8 * kp + kg * 32).cast());
-            let h2 = _mm256_loadu_si256(p.add(16 * kp + kg * 32).cast());
-            let h3 = _mm256_loadu_si256(p.add(24 * kp + kg * 32).cast());
-            let w0 = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
-            let w1 = _mm512_inserti64x4(_mm512_castsi256_si512(h2), h3, 1);
-            for r in 0..MR {
+            let mut wv = [_mm512_setzero_si512(); H];
+            for (h, wv) in wv.iter_mut().enumerate() {
+                let lo = _mm256_loadu_si256(p.add(2 * h * 8 * kp + kg * 32).cast());
+                let hi = _mm256_loadu_si256(p.add((2 * h + 1) * 8 * kp + kg * 32).cast());
+                *wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            }
+            for r in 0..R {
                 let av = _mm512_xor_si512(_mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned()), flip);
-                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, w0);
-                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, w1);
+                for h in 0..H {
+                    acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], av, wv[h]);
+                }
             }
         }
         let c = j * 8;
-        let cb = corrected[c - c0..][..32].as_ptr();
-        let (b0, b1) = (_mm512_loadu_si512(cb.cast()), _mm512_loadu_si512(cb.add(16).cast()));
-        let k0 = load_requant16(&rq.mult[c..], &rq.shift[c..]);
-        let k1 = load_requant16(&rq.mult[c + 16..], &rq.shift[c + 16..]);
         let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-        for (r, acc) in acc.iter().enumerate().take(rows) {
-            let v0 = requant16(_mm512_add_epi32(acc[0], b0), &k0, zo, lo, hi);
-            let v1 = requant16(_mm512_add_epi32(acc[1], b1), &k1, zo, lo, hi);
-            let out = y[(p0 + r) * n + c..][..32].as_mut_ptr();
-            _mm_storeu_si128(out.cast(), _mm512_cvtsepi32_epi8(v0));
-            _mm_storeu_si128(out.add(16).cast(), _mm512_cvtsepi32_epi8(v1));
+        for h in 0..H {
+            let ch = c + 16 * h;
+            let bias = _mm512_loadu_si512(corrected[ch - c0..][..16].as_ptr().cast());
+            let k = load_requant16(&rq.mult[ch..], &rq.shift[ch..]);
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                let v = requant16(_mm512_add_epi32(acc[h], bias), &k, zo, lo, hi);
+                let out = y[(p0 + r) * n + ch..][..16].as_mut_ptr();
+                _mm_storeu_si128(out.cast(), _mm512_cvtsepi32_epi8(v));
+            }
         }
     }
 }
