@@ -160,10 +160,60 @@ pub fn block_rows<const MR: usize>(
     if direct {
         core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
     } else {
+        // The first pixel's coordinates by division, the others by stepping (a division per
+        // row would cost more than a small layer's whole im2col row).
+        let (mut ow, mut oh, mut n) = (p0 % g.out_w, (p0 / g.out_w) % g.out_h, p0 / (g.out_w * g.out_h));
         for (r, row) in a.iter_mut().enumerate() {
-            im2col_row(g, x, p0 + r.min(rows - 1), row, zero_point, |v| v);
+            im2col_row_i8(g, x, (n, oh, ow), row, zero_point);
+            if r + 1 < rows {
+                ow += 1;
+                if ow == g.out_w {
+                    ow = 0;
+                    oh += 1;
+                    if oh == g.out_h {
+                        oh = 0;
+                        n += 1;
+                    }
+                }
+            }
         }
         core::array::from_fn(|r| a[r].as_ptr())
+    }
+}
+
+/// [`im2col_row`] for raw int8 rows of `MAX_SIMD_K` bytes at pixel `(n, oh, ow)`. Runs of up to
+/// 16 bytes are moved with one 16-byte copy when both sides have room (the bytes written past
+/// the run are overwritten by the next run or lie past `k`).
+#[inline(always)]
+fn im2col_row_i8(g: &ConvGeometry, x: &[i8], (n, oh, ow): (usize, usize, usize), row: &mut [i8; MAX_SIMD_K], pad: i8) {
+    let plane = g.in_h * g.in_w * g.in_c;
+    let xn = &x[n * plane..][..plane];
+    let c = g.in_c;
+    let span = g.kernel_w * c;
+    let copy = |row: &mut [i8; MAX_SIMD_K], j: usize, src: usize, len: usize| {
+        if len <= 16 && j + 16 <= MAX_SIMD_K && src + 16 <= xn.len() {
+            let chunk: [i8; 16] = xn[src..src + 16].try_into().unwrap();
+            row[j..j + 16].copy_from_slice(&chunk);
+        } else {
+            row[j..j + len].copy_from_slice(&xn[src..src + len]);
+        }
+    };
+    let first_col = (ow * g.stride_w).checked_sub(g.pad_left).filter(|&iw| iw + g.kernel_w <= g.in_w);
+    let mut j = 0;
+    for kh in 0..g.kernel_h {
+        let ih = g.in_row(oh, kh);
+        if let (Some(ih), Some(iw), 1) = (ih, first_col, g.dilation_w) {
+            copy(row, j, (ih * g.in_w + iw) * c, span);
+            j += span;
+            continue;
+        }
+        for kw in 0..g.kernel_w {
+            match (ih, g.in_col(ow, kw)) {
+                (Some(ih), Some(iw)) => copy(row, j, (ih * g.in_w + iw) * c, c),
+                _ => row[j..j + c].fill(pad),
+            }
+            j += c;
+        }
     }
 }
 
