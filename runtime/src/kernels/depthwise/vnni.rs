@@ -1,26 +1,31 @@
 //! x86-64 int8 depthwise convolution with AVX-512 VNNI, 64 channels per step
 //! (`qs8_dwconv_c64_avx512vnni`).
 //!
-//! `vpdpbusd` sums 4 consecutive byte products into each i32 lane, so four *taps* of one channel
-//! are laid side by side: the 64-byte input vectors of taps `t .. t + 4` are interleaved with
-//! two rounds of unpacks (bytes, then 16-bit pairs), giving four vectors in which every i32 lane
-//! holds the 4 taps of one channel. The weights get the same interleave once per channel block,
-//! so one `vpdpbusd` does 16 channels x 4 taps, and a 3x3 window is three groups of four taps
-//! (the last padded with zero weights). The unpacks work within 128-bit lanes: accumulator `j`,
-//! lane `L`, element `e` holds channel `16 L + 4 j + e`; the bias and requantization constants are
-//! permuted to match, and the two saturating packs at the end (`vpackssdw`, `vpacksswb`) undo the
-//! permutation, leaving the 64 outputs in channel order.
+//! `vpdpbusd` sums 4 consecutive byte products into each i32 lane, so four *kernel rows* of one
+//! channel are laid side by side: the 64-byte input vectors of the kernel rows of one input
+//! column are interleaved with two rounds of unpacks (bytes, then 16-bit pairs), giving four
+//! vectors in which every i32 lane holds the taps of one channel down that column (up to 4; a
+//! 3-row kernel pads the fourth with a zero weight, a 5-row kernel uses two groups). Such a
+//! *column* serves every output pixel whose window covers it, so moving one output pixel to the
+//! right only interleaves the `stride` new columns and keeps the others (a 3x3 stride-1 window
+//! costs one column per pixel, not three). The weights get the same interleave once per channel
+//! block, and each column x kernel column is four `vpdpbusd` (64 channels x 4 rows).
+//!
+//! The unpacks work within 128-bit lanes: accumulator `j`, lane `L`, element `e` holds channel
+//! `16 L + 4 j + e`; the bias and requantization constants are permuted to match, and the two
+//! saturating packs at the end (`vpackssdw`, `vpacksswb`) undo the permutation, leaving the 64
+//! outputs in channel order.
 //!
 //! Activations are made unsigned by flipping the sign bit (`u = x + 128`), and taps in the
 //! padding read the zero point (`zp + 128`), so `sum (x - zp) w = sum u w - (128 + zp) sum w` with
 //! the sum over *all* taps: a padding tap contributes `(zp + 128) w`, which the constant
 //! correction takes out again, exactly as the reference kernel's skipped tap contributes nothing.
 //! Channel counts that are not a multiple of 64 use masked loads and stores for the last block.
-//! Windows of other sizes than 3x3 and 5x5, or with dilations, run
+//! 3x3 and 5x5 windows with horizontal stride 1 or 2 and no dilation run here; the others run
 //! [`super::avx2::qs8_dwconv_c32_avx512`].
 
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{load_requant16, requant16, Requant16};
+use crate::kernels::x86::{load_requant16, requant16};
 use core::arch::x86_64::*;
 
 const BLOCK: usize = 64;
@@ -29,13 +34,15 @@ const BLOCK: usize = 64;
 /// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
 pub unsafe fn qs8_dwconv_c64_avx512vnni(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    let taps = g.kernel_h * g.kernel_w;
     super::assert_lengths(g, x, w, rq, y);
+    let dilated = g.dilation_h != 1 || g.dilation_w != 1;
     // SAFETY: the features are this function's contract; lengths asserted above.
     unsafe {
-        match taps {
-            9 => drive::<9, 3>(g, x, w, rq, y),
-            25 => drive::<25, 7>(g, x, w, rq, y),
+        match (g.kernel_h, g.kernel_w, g.stride_w, dilated) {
+            (3, 3, 1, false) => drive::<3, 3, 1, 1>(g, x, w, rq, y),
+            (3, 3, 2, false) => drive::<3, 3, 2, 1>(g, x, w, rq, y),
+            (5, 5, 1, false) => drive::<5, 5, 1, 2>(g, x, w, rq, y),
+            (5, 5, 2, false) => drive::<5, 5, 2, 2>(g, x, w, rq, y),
             _ => super::avx2::qs8_dwconv_c32_avx512(g, x, w, rq, y),
         }
     }
@@ -71,98 +78,93 @@ fn slot(c: usize) -> usize {
     16 * j + 4 * l + e
 }
 
-/// The accumulators of one output pixel: `G` groups of 4 of the `T` taps, starting from the
-/// corrected bias `b`. `FULL`: every tap is inside the input; otherwise `ok` has bit `t` set for
-/// the taps that are (the others read the padding value).
+/// The interleaved column at input column `iw` of the rows `row_off` (`row_ok` bit `kh` set when
+/// kernel row `kh` lies inside the input): `GC` groups of 4 rows, padding where outside.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI (inlined into a caller that enables them); every tap with its bit set
-/// (all of them when `FULL`) addresses `mask`'s lanes inside the input at `xn + base + off[t]`.
+/// AVX-512 F/BW (inlined into a caller that enables them); for `0 <= iw < in_w` and every valid
+/// row, `xn + row_off[kh] + iw * c_all` addresses the block's `mask` lanes inside the input.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pixel<const T: usize, const G: usize, const FULL: bool>(
+unsafe fn column<const KH: usize, const GC: usize>(
     xn: *const i8,
-    base: isize,
-    off: &[isize; T],
-    ok: u32,
+    row_off: &[isize; KH],
+    row_ok: u32,
+    iw: isize,
+    in_w: usize,
+    c_all: usize,
     mask: __mmask64,
     pad: __m512i,
-    wi: &[[__m512i; 4]; G],
-    b: &[__m512i; 4],
-) -> [__m512i; 4] {
+) -> [[__m512i; 4]; GC] {
+    if iw < 0 || iw as usize >= in_w {
+        // Every tap of the column is padding; interleaving equal bytes changes nothing.
+        return [[pad; 4]; GC];
+    }
     // SAFETY: the caller's contract.
     unsafe {
         let flip = _mm512_set1_epi8(-128);
-        let mut acc = *b;
-        for (gi, wg) in wi.iter().enumerate() {
-            let mut t = [_mm512_setzero_si512(); 4];
+        let mut out = [[pad; 4]; GC];
+        for (gc, o) in out.iter_mut().enumerate() {
+            let mut t = [pad; 4];
             for (q, tv) in t.iter_mut().enumerate() {
-                let tap = gi * 4 + q;
-                if tap < T {
-                    *tv = if FULL || ok & (1 << tap) != 0 {
-                        _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, xn.offset(base + off[tap])), flip)
-                    } else {
-                        pad
-                    };
+                let kh = gc * 4 + q;
+                if kh < KH && row_ok & (1 << kh) != 0 {
+                    let p = xn.offset(row_off[kh] + iw * c_all as isize);
+                    *tv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, p), flip);
                 }
             }
-            let u = interleave4(t);
-            for j in 0..4 {
-                acc[j] = _mm512_dpbusd_epi32(acc[j], u[j], wg[j]);
-            }
+            *o = interleave4(t);
         }
-        acc
+        out
     }
 }
 
-/// All channel blocks of a window of `T` taps (`G = ceil(T / 4)` groups).
+/// All channel blocks of a `KH x KW` window with horizontal stride `S` (`GC = ceil(KH / 4)`).
 ///
 /// # Safety
-/// AVX2, AVX-512 F/BW and AVX-512 VNNI; slice lengths as asserted by `assert_lengths`.
+/// AVX2, AVX-512 F/BW and AVX-512 VNNI; slice lengths as asserted by `assert_lengths`; no
+/// dilation; the geometry's kernel and horizontal stride are `KH`, `KW`, `S`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-unsafe fn drive<const T: usize, const G: usize>(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    if g.dilation_h != 1 || g.dilation_w != 1 {
-        // SAFETY: same features.
-        return unsafe { super::avx2::qs8_dwconv_c32_avx512(g, x, w, rq, y) };
-    }
+unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    debug_assert!(g.kernel_h == KH && g.kernel_w == KW && g.stride_w == S && KH <= 4 * GC);
     let c_all = g.in_c;
-    let taps = T;
-    debug_assert!(g.kernel_h * g.kernel_w == T && T <= 4 * G && T < 32);
-    // Input offset of each tap relative to the window's top-left corner.
-    let mut tap_off = [0isize; T];
-    for (t, off) in tap_off.iter_mut().enumerate() {
-        *off = (((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c_all) as isize;
-    }
-    let all_taps: u32 = (1u32 << T) - 1;
     let plane = g.in_h * g.in_w * c_all;
     let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
     let offset = 128 + rq.input_zero_point;
     // SAFETY (whole body): the CPU features are the caller's contract. Every load reads the
-    // `len` valid lanes of a 64-byte window starting at channel `c0` of an input pixel that
-    // lies inside the plane (checked by the tap masks) or of a weight tap `< taps`; masked-off
+    // `len` valid lanes of a 64-byte window starting at channel `c0` of an input pixel inside
+    // the plane (rows by `row_ok`, columns checked in `column`) or of a weight tap; masked-off
     // lanes are not accessed. Stores write the `len` channels of one output pixel.
     unsafe {
         let pad = _mm512_set1_epi8((rq.input_zero_point as i8) ^ -128);
+        let ones = _mm512_set1_epi8(1);
         let mut c0 = 0;
         while c0 < c_all {
             let len = BLOCK.min(c_all - c0);
             let mask: __mmask64 = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
-            // Interleaved weights, and their per-channel sums in the accumulator layout.
-            let mut wi = [[_mm512_setzero_si512(); 4]; G];
+            // Interleaved weights per kernel column, and their per-channel sums in the
+            // accumulator layout.
+            let mut wcol = [[[_mm512_setzero_si512(); 4]; GC]; KW];
             let mut wsum = [_mm512_setzero_si512(); 4];
-            let ones = _mm512_set1_epi8(1);
-            for (gi, wg) in wi.iter_mut().enumerate() {
-                let t: [__m512i; 4] = core::array::from_fn(|q| {
-                    let tap = gi * 4 + q;
-                    if tap < taps {
-                        _mm512_maskz_loadu_epi8(mask, w.as_ptr().add(tap * c_all + c0))
-                    } else {
-                        _mm512_setzero_si512()
+            for (kw, wk) in wcol.iter_mut().enumerate() {
+                for (gc, wg) in wk.iter_mut().enumerate() {
+                    let mut t = [_mm512_setzero_si512(); 4];
+                    for (q, tv) in t.iter_mut().enumerate() {
+                        let kh = gc * 4 + q;
+                        if kh < KH {
+                            *tv = _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((kh * KW + kw) * c_all + c0));
+                        }
                     }
-                });
-                *wg = interleave4(t);
-                for j in 0..4 {
-                    wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wg[j]);
+                    *wg = interleave4(t);
+                    for j in 0..4 {
+                        wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wg[j]);
+                    }
                 }
             }
             // Bias and requantization constants permuted into the accumulator layout; lanes
@@ -175,46 +177,58 @@ unsafe fn drive<const T: usize, const G: usize>(g: &ConvGeometry, x: &[i8], w: &
                 shift[s] = rq.shift[c0 + c];
             }
             let off = _mm512_set1_epi32(offset);
-            let b: [__m512i; 4] = core::array::from_fn(|j| {
+            let mut b = [_mm512_setzero_si512(); 4];
+            let mut k = [load_requant16(&mult, &shift); 4];
+            for j in 0..4 {
                 let raw = _mm512_loadu_si512(bias.as_ptr().add(16 * j).cast());
-                _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]))
-            });
-            let k: [Requant16; 4] = core::array::from_fn(|j| load_requant16(&mult[16 * j..], &shift[16 * j..]));
+                b[j] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]));
+                k[j] = load_requant16(&mult[16 * j..], &shift[16 * j..]);
+            }
             for n in 0..g.batch {
                 let xn = x.as_ptr().add(n * plane + c0);
                 for oh in 0..g.out_h {
                     let ih0 = (oh * g.stride_h) as isize - g.pad_top as isize;
                     let mut row_ok = 0u32;
-                    for t in 0..taps {
-                        let ih = ih0 + (t / g.kernel_w) as isize;
+                    let mut row_off = [0isize; KH];
+                    for (kh, ro) in row_off.iter_mut().enumerate() {
+                        let ih = ih0 + kh as isize;
                         if ih >= 0 && (ih as usize) < g.in_h {
-                            row_ok |= 1 << t;
+                            row_ok |= 1 << kh;
+                            *ro = ih * (g.in_w * c_all) as isize;
                         }
                     }
                     let yrow = y.as_mut_ptr().add(((n * g.out_h + oh) * g.out_w) * c_all + c0);
+                    let mut iw0 = -(g.pad_left as isize);
+                    let mut cols = [[[pad; 4]; GC]; KW];
+                    for (kw, col) in cols.iter_mut().enumerate() {
+                        *col = column::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, c_all, mask, pad);
+                    }
                     for ow in 0..g.out_w {
-                        let iw0 = (ow * g.stride_w) as isize - g.pad_left as isize;
-                        let mut ok = row_ok;
-                        if iw0 < 0 || iw0 as usize + g.kernel_w > g.in_w {
-                            for t in 0..taps {
-                                let iw = iw0 + (t % g.kernel_w) as isize;
-                                if iw < 0 || iw as usize >= g.in_w {
-                                    ok &= !(1 << t);
+                        let mut acc = b;
+                        for kw in 0..KW {
+                            for gc in 0..GC {
+                                for j in 0..4 {
+                                    acc[j] = _mm512_dpbusd_epi32(acc[j], cols[kw][gc][j], wcol[kw][gc][j]);
                                 }
                             }
                         }
-                        let base = (ih0 * g.in_w as isize + iw0) * c_all as isize;
-                        let acc = if ok == all_taps {
-                            pixel::<T, G, true>(xn, base, &tap_off, ok, mask, pad, &wi, &b)
-                        } else {
-                            pixel::<T, G, false>(xn, base, &tap_off, ok, mask, pad, &wi, &b)
-                        };
                         let mut v = [_mm512_setzero_si512(); 4];
                         for j in 0..4 {
                             v[j] = requant16(acc[j], &k[j], zo, lo, hi);
                         }
                         let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
                         _mm512_mask_storeu_epi8(yrow.add(ow * c_all), mask, out);
+                        // Slide the window by S columns: keep the overlap, interleave the rest.
+                        iw0 += S as isize;
+                        if ow + 1 < g.out_w {
+                            for kw in 0..KW {
+                                cols[kw] = if kw + S < KW {
+                                    cols[kw + S]
+                                } else {
+                                    column::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, c_all, mask, pad)
+                                };
+                            }
+                        }
                     }
                 }
             }
