@@ -143,28 +143,36 @@ pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_ma
     _mm256_add_epi32(v, _mm256_set1_epi32(zp))
 }
 
-/// [`Requant8`] for 16 lanes of a zmm register: the fast path (every shift at least 32) on
-/// 512-bit vectors, otherwise the two 256-bit halves through [`requant8`].
+/// [`Requant8`] for 16 lanes of a zmm register, with the output zero point: the fast path
+/// (every shift at least 32) on 512-bit vectors, otherwise the two 256-bit halves through
+/// [`requant8`].
 #[derive(Clone, Copy)]
 pub struct Requant16 {
     high: bool,
     mult_even: __m512i,
     mult_odd: __m512i,
+    /// `2^(shift - 1) + zp 2^shift` when every shift is at most 55 (the zero point then comes
+    /// out of the shift exactly, `floor((t + zp 2^s) / 2^s) = floor(t / 2^s) + zp`, and
+    /// `|t + zp 2^s| < 2^62 + 2^62` cannot overflow); `2^(shift - 1)` otherwise.
     round_even: __m512i,
     round_odd: __m512i,
+    /// The zero point still to add: 0 when folded into the rounding term.
+    zp_after: __m512i,
     shift_minus_32: __m512i,
     /// The raw constants, for the general path (rare: a multiplier of 0.5 or more).
     mult: __m512i,
     shift: __m512i,
+    zp: i32,
 }
 
-/// The constants of [`requant16`] for 16 lanes: `mult[..16]`, `shift[..16]`.
+/// The constants of [`requant16`] for 16 lanes: `mult[..16]`, `shift[..16]`, output zero point
+/// `zp`.
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-512 F.
 #[target_feature(enable = "avx2,avx512f")]
 #[inline]
-pub unsafe fn load_requant16(mult: &[i32], shift: &[i32]) -> Requant16 {
+pub unsafe fn load_requant16(mult: &[i32], shift: &[i32], zp: i32) -> Requant16 {
     let (m, s) = (&mult[..16], &shift[..16]);
     // SAFETY: `m` and `s` hold 16 i32 each; the features are the caller's contract.
     unsafe {
@@ -172,20 +180,35 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32]) -> Requant16 {
         let one = _mm512_set1_epi64(1);
         let shift_even = _mm512_and_si512(sv, _mm512_set1_epi64(0xffff_ffff));
         let shift_odd = _mm512_srli_epi64(sv, 32);
+        let fold = _mm512_cmpgt_epi32_mask(sv, _mm512_set1_epi32(55)) == 0;
+        let round = |sh: __m512i| {
+            let r = _mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one));
+            if fold {
+                _mm512_add_epi64(r, _mm512_sllv_epi64(_mm512_set1_epi64(zp as i64), sh))
+            } else {
+                r
+            }
+        };
         Requant16 {
             high: _mm512_cmplt_epi32_mask(sv, _mm512_set1_epi32(32)) == 0,
             mult_even: mv,
             mult_odd: _mm512_srli_epi64(mv, 32),
-            round_even: _mm512_sllv_epi64(one, _mm512_sub_epi64(shift_even, one)),
-            round_odd: _mm512_sllv_epi64(one, _mm512_sub_epi64(shift_odd, one)),
+            round_even: round(shift_even),
+            round_odd: round(shift_odd),
+            zp_after: _mm512_set1_epi32(if fold { 0 } else { zp }),
             shift_minus_32: _mm512_sub_epi32(sv, _mm512_set1_epi32(32)),
             mult: mv,
             shift: sv,
+            zp,
         }
     }
 }
 
-/// [`requant8`] on 16 lanes, bit-exact to it (and so to the scalar form).
+/// [`requant8`] on 16 lanes *without the activation clamp*: `round(acc * mult / 2^shift) + zp`,
+/// exact, as i32 lanes that a saturating narrowing to i8 followed by the clamp to
+/// `[act_min, act_max]` turns into exactly [`crate::quant::requantize_to_i8`] (saturation and
+/// the clamp are both monotone, and the act range lies inside [-128, 127]). See
+/// [`pack4_i8`] and [`clamp_i8x64`].
 ///
 /// Always inlined (a call would pass the zmm operands through memory); the caller must enable
 /// the features.
@@ -193,23 +216,46 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32]) -> Requant16 {
 /// # Safety
 /// The CPU must support AVX2 and AVX-512 F.
 #[inline(always)]
-pub unsafe fn requant16(acc: __m512i, k: &Requant16, zp: i32, act_min: i32, act_max: i32) -> __m512i {
+pub unsafe fn requant16(acc: __m512i, k: &Requant16) -> __m512i {
     // SAFETY: the features are the caller's contract.
     unsafe {
-    if k.high {
-        let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
-        let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
-        let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-        let v = _mm512_srav_epi32(hi, k.shift_minus_32);
-        let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(act_min - zp)), _mm512_set1_epi32(act_max - zp));
-        return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
-    }
+        if k.high {
+            // |t| < 2^63 and the high halves fit in i32 (see `Requant16::round_even`).
+            let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
+            let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
+            let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+            return _mm512_add_epi32(_mm512_srav_epi32(hi, k.shift_minus_32), k.zp_after);
+        }
         let k0 = requant8_constants(_mm512_castsi512_si256(k.mult), _mm512_castsi512_si256(k.shift));
         let k1 = requant8_constants(_mm512_extracti64x4_epi64(k.mult, 1), _mm512_extracti64x4_epi64(k.shift, 1));
-        let lo = requant8(_mm512_castsi512_si256(acc), &k0, zp, act_min, act_max);
-        let hi = requant8(_mm512_extracti64x4_epi64(acc, 1), &k1, zp, act_min, act_max);
+        let lo = requant8(_mm512_castsi512_si256(acc), &k0, k.zp, -128, 127);
+        let hi = requant8(_mm512_extracti64x4_epi64(acc, 1), &k1, k.zp, -128, 127);
         _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
     }
+}
+
+/// Four vectors of 16 i32 lanes to 64 bytes `q[0] | q[1] | q[2] | q[3]` with signed saturation
+/// (`vpackssdw`, `vpacksswb`, which interleave 128-bit lanes, then one `vpermd` to undo that).
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW (always inlined into a caller that enables them).
+#[inline(always)]
+pub unsafe fn pack4_i8(q: [__m512i; 4]) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let c = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+        _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c)
+    }
+}
+
+/// The activation clamp on 64 bytes.
+///
+/// # Safety
+/// The CPU must support AVX-512 BW (always inlined into a caller that enables it).
+#[inline(always)]
+pub unsafe fn clamp_i8x64(v: __m512i, act_min: i32, act_max: i32) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe { _mm512_min_epi8(_mm512_max_epi8(v, _mm512_set1_epi8(act_min as i8)), _mm512_set1_epi8(act_max as i8)) }
 }
 
 /// Narrow 8 i32 lanes already in [-128, 127] to i8 and store the first `len` of them.

@@ -25,7 +25,7 @@
 //! [`super::avx2::qs8_dwconv_c32_avx512`].
 
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{load_requant16, requant16};
+use crate::kernels::x86::{clamp_i8x64, load_requant16, requant16};
 use core::arch::x86_64::*;
 
 const BLOCK: usize = 64;
@@ -178,11 +178,11 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
             }
             let off = _mm512_set1_epi32(offset);
             let mut b = [_mm512_setzero_si512(); 4];
-            let mut k = [load_requant16(&mult, &shift); 4];
+            let mut k = [load_requant16(&mult, &shift, zo); 4];
             for j in 0..4 {
                 let raw = _mm512_loadu_si512(bias.as_ptr().add(16 * j).cast());
                 b[j] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]));
-                k[j] = load_requant16(&mult[16 * j..], &shift[16 * j..]);
+                k[j] = load_requant16(&mult[16 * j..], &shift[16 * j..], zo);
             }
             for n in 0..g.batch {
                 let xn = x.as_ptr().add(n * plane + c0);
@@ -214,9 +214,10 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
                         }
                         let mut v = [_mm512_setzero_si512(); 4];
                         for j in 0..4 {
-                            v[j] = requant16(acc[j], &k[j], zo, lo, hi);
+                            v[j] = requant16(acc[j], &k[j]);
                         }
                         let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+                        let out = clamp_i8x64(out, lo, hi);
                         _mm512_mask_storeu_epi8(yrow.add(ow * c_all), mask, out);
                         // Slide the window by S columns: keep the overlap, interleave the rest.
                         iw0 += S as isize;

@@ -9,9 +9,9 @@
 //! `sum (x - zp) w = sum u w - (128 + zp) sum w`, folded into the bias. Wrapping i32 arithmetic
 //! gives the exact result whenever it fits, as the scalar kernel's does.
 
-use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use super::{block_rows, block_rows_flipped, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{load_requant16, load_requant8, requant16, requant8, store_i8x8};
+use crate::kernels::x86::{clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8};
 use core::arch::x86_64::*;
 
 /// Pixels per tile: 4 with 16 ymm registers, 8 with 32 zmm.
@@ -91,7 +91,13 @@ unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w:
         let mut p0 = 0;
         while p0 < pixels {
             let rows = R.min(pixels - p0);
-            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8);
+            // The 512-bit tiles read rows copied into `a` with the sign bits already flipped
+            // (once per block, not once per tile and step); the 256-bit tiles flip as they go.
+            let rows_at = if WIDE {
+                block_rows_flipped(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8)
+            } else {
+                block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8)
+            };
             let mut j = c0 / 8;
             while j * 8 < c0 + chunk {
                 if WIDE && (j + 2) * 8 <= c0 + chunk {
@@ -120,9 +126,9 @@ unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w:
                     // bytes, or `a` rows of MAX_SIMD_K >= kp).
                     unsafe {
                         if two {
-                            tile::<2>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
+                            tile::<2, WIDE>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
                         } else {
-                            tile::<1>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
+                            tile::<1, WIDE>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
                         }
                     }
                 }
@@ -134,14 +140,15 @@ unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w:
     }
 }
 
-/// One tile: `MR` pixels x `8 * P` channels starting at panel `j`.
+/// One tile: `MR` pixels x `8 * P` channels starting at panel `j`; `FLIPPED`: the rows already
+/// hold `x ^ 0x80` (see `block_rows_flipped`), else each broadcast is flipped here.
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-VNNI, and each `a[r]` must address `kp` readable bytes.
 #[target_feature(enable = "avx2,avxvnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const P: usize>(
+unsafe fn tile<const P: usize, const FLIPPED: bool>(
     w: &[i8],
     kp: usize,
     j: usize,
@@ -166,7 +173,7 @@ unsafe fn tile<const P: usize>(
                 // A 4-byte broadcast straight from memory (a load, no shuffle).
                 let raw = _mm256_castps_si256(_mm256_broadcast_ss(&*a[r].add(kg * 4).cast::<f32>()));
                 // int8 -> uint8 + 128: flip the sign bit.
-                let av = _mm256_xor_si256(raw, flip);
+                let av = if FLIPPED { raw } else { _mm256_xor_si256(raw, flip) };
                 for q in 0..P {
                     acc[r][q] = _mm256_dpbusd_avx_epi32(acc[r][q], av, wv[q]);
                 }
@@ -189,7 +196,9 @@ unsafe fn tile<const P: usize>(
     }
 }
 
-/// One AVX-512 tile: `R` pixels x `16 H` channels (panels `j .. j + 2 H`), two panels per zmm.
+/// One AVX-512 tile: `R` pixels x `16 H` channels (panels `j .. j + 2 H`), two panels per zmm,
+/// on rows whose sign bits are already flipped (`u = x + 128`): per step of 4, each pixel's 4
+/// bytes are one broadcast load and feed `H` `vpdpbusd`.
 ///
 /// # Safety
 /// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI, each `a[r]` must address `kp`
@@ -211,13 +220,19 @@ unsafe fn tile512<const H: usize, const R: usize>(
     y: &mut [i8],
 ) {
     let panel = &w[j * 8 * kp..][..16 * H * kp];
-    let mut acc = [[_mm512_setzero_si512(); H]; R];
+    let c = j * 8;
     // SAFETY (whole body): the features are the caller's contract; panel `j + q` starts at
     // `q * 8 * kp` of `panel`, and `kg * 32 + 32 <= 8 * kp`; each row pointer addresses `kp`
     // bytes; the `16 H` channels `c ..` exist, so `corrected`, the requantization slices and
     // each output row hold them.
     unsafe {
-        let flip = _mm512_set1_epi8(-128);
+        let mut acc = [[_mm512_setzero_si512(); H]; R];
+        for h in 0..H {
+            let bias = _mm512_loadu_si512(corrected[c + 16 * h - c0..][..16].as_ptr().cast());
+            for acc in acc.iter_mut() {
+                acc[h] = bias;
+            }
+        }
         let p = panel.as_ptr();
         for kg in 0..kp / 4 {
             let mut wv = [_mm512_setzero_si512(); H];
@@ -227,23 +242,43 @@ unsafe fn tile512<const H: usize, const R: usize>(
                 *wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
             }
             for r in 0..R {
-                let av = _mm512_xor_si512(_mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned()), flip);
+                let xv = _mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned());
                 for h in 0..H {
-                    acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], av, wv[h]);
+                    acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], xv, wv[h]);
                 }
             }
         }
-        let c = j * 8;
+        // Requantize 4 vectors at a time (`4 / H` pixels), narrow them to 64 bytes, clamp, and
+        // store each real pixel's `16 H` bytes.
         let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-        for h in 0..H {
-            let ch = c + 16 * h;
-            let bias = _mm512_loadu_si512(corrected[ch - c0..][..16].as_ptr().cast());
-            let k = load_requant16(&rq.mult[ch..], &rq.shift[ch..]);
-            for (r, acc) in acc.iter().enumerate().take(rows) {
-                let v = requant16(_mm512_add_epi32(acc[h], bias), &k, zo, lo, hi);
-                let out = y[(p0 + r) * n + ch..][..16].as_mut_ptr();
-                _mm_storeu_si128(out.cast(), _mm512_cvtsepi32_epi8(v));
+        let mut k = [load_requant16(&rq.mult[c..], &rq.shift[c..], zo); H];
+        for (h, k) in k.iter_mut().enumerate().skip(1) {
+            *k = load_requant16(&rq.mult[c + 16 * h..], &rq.shift[c + 16 * h..], zo);
+        }
+        let per = 4 / H;
+        let mut r0 = 0;
+        while r0 < rows {
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (i, q) in q.iter_mut().enumerate() {
+                *q = requant16(acc[r0 + i / H][i % H], &k[i % H]);
             }
+            let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+            for rr in 0..per.min(rows - r0) {
+                let out = y[(p0 + r0 + rr) * n + c..][..16 * H].as_mut_ptr();
+                if H == 2 {
+                    let half = if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
+                    _mm256_storeu_si256(out.cast(), half);
+                } else {
+                    let quarter = match rr {
+                        0 => _mm512_castsi512_si128(bytes),
+                        1 => _mm512_extracti32x4_epi32(bytes, 1),
+                        2 => _mm512_extracti32x4_epi32(bytes, 2),
+                        _ => _mm512_extracti32x4_epi32(bytes, 3),
+                    };
+                    _mm_storeu_si128(out.cast(), quarter);
+                }
+            }
+            r0 += per;
         }
     }
 }

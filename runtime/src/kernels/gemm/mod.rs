@@ -181,6 +181,40 @@ pub fn block_rows<const MR: usize>(
     }
 }
 
+/// As [`block_rows`], but every row is copied into `a` with its sign bits flipped (`x ^ 0x80`,
+/// i.e. `x + 128` as unsigned bytes), for kernels that multiply unsigned activations. Bytes of a
+/// row past `k` (up to the next multiple of 4) are left as they are: the packed weights there
+/// are zero.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn block_rows_flipped<const MR: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    k: usize,
+    direct: bool,
+    p0: usize,
+    rows: usize,
+    a: &mut [[i8; MAX_SIMD_K]; MR],
+    zero_point: i8,
+) -> [*const i8; MR] {
+    if direct {
+        for (r, row) in a.iter_mut().enumerate() {
+            let src = &x[(p0 + r.min(rows - 1)) * k..][..k];
+            for (d, &s) in row[..k].iter_mut().zip(src) {
+                *d = s ^ i8::MIN;
+            }
+        }
+    } else {
+        block_rows(g, x, k, false, p0, rows, a, zero_point);
+        for row in a.iter_mut() {
+            for d in row[..k].iter_mut() {
+                *d ^= i8::MIN;
+            }
+        }
+    }
+    core::array::from_fn(|r| a[r].as_ptr())
+}
+
 /// [`im2col_row`] for raw int8 rows of `MAX_SIMD_K` bytes at pixel `(n, oh, ow)`. Runs of up to
 /// 16 bytes are moved with one 16-byte copy when both sides have room (the bytes written past
 /// the run are overwritten by the next run or lie past `k`).
