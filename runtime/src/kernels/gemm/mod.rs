@@ -160,24 +160,39 @@ pub fn block_rows<const MR: usize>(
     if direct {
         core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
     } else {
-        // The first pixel's coordinates by division, the others by stepping (a division per
-        // row would cost more than a small layer's whole im2col row).
-        let (mut ow, mut oh, mut n) = (p0 % g.out_w, (p0 / g.out_w) % g.out_h, p0 / (g.out_w * g.out_h));
-        for (r, row) in a.iter_mut().enumerate() {
-            im2col_row_i8(g, x, (n, oh, ow), row, zero_point);
-            if r + 1 < rows {
-                ow += 1;
-                if ow == g.out_w {
-                    ow = 0;
-                    oh += 1;
-                    if oh == g.out_h {
-                        oh = 0;
-                        n += 1;
-                    }
+        im2col_block(g, x, p0, rows, a, zero_point, 0);
+        core::array::from_fn(|r| a[r].as_ptr())
+    }
+}
+
+/// The im2col rows of the `MR` pixels from `p0` (the tail repeating the last real one), each
+/// byte xor-ed with `flip` (0, or `i8::MIN` for unsigned kernels).
+#[inline(always)]
+fn im2col_block<const MR: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    p0: usize,
+    rows: usize,
+    a: &mut [[i8; MAX_SIMD_K]; MR],
+    zero_point: i8,
+    flip: i8,
+) {
+    // The first pixel's coordinates by division, the others by stepping (a division per row
+    // would cost more than a small layer's whole im2col row).
+    let (mut ow, mut oh, mut n) = (p0 % g.out_w, (p0 / g.out_w) % g.out_h, p0 / (g.out_w * g.out_h));
+    for (r, row) in a.iter_mut().enumerate() {
+        im2col_row_i8(g, x, (n, oh, ow), row, zero_point, flip);
+        if r + 1 < rows {
+            ow += 1;
+            if ow == g.out_w {
+                ow = 0;
+                oh += 1;
+                if oh == g.out_h {
+                    oh = 0;
+                    n += 1;
                 }
             }
         }
-        core::array::from_fn(|r| a[r].as_ptr())
     }
 }
 
@@ -205,46 +220,54 @@ pub fn block_rows_flipped<const MR: usize>(
             }
         }
     } else {
-        block_rows(g, x, k, false, p0, rows, a, zero_point);
-        for row in a.iter_mut() {
-            for d in row[..k].iter_mut() {
-                *d ^= i8::MIN;
-            }
-        }
+        im2col_block(g, x, p0, rows, a, zero_point, i8::MIN);
     }
     core::array::from_fn(|r| a[r].as_ptr())
+}
+
+/// `row[j..j + len] = xn[src..src + len] ^ flip`, with one 16-byte move for runs of up to 16
+/// bytes when both sides have room.
+#[inline(always)]
+fn copy_run(row: &mut [i8; MAX_SIMD_K], j: usize, xn: &[i8], src: usize, len: usize, flip: i8) {
+    if len <= 16 && j + 16 <= MAX_SIMD_K && src + 16 <= xn.len() {
+        let chunk: [i8; 16] = xn[src..src + 16].try_into().unwrap();
+        row[j..j + 16].copy_from_slice(&chunk.map(|b| b ^ flip));
+    } else {
+        for (d, &s) in row[j..j + len].iter_mut().zip(&xn[src..src + len]) {
+            *d = s ^ flip;
+        }
+    }
 }
 
 /// [`im2col_row`] for raw int8 rows of `MAX_SIMD_K` bytes at pixel `(n, oh, ow)`. Runs of up to
 /// 16 bytes are moved with one 16-byte copy when both sides have room (the bytes written past
 /// the run are overwritten by the next run or lie past `k`).
 #[inline(always)]
-fn im2col_row_i8(g: &ConvGeometry, x: &[i8], (n, oh, ow): (usize, usize, usize), row: &mut [i8; MAX_SIMD_K], pad: i8) {
+fn im2col_row_i8(
+    g: &ConvGeometry,
+    x: &[i8],
+    (n, oh, ow): (usize, usize, usize),
+    row: &mut [i8; MAX_SIMD_K],
+    pad: i8,
+    flip: i8,
+) {
     let plane = g.in_h * g.in_w * g.in_c;
     let xn = &x[n * plane..][..plane];
     let c = g.in_c;
     let span = g.kernel_w * c;
-    let copy = |row: &mut [i8; MAX_SIMD_K], j: usize, src: usize, len: usize| {
-        if len <= 16 && j + 16 <= MAX_SIMD_K && src + 16 <= xn.len() {
-            let chunk: [i8; 16] = xn[src..src + 16].try_into().unwrap();
-            row[j..j + 16].copy_from_slice(&chunk);
-        } else {
-            row[j..j + len].copy_from_slice(&xn[src..src + len]);
-        }
-    };
     let first_col = (ow * g.stride_w).checked_sub(g.pad_left).filter(|&iw| iw + g.kernel_w <= g.in_w);
     let mut j = 0;
     for kh in 0..g.kernel_h {
         let ih = g.in_row(oh, kh);
         if let (Some(ih), Some(iw), 1) = (ih, first_col, g.dilation_w) {
-            copy(row, j, (ih * g.in_w + iw) * c, span);
+            copy_run(row, j, xn, (ih * g.in_w + iw) * c, span, flip);
             j += span;
             continue;
         }
         for kw in 0..g.kernel_w {
             match (ih, g.in_col(ow, kw)) {
-                (Some(ih), Some(iw)) => copy(row, j, (ih * g.in_w + iw) * c, c),
-                _ => row[j..j + c].fill(pad),
+                (Some(ih), Some(iw)) => copy_run(row, j, xn, (ih * g.in_w + iw) * c, c, flip),
+                _ => row[j..j + c].fill(pad ^ flip),
             }
             j += c;
         }
