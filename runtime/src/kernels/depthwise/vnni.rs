@@ -20,7 +20,10 @@
 //! padding read the zero point (`zp + 128`), so `sum (x - zp) w = sum u w - (128 + zp) sum w` with
 //! the sum over *all* taps: a padding tap contributes `(zp + 128) w`, which the constant
 //! correction takes out again, exactly as the reference kernel's skipped tap contributes nothing.
-//! Channel counts that are not a multiple of 64 use masked loads and stores for the last block.
+//! Channel counts that are not a multiple of 64 use masked loads and stores for the last block,
+//! except 32 channels at stride 1 (`drive_pairs`): there a 64-byte load at input pixel `iw` holds
+//! the channels of pixels `iw` and `iw + 1`, which are the same tap of output pixels `ow` and
+//! `ow + 1`, so one vector computes two output pixels.
 //! 3x3 and 5x5 windows with horizontal stride 1 or 2 and no dilation run here; the others run
 //! [`super::avx2::qs8_dwconv_c32_avx512`].
 
@@ -39,6 +42,8 @@ pub unsafe fn qs8_dwconv_c64_avx512vnni(g: &ConvGeometry, x: &[i8], w: &[i8], rq
     // SAFETY: the features are this function's contract; lengths asserted above.
     unsafe {
         match (g.kernel_h, g.kernel_w, g.stride_w, dilated) {
+            (3, 3, 1, false) if g.in_c == 32 => drive_pairs::<3, 3, 1>(g, x, w, rq, y),
+            (5, 5, 1, false) if g.in_c == 32 => drive_pairs::<5, 5, 2>(g, x, w, rq, y),
             (3, 3, 1, false) => drive::<3, 3, 1, 1>(g, x, w, rq, y),
             (3, 3, 2, false) => drive::<3, 3, 2, 1>(g, x, w, rq, y),
             (5, 5, 1, false) => drive::<5, 5, 1, 2>(g, x, w, rq, y),
@@ -234,6 +239,155 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
                 }
             }
             c0 += BLOCK;
+        }
+    }
+}
+
+/// The column at input column `iw` for 32-channel pairs: lanes 0-31 are pixel `iw`, lanes 32-63
+/// pixel `iw + 1`, each half padding where its pixel lies outside the row.
+///
+/// # Safety
+/// AVX-512 F/BW (inlined into a caller that enables them); for every valid row and every half
+/// inside `[0, in_w)`, `xn + row_off[kh] + (iw + half) * 32` addresses 32 bytes of the input.
+#[inline(always)]
+unsafe fn column_pair<const KH: usize, const GC: usize>(
+    xn: *const i8,
+    row_off: &[isize; KH],
+    row_ok: u32,
+    iw: isize,
+    in_w: usize,
+    raw_pad: __m512i,
+) -> [[__m512i; 4]; GC] {
+    let inside = |c: isize| c >= 0 && (c as usize) < in_w;
+    let lanes: __mmask64 = (if inside(iw) { 0xffff_ffff } else { 0 }) | (if inside(iw + 1) { 0xffff_ffff << 32 } else { 0 });
+    // SAFETY: the caller's contract; masked-off lanes are not accessed, so the address may lie
+    // outside the input (hence `wrapping_offset`).
+    unsafe {
+        let flip = _mm512_set1_epi8(-128);
+        let pad = _mm512_xor_si512(raw_pad, flip);
+        let mut out = [[pad; 4]; GC];
+        for (gc, o) in out.iter_mut().enumerate() {
+            let mut t = [pad; 4];
+            for (q, tv) in t.iter_mut().enumerate() {
+                let kh = gc * 4 + q;
+                if kh < KH && row_ok & (1 << kh) != 0 && lanes != 0 {
+                    let p = xn.wrapping_offset(row_off[kh] + iw * 32);
+                    *tv = _mm512_xor_si512(_mm512_mask_loadu_epi8(raw_pad, lanes, p), flip);
+                }
+            }
+            *o = interleave4(t);
+        }
+        out
+    }
+}
+
+/// 32 channels, stride 1: two output pixels per vector (see the module documentation).
+///
+/// # Safety
+/// As [`drive`], with `in_c == 32` and horizontal stride 1.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+unsafe fn drive_pairs<const KH: usize, const KW: usize, const GC: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    const C: usize = 32;
+    debug_assert!(g.kernel_h == KH && g.kernel_w == KW && g.stride_w == 1 && g.in_c == C && KH <= 4 * GC);
+    let plane = g.in_h * g.in_w * C;
+    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+    let offset = 128 + rq.input_zero_point;
+    // SAFETY (whole body): the CPU features are the caller's contract; loads as documented in
+    // `column_pair`; weight loads read 32 bytes of a tap; stores write one or two output pixels.
+    unsafe {
+        let raw_pad = _mm512_set1_epi8(rq.input_zero_point as i8);
+        let ones = _mm512_set1_epi8(1);
+        // Weights of each tap in both halves, interleaved per kernel column.
+        let mut wcol = [[[_mm512_setzero_si512(); 4]; GC]; KW];
+        let mut wsum = [_mm512_setzero_si512(); 4];
+        for (kw, wk) in wcol.iter_mut().enumerate() {
+            for (gc, wg) in wk.iter_mut().enumerate() {
+                let mut t = [_mm512_setzero_si512(); 4];
+                for (q, tv) in t.iter_mut().enumerate() {
+                    let kh = gc * 4 + q;
+                    if kh < KH {
+                        let half = _mm256_loadu_si256(w.as_ptr().add((kh * KW + kw) * C).cast());
+                        *tv = _mm512_inserti64x4(_mm512_castsi256_si512(half), half, 1);
+                    }
+                }
+                *wg = interleave4(t);
+                for j in 0..4 {
+                    wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wg[j]);
+                }
+            }
+        }
+        let (mut bias, mut mult, mut shift) = ([0i32; BLOCK], [0i32; BLOCK], [32i32; BLOCK]);
+        for c in 0..BLOCK {
+            let s = slot(c);
+            bias[s] = rq.bias[c % C];
+            mult[s] = rq.mult[c % C];
+            shift[s] = rq.shift[c % C];
+        }
+        let off = _mm512_set1_epi32(offset);
+        let mut b = [_mm512_setzero_si512(); 4];
+        let mut k = [load_requant16(&mult, &shift, zo); 4];
+        for j in 0..4 {
+            let raw = _mm512_loadu_si512(bias.as_ptr().add(16 * j).cast());
+            b[j] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]));
+            k[j] = load_requant16(&mult[16 * j..], &shift[16 * j..], zo);
+        }
+        for n in 0..g.batch {
+            let xn = x.as_ptr().add(n * plane);
+            for oh in 0..g.out_h {
+                let ih0 = (oh * g.stride_h) as isize - g.pad_top as isize;
+                let mut row_ok = 0u32;
+                let mut row_off = [0isize; KH];
+                for (kh, ro) in row_off.iter_mut().enumerate() {
+                    let ih = ih0 + kh as isize;
+                    if ih >= 0 && (ih as usize) < g.in_h {
+                        row_ok |= 1 << kh;
+                        *ro = ih * (g.in_w * C) as isize;
+                    }
+                }
+                let yrow = y.as_mut_ptr().add(((n * g.out_h + oh) * g.out_w) * C);
+                let mut iw0 = -(g.pad_left as isize);
+                let mut cols = [[[raw_pad; 4]; GC]; KW];
+                for (kw, col) in cols.iter_mut().enumerate() {
+                    *col = column_pair::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, raw_pad);
+                }
+                let mut ow = 0;
+                while ow < g.out_w {
+                    let mut acc = b;
+                    for kw in 0..KW {
+                        for gc in 0..GC {
+                            for j in 0..4 {
+                                acc[j] = _mm512_dpbusd_epi32(acc[j], cols[kw][gc][j], wcol[kw][gc][j]);
+                            }
+                        }
+                    }
+                    let mut v = [_mm512_setzero_si512(); 4];
+                    for j in 0..4 {
+                        v[j] = requant16(acc[j], &k[j]);
+                    }
+                    let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+                    let out = clamp_i8x64(out, lo, hi);
+                    let store: __mmask64 = if ow + 1 < g.out_w { !0 } else { 0xffff_ffff };
+                    _mm512_mask_storeu_epi8(yrow.add(ow * C), store, out);
+                    // Slide by two columns.
+                    iw0 += 2;
+                    ow += 2;
+                    if ow < g.out_w {
+                        for kw in 0..KW {
+                            cols[kw] = if kw + 2 < KW {
+                                cols[kw + 2]
+                            } else {
+                                column_pair::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, raw_pad)
+                            };
+                        }
+                    }
+                }
+            }
         }
     }
 }
