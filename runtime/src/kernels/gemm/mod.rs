@@ -256,6 +256,22 @@ fn im2col_row_i8(
     let c = g.in_c;
     let span = g.kernel_w * c;
     let first_col = (ow * g.stride_w).checked_sub(g.pad_left).filter(|&iw| iw + g.kernel_w <= g.in_w);
+    // The usual case of a small layer (the first convolution: 3 channels, 3x3): the whole
+    // window inside the input and each kernel row at most 16 bytes, so one 16-byte move each.
+    let first_row = (oh * g.stride_h).checked_sub(g.pad_top);
+    if let (Some(ih0), Some(iw0), 1) = (first_row, first_col, g.dilation_w) {
+        let last = ih0 + (g.kernel_h - 1) * g.dilation_h;
+        let row_step = g.dilation_h * g.in_w * c;
+        let base = (ih0 * g.in_w + iw0) * c;
+        if span <= 16 && last < g.in_h && base + (g.kernel_h - 1) * row_step + 16 <= xn.len() && g.kernel_h * span + 16 <= MAX_SIMD_K {
+            for kh in 0..g.kernel_h {
+                let src = base + kh * row_step;
+                let chunk: [i8; 16] = xn[src..src + 16].try_into().unwrap();
+                row[kh * span..kh * span + 16].copy_from_slice(&chunk.map(|b| b ^ flip));
+            }
+            return;
+        }
+    }
     let mut j = 0;
     for kh in 0..g.kernel_h {
         let ih = g.in_row(oh, kh);
