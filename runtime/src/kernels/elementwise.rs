@@ -94,7 +94,14 @@ pub fn quantize_strided(
 ) {
     const CHUNK: usize = 256;
     let mut buf = [0i8; CHUNK];
-    walk_rows(dims, st, |base, len, step| {
+    // Visit the outer axes in order of decreasing output stride (an elementwise map may go in
+    // any order): the NCHW -> NHWC input conversion then fills one output row's channels one
+    // after the other while the row is in L1, instead of sweeping the whole image per channel.
+    let mut order: [usize; R] = core::array::from_fn(|d| d);
+    order[..R - 1].sort_by_key(|&d| core::cmp::Reverse(st[1][d]));
+    let dims: [usize; R] = core::array::from_fn(|d| dims[order[d]]);
+    let st: [[usize; R]; 2] = core::array::from_fn(|k| core::array::from_fn(|d| st[k][order[d]]));
+    walk_rows(&dims, &st, |base, len, step| {
         if step[0] != 1 {
             for i in 0..len {
                 y[base[1] + i * step[1]] = quantize_f32(x[base[0] + i * step[0]], scale, zp);
@@ -108,8 +115,10 @@ pub fn quantize_strided(
                 slice(&x[base[0] + start..][..n], &mut y[base[1] + start..][..n]);
             } else {
                 slice(&x[base[0] + start..][..n], &mut buf[..n]);
-                for (i, &b) in buf[..n].iter().enumerate() {
-                    y[base[1] + (start + i) * step[1]] = b;
+                // One bounds check for the whole strided run, then plain stores.
+                let dst = &mut y[base[1] + start * step[1]..][..(n - 1) * step[1] + 1];
+                for (d, &b) in dst.iter_mut().step_by(step[1]).zip(&buf[..n]) {
+                    *d = b;
                 }
             }
             start += n;
