@@ -180,6 +180,41 @@ fn im2col_block<const MR: usize>(
     // The first pixel's coordinates by division, the others by stepping (a division per row
     // would cost more than a small layer's whole im2col row).
     let (mut ow, mut oh, mut n) = (p0 % g.out_w, (p0 / g.out_w) % g.out_h, p0 / (g.out_w * g.out_h));
+    // All `MR` pixels in one output row with their windows inside the input, and kernel rows
+    // of at most 16 bytes (the first convolution of an image model): straight 16-byte moves,
+    // the source advancing by `stride_w * c` per pixel, checked once for the whole block.
+    let c = g.in_c;
+    let span = g.kernel_w * c;
+    if rows == MR && ow + MR <= g.out_w && g.dilation_w == 1 && span <= 16 && g.kernel_h * span + 16 <= MAX_SIMD_K {
+        if let (Some(ih0), Some(iw0)) = ((oh * g.stride_h).checked_sub(g.pad_top), (ow * g.stride_w).checked_sub(g.pad_left)) {
+            let plane = g.in_h * g.in_w * c;
+            let xn = &x[n * plane..][..plane];
+            let row_step = g.dilation_h * g.in_w * c;
+            let pix_step = g.stride_w * c;
+            let base = (ih0 * g.in_w + iw0) * c;
+            let last_col = iw0 + (MR - 1) * g.stride_w + g.kernel_w;
+            let end = base + (MR - 1) * pix_step + (g.kernel_h - 1) * row_step + 16;
+            if ih0 + (g.kernel_h - 1) * g.dilation_h < g.in_h && last_col <= g.in_w && end <= xn.len() {
+                let flip16 = [flip; 16];
+                for (r, row) in a.iter_mut().enumerate() {
+                    for kh in 0..g.kernel_h {
+                        let src = base + r * pix_step + kh * row_step;
+                        // SAFETY: `src + 16 <= end <= xn.len()` (checked above for the largest
+                        // `r` and `kh`), and `kh * span + 16 <= MAX_SIMD_K`.
+                        unsafe {
+                            let v = xn.as_ptr().add(src).cast::<[i8; 16]>().read_unaligned();
+                            let mut o = [0i8; 16];
+                            for i in 0..16 {
+                                o[i] = v[i] ^ flip16[i];
+                            }
+                            row.as_mut_ptr().add(kh * span).cast::<[i8; 16]>().write_unaligned(o);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+    }
     for (r, row) in a.iter_mut().enumerate() {
         im2col_row_i8(g, x, (n, oh, ow), row, zero_point, flip);
         if r + 1 < rows {
