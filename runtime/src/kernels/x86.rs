@@ -223,7 +223,9 @@ pub unsafe fn requant16(acc: __m512i, k: &Requant16) -> __m512i {
             // |t| < 2^63 and the high halves fit in i32 (see `Requant16::round_even`).
             let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
             let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
-            let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+            // The high halves of both: odd 32-bit lanes of `even` and of `odd`, in one `vpermt2d`.
+            let idx = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+            let hi = _mm512_permutex2var_epi32(even, idx, odd);
             return _mm512_add_epi32(_mm512_srav_epi32(hi, k.shift_minus_32), k.zp_after);
         }
         let k0 = requant8_constants(_mm512_castsi512_si256(k.mult), _mm512_castsi512_si256(k.shift));
