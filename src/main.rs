@@ -7,6 +7,7 @@ mod inspect;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sparq_compiler::data::{self, DataLayout, Preprocess};
+use sparq_compiler::prune::PrunePolicy;
 use sparq_compiler::{CalibMethod, CompileOptions, Precision};
 use sparq_runtime::{AlignedBytes, MappedModel, Model, Session};
 use std::collections::HashMap;
@@ -118,6 +119,18 @@ struct CompileArgs {
     /// x86-64-avx2); default: this machine's. The file runs on any CPU either way.
     #[arg(long)]
     target: Option<String>,
+    /// Prune by weight magnitude before calibration: a sparsity for every conv and fully-connected
+    /// layer (0.7, one global threshold), per kind (conv=0.8,fc=0.5; pw for 1x1 convolutions, dw for
+    /// depthwise), per layer (NAME=0.6), or N:M (2:4, conv=2:4)
+    #[arg(long)]
+    prune: Option<String>,
+    /// Pattern of the zeros for --prune sparsities: unstructured, blockRxC (R output channels by C
+    /// consecutive reduction elements: block8x1, block1x4, block4x1), or N:M (2:4)
+    #[arg(long, default_value = "unstructured")]
+    prune_pattern: String,
+    /// Pruning policy as a TOML file (sparsity, pattern, [kinds], [layers]); see the README
+    #[arg(long, conflicts_with = "prune")]
+    prune_file: Option<PathBuf>,
     /// Print the model's node names (for --keep-float) and exit
     #[arg(long)]
     list_nodes: bool,
@@ -234,6 +247,14 @@ fn compile(a: CompileArgs) -> Result<()> {
     if let Some(n) = a.calib_limit {
         samples.truncate(n);
     }
+    let prune = match (&a.prune, &a.prune_file) {
+        (Some(spec), _) => Some(PrunePolicy::parse(spec, a.prune_pattern.parse()?)?),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(PrunePolicy::from_toml(&text)?)
+        }
+        (None, None) => None,
+    };
     let opts = CompileOptions {
         precision,
         input_shapes: shapes,
@@ -243,6 +264,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         agreement_margin: a.agreement_margin,
         progress: true,
         target,
+        prune,
     };
     let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)

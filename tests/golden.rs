@@ -37,7 +37,7 @@ fn golden_files_are_pinned() {
     golden("residual_f32.sparq", &f32_spec.to_bytes());
     let ranges: HashMap<String, Range> =
         g.tensors.iter().map(|t| (t.name.clone(), Range { min: -4.0, max: 4.0 })).collect();
-    let stats = Stats { ranges, channel_means: HashMap::new() };
+    let stats = Stats { ranges, ..Default::default() };
     let int8_spec =
         lower::lower(&g, &stats, &LowerOptions { precision: Precision::Int8, ..Default::default() }).unwrap().spec;
     golden("residual_int8.sparq", &int8_spec.to_bytes());

@@ -13,6 +13,7 @@ pub mod lower;
 pub mod onnx_builder;
 pub mod passes;
 pub mod plan;
+pub mod prune;
 pub mod reference;
 pub mod report;
 pub mod target;
@@ -40,6 +41,8 @@ pub struct CompileOptions {
     pub progress: bool,
     /// The CPU family the file is tuned for (weight packing).
     pub target: target::Target,
+    /// Magnitude pruning applied before calibration (`--prune`, `--prune-file`).
+    pub prune: Option<prune::PrunePolicy>,
 }
 
 impl Default for CompileOptions {
@@ -53,6 +56,7 @@ impl Default for CompileOptions {
             agreement_margin: 0.25,
             progress: false,
             target: target::native(),
+            prune: None,
         }
     }
 }
@@ -86,7 +90,33 @@ pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<us
 
 /// Compile `onnx` with calibration `samples` (model-ready f32 inputs; may be empty for f32).
 pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOptions) -> Result<Compiled> {
-    let g = load_graph(onnx, what, &opts.input_shapes)?;
+    let original = load_graph(onnx, what, &opts.input_shapes)?;
+    // Pruning rewrites the ONNX weights, so that calibration sees the pruned network; the
+    // report still compares with the original model's outputs.
+    let mut original_outputs = None;
+    let (pruned_onnx, sparsity) = match &opts.prune {
+        Some(p) if !p.is_empty() => {
+            // Activation statistics of the original model rank the weights and correct the
+            // biases (see `prune`); its outputs are what the report compares with.
+            let stats = if samples.is_empty() {
+                None
+            } else {
+                let pb = bar(samples.len(), "pruning statistics", opts.progress);
+                let c = reference::calibrate(onnx, &original, samples, CalibMethod::MinMax, &pb)?;
+                pb.finish_and_clear();
+                original_outputs = Some(c.outputs);
+                Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
+            };
+            let input_stats = stats.as_ref().map(|s| prune::InputStats { means: &s.channel_means, rms: &s.channel_rms });
+            let (bytes, record) = prune::prune_onnx(onnx, what, &original, p, input_stats.as_ref())?;
+            (Some(bytes), record)
+        }
+        _ => (None, prune::survey(&original)),
+    };
+    let (g, model_onnx) = match &pruned_onnx {
+        Some(b) => (load_graph(b, what, &opts.input_shapes)?, &b[..]),
+        None => (original, onnx),
+    };
     let in_len: usize = g.tensors[g.inputs[0]].elements();
     if let Some(bad) = samples.iter().find(|s| s.len() != in_len) {
         return Err(CompileError::Data(format!(
@@ -101,8 +131,12 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         None
     } else {
         let pb = bar(samples.len(), "calibrating", opts.progress);
-        let c = reference::calibrate(onnx, &g, samples, opts.calib_method, &pb)?;
+        let mut c = reference::calibrate(model_onnx, &g, samples, opts.calib_method, &pb)?;
         pb.finish_and_clear();
+        if let Some(outputs) = original_outputs.take() {
+            // Agreement is measured against the original float model.
+            c.outputs = outputs;
+        }
         Some(c)
     };
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
@@ -171,6 +205,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
     sparq_runtime::Model::from_bytes(&aligned)?;
     let mut report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
+    report.sparsity = sparsity;
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
     }

@@ -24,6 +24,8 @@ pub struct Stats {
     pub ranges: HashMap<String, Range>,
     /// Mean of each channel (axis 1) over the calibration data, for bias correction.
     pub channel_means: HashMap<String, Vec<f32>>,
+    /// Root mean square of each channel, for activation-aware pruning.
+    pub channel_rms: HashMap<String, Vec<f32>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

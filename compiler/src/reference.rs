@@ -172,6 +172,8 @@ struct Acc {
     n: usize,
     /// Per-channel (axis 1) sums over samples.
     channel_sum: Vec<f64>,
+    /// Per-channel sums of squares.
+    channel_sq: Vec<f64>,
     channel_count: f64,
 }
 
@@ -184,6 +186,7 @@ impl Acc {
             hi_sum: 0.0,
             n: 0,
             channel_sum: Vec::new(),
+            channel_sq: Vec::new(),
             channel_count: 0.0,
         }
     }
@@ -270,6 +273,11 @@ pub fn calibrate(
         .zip(&accs)
         .map(|(n, a)| (n.clone(), a.channel_sum.iter().map(|&s| (s / a.channel_count.max(1.0)) as f32).collect()))
         .collect();
+    let channel_rms: HashMap<String, Vec<f32>> = names
+        .iter()
+        .zip(&accs)
+        .map(|(n, a)| (n.clone(), a.channel_sq.iter().map(|&s| (s / a.channel_count.max(1.0)).sqrt() as f32).collect()))
+        .collect();
     let candidates = methods
         .iter()
         .map(|&m| {
@@ -290,7 +298,7 @@ pub fn calibrate(
                     (n.clone(), r)
                 })
                 .collect();
-            (m, crate::lower::Stats { ranges, channel_means: channel_means.clone() })
+            (m, crate::lower::Stats { ranges, channel_means: channel_means.clone(), channel_rms: channel_rms.clone() })
         })
         .collect();
     Ok(Calibration { candidates, outputs })
@@ -302,9 +310,12 @@ fn record(acc: &mut Acc, v: &[f32], shape: &[usize], sample_p: Option<f32>, scra
         let inner: usize = shape[2..].iter().product();
         if acc.channel_sum.len() != c {
             acc.channel_sum = vec![0.0; c];
+            acc.channel_sq = vec![0.0; c];
         }
         for (i, &x) in v.iter().enumerate() {
-            acc.channel_sum[(i / inner) % c] += x as f64;
+            let ch = (i / inner) % c;
+            acc.channel_sum[ch] += x as f64;
+            acc.channel_sq[ch] += x as f64 * x as f64;
         }
         acc.channel_count += (v.len() / c) as f64;
     }

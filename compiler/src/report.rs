@@ -36,6 +36,8 @@ pub struct Report {
     pub mixed: Option<MixedPrecision>,
     /// Calibration method used, and (for `auto`) the output SQNR of each one tried.
     pub calibration_method: Option<(crate::CalibMethod, Vec<(crate::CalibMethod, f64)>)>,
+    /// Per prunable layer: its pattern and sparsity (pruned here, or already in the model).
+    pub sparsity: Vec<crate::prune::LayerSparsity>,
 }
 
 impl Report {
@@ -76,6 +78,7 @@ impl Report {
             calibration,
             mixed,
             calibration_method: None,
+            sparsity: Vec::new(),
         }
     }
 }
@@ -145,10 +148,40 @@ impl fmt::Display for Report {
                 writeln!(f, "                {name}  ({})", human_bytes(*b))?;
             }
         }
+        let pruned: Vec<_> = self.sparsity.iter().filter(|l| l.policy.is_some()).collect();
+        let existing: Vec<_> = self.sparsity.iter().filter(|l| l.policy.is_none() && l.sparsity() >= 0.1).collect();
+        if !pruned.is_empty() || !existing.is_empty() {
+            let (w, z): (usize, usize) = pruned.iter().fold((0, 0), |(w, z), l| (w + l.weights, z + l.zeros));
+            let (wa, za): (usize, usize) = self.sparsity.iter().fold((0, 0), |(w, z), l| (w + l.weights, z + l.zeros));
+            writeln!(
+                f,
+                "  pruning     {} layer(s) pruned: {} -> {} non-zero weights ({:.1}% sparse); {} layer(s) already sparse in the model; all conv/fc layers {:.1}% sparse",
+                pruned.len(),
+                w,
+                w - z,
+                z as f64 / w.max(1) as f64 * 100.0,
+                existing.len(),
+                za as f64 / wa.max(1) as f64 * 100.0
+            )?;
+            writeln!(f, "                layer  kind  pattern  sparsity  weights  kernel")?;
+            for l in pruned.iter().chain(&existing) {
+                let pattern = l.policy.map(|p| p.pattern.to_string()).unwrap_or_else(|| "(in model)".into());
+                writeln!(
+                    f,
+                    "                {}  {}  {}  {:.1}%  {}  dense",
+                    short(&l.name),
+                    l.kind,
+                    pattern,
+                    l.sparsity() * 100.0,
+                    l.weights
+                )?;
+            }
+            writeln!(f, "                (no sparse kernels yet: pruned layers are stored and run dense)")?;
+        }
         if let Some(a) = &self.calibration {
             writeln!(
                 f,
-                "  agreement   vs float model on {} calibration samples: top-1 {:.2}% (expected on new data {:.2}%), output SQNR {:.1} dB",
+                "  agreement   vs original float model on {} calibration samples: top-1 {:.2}% (expected on new data {:.2}%), output SQNR {:.1} dB",
                 a.samples,
                 a.top1_agreement * 100.0,
                 a.expected_agreement * 100.0,

@@ -1,0 +1,639 @@
+//! Magnitude pruning, applied before calibration and quantization.
+//!
+//! A [`PrunePolicy`] gives each prunable layer a sparsity and a pattern:
+//! - `unstructured`: the smallest-magnitude weights of the layer;
+//! - `block RxC` (`block8x1`, `block1x4`, `block4x1`...): blocks of `R` output channels by `C`
+//!   consecutive reduction elements, ranked by their summed magnitude. The reduction runs in the
+//!   runtime's order (kernel row, kernel column, input channel), the axis the compiler packs, so
+//!   a block is a contiguous piece of a packed panel;
+//! - `N:M` (`2:4`): in every group of `M` consecutive reduction elements of an output channel,
+//!   the `N` largest are kept (sparsity `1 - N/M`).
+//!
+//! Prunable layers are convolutions with one group (`conv`; the 1x1 ones are also `pw`), grouped
+//! or depthwise convolutions (`dw`, only when named explicitly) and fully-connected layers (`fc`).
+//!
+//! With calibration data, a weight's importance is its magnitude times the root mean square of
+//! the input channel it multiplies (`|w| * rms(x)`, as in Wanda, Sun et al. 2023): a large weight
+//! on a channel that is almost always zero matters little. Without data it is the magnitude. A
+//! plain sparsity (`--prune 0.5`) is *global*: one threshold over every conv and fc layer, so
+//! layers whose weights matter more keep more of them; sparsities given per kind or per layer
+//! rank within the layer. After pruning, each output channel's bias absorbs the mean of what the
+//! pruned weights contributed (`sum w * mean(x)`), so its expected pre-activation is unchanged.
+//!
+//! The masks are computed on the imported graph's weights and written back into the ONNX
+//! initializers, so that the float reference used for calibration is the pruned network, while
+//! the compile report still compares the final model with the original float model.
+
+use crate::error::{CompileError, Result};
+use crate::ir::{Graph, Op};
+use std::collections::HashMap;
+use std::fmt;
+use tract_onnx::pb;
+
+/// How the zeros are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    Unstructured,
+    /// `rows` output channels by `cols` consecutive reduction elements.
+    Block { rows: usize, cols: usize },
+    /// Keep `n` of every `m` consecutive reduction elements.
+    NOfM { n: usize, m: usize },
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pattern::Unstructured => write!(f, "unstructured"),
+            Pattern::Block { rows, cols } => write!(f, "block{rows}x{cols}"),
+            Pattern::NOfM { n, m } => write!(f, "{n}:{m}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = CompileError;
+    fn from_str(s: &str) -> Result<Pattern> {
+        let bad = |why: &str| {
+            CompileError::Options(format!(
+                "pruning pattern `{s}`: {why} (expected `unstructured`, `blockRxC` such as `block8x1`, or `N:M` such as `2:4`)"
+            ))
+        };
+        let s = s.trim();
+        if s == "unstructured" {
+            return Ok(Pattern::Unstructured);
+        }
+        if let Some(rc) = s.strip_prefix("block") {
+            let (r, c) = rc.split_once('x').ok_or_else(|| bad("no `x` in the block shape"))?;
+            let (rows, cols) = (r.parse::<usize>().map_err(|_| bad("bad rows"))?, c.parse::<usize>().map_err(|_| bad("bad columns"))?);
+            if rows == 0 || cols == 0 || rows * cols > 256 {
+                return Err(bad("block sides must be at least 1 and the block at most 256 weights"));
+            }
+            return Ok(Pattern::Block { rows, cols });
+        }
+        if let Some((n, m)) = s.split_once(':') {
+            let (n, m) = (n.parse::<usize>().map_err(|_| bad("bad N"))?, m.parse::<usize>().map_err(|_| bad("bad M"))?);
+            if m == 0 || n == 0 || n > m || m > 64 {
+                return Err(bad("need 0 < N <= M <= 64"));
+            }
+            return Ok(Pattern::NOfM { n, m });
+        }
+        Err(bad("unknown pattern"))
+    }
+}
+
+/// Sparsity and pattern of one layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerPolicy {
+    /// Fraction of weights set to zero (for `N:M`: `1 - N/M`).
+    pub sparsity: f64,
+    pub pattern: Pattern,
+}
+
+impl LayerPolicy {
+    fn new(sparsity: f64, pattern: Pattern) -> Result<LayerPolicy> {
+        let sparsity = match pattern {
+            Pattern::NOfM { n, m } => 1.0 - n as f64 / m as f64,
+            _ => sparsity,
+        };
+        if !(0.0..1.0).contains(&sparsity) {
+            return Err(CompileError::Options(format!("sparsity {sparsity} is outside [0, 1)")));
+        }
+        Ok(LayerPolicy { sparsity, pattern })
+    }
+}
+
+/// The prunable kind of a layer: `pw` (1x1 convolution), `conv` (other convolutions with one
+/// group), `dw` (grouped / depthwise), `fc`. A `conv` policy covers `pw` layers too.
+pub fn kind(op: &Op) -> Option<&'static str> {
+    match op {
+        Op::Conv { group: 1, window, .. } if window.kernel == [1, 1] => Some("pw"),
+        Op::Conv { group: 1, .. } => Some("conv"),
+        Op::Conv { .. } => Some("dw"),
+        Op::Dense { .. } => Some("fc"),
+        _ => None,
+    }
+}
+
+/// Which layers to prune, and how.
+#[derive(Clone, Debug, Default)]
+pub struct PrunePolicy {
+    /// For every `conv` and `fc` layer not otherwise named.
+    pub default: Option<LayerPolicy>,
+    /// By kind (`conv`, `pw`, `dw`, `fc`).
+    pub kinds: HashMap<String, LayerPolicy>,
+    /// By layer (node) name.
+    pub layers: HashMap<String, LayerPolicy>,
+}
+
+impl PrunePolicy {
+    /// Parse `--prune`: `0.7`, `2:4`, or comma-separated `KEY=VALUE` where KEY is `conv`, `pw`
+    /// (1x1 convolutions), `dw`, `fc` or a layer name and VALUE a sparsity or `N:M`. `pattern`
+    /// applies to plain sparsities.
+    pub fn parse(spec: &str, pattern: Pattern) -> Result<PrunePolicy> {
+        let value = |v: &str| -> Result<LayerPolicy> {
+            let v = v.trim();
+            if v.contains(':') {
+                return LayerPolicy::new(0.0, v.parse()?);
+            }
+            let s: f64 = v
+                .parse()
+                .map_err(|_| CompileError::Options(format!("--prune: `{v}` is neither a sparsity nor N:M")))?;
+            LayerPolicy::new(s, pattern)
+        };
+        let mut p = PrunePolicy::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.rsplit_once('=') {
+                None => p.default = Some(value(item)?),
+                Some((key, v)) => {
+                    let key = key.trim();
+                    let lp = value(v)?;
+                    if matches!(key, "conv" | "pw" | "dw" | "fc") {
+                        p.kinds.insert(key.to_string(), lp);
+                    } else {
+                        p.layers.insert(key.to_string(), lp);
+                    }
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// Parse a policy file (`--prune-file`), TOML:
+    ///
+    /// ```toml
+    /// sparsity = 0.7            # every conv and fc layer
+    /// pattern = "block8x1"      # default: unstructured
+    /// [kinds]
+    /// fc = 0.5
+    /// conv = { sparsity = 0.8, pattern = "2:4" }
+    /// [layers]
+    /// "/features/features.0/features.0.0/Conv" = 0.0
+    /// ```
+    pub fn from_toml(text: &str) -> Result<PrunePolicy> {
+        let bad = |why: String| CompileError::Options(format!("prune policy file: {why}"));
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let pattern = match table.get("pattern") {
+            Some(toml::Value::String(s)) => s.parse()?,
+            Some(other) => return Err(bad(format!("`pattern` must be a string, not {other}"))),
+            None => Pattern::Unstructured,
+        };
+        let entry = |key: &str, v: &toml::Value| -> Result<LayerPolicy> {
+            match v {
+                toml::Value::Float(s) => LayerPolicy::new(*s, pattern),
+                toml::Value::Integer(s) => LayerPolicy::new(*s as f64, pattern),
+                toml::Value::String(s) => LayerPolicy::new(0.0, s.parse()?),
+                toml::Value::Table(t) => {
+                    let pat = match t.get("pattern") {
+                        Some(toml::Value::String(s)) => s.parse()?,
+                        None => pattern,
+                        Some(o) => return Err(bad(format!("{key}: `pattern` must be a string, not {o}"))),
+                    };
+                    let s = match t.get("sparsity") {
+                        Some(toml::Value::Float(s)) => *s,
+                        Some(toml::Value::Integer(s)) => *s as f64,
+                        None => 0.0,
+                        Some(o) => return Err(bad(format!("{key}: `sparsity` must be a number, not {o}"))),
+                    };
+                    LayerPolicy::new(s, pat)
+                }
+                o => Err(bad(format!("{key}: expected a sparsity, `N:M` or a table, not {o}"))),
+            }
+        };
+        let mut p = PrunePolicy::default();
+        for (key, v) in &table {
+            match key.as_str() {
+                "pattern" => {}
+                "sparsity" => p.default = Some(entry("sparsity", v)?),
+                "kinds" | "layers" => {
+                    let toml::Value::Table(t) = v else { return Err(bad(format!("`{key}` must be a table"))) };
+                    for (k, v) in t {
+                        let lp = entry(k, v)?;
+                        if key == "kinds" {
+                            if !matches!(k.as_str(), "conv" | "pw" | "dw" | "fc") {
+                                return Err(bad(format!("unknown kind `{k}` (conv, pw, dw, fc)")));
+                            }
+                            p.kinds.insert(k.clone(), lp);
+                        } else {
+                            p.layers.insert(k.clone(), lp);
+                        }
+                    }
+                }
+                other => return Err(bad(format!("unknown key `{other}` (sparsity, pattern, kinds, layers)"))),
+            }
+        }
+        Ok(p)
+    }
+
+    /// The policy of layer `name` of kind `kind`, if it is pruned.
+    pub fn for_layer(&self, name: &str, kind: &str) -> Option<LayerPolicy> {
+        self.resolve(name, kind).map(|(p, _)| p)
+    }
+
+    /// As `for_layer`, and whether the layer takes the global default (one threshold shared by
+    /// all such layers, for unstructured and block patterns).
+    fn resolve(&self, name: &str, kind: &str) -> Option<(LayerPolicy, bool)> {
+        let by_kind = self.kinds.get(kind).or_else(|| if kind == "pw" { self.kinds.get("conv") } else { None });
+        let (p, global) = match self.layers.get(name).or(by_kind) {
+            Some(p) => (*p, false),
+            None if kind != "dw" => (self.default?, true),
+            None => return None,
+        };
+        let global = global && !matches!(p.pattern, Pattern::NOfM { .. });
+        (p.sparsity > 0.0).then_some((p, global))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.kinds.is_empty() && self.layers.is_empty()
+    }
+}
+
+/// The units a pattern ranks in an `n x k` matrix (single weights or blocks), each as
+/// (mean importance, its element indices `r * k + c`).
+fn units(n: usize, k: usize, score: &dyn Fn(usize, usize) -> f64, pattern: Pattern) -> Vec<(f64, Vec<usize>)> {
+    let (rows, cols) = match pattern {
+        Pattern::Block { rows, cols } => (rows, cols),
+        _ => (1, 1),
+    };
+    let (br, bc) = (n.div_ceil(rows), k.div_ceil(cols));
+    (0..br * bc)
+        .map(|b| {
+            let (r0, c0) = (b / bc * rows, b % bc * cols);
+            let idx: Vec<usize> =
+                (r0..(r0 + rows).min(n)).flat_map(|r| (c0..(c0 + cols).min(k)).map(move |c| r * k + c)).collect();
+            let s = idx.iter().map(|&i| score(i / k, i % k)).sum::<f64>() / idx.len() as f64;
+            (s, idx)
+        })
+        .collect()
+}
+
+/// Zero mask (`true` = pruned) of an `n x k` matrix with element importances `score(r, c)`
+/// (non-negative), by the layer's own ranking; or, for unstructured and block patterns with a
+/// `threshold`, every unit whose mean importance is below it (global pruning).
+pub fn mask(n: usize, k: usize, score: impl Fn(usize, usize) -> f64, policy: LayerPolicy, threshold: Option<f64>) -> Vec<bool> {
+    let mut pruned = vec![false; n * k];
+    match policy.pattern {
+        Pattern::Unstructured | Pattern::Block { .. } => {
+            let mut u = units(n, k, &score, policy.pattern);
+            match threshold {
+                Some(t) => u.retain(|(s, _)| *s < t),
+                None => {
+                    // Stable order: ties go to the earlier unit.
+                    let mut order: Vec<usize> = (0..u.len()).collect();
+                    order.sort_by(|&a, &b| u[a].0.total_cmp(&u[b].0).then(a.cmp(&b)));
+                    let count = (policy.sparsity * u.len() as f64).round() as usize;
+                    let chosen: std::collections::HashSet<usize> = order[..count.min(u.len())].iter().copied().collect();
+                    u = u.into_iter().enumerate().filter(|(i, _)| chosen.contains(i)).map(|(_, x)| x).collect();
+                }
+            }
+            for (_, idx) in u {
+                for i in idx {
+                    pruned[i] = true;
+                }
+            }
+        }
+        Pattern::NOfM { n: keep, m } => {
+            for r in 0..n {
+                let mut c0 = 0;
+                while c0 < k {
+                    let len = m.min(k - c0);
+                    let mut group: Vec<usize> = (c0..c0 + len).collect();
+                    group.sort_by(|&a, &b| score(r, b).total_cmp(&score(r, a)).then(a.cmp(&b)));
+                    for &c in &group[keep.min(len)..] {
+                        pruned[r * k + c] = true;
+                    }
+                    c0 += len;
+                }
+            }
+        }
+    }
+    pruned
+}
+
+/// What happened to one layer.
+#[derive(Clone, Debug)]
+pub struct LayerSparsity {
+    pub name: String,
+    pub kind: &'static str,
+    /// `None`: not pruned by the compiler (its zeros, if any, were already in the model).
+    pub policy: Option<LayerPolicy>,
+    pub weights: usize,
+    pub zeros: usize,
+}
+
+impl LayerSparsity {
+    pub fn sparsity(&self) -> f64 {
+        self.zeros as f64 / self.weights.max(1) as f64
+    }
+}
+
+/// The weights of every prunable layer of `g` with their zero counts (existing sparsity).
+pub fn survey(g: &Graph) -> Vec<LayerSparsity> {
+    g.nodes
+        .iter()
+        .filter_map(|node| {
+            let kind = kind(&node.op)?;
+            let w = g.value(node.inputs[1]);
+            Some(LayerSparsity {
+                name: node.name.clone(),
+                kind,
+                policy: None,
+                weights: w.len(),
+                zeros: w.iter().filter(|&&v| v == 0.0).count(),
+            })
+        })
+        .collect()
+}
+
+/// Index of element (row `r`, runtime reduction column `c`) in the IR weight tensor of `node`:
+/// convolutions `[O, I/g, KH, KW]` with the reduction in (kh, kw, ic) order, dense `[N, K]`.
+fn weight_index(g: &Graph, node: &crate::ir::Node) -> (usize, usize, Box<dyn Fn(usize, usize) -> usize>) {
+    let shape = g.tensors[node.inputs[1]].shape.clone();
+    match node.op {
+        Op::Conv { .. } => {
+            let (o, i, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
+            let k = i * kh * kw;
+            (o, k, Box::new(move |r, c| {
+                let (tap, ic) = (c / i, c % i);
+                r * k + ic * kh * kw + tap
+            }))
+        }
+        _ => {
+            let (n, k) = (shape[0], shape[1]);
+            (n, k, Box::new(move |r, c| r * k + c))
+        }
+    }
+}
+
+/// Input statistics of the layers, by input tensor name: per-channel mean and root mean square
+/// (from calibration of the original model).
+pub struct InputStats<'a> {
+    pub means: &'a HashMap<String, Vec<f32>>,
+    pub rms: &'a HashMap<String, Vec<f32>>,
+}
+
+/// Prune `onnx` (whose imported graph is `g`) by `policy`, with activation-aware importance and
+/// bias correction when `stats` are given: returns the pruned ONNX bytes and the per-layer
+/// record. Layers named in the policy must exist.
+pub fn prune_onnx(
+    onnx: &[u8],
+    what: &str,
+    g: &Graph,
+    policy: &PrunePolicy,
+    stats: Option<&InputStats<'_>>,
+) -> Result<(Vec<u8>, Vec<LayerSparsity>)> {
+    for name in policy.layers.keys() {
+        if !g.nodes.iter().any(|n| &n.name == name && kind(&n.op).is_some()) {
+            return Err(CompileError::Options(format!(
+                "--prune names layer `{name}`, which is not a convolution or fully-connected layer of this model"
+            )));
+        }
+    }
+    let mut model = crate::import::decode(onnx, what)?;
+    let graph = model.graph.as_mut().ok_or_else(|| CompileError::NotOnnx {
+        what: what.to_string(),
+        reason: "it has no graph".into(),
+    })?;
+    let mut record = survey(g);
+    let layers: Vec<&crate::ir::Node> = g.nodes.iter().filter(|n| kind(&n.op).is_some()).collect();
+    // Importance of each element of each layer, in the runtime's (row, reduction) order.
+    let input_channel = |node: &crate::ir::Node, c: usize| match node.op {
+        Op::Conv { .. } => c % g.tensors[node.inputs[1]].shape[1],
+        _ => c,
+    };
+    let channel_stat = |map: &HashMap<String, Vec<f32>>, node: &crate::ir::Node| -> Option<Vec<f32>> {
+        let v = map.get(&g.tensors[node.inputs[0]].name)?;
+        let want = match node.op {
+            Op::Conv { group, .. } => g.tensors[node.inputs[1]].shape[1] * group,
+            _ => g.tensors[node.inputs[1]].shape[1],
+        };
+        (v.len() == want).then(|| v.clone())
+    };
+    // Importance of every element, `[r * k + c]`.
+    let scorer = |node: &crate::ir::Node| -> (usize, usize, Vec<f64>) {
+        let w = g.value(node.inputs[1]);
+        let (n, k, idx) = weight_index(g, node);
+        let rms = stats.and_then(|s| channel_stat(s.rms, node));
+        let cin = g.tensors[node.inputs[1]].shape[1];
+        let scores = (0..n * k)
+            .map(|i| {
+                let (r, c) = (i / k, i % k);
+                let m = w[idx(r, c)].abs() as f64;
+                match (&rms, &node.op) {
+                    // A grouped convolution's output channel `r` reads input channel block
+                    // `r / (n / group)`.
+                    (Some(rms), Op::Conv { group, .. }) => {
+                        m * rms[r / (n / group).max(1) * cin * (*group > 1) as usize + input_channel(node, c)] as f64
+                    }
+                    (Some(rms), _) => m * rms[c] as f64,
+                    (None, _) => m,
+                }
+            })
+            .collect();
+        (n, k, scores)
+    };
+    // One threshold for the layers under the global default.
+    let mut threshold = None;
+    if let Some(d) = policy.default {
+        let mut all: Vec<(f64, usize)> = Vec::new();
+        for (node, rec) in layers.iter().zip(&record) {
+            if let Some((lp, true)) = policy.resolve(&node.name, rec.kind) {
+                let (n, k, scores) = scorer(node);
+                let score = |r: usize, c: usize| scores[r * k + c];
+                all.extend(units(n, k, &score, lp.pattern).into_iter().map(|(s, idx)| (s, idx.len())));
+            }
+        }
+        if !all.is_empty() {
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let total: usize = all.iter().map(|u| u.1).sum();
+            let goal = (d.sparsity * total as f64).round() as usize;
+            let (mut acc, mut t) = (0usize, f64::NEG_INFINITY);
+            for &(s, len) in &all {
+                if acc + len > goal {
+                    break;
+                }
+                acc += len;
+                t = s;
+            }
+            // Everything strictly below the first unit not taken.
+            threshold = Some(all.iter().map(|u| u.0).find(|&s| s > t).unwrap_or(f64::INFINITY));
+        }
+    }
+    for (node, rec) in layers.iter().zip(record.iter_mut()) {
+        let Some((lp, global)) = policy.resolve(&node.name, rec.kind) else { continue };
+        let w = g.value(node.inputs[1]);
+        let (n, k, scores) = scorer(node);
+        let m = mask(n, k, |r, c| scores[r * k + c], lp, if global { threshold } else { None });
+        let (_, _, idx) = weight_index(g, node);
+        // Zero positions in the IR tensor's layout (which is the ONNX layout, up to the
+        // transposition of a Gemm / MatMul weight).
+        let mut zero = vec![false; w.len()];
+        for r in 0..n {
+            for c in 0..k {
+                if m[r * k + c] {
+                    zero[idx(r, c)] = true;
+                }
+            }
+        }
+        // The mean input each weight multiplies (IR layout), for the bias correction.
+        let means = stats.and_then(|s| channel_stat(s.means, node));
+        let elem_mean: Option<Vec<f32>> = means.map(|mean| {
+            let cin = g.tensors[node.inputs[1]].shape[1];
+            let mut v = vec![0f32; w.len()];
+            for r in 0..n {
+                let offset = match node.op {
+                    Op::Conv { group, .. } if group > 1 => r / (n / group).max(1) * cin,
+                    _ => 0,
+                };
+                for c in 0..k {
+                    v[idx(r, c)] = mean[offset + input_channel(node, c)];
+                }
+            }
+            v
+        });
+        apply(graph, node, &zero, n, k, elem_mean.as_deref(), what)?;
+        rec.policy = Some(lp);
+        rec.zeros = w.iter().zip(&zero).filter(|(&v, &z)| z || v == 0.0).count();
+    }
+    let mut bytes = Vec::new();
+    prost::Message::encode(&model, &mut bytes).map_err(|e| CompileError::Options(format!("re-encoding the pruned model: {e}")))?;
+    Ok((bytes, record))
+}
+
+/// Zero the weights of ONNX node `node.name` (its input 1) at the positions `zero` of the IR
+/// layout (`[N, K]` for dense layers; a `[K, N]` ONNX weight is transposed). With `elem_mean`
+/// (the mean input each weight multiplies, IR layout), the bias (input 2, when there is one)
+/// absorbs what the zeroed weights contributed on average. The ONNX weights are used for that,
+/// not the imported ones, so that a BatchNormalization folded at import scales the correction
+/// as it scales the weights.
+fn apply(
+    graph: &mut pb::GraphProto,
+    node: &crate::ir::Node,
+    zero: &[bool],
+    n: usize,
+    k: usize,
+    elem_mean: Option<&[f32]>,
+    what: &str,
+) -> Result<()> {
+    let missing = |why: &str| CompileError::Options(format!("{what}: cannot prune layer `{}`: {why}", node.name));
+    let onnx_node = graph.node.iter().find(|x| x.name == node.name).ok_or_else(|| missing("no ONNX node of that name"))?.clone();
+    let weight = onnx_node.input.get(1).cloned().ok_or_else(|| missing("it has no weight input"))?;
+    // Dense layers from MatMul or Gemm without transB keep their weight as [K, N].
+    let transposed = match onnx_node.op_type.as_str() {
+        "MatMul" => true,
+        "Gemm" => !onnx_node.attribute.iter().any(|a| a.name == "transB" && a.i != 0),
+        _ => false,
+    };
+    let tensor = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == weight)
+        .ok_or_else(|| missing("its weight is not an initializer"))?;
+    if tensor.data_type != 1 {
+        return Err(missing("its weight is not float32"));
+    }
+    let elements: usize = tensor.dims.iter().map(|&d| d as usize).product();
+    if elements != zero.len() {
+        return Err(missing("its weight is shared or reshaped"));
+    }
+    let pos = |i: usize| if transposed { (i % k) * n + i / k } else { i };
+    let value = |t: &pb::TensorProto, p: usize| {
+        if t.raw_data.is_empty() {
+            t.float_data[p]
+        } else {
+            f32::from_le_bytes(t.raw_data[p * 4..p * 4 + 4].try_into().unwrap())
+        }
+    };
+    let per_row = zero.len() / n.max(1);
+    let mut bias_delta = vec![0f64; n];
+    if let Some(mean) = elem_mean {
+        for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
+            bias_delta[i / per_row] += value(tensor, pos(i)) as f64 * mean[i] as f64;
+        }
+    }
+    if !tensor.raw_data.is_empty() {
+        for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
+            let p = pos(i) * 4;
+            tensor.raw_data[p..p + 4].copy_from_slice(&0f32.to_le_bytes());
+        }
+    } else {
+        for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
+            tensor.float_data[pos(i)] = 0.0;
+        }
+    }
+    let bias_name = onnx_node.input.get(2).filter(|b| !b.is_empty()).cloned();
+    if let (Some(_), Some(bias_name)) = (elem_mean, bias_name) {
+        let delta: Vec<f32> = bias_delta.iter().map(|&d| d as f32).collect();
+        if let Some(b) = graph.initializer.iter_mut().find(|t| t.name == bias_name && t.data_type == 1) {
+            let len: usize = b.dims.iter().map(|&d| d as usize).product();
+            if len == delta.len() {
+                for (i, d) in delta.iter().enumerate() {
+                    if !b.raw_data.is_empty() {
+                        let p = i * 4;
+                        let v = f32::from_le_bytes(b.raw_data[p..p + 4].try_into().unwrap()) + d;
+                        b.raw_data[p..p + 4].copy_from_slice(&v.to_le_bytes());
+                    } else {
+                        b.float_data[i] += d;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_parse_and_reject() {
+        assert_eq!("unstructured".parse::<Pattern>().unwrap(), Pattern::Unstructured);
+        assert_eq!("block8x1".parse::<Pattern>().unwrap(), Pattern::Block { rows: 8, cols: 1 });
+        assert_eq!("2:4".parse::<Pattern>().unwrap(), Pattern::NOfM { n: 2, m: 4 });
+        for bad in ["block", "block0x4", "5:4", "0:4", "sparse", "blockx"] {
+            assert!(bad.parse::<Pattern>().is_err(), "{bad}");
+        }
+        let p = PrunePolicy::parse("conv=0.8,fc=2:4,/a/Conv=0", Pattern::Unstructured).unwrap();
+        assert_eq!(p.for_layer("/x", "conv").unwrap().sparsity, 0.8);
+        assert_eq!(p.for_layer("/x", "fc").unwrap().pattern, Pattern::NOfM { n: 2, m: 4 });
+        assert!(p.for_layer("/a/Conv", "conv").is_none());
+        assert!(p.for_layer("/x", "dw").is_none());
+        assert!(PrunePolicy::parse("1.5", Pattern::Unstructured).is_err());
+        assert!(PrunePolicy::parse("conv=abc", Pattern::Unstructured).is_err());
+        let t = PrunePolicy::from_toml(
+            "sparsity = 0.7\npattern = \"block4x1\"\n[kinds]\nfc = 0.5\n[layers]\n\"/a\" = { sparsity = 0.9, pattern = \"1:4\" }\n",
+        )
+        .unwrap();
+        assert_eq!(t.default.unwrap().pattern, Pattern::Block { rows: 4, cols: 1 });
+        assert_eq!(t.for_layer("/b", "fc").unwrap().sparsity, 0.5);
+        assert_eq!(t.for_layer("/a", "conv").unwrap().sparsity, 0.75);
+        assert!(PrunePolicy::from_toml("sparsty = 0.7").is_err());
+    }
+
+    #[test]
+    fn masks_have_their_pattern() {
+        let (n, k) = (16, 24);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect();
+        let at = |r: usize, c: usize| w[r * k + c].abs() as f64;
+        let m = mask(n, k, at, LayerPolicy::new(0.5, Pattern::Unstructured).unwrap(), None);
+        assert_eq!(m.iter().filter(|&&z| z).count(), n * k / 2);
+        // Every pruned weight is at most every kept one in magnitude.
+        let max_pruned = (0..n * k).filter(|&i| m[i]).map(|i| w[i].abs()).fold(0.0, f32::max);
+        let min_kept = (0..n * k).filter(|&i| !m[i]).map(|i| w[i].abs()).fold(f32::INFINITY, f32::min);
+        assert!(max_pruned <= min_kept);
+        let m = mask(n, k, at, LayerPolicy::new(0.0, Pattern::NOfM { n: 2, m: 4 }).unwrap(), None);
+        for r in 0..n {
+            for g in 0..k / 4 {
+                assert_eq!((0..4).filter(|&c| m[r * k + g * 4 + c]).count(), 2);
+            }
+        }
+        let m = mask(n, k, at, LayerPolicy::new(0.75, Pattern::Block { rows: 8, cols: 4 }).unwrap(), None);
+        assert_eq!(m.iter().filter(|&&z| z).count(), n * k * 3 / 4);
+        for br in 0..n / 8 {
+            for bc in 0..k / 4 {
+                let z: Vec<bool> = (0..8).flat_map(|r| (0..4).map(move |c| (br * 8 + r) * k + bc * 4 + c)).map(|i| m[i]).collect();
+                assert!(z.iter().all(|&v| v) || z.iter().all(|&v| !v), "block {br},{bc} is mixed");
+            }
+        }
+    }
+}

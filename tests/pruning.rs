@@ -1,0 +1,161 @@
+//! `--prune`: the zeros land where the pattern says, the requested sparsity is reached, existing
+//! sparsity is reported without a flag, and on the embedded digits model 50% pruning + int8 stays
+//! within 1 point of the float model's test accuracy.
+
+mod common;
+
+use sparq_compiler::ir::{Graph, Op};
+use sparq_compiler::prune::{Pattern, PrunePolicy};
+use sparq_compiler::{eval, CompileOptions, Precision};
+
+/// Weights of every conv (one group) / fc layer as `[rows][reduction]` in the runtime's order
+/// (kernel row, kernel column, input channel).
+fn matrices(g: &Graph) -> Vec<(String, usize, usize, Vec<f32>)> {
+    g.nodes
+        .iter()
+        .filter_map(|n| {
+            if !matches!(n.op, Op::Conv { group: 1, .. } | Op::Dense { .. }) {
+                return None;
+            }
+            let w = g.value(n.inputs[1]);
+            let shape = &g.tensors[n.inputs[1]].shape;
+            match n.op {
+                Op::Conv { group: 1, .. } => {
+                    let (o, i, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
+                    let k = i * kh * kw;
+                    let m = (0..o * k)
+                        .map(|e| {
+                            let (r, c) = (e / k, e % k);
+                            let (tap, ic) = (c / i, c % i);
+                            w[r * k + ic * kh * kw + tap]
+                        })
+                        .collect();
+                    Some((n.name.clone(), o, k, m))
+                }
+                Op::Dense { .. } => Some((n.name.clone(), shape[0], shape[1], w.to_vec())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn pruned_graph(m: &common::TestModel, policy: &PrunePolicy) -> Graph {
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let (bytes, _) = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, policy, None).unwrap();
+    sparq_compiler::load_graph(&bytes, m.name, &Default::default()).unwrap()
+}
+
+#[test]
+fn patterns_are_where_the_policy_says() {
+    for m in common::all_models() {
+        // N:M along the reduction, per output channel.
+        let g = pruned_graph(&m, &PrunePolicy::parse("2:4", Pattern::Unstructured).unwrap());
+        for (name, n, k, w) in matrices(&g) {
+            for r in 0..n {
+                for c0 in (0..k).step_by(4) {
+                    let nz = (c0..(c0 + 4).min(k)).filter(|&c| w[r * k + c] != 0.0).count();
+                    assert!(nz <= 2, "{}: {name} row {r} group {c0}: {nz} non-zeros", m.name);
+                }
+            }
+        }
+        // Blocks of 8 output channels x 4 reduction steps are all zero or all kept.
+        let policy = PrunePolicy::parse("conv=0.6,fc=0.6", "block8x4".parse().unwrap()).unwrap();
+        let g = pruned_graph(&m, &policy);
+        let mut zero_blocks = 0;
+        let mut blocks = 0;
+        for (name, n, k, w) in matrices(&g) {
+            for r0 in (0..n).step_by(8) {
+                for c0 in (0..k).step_by(4) {
+                    let cells: Vec<f32> =
+                        (r0..(r0 + 8).min(n)).flat_map(|r| (c0..(c0 + 4).min(k)).map(move |c| (r, c))).map(|(r, c)| w[r * k + c]).collect();
+                    let zeros = cells.iter().filter(|&&v| v == 0.0).count();
+                    // A kept block has no zeros (random weights are never exactly 0).
+                    assert!(zeros == 0 || zeros == cells.len(), "{}: {name} block ({r0},{c0}) is mixed", m.name);
+                    zero_blocks += (zeros == cells.len()) as usize;
+                    blocks += 1;
+                }
+            }
+        }
+        let frac = zero_blocks as f64 / blocks as f64;
+        println!("{:<20} block8x4 at 0.6: {zero_blocks}/{blocks} blocks zero", m.name);
+        assert!((frac - 0.6).abs() < 0.1, "{}: {frac:.2} of the blocks are zero", m.name);
+    }
+}
+
+#[test]
+fn global_sparsity_is_reached_and_reported() {
+    for m in common::all_models() {
+        let calib = common::samples(&m.input_shape, 16, 31);
+        let opts = CompileOptions {
+            precision: Precision::F32,
+            prune: Some(PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap()),
+            ..Default::default()
+        };
+        let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        let pruned: Vec<_> = c.report.sparsity.iter().filter(|l| l.policy.is_some()).collect();
+        assert!(!pruned.is_empty(), "{}: nothing pruned", m.name);
+        let (w, z) = pruned.iter().fold((0, 0), |(w, z), l| (w + l.weights, z + l.zeros));
+        let frac = z as f64 / w as f64;
+        println!("{:<20} global 0.5: {z}/{w} zeros over {} layers", m.name, pruned.len());
+        assert!((frac - 0.5).abs() < 0.01, "{}: {frac:.3} sparse", m.name);
+        assert!(c.report.to_string().contains("pruning"), "{}: the report does not list the pruning", m.name);
+        // The pruned model runs, and its outputs are finite.
+        let outs = eval::run_sparq(&c.bytes, &calib[..2], None).unwrap();
+        assert!(outs.iter().flatten().flatten().all(|v| v.is_finite()));
+        // Compiling the pruned file again without a flag reports the sparsity it already has.
+        let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+        let policy = PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap();
+        let (bytes, _) = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, &policy, None).unwrap();
+        let again = sparq_compiler::compile(&bytes, m.name, &[], &CompileOptions { precision: Precision::F32, ..Default::default() })
+            .unwrap();
+        assert!(
+            again.report.sparsity.iter().any(|l| l.policy.is_none() && l.sparsity() > 0.3),
+            "{}: existing sparsity not detected",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn bad_policies_are_rejected_with_the_reason() {
+    let m = common::plain_cnn();
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let policy = PrunePolicy::parse("no_such_layer=0.5", Pattern::Unstructured).unwrap();
+    let e = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, &policy, None).unwrap_err().to_string();
+    assert!(e.contains("no_such_layer"), "{e}");
+    for bad in ["1.2", "conv=x", "3:2"] {
+        assert!(PrunePolicy::parse(bad, Pattern::Unstructured).is_err(), "{bad}");
+    }
+}
+
+fn npy_f32(path: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    (shape, npy.into_vec().unwrap())
+}
+
+/// The bar on the embedded digits model: 50% pruning (global, activation-aware, with
+/// bias correction) then int8 loses at most 1 point of test accuracy against the float model.
+#[test]
+fn digits_half_pruned_int8_stays_within_one_point() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models/digits");
+    let onnx = std::fs::read(format!("{dir}/digits_cnn.onnx")).unwrap();
+    let (cs, calib) = npy_f32(&format!("{dir}/calib_x.npy"));
+    let (ts, test) = npy_f32(&format!("{dir}/test_x.npy"));
+    let labels: Vec<i64> = npyz::NpyFile::new(&std::fs::read(format!("{dir}/test_y.npy")).unwrap()[..]).unwrap().into_vec().unwrap();
+    let per = |s: &[usize]| s[1..].iter().product::<usize>();
+    let calib: Vec<Vec<f32>> = calib.chunks(per(&cs)).map(<[f32]>::to_vec).collect();
+    let test: Vec<Vec<f32>> = test.chunks(per(&ts)).map(<[f32]>::to_vec).collect();
+    let accuracy = |bytes: &[u8]| {
+        let outs = eval::run_sparq(bytes, &test, None).unwrap();
+        let right = outs.iter().zip(&labels).filter(|(o, &y)| eval::argmax(&o[0]) as i64 == y).count();
+        right as f64 / labels.len() as f64
+    };
+    let float = sparq_compiler::compile(&onnx, "digits", &[], &CompileOptions { precision: Precision::F32, ..Default::default() }).unwrap();
+    let opts = CompileOptions { prune: Some(PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap()), ..Default::default() };
+    let pruned = sparq_compiler::compile(&onnx, "digits", &calib, &opts).unwrap();
+    let (a_float, a_pruned) = (accuracy(&float.bytes), accuracy(&pruned.bytes));
+    println!("digits: float {:.2}%, 50% pruned + int8 {:.2}%", a_float * 100.0, a_pruned * 100.0);
+    assert!(a_pruned >= a_float - 0.01, "50% pruning + int8 lost {:.2} points", (a_float - a_pruned) * 100.0);
+}
