@@ -43,7 +43,7 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
 /// The CPU must support AVX2, AVX-VNNI, AVX-512 F/BW and AVX-512 VNNI; otherwise as
 /// [`qs8_gemm_4x16c4_avxvnni`].
 #[target_feature(enable = "avx2,avxvnni,avx512f,avx512bw,avx512vnni")]
-pub unsafe fn qs8_gemm_4x32c4_avx512vnni(
+pub unsafe fn qs8_gemm_8x32c4_avx512vnni(
     g: &ConvGeometry,
     x: &[i8],
     w: &WeightMatrix<'_>,
