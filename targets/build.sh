@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-build sparq for device profiles (targets/profiles/*.toml): the `sparq` CLI and the runtime
-# C libraries (libsparq.a, libsparq.so, with runtime/include/sparq.h) into dist/<profile>/.
+# C libraries (libsparq.a, libsparq.so, with runtime/include/sparq.h) into dist/<profile>/, and the
+# minimal no_std C libraries (one thread, no mmap; see sparq.h) into dist/<profile>/minimal/.
 #
 #   targets/build.sh                 # every profile
 #   targets/build.sh rpi4 rpi-armv7  # some
@@ -26,16 +27,22 @@ for p in "${profiles[@]}"; do
   mkdir -p "$out"
   cp runtime/include/sparq.h "$out/"
   echo "== $p ($triple)"
+  mkdir -p "$out/minimal"
+  minimal=(-p sparq-capi --no-default-features --profile device-nostd --target "$triple")
   if [ "$triple" = "aarch64-linux-android" ]; then
     cargo rustc --profile device -p sparq-capi --target "$triple" --crate-type staticlib
     cp "target/$triple/device/libsparq.a" "$out/"
+    cargo rustc "${minimal[@]}" --crate-type staticlib
+    cp "target/$triple/device-nostd/libsparq.a" "$out/minimal/"
   else
     cargo build --profile device -p sparq-capi --target "$triple"
     cp "target/$triple/device/libsparq.a" "target/$triple/device/libsparq.so" "$out/"
+    cargo build "${minimal[@]}"
+    cp "target/$triple/device-nostd/libsparq.a" "target/$triple/device-nostd/libsparq.so" "$out/minimal/"
     if [ $libs_only = 0 ]; then
       cargo build --profile device -p sparq --bin sparq --target "$triple"
       cp "target/$triple/device/sparq" "$out/"
     fi
   fi
-  ls -l "$out" | awk 'NR > 1 { printf "  %-14s %10d bytes\n", $9, $5 }'
+  ls -l "$out" "$out/minimal" | awk '/^-/ { printf "  %-14s %10d bytes\n", $9, $5 } /minimal:$/ { print "  minimal/" }'
 done

@@ -3,13 +3,69 @@
 //! Handles are boxed Rust objects behind opaque pointers. A model owns its bytes (a copy, or a
 //! memory mapping) and the validated `Model` that borrows them; a session borrows its model and
 //! the caller's arena, which the C caller keeps alive (documented in the header). No global
-//! state. Every entry point checks its pointers and catches panics, so a C caller never sees an
-//! unwind.
+//! state. Every entry point checks its pointers.
+//!
+//! Two builds:
+//! - `std` (default): `sparq_model_open` maps the file, sessions may use several threads, and
+//!   every entry point catches panics, so a C caller never sees an unwind;
+//! - without default features (`--no-default-features`, with `panic = "abort"`, as the
+//!   `device-nostd` profile sets): `#![no_std]` over the no_std runtime, for the smallest
+//!   library. Handles are allocated with the C library's `malloc`, `sparq_model_open` reads the
+//!   file into memory with C stdio, sessions are single-threaded (more threads is an error), and
+//!   a panic (a bug) aborts the process.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![allow(non_camel_case_types)]
 
-use sparq_runtime::{AlignedBytes, MappedModel, Model, RuntimeError, Session, SessionOptions};
-use std::ffi::{c_char, c_void, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::ffi::{c_char, c_void, CStr};
+#[cfg(feature = "std")]
+use sparq_runtime::MappedModel;
+use sparq_runtime::{Model, RuntimeError, Session, SessionOptions};
+
+#[cfg(not(feature = "std"))]
+mod sys;
+
+/// A heap copy of a model, 64-byte aligned (the runtime reads the weights in place).
+struct OwnedBytes {
+    ptr: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl OwnedBytes {
+    fn layout(len: usize) -> core::alloc::Layout {
+        core::alloc::Layout::from_size_align(len.max(1), 64).expect("64 is a power of two")
+    }
+    /// `len` zero bytes, or `None` when the allocation fails.
+    fn zeroed(len: usize) -> Option<OwnedBytes> {
+        if len > isize::MAX as usize - 64 {
+            return None;
+        }
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(Self::layout(len)) };
+        core::ptr::NonNull::new(ptr).map(|ptr| OwnedBytes { ptr, len })
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `len` bytes were allocated (and zeroed) at `ptr`, owned by `self`.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+    /// The bytes for the lifetime of the handle that owns them: the heap block does not move
+    /// when `self` does, and the handle drops its `Model` first (field order).
+    unsafe fn as_static(&self) -> &'static [u8] {
+        // SAFETY: as above; the caller keeps `self` alive while the slice is used.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for OwnedBytes {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout.
+        unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +82,8 @@ use sparq_status::*;
 /// What a model handle owns (held for its lifetime, never read directly).
 #[allow(dead_code)]
 enum Bytes {
-    Owned(AlignedBytes),
+    Owned(OwnedBytes),
+    #[cfg(feature = "std")]
     Mapped(MappedModel),
 }
 
@@ -48,6 +105,7 @@ fn status_of(e: &RuntimeError) -> sparq_status {
         | RuntimeError::NoSuchOutput { .. }
         | RuntimeError::InputLength { .. }
         | RuntimeError::InputDType { .. } => SPARQ_ERROR_ARGUMENT,
+        #[cfg(feature = "std")]
         RuntimeError::Io(_) => SPARQ_ERROR_IO,
         _ => SPARQ_ERROR_RUNTIME,
     }
@@ -61,9 +119,22 @@ unsafe fn write_err(err: *mut c_char, err_len: usize, msg: &str) {
     let n = msg.len().min(err_len - 1);
     // SAFETY: the caller provides `err_len` writable bytes at `err`.
     unsafe {
-        std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
+        core::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
         *err.add(n) = 0;
     }
+}
+
+/// Run `f`; with std, a panic becomes an internal error instead of unwinding into C.
+#[cfg(feature = "std")]
+fn catch(f: impl FnOnce() -> Result<(), (sparq_status, String)>) -> Result<(), (sparq_status, String)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err((SPARQ_ERROR_RUNTIME, "internal error (panic)".into())))
+}
+
+/// Run `f` (without std a panic aborts: the build uses `panic = "abort"`).
+#[cfg(not(feature = "std"))]
+fn catch(f: impl FnOnce() -> Result<(), (sparq_status, String)>) -> Result<(), (sparq_status, String)> {
+    f()
 }
 
 /// Run `f`, turning its error (or a panic) into a status and a message.
@@ -72,9 +143,7 @@ unsafe fn guard(
     err_len: usize,
     f: impl FnOnce() -> Result<(), (sparq_status, String)>,
 ) -> sparq_status {
-    let r = catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err((SPARQ_ERROR_RUNTIME, "internal error (panic)".into())));
-    match r {
+    match catch(f) {
         Ok(()) => {
             // SAFETY: the caller's buffer contract.
             unsafe { write_err(err, err_len, "") };
@@ -118,11 +187,10 @@ pub unsafe extern "C" fn sparq_model_from_memory(
             if data.is_null() || out.is_null() {
                 return Err(argument("data and out must not be NULL"));
             }
-            let bytes = AlignedBytes::from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len));
-            // SAFETY: the heap buffer does not move when `bytes` moves into the handle, and is
-            // dropped after `model` (field order); borrows from the handle end with it.
-            let view: &'static [u8] = std::slice::from_raw_parts(bytes.as_slice().as_ptr(), bytes.len());
-            let model = Model::from_bytes(view).map_err(runtime)?;
+            let mut bytes = OwnedBytes::zeroed(len).ok_or_else(|| argument("cannot allocate a copy of the model"))?;
+            bytes.as_mut_slice().copy_from_slice(core::slice::from_raw_parts(data.cast::<u8>(), len));
+            // SAFETY: `bytes` moves into the handle and is dropped after `model` (field order).
+            let model = Model::from_bytes(bytes.as_static()).map_err(runtime)?;
             *out = Box::into_raw(Box::new(sparq_model { model, _bytes: Bytes::Owned(bytes) }));
             Ok(())
         })
@@ -145,13 +213,27 @@ pub unsafe extern "C" fn sparq_model_open(
                 return Err(argument("path and out must not be NULL"));
             }
             let p = CStr::from_ptr(path).to_str().map_err(|_| argument("path is not UTF-8"))?;
-            let mapped = Model::open(p).map_err(|e| {
-                let (s, m) = runtime(e);
-                (s, format!("{p}: {m}"))
-            })?;
-            // SAFETY: the mapping stays at its address until `mapped` is dropped, after `model`.
-            let model: Model<'static> = std::mem::transmute::<Model<'_>, Model<'static>>(*mapped.model());
-            *out = Box::into_raw(Box::new(sparq_model { model, _bytes: Bytes::Mapped(mapped) }));
+            #[cfg(feature = "std")]
+            {
+                let mapped = Model::open(p).map_err(|e| {
+                    let (s, m) = runtime(e);
+                    (s, format!("{p}: {m}"))
+                })?;
+                // SAFETY: the mapping stays at its address until `mapped` is dropped, after
+                // `model`.
+                let model: Model<'static> = core::mem::transmute::<Model<'_>, Model<'static>>(*mapped.model());
+                *out = Box::into_raw(Box::new(sparq_model { model, _bytes: Bytes::Mapped(mapped) }));
+            }
+            #[cfg(not(feature = "std"))]
+            {
+                let bytes = sys::read_file(CStr::from_ptr(path)).map_err(|m| (SPARQ_ERROR_IO, format!("{p}: {m}")))?;
+                // SAFETY: as in `sparq_model_from_memory`.
+                let model = Model::from_bytes(bytes.as_static()).map_err(|e| {
+                    let (s, m) = runtime(e);
+                    (s, format!("{p}: {m}"))
+                })?;
+                *out = Box::into_raw(Box::new(sparq_model { model, _bytes: Bytes::Owned(bytes) }));
+            }
             Ok(())
         })
     }
@@ -231,7 +313,7 @@ pub unsafe extern "C" fn sparq_session_create(
             // SAFETY: the caller keeps the model and the arena alive and unaliased for the
             // session's lifetime (the header's contract), which the 'static lifetimes stand for.
             let model: &'static Model<'static> = &*(&m.model as *const Model<'static>);
-            let arena: &'static mut [u8] = std::slice::from_raw_parts_mut(arena.cast::<u8>(), arena_len);
+            let arena: &'static mut [u8] = core::slice::from_raw_parts_mut(arena.cast::<u8>(), arena_len);
             let session = Session::with_options(model, arena, SessionOptions { threads }).map_err(runtime)?;
             *out = Box::into_raw(Box::new(sparq_session { session }));
             Ok(())
@@ -267,7 +349,7 @@ pub unsafe extern "C" fn sparq_session_set_input_f32(
             if data.is_null() {
                 return Err(argument("data must not be NULL"));
             }
-            s.session.set_input(index, std::slice::from_raw_parts(data, len)).map_err(runtime)
+            s.session.set_input(index, core::slice::from_raw_parts(data, len)).map_err(runtime)
         })
     }
 }
@@ -296,7 +378,7 @@ pub unsafe extern "C" fn sparq_session_set_input_i8(
             if !(scale.is_finite() && scale > 0.0) {
                 return Err(argument("scale must be a positive finite number"));
             }
-            let q = std::slice::from_raw_parts(data, len);
+            let q = core::slice::from_raw_parts(data, len);
             let x = s.session.input_mut(index).map_err(runtime)?;
             if x.len() != len {
                 return Err(runtime(RuntimeError::InputLength { index, expected: x.len(), given: len }));
@@ -349,7 +431,7 @@ pub unsafe extern "C" fn sparq_session_get_output_f32(
             if y.len() != len {
                 return Err(argument(&format!("output {index} has {} values, {len} requested", y.len())));
             }
-            std::slice::from_raw_parts_mut(out, len).copy_from_slice(y);
+            core::slice::from_raw_parts_mut(out, len).copy_from_slice(y);
             Ok(())
         })
     }

@@ -3,6 +3,14 @@
  *
  * Link with libsparq.a (static) or libsparq.so (shared), built by `cargo build --release -p sparq-capi`
  * (target/<triple>/release/). No global state: every object is a handle the caller creates and frees.
+ *
+ * Two builds of the same API:
+ *  - default (std): sparq_model_open maps the file; sessions may use several threads; link the static
+ *    library with -lpthread -ldl -lm.
+ *  - minimal (no_std, about 130 KB linked on aarch64): `cargo build -p sparq-capi --no-default-features
+ *    --profile device-nostd`. sparq_model_open reads the file into memory (C stdio), handles come from
+ *    malloc, sessions take threads == 1 only (more is SPARQ_ERROR_RUNTIME), and an internal error
+ *    aborts instead of returning. Needs only the C library.
  * Every call that can fail returns a sparq_status and, when `err` is not NULL, writes a one-line,
  * NUL-terminated message into err[0 .. err_len) (truncated if needed).
  *

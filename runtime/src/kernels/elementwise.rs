@@ -98,7 +98,7 @@ pub fn quantize_strided(
     // any order): the NCHW -> NHWC input conversion then fills one output row's channels one
     // after the other while the row is in L1, instead of sweeping the whole image per channel.
     let mut order: [usize; R] = core::array::from_fn(|d| d);
-    order[..R - 1].sort_by_key(|&d| core::cmp::Reverse(st[1][d]));
+    order[..R - 1].sort_unstable_by_key(|&d| core::cmp::Reverse(st[1][d]));
     let dims: [usize; R] = core::array::from_fn(|d| dims[order[d]]);
     let st: [[usize; R]; 2] = core::array::from_fn(|k| core::array::from_fn(|d| st[k][order[d]]));
     walk_rows(&dims, &st, |base, len, step| {
