@@ -372,36 +372,3 @@ pub unsafe fn qs8_quantize_avx2(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
         y[j] = crate::quant::quantize_f32(x[j], scale, zp);
     }
 }
-
-/// [`qs8_quantize_avx2`] with 16 lanes (AVX-512 F/BW): the same operations, and `vpmovsdb`'s
-/// signed saturation as the clamp to [-128, 127].
-///
-/// # Safety
-/// The CPU must support AVX2, AVX-512 F and AVX-512 BW.
-#[target_feature(enable = "avx2,avx512f,avx512bw")]
-pub unsafe fn qs8_quantize_avx512(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
-    let len = x.len().min(y.len());
-    let vec = len / 16 * 16;
-    let sv = _mm512_set1_ps(scale);
-    let (lo, hi) = (_mm512_set1_ps(-1.0e6), _mm512_set1_ps(1.0e6));
-    let (half, neg_half) = (_mm512_set1_ps(0.5), _mm512_set1_ps(-0.5));
-    let z = _mm512_set1_epi32(zp);
-    let one = _mm512_set1_epi32(1);
-    let mut i = 0;
-    while i < vec {
-        // SAFETY: `i + 16 <= len` for both slices.
-        unsafe {
-            let q = _mm512_div_ps(_mm512_loadu_ps(x.as_ptr().add(i)), sv);
-            let q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
-            let q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
-            let t = _mm512_cvttps_epi32(q);
-            let frac = _mm512_sub_ps(q, _mm512_cvtepi32_ps(t));
-            let r = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ), t, one);
-            let r = _mm512_mask_sub_epi32(r, _mm512_cmp_ps_mask(frac, neg_half, _CMP_LE_OQ), r, one);
-            _mm_storeu_si128(y.as_mut_ptr().add(i).cast(), _mm512_cvtsepi32_epi8(_mm512_add_epi32(r, z)));
-        }
-        i += 16;
-    }
-    // SAFETY: AVX2 is available.
-    unsafe { qs8_quantize_avx2(&x[vec..len], &mut y[vec..len], scale, zp) }
-}

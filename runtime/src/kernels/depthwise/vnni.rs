@@ -28,7 +28,7 @@
 //! [`super::avx2::qs8_dwconv_c32_avx512`].
 
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{clamp_i8x64, load_requant16, requant16};
+use crate::kernels::x86::{clamp_i8x64, load_requant16, requant16, Requant16};
 use core::arch::x86_64::*;
 
 const BLOCK: usize = 64;
@@ -124,6 +124,117 @@ unsafe fn column<const KH: usize, const GC: usize>(
     }
 }
 
+/// Interleaved weights of every kernel column (`load(kh, kw)` gives one tap's 64 bytes) and
+/// their per-channel sums, in the accumulator layout.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI (inlined into a caller that enables them).
+#[inline(always)]
+unsafe fn interleaved_weights<const KH: usize, const KW: usize, const GC: usize>(
+    load: impl Fn(usize, usize) -> __m512i,
+) -> ([[[__m512i; 4]; GC]; KW], [__m512i; 4]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let ones = _mm512_set1_epi8(1);
+        let mut wcol = [[[_mm512_setzero_si512(); 4]; GC]; KW];
+        let mut wsum = [_mm512_setzero_si512(); 4];
+        for (kw, wk) in wcol.iter_mut().enumerate() {
+            for (gc, wg) in wk.iter_mut().enumerate() {
+                let mut t = [_mm512_setzero_si512(); 4];
+                for (q, tv) in t.iter_mut().enumerate() {
+                    if gc * 4 + q < KH {
+                        *tv = load(gc * 4 + q, kw);
+                    }
+                }
+                *wg = interleave4(t);
+                for j in 0..4 {
+                    wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wg[j]);
+                }
+            }
+        }
+        (wcol, wsum)
+    }
+}
+
+/// Corrected biases (`bias - (128 + zp) sum w`) and requantization constants of the 64 lanes,
+/// in the accumulator layout: lane `slot(c)` takes channel `channel(c)`, or nothing (multiplier
+/// 0, never stored) when that is `None`.
+///
+/// # Safety
+/// AVX-512 F (inlined into a caller that enables it).
+#[inline(always)]
+unsafe fn block_constants(
+    rq: &Requant<'_>,
+    channel: impl Fn(usize) -> Option<usize>,
+    wsum: &[__m512i; 4],
+) -> ([__m512i; 4], [Requant16; 4]) {
+    let (mut bias, mut mult, mut shift) = ([0i32; BLOCK], [0i32; BLOCK], [32i32; BLOCK]);
+    for c in 0..BLOCK {
+        if let Some(ch) = channel(c) {
+            let s = slot(c);
+            (bias[s], mult[s], shift[s]) = (rq.bias[ch], rq.mult[ch], rq.shift[ch]);
+        }
+    }
+    // SAFETY: the caller's contract; the arrays hold 64 entries.
+    unsafe {
+        let off = _mm512_set1_epi32(128 + rq.input_zero_point);
+        let b = core::array::from_fn(|j| {
+            let raw = _mm512_loadu_si512(bias.as_ptr().add(16 * j).cast());
+            _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]))
+        });
+        let k = core::array::from_fn(|j| load_requant16(&mult[16 * j..], &shift[16 * j..], rq.output_zero_point));
+        (b, k)
+    }
+}
+
+/// Which kernel rows of output row `oh` lie inside the input (bit `kh`), and their byte offsets.
+#[inline(always)]
+fn kernel_rows<const KH: usize>(g: &ConvGeometry, oh: usize, row_bytes: usize) -> (u32, [isize; KH]) {
+    let ih0 = (oh * g.stride_h) as isize - g.pad_top as isize;
+    let mut ok = 0u32;
+    let mut off = [0isize; KH];
+    for (kh, o) in off.iter_mut().enumerate() {
+        let ih = ih0 + kh as isize;
+        if ih >= 0 && (ih as usize) < g.in_h {
+            ok |= 1 << kh;
+            *o = ih * row_bytes as isize;
+        }
+    }
+    (ok, off)
+}
+
+/// One output vector: the window's columns times the weights from the corrected bias,
+/// requantized, narrowed back to channel order and clamped.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI (inlined into a caller that enables them).
+#[inline(always)]
+unsafe fn window_out<const KW: usize, const GC: usize>(
+    cols: &[[[__m512i; 4]; GC]; KW],
+    wcol: &[[[__m512i; 4]; GC]; KW],
+    b: &[__m512i; 4],
+    k: &[Requant16; 4],
+    act: (i32, i32),
+) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut acc = *b;
+        for kw in 0..KW {
+            for gc in 0..GC {
+                for j in 0..4 {
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], cols[kw][gc][j], wcol[kw][gc][j]);
+                }
+            }
+        }
+        let mut v = [_mm512_setzero_si512(); 4];
+        for j in 0..4 {
+            v[j] = requant16(acc[j], &k[j]);
+        }
+        let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+        clamp_i8x64(out, act.0, act.1)
+    }
+}
+
 /// All channel blocks of a `KH x KW` window with horizontal stride `S` (`GC = ceil(KH / 4)`).
 ///
 /// # Safety
@@ -140,68 +251,25 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
     debug_assert!(g.kernel_h == KH && g.kernel_w == KW && g.stride_w == S && KH <= 4 * GC);
     let c_all = g.in_c;
     let plane = g.in_h * g.in_w * c_all;
-    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-    let offset = 128 + rq.input_zero_point;
+    let (lo, hi) = (rq.act_min, rq.act_max);
     // SAFETY (whole body): the CPU features are the caller's contract. Every load reads the
     // `len` valid lanes of a 64-byte window starting at channel `c0` of an input pixel inside
     // the plane (rows by `row_ok`, columns checked in `column`) or of a weight tap; masked-off
     // lanes are not accessed. Stores write the `len` channels of one output pixel.
     unsafe {
         let pad = _mm512_set1_epi8((rq.input_zero_point as i8) ^ -128);
-        let ones = _mm512_set1_epi8(1);
         let mut c0 = 0;
         while c0 < c_all {
             let len = BLOCK.min(c_all - c0);
             let mask: __mmask64 = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
-            // Interleaved weights per kernel column, and their per-channel sums in the
-            // accumulator layout.
-            let mut wcol = [[[_mm512_setzero_si512(); 4]; GC]; KW];
-            let mut wsum = [_mm512_setzero_si512(); 4];
-            for (kw, wk) in wcol.iter_mut().enumerate() {
-                for (gc, wg) in wk.iter_mut().enumerate() {
-                    let mut t = [_mm512_setzero_si512(); 4];
-                    for (q, tv) in t.iter_mut().enumerate() {
-                        let kh = gc * 4 + q;
-                        if kh < KH {
-                            *tv = _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((kh * KW + kw) * c_all + c0));
-                        }
-                    }
-                    *wg = interleave4(t);
-                    for j in 0..4 {
-                        wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wg[j]);
-                    }
-                }
-            }
-            // Bias and requantization constants permuted into the accumulator layout; lanes
-            // past `len` get multiplier 0 (never stored).
-            let (mut bias, mut mult, mut shift) = ([0i32; BLOCK], [0i32; BLOCK], [32i32; BLOCK]);
-            for c in 0..len {
-                let s = slot(c);
-                bias[s] = rq.bias[c0 + c];
-                mult[s] = rq.mult[c0 + c];
-                shift[s] = rq.shift[c0 + c];
-            }
-            let off = _mm512_set1_epi32(offset);
-            let mut b = [_mm512_setzero_si512(); 4];
-            let mut k = [load_requant16(&mult, &shift, zo); 4];
-            for j in 0..4 {
-                let raw = _mm512_loadu_si512(bias.as_ptr().add(16 * j).cast());
-                b[j] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]));
-                k[j] = load_requant16(&mult[16 * j..], &shift[16 * j..], zo);
-            }
+            let (wcol, wsum) = interleaved_weights::<KH, KW, GC>(|kh, kw| {
+                _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((kh * KW + kw) * c_all + c0))
+            });
+            let (b, k) = block_constants(rq, |c| (c < len).then_some(c0 + c), &wsum);
             for n in 0..g.batch {
                 let xn = x.as_ptr().add(n * plane + c0);
                 for oh in 0..g.out_h {
-                    let ih0 = (oh * g.stride_h) as isize - g.pad_top as isize;
-                    let mut row_ok = 0u32;
-                    let mut row_off = [0isize; KH];
-                    for (kh, ro) in row_off.iter_mut().enumerate() {
-                        let ih = ih0 + kh as isize;
-                        if ih >= 0 && (ih as usize) < g.in_h {
-                            row_ok |= 1 << kh;
-                            *ro = ih * (g.in_w * c_all) as isize;
-                        }
-                    }
+                    let (row_ok, row_off) = kernel_rows::<KH>(g, oh, g.in_w * c_all);
                     let yrow = y.as_mut_ptr().add(((n * g.out_h + oh) * g.out_w) * c_all + c0);
                     let mut iw0 = -(g.pad_left as isize);
                     let mut cols = [[[pad; 4]; GC]; KW];
@@ -209,20 +277,7 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
                         *col = column::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, c_all, mask, pad);
                     }
                     for ow in 0..g.out_w {
-                        let mut acc = b;
-                        for kw in 0..KW {
-                            for gc in 0..GC {
-                                for j in 0..4 {
-                                    acc[j] = _mm512_dpbusd_epi32(acc[j], cols[kw][gc][j], wcol[kw][gc][j]);
-                                }
-                            }
-                        }
-                        let mut v = [_mm512_setzero_si512(); 4];
-                        for j in 0..4 {
-                            v[j] = requant16(acc[j], &k[j]);
-                        }
-                        let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
-                        let out = clamp_i8x64(out, lo, hi);
+                        let out = window_out(&cols, &wcol, &b, &k, (lo, hi));
                         _mm512_mask_storeu_epi8(yrow.add(ow * c_all), mask, out);
                         // Slide the window by S columns: keep the overlap, interleave the rest.
                         iw0 += S as isize;
@@ -296,60 +351,21 @@ unsafe fn drive_pairs<const KH: usize, const KW: usize, const GC: usize>(
     const C: usize = 32;
     debug_assert!(g.kernel_h == KH && g.kernel_w == KW && g.stride_w == 1 && g.in_c == C && KH <= 4 * GC);
     let plane = g.in_h * g.in_w * C;
-    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-    let offset = 128 + rq.input_zero_point;
+    let (lo, hi) = (rq.act_min, rq.act_max);
     // SAFETY (whole body): the CPU features are the caller's contract; loads as documented in
     // `column_pair`; weight loads read 32 bytes of a tap; stores write one or two output pixels.
     unsafe {
         let raw_pad = _mm512_set1_epi8(rq.input_zero_point as i8);
-        let ones = _mm512_set1_epi8(1);
-        // Weights of each tap in both halves, interleaved per kernel column.
-        let mut wcol = [[[_mm512_setzero_si512(); 4]; GC]; KW];
-        let mut wsum = [_mm512_setzero_si512(); 4];
-        for (kw, wk) in wcol.iter_mut().enumerate() {
-            for (gc, wg) in wk.iter_mut().enumerate() {
-                let mut t = [_mm512_setzero_si512(); 4];
-                for (q, tv) in t.iter_mut().enumerate() {
-                    let kh = gc * 4 + q;
-                    if kh < KH {
-                        let half = _mm256_loadu_si256(w.as_ptr().add((kh * KW + kw) * C).cast());
-                        *tv = _mm512_inserti64x4(_mm512_castsi256_si512(half), half, 1);
-                    }
-                }
-                *wg = interleave4(t);
-                for j in 0..4 {
-                    wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wg[j]);
-                }
-            }
-        }
-        let (mut bias, mut mult, mut shift) = ([0i32; BLOCK], [0i32; BLOCK], [32i32; BLOCK]);
-        for c in 0..BLOCK {
-            let s = slot(c);
-            bias[s] = rq.bias[c % C];
-            mult[s] = rq.mult[c % C];
-            shift[s] = rq.shift[c % C];
-        }
-        let off = _mm512_set1_epi32(offset);
-        let mut b = [_mm512_setzero_si512(); 4];
-        let mut k = [load_requant16(&mult, &shift, zo); 4];
-        for j in 0..4 {
-            let raw = _mm512_loadu_si512(bias.as_ptr().add(16 * j).cast());
-            b[j] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(off, wsum[j]));
-            k[j] = load_requant16(&mult[16 * j..], &shift[16 * j..], zo);
-        }
+        // Each tap's 32 weights in both halves.
+        let (wcol, wsum) = interleaved_weights::<KH, KW, GC>(|kh, kw| {
+            let half = _mm256_loadu_si256(w.as_ptr().add((kh * KW + kw) * C).cast());
+            _mm512_inserti64x4(_mm512_castsi256_si512(half), half, 1)
+        });
+        let (b, k) = block_constants(rq, |c| Some(c % C), &wsum);
         for n in 0..g.batch {
             let xn = x.as_ptr().add(n * plane);
             for oh in 0..g.out_h {
-                let ih0 = (oh * g.stride_h) as isize - g.pad_top as isize;
-                let mut row_ok = 0u32;
-                let mut row_off = [0isize; KH];
-                for (kh, ro) in row_off.iter_mut().enumerate() {
-                    let ih = ih0 + kh as isize;
-                    if ih >= 0 && (ih as usize) < g.in_h {
-                        row_ok |= 1 << kh;
-                        *ro = ih * (g.in_w * C) as isize;
-                    }
-                }
+                let (row_ok, row_off) = kernel_rows::<KH>(g, oh, g.in_w * C);
                 let yrow = y.as_mut_ptr().add(((n * g.out_h + oh) * g.out_w) * C);
                 let mut iw0 = -(g.pad_left as isize);
                 let mut cols = [[[raw_pad; 4]; GC]; KW];
@@ -358,20 +374,7 @@ unsafe fn drive_pairs<const KH: usize, const KW: usize, const GC: usize>(
                 }
                 let mut ow = 0;
                 while ow < g.out_w {
-                    let mut acc = b;
-                    for kw in 0..KW {
-                        for gc in 0..GC {
-                            for j in 0..4 {
-                                acc[j] = _mm512_dpbusd_epi32(acc[j], cols[kw][gc][j], wcol[kw][gc][j]);
-                            }
-                        }
-                    }
-                    let mut v = [_mm512_setzero_si512(); 4];
-                    for j in 0..4 {
-                        v[j] = requant16(acc[j], &k[j]);
-                    }
-                    let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
-                    let out = clamp_i8x64(out, lo, hi);
+                    let out = window_out(&cols, &wcol, &b, &k, (lo, hi));
                     let store: __mmask64 = if ow + 1 < g.out_w { !0 } else { 0xffff_ffff };
                     _mm512_mask_storeu_epi8(yrow.add(ow * C), store, out);
                     // Slide by two columns.

@@ -9,7 +9,7 @@
 //! `sum (x - zp) w = sum u w - (128 + zp) sum w`, folded into the bias. Wrapping i32 arithmetic
 //! gives the exact result whenever it fits, as the scalar kernel's does.
 
-use super::{block_rows, block_rows_flipped, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8};
 use core::arch::x86_64::*;
@@ -93,11 +93,8 @@ unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w:
             let rows = R.min(pixels - p0);
             // The 512-bit tiles read rows copied into `a` with the sign bits already flipped
             // (once per block, not once per tile and step); the 256-bit tiles flip as they go.
-            let rows_at = if WIDE {
-                block_rows_flipped(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8)
-            } else {
-                block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8)
-            };
+            let flip = if WIDE { i8::MIN } else { 0 };
+            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, rq.input_zero_point as i8, flip);
             let mut j = c0 / 8;
             while j * 8 < c0 + chunk {
                 if WIDE && (j + 2) * 8 <= c0 + chunk {
@@ -141,7 +138,7 @@ unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w:
 }
 
 /// One tile: `MR` pixels x `8 * P` channels starting at panel `j`; `FLIPPED`: the rows already
-/// hold `x ^ 0x80` (see `block_rows_flipped`), else each broadcast is flipped here.
+/// hold `x ^ 0x80` (see `block_rows`), else each broadcast is flipped here.
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-VNNI, and each `a[r]` must address `kp` readable bytes.

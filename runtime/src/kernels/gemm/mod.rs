@@ -141,10 +141,13 @@ pub fn is_pointwise(g: &ConvGeometry) -> bool {
 }
 
 /// Row pointers of the `MR` output pixels from `p0` (`rows` of them real: a tail block repeats
-/// its last pixel, whose extra results are not stored). Pointwise layers (`direct`) point into the
-/// input rows in place; the others gather im2col rows into `a`, padding with the zero point. Each
-/// pointer addresses at least `k` rounded up to 4 bytes (`a` rows hold `MAX_SIMD_K`, and `direct`
-/// requires `k % 4 == 0`).
+/// its last pixel, whose extra results are not stored), each byte xor-ed with `flip` (0, or
+/// `i8::MIN` for kernels that multiply unsigned activations `x + 128`). Pointwise layers
+/// (`direct`) point into the input rows in place when `flip` is 0, or copy them into `a`
+/// flipped; the others gather im2col rows into `a`, padding with the zero point. Each pointer
+/// addresses at least `k` rounded up to 4 bytes (`a` rows hold `MAX_SIMD_K`, and `direct`
+/// requires `k % 4 == 0`); bytes of an `a` row past `k` are left as they are (the packed
+/// weights there are zero).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn block_rows<const MR: usize>(
@@ -156,13 +159,22 @@ pub fn block_rows<const MR: usize>(
     rows: usize,
     a: &mut [[i8; MAX_SIMD_K]; MR],
     zero_point: i8,
+    flip: i8,
 ) -> [*const i8; MR] {
-    if direct {
-        core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr())
-    } else {
-        im2col_block(g, x, p0, rows, a, zero_point, 0);
-        core::array::from_fn(|r| a[r].as_ptr())
+    if direct && flip == 0 {
+        return core::array::from_fn(|r| x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr());
     }
+    if direct {
+        for (r, row) in a.iter_mut().enumerate() {
+            let src = &x[(p0 + r.min(rows - 1)) * k..][..k];
+            for (d, &s) in row[..k].iter_mut().zip(src) {
+                *d = s ^ flip;
+            }
+        }
+    } else {
+        im2col_block(g, x, p0, rows, a, zero_point, flip);
+    }
+    core::array::from_fn(|r| a[r].as_ptr())
 }
 
 /// The im2col rows of the `MR` pixels from `p0` (the tail repeating the last real one), each
@@ -229,35 +241,6 @@ fn im2col_block<const MR: usize>(
             }
         }
     }
-}
-
-/// As [`block_rows`], but every row is copied into `a` with its sign bits flipped (`x ^ 0x80`,
-/// i.e. `x + 128` as unsigned bytes), for kernels that multiply unsigned activations. Bytes of a
-/// row past `k` (up to the next multiple of 4) are left as they are: the packed weights there
-/// are zero.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub fn block_rows_flipped<const MR: usize>(
-    g: &ConvGeometry,
-    x: &[i8],
-    k: usize,
-    direct: bool,
-    p0: usize,
-    rows: usize,
-    a: &mut [[i8; MAX_SIMD_K]; MR],
-    zero_point: i8,
-) -> [*const i8; MR] {
-    if direct {
-        for (r, row) in a.iter_mut().enumerate() {
-            let src = &x[(p0 + r.min(rows - 1)) * k..][..k];
-            for (d, &s) in row[..k].iter_mut().zip(src) {
-                *d = s ^ i8::MIN;
-            }
-        }
-    } else {
-        im2col_block(g, x, p0, rows, a, zero_point, i8::MIN);
-    }
-    core::array::from_fn(|r| a[r].as_ptr())
 }
 
 /// `row[j..j + len] = xn[src..src + len] ^ flip`, with one 16-byte move for runs of up to 16

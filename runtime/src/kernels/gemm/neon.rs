@@ -59,7 +59,7 @@ unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'
         let mut p0 = 0;
         while p0 < pixels {
             let rows = MR.min(pixels - p0);
-            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8);
+            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8, 0);
             for j in c0 / 8..(c0 + chunk).div_ceil(8) {
                 let c = j * 8;
                 let cols = 8.min(n - c);
