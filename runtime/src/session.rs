@@ -459,7 +459,15 @@ impl<'a> Ctx<'a, '_> {
                             act_min: p[op::ACT_MIN],
                             act_max: p[op::ACT_MAX],
                         };
-                        ew::qs8_mul_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), &prm)
+                        if a.shape() == y.shape()
+                            && b.shape() == y.shape()
+                            && a.layout == y.layout
+                            && b.layout == y.layout
+                        {
+                            self.kernels.qs8_mul(self.data(&a), self.data(&b), self.out(&y), &prm)
+                        } else {
+                            ew::qs8_mul_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), &prm)
+                        }
                     }
                     (_, op::ADD) => ew::f32_add_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), lo, hi),
                     _ => ew::f32_mul_scalar(&dims, &st, self.data(&a), self.data(&b), self.out(&y), lo, hi),

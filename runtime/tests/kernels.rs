@@ -479,3 +479,41 @@ fn input_quantization_matches_scalar() {
     }
     println!("{cases} quantization cases bit-exact on {:?}", sets);
 }
+
+#[test]
+fn int8_mul_matches_scalar() {
+    use sparq_runtime::kernels::elementwise::{qs8_mul_contiguous_scalar, MulParams};
+    use sparq_runtime::quant::quantize_multiplier;
+    let sets = sets();
+    let mut rng = Rng(0xBB67_AE85_84CA_A73B);
+    let mut cases = 0;
+    for &len in &[0usize, 1, 7, 8, 9, 31, 1000] {
+        for edge in 0..3 {
+            for _ in 0..20 {
+                let a = rng.i8s(len, edge);
+                let b = rng.i8s(len, if edge == 0 { 0 } else { 3 - edge });
+                // Real multipliers of 2^-20 to 2 (s_a s_b / s_out).
+                let (mult, shift) = quantize_multiplier(2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0));
+                let (act_min, act_max) = act_range(&mut rng);
+                let p = MulParams {
+                    zp_a: (rng.next() % 256) as i32 - 128,
+                    zp_b: (rng.next() % 256) as i32 - 128,
+                    zp_out: (rng.next() % 256) as i32 - 128,
+                    mult,
+                    shift,
+                    act_min,
+                    act_max,
+                };
+                let mut want = vec![0i8; len];
+                qs8_mul_contiguous_scalar(&a, &b, &mut want, &p);
+                for set in &sets {
+                    let mut got = vec![0i8; len];
+                    set.qs8_mul(&a, &b, &mut got, &p);
+                    assert_eq!(got, want, "{set:?} differs: len {len} edge {edge} {p:?}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} int8 mul cases bit-exact on {:?}", sets);
+}

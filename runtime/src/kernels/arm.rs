@@ -132,3 +132,42 @@ pub unsafe fn qs8_add_neon(a: &[i8], b: &[i8], y: &mut [i8], p: &crate::kernels:
         y[j] = crate::kernels::elementwise::add_i8_one(p, a[j], b[j]);
     }
 }
+
+/// [`crate::kernels::elementwise::qs8_mul_contiguous_scalar`], 8 lanes per step: the centred
+/// operands multiplied exactly in i32 (`vmull_s16`), then [`requant4`] with the op's one
+/// multiplier and shift.
+///
+/// # Safety
+/// NEON is part of the aarch64 baseline; nothing else is required.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs8_mul_neon(a: &[i8], b: &[i8], y: &mut [i8], p: &crate::kernels::elementwise::MulParams) {
+    let len = a.len().min(b.len()).min(y.len());
+    let vec = len / 8 * 8;
+    let (mult, shift) = ([p.mult; 4], [p.shift; 4]);
+    let rq = Requant {
+        bias: &[],
+        mult: &mult,
+        shift: &shift,
+        input_zero_point: 0,
+        output_zero_point: p.zp_out,
+        act_min: p.act_min,
+        act_max: p.act_max,
+    };
+    let mut i = 0;
+    // SAFETY: every load and store below covers `i .. i + 8 <= len` of its slice.
+    unsafe {
+        let k = load_requant4(&rq, 0, 4);
+        let (za, zb) = (vdupq_n_s16(p.zp_a as i16), vdupq_n_s16(p.zp_b as i16));
+        while i < vec {
+            let av = vsubq_s16(vmovl_s8(vld1_s8(a.as_ptr().add(i))), za);
+            let bv = vsubq_s16(vmovl_s8(vld1_s8(b.as_ptr().add(i))), zb);
+            let p0 = vmull_s16(vget_low_s16(av), vget_low_s16(bv));
+            let p1 = vmull_high_s16(av, bv);
+            let r0 = requant4(p0, &k, p.zp_out, p.act_min, p.act_max);
+            let r1 = requant4(p1, &k, p.zp_out, p.act_min, p.act_max);
+            vst1_s8(y.as_mut_ptr().add(i), vqmovn_s16(vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r1))));
+            i += 8;
+        }
+    }
+    crate::kernels::elementwise::qs8_mul_contiguous_scalar(&a[vec..len], &b[vec..len], &mut y[vec..len], p);
+}

@@ -48,6 +48,14 @@ pub struct MulParams {
     pub act_max: i32,
 }
 
+/// `qs8_mul_scalar` over contiguous operands of the same shape and layout.
+pub fn qs8_mul_contiguous_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
+    for ((o, &x), &z) in y.iter_mut().zip(a).zip(b) {
+        let prod = (x as i32 - p.zp_a) * (z as i32 - p.zp_b);
+        *o = requantize_to_i8(prod, p.mult, p.shift, p.zp_out, p.act_min, p.act_max);
+    }
+}
+
 pub fn qs8_mul_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
     walk(dims, st, |o| {
         let prod = (a[o[0]] as i32 - p.zp_a) * (b[o[1]] as i32 - p.zp_b);

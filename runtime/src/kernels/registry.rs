@@ -2,13 +2,14 @@
 //! Dispatch, tests and benches all read [`available`], so a kernel cannot exist untested.
 
 use super::conv::{ConvGeometry, Requant};
-use super::elementwise::AddParams;
+use super::elementwise::{AddParams, MulParams};
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type GemmFn = unsafe fn(&ConvGeometry, &[i8], &WeightMatrix<'_>, &Requant<'_>, &mut [i8]);
 pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
+pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
 pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
 
@@ -27,6 +28,8 @@ pub struct KernelSet {
     qs8_fc_f32out: Option<FcF32OutFn>,
     /// Int8 add of contiguous operands of one shape and layout.
     qs8_add: AddFn,
+    /// Int8 multiply of contiguous operands of one shape and layout.
+    qs8_mul: MulFn,
     /// f32 -> int8 quantization of a contiguous slice (the model input).
     qs8_quantize: QuantizeFn,
 }
@@ -44,6 +47,11 @@ impl KernelSet {
     pub fn qs8_conv2d(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
         // SAFETY: the set was selected for a CPU that supports it (see the type's docs).
         unsafe { (self.qs8_conv2d)(g, x, w, rq, y) }
+    }
+    /// Int8 multiply of contiguous operands (see `elementwise::qs8_mul_contiguous_scalar`).
+    pub fn qs8_mul(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
+        // SAFETY: as above.
+        unsafe { (self.qs8_mul)(a, b, y, p) }
     }
     /// `quant::quantize_f32` over a contiguous slice.
     pub fn qs8_quantize(&self, x: &[f32], y: &mut [i8], scale: f32, zero_point: i32) {
@@ -114,6 +122,9 @@ unsafe fn dw_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &
 unsafe fn add_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
     super::elementwise::qs8_add_contiguous_scalar(a, b, y, p)
 }
+unsafe fn mul_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
+    super::elementwise::qs8_mul_contiguous_scalar(a, b, y, p)
+}
 unsafe fn quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
     super::elementwise::qs8_quantize_scalar(x, y, scale, zp)
 }
@@ -130,6 +141,7 @@ pub const SCALAR: KernelSet = KernelSet {
     qs8_gemm: None,
     qs8_fc_f32out: None,
     qs8_add: add_scalar,
+    qs8_mul: mul_scalar,
     qs8_quantize: quantize_scalar,
 };
 
@@ -142,6 +154,7 @@ const AVX2: KernelSet = KernelSet {
     qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
     qs8_fc_f32out: Some(super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2),
     qs8_add: super::x86::qs8_add_avx2,
+    qs8_mul: super::x86::qs8_mul_avx2,
     qs8_quantize: super::x86::qs8_quantize_avx2,
 };
 
@@ -163,6 +176,7 @@ const NEON: KernelSet = KernelSet {
     qs8_gemm: Some(("qs8_gemm_4x8c4_neon", super::gemm::neon::qs8_gemm_4x8c4_neon)),
     qs8_fc_f32out: None,
     qs8_add: super::arm::qs8_add_neon,
+    qs8_mul: super::arm::qs8_mul_neon,
     qs8_quantize: quantize_scalar,
 };
 

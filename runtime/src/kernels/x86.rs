@@ -372,3 +372,30 @@ pub unsafe fn qs8_quantize_avx2(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
         y[j] = crate::quant::quantize_f32(x[j], scale, zp);
     }
 }
+
+/// [`crate::kernels::elementwise::qs8_mul_contiguous_scalar`], 8 lanes per step: the centred
+/// operands multiplied in i32 (`|(a - zp_a)(b - zp_b)| <= 255 * 255`, exact), then [`requant8`]
+/// with the op's one multiplier and shift.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn qs8_mul_avx2(a: &[i8], b: &[i8], y: &mut [i8], p: &crate::kernels::elementwise::MulParams) {
+    let len = a.len().min(b.len()).min(y.len());
+    let vec = len / 8 * 8;
+    // SAFETY: AVX2 is available (this function's contract).
+    let k = unsafe { requant8_constants(_mm256_set1_epi32(p.mult), _mm256_set1_epi32(p.shift)) };
+    let (za, zb) = (_mm256_set1_epi32(p.zp_a), _mm256_set1_epi32(p.zp_b));
+    let mut i = 0;
+    while i < vec {
+        // SAFETY: `i + 8 <= len` for all three slices.
+        unsafe {
+            let av = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(a.as_ptr().add(i).cast())), za);
+            let bv = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(b.as_ptr().add(i).cast())), zb);
+            let v = requant8(_mm256_mullo_epi32(av, bv), &k, p.zp_out, p.act_min, p.act_max);
+            store_i8x8(v, &mut y[i..], 8);
+        }
+        i += 8;
+    }
+    crate::kernels::elementwise::qs8_mul_contiguous_scalar(&a[vec..len], &b[vec..len], &mut y[vec..len], p);
+}
