@@ -517,3 +517,32 @@ fn int8_mul_matches_scalar() {
     }
     println!("{cases} int8 mul cases bit-exact on {:?}", sets);
 }
+
+/// The NCHW -> NHWC input quantization (the model input's layout change) against a plain loop,
+/// for the interleaving fast path (3 channels) and the general walk (others), long rows included.
+#[test]
+fn input_layout_change_quantizes_every_element_in_place() {
+    use sparq_runtime::kernels::elementwise::{qs8_quantize_scalar, quantize_strided};
+    use sparq_runtime::quant::quantize_f32;
+    let sets = sets();
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (2, 3, 4, 300), (1, 1, 3, 9), (2, 2, 3, 5), (1, 4, 2, 260)] {
+        let x: Vec<f32> = (0..n * c * h * w).map(|_| ((rng.next() % 20001) as f32 - 10000.0) / 1000.0).collect();
+        let (scale, zp) = (0.037f32, -5);
+        let mut want = vec![0i8; x.len()];
+        for (ni, ci, hi, wi) in (0..n).flat_map(|a| (0..c).flat_map(move |b| (0..h).flat_map(move |d| (0..w).map(move |e| (a, b, d, e))))) {
+            want[((ni * h + hi) * w + wi) * c + ci] = quantize_f32(x[((ni * c + ci) * h + hi) * w + wi], scale, zp);
+        }
+        // Logical NCHW, padded to the walker's 6 axes; x strides NCHW, y strides NHWC.
+        let dims = [1, 1, n, c, h, w];
+        let st = [[0, 0, c * h * w, h * w, w, 1], [0, 0, h * w * c, 1, w * c, c]];
+        for set in sets.iter().map(Some).chain([None]) {
+            let mut got = vec![0i8; x.len()];
+            quantize_strided(&dims, &st, &x, &mut got, scale, zp, |a, b| match set {
+                Some(k) => k.qs8_quantize(a, b, scale, zp),
+                None => qs8_quantize_scalar(a, b, scale, zp),
+            });
+            assert_eq!(got, want, "{set:?}: n {n} c {c} h {h} w {w}");
+        }
+    }
+}

@@ -106,9 +106,35 @@ pub fn quantize_strided(
     // any order): the NCHW -> NHWC input conversion then fills one output row's channels one
     // after the other while the row is in L1, instead of sweeping the whole image per channel.
     let mut order: [usize; R] = core::array::from_fn(|d| d);
-    order[..R - 1].sort_unstable_by_key(|&d| core::cmp::Reverse(st[1][d]));
+    order[..R - 1].sort_unstable_by_key(|&d| (dims[d] > 1, core::cmp::Reverse(st[1][d])));
     let dims: [usize; R] = core::array::from_fn(|d| dims[order[d]]);
     let st: [[usize; R]; 2] = core::array::from_fn(|k| core::array::from_fn(|d| st[k][order[d]]));
+    // Three channels interleaved in the output (NCHW -> NHWC RGB, the usual image input):
+    // quantize the three input rows of each output row, then write the row in order, one 4-byte
+    // store per pixel (each overwriting the previous pixel's spare byte).
+    if dims[R - 2] == 3 && st[1][R - 2] == 1 && st[1][R - 1] == 3 && st[0][R - 1] == 1 {
+        let mut bufs = [[0i8; CHUNK]; 3];
+        let mut outer = dims;
+        outer[R - 2] = 1;
+        walk_rows(&outer, &st, |base, len, _| {
+            let mut start = 0;
+            while start < len {
+                let n = CHUNK.min(len - start);
+                for (ch, b) in bufs.iter_mut().enumerate() {
+                    slice(&x[base[0] + ch * st[0][R - 2] + start..][..n], &mut b[..n]);
+                }
+                let dst = &mut y[base[1] + start * 3..][..n * 3];
+                let [b0, b1, b2] = &bufs;
+                for i in 0..n - 1 {
+                    let word = u32::from_le_bytes([b0[i] as u8, b1[i] as u8, b2[i] as u8, 0]);
+                    dst[3 * i..3 * i + 4].copy_from_slice(&word.to_le_bytes().map(|b| b as i8));
+                }
+                dst[3 * (n - 1)..].copy_from_slice(&[b0[n - 1], b1[n - 1], b2[n - 1]]);
+                start += n;
+            }
+        });
+        return;
+    }
     walk_rows(&dims, &st, |base, len, step| {
         if step[0] != 1 {
             for i in 0..len {
