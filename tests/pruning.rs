@@ -66,8 +66,10 @@ fn patterns_are_where_the_policy_says() {
         for (name, n, k, w) in matrices(&g) {
             for r0 in (0..n).step_by(8) {
                 for c0 in (0..k).step_by(4) {
-                    let cells: Vec<f32> =
-                        (r0..(r0 + 8).min(n)).flat_map(|r| (c0..(c0 + 4).min(k)).map(move |c| (r, c))).map(|(r, c)| w[r * k + c]).collect();
+                    let cells: Vec<f32> = (r0..(r0 + 8).min(n))
+                        .flat_map(|r| (c0..(c0 + 4).min(k)).map(move |c| (r, c)))
+                        .map(|(r, c)| w[r * k + c])
+                        .collect();
                     let zeros = cells.iter().filter(|&&v| v == 0.0).count();
                     // A kept block has no zeros (random weights are never exactly 0).
                     assert!(zeros == 0 || zeros == cells.len(), "{}: {name} block ({r0},{c0}) is mixed", m.name);
@@ -106,8 +108,13 @@ fn global_sparsity_is_reached_and_reported() {
         let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
         let policy = PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap();
         let (bytes, _) = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, &policy, None).unwrap();
-        let again = sparq_compiler::compile(&bytes, m.name, &[], &CompileOptions { precision: Precision::F32, ..Default::default() })
-            .unwrap();
+        let again = sparq_compiler::compile(
+            &bytes,
+            m.name,
+            &[],
+            &CompileOptions { precision: Precision::F32, ..Default::default() },
+        )
+        .unwrap();
         assert!(
             again.report.sparsity.iter().any(|l| l.policy.is_none() && l.sparsity() > 0.3),
             "{}: existing sparsity not detected",
@@ -143,7 +150,8 @@ fn digits_half_pruned_int8_stays_within_one_point() {
     let onnx = std::fs::read(format!("{dir}/digits_cnn.onnx")).unwrap();
     let (cs, calib) = npy_f32(&format!("{dir}/calib_x.npy"));
     let (ts, test) = npy_f32(&format!("{dir}/test_x.npy"));
-    let labels: Vec<i64> = npyz::NpyFile::new(&std::fs::read(format!("{dir}/test_y.npy")).unwrap()[..]).unwrap().into_vec().unwrap();
+    let labels: Vec<i64> =
+        npyz::NpyFile::new(&std::fs::read(format!("{dir}/test_y.npy")).unwrap()[..]).unwrap().into_vec().unwrap();
     let per = |s: &[usize]| s[1..].iter().product::<usize>();
     let calib: Vec<Vec<f32>> = calib.chunks(per(&cs)).map(<[f32]>::to_vec).collect();
     let test: Vec<Vec<f32>> = test.chunks(per(&ts)).map(<[f32]>::to_vec).collect();
@@ -152,8 +160,15 @@ fn digits_half_pruned_int8_stays_within_one_point() {
         let right = outs.iter().zip(&labels).filter(|(o, &y)| eval::argmax(&o[0]) as i64 == y).count();
         right as f64 / labels.len() as f64
     };
-    let float = sparq_compiler::compile(&onnx, "digits", &[], &CompileOptions { precision: Precision::F32, ..Default::default() }).unwrap();
-    let opts = CompileOptions { prune: Some(PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap()), ..Default::default() };
+    let float = sparq_compiler::compile(
+        &onnx,
+        "digits",
+        &[],
+        &CompileOptions { precision: Precision::F32, ..Default::default() },
+    )
+    .unwrap();
+    let opts =
+        CompileOptions { prune: Some(PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap()), ..Default::default() };
     let pruned = sparq_compiler::compile(&onnx, "digits", &calib, &opts).unwrap();
     let (a_float, a_pruned) = (accuracy(&float.bytes), accuracy(&pruned.bytes));
     println!("digits: float {:.2}%, 50% pruned + int8 {:.2}%", a_float * 100.0, a_pruned * 100.0);

@@ -107,7 +107,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 original_outputs = Some(c.outputs);
                 Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
             };
-            let input_stats = stats.as_ref().map(|s| prune::InputStats { means: &s.channel_means, rms: &s.channel_rms });
+            let input_stats =
+                stats.as_ref().map(|s| prune::InputStats { means: &s.channel_means, rms: &s.channel_rms });
             let (bytes, record) = prune::prune_onnx(onnx, what, &original, p, input_stats.as_ref())?;
             (Some(bytes), record)
         }

@@ -35,9 +35,15 @@ use tract_onnx::pb;
 pub enum Pattern {
     Unstructured,
     /// `rows` output channels by `cols` consecutive reduction elements.
-    Block { rows: usize, cols: usize },
+    Block {
+        rows: usize,
+        cols: usize,
+    },
     /// Keep `n` of every `m` consecutive reduction elements.
-    NOfM { n: usize, m: usize },
+    NOfM {
+        n: usize,
+        m: usize,
+    },
 }
 
 impl fmt::Display for Pattern {
@@ -64,7 +70,8 @@ impl std::str::FromStr for Pattern {
         }
         if let Some(rc) = s.strip_prefix("block") {
             let (r, c) = rc.split_once('x').ok_or_else(|| bad("no `x` in the block shape"))?;
-            let (rows, cols) = (r.parse::<usize>().map_err(|_| bad("bad rows"))?, c.parse::<usize>().map_err(|_| bad("bad columns"))?);
+            let (rows, cols) =
+                (r.parse::<usize>().map_err(|_| bad("bad rows"))?, c.parse::<usize>().map_err(|_| bad("bad columns"))?);
             if rows == 0 || cols == 0 || rows * cols > 256 {
                 return Err(bad("block sides must be at least 1 and the block at most 256 weights"));
             }
@@ -269,7 +276,13 @@ fn units(n: usize, k: usize, score: &dyn Fn(usize, usize) -> f64, pattern: Patte
 /// Zero mask (`true` = pruned) of an `n x k` matrix with element importances `score(r, c)`
 /// (non-negative), by the layer's own ranking; or, for unstructured and block patterns with a
 /// `threshold`, every unit whose mean importance is below it (global pruning).
-pub fn mask(n: usize, k: usize, score: impl Fn(usize, usize) -> f64, policy: LayerPolicy, threshold: Option<f64>) -> Vec<bool> {
+pub fn mask(
+    n: usize,
+    k: usize,
+    score: impl Fn(usize, usize) -> f64,
+    policy: LayerPolicy,
+    threshold: Option<f64>,
+) -> Vec<bool> {
     let mut pruned = vec![false; n * k];
     match policy.pattern {
         Pattern::Unstructured | Pattern::Block { .. } => {
@@ -281,7 +294,8 @@ pub fn mask(n: usize, k: usize, score: impl Fn(usize, usize) -> f64, policy: Lay
                     let mut order: Vec<usize> = (0..u.len()).collect();
                     order.sort_by(|&a, &b| u[a].0.total_cmp(&u[b].0).then(a.cmp(&b)));
                     let count = (policy.sparsity * u.len() as f64).round() as usize;
-                    let chosen: std::collections::HashSet<usize> = order[..count.min(u.len())].iter().copied().collect();
+                    let chosen: std::collections::HashSet<usize> =
+                        order[..count.min(u.len())].iter().copied().collect();
                     u = u.into_iter().enumerate().filter(|(i, _)| chosen.contains(i)).map(|(_, x)| x).collect();
                 }
             }
@@ -352,10 +366,14 @@ fn weight_index(g: &Graph, node: &crate::ir::Node) -> (usize, usize, Box<dyn Fn(
         Op::Conv { .. } => {
             let (o, i, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
             let k = i * kh * kw;
-            (o, k, Box::new(move |r, c| {
-                let (tap, ic) = (c / i, c % i);
-                r * k + ic * kh * kw + tap
-            }))
+            (
+                o,
+                k,
+                Box::new(move |r, c| {
+                    let (tap, ic) = (c / i, c % i);
+                    r * k + ic * kh * kw + tap
+                }),
+            )
         }
         _ => {
             let (n, k) = (shape[0], shape[1]);
@@ -389,10 +407,10 @@ pub fn prune_onnx(
         }
     }
     let mut model = crate::import::decode(onnx, what)?;
-    let graph = model.graph.as_mut().ok_or_else(|| CompileError::NotOnnx {
-        what: what.to_string(),
-        reason: "it has no graph".into(),
-    })?;
+    let graph = model
+        .graph
+        .as_mut()
+        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
     let mut record = survey(g);
     let layers: Vec<&crate::ir::Node> = g.nodes.iter().filter(|n| kind(&n.op).is_some()).collect();
     // Importance of each element of each layer, in the runtime's (row, reduction) order.
@@ -495,7 +513,8 @@ pub fn prune_onnx(
         rec.zeros = w.iter().zip(&zero).filter(|(&v, &z)| z || v == 0.0).count();
     }
     let mut bytes = Vec::new();
-    prost::Message::encode(&model, &mut bytes).map_err(|e| CompileError::Options(format!("re-encoding the pruned model: {e}")))?;
+    prost::Message::encode(&model, &mut bytes)
+        .map_err(|e| CompileError::Options(format!("re-encoding the pruned model: {e}")))?;
     Ok((bytes, record))
 }
 
@@ -515,7 +534,8 @@ fn apply(
     what: &str,
 ) -> Result<()> {
     let missing = |why: &str| CompileError::Options(format!("{what}: cannot prune layer `{}`: {why}", node.name));
-    let onnx_node = graph.node.iter().find(|x| x.name == node.name).ok_or_else(|| missing("no ONNX node of that name"))?.clone();
+    let onnx_node =
+        graph.node.iter().find(|x| x.name == node.name).ok_or_else(|| missing("no ONNX node of that name"))?.clone();
     let weight = onnx_node.input.get(1).cloned().ok_or_else(|| missing("it has no weight input"))?;
     // Dense layers from MatMul or Gemm without transB keep their weight as [K, N].
     let transposed = match onnx_node.op_type.as_str() {
@@ -631,7 +651,8 @@ mod tests {
         assert_eq!(m.iter().filter(|&&z| z).count(), n * k * 3 / 4);
         for br in 0..n / 8 {
             for bc in 0..k / 4 {
-                let z: Vec<bool> = (0..8).flat_map(|r| (0..4).map(move |c| (br * 8 + r) * k + bc * 4 + c)).map(|i| m[i]).collect();
+                let z: Vec<bool> =
+                    (0..8).flat_map(|r| (0..4).map(move |c| (br * 8 + r) * k + bc * 4 + c)).map(|i| m[i]).collect();
                 assert!(z.iter().all(|&v| v) || z.iter().all(|&v| !v), "block {br},{bc} is mixed");
             }
         }

@@ -458,11 +458,22 @@ fn input_quantization_matches_scalar() {
     for &len in &[0usize, 1, 7, 8, 9, 31, 224, 1000] {
         for &scale in &[1.0f32, 0.0173, 3.9e-3, 250.0] {
             for &zp in &[0i32, -128, 17, 127] {
-                let mut x: Vec<f32> = (0..len)
-                    .map(|_| ((rng.next() % 2_000_001) as f32 - 1.0e6) * scale / 3000.0)
-                    .collect();
+                let mut x: Vec<f32> =
+                    (0..len).map(|_| ((rng.next() % 2_000_001) as f32 - 1.0e6) * scale / 3000.0).collect();
                 // Exact halves, their neighbours, and the special values.
-                let special = [0.5, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, f32::NAN, f32::INFINITY, -f32::INFINITY, 1e30, -0.0];
+                let special = [
+                    0.5,
+                    -0.5,
+                    1.5,
+                    -2.5,
+                    0.49999997,
+                    -0.49999997,
+                    f32::NAN,
+                    f32::INFINITY,
+                    -f32::INFINITY,
+                    1e30,
+                    -0.0,
+                ];
                 for (i, v) in x.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
                     *v = special[i % special.len()] * scale;
                 }
@@ -526,11 +537,14 @@ fn input_layout_change_quantizes_every_element_in_place() {
     use sparq_runtime::quant::quantize_f32;
     let sets = sets();
     let mut rng = Rng(0x3C6E_F372_FE94_F82B);
-    for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (2, 3, 4, 300), (1, 1, 3, 9), (2, 2, 3, 5), (1, 4, 2, 260)] {
+    for &(n, c, h, w) in &[(1usize, 3usize, 5usize, 7usize), (2, 3, 4, 300), (1, 1, 3, 9), (2, 2, 3, 5), (1, 4, 2, 260)]
+    {
         let x: Vec<f32> = (0..n * c * h * w).map(|_| ((rng.next() % 20001) as f32 - 10000.0) / 1000.0).collect();
         let (scale, zp) = (0.037f32, -5);
         let mut want = vec![0i8; x.len()];
-        for (ni, ci, hi, wi) in (0..n).flat_map(|a| (0..c).flat_map(move |b| (0..h).flat_map(move |d| (0..w).map(move |e| (a, b, d, e))))) {
+        for (ni, ci, hi, wi) in
+            (0..n).flat_map(|a| (0..c).flat_map(move |b| (0..h).flat_map(move |d| (0..w).map(move |e| (a, b, d, e)))))
+        {
             want[((ni * h + hi) * w + wi) * c + ci] = quantize_f32(x[((ni * c + ci) * h + hi) * w + wi], scale, zp);
         }
         // Logical NCHW, padded to the walker's 6 axes; x strides NCHW, y strides NHWC.

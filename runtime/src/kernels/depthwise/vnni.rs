@@ -62,16 +62,16 @@ pub unsafe fn qs8_dwconv_c64_avx512vnni(g: &ConvGeometry, x: &[i8], w: &[i8], rq
 unsafe fn interleave4(t: [__m512i; 4]) -> [__m512i; 4] {
     // SAFETY: the caller's contract.
     unsafe {
-    let a_lo = _mm512_unpacklo_epi8(t[0], t[1]);
-    let a_hi = _mm512_unpackhi_epi8(t[0], t[1]);
-    let b_lo = _mm512_unpacklo_epi8(t[2], t[3]);
-    let b_hi = _mm512_unpackhi_epi8(t[2], t[3]);
-    [
-        _mm512_unpacklo_epi16(a_lo, b_lo),
-        _mm512_unpackhi_epi16(a_lo, b_lo),
-        _mm512_unpacklo_epi16(a_hi, b_hi),
-        _mm512_unpackhi_epi16(a_hi, b_hi),
-    ]
+        let a_lo = _mm512_unpacklo_epi8(t[0], t[1]);
+        let a_hi = _mm512_unpackhi_epi8(t[0], t[1]);
+        let b_lo = _mm512_unpacklo_epi8(t[2], t[3]);
+        let b_hi = _mm512_unpackhi_epi8(t[2], t[3]);
+        [
+            _mm512_unpacklo_epi16(a_lo, b_lo),
+            _mm512_unpackhi_epi16(a_lo, b_lo),
+            _mm512_unpacklo_epi16(a_hi, b_hi),
+            _mm512_unpackhi_epi16(a_hi, b_hi),
+        ]
     }
 }
 
@@ -314,7 +314,8 @@ unsafe fn column_pair<const KH: usize, const GC: usize>(
     raw_pad: __m512i,
 ) -> [[__m512i; 4]; GC] {
     let inside = |c: isize| c >= 0 && (c as usize) < in_w;
-    let lanes: __mmask64 = (if inside(iw) { 0xffff_ffff } else { 0 }) | (if inside(iw + 1) { 0xffff_ffff << 32 } else { 0 });
+    let lanes: __mmask64 =
+        (if inside(iw) { 0xffff_ffff } else { 0 }) | (if inside(iw + 1) { 0xffff_ffff << 32 } else { 0 });
     // SAFETY: the caller's contract; masked-off lanes are not accessed, so the address may lie
     // outside the input (hence `wrapping_offset`).
     unsafe {

@@ -59,7 +59,13 @@ pub unsafe fn qs8_gemm_8x32c4_avx512vnni(
 /// # Safety
 /// As the callers; `WIDE` needs AVX-512 VNNI; `R` is a multiple of `MR`.
 #[inline(always)]
-unsafe fn drive<const WIDE: bool, const R: usize>(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+unsafe fn drive<const WIDE: bool, const R: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &WeightMatrix<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
     debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
     let (n, k) = (g.out_c, w.k);
     let kp = k.div_ceil(4) * 4;
@@ -263,7 +269,8 @@ unsafe fn tile512<const H: usize, const R: usize>(
             for rr in 0..per.min(rows - r0) {
                 let out = y[(p0 + r0 + rr) * n + c..][..16 * H].as_mut_ptr();
                 if H == 2 {
-                    let half = if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
+                    let half =
+                        if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
                     _mm256_storeu_si256(out.cast(), half);
                 } else {
                     let quarter = match rr {

@@ -198,7 +198,9 @@ fn im2col_block<const MR: usize>(
     let c = g.in_c;
     let span = g.kernel_w * c;
     if rows == MR && ow + MR <= g.out_w && g.dilation_w == 1 && span <= 16 && g.kernel_h * span + 16 <= MAX_SIMD_K {
-        if let (Some(ih0), Some(iw0)) = ((oh * g.stride_h).checked_sub(g.pad_top), (ow * g.stride_w).checked_sub(g.pad_left)) {
+        if let (Some(ih0), Some(iw0)) =
+            ((oh * g.stride_h).checked_sub(g.pad_top), (ow * g.stride_w).checked_sub(g.pad_left))
+        {
             let plane = g.in_h * g.in_w * c;
             let xn = &x[n * plane..][..plane];
             let row_step = g.dilation_h * g.in_w * c;
@@ -281,7 +283,11 @@ fn im2col_row_i8(
         let last = ih0 + (g.kernel_h - 1) * g.dilation_h;
         let row_step = g.dilation_h * g.in_w * c;
         let base = (ih0 * g.in_w + iw0) * c;
-        if span <= 16 && last < g.in_h && base + (g.kernel_h - 1) * row_step + 16 <= xn.len() && g.kernel_h * span + 16 <= MAX_SIMD_K {
+        if span <= 16
+            && last < g.in_h
+            && base + (g.kernel_h - 1) * row_step + 16 <= xn.len()
+            && g.kernel_h * span + 16 <= MAX_SIMD_K
+        {
             for kh in 0..g.kernel_h {
                 let src = base + kh * row_step;
                 let chunk: [i8; 16] = xn[src..src + 16].try_into().unwrap();
