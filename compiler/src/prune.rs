@@ -254,9 +254,30 @@ impl PrunePolicy {
     }
 }
 
-/// The units a pattern ranks in an `n x k` matrix (single weights or blocks), each as
-/// (mean importance, its element indices `r * k + c`).
-fn units(n: usize, k: usize, score: &dyn Fn(usize, usize) -> f64, pattern: Pattern) -> Vec<(f64, Vec<usize>)> {
+/// A unit a pattern ranks: rows `r0..r1` by columns `c0..c1` of an `n x k` matrix (a single
+/// weight, or a block), with its mean importance.
+#[derive(Clone, Copy)]
+struct Unit {
+    score: f64,
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
+}
+
+impl Unit {
+    fn len(&self) -> usize {
+        (self.r1 - self.r0) * (self.c1 - self.c0)
+    }
+    /// Element indices `r * k + c`.
+    fn elements(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        (self.r0..self.r1).flat_map(move |r| (self.c0..self.c1).map(move |c| r * k + c))
+    }
+}
+
+/// The units of an `n x k` matrix under `pattern` (blocks, or single weights), in row-major
+/// block order.
+fn units(n: usize, k: usize, score: &dyn Fn(usize, usize) -> f64, pattern: Pattern) -> Vec<Unit> {
     let (rows, cols) = match pattern {
         Pattern::Block { rows, cols } => (rows, cols),
         _ => (1, 1),
@@ -265,10 +286,9 @@ fn units(n: usize, k: usize, score: &dyn Fn(usize, usize) -> f64, pattern: Patte
     (0..br * bc)
         .map(|b| {
             let (r0, c0) = (b / bc * rows, b % bc * cols);
-            let idx: Vec<usize> =
-                (r0..(r0 + rows).min(n)).flat_map(|r| (c0..(c0 + cols).min(k)).map(move |c| r * k + c)).collect();
-            let s = idx.iter().map(|&i| score(i / k, i % k)).sum::<f64>() / idx.len() as f64;
-            (s, idx)
+            let mut u = Unit { score: 0.0, r0, r1: (r0 + rows).min(n), c0, c1: (c0 + cols).min(k) };
+            u.score = u.elements(k).map(|i| score(i / k, i % k)).sum::<f64>() / u.len() as f64;
+            u
         })
         .collect()
 }
@@ -288,19 +308,16 @@ pub fn mask(
         Pattern::Unstructured | Pattern::Block { .. } => {
             let mut u = units(n, k, &score, policy.pattern);
             match threshold {
-                Some(t) => u.retain(|(s, _)| *s < t),
+                Some(t) => u.retain(|x| x.score < t),
                 None => {
-                    // Stable order: ties go to the earlier unit.
-                    let mut order: Vec<usize> = (0..u.len()).collect();
-                    order.sort_by(|&a, &b| u[a].0.total_cmp(&u[b].0).then(a.cmp(&b)));
+                    // Stable sort: ties go to the earlier unit.
+                    u.sort_by(|a, b| a.score.total_cmp(&b.score));
                     let count = (policy.sparsity * u.len() as f64).round() as usize;
-                    let chosen: std::collections::HashSet<usize> =
-                        order[..count.min(u.len())].iter().copied().collect();
-                    u = u.into_iter().enumerate().filter(|(i, _)| chosen.contains(i)).map(|(_, x)| x).collect();
+                    u.truncate(count);
                 }
             }
-            for (_, idx) in u {
-                for i in idx {
+            for x in &u {
+                for i in x.elements(k) {
                     pruned[i] = true;
                 }
             }
@@ -450,15 +467,18 @@ pub fn prune_onnx(
         (n, k, scores)
     };
     // One threshold for the layers under the global default.
+    // The pruned layers with their policy, whether it is the global one, and their importances.
+    let pruned: Vec<_> = layers
+        .iter()
+        .zip(&record)
+        .map(|(node, rec)| policy.resolve(&node.name, rec.kind).map(|(lp, global)| (lp, global, scorer(node))))
+        .collect();
     let mut threshold = None;
     if let Some(d) = policy.default {
         let mut all: Vec<(f64, usize)> = Vec::new();
-        for (node, rec) in layers.iter().zip(&record) {
-            if let Some((lp, true)) = policy.resolve(&node.name, rec.kind) {
-                let (n, k, scores) = scorer(node);
-                let score = |r: usize, c: usize| scores[r * k + c];
-                all.extend(units(n, k, &score, lp.pattern).into_iter().map(|(s, idx)| (s, idx.len())));
-            }
+        for (lp, _, (n, k, scores)) in pruned.iter().flatten().filter(|p| p.1) {
+            let score = |r: usize, c: usize| scores[r * k + c];
+            all.extend(units(*n, *k, &score, lp.pattern).iter().map(|u| (u.score, u.len())));
         }
         if !all.is_empty() {
             all.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -476,11 +496,11 @@ pub fn prune_onnx(
             threshold = Some(all.iter().map(|u| u.0).find(|&s| s > t).unwrap_or(f64::INFINITY));
         }
     }
-    for (node, rec) in layers.iter().zip(record.iter_mut()) {
-        let Some((lp, global)) = policy.resolve(&node.name, rec.kind) else { continue };
+    for ((node, rec), p) in layers.iter().zip(record.iter_mut()).zip(&pruned) {
+        let Some((lp, global, (n, k, scores))) = p else { continue };
+        let (lp, n, k) = (*lp, *n, *k);
         let w = g.value(node.inputs[1]);
-        let (n, k, scores) = scorer(node);
-        let m = mask(n, k, |r, c| scores[r * k + c], lp, if global { threshold } else { None });
+        let m = mask(n, k, |r, c| scores[r * k + c], lp, if *global { threshold } else { None });
         let (_, _, idx) = weight_index(g, node);
         // Zero positions in the IR tensor's layout (which is the ONNX layout, up to the
         // transposition of a Gemm / MatMul weight).
