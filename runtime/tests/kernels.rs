@@ -409,45 +409,53 @@ fn fully_connected_f32_output_on_packed_weights_matches_scalar() {
     println!("{cases} f32-output fully-connected cases bit-exact on {:?}", sets);
 }
 
-#[test]
-fn int8_add_matches_scalar() {
-    use sparq_runtime::kernels::elementwise::{qs8_add_contiguous_scalar, AddParams};
-    use sparq_runtime::quant::quantize_multiplier;
+/// Elementwise cases over lengths (0, tails, long), edge inputs (random, all -128, all 127) and
+/// 20 random parameter draws each: `check(rng, a, b, sets)` compares every set with scalar.
+fn binary_cases(seed: u64, what: &str, mut check: impl FnMut(&mut Rng, &[i8], &[i8], &[KernelSet])) {
     let sets = sets();
-    let mut rng = Rng(0x6A09_E667_F3BC_C908);
+    let mut rng = Rng(seed);
     let mut cases = 0;
     for &len in &[0usize, 1, 7, 8, 9, 31, 1000] {
         for edge in 0..3 {
             for _ in 0..20 {
                 let a = rng.i8s(len, edge);
                 let b = rng.i8s(len, if edge == 0 { 0 } else { 3 - edge });
-                // Real multipliers of 2^-20 to 2 on a common shift, as the compiler writes them.
-                let ma = 2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0);
-                let mb = 2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0);
-                let (m, s) = quantize_multiplier(ma.max(mb));
-                let (act_min, act_max) = act_range(&mut rng);
-                let p = AddParams {
-                    zp_a: (rng.next() % 256) as i32 - 128,
-                    zp_b: (rng.next() % 256) as i32 - 128,
-                    zp_out: (rng.next() % 256) as i32 - 128,
-                    mult_a: (m as f64 * ma / ma.max(mb)).round() as i32,
-                    mult_b: (m as f64 * mb / ma.max(mb)).round() as i32,
-                    shift: s,
-                    act_min,
-                    act_max,
-                };
-                let mut want = vec![0i8; len];
-                qs8_add_contiguous_scalar(&a, &b, &mut want, &p);
-                for set in &sets {
-                    let mut got = vec![0i8; len];
-                    set.qs8_add(&a, &b, &mut got, &p);
-                    assert_eq!(got, want, "{set:?} differs: len {len} edge {edge} {p:?}");
-                }
+                check(&mut rng, &a, &b, &sets);
                 cases += 1;
             }
         }
     }
-    println!("{cases} int8 add cases bit-exact on {:?}", sets);
+    println!("{cases} {what} cases bit-exact on {:?}", sets);
+}
+
+#[test]
+fn int8_add_matches_scalar() {
+    use sparq_runtime::kernels::elementwise::{qs8_add_contiguous_scalar, AddParams};
+    use sparq_runtime::quant::quantize_multiplier;
+    binary_cases(0x6A09_E667_F3BC_C908, "int8 add", |rng, a, b, sets| {
+        // Real multipliers of 2^-20 to 2 on a common shift, as the compiler writes them.
+        let ma = 2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0);
+        let mb = 2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0);
+        let (m, s) = quantize_multiplier(ma.max(mb));
+        let (act_min, act_max) = act_range(rng);
+        let p = AddParams {
+            zp_a: (rng.next() % 256) as i32 - 128,
+            zp_b: (rng.next() % 256) as i32 - 128,
+            zp_out: (rng.next() % 256) as i32 - 128,
+            mult_a: (m as f64 * ma / ma.max(mb)).round() as i32,
+            mult_b: (m as f64 * mb / ma.max(mb)).round() as i32,
+            shift: s,
+            act_min,
+            act_max,
+        };
+        let mut want = vec![0i8; a.len()];
+        qs8_add_contiguous_scalar(a, b, &mut want, &p);
+        for set in sets {
+            let mut got = vec![0i8; a.len()];
+            set.qs8_add(a, b, &mut got, &p);
+            assert_eq!(got, want, "{set:?} differs: len {} {p:?}", a.len());
+        }
+    });
 }
 
 #[test]
@@ -495,38 +503,27 @@ fn input_quantization_matches_scalar() {
 fn int8_mul_matches_scalar() {
     use sparq_runtime::kernels::elementwise::{qs8_mul_contiguous_scalar, MulParams};
     use sparq_runtime::quant::quantize_multiplier;
-    let sets = sets();
-    let mut rng = Rng(0xBB67_AE85_84CA_A73B);
-    let mut cases = 0;
-    for &len in &[0usize, 1, 7, 8, 9, 31, 1000] {
-        for edge in 0..3 {
-            for _ in 0..20 {
-                let a = rng.i8s(len, edge);
-                let b = rng.i8s(len, if edge == 0 { 0 } else { 3 - edge });
-                // Real multipliers of 2^-20 to 2 (s_a s_b / s_out).
-                let (mult, shift) = quantize_multiplier(2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0));
-                let (act_min, act_max) = act_range(&mut rng);
-                let p = MulParams {
-                    zp_a: (rng.next() % 256) as i32 - 128,
-                    zp_b: (rng.next() % 256) as i32 - 128,
-                    zp_out: (rng.next() % 256) as i32 - 128,
-                    mult,
-                    shift,
-                    act_min,
-                    act_max,
-                };
-                let mut want = vec![0i8; len];
-                qs8_mul_contiguous_scalar(&a, &b, &mut want, &p);
-                for set in &sets {
-                    let mut got = vec![0i8; len];
-                    set.qs8_mul(&a, &b, &mut got, &p);
-                    assert_eq!(got, want, "{set:?} differs: len {len} edge {edge} {p:?}");
-                }
-                cases += 1;
-            }
+    binary_cases(0xBB67_AE85_84CA_A73B, "int8 mul", |rng, a, b, sets| {
+        // Real multipliers of 2^-20 to 2 (s_a s_b / s_out).
+        let (mult, shift) = quantize_multiplier(2f64.powf(-20.0 + (rng.next() % 2100) as f64 / 100.0));
+        let (act_min, act_max) = act_range(rng);
+        let p = MulParams {
+            zp_a: (rng.next() % 256) as i32 - 128,
+            zp_b: (rng.next() % 256) as i32 - 128,
+            zp_out: (rng.next() % 256) as i32 - 128,
+            mult,
+            shift,
+            act_min,
+            act_max,
+        };
+        let mut want = vec![0i8; a.len()];
+        qs8_mul_contiguous_scalar(a, b, &mut want, &p);
+        for set in sets {
+            let mut got = vec![0i8; a.len()];
+            set.qs8_mul(a, b, &mut got, &p);
+            assert_eq!(got, want, "{set:?} differs: len {} {p:?}", a.len());
         }
-    }
-    println!("{cases} int8 mul cases bit-exact on {:?}", sets);
+    });
 }
 
 /// The NCHW -> NHWC input quantization (the model input's layout change) against a plain loop,
