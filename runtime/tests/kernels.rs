@@ -248,9 +248,14 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
         (3, 3, 2, 1, (6, 41)),
         (160, 1, 1, 0, (2, 2)),
         (4097, 1, 1, 0, (1, 2)),
+        // Short pointwise reductions (the AVX-512 small-reduction path: K <= 32).
+        (8, 1, 1, 0, (1, 3)),
+        (24, 1, 1, 0, (3, 5)),
+        (32, 1, 1, 0, (2, 9)),
+        (36, 1, 1, 0, (3, 3)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
-        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 40, 48, 63, 65] {
+        for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 40, 48, 56, 63, 65, 96, 256, 272] {
             for edge in 0..3 {
                 let g = square(1 + (cases % 2), (h, w), cin, cout, k, stride, pad, 1);
                 let (out_h, out_w) = (g.out_h, g.out_w);

@@ -11,7 +11,9 @@
 
 use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8};
+use crate::kernels::x86::{
+    clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8, Requant16,
+};
 use core::arch::x86_64::*;
 
 /// Pixels per tile: 4 with 16 ymm registers, 8 with 32 zmm.
@@ -40,7 +42,7 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
 /// adjacent panels per register), then 8 x 16, then the 256-bit tiles for the last 8 channels.
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX-VNNI, AVX-512 F/BW and AVX-512 VNNI; otherwise as
+/// The CPU must support AVX2, AVX-VNNI, AVX-512 F/BW/VL and AVX-512 VNNI; otherwise as
 /// [`qs8_gemm_4x16c4_avxvnni`].
 #[target_feature(enable = "avx2,avxvnni,avx512f,avx512bw,avx512vnni")]
 pub unsafe fn qs8_gemm_8x32c4_avx512vnni(
@@ -94,6 +96,11 @@ unsafe fn drive<const WIDE: bool, const R: usize>(
             }
             correct_bias(&sums, j, c0, chunk, rq.bias, offset, &mut corrected);
         }
+        if WIDE && direct && chunk == n && n % 16 == 0 && n <= SMALL_N && kp <= SMALL_K {
+            // SAFETY: AVX-512 VNNI is available when WIDE; the conditions are the path's.
+            unsafe { pointwise_small_k(x, w.data, rq, y, pixels, n, kp, &corrected) };
+            return;
+        }
         let mut p0 = 0;
         while p0 < pixels {
             let rows = R.min(pixels - p0);
@@ -105,16 +112,26 @@ unsafe fn drive<const WIDE: bool, const R: usize>(
             while j * 8 < c0 + chunk {
                 if WIDE && (j + 2) * 8 <= c0 + chunk {
                     let four = (j + 4) * 8 <= c0 + chunk;
+                    // 24 channels left: one tile, the last 8 on the low halves of the broadcasts.
+                    let three = !four && (j + 3) * 8 == c0 + chunk;
                     // SAFETY: AVX-512 VNNI is available when WIDE (the caller's contract); row
-                    // pointers as below; the tile's 32 (16) channels exist.
+                    // pointers as below; the tile's 32 (24, 16) channels exist.
                     unsafe {
                         if four {
                             tile512::<2, R>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
+                        } else if three {
+                            tile512_24::<R>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
                         } else {
                             tile512::<1, R>(w.data, kp, j, &rows_at, rows, p0, n, c0, &corrected, rq, y);
                         }
                     }
-                    j += if four { 4 } else { 2 };
+                    j += if four {
+                        4
+                    } else if three {
+                        3
+                    } else {
+                        2
+                    };
                     continue;
                 }
                 let two = (j + 1) * 8 < c0 + chunk;
@@ -140,6 +157,206 @@ unsafe fn drive<const WIDE: bool, const R: usize>(
             p0 += R;
         }
         c0 += chunk;
+    }
+}
+
+/// Longest reduction, and most channels, of [`pointwise_small_k`].
+const SMALL_K: usize = 32;
+const SMALL_N: usize = 256;
+
+/// Pointwise layers with a short reduction (MobileNetV2's 16-32 channel bottlenecks, whose
+/// cost is in the output stage, not in the multiply-accumulates): the zmm weight vectors (two
+/// panels joined) and the requantization constants of every channel are built once per call,
+/// not once per tile and block, and each block of 8 input rows is copied (sign bits flipped)
+/// once for all channel tiles.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI; `n % 16 == 0`, `n <= SMALL_N`,
+/// `kp <= SMALL_K`, `k == kp` (input rows of `kp` bytes), `corrected` holds the `n` corrected
+/// biases, and the slices match `pixels x kp` in, `pixels x n` out.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pointwise_small_k(
+    x: &[i8],
+    w: &[i8],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+    pixels: usize,
+    n: usize,
+    kp: usize,
+    corrected: &[i32],
+) {
+    const STEPS: usize = SMALL_K / 4;
+    let (tiles, steps) = (n / 16, kp / 4);
+    // SAFETY (whole body): the features are the caller's contract; panel `p` spans
+    // `w[p * 8 * kp ..][.. 8 * kp]` and `kg * 32 + 32 <= 8 * kp`; rows and outputs are in
+    // bounds by the caller's shapes (`x[p * kp ..][.. kp]`, `y[p * n ..][.. n]`).
+    unsafe {
+        let mut wz = [[_mm512_setzero_si512(); STEPS]; SMALL_N / 16];
+        for (t, wt) in wz.iter_mut().enumerate().take(tiles) {
+            for (kg, v) in wt.iter_mut().enumerate().take(steps) {
+                let lo = _mm256_loadu_si256(w[2 * t * 8 * kp + kg * 32..][..32].as_ptr().cast());
+                let hi = _mm256_loadu_si256(w[(2 * t + 1) * 8 * kp + kg * 32..][..32].as_ptr().cast());
+                *v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            }
+        }
+        let zo = rq.output_zero_point;
+        let kq: [Requant16; SMALL_N / 16] = core::array::from_fn(|t| {
+            let c = 16 * t.min(tiles - 1);
+            load_requant16(&rq.mult[c..], &rq.shift[c..], zo)
+        });
+        let mut a = [[0i8; SMALL_K]; MR_WIDE];
+        let mut p0 = 0;
+        while p0 < pixels {
+            let rows = MR_WIDE.min(pixels - p0);
+            // One masked load per row (the bytes past `kp` are not read), sign bits flipped.
+            let row_mask: __mmask64 = (1u64 << kp) - 1;
+            for (r, row) in a.iter_mut().enumerate() {
+                let src = x[(p0 + r.min(rows - 1)) * kp..][..kp].as_ptr();
+                let v = _mm512_castsi512_si256(_mm512_maskz_loadu_epi8(row_mask, src));
+                _mm256_storeu_si256(row.as_mut_ptr().cast(), _mm256_xor_si256(v, _mm256_set1_epi8(i8::MIN)));
+            }
+            let mut t = 0;
+            while t < tiles {
+                if t + 2 <= tiles {
+                    small_tile_steps::<2>(
+                        &wz[t..t + 2],
+                        steps,
+                        16 * t,
+                        &a,
+                        rows,
+                        p0,
+                        n,
+                        corrected,
+                        &kq[t..t + 2],
+                        rq,
+                        y,
+                    );
+                    t += 2;
+                } else {
+                    small_tile_steps::<1>(
+                        &wz[t..t + 1],
+                        steps,
+                        16 * t,
+                        &a,
+                        rows,
+                        p0,
+                        n,
+                        corrected,
+                        &kq[t..t + 1],
+                        rq,
+                        y,
+                    );
+                    t += 1;
+                }
+            }
+            p0 += MR_WIDE;
+        }
+    }
+}
+
+/// [`small_tile`] with the reduction length as a constant (a fully unrolled loop keeps the
+/// accumulators in registers).
+///
+/// # Safety
+/// As [`small_tile`]; `steps <= SMALL_K / 4`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_tile_steps<const H: usize>(
+    wz: &[[__m512i; SMALL_K / 4]],
+    steps: usize,
+    c: usize,
+    a: &[[i8; SMALL_K]; MR_WIDE],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    corrected: &[i32],
+    kq: &[Requant16],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match steps {
+            1 => small_tile::<H, 1>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            2 => small_tile::<H, 2>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            3 => small_tile::<H, 3>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            4 => small_tile::<H, 4>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            5 => small_tile::<H, 5>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            6 => small_tile::<H, 6>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            7 => small_tile::<H, 7>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+            _ => small_tile::<H, 8>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
+        }
+    }
+}
+
+/// 8 pixels x `16 H` channels from `c` of [`pointwise_small_k`]: `wz[h][kg]` are the joined
+/// weight vectors, `kq[h]` the requantization constants.
+///
+/// # Safety
+/// As [`pointwise_small_k`]; `wz.len() == kq.len() == H`, channels `c .. c + 16 H` exist.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_tile<const H: usize, const STEPS: usize>(
+    wz: &[[__m512i; SMALL_K / 4]],
+    c: usize,
+    a: &[[i8; SMALL_K]; MR_WIDE],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    corrected: &[i32],
+    kq: &[Requant16],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY (whole body): the caller's contract.
+    unsafe {
+        let mut acc = [[_mm512_setzero_si512(); H]; MR_WIDE];
+        for h in 0..H {
+            let bias = _mm512_loadu_si512(corrected[c + 16 * h..][..16].as_ptr().cast());
+            for acc in acc.iter_mut() {
+                acc[h] = bias;
+            }
+        }
+        let wz: [&[__m512i; SMALL_K / 4]; H] = core::array::from_fn(|h| &wz[h]);
+        for kg in 0..STEPS {
+            for r in 0..MR_WIDE {
+                let xv = _mm512_set1_epi32(a[r].as_ptr().add(kg * 4).cast::<i32>().read_unaligned());
+                for h in 0..H {
+                    acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], xv, wz[h][kg]);
+                }
+            }
+        }
+        let (lo, hi) = (rq.act_min, rq.act_max);
+        let per = 4 / H;
+        for r0 in (0..MR_WIDE).step_by(per) {
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (i, q) in q.iter_mut().enumerate() {
+                *q = requant16(acc[r0 + i / H][i % H], &kq[i % H]);
+            }
+            let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+            for rr in 0..per {
+                if r0 + rr >= rows {
+                    return;
+                }
+                let out = y.as_mut_ptr().add((p0 + r0 + rr) * n + c);
+                if H == 2 {
+                    let half =
+                        if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
+                    _mm256_storeu_si256(out.cast(), half);
+                } else {
+                    let quarter = match rr {
+                        0 => _mm512_castsi512_si128(bytes),
+                        1 => _mm512_extracti32x4_epi32(bytes, 1),
+                        2 => _mm512_extracti32x4_epi32(bytes, 2),
+                        _ => _mm512_extracti32x4_epi32(bytes, 3),
+                    };
+                    _mm_storeu_si128(out.cast(), quarter);
+                }
+            }
+        }
     }
 }
 
@@ -199,17 +416,68 @@ unsafe fn tile<const P: usize, const FLIPPED: bool>(
     }
 }
 
-/// One AVX-512 tile: `R` pixels x `16 H` channels (panels `j .. j + 2 H`), two panels per zmm,
-/// on rows whose sign bits are already flipped (`u = x + 128`): per step of 4, each pixel's 4
-/// bytes are one broadcast load and feed `H` `vpdpbusd`.
+/// [`tile512_body`] for `16 H` channels.
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI, each `a[r]` must address `kp`
-/// readable bytes, and the `16 H` channels from `8 j` must exist.
+/// As [`tile512_body`].
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile512<const H: usize, const R: usize>(
+    w: &[i8],
+    kp: usize,
+    j: usize,
+    a: &[*const i8; R],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    c0: usize,
+    corrected: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: the caller's contract.
+    unsafe { tile512_body::<H, R, false>(w, kp, j, a, rows, p0, n, c0, corrected, rq, y) }
+}
+
+/// [`tile512_body`] for 24 channels (a call of its own: its extra ymm accumulators need VL).
+///
+/// # Safety
+/// As [`tile512_body`], with AVX-512 VL.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile512_24<const R: usize>(
+    w: &[i8],
+    kp: usize,
+    j: usize,
+    a: &[*const i8; R],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    c0: usize,
+    corrected: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: the caller's contract.
+    unsafe { tile512_body::<1, R, true>(w, kp, j, a, rows, p0, n, c0, corrected, rq, y) }
+}
+
+/// One AVX-512 tile: `R` pixels x `16 H` channels (panels `j .. j + 2 H`), two panels per zmm,
+/// on rows whose sign bits are already flipped (`u = x + 128`): per step of 4, each pixel's 4
+/// bytes are one broadcast load and feed `H` `vpdpbusd`. `T8`: one more panel (8 channels) on
+/// ymm accumulators fed by the same broadcasts (a layer of 24 channels in one tile).
+///
+/// Always inlined into [`tile512`] or [`tile512_24`], whose features it uses (`T8` needs
+/// AVX-512 VL, which only the second enables: the other kernels run faster compiled without it).
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI (and VL when `T8`), each `a[r]`
+/// must address `kp` readable bytes, and the `16 H` (+ 8) channels from `8 j` must exist.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile512_body<const H: usize, const R: usize, const T8: bool>(
     w: &[i8],
     kp: usize,
     j: usize,
@@ -236,7 +504,13 @@ unsafe fn tile512<const H: usize, const R: usize>(
                 acc[h] = bias;
             }
         }
+        let c8 = c + 16 * H;
+        let mut acc8 = [_mm256_setzero_si256(); R];
+        if T8 {
+            acc8 = [_mm256_loadu_si256(corrected[c8 - c0..][..8].as_ptr().cast()); R];
+        }
         let p = panel.as_ptr();
+        let p8 = if T8 { w[(j + 2 * H) * 8 * kp..][..8 * kp].as_ptr() } else { p };
         for kg in 0..kp / 4 {
             let mut wv = [_mm512_setzero_si512(); H];
             for (h, wv) in wv.iter_mut().enumerate() {
@@ -244,10 +518,14 @@ unsafe fn tile512<const H: usize, const R: usize>(
                 let hi = _mm256_loadu_si256(p.add((2 * h + 1) * 8 * kp + kg * 32).cast());
                 *wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
             }
+            let wv8 = if T8 { _mm256_loadu_si256(p8.add(kg * 32).cast()) } else { _mm256_setzero_si256() };
             for r in 0..R {
                 let xv = _mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned());
                 for h in 0..H {
                     acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], xv, wv[h]);
+                }
+                if T8 {
+                    acc8[r] = _mm256_dpbusd_epi32(acc8[r], _mm512_castsi512_si256(xv), wv8);
                 }
             }
         }
@@ -283,6 +561,26 @@ unsafe fn tile512<const H: usize, const R: usize>(
                 }
             }
             r0 += per;
+        }
+        if T8 {
+            // Two pixels' 8 channels per zmm, with the constants of those channels twice.
+            let (mut m, mut sh) = ([0i32; 16], [0i32; 16]);
+            for i in 0..16 {
+                (m[i], sh[i]) = (rq.mult[c8 + i % 8], rq.shift[c8 + i % 8]);
+            }
+            let k8 = load_requant16(&m, &sh, zo);
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (i, q) in q.iter_mut().enumerate() {
+                let (r0, r1) = ((2 * i).min(R - 1), (2 * i + 1).min(R - 1));
+                let pair = _mm512_inserti64x4(_mm512_castsi256_si512(acc8[r0]), acc8[r1], 1);
+                *q = requant16(pair, &k8);
+            }
+            let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+            let mut row_bytes = [0u64; 8];
+            _mm512_storeu_si512(row_bytes.as_mut_ptr().cast(), bytes);
+            for (r, &b) in row_bytes.iter().enumerate().take(rows.min(R)) {
+                y[(p0 + r) * n + c8..][..8].copy_from_slice(&b.to_le_bytes().map(|v| v as i8));
+            }
         }
     }
 }
