@@ -321,6 +321,7 @@ unsafe fn small_tile<const H: usize, const STEPS: usize>(
             }
         }
         let wz: [&[__m512i; SMALL_K / 4]; H] = core::array::from_fn(|h| &wz[h]);
+        #[allow(clippy::needless_range_loop)]
         for kg in 0..STEPS {
             for r in 0..MR_WIDE {
                 let xv = _mm512_set1_epi32(a[r].as_ptr().add(kg * 4).cast::<i32>().read_unaligned());
