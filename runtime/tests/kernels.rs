@@ -253,6 +253,7 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
         (24, 1, 1, 0, (3, 5)),
         (32, 1, 1, 0, (2, 9)),
         (36, 1, 1, 0, (3, 3)),
+        (16, 1, 1, 0, (9, 15)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
         for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 40, 48, 56, 63, 65, 96, 256, 272] {

@@ -163,12 +163,15 @@ unsafe fn drive<const WIDE: bool, const R: usize>(
 /// Longest reduction, and most channels, of [`pointwise_small_k`].
 const SMALL_K: usize = 32;
 const SMALL_N: usize = 256;
+/// Input rows copied per pass of [`pointwise_small_k`], and pixels per inner step.
+const SUPER: usize = 64;
+const GROUP: usize = 8;
 
 /// Pointwise layers with a short reduction (MobileNetV2's 16-32 channel bottlenecks, whose
 /// cost is in the output stage, not in the multiply-accumulates): the zmm weight vectors (two
-/// panels joined) and the requantization constants of every channel are built once per call,
-/// not once per tile and block, and each block of 8 input rows is copied (sign bits flipped)
-/// once for all channel tiles.
+/// panels joined) and the requantization constants of every channel are built once per call;
+/// each pass copies `SUPER` input rows (sign bits flipped), then runs every channel tile over
+/// them with that tile's weights and constants held across the pixels.
 ///
 /// # Safety
 /// The CPU must support AVX2, AVX-512 F/BW and AVX-512 VNNI; `n % 16 == 0`, `n <= SMALL_N`,
@@ -205,158 +208,118 @@ unsafe fn pointwise_small_k(
             let c = 16 * t.min(tiles - 1);
             load_requant16(&rq.mult[c..], &rq.shift[c..], zo)
         });
-        let mut a = [[0i8; SMALL_K]; MR_WIDE];
+        let mut a = [[0i8; SMALL_K]; SUPER];
+        let row_mask: __mmask64 = (1u64 << kp) - 1;
         let mut p0 = 0;
         while p0 < pixels {
-            let rows = MR_WIDE.min(pixels - p0);
-            // One masked load per row (the bytes past `kp` are not read), sign bits flipped.
-            let row_mask: __mmask64 = (1u64 << kp) - 1;
-            for (r, row) in a.iter_mut().enumerate() {
+            let rows = SUPER.min(pixels - p0);
+            // One masked load per row (the bytes past `kp` are not read), sign bits flipped;
+            // the rows up to the next whole group repeat the last pixel.
+            for (r, row) in a.iter_mut().enumerate().take(rows.div_ceil(GROUP) * GROUP) {
                 let src = x[(p0 + r.min(rows - 1)) * kp..][..kp].as_ptr();
                 let v = _mm512_castsi512_si256(_mm512_maskz_loadu_epi8(row_mask, src));
                 _mm256_storeu_si256(row.as_mut_ptr().cast(), _mm256_xor_si256(v, _mm256_set1_epi8(i8::MIN)));
             }
+            let y0 = &mut y[p0 * n..];
             let mut t = 0;
             while t < tiles {
-                if t + 2 <= tiles {
-                    small_tile_steps::<2>(
-                        &wz[t..t + 2],
-                        steps,
-                        16 * t,
-                        &a,
-                        rows,
-                        p0,
-                        n,
-                        corrected,
-                        &kq[t..t + 2],
-                        rq,
-                        y,
-                    );
-                    t += 2;
-                } else {
-                    small_tile_steps::<1>(
-                        &wz[t..t + 1],
-                        steps,
-                        16 * t,
-                        &a,
-                        rows,
-                        p0,
-                        n,
-                        corrected,
-                        &kq[t..t + 1],
-                        rq,
-                        y,
-                    );
-                    t += 1;
+                let two = t + 2 <= tiles;
+                let h = if two { 2 } else { 1 };
+                let (wt, kt, c) = (&wz[t..t + h], &kq[t..t + h], 16 * t);
+                match (two, steps) {
+                    (true, 4) => small_tile::<2, 4>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (true, 6) => small_tile::<2, 6>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (true, 8) => small_tile::<2, 8>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (false, 4) => small_tile::<1, 4>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (false, 6) => small_tile::<1, 6>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (false, 8) => small_tile::<1, 8>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (true, _) => small_tile::<2, 0>(wt, c, &a, rows, n, corrected, kt, rq, y0),
+                    (false, _) => small_tile::<1, 0>(wt, c, &a, rows, n, corrected, kt, rq, y0),
                 }
+                t += h;
             }
-            p0 += MR_WIDE;
+            p0 += SUPER;
         }
     }
 }
 
-/// [`small_tile`] with the reduction length as a constant (a fully unrolled loop keeps the
-/// accumulators in registers).
+/// `rows` pixels (of `a`) x `16 H` channels from `c` of [`pointwise_small_k`], `GROUP` pixels
+/// at a time: `wz[h][kg]` are the joined weight vectors and `kq[h]` the requantization
+/// constants, loaded once for all the pixels. `STEPS` is the reduction length in groups of 4
+/// (a constant, so the loop unrolls and the accumulators stay in registers), or 0 for any
+/// other length (read from the weights' slice: `SMALL_K / 4` steps, the unused ones zero).
 ///
 /// # Safety
-/// As [`small_tile`]; `steps <= SMALL_K / 4`.
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn small_tile_steps<const H: usize>(
-    wz: &[[__m512i; SMALL_K / 4]],
-    steps: usize,
-    c: usize,
-    a: &[[i8; SMALL_K]; MR_WIDE],
-    rows: usize,
-    p0: usize,
-    n: usize,
-    corrected: &[i32],
-    kq: &[Requant16],
-    rq: &Requant<'_>,
-    y: &mut [i8],
-) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        match steps {
-            1 => small_tile::<H, 1>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            2 => small_tile::<H, 2>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            3 => small_tile::<H, 3>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            4 => small_tile::<H, 4>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            5 => small_tile::<H, 5>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            6 => small_tile::<H, 6>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            7 => small_tile::<H, 7>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-            _ => small_tile::<H, 8>(wz, c, a, rows, p0, n, corrected, kq, rq, y),
-        }
-    }
-}
-
-/// 8 pixels x `16 H` channels from `c` of [`pointwise_small_k`]: `wz[h][kg]` are the joined
-/// weight vectors, `kq[h]` the requantization constants.
-///
-/// # Safety
-/// As [`pointwise_small_k`]; `wz.len() == kq.len() == H`, channels `c .. c + 16 H` exist.
+/// As [`pointwise_small_k`]; `wz.len() == kq.len() == H`, channels `c .. c + 16 H` exist, `y`
+/// starts at the first pixel's output row, and `a` holds `rows` rounded up to `GROUP` rows.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn small_tile<const H: usize, const STEPS: usize>(
     wz: &[[__m512i; SMALL_K / 4]],
     c: usize,
-    a: &[[i8; SMALL_K]; MR_WIDE],
+    a: &[[i8; SMALL_K]; SUPER],
     rows: usize,
-    p0: usize,
     n: usize,
     corrected: &[i32],
     kq: &[Requant16],
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
+    let steps = if STEPS == 0 { SMALL_K / 4 } else { STEPS };
     // SAFETY (whole body): the caller's contract.
     unsafe {
-        let mut acc = [[_mm512_setzero_si512(); H]; MR_WIDE];
-        for h in 0..H {
-            let bias = _mm512_loadu_si512(corrected[c + 16 * h..][..16].as_ptr().cast());
-            for acc in acc.iter_mut() {
-                acc[h] = bias;
-            }
-        }
-        let wz: [&[__m512i; SMALL_K / 4]; H] = core::array::from_fn(|h| &wz[h]);
-        #[allow(clippy::needless_range_loop)]
-        for kg in 0..STEPS {
-            for r in 0..MR_WIDE {
-                let xv = _mm512_set1_epi32(a[r].as_ptr().add(kg * 4).cast::<i32>().read_unaligned());
-                for h in 0..H {
-                    acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], xv, wz[h][kg]);
-                }
-            }
-        }
+        let w: [[__m512i; SMALL_K / 4]; H] = core::array::from_fn(|h| wz[h]);
+        let k: [Requant16; H] = core::array::from_fn(|h| kq[h]);
+        let bias: [__m512i; H] =
+            core::array::from_fn(|h| _mm512_loadu_si512(corrected[c + 16 * h..][..16].as_ptr().cast()));
         let (lo, hi) = (rq.act_min, rq.act_max);
-        let per = 4 / H;
-        for r0 in (0..MR_WIDE).step_by(per) {
-            let mut q = [_mm512_setzero_si512(); 4];
-            for (i, q) in q.iter_mut().enumerate() {
-                *q = requant16(acc[r0 + i / H][i % H], &kq[i % H]);
-            }
-            let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
-            for rr in 0..per {
-                if r0 + rr >= rows {
-                    return;
-                }
-                let out = y.as_mut_ptr().add((p0 + r0 + rr) * n + c);
-                if H == 2 {
-                    let half =
-                        if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
-                    _mm256_storeu_si256(out.cast(), half);
-                } else {
-                    let quarter = match rr {
-                        0 => _mm512_castsi512_si128(bytes),
-                        1 => _mm512_extracti32x4_epi32(bytes, 1),
-                        2 => _mm512_extracti32x4_epi32(bytes, 2),
-                        _ => _mm512_extracti32x4_epi32(bytes, 3),
-                    };
-                    _mm_storeu_si128(out.cast(), quarter);
+        // Raw pointers below: `a` holds whole groups of rows, and output row `r < rows` holds
+        // the channels `c .. c + 16 H` (the caller's contract), so no index needs a check.
+        let (a0, y0) = (a.as_ptr().cast::<i8>(), y[..rows * n].as_mut_ptr().add(c));
+        let mut r0 = 0;
+        while r0 < rows {
+            let mut acc = [bias; GROUP];
+            #[allow(clippy::needless_range_loop)]
+            for kg in 0..steps {
+                for r in 0..GROUP {
+                    let xv = _mm512_set1_epi32(a0.add((r0 + r) * SMALL_K + kg * 4).cast::<i32>().read_unaligned());
+                    for h in 0..H {
+                        acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], xv, w[h][kg]);
+                    }
                 }
             }
+            // Requantize 4 vectors at a time (`4 / H` pixels), narrow to 64 bytes, clamp,
+            // store each real pixel's `16 H` bytes.
+            let per = 4 / H;
+            let real = GROUP.min(rows - r0);
+            for g0 in (0..GROUP).step_by(per) {
+                let mut q = [_mm512_setzero_si512(); 4];
+                for (i, q) in q.iter_mut().enumerate() {
+                    *q = requant16(acc[g0 + i / H][i % H], &k[i % H]);
+                }
+                let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+                for rr in 0..per {
+                    if g0 + rr >= real {
+                        break;
+                    }
+                    let out = y0.add((r0 + g0 + rr) * n);
+                    if H == 2 {
+                        let half =
+                            if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
+                        _mm256_storeu_si256(out.cast(), half);
+                    } else {
+                        let quarter = match rr {
+                            0 => _mm512_castsi512_si128(bytes),
+                            1 => _mm512_extracti32x4_epi32(bytes, 1),
+                            2 => _mm512_extracti32x4_epi32(bytes, 2),
+                            _ => _mm512_extracti32x4_epi32(bytes, 3),
+                        };
+                        _mm_storeu_si128(out.cast(), quarter);
+                    }
+                }
+            }
+            r0 += GROUP;
         }
     }
 }
