@@ -254,6 +254,9 @@ fn gemm_on_packed_weights_matches_scalar_convolution() {
         (32, 1, 1, 0, (2, 9)),
         (36, 1, 1, 0, (3, 3)),
         (16, 1, 1, 0, (9, 15)),
+        // Pixel counts that are multiples of 7, not of 8 (7x7 maps: blocks of 7 pixels).
+        (64, 1, 1, 0, (7, 7)),
+        (16, 3, 1, 1, (7, 7)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
         for &cout in &[1usize, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 40, 48, 56, 63, 65, 96, 256, 272] {

@@ -52,14 +52,24 @@ pub unsafe fn qs8_gemm_8x32c4_avx512vnni(
     rq: &Requant<'_>,
     y: &mut [i8],
 ) {
+    // Pixel counts that are multiples of 7 but not of 8 (7x7 maps: 49 pixels) take blocks of
+    // 7, wasting no row of the last block; they need every channel in the 16-wide tiles.
+    let pixels = g.batch * g.out_h * g.out_w;
     // SAFETY: this function's contract.
-    unsafe { drive::<true, MR_WIDE>(g, x, w, rq, y) }
+    unsafe {
+        if pixels % 8 != 0 && pixels % 7 == 0 && g.out_c % 16 == 0 {
+            drive::<true, 7>(g, x, w, rq, y)
+        } else {
+            drive::<true, MR_WIDE>(g, x, w, rq, y)
+        }
+    }
 }
 
 /// The driver of both: corrected biases per chunk of channels, blocks of `R` pixels, tiles.
 ///
 /// # Safety
-/// As the callers; `WIDE` needs AVX-512 VNNI; `R` is a multiple of `MR`.
+/// As the callers; `WIDE` needs AVX-512 VNNI; `R` is a multiple of `MR`, or any `R <= 8` when
+/// every channel lies in a 16-channel tile (`WIDE` and `n % 16 == 0`).
 #[inline(always)]
 unsafe fn drive<const WIDE: bool, const R: usize>(
     g: &ConvGeometry,
@@ -505,7 +515,7 @@ unsafe fn tile512_body<const H: usize, const R: usize, const T8: bool>(
         while r0 < rows {
             let mut q = [_mm512_setzero_si512(); 4];
             for (i, q) in q.iter_mut().enumerate() {
-                *q = requant16(acc[r0 + i / H][i % H], &k[i % H]);
+                *q = requant16(acc[(r0 + i / H).min(R - 1)][i % H], &k[i % H]);
             }
             let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
             for rr in 0..per.min(rows - r0) {
