@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -126,6 +126,9 @@ pub enum Layout {
     Nhwc = 1,
     /// GEMM weight panels (format 1.1): see [`Pack`].
     Packed = 2,
+    /// Block-sparse int8 weight matrix (format 1.2): see [`crate::sparse`]; the block shape is
+    /// in `TensorDesc::pack`.
+    BlockSparse = 3,
 }
 
 impl Layout {
@@ -134,6 +137,7 @@ impl Layout {
             0 => Some(Layout::RowMajor),
             1 => Some(Layout::Nhwc),
             2 => Some(Layout::Packed),
+            3 => Some(Layout::BlockSparse),
             _ => None,
         }
     }
@@ -224,7 +228,8 @@ pub struct TensorDesc {
     /// Quantization of an i8 tensor: `real = scale * (q - zero_point)`. 0 / 0 for f32 and i32.
     pub scale: f32,
     pub zero_point: i32,
-    /// Layout `Packed`: [`Pack::to_u32`]; otherwise 0.
+    /// Layout `Packed`: the panel sizes, layout `BlockSparse`: the block shape, as
+    /// [`Pack::to_u32`]; otherwise 0.
     pub pack: u32,
 }
 const _: () = assert!(size_of::<TensorDesc>() == 64);

@@ -14,6 +14,7 @@ pub mod crc32;
 pub mod error;
 pub mod layout;
 pub mod reader;
+pub mod sparse;
 #[cfg(feature = "std")]
 pub mod writer;
 

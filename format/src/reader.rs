@@ -303,6 +303,10 @@ impl<'a> FileView<'a> {
     }
 
     fn check_tensor(&self, index: usize) -> Result<(), FormatError> {
+        /// Product of the logical dims (already checked not to overflow).
+        fn elements_of(t: &[u8], rank: usize) -> u64 {
+            (0..rank).map(|d| read_u32(t, offset_of!(TensorDesc, dims) + 4 * d) as u64).product()
+        }
         let t = &self.tensors[index * 64..(index + 1) * 64];
         let bad = |reason: &'static str| FormatError::BadTensor { index, reason };
         self.string(
@@ -328,6 +332,12 @@ impl<'a> FileView<'a> {
                 }
                 Some(Pack::from_u32(pack_bits).ok_or(bad("packed layout with bad panel sizes"))?)
             }
+            Layout::BlockSparse => {
+                if rank < 2 || storage != Storage::Constant || dtype != DType::I8 {
+                    return Err(bad("block-sparse layout on a tensor that is not a constant int8 matrix"));
+                }
+                Some(Pack::from_u32(pack_bits).ok_or(bad("block-sparse layout with bad block sizes"))?)
+            }
             _ if pack_bits != 0 => return Err(bad("panel sizes set on an unpacked tensor")),
             _ => None,
         };
@@ -342,12 +352,15 @@ impl<'a> FileView<'a> {
             }
             elements = elements.checked_mul(v).ok_or(bad("element count overflows"))?;
         }
-        if let Some(p) = pack {
-            let n = read_u32(t, offset_of!(TensorDesc, dims)) as u64;
-            elements = p.elements(n, elements / n.max(1)).ok_or(bad("element count overflows"))?;
-        }
         let size = read_u64(t, offset_of!(TensorDesc, data_size));
         let offset = read_u64(t, offset_of!(TensorDesc, data_offset));
+        let n = read_u32(t, offset_of!(TensorDesc, dims)) as u64;
+        match pack {
+            // Its size follows from its index, checked below once the range is known.
+            Some(_) if layout == Layout::BlockSparse => elements = size,
+            Some(p) => elements = p.elements(n, elements / n.max(1)).ok_or(bad("element count overflows"))?,
+            None => {}
+        }
         if elements.checked_mul(dtype.size() as u64) != Some(size) {
             return Err(bad("data size does not match shape and dtype"));
         }
@@ -359,6 +372,12 @@ impl<'a> FileView<'a> {
                 }
                 if end > self.weights.size as u64 {
                     return Err(bad("constant data outside the weights section"));
+                }
+                if let (Layout::BlockSparse, Some(block)) = (layout, pack) {
+                    let start = self.weights.offset + offset as usize;
+                    let k = if n == 0 { 0 } else { (elements_of(t, rank) / n) as usize };
+                    crate::sparse::BlockSparse::parse(&self.bytes[start..start + size as usize], n as usize, k, block)
+                        .map_err(bad)?;
                 }
             }
             Storage::Arena => {

@@ -22,7 +22,8 @@ pub struct TensorSpec {
     pub scale: f32,
     pub zero_point: i32,
     pub data: Option<Vec<u8>>,
-    /// Panel packing when `layout` is `Packed` (then `data` is already packed).
+    /// Panel packing when `layout` is `Packed` (then `data` is already packed), or the block
+    /// shape when it is `BlockSparse` (then `data` is the encoding of [`crate::sparse`]).
     pub pack: Option<Pack>,
 }
 
@@ -82,6 +83,8 @@ impl ModelSpec {
                 *d = v as u32;
             }
             let elements: usize = match t.pack {
+                // The encoding's own length (it depends on the stored blocks).
+                Some(_) if t.layout == Layout::BlockSparse => t.data.as_ref().map_or(0, Vec::len),
                 Some(p) => {
                     let n = t.dims.first().copied().unwrap_or(0);
                     let k: usize = t.dims.iter().skip(1).product();
@@ -196,6 +199,7 @@ impl ModelSpec {
             version_minor: match self.version_minor {
                 // The lowest minor version that can express the file, so older readers keep
                 // reading files that use nothing newer.
+                0 if self.tensors.iter().any(|t| t.layout == Layout::BlockSparse) => 2,
                 0 if self.tensors.iter().any(|t| t.pack.is_some()) => 1,
                 0 => 0,
                 v => v,

@@ -160,8 +160,8 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
             return Err(bad("output overlaps an input in the arena"));
         }
         let weight_slot = i == 1 && matches!(o.kind, op::CONV2D | op::FULLY_CONNECTED);
-        if input(i).layout == Layout::Packed && !weight_slot {
-            return Err(bad("packed tensor used other than as Conv2d/FullyConnected weights"));
+        if matches!(input(i).layout, Layout::Packed | Layout::BlockSparse) && !weight_slot {
+            return Err(bad("packed or block-sparse tensor used other than as Conv2d/FullyConnected weights"));
         }
     }
     match o.kind {
@@ -219,9 +219,12 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                         return Err(bad("weights must be [O, KH, KW, I/groups]"));
                     }
                     if w.layout == Layout::Nhwc
-                        || (w.layout == Layout::Packed && (o.kind != op::CONV2D || groups != 1 || w.dtype != DType::I8))
+                        || (matches!(w.layout, Layout::Packed | Layout::BlockSparse)
+                            && (o.kind != op::CONV2D || groups != 1 || w.dtype != DType::I8))
                     {
-                        return Err(bad("weights must be row-major, or packed for an int8 convolution with one group"));
+                        return Err(bad(
+                            "weights must be row-major, or packed / block-sparse for an int8 convolution with one group",
+                        ));
                     }
                     if w.storage != Storage::Constant || w.dtype != x.dtype {
                         return Err(bad("weights must be a constant of the input's dtype"));
@@ -258,6 +261,9 @@ fn check_op(view: &FileView<'_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
                 return Err(bad("weights must be row-major, or packed int8"));
             }
             let f32_out = x.dtype == DType::I8 && y.dtype == DType::F32;
+            if w.layout == Layout::BlockSparse && (x.dtype != DType::I8 || f32_out) {
+                return Err(bad("block-sparse weights need int8 input and output"));
+            }
             if x.dtype != y.dtype && !f32_out {
                 return Err(bad("input and output dtypes must match (or be i8 -> f32)"));
             }

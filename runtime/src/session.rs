@@ -5,6 +5,7 @@ use crate::error::RuntimeError;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
 use crate::kernels::gemm::WeightMatrix;
+use crate::kernels::spgemm::BlockSparse;
 use crate::kernels::registry::{self, KernelSet};
 use crate::kernels::strided::{self, aligned, logical_strides, padded_dims, R};
 use crate::kernels::{conv, depthwise, fc, pool, softmax};
@@ -316,6 +317,13 @@ impl<'a> Ctx<'a, '_> {
         WeightMatrix { data, n, k: w.shape()[1..].iter().product(), pack: w.pack }
     }
 
+    /// The block-sparse view of a weight tensor in that layout (validated at load: O(1) here).
+    fn sparse(&self, w: &TensorInfo<'_>) -> Option<BlockSparse<'a>> {
+        let block = w.pack.filter(|_| w.layout == Layout::BlockSparse)?;
+        let k = w.shape()[1..].iter().product();
+        Some(BlockSparse::view(self.view.constant_bytes(w), w.dims[0], k, block))
+    }
+
     fn requant<'b>(&'b self, o: &OpInfo<'_>, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Requant<'b> {
         let t = |i| self.view.tensor(o.input(i));
         Requant {
@@ -345,8 +353,10 @@ impl<'a> Ctx<'a, '_> {
                         let rq = self.requant(o, &x, &y);
                         let (xd, wd) = (self.data::<i8>(&x), self.data::<i8>(&w));
                         let m = Self::matrix(&w, wd);
+                        let sparse = self.sparse(&w);
                         let packed = w.layout == Layout::Packed;
                         self.conv_rows(&g, xd, self.out::<i8>(&y), &|g, x, y| match kind {
+                            op::CONV2D if sparse.is_some() => k.qs8_spgemm(g, x, sparse.as_ref().unwrap(), &rq, y),
                             op::CONV2D if packed => k.qs8_gemm(g, x, &m, &rq, y),
                             op::CONV2D => k.qs8_conv2d(g, x, wd, &rq, y),
                             _ => k.qs8_dwconv(g, x, wd, &rq, y),
@@ -381,7 +391,7 @@ impl<'a> Ctx<'a, '_> {
                         hi,
                         self.out(&y),
                     );
-                } else if x.dtype == DType::I8 && w.layout == Layout::Packed {
+                } else if x.dtype == DType::I8 && matches!(w.layout, Layout::Packed | Layout::BlockSparse) {
                     // A fully-connected layer is a 1x1 convolution over `m` rows.
                     let g = ConvGeometry {
                         batch: m,
@@ -400,13 +410,11 @@ impl<'a> Ctx<'a, '_> {
                         groups: 1,
                         ..Default::default()
                     };
-                    self.kernels.qs8_gemm(
-                        &g,
-                        self.data(&x),
-                        &Self::matrix(&w, self.data(&w)),
-                        &self.requant(o, &x, &y),
-                        self.out(&y),
-                    );
+                    let (xd, rq, out) = (self.data(&x), self.requant(o, &x, &y), self.out(&y));
+                    match self.sparse(&w) {
+                        Some(s) => self.kernels.qs8_spgemm(&g, xd, &s, &rq, out),
+                        None => self.kernels.qs8_gemm(&g, xd, &Self::matrix(&w, self.data(&w)), &rq, out),
+                    }
                 } else if x.dtype == DType::I8 {
                     self.kernels.qs8_fc(m, k, n, self.data(&x), self.data(&w), &self.requant(o, &x, &y), self.out(&y));
                 } else {

@@ -4,6 +4,7 @@
 //! 127 inputs, +-127 weights).
 
 use sparq_runtime::kernels::conv::{ConvGeometry, Requant};
+use sparq_runtime::kernels::gemm::Pack;
 use sparq_runtime::kernels::registry::{self, KernelSet};
 use sparq_runtime::quant::quantize_multiplier;
 
@@ -213,7 +214,7 @@ fn act_range(rng: &mut Rng) -> (i32, i32) {
 
 #[test]
 fn gemm_on_packed_weights_matches_scalar_convolution() {
-    use sparq_runtime::kernels::gemm::{Pack, WeightMatrix, SIMD_PACK};
+    use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
     let sets = sets();
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avxvnni") {
@@ -565,4 +566,88 @@ fn input_layout_change_quantizes_every_element_in_place() {
             assert_eq!(got, want, "{set:?}: n {n} c {c} h {h} w {w}");
         }
     }
+}
+
+/// A 4-byte aligned copy of an encoding (constants sit at multiples of 64 in a file).
+fn aligned_bytes(b: &[u8]) -> Vec<u32> {
+    let mut v = vec![0u32; b.len().div_ceil(4)];
+    for (i, &byte) in b.iter().enumerate() {
+        v[i / 4] |= (byte as u32) << (8 * (i % 4));
+    }
+    v
+}
+
+/// Zero whole `block`s of a row-major `n x k` matrix until about `density` of them are left.
+fn prune_blocks(rng: &mut Rng, m: &mut [i8], n: usize, k: usize, block: Pack, density: f64) {
+    for rb in 0..n.div_ceil(block.nr) {
+        for cb in 0..k.div_ceil(block.kr) {
+            if (rng.next() % 1000) as f64 >= density * 1000.0 {
+                for r in rb * block.nr..((rb + 1) * block.nr).min(n) {
+                    for c in cb * block.kr..((cb + 1) * block.kr).min(k) {
+                        m[r * k + c] = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn block_sparse_gemm_matches_dense_and_scalar() {
+    use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
+    use sparq_runtime::kernels::spgemm::qs8_spgemm_scalar;
+    let sets = sets();
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    let mut cases = 0;
+    type Geometry = (usize, usize, usize, usize, (usize, usize));
+    let geoms: &[Geometry] = &[
+        (16, 1, 1, 0, (3, 5)),
+        (24, 1, 1, 0, (1, 1)),
+        (5, 1, 1, 0, (2, 3)),
+        (64, 1, 1, 0, (3, 3)),
+        (96, 1, 1, 0, (2, 9)),
+        (3, 3, 2, 1, (7, 9)),
+        (17, 3, 1, 1, (4, 5)),
+        (160, 1, 1, 0, (1, 7)),
+    ];
+    for &(cin, k, stride, pad, (h, w)) in geoms {
+        for &cout in &[1usize, 8, 15, 16, 17, 24, 32, 33, 48, 96] {
+            for (edge, density) in [(0, 0.0), (0, 0.1), (0, 0.2), (0, 0.5), (0, 1.0), (1, 0.3), (2, 0.3)] {
+                let g = square(1 + (cases % 2), (h, w), cin, cout, k, stride, pad, 1);
+                let x = rng.i8s(g.batch * h * w * cin, edge);
+                let kk = k * k * cin;
+                let mut wt = rng.weights(cout * kk, edge);
+                prune_blocks(&mut rng, &mut wt, cout, kk, KERNEL_BLOCK, density);
+                let q = if edge == 0 { wide_quant(&mut rng, cout) } else { quant(&mut rng, cout) };
+                let mut r = rq(&q, &mut rng);
+                (r.act_min, r.act_max) = act_range(&mut rng);
+                // The dense reference on the zeroed matrix.
+                let mut want = vec![0i8; g.batch * g.out_h * g.out_w * cout];
+                registry::SCALAR.qs8_conv2d(&g, &x, &wt, &r, &mut want);
+                for block in [KERNEL_BLOCK, Pack { nr: 1, kr: 4 }, Pack { nr: 3, kr: 5 }] {
+                    let enc = encode(block, cout, kk, &wt);
+                    let store = aligned_bytes(&enc);
+                    // SAFETY: `store` holds at least `enc.len()` bytes.
+                    let bytes = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<u8>(), enc.len()) };
+                    let s = BlockSparse::parse(bytes, cout, kk, block).unwrap();
+                    let mut got = vec![0i8; want.len()];
+                    qs8_spgemm_scalar(&g, &x, &s, &r, &mut got);
+                    assert_eq!(got, want, "scalar sparse differs from dense: cin {cin} cout {cout} k {k} {block:?}");
+                    for set in &sets {
+                        let mut got = vec![0i8; want.len()];
+                        set.qs8_spgemm(&g, &x, &s, &r, &mut got);
+                        assert_eq!(
+                            got,
+                            want,
+                            "{set:?} ({}) differs: cin {cin} cout {cout} k {k} stride {stride} edge {edge} density {density} {block:?}",
+                            set.spgemm_name()
+                        );
+                    }
+                }
+                cases += 1;
+            }
+        }
+    }
+    let names: Vec<&str> = sets.iter().map(|s| s.spgemm_name()).collect();
+    println!("{cases} block-sparse GEMM cases bit-exact to the dense scalar kernel on {names:?}");
 }

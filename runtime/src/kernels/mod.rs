@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod pool;
 pub mod registry;
 pub mod softmax;
+pub mod spgemm;
 pub mod strided;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

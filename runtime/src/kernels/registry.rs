@@ -4,10 +4,12 @@
 use super::conv::{ConvGeometry, Requant};
 use super::elementwise::{AddParams, MulParams};
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use super::spgemm::{BlockSparse, KERNEL_BLOCK};
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type GemmFn = unsafe fn(&ConvGeometry, &[i8], &WeightMatrix<'_>, &Requant<'_>, &mut [i8]);
+pub type SpGemmFn = unsafe fn(&ConvGeometry, &[i8], &BlockSparse<'_>, &Requant<'_>, &mut [i8]);
 pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
 pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
@@ -24,6 +26,9 @@ pub struct KernelSet {
     qs8_fc: FcFn,
     /// GEMM-convolution on [`SIMD_PACK`] panels; `None`: the scalar kernel reads any layout.
     qs8_gemm: Option<(&'static str, GemmFn)>,
+    /// Block-sparse GEMM-convolution on [`KERNEL_BLOCK`] blocks; `None`: the scalar kernel
+    /// reads any block shape.
+    qs8_spgemm: Option<(&'static str, SpGemmFn)>,
     /// Fully-connected with f32 output on [`SIMD_PACK`] panels.
     qs8_fc_f32out: Option<FcF32OutFn>,
     /// Int8 add of contiguous operands of one shape and layout.
@@ -73,6 +78,21 @@ impl KernelSet {
             }
             _ => super::gemm::scalar::qs8_gemm_scalar(g, x, w, rq, y),
         }
+    }
+    /// Convolution with one group (or fully-connected) on a block-sparse weight matrix: this
+    /// set's sparse kernel for [`KERNEL_BLOCK`] blocks, else the scalar kernel.
+    pub fn qs8_spgemm(&self, g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+        match self.qs8_spgemm {
+            Some((_, f)) if w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K => {
+                // SAFETY: as above; the block shape and reduction length are the kernel's to check.
+                unsafe { f(g, x, w, rq, y) }
+            }
+            _ => super::spgemm::qs8_spgemm_scalar(g, x, w, rq, y),
+        }
+    }
+    /// Name of the sparse kernel this set runs on [`KERNEL_BLOCK`] blocks.
+    pub fn spgemm_name(&self) -> &'static str {
+        self.qs8_spgemm.map_or("qs8_spgemm_scalar", |(n, _)| n)
     }
     /// Fully-connected layer with f32 output from the int32 accumulator (see
     /// `fc::scalar::qs8_fc_f32out_scalar`, its specification).
@@ -139,6 +159,7 @@ pub const SCALAR: KernelSet = KernelSet {
     qs8_dwconv: dw_scalar,
     qs8_fc: fc_scalar,
     qs8_gemm: None,
+    qs8_spgemm: None,
     qs8_fc_f32out: None,
     qs8_add: add_scalar,
     qs8_mul: mul_scalar,
@@ -152,6 +173,7 @@ const AVX2: KernelSet = KernelSet {
     qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c16_avx2,
     qs8_fc: super::fc::avx2::qs8_fc_avx2,
     qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
+    qs8_spgemm: None,
     qs8_fc_f32out: Some(super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2),
     qs8_add: super::x86::qs8_add_avx2,
     qs8_mul: super::x86::qs8_mul_avx2,
@@ -174,6 +196,7 @@ const NEON: KernelSet = KernelSet {
     qs8_dwconv: super::depthwise::neon::qs8_dwconv_c16_neon,
     qs8_fc: fc_scalar,
     qs8_gemm: Some(("qs8_gemm_4x8c4_neon", super::gemm::neon::qs8_gemm_4x8c4_neon)),
+    qs8_spgemm: Some(("qs8_spgemm_4x8c4_neon", super::spgemm::neon::qs8_spgemm_4x8c4_neon)),
     qs8_fc_f32out: None,
     qs8_add: super::arm::qs8_add_neon,
     qs8_mul: super::arm::qs8_mul_neon,
@@ -185,6 +208,7 @@ const NEON: KernelSet = KernelSet {
 const DOTPROD: KernelSet = KernelSet {
     name: "dotprod",
     qs8_gemm: Some(("qs8_gemm_4x8c4_dotprod", super::gemm::neon::qs8_gemm_4x8c4_dotprod)),
+    qs8_spgemm: Some(("qs8_spgemm_4x8c4_dotprod", super::spgemm::neon::qs8_spgemm_4x8c4_dotprod)),
     ..NEON
 };
 
@@ -215,6 +239,7 @@ const AVX512VNNI: KernelSet = KernelSet {
     name: "avx512vnni",
     qs8_gemm: Some(("qs8_gemm_8x32c4_avx512vnni", super::gemm::avxvnni::qs8_gemm_8x32c4_avx512vnni)),
     qs8_dwconv: super::depthwise::vnni::qs8_dwconv_c64_avx512vnni,
+    qs8_spgemm: Some(("qs8_spgemm_8x16c4_avx512vnni", super::spgemm::x86::qs8_spgemm_8x16c4_avx512vnni)),
     qs8_add: super::x86::qs8_add_avx512,
     qs8_quantize: super::x86::qs8_quantize_avx512,
     ..AVXVNNI

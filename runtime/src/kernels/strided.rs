@@ -11,8 +11,9 @@ pub fn logical_strides(t: &TensorInfo<'_>) -> [usize; R] {
     let mut s = [0usize; R];
     let d = t.shape();
     match t.layout {
-        // Packed tensors are only ever conv/fully-connected weights (checked at load).
-        Layout::RowMajor | Layout::Packed => {
+        // Packed and block-sparse tensors are only ever conv/fully-connected weights (checked at
+        // load), never walked.
+        Layout::RowMajor | Layout::Packed | Layout::BlockSparse => {
             let mut acc = 1;
             for a in (0..d.len()).rev() {
                 s[a] = acc;

@@ -1,0 +1,155 @@
+//! aarch64 block-sparse int8 GEMM-convolution on 16x4 blocks, 4 pixels x 8 channels per tile:
+//! `qs8_spgemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU) and
+//! `qs8_spgemm_4x8c4_dotprod` (`sdot`, Armv8.2 dotprod).
+//!
+//! A stored block is 16 channels x 4 reduction steps, 64 bytes: four 16-byte vectors of 4
+//! channels x 4 weights, the operand layout of `sdot`. A tile covers half a block-row (8
+//! channels, two of the four vectors) for 4 pixels; per stored block, each pixel's 4 input
+//! bytes at the block's column are replicated and multiplied. As in the dense kernels the raw
+//! int8 products are exact, and the zero point comes out once per channel through the bias
+//! (`sum (x - zp) w = sum x w - zp sum w`, the sum over the stored weights).
+
+use super::{BlockSparse, KERNEL_BLOCK};
+use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
+use crate::kernels::conv::{ConvGeometry, Requant};
+use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
+use core::arch::aarch64::*;
+
+const MR: usize = 4;
+
+/// Accumulates `sum x w` of half `half` (channels `8 half .. 8 half + 8`) of the block-row whose
+/// stored blocks are `blocks`, for the `MR` rows.
+type Tile = unsafe fn(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, half: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR];
+
+/// # Safety
+/// `w.block == KERNEL_BLOCK`, `w.k <= MAX_SIMD_K`, `w` validated (as at load), the slices match
+/// the geometry, and `tile` must be runnable on this CPU.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8], tile: Tile) {
+    debug_assert!(w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K && w.n == g.out_c);
+    let (n, k) = (g.out_c, w.k);
+    let pixels = g.batch * g.out_h * g.out_w;
+    let zp = rq.input_zero_point;
+    let direct = is_pointwise(g) && k % 4 == 0;
+    let mut a = [[0i8; MAX_SIMD_K]; MR];
+    let values = w.values();
+    let mut p0 = 0;
+    while p0 < pixels {
+        let rows = MR.min(pixels - p0);
+        let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8, 0);
+        for rb in 0..w.block_rows() {
+            for half in 0..2 {
+                let c = rb * 16 + half * 8;
+                if c >= n {
+                    break;
+                }
+                let cols = 8.min(n - c);
+                // The corrected bias of these channels: `bias - zp sum w` over the stored blocks.
+                let mut corrected = [0i32; 8];
+                for (l, cb) in corrected.iter_mut().enumerate().take(cols) {
+                    let sum: i32 = w
+                        .blocks(rb)
+                        .map(|b| values[b * 64 + (half * 8 + l) * 4..][..4].iter().map(|&v| v as i32).sum::<i32>())
+                        .sum();
+                    *cb = rq.bias[c + l].wrapping_sub(zp.wrapping_mul(sum));
+                }
+                // SAFETY: each row pointer addresses `k` rounded up to 4 bytes (input rows of
+                // `k`, a multiple of 4, or `a` rows of MAX_SIMD_K); every stored column is below
+                // `ceil(k / 4)` (validated); `tile` is runnable (the caller's contract).
+                unsafe {
+                    let acc = tile(w, w.blocks(rb), half, &rows_at);
+                    let b0 = vld1q_s32(corrected.as_ptr());
+                    let b1 = vld1q_s32(corrected.as_ptr().add(4));
+                    let k0 = load_requant4(rq, c, cols.min(4));
+                    let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
+                    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+                    for (r, acc) in acc.iter().enumerate().take(rows) {
+                        let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
+                        let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
+                        store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
+                    }
+                }
+            }
+        }
+        p0 += MR;
+    }
+}
+
+/// `smull` / `sadalp` tile (see the dense `tile_neon`): pair sums `(c, k01), (c, k23)` folded
+/// per channel at the end.
+///
+/// # Safety
+/// As [`Tile`]'s contract in `drive`.
+#[target_feature(enable = "neon")]
+unsafe fn tile_neon(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, half: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
+    let (cols, values) = (w.cols(), w.values());
+    // SAFETY: the caller's contract; block `b`'s vectors are `values[64 b + 16 q ..][.. 16]`.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); 4]; MR];
+        for b in blocks {
+            let kg = cols[b] as usize * 4;
+            let w0 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32));
+            let w1 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32 + 16));
+            for r in 0..MR {
+                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg).cast::<i32>().read_unaligned()));
+                let a8 = vget_low_s8(av);
+                acc[r][0] = vpadalq_s16(acc[r][0], vmull_s8(vget_low_s8(w0), a8));
+                acc[r][1] = vpadalq_s16(acc[r][1], vmull_high_s8(w0, av));
+                acc[r][2] = vpadalq_s16(acc[r][2], vmull_s8(vget_low_s8(w1), a8));
+                acc[r][3] = vpadalq_s16(acc[r][3], vmull_high_s8(w1, av));
+            }
+        }
+        core::array::from_fn(|r| [vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3])])
+    }
+}
+
+/// # Safety
+/// `w.block == KERNEL_BLOCK`, `w.k <= MAX_SIMD_K`, `w` validated (as at load), and the slices
+/// match the geometry.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs8_spgemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    // SAFETY: the caller's contract; NEON is baseline on aarch64.
+    unsafe { drive(g, x, w, rq, y, tile_neon) }
+}
+
+/// `sdot` tile: one `sdot` per 4 channels and stored block (`asm!`: `vdotq_laneq_s32` is not
+/// stable Rust yet).
+///
+/// # Safety
+/// The CPU must support dotprod; otherwise as [`Tile`]'s contract in `drive`.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_dotprod(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, half: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
+    let (cols, values) = (w.cols(), w.values());
+    // SAFETY: as `tile_neon`; `sdot` needs dotprod, enabled for this function.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); 2]; MR];
+        for b in blocks {
+            let kg = cols[b] as usize * 4;
+            let w0 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32));
+            let w1 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32 + 16));
+            for r in 0..MR {
+                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg).cast::<i32>().read_unaligned()));
+                core::arch::asm!(
+                    "sdot {a0:v}.4s, {w0:v}.16b, {x:v}.4b[0]",
+                    "sdot {a1:v}.4s, {w1:v}.16b, {x:v}.4b[0]",
+                    a0 = inout(vreg) acc[r][0],
+                    a1 = inout(vreg) acc[r][1],
+                    w0 = in(vreg) w0,
+                    w1 = in(vreg) w1,
+                    x = in(vreg) av,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+        }
+        acc
+    }
+}
+
+/// # Safety
+/// The CPU must support dotprod; otherwise as [`qs8_spgemm_4x8c4_neon`].
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn qs8_spgemm_4x8c4_dotprod(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    // SAFETY: the caller's contract (dotprod available).
+    unsafe { drive(g, x, w, rq, y, tile_dotprod) }
+}
