@@ -174,5 +174,88 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc);
+/// Block-sparse int8 GEMM (16x4 blocks, the best kernel set of this CPU) against the same set's
+/// dense kernel on MobileNetV2's 1x1 shapes, at 50, 80 and 90% block sparsity. The crossover
+/// (the densest matrix the sparse kernel still wins on) is measured by `cargo bench --bench
+/// sparse_crossover`, which writes the number the target profiles hold.
+fn bench_sparse(c: &mut Criterion) {
+    use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
+    let shapes = [
+        ("112x112_16to96_1x1", geometry(112, 16, 96, 1, 1, 1)),
+        ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
+        ("56x56_144to24_1x1", geometry(56, 144, 24, 1, 1, 1)),
+        ("28x28_192to32_1x1", geometry(28, 192, 32, 1, 1, 1)),
+        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
+        ("14x14_576to96_1x1", geometry(14, 576, 96, 1, 1, 1)),
+        ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
+        ("7x7_320to1280_1x1", geometry(7, 320, 1280, 1, 1, 1)),
+    ];
+    let set = *sets().last().expect("scalar at least");
+    let mut g = quick(c, "qs8_spgemm");
+    for (name, geo) in shapes {
+        let k = geo.in_c;
+        let x = bytes(geo.in_h * geo.in_w * k, 1);
+        let p = params(geo.out_c);
+        let r = rq(&p);
+        let mut y = vec![0i8; geo.out_h * geo.out_w * geo.out_c];
+        g.throughput(Throughput::Elements(geo.macs()));
+        let w = bytes(geo.out_c * k, 2);
+        let packed = SIMD_PACK.pack(geo.out_c, k, &w);
+        let m = WeightMatrix { data: &packed, n: geo.out_c, k, pack: Some(SIMD_PACK) };
+        g.bench_with_input(BenchmarkId::new(format!("{}_dense", set.name()), name), &geo, |b, geo| {
+            b.iter(|| set.qs8_gemm(geo, &x, &m, &r, &mut y))
+        });
+        for sparsity in [50u32, 80, 90] {
+            let wz = block_sparse_weights(geo.out_c, k, sparsity);
+            let enc = encode(KERNEL_BLOCK, geo.out_c, k, &wz);
+            let store = aligned(&enc);
+            let s = BlockSparse::parse(&store[..enc.len()], geo.out_c, k, KERNEL_BLOCK).unwrap();
+            g.bench_with_input(BenchmarkId::new(format!("{}_sparse{sparsity}", set.name()), name), &geo, |b, geo| {
+                b.iter(|| set.qs8_spgemm(geo, &x, &s, &r, &mut y))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// An `n x k` matrix of non-zero weights with `sparsity`% of its 16x4 blocks zeroed, spread evenly
+/// (every block-row keeps the same count, as a global threshold on a real layer roughly does).
+pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
+    let mut w: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect();
+    let kb = k.div_ceil(4);
+    let keep = (kb * (100 - sparsity as usize)).div_ceil(100);
+    for rb in 0..n.div_ceil(16) {
+        for cb in 0..kb {
+            // Keep `keep` columns per block-row, rotating the choice between block-rows.
+            if (cb + kb - (rb * 7) % kb) % kb >= keep {
+                for r in rb * 16..(rb * 16 + 16).min(n) {
+                    for c in cb * 4..(cb * 4 + 4).min(k) {
+                        w[r * k + c] = 0;
+                    }
+                }
+            }
+        }
+    }
+    w
+}
+
+/// A copy at a 64-byte aligned address (as constants sit in a mapped file).
+pub fn aligned(b: &[u8]) -> AlignedBuf {
+    let mut v = vec![[0u8; 64]; b.len().div_ceil(64)];
+    for (i, &x) in b.iter().enumerate() {
+        v[i / 64][i % 64] = x;
+    }
+    AlignedBuf(v)
+}
+
+pub struct AlignedBuf(Vec<[u8; 64]>);
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the vector holds `64 len` initialized bytes.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 64) }
+    }
+}
+
+criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse);
 criterion_main!(benches);

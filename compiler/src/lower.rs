@@ -678,6 +678,7 @@ fn layout_tag(l: Layout) -> &'static str {
         Layout::Nhwc => "nhwc",
         Layout::RowMajor => "rowmajor",
         Layout::Packed => "packed",
+        Layout::BlockSparse => "blocksparse",
     }
 }
 

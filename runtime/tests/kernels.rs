@@ -633,6 +633,17 @@ fn block_sparse_gemm_matches_dense_and_scalar() {
                     let mut got = vec![0i8; want.len()];
                     qs8_spgemm_scalar(&g, &x, &s, &r, &mut got);
                     assert_eq!(got, want, "scalar sparse differs from dense: cin {cin} cout {cout} k {k} {block:?}");
+                    // The AVX-512 fallback for CPUs without VBMI (this host may never pick it).
+                    #[cfg(target_arch = "x86_64")]
+                    if block == KERNEL_BLOCK && sets.iter().any(|s| s.name() == "avx512vnni") {
+                        let mut got = vec![0i8; want.len()];
+                        // SAFETY: the avx512vnni set is available, so are its features; the
+                        // block shape and reduction fit the kernel; `s` was validated.
+                        unsafe {
+                            sparq_runtime::kernels::spgemm::x86::qs8_spgemm_8x16c4_avx512vnni(&g, &x, &s, &r, &mut got)
+                        };
+                        assert_eq!(got, want, "qs8_spgemm_8x16c4_avx512vnni differs: cin {cin} cout {cout} k {k}");
+                    }
                     for set in &sets {
                         let mut got = vec![0i8; want.len()];
                         set.qs8_spgemm(&g, &x, &s, &r, &mut got);

@@ -239,7 +239,7 @@ const AVX512VNNI: KernelSet = KernelSet {
     name: "avx512vnni",
     qs8_gemm: Some(("qs8_gemm_8x32c4_avx512vnni", super::gemm::avxvnni::qs8_gemm_8x32c4_avx512vnni)),
     qs8_dwconv: super::depthwise::vnni::qs8_dwconv_c64_avx512vnni,
-    qs8_spgemm: Some(("qs8_spgemm_8x16c4_avx512vnni", super::spgemm::x86::qs8_spgemm_8x16c4_avx512vnni)),
+    qs8_spgemm: Some(("qs8_spgemm_16x16c4_avx512vnni", super::spgemm::x86::qs8_spgemm_16x16c4_avx512vnni)),
     qs8_add: super::x86::qs8_add_avx512,
     qs8_quantize: super::x86::qs8_quantize_avx512,
     ..AVXVNNI

@@ -19,7 +19,12 @@ const MR: usize = 4;
 
 /// Accumulates `sum x w` of half `half` (channels `8 half .. 8 half + 8`) of the block-row whose
 /// stored blocks are `blocks`, for the `MR` rows.
-type Tile = unsafe fn(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, half: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR];
+type Tile = unsafe fn(
+    w: &BlockSparse<'_>,
+    blocks: core::ops::Range<usize>,
+    half: usize,
+    rows: &[*const i8; MR],
+) -> [[int32x4_t; 2]; MR];
 
 /// # Safety
 /// `w.block == KERNEL_BLOCK`, `w.k <= MAX_SIMD_K`, `w` validated (as at load), the slices match
@@ -34,45 +39,59 @@ unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_
     let direct = is_pointwise(g) && k % 4 == 0;
     let mut a = [[0i8; MAX_SIMD_K]; MR];
     let values = w.values();
-    let mut p0 = 0;
-    while p0 < pixels {
-        let rows = MR.min(pixels - p0);
-        let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8, 0);
-        for rb in 0..w.block_rows() {
-            for half in 0..2 {
-                let c = rb * 16 + half * 8;
-                if c >= n {
-                    break;
+    // Corrected biases (`bias - zp sum w` over the stored blocks) of `CHUNK` block-rows per pass.
+    const CHUNK: usize = 64;
+    let mut corrected = [0i32; CHUNK * 16];
+    let nrb = w.block_rows();
+    let mut rb0 = 0;
+    while rb0 < nrb {
+        let chunk = CHUNK.min(nrb - rb0);
+        for i in 0..chunk {
+            let rb = rb0 + i;
+            let mut sums = [0i32; 16];
+            for b in w.blocks(rb) {
+                for (l, s) in sums.iter_mut().enumerate() {
+                    *s += values[b * 64 + 4 * l..][..4].iter().map(|&v| v as i32).sum::<i32>();
                 }
-                let cols = 8.min(n - c);
-                // The corrected bias of these channels: `bias - zp sum w` over the stored blocks.
-                let mut corrected = [0i32; 8];
-                for (l, cb) in corrected.iter_mut().enumerate().take(cols) {
-                    let sum: i32 = w
-                        .blocks(rb)
-                        .map(|b| values[b * 64 + (half * 8 + l) * 4..][..4].iter().map(|&v| v as i32).sum::<i32>())
-                        .sum();
-                    *cb = rq.bias[c + l].wrapping_sub(zp.wrapping_mul(sum));
-                }
-                // SAFETY: each row pointer addresses `k` rounded up to 4 bytes (input rows of
-                // `k`, a multiple of 4, or `a` rows of MAX_SIMD_K); every stored column is below
-                // `ceil(k / 4)` (validated); `tile` is runnable (the caller's contract).
-                unsafe {
-                    let acc = tile(w, w.blocks(rb), half, &rows_at);
-                    let b0 = vld1q_s32(corrected.as_ptr());
-                    let b1 = vld1q_s32(corrected.as_ptr().add(4));
-                    let k0 = load_requant4(rq, c, cols.min(4));
-                    let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
-                    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-                    for (r, acc) in acc.iter().enumerate().take(rows) {
-                        let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
-                        let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
-                        store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
+            }
+            for (l, &sum) in sums.iter().enumerate().take(n - rb * 16) {
+                corrected[i * 16 + l] = rq.bias[rb * 16 + l].wrapping_sub(zp.wrapping_mul(sum));
+            }
+        }
+        let mut p0 = 0;
+        while p0 < pixels {
+            let rows = MR.min(pixels - p0);
+            let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8, 0);
+            for rb in rb0..rb0 + chunk {
+                for half in 0..2 {
+                    let c = rb * 16 + half * 8;
+                    if c >= n {
+                        break;
+                    }
+                    let cols = 8.min(n - c);
+                    let at = (rb - rb0) * 16 + half * 8;
+                    // SAFETY: each row pointer addresses `k` rounded up to 4 bytes (input rows
+                    // of `k`, a multiple of 4, or `a` rows of MAX_SIMD_K); every stored column
+                    // is below `ceil(k / 4)` (validated); `tile` is runnable (the caller's
+                    // contract); `at + 8 <= corrected.len()`.
+                    unsafe {
+                        let acc = tile(w, w.blocks(rb), half, &rows_at);
+                        let b0 = vld1q_s32(corrected.as_ptr().add(at));
+                        let b1 = vld1q_s32(corrected.as_ptr().add(at + 4));
+                        let k0 = load_requant4(rq, c, cols.min(4));
+                        let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
+                        let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+                        for (r, acc) in acc.iter().enumerate().take(rows) {
+                            let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
+                            let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
+                            store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
+                        }
                     }
                 }
             }
+            p0 += MR;
         }
-        p0 += MR;
+        rb0 += chunk;
     }
 }
 
@@ -82,7 +101,12 @@ unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_
 /// # Safety
 /// As [`Tile`]'s contract in `drive`.
 #[target_feature(enable = "neon")]
-unsafe fn tile_neon(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, half: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
+unsafe fn tile_neon(
+    w: &BlockSparse<'_>,
+    blocks: core::ops::Range<usize>,
+    half: usize,
+    rows: &[*const i8; MR],
+) -> [[int32x4_t; 2]; MR] {
     let (cols, values) = (w.cols(), w.values());
     // SAFETY: the caller's contract; block `b`'s vectors are `values[64 b + 16 q ..][.. 16]`.
     unsafe {
@@ -119,7 +143,12 @@ pub unsafe fn qs8_spgemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &BlockSparse<
 /// # Safety
 /// The CPU must support dotprod; otherwise as [`Tile`]'s contract in `drive`.
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn tile_dotprod(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, half: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
+unsafe fn tile_dotprod(
+    w: &BlockSparse<'_>,
+    blocks: core::ops::Range<usize>,
+    half: usize,
+    rows: &[*const i8; MR],
+) -> [[int32x4_t; 2]; MR] {
     let (cols, values) = (w.cols(), w.values());
     // SAFETY: as `tile_neon`; `sdot` needs dotprod, enabled for this function.
     unsafe {
@@ -149,7 +178,13 @@ unsafe fn tile_dotprod(w: &BlockSparse<'_>, blocks: core::ops::Range<usize>, hal
 /// # Safety
 /// The CPU must support dotprod; otherwise as [`qs8_spgemm_4x8c4_neon`].
 #[target_feature(enable = "neon,dotprod")]
-pub unsafe fn qs8_spgemm_4x8c4_dotprod(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+pub unsafe fn qs8_spgemm_4x8c4_dotprod(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &BlockSparse<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
     // SAFETY: the caller's contract (dotprod available).
     unsafe { drive(g, x, w, rq, y, tile_dotprod) }
 }

@@ -1,5 +1,15 @@
-//! x86-64 block-sparse int8 GEMM-convolution with AVX-512 VNNI, on 16x4 blocks
-//! (`qs8_spgemm_8x16c4_avx512vnni`): 8 pixels x 16 channels per tile, one stored block per step.
+//! x86-64 block-sparse int8 GEMM-convolution with AVX-512 VNNI, on 16x4 blocks.
+//!
+//! `qs8_spgemm_16x16c4_avx512vnni` (with AVX-512 VBMI) puts 16 *pixels* in the lanes: the input
+//! rows of 16 pixels are transposed once (a gather per 4 reduction steps) so that one zmm holds
+//! the 4 bytes of every pixel at one block column, and each stored block is 16 `vpdpbusd`, one
+//! per channel, whose 4 weights come as an embedded broadcast from memory. Every instruction of
+//! the inner loop is then a multiply-accumulate of 64 products. The outputs (16 channels x 16
+//! pixels) are requantized per channel, narrowed, and transposed back to pixel-major bytes with
+//! one `vpermb` per 4 channels and a 4x4 dword transpose.
+//!
+//! `qs8_spgemm_8x16c4_avx512vnni` (the fallback without VBMI) keeps channels in the lanes: 8
+//! pixels x 16 channels per tile, one broadcast per pixel and stored block.
 //!
 //! A stored block is 16 output channels by 4 reduction steps, 64 bytes: one zmm whose i32 lane
 //! `c` holds channel `c`'s 4 weights, the operand layout of `vpdpbusd`. For each stored block the
@@ -13,6 +23,238 @@ use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
 use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, Requant16};
 use core::arch::x86_64::*;
+
+/// The set's sparse kernel: the pixel-lane kernel when the CPU has AVX-512 VBMI, else the
+/// channel-lane one.
+///
+/// # Safety
+/// As [`qs8_spgemm_8x16c4_avx512vnni`].
+pub unsafe fn qs8_spgemm_16x16c4_avx512vnni(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &BlockSparse<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: the caller's contract, plus VBMI when detected.
+    unsafe {
+        if has_vbmi() {
+            pixel_lanes(g, x, w, rq, y)
+        } else {
+            qs8_spgemm_8x16c4_avx512vnni(g, x, w, rq, y)
+        }
+    }
+}
+
+fn has_vbmi() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx512vbmi")
+    }
+}
+
+/// Pixels per tile of [`pixel_lanes`]: two zmm of 16 lanes, so each weight broadcast feeds two
+/// multiply-accumulates.
+const P: usize = 32;
+/// Channels whose corrected biases are computed per pass of [`pixel_lanes`].
+const N_CHUNK: usize = 1024;
+
+/// Requantize 16 lanes of one channel whose shift is in 32..=55: exactly [`requant16`]'s fast
+/// path with the same constants in every lane: `mult`, `round = 2^(shift - 1) + zp 2^shift` (the
+/// output zero point folded in) and `shift - 32`.
+///
+/// # Safety
+/// AVX-512 F (inlined into a caller that enables it).
+#[inline(always)]
+unsafe fn requant_fast(acc: __m512i, mult: i64, round: i64, shift_minus_32: i32) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (m, round) = (_mm512_set1_epi64(mult), _mm512_set1_epi64(round));
+        let even = _mm512_add_epi64(_mm512_mul_epi32(acc, m), round);
+        let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), m), round);
+        let idx = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+        _mm512_sra_epi32(_mm512_permutex2var_epi32(even, idx, odd), _mm_cvtsi32_si128(shift_minus_32))
+    }
+}
+
+/// 32 pixels x 16 channels per tile, pixels in the lanes (see the module documentation).
+///
+/// # Safety
+/// As [`qs8_spgemm_8x16c4_avx512vnni`], and the CPU must support AVX-512 VBMI.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni,avx512vbmi")]
+unsafe fn pixel_lanes(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    debug_assert!(w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K && w.n == g.out_c);
+    let (n, k) = (g.out_c, w.k);
+    let steps = k.div_ceil(4);
+    let pixels = g.batch * g.out_h * g.out_w;
+    let direct = is_pointwise(g) && k % 4 == 0;
+    let offset = _mm512_set1_epi32(128 + rq.input_zero_point);
+    let (cols, values) = (w.cols(), w.values());
+    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+    // im2col rows, only for layers that are not pointwise (then zeroed once per call).
+    let mut im2col = core::mem::MaybeUninit::<[[i8; MAX_SIMD_K]; 16]>::uninit();
+    // `xt[h][kg]`: lane `r` holds pixel `16 h + r`'s 4 input bytes at `4 kg`, sign bits flipped
+    // (written for `kg < steps` before any read).
+    let mut xt = core::mem::MaybeUninit::<[[__m512i; MAX_SIMD_K / 4]; 2]>::uninit();
+    let xt = xt.as_mut_ptr().cast::<__m512i>();
+    let mut corrected = [0i32; N_CHUNK];
+    // Per channel of the chunk: the multiplier, the rounding term with the zero point folded in,
+    // and the shift past 32, for the fast path of `requant_channel` (`fast[c]`).
+    let (mut mults, mut rounds, mut shifts, mut fast) =
+        ([0i64; N_CHUNK], [0i64; N_CHUNK], [0i32; N_CHUNK], [false; N_CHUNK]);
+    let nrb = w.block_rows();
+    // SAFETY (whole body): the features are this function's contract. Block `b`'s weights are
+    // `values[64 b ..][.. 64]` (4 per channel); its column is below `steps` (validated at load),
+    // so `xt[h][cols[b]]` was written; each gathered dword lies inside its row (`4 kg + 4` is at
+    // most `k` rounded up to 4: im2col rows hold MAX_SIMD_K bytes, input rows `k`, a multiple of
+    // 4). Output row `p < pixels` holds channels `c0 .. c0 + count`.
+    unsafe {
+        let mut a = if direct {
+            None
+        } else {
+            im2col.as_mut_ptr().write_bytes(0, 1);
+            Some(im2col.assume_init_mut())
+        };
+        // Byte `4 p + l` of a regrouped vector takes byte `16 l + p` (channel `l`, pixel `p`).
+        let to_pixels =
+            _mm512_loadu_si512(core::array::from_fn::<u8, 64, _>(|i| ((i % 4) * 16 + i / 4) as u8).as_ptr().cast());
+        let flip = _mm512_set1_epi8(i8::MIN);
+        let mut rb0 = 0;
+        while rb0 < nrb {
+            let chunk = (N_CHUNK / 16).min(nrb - rb0);
+            for i in 0..chunk {
+                let rb = rb0 + i;
+                let mut sums = _mm512_setzero_si512();
+                for b in w.blocks(rb) {
+                    let wv = _mm512_loadu_si512(values.as_ptr().add(b * 64).cast());
+                    sums = _mm512_dpbusd_epi32(sums, _mm512_set1_epi8(1), wv);
+                }
+                let mut s = [0i32; 16];
+                _mm512_storeu_si512(s.as_mut_ptr().cast(), _mm512_mullo_epi32(offset, sums));
+                for l in 0..16 {
+                    let (j, c) = (i * 16 + l, (rb * 16 + l).min(n - 1));
+                    corrected[j] = rq.bias[c].wrapping_sub(s[l]);
+                    let shift = rq.shift[c];
+                    fast[j] = (32..=55).contains(&shift);
+                    if fast[j] {
+                        mults[j] = rq.mult[c] as i64;
+                        rounds[j] = (1i64 << (shift - 1)) + ((zo as i64) << shift);
+                        shifts[j] = shift - 32;
+                    }
+                }
+            }
+            let mut p0 = 0;
+            while p0 < pixels {
+                let rows = P.min(pixels - p0);
+                // Transpose the two halves' rows (a tail repeats its last pixel).
+                for h in 0..2 {
+                    let start = p0 + 16 * h;
+                    let real = rows.saturating_sub(16 * h).clamp(1, 16);
+                    let rows_at: [*const i8; 16] = match &mut a {
+                        None => core::array::from_fn(|r| x.as_ptr().add((start.min(pixels - 1) + r.min(real - 1)) * k)),
+                        Some(a) => {
+                            block_rows(g, x, k, false, start.min(pixels - 1), real, a, rq.input_zero_point as i8, 0)
+                        }
+                    };
+                    let base = rows_at[0];
+                    let index: [i32; 16] = core::array::from_fn(|r| rows_at[r].offset_from(base) as i32);
+                    let index = _mm512_loadu_si512(index.as_ptr().cast());
+                    for kg in 0..steps {
+                        let v = _mm512_i32gather_epi32::<1>(index, base.add(4 * kg).cast());
+                        xt.add(h * (MAX_SIMD_K / 4) + kg).write(_mm512_xor_si512(v, flip));
+                    }
+                }
+                for i in 0..chunk {
+                    let rb = rb0 + i;
+                    let c0 = rb * 16;
+                    let count = 16.min(n - c0);
+                    let mut acc = [[_mm512_setzero_si512(); 2]; 16];
+                    for (c, acc) in acc.iter_mut().enumerate() {
+                        *acc = [_mm512_set1_epi32(corrected[i * 16 + c]); 2];
+                    }
+                    // Two passes of 8 channels (16 accumulators each), so that every weight
+                    // broadcast feeds both halves of the pixels.
+                    for half in 0..2 {
+                        // A local copy (registers), written back after the blocks.
+                        let mut part: [[__m512i; 2]; 8] = core::array::from_fn(|c| acc[8 * half + c]);
+                        for b in w.blocks(rb) {
+                            let kg = *cols.get_unchecked(b) as usize;
+                            let (x0, x1) = (xt.add(kg).read(), xt.add(MAX_SIMD_K / 4 + kg).read());
+                            let wp = values.as_ptr().add(b * 64 + 32 * half).cast::<i32>();
+                            for (c, acc) in part.iter_mut().enumerate() {
+                                let wv = _mm512_set1_epi32(wp.add(c).read_unaligned());
+                                acc[0] = _mm512_dpbusd_epi32(acc[0], x0, wv);
+                                acc[1] = _mm512_dpbusd_epi32(acc[1], x1, wv);
+                            }
+                        }
+                        acc[8 * half..8 * half + 8].copy_from_slice(&part);
+                    }
+                    for h in 0..2 {
+                        if 16 * h >= rows {
+                            break;
+                        }
+                        // Requantize per channel; pack 4 channels (16 bytes each, pixel order)
+                        // per vector; regroup by pixel (4 channel bytes per pixel).
+                        let mut grouped = [_mm512_setzero_si512(); 4];
+                        for (j, gv) in grouped.iter_mut().enumerate() {
+                            let mut q = [_mm512_setzero_si512(); 4];
+                            for (l, q) in q.iter_mut().enumerate() {
+                                let (at, v) = (i * 16 + 4 * j + l, acc[4 * j + l][h]);
+                                *q = if *fast.get_unchecked(at) {
+                                    requant_fast(
+                                        v,
+                                        *mults.get_unchecked(at),
+                                        *rounds.get_unchecked(at),
+                                        *shifts.get_unchecked(at),
+                                    )
+                                } else {
+                                    let c = (c0 + 4 * j + l).min(n - 1);
+                                    requant16(v, &load_requant16(&[rq.mult[c]; 16], &[rq.shift[c]; 16], zo))
+                                };
+                            }
+                            *gv = _mm512_permutexvar_epi8(to_pixels, clamp_i8x64(pack4_i8(q), lo, hi));
+                        }
+                        // 4x4 dword transpose per 128-bit lane: `out[i]` lane `L` is pixel
+                        // `4 L + i`, its 16 channels in order.
+                        let t01lo = _mm512_unpacklo_epi32(grouped[0], grouped[1]);
+                        let t01hi = _mm512_unpackhi_epi32(grouped[0], grouped[1]);
+                        let t23lo = _mm512_unpacklo_epi32(grouped[2], grouped[3]);
+                        let t23hi = _mm512_unpackhi_epi32(grouped[2], grouped[3]);
+                        let out = [
+                            _mm512_unpacklo_epi64(t01lo, t23lo),
+                            _mm512_unpackhi_epi64(t01lo, t23lo),
+                            _mm512_unpacklo_epi64(t01hi, t23hi),
+                            _mm512_unpackhi_epi64(t01hi, t23hi),
+                        ];
+                        for p in 0..(rows - 16 * h).min(16) {
+                            let o = out[p % 4];
+                            let v = match p / 4 {
+                                0 => _mm512_castsi512_si128(o),
+                                1 => _mm512_extracti32x4_epi32(o, 1),
+                                2 => _mm512_extracti32x4_epi32(o, 2),
+                                _ => _mm512_extracti32x4_epi32(o, 3),
+                            };
+                            let dst = y[(p0 + 16 * h + p) * n + c0..][..count].as_mut_ptr();
+                            if count == 16 {
+                                _mm_storeu_si128(dst.cast(), v);
+                            } else {
+                                let mut tmp = [0i8; 16];
+                                _mm_storeu_si128(tmp.as_mut_ptr().cast(), v);
+                                core::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, count);
+                            }
+                        }
+                    }
+                }
+                p0 += P;
+            }
+            rb0 += chunk;
+        }
+    }
+}
 
 /// Pixels per tile.
 const R: usize = 8;
