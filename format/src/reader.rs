@@ -375,7 +375,7 @@ impl<'a> FileView<'a> {
                 }
                 if let (Layout::BlockSparse, Some(block)) = (layout, pack) {
                     let start = self.weights.offset + offset as usize;
-                    let k = if n == 0 { 0 } else { (elements_of(t, rank) / n) as usize };
+                    let k = elements_of(t, rank).checked_div(n).unwrap_or(0) as usize;
                     crate::sparse::BlockSparse::parse(&self.bytes[start..start + size as usize], n as usize, k, block)
                         .map_err(bad)?;
                 }

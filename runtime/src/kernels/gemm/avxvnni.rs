@@ -57,7 +57,7 @@ pub unsafe fn qs8_gemm_8x32c4_avx512vnni(
     let pixels = g.batch * g.out_h * g.out_w;
     // SAFETY: this function's contract.
     unsafe {
-        if pixels % 8 != 0 && pixels % 7 == 0 && g.out_c % 16 == 0 {
+        if !pixels.is_multiple_of(8) && pixels.is_multiple_of(7) && g.out_c.is_multiple_of(16) {
             drive::<true, 7>(g, x, w, rq, y)
         } else {
             drive::<true, MR_WIDE>(g, x, w, rq, y)

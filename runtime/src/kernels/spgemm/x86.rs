@@ -135,9 +135,9 @@ unsafe fn pixel_lanes(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requ
                 }
                 let mut s = [0i32; 16];
                 _mm512_storeu_si512(s.as_mut_ptr().cast(), _mm512_mullo_epi32(offset, sums));
-                for l in 0..16 {
+                for (l, &sum) in s.iter().enumerate() {
                     let (j, c) = (i * 16 + l, (rb * 16 + l).min(n - 1));
-                    corrected[j] = rq.bias[c].wrapping_sub(s[l]);
+                    corrected[j] = rq.bias[c].wrapping_sub(sum);
                     let shift = rq.shift[c];
                     fast[j] = (32..=55).contains(&shift);
                     if fast[j] {
