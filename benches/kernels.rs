@@ -5,70 +5,14 @@
 //! `cargo bench --bench kernels` (add a filter, e.g. `-- gemm`, to run one family).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sparq_runtime::kernels::conv::{ConvGeometry, Requant};
 use sparq_runtime::kernels::elementwise::AddParams;
 use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
 use sparq_runtime::kernels::registry::{self, KernelSet};
 use sparq_runtime::quant::quantize_multiplier;
 use std::time::Duration;
 
-fn bytes(n: usize, seed: u64) -> Vec<i8> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 255) as i8
-        })
-        .collect()
-}
-
-struct Params {
-    bias: Vec<i32>,
-    mult: Vec<i32>,
-    shift: Vec<i32>,
-}
-
-fn params(c: usize) -> Params {
-    let (m, s) = quantize_multiplier(0.0021);
-    Params { bias: vec![100; c], mult: vec![m; c], shift: vec![s; c] }
-}
-
-fn rq(p: &Params) -> Requant<'_> {
-    Requant {
-        bias: &p.bias,
-        mult: &p.mult,
-        shift: &p.shift,
-        input_zero_point: -128,
-        output_zero_point: -128,
-        act_min: -128,
-        act_max: 127,
-    }
-}
-
-fn geometry(hw: usize, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> ConvGeometry {
-    let pad = k / 2;
-    let out = (hw + 2 * pad - k) / stride + 1;
-    ConvGeometry {
-        batch: 1,
-        in_h: hw,
-        in_w: hw,
-        in_c: cin,
-        out_h: out,
-        out_w: out,
-        out_c: cout,
-        kernel_h: k,
-        kernel_w: k,
-        stride_h: stride,
-        stride_w: stride,
-        pad_top: pad,
-        pad_left: pad,
-        dilation_h: 1,
-        dilation_w: 1,
-        groups,
-    }
-}
+mod common;
+use common::{aligned, block_sparse_weights, bytes, geometry, params, rq};
 
 fn sets() -> Vec<KernelSet> {
     registry::available().collect()
@@ -216,45 +160,6 @@ fn bench_sparse(c: &mut Criterion) {
         }
     }
     g.finish();
-}
-
-/// An `n x k` matrix of non-zero weights with `sparsity`% of its 16x4 blocks zeroed, spread evenly
-/// (every block-row keeps the same count, as a global threshold on a real layer roughly does).
-pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
-    let mut w: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect();
-    let kb = k.div_ceil(4);
-    let keep = (kb * (100 - sparsity as usize)).div_ceil(100);
-    for rb in 0..n.div_ceil(16) {
-        for cb in 0..kb {
-            // Keep `keep` columns per block-row, rotating the choice between block-rows.
-            if (cb + kb - (rb * 7) % kb) % kb >= keep {
-                for r in rb * 16..(rb * 16 + 16).min(n) {
-                    for c in cb * 4..(cb * 4 + 4).min(k) {
-                        w[r * k + c] = 0;
-                    }
-                }
-            }
-        }
-    }
-    w
-}
-
-/// A copy at a 64-byte aligned address (as constants sit in a mapped file).
-pub fn aligned(b: &[u8]) -> AlignedBuf {
-    let mut v = vec![[0u8; 64]; b.len().div_ceil(64)];
-    for (i, &x) in b.iter().enumerate() {
-        v[i / 64][i % 64] = x;
-    }
-    AlignedBuf(v)
-}
-
-pub struct AlignedBuf(Vec<[u8; 64]>);
-impl std::ops::Deref for AlignedBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the vector holds `64 len` initialized bytes.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 64) }
-    }
 }
 
 criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse);

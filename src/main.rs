@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sparq_compiler::data::{self, DataLayout, Preprocess};
 use sparq_compiler::prune::PrunePolicy;
-use sparq_compiler::{CalibMethod, CompileOptions, Precision};
+use sparq_compiler::{CalibMethod, CompileOptions, Precision, SparseMode};
 use sparq_runtime::{AlignedBytes, MappedModel, Model, Session};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,13 @@ enum Command {
 enum QuantArg {
     Int8,
     F32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SparseArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +138,12 @@ struct CompileArgs {
     /// Pruning policy as a TOML file (sparsity, pattern, [kinds], [layers]); see the README
     #[arg(long, conflicts_with = "prune")]
     prune_file: Option<PathBuf>,
+    /// Store int8 weight matrices block-sparse (16x4 blocks, run by the sparse kernels): auto where
+    /// the target profile's measured crossover says sparse is faster for the layer's shape and
+    /// block density (zeros already in the model count too), always (every matrix with an
+    /// all-zero block), or never
+    #[arg(long, value_enum, default_value = "auto")]
+    sparse: SparseArg,
     /// Print the model's node names (for --keep-float) and exit
     #[arg(long)]
     list_nodes: bool,
@@ -265,6 +278,11 @@ fn compile(a: CompileArgs) -> Result<()> {
         progress: true,
         target,
         prune,
+        sparse: match a.sparse {
+            SparseArg::Auto => SparseMode::Auto,
+            SparseArg::Always => SparseMode::Always,
+            SparseArg::Never => SparseMode::Never,
+        },
     };
     let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)

@@ -43,6 +43,21 @@ pub struct CompileOptions {
     pub target: target::Target,
     /// Magnitude pruning applied before calibration (`--prune`, `--prune-file`).
     pub prune: Option<prune::PrunePolicy>,
+    /// Block-sparse storage of int8 weight matrices (`--sparse`): the target's measured crossover
+    /// by default.
+    pub sparse: SparseMode,
+}
+
+/// `--sparse`: which int8 weight matrices are stored block-sparse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SparseMode {
+    /// Where the target profile's measured crossover says the sparse kernel is faster.
+    #[default]
+    Auto,
+    /// Every matrix with at least one all-zero 16x4 block.
+    Always,
+    /// Never (everything dense).
+    Never,
 }
 
 impl Default for CompileOptions {
@@ -57,6 +72,7 @@ impl Default for CompileOptions {
             progress: false,
             target: target::native(),
             prune: None,
+            sparse: SparseMode::Auto,
         }
     }
 }
@@ -145,6 +161,11 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         precision: opts.precision,
         keep_float: keep.clone(),
         pack: opts.target.pack,
+        sparse: match opts.sparse {
+            SparseMode::Auto => lower::SparseChoice::Crossover(opts.target),
+            SparseMode::Always => lower::SparseChoice::Always,
+            SparseMode::Never => lower::SparseChoice::Never,
+        },
     };
     // Pick the calibration candidate whose compiled model is closest to the float model, measured
     // with the runtime on (up to 32 of) the calibration samples.

@@ -7,7 +7,7 @@ use crate::ir::*;
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
 use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
-use sparq_format::{DType, Layout};
+use sparq_format::{sparse, DType, Layout};
 use sparq_runtime::quant::{quantize_f32, quantize_multiplier};
 use std::collections::{HashMap, HashSet};
 
@@ -43,6 +43,33 @@ pub struct LowerOptions {
     /// Panel packing for int8 convolution (one group) and fully-connected weights, for the
     /// target's GEMM kernels; `None` writes them row-major.
     pub pack: Option<Pack>,
+    /// Which of those weight matrices are stored block-sparse (for the sparse kernels).
+    pub sparse: SparseChoice,
+}
+
+/// How the compiler picks between the dense and the block-sparse kernel for each int8 weight
+/// matrix (convolutions with one group, fully-connected layers with int8 output).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum SparseChoice {
+    /// Never block-sparse.
+    #[default]
+    Never,
+    /// Every matrix with at least one all-zero 16x4 block.
+    Always,
+    /// The target's measured crossover: sparse when the block density is below the crossover
+    /// for the layer's reduction length (see `Target::sparse_crossover`).
+    Crossover(crate::target::Target),
+}
+
+/// How a layer's weight matrix is stored and run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatrixKernel {
+    /// Fraction of its 16x4 blocks holding a non-zero weight.
+    pub block_density: f64,
+    /// Stored block-sparse (run by the sparse kernel); else dense.
+    pub sparse: bool,
+    /// Bytes of the matrix as stored.
+    pub bytes: usize,
 }
 
 /// What the report says about each IR node.
@@ -52,6 +79,8 @@ pub struct LayerInfo {
     pub op: String,
     pub precision: Precision,
     pub weight_bytes: usize,
+    /// Int8 weight matrices (convolutions with one group, fully-connected): dense or sparse.
+    pub matrix: Option<MatrixKernel>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,6 +179,9 @@ struct Lowerer<'g> {
     /// Precision chosen for each IR node.
     float_node: Vec<bool>,
     pack: Option<Pack>,
+    sparse: SparseChoice,
+    /// The matrix kernel chosen for the node being lowered.
+    matrix: Option<MatrixKernel>,
 }
 
 fn bits(x: f32) -> i32 {
@@ -192,15 +224,30 @@ impl<'g> Lowerer<'g> {
         })
     }
 
-    /// An int8 `N x K` weight matrix (row-major `q`), packed into panels when the target wants.
-    fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8]) -> u32 {
+    /// An int8 `N x K` weight matrix (row-major `q`): block-sparse when `may_be_sparse` and the
+    /// sparse choice says so, else packed into panels when the target wants.
+    fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], may_be_sparse: bool) -> u32 {
+        let (n, k) = (dims[0], q.len() / dims[0].max(1));
+        let block_density = sparse::block_density(sparse::KERNEL_BLOCK, n, k, q);
+        let sparse = may_be_sparse
+            && match self.sparse {
+                SparseChoice::Never => false,
+                SparseChoice::Always => block_density < 1.0,
+                SparseChoice::Crossover(t) => block_density < t.sparse_crossover(k),
+            };
         let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
-        if let Some(p) = self.pack {
-            let t = &mut self.spec.tensors[id as usize];
-            t.data = Some(bytes_i8(&p.pack(dims[0], q.len() / dims[0].max(1), q)));
+        let t = &mut self.spec.tensors[id as usize];
+        if sparse {
+            t.data = Some(sparse::encode(sparse::KERNEL_BLOCK, n, k, q));
+            t.layout = Layout::BlockSparse;
+            t.pack = Some(sparse::KERNEL_BLOCK);
+        } else if let Some(p) = self.pack {
+            t.data = Some(bytes_i8(&p.pack(n, k, q)));
             t.layout = Layout::Packed;
             t.pack = Some(p);
         }
+        let bytes = t.data.as_ref().map_or(0, Vec::len);
+        self.matrix = Some(MatrixKernel { block_density, sparse, bytes });
         id
     }
 
@@ -414,7 +461,8 @@ impl<'g> Lowerer<'g> {
                             as i32
                     })
                     .collect();
-                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q);
+                // f32 output: the sparse kernels write int8 only.
+                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, false);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
                 let sid = self.constant(
                     &format!("{}:output_scale", n.name),
@@ -555,6 +603,7 @@ impl<'g> Lowerer<'g> {
             op: n.onnx_op.clone(),
             precision: if float { Precision::F32 } else { Precision::Int8 },
             weight_bytes,
+            matrix: self.matrix.take(),
         });
         Ok(())
     }
@@ -662,7 +711,7 @@ impl<'g> Lowerer<'g> {
         let wid = if depthwise {
             self.constant(&name, DType::I8, w_dims, bytes_i8(&transpose_i8(&q, out_c)), None)
         } else if gemm {
-            self.matrix_constant(&name, w_dims, &q)
+            self.matrix_constant(&name, w_dims, &q, true)
         } else {
             self.constant(&name, DType::I8, w_dims, bytes_i8(&q), None)
         };
@@ -718,6 +767,8 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         qparams: HashMap::new(),
         layers: Vec::new(),
         pack: opts.pack,
+        sparse: opts.sparse,
+        matrix: None,
         float_node: g
             .nodes
             .iter()

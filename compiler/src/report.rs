@@ -38,6 +38,8 @@ pub struct Report {
     pub calibration_method: Option<(crate::CalibMethod, Vec<(crate::CalibMethod, f64)>)>,
     /// Per prunable layer: its pattern and sparsity (pruned here, or already in the model).
     pub sparsity: Vec<crate::prune::LayerSparsity>,
+    /// Per int8 weight matrix (by layer): dense or block-sparse, and its stored bytes.
+    pub matrices: Vec<(String, lower::MatrixKernel)>,
 }
 
 impl Report {
@@ -64,7 +66,9 @@ impl Report {
         } else {
             Vec::new()
         };
+        let matrices = lowered.layers.iter().filter_map(|l| Some((l.name.clone(), l.matrix?))).collect();
         Report {
+            matrices,
             precision,
             onnx_bytes,
             sparq_bytes,
@@ -163,20 +167,37 @@ impl fmt::Display for Report {
                 existing.len(),
                 za as f64 / wa.max(1) as f64 * 100.0
             )?;
-            writeln!(f, "                layer  kind  pattern  sparsity  weights  kernel")?;
+            writeln!(f, "                layer  kind  pattern  sparsity  weights  kernel  stored bytes")?;
             for l in pruned.iter().chain(&existing) {
                 let pattern = l.policy.map(|p| p.pattern.to_string()).unwrap_or_else(|| "(in model)".into());
+                let m = self.matrices.iter().find(|(n, _)| n == &l.name).map(|(_, m)| *m);
                 writeln!(
                     f,
-                    "                {}  {}  {}  {:.1}%  {}  dense",
+                    "                {}  {}  {}  {:.1}%  {}  {}  {}",
                     short(&l.name),
                     l.kind,
                     pattern,
                     l.sparsity() * 100.0,
-                    l.weights
+                    l.weights,
+                    m.map_or_else(|| "dense".to_string(), kernel_name),
+                    m.map_or_else(|| "-".to_string(), |m| m.bytes.to_string()),
                 )?;
             }
-            writeln!(f, "                (no sparse kernels yet: pruned layers are stored and run dense)")?;
+        }
+        let sparse: Vec<_> = self.matrices.iter().filter(|(_, m)| m.sparse).collect();
+        if !sparse.is_empty() || !pruned.is_empty() || !existing.is_empty() {
+            let bytes = |f: &dyn Fn(&lower::MatrixKernel) -> bool| -> usize {
+                self.matrices.iter().filter(|(_, m)| f(m)).map(|(_, m)| m.bytes).sum()
+            };
+            writeln!(
+                f,
+                "  kernels     {} of {} int8 weight matrices block-sparse (16x4 blocks, {} stored), {} dense ({}); chosen per layer by --sparse (default: the target's measured crossover)",
+                sparse.len(),
+                self.matrices.len(),
+                human_bytes(bytes(&|m| m.sparse)),
+                self.matrices.len() - sparse.len(),
+                human_bytes(bytes(&|m| !m.sparse)),
+            )?;
         }
         if let Some(a) = &self.calibration {
             writeln!(
@@ -279,4 +300,13 @@ pub fn mixed_precision_search(
     pb.finish_and_clear();
     let kept = sens[..lo].iter().map(|(c, _)| c.clone()).collect();
     Ok(MixedPrecision { target, goal, kept, sensitivity: sens, baseline_sqnr_db: baseline.sqnr_db })
+}
+
+/// The report's name for a matrix's kernel.
+fn kernel_name(m: lower::MatrixKernel) -> String {
+    if m.sparse {
+        format!("sparse16x4 ({:.0}% of blocks)", m.block_density * 100.0)
+    } else {
+        "dense".to_string()
+    }
 }

@@ -5,34 +5,75 @@
 use sparq_format::layout::Pack;
 use sparq_runtime::kernels::gemm::SIMD_PACK;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Target {
     pub name: &'static str,
     pub description: &'static str,
     /// Panel packing of GEMM weights (int8 convolutions with one group, fully-connected).
     pub pack: Option<Pack>,
+    /// When the block-sparse kernel beats the dense one, as measured by `cargo bench --bench
+    /// sparse_crossover` on this ISA: `(reduction length K, block density)` pairs, K ascending; a
+    /// layer whose K is at least an entry's runs sparse when the fraction of its 16x4 blocks that
+    /// hold a non-zero weight is below that entry's density. Empty: never sparse (no measurement,
+    /// or no sparse kernel in the set).
+    pub sparse_crossover: &'static [(usize, f64)],
 }
+
+impl Target {
+    /// The densest block fraction at which a layer with reduction length `k` runs sparse (0: never).
+    pub fn sparse_crossover(&self, k: usize) -> f64 {
+        self.sparse_crossover.iter().rev().find(|&&(min_k, _)| k >= min_k).map_or(0.0, |&(_, d)| d)
+    }
+}
+
+/// Measured on an AMD EPYC (Zen 5) with the `avx512vnni` set (`qs8_spgemm_16x16c4_avx512vnni` vs
+/// `qs8_gemm_8x32c4_avx512vnni`), `cargo bench --bench sparse_crossover`, 2026-11-23. Short
+/// reductions (16-32) never win: those layers are bound by the output stage, not by the
+/// multiply-accumulates sparsity removes.
+const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(64, 0.10), (320, 0.40), (576, 0.50), (960, 0.70)];
 
 /// Every profile `--target` accepts.
 pub const TARGETS: &[Target] = &[
-    Target { name: "x86-64", description: "x86-64 with AVX2 (AVX-VNNI used when present)", pack: Some(SIMD_PACK) },
+    Target {
+        name: "x86-64",
+        description: "x86-64 with AVX-512 VNNI (Zen 4+, Ice Lake+); AVX2 / AVX-VNNI kernels elsewhere",
+        pack: Some(SIMD_PACK),
+        sparse_crossover: X86_64_AVX512_CROSSOVER,
+    },
+    Target {
+        name: "x86-64-avx2",
+        description: "x86-64 with AVX2 (AVX-VNNI used when present), no AVX-512: block-sparse weights stay dense",
+        pack: Some(SIMD_PACK),
+        sparse_crossover: &[],
+    },
     Target {
         name: "aarch64",
-        description: "64-bit ARM with NEON (sdot used when present): Raspberry Pi 4/5, Android arm64",
+        description: "64-bit ARM with NEON (sdot used when present): Raspberry Pi 4/5, Android arm64 (block-sparse kernels exist; no crossover measured on a device yet, so `--sparse always` opts in)",
         pack: Some(SIMD_PACK),
+        sparse_crossover: &[],
     },
-    Target { name: "armv7", description: "32-bit ARM with NEON: 32-bit Raspberry Pi OS", pack: Some(SIMD_PACK) },
+    Target {
+        name: "armv7",
+        description: "32-bit ARM with NEON: 32-bit Raspberry Pi OS",
+        pack: Some(SIMD_PACK),
+        sparse_crossover: &[],
+    },
     Target {
         name: "generic",
         description: "no packing: reference layouts, for CPUs without a SIMD kernel set",
         pack: None,
+        sparse_crossover: &[],
     },
 ];
 
 /// The profile for the CPU this compiler runs on.
 pub fn native() -> Target {
     let arch = if cfg!(target_arch = "x86_64") {
-        "x86-64"
+        if sparq_runtime::kernels::registry::available().any(|s| s.name() == "avx512vnni") {
+            "x86-64"
+        } else {
+            "x86-64-avx2"
+        }
     } else if cfg!(target_arch = "aarch64") {
         "aarch64"
     } else if cfg!(target_arch = "arm") {
