@@ -143,9 +143,9 @@ pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_ma
     _mm256_add_epi32(v, _mm256_set1_epi32(zp))
 }
 
-/// [`Requant8`] for 16 lanes of a zmm register, with the output zero point: the fast path
-/// (every shift at least 32) on 512-bit vectors, otherwise the two 256-bit halves through
-/// [`requant8`].
+/// [`Requant8`] for 16 lanes of a zmm register, with the output zero point: the high path
+/// (every shift at least 32: the high halves of the 64-bit products, one 32-bit shift) or the
+/// general one (64-bit arithmetic shifts, then a saturating narrowing to i32).
 #[derive(Clone, Copy)]
 pub struct Requant16 {
     high: bool,
@@ -159,10 +159,9 @@ pub struct Requant16 {
     /// The zero point still to add: 0 when folded into the rounding term.
     zp_after: __m512i,
     shift_minus_32: __m512i,
-    /// The raw constants, for the general path (rare: a multiplier of 0.5 or more).
-    mult: __m512i,
-    shift: __m512i,
-    zp: i32,
+    /// The shifts of the even and odd lanes as 64-bit lanes (general path).
+    shift_even: __m512i,
+    shift_odd: __m512i,
 }
 
 /// The constants of [`requant16`] for 16 lanes: `mult[..16]`, `shift[..16]`, output zero point
@@ -197,9 +196,8 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32], zp: i32) -> Requant16 
             round_odd: round(shift_odd),
             zp_after: _mm512_set1_epi32(if fold { 0 } else { zp }),
             shift_minus_32: _mm512_sub_epi32(sv, _mm512_set1_epi32(32)),
-            mult: mv,
-            shift: sv,
-            zp,
+            shift_even,
+            shift_odd,
         }
     }
 }
@@ -219,20 +217,24 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32], zp: i32) -> Requant16 
 pub unsafe fn requant16(acc: __m512i, k: &Requant16) -> __m512i {
     // SAFETY: the features are the caller's contract.
     unsafe {
+        let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
+        let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
         if k.high {
             // |t| < 2^63 and the high halves fit in i32 (see `Requant16::round_even`).
-            let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
-            let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
             // The high halves of both: odd 32-bit lanes of `even` and of `odd`, in one `vpermt2d`.
             let idx = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
             let hi = _mm512_permutex2var_epi32(even, idx, odd);
             return _mm512_add_epi32(_mm512_srav_epi32(hi, k.shift_minus_32), k.zp_after);
         }
-        let k0 = requant8_constants(_mm512_castsi512_si256(k.mult), _mm512_castsi512_si256(k.shift));
-        let k1 = requant8_constants(_mm512_extracti64x4_epi64(k.mult, 1), _mm512_extracti64x4_epi64(k.shift, 1));
-        let lo = requant8(_mm512_castsi512_si256(acc), &k0, k.zp, -128, 127);
-        let hi = requant8(_mm512_extracti64x4_epi64(acc, 1), &k1, k.zp, -128, 127);
-        _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+        // A multiplier of 0.5 or more: 64-bit arithmetic shifts, saturated to i32 (`vpmovsqd`,
+        // as `requantize` clamps), interleaved back. Clamping to +-2^30 before a zero point that
+        // was not folded in keeps the sum exact and changes no int8 result.
+        let e = _mm512_cvtsepi64_epi32(_mm512_srav_epi64(even, k.shift_even));
+        let o = _mm512_cvtsepi64_epi32(_mm512_srav_epi64(odd, k.shift_odd));
+        let idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let v = _mm512_permutex2var_epi32(_mm512_castsi256_si512(e), idx, _mm512_castsi256_si512(o));
+        let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-(1 << 30))), _mm512_set1_epi32(1 << 30));
+        _mm512_add_epi32(v, k.zp_after)
     }
 }
 
