@@ -234,3 +234,40 @@ fn block_sparse_storage_changes_nothing_but_size() {
     }
     assert!(exercised >= 3, "only {exercised} models had a block-sparse layer");
 }
+
+/// Channel pruning removes whole channels of a conv -> depthwise -> conv chain: the graph gets
+/// smaller layers, and removing channels that carry only a constant (zero filters) changes the
+/// outputs by no more than float rounding, thanks to the consumer's bias correction.
+#[test]
+fn channel_pruning_removes_channels_and_keeps_what_they_carried() {
+    let m = common::expansion_chain(16);
+    let calib = common::samples(&m.input_shape, 24, 5);
+    let compile = |prune_channels| {
+        let opts = CompileOptions { precision: Precision::F32, prune_channels, ..Default::default() };
+        sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap()
+    };
+    let (full, pruned) = (compile(None), compile(Some(0.25)));
+    assert_eq!(pruned.report.channels.len(), 1, "one chain");
+    assert_eq!((pruned.report.channels[0].channels, pruned.report.channels[0].removed), (64, 16));
+    assert!(pruned.report.macs * 100 <= pruned.report.macs_before * 80, "MACs did not drop by 20%");
+    assert!(pruned.report.to_string().contains("64 -> 48"));
+    let a = eval::run_sparq(&full.bytes, &calib, None).unwrap();
+    let b = eval::run_sparq(&pruned.bytes, &calib, None).unwrap();
+    let worst = a
+        .iter()
+        .flatten()
+        .flatten()
+        .zip(b.iter().flatten().flatten())
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+        .fold(0f32, f32::max);
+    println!(
+        "expansion_chain: 64 -> 48 channels, MACs {} -> {}, worst relative output change {worst:.2e}",
+        pruned.report.macs_before, pruned.report.macs
+    );
+    assert!(worst < 1e-4, "outputs changed by {worst}");
+    assert!(pruned.bytes.len() < full.bytes.len());
+    // The int8 model of the pruned graph compiles and runs too.
+    let opts = CompileOptions { prune_channels: Some(0.25), ..Default::default() };
+    let q = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+    assert!(eval::run_sparq(&q.bytes, &calib[..2], None).unwrap().iter().flatten().flatten().all(|v| v.is_finite()));
+}

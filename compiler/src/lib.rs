@@ -4,6 +4,7 @@
 //! (calibrate with tract) -> [`lower`] (quantize, lay out, plan memory) -> `.sparq` bytes ->
 //! [`eval`] (measure with the runtime against the float model).
 
+pub mod channels;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -43,6 +44,9 @@ pub struct CompileOptions {
     pub target: target::Target,
     /// Magnitude pruning applied before calibration (`--prune`, `--prune-file`).
     pub prune: Option<prune::PrunePolicy>,
+    /// Structured channel pruning: this fraction of every prunable chain's channels is removed
+    /// from the graph (`--prune-channels`; see [`channels`]). Applied before `prune`.
+    pub prune_channels: Option<f64>,
     /// Block-sparse storage of int8 weight matrices (`--sparse`): the target's measured crossover
     /// by default.
     pub sparse: SparseMode,
@@ -72,6 +76,7 @@ impl Default for CompileOptions {
             progress: false,
             target: target::native(),
             prune: None,
+            prune_channels: None,
             sparse: SparseMode::Auto,
         }
     }
@@ -107,28 +112,44 @@ pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<us
 /// Compile `onnx` with calibration `samples` (model-ready f32 inputs; may be empty for f32).
 pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOptions) -> Result<Compiled> {
     let original = load_graph(onnx, what, &opts.input_shapes)?;
-    // Pruning rewrites the ONNX weights, so that calibration sees the pruned network; the
-    // report still compares with the original model's outputs.
+    let macs_before = original.macs();
+    // Pruning rewrites the ONNX model (channels removed, weights zeroed), so that calibration
+    // sees the pruned network; the report still compares with the original model's outputs.
     let mut original_outputs = None;
-    let (pruned_onnx, sparsity) = match &opts.prune {
-        Some(p) if !p.is_empty() => {
-            // Activation statistics of the original model rank the weights and correct the
-            // biases (see `prune`); its outputs are what the report compares with.
-            let stats = if samples.is_empty() {
-                None
-            } else {
-                let pb = bar(samples.len(), "pruning statistics", opts.progress);
-                let c = reference::calibrate(onnx, &original, samples, CalibMethod::MinMax, &pb)?;
-                pb.finish_and_clear();
-                original_outputs = Some(c.outputs);
-                Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
-            };
+    let weight_pruning = opts.prune.as_ref().filter(|p| !p.is_empty());
+    // Activation statistics of the original model rank the weights and correct the biases
+    // (see `prune`, `channels`); its outputs are what the report compares with.
+    let stats = if samples.is_empty() || (weight_pruning.is_none() && opts.prune_channels.is_none()) {
+        None
+    } else {
+        let pb = bar(samples.len(), "pruning statistics", opts.progress);
+        let c = reference::calibrate(onnx, &original, samples, CalibMethod::MinMax, &pb)?;
+        pb.finish_and_clear();
+        original_outputs = Some(c.outputs);
+        Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
+    };
+    let (channel_onnx, chains) = match opts.prune_channels {
+        Some(f) => {
+            let cs = stats.as_ref().map(|s| channels::ChannelStats { means: &s.channel_means, rms: &s.channel_rms });
+            let (bytes, chains) = channels::prune_channels_onnx(onnx, what, &original, f, cs.as_ref())?;
+            (Some(bytes), chains)
+        }
+        None => (None, Vec::new()),
+    };
+    let (original, onnx_now) = match &channel_onnx {
+        Some(b) => (load_graph(b, what, &opts.input_shapes)?, &b[..]),
+        None => (original, onnx),
+    };
+    let (pruned_onnx, sparsity) = match weight_pruning {
+        Some(p) => {
+            // After channel pruning the statistics' channel counts no longer match the pruned
+            // layers; those layers are then ranked by magnitude alone.
             let input_stats =
                 stats.as_ref().map(|s| prune::InputStats { means: &s.channel_means, rms: &s.channel_rms });
-            let (bytes, record) = prune::prune_onnx(onnx, what, &original, p, input_stats.as_ref())?;
+            let (bytes, record) = prune::prune_onnx(onnx_now, what, &original, p, input_stats.as_ref())?;
             (Some(bytes), record)
         }
-        _ => (None, prune::survey(&original)),
+        None => (channel_onnx.clone(), prune::survey(&original)),
     };
     let (g, model_onnx) = match &pruned_onnx {
         Some(b) => (load_graph(b, what, &opts.input_shapes)?, &b[..]),
@@ -228,6 +249,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     sparq_runtime::Model::from_bytes(&aligned)?;
     let mut report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
     report.sparsity = sparsity;
+    report.channels = chains;
+    report.macs_before = macs_before;
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
     }

@@ -40,6 +40,10 @@ pub struct Report {
     pub sparsity: Vec<crate::prune::LayerSparsity>,
     /// Per int8 weight matrix (by layer): dense or block-sparse, and its stored bytes.
     pub matrices: Vec<(String, lower::MatrixKernel)>,
+    /// Chains whose channels were removed (`--prune-channels`).
+    pub channels: Vec<crate::channels::ChainPruned>,
+    /// MACs of the model before any pruning.
+    pub macs_before: u64,
 }
 
 impl Report {
@@ -69,6 +73,8 @@ impl Report {
         let matrices = lowered.layers.iter().filter_map(|l| Some((l.name.clone(), l.matrix?))).collect();
         Report {
             matrices,
+            channels: Vec::new(),
+            macs_before: g.macs(),
             precision,
             onnx_bytes,
             sparq_bytes,
@@ -150,6 +156,24 @@ impl fmt::Display for Report {
             writeln!(f, "  f32 layers  {} ({} of f32 weights)", self.float_layers.len(), human_bytes(extra))?;
             for (name, b) in &self.float_layers {
                 writeln!(f, "                {name}  ({})", human_bytes(*b))?;
+            }
+        }
+        if !self.channels.is_empty() {
+            let (c, r): (usize, usize) =
+                self.channels.iter().fold((0, 0), |(c, r), ch| (c + ch.channels, r + ch.removed));
+            writeln!(
+                f,
+                "  channels    {} chains (conv -> depthwise -> conv) pruned: {} -> {} channels (-{:.1}%); MACs {:.1} M -> {:.1} M (-{:.1}%)",
+                self.channels.len(),
+                c,
+                c - r,
+                r as f64 / c.max(1) as f64 * 100.0,
+                self.macs_before as f64 / 1e6,
+                self.macs as f64 / 1e6,
+                (1.0 - self.macs as f64 / self.macs_before.max(1) as f64) * 100.0
+            )?;
+            for ch in &self.channels {
+                writeln!(f, "                {}  {} -> {}", short(&ch.expand), ch.channels, ch.channels - ch.removed)?;
             }
         }
         let pruned: Vec<_> = self.sparsity.iter().filter(|l| l.policy.is_some()).collect();

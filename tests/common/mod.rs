@@ -190,3 +190,38 @@ pub fn samples(shape: &[usize], n: usize, seed: u64) -> Vec<Vec<f32>> {
     let len: usize = shape.iter().product();
     (0..n).map(|_| rng.vec(len, 1.0)).collect()
 }
+
+/// An inverted-residual chain for channel pruning: Conv(4 -> 64) - BN - ReLU6 - depthwise 3x3
+/// (no padding) - BN - ReLU - Conv(64 -> 8) - GlobalAveragePool - Gemm. The first `dead`
+/// channels of the expansion have zero filters and biases: after the BatchNormalization shift
+/// they are constants, so removing them (with the consumer's bias absorbing their mean) must not
+/// change the outputs.
+pub fn expansion_chain(dead: usize) -> TestModel {
+    let mut rng = Rng::new(9);
+    let mut b = OnnxBuilder::new("expansion_chain", 13);
+    let x = b.input("input", &[1, 4, 10, 10]);
+    let (c, k) = (64usize, 3usize);
+    let mut w = rng.vec(c * 4 * k * k, (2.0 / 36.0f32).sqrt());
+    let mut bias = rng.vec(c, 0.1);
+    for ch in 0..dead {
+        w[ch * 36..(ch + 1) * 36].iter_mut().for_each(|v| *v = 0.0);
+        bias[ch] = 0.0;
+    }
+    let (w, bias) = (b.constant(&[c, 4, k, k], w), b.constant(&[c], bias));
+    let h = b.node(
+        "Conv",
+        &[&x, &w, &bias],
+        vec![pads([1, 1, 1, 1]), ("group", Attr::Int(1)), ("kernel_shape", Attr::Ints(vec![3, 3]))],
+    );
+    let h = bn(&mut b, &mut rng, &h, c);
+    let h = clip(&mut b, &h, 0.0, 6.0);
+    let h = conv(&mut b, &mut rng, &h, c, c, 3, vec![], c);
+    let h = bn(&mut b, &mut rng, &h, c);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = conv(&mut b, &mut rng, &h, c, 8, 1, vec![], 1);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 8, 5, true);
+    b.output(&y);
+    TestModel { name: "expansion_chain", onnx: b.build(), input_shape: vec![1, 4, 10, 10] }
+}

@@ -1,0 +1,289 @@
+//! Structured channel pruning (`--prune-channels F`): whole channels are removed from the graph,
+//! so the dense kernels simply get smaller layers.
+//!
+//! The prunable channels are those of *chains* `A -> D -> P`: a convolution `A` with one group
+//! whose output feeds only a depthwise convolution `D`, whose output feeds only a convolution
+//! `P` with one group (channel-wise nodes such as Relu, Clip and BatchNormalization may sit in
+//! between). Removing channel `c` removes `A`'s output channel `c` (filter and bias), `D`'s
+//! channel `c` (and its `group` count), any BatchNormalization parameters of `c` between them,
+//! and `P`'s input channel `c`. This is MobileNet's inverted-residual expansion (and the stem
+//! convolution feeding the first depthwise layer). Channels that reach a residual Add, a Concat
+//! or a graph output are never removed, so residual groups stay consistent.
+//!
+//! With calibration data, a channel's importance is what removing it costs the consumer beyond
+//! its mean (which `P`'s bias absorbs): the L2 norm of `P`'s weights on it times the standard
+//! deviation of its activation. Without data, it is the L2 norm of its `A` filter times the L2
+//! norm of its depthwise filter (the imported weights, BatchNormalization folded). Each chain
+//! loses `F` of its channels, rounded to a multiple of 16 (the SIMD tile width; none when that
+//! is more than a quarter above `F`, and at most half the chain). With calibration data, `P`'s bias absorbs the mean contribution of the removed
+//! channels (their mean activation times `P`'s weights).
+//!
+//! Like weight pruning, this rewrites the ONNX model before calibration, and the report compares
+//! the result with the original float model.
+
+use crate::error::{CompileError, Result};
+use crate::ir::{Graph, Op};
+use std::collections::HashMap;
+use tract_onnx::pb;
+
+/// What channel pruning did to one chain.
+#[derive(Clone, Debug)]
+pub struct ChainPruned {
+    /// Names of the convolution, the depthwise convolution and the consumer.
+    pub expand: String,
+    pub depthwise: String,
+    pub project: String,
+    pub channels: usize,
+    pub removed: usize,
+}
+
+/// The chains of `g` (IR node indices `A, D, P`) whose channels may be removed.
+fn chains(g: &Graph) -> Vec<(usize, usize, usize)> {
+    let consumers =
+        |t: usize| g.nodes.iter().enumerate().filter(move |(_, n)| n.inputs.contains(&t)).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for (ai, a) in g.nodes.iter().enumerate() {
+        if !matches!(a.op, Op::Conv { group: 1, .. }) || g.outputs.contains(&a.outputs[0]) {
+            continue;
+        }
+        let c = g.tensors[a.inputs[1]].shape[0];
+        let after_a = consumers(a.outputs[0]);
+        let [(di, d)] = after_a[..] else { continue };
+        if !matches!(d.op, Op::Conv { group, .. } if group == c && group > 1) || d.inputs[0] != a.outputs[0] {
+            continue;
+        }
+        if g.tensors[d.inputs[1]].shape[0] != c || g.outputs.contains(&d.outputs[0]) {
+            continue;
+        }
+        let after_d = consumers(d.outputs[0]);
+        let [(pi, p)] = after_d[..] else { continue };
+        if matches!(p.op, Op::Conv { group: 1, .. }) && p.inputs[0] == d.outputs[0] {
+            out.push((ai, di, pi));
+        }
+    }
+    out
+}
+
+fn l2(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt()
+}
+
+/// Read a float32 initializer.
+fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
+    if t.data_type != 1 {
+        return None;
+    }
+    Some(if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    })
+}
+
+/// Replace a float32 initializer's data and dims.
+fn set_floats(t: &mut pb::TensorProto, v: &[f32], dims: &[i64]) {
+    t.dims = dims.to_vec();
+    if t.raw_data.is_empty() {
+        t.float_data = v.to_vec();
+    } else {
+        t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    }
+}
+
+/// Keep the slices `keep` of axis `axis` of a tensor with `dims`.
+fn select(v: &[f32], dims: &[i64], axis: usize, keep: &[usize]) -> (Vec<f32>, Vec<i64>) {
+    let outer: usize = dims[..axis].iter().map(|&d| d as usize).product();
+    let n = dims[axis] as usize;
+    let inner: usize = dims[axis + 1..].iter().map(|&d| d as usize).product();
+    let mut out = Vec::with_capacity(outer * keep.len() * inner);
+    for o in 0..outer {
+        for &k in keep {
+            out.extend_from_slice(&v[(o * n + k) * inner..][..inner]);
+        }
+    }
+    let mut d = dims.to_vec();
+    d[axis] = keep.len() as i64;
+    (out, d)
+}
+
+/// Calibration statistics of the original model, per IR tensor name and channel.
+pub struct ChannelStats<'a> {
+    pub means: &'a HashMap<String, Vec<f32>>,
+    pub rms: &'a HashMap<String, Vec<f32>>,
+}
+
+/// Remove `fraction` of the channels of every chain of `g` from the ONNX model `onnx`. With
+/// `stats`, channels are ranked by what they carry and the consumers' biases absorb the removed
+/// channels' means.
+pub fn prune_channels_onnx(
+    onnx: &[u8],
+    what: &str,
+    g: &Graph,
+    fraction: f64,
+    stats: Option<&ChannelStats<'_>>,
+) -> Result<(Vec<u8>, Vec<ChainPruned>)> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(CompileError::Options(format!("--prune-channels {fraction}: expected a fraction in [0, 1)")));
+    }
+    let mut model = crate::import::decode(onnx, what)?;
+    let graph = model
+        .graph
+        .as_mut()
+        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
+    let mut done = Vec::new();
+    for (ai, di, pi) in chains(g) {
+        let (a, d, p) = (&g.nodes[ai], &g.nodes[di], &g.nodes[pi]);
+        let c = g.tensors[a.inputs[1]].shape[0];
+        // A multiple of 16 near the fraction, never more than a quarter above it (a 32-channel
+        // chain keeps all its channels rather than lose half) nor half the chain.
+        let removed = ((fraction * c as f64) / 16.0).round() as usize * 16;
+        let removed = if removed as f64 > 1.25 * fraction * c as f64 { 0 } else { removed.min(c / 2) };
+        if removed == 0 {
+            continue;
+        }
+        // Importance per channel: with calibration data, what removing it costs the consumer
+        // beyond the mean its bias absorbs, `||P[:, c]|| * std(activation c)`; without, the
+        // filter norms `||A filter|| * ||depthwise filter||`.
+        let (wa, wd, wp) = (g.value(a.inputs[1]), g.value(d.inputs[1]), g.value(p.inputs[1]));
+        let (ka, kd) = (wa.len() / c, wd.len() / c);
+        let input = &g.tensors[p.inputs[0]].name;
+        let spread = stats
+            .and_then(|s| Some((s.means.get(input)?, s.rms.get(input)?)))
+            .filter(|(m, r)| m.len() == c && r.len() == c);
+        let per_in = wp.len() / (g.tensors[p.inputs[1]].shape[0] * c).max(1);
+        let consumer_norm = |ch: usize| {
+            let o = g.tensors[p.inputs[1]].shape[0];
+            (0..o).map(|oc| l2(&wp[(oc * c + ch) * per_in..][..per_in]).powi(2)).sum::<f64>().sqrt()
+        };
+        let mut order: Vec<(f64, usize)> = (0..c)
+            .map(|ch| {
+                let score = match spread {
+                    Some((m, r)) => {
+                        let var = (r[ch] as f64).powi(2) - (m[ch] as f64).powi(2);
+                        consumer_norm(ch) * var.max(0.0).sqrt()
+                    }
+                    None => l2(&wa[ch * ka..][..ka]) * l2(&wd[ch * kd..][..kd]),
+                };
+                (score, ch)
+            })
+            .collect();
+        order.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        let mut drop: Vec<usize> = order[..removed].iter().map(|&(_, ch)| ch).collect();
+        drop.sort_unstable();
+        let keep: Vec<usize> = (0..c).filter(|ch| drop.binary_search(ch).is_err()).collect();
+        let means = stats.and_then(|s| s.means.get(input)).filter(|m| m.len() == c);
+        rewrite_chain(graph, &a.name, &d.name, &p.name, c, &keep, &drop, means.map(Vec::as_slice)).map_err(|why| {
+            CompileError::Options(format!("{what}: cannot prune the channels of `{}`: {why}", a.name))
+        })?;
+        done.push(ChainPruned {
+            expand: a.name.clone(),
+            depthwise: d.name.clone(),
+            project: p.name.clone(),
+            channels: c,
+            removed,
+        });
+    }
+    // Shapes of intermediate values changed: let the importer infer them again.
+    graph.value_info.clear();
+    let mut bytes = Vec::new();
+    prost::Message::encode(&model, &mut bytes)
+        .map_err(|e| CompileError::Options(format!("re-encoding the channel-pruned model: {e}")))?;
+    Ok((bytes, done))
+}
+
+/// Apply one chain's channel selection to the ONNX graph.
+#[allow(clippy::too_many_arguments)]
+fn rewrite_chain(
+    graph: &mut pb::GraphProto,
+    a: &str,
+    d: &str,
+    p: &str,
+    c: usize,
+    keep: &[usize],
+    drop: &[usize],
+    means: Option<&[f32]>,
+) -> std::result::Result<(), String> {
+    let node = |name: &str| graph.node.iter().position(|n| n.name == name).ok_or(format!("no ONNX node `{name}`"));
+    let (na, nd, np) = (node(a)?, node(d)?, node(p)?);
+    for &i in &[na, nd, np] {
+        if graph.node[i].op_type != "Conv" {
+            return Err(format!("`{}` is a {}, not a Conv", graph.node[i].name, graph.node[i].op_type));
+        }
+    }
+    // Channel-wise nodes between A and D, and between D and P (one consumer each).
+    let between = |graph: &pb::GraphProto, from: usize, to: usize| -> std::result::Result<Vec<usize>, String> {
+        let mut path = Vec::new();
+        let mut t = graph.node[from].output[0].clone();
+        loop {
+            let users: Vec<usize> =
+                graph.node.iter().enumerate().filter(|(_, n)| n.input.contains(&t)).map(|(i, _)| i).collect();
+            let [u] = users[..] else { return Err(format!("`{t}` has {} consumers", users.len())) };
+            if u == to {
+                return Ok(path);
+            }
+            match graph.node[u].op_type.as_str() {
+                "Relu" | "Clip" | "BatchNormalization" | "LeakyRelu" | "Sigmoid" | "HardSigmoid" | "HardSwish" => {}
+                other => return Err(format!("a {other} node sits inside the chain")),
+            }
+            path.push(u);
+            t = graph.node[u].output[0].clone();
+        }
+    };
+    let mid = [between(graph, na, nd)?, between(graph, nd, np)?].concat();
+    let init = |graph: &pb::GraphProto, name: &str| graph.initializer.iter().position(|t| t.name == name);
+    let slice = |graph: &mut pb::GraphProto, name: &str, axis: usize, want: usize| -> std::result::Result<(), String> {
+        let i = init(graph, name).ok_or(format!("`{name}` is not an initializer"))?;
+        let t = &graph.initializer[i];
+        let v = floats(t).ok_or(format!("`{name}` is not float32"))?;
+        if t.dims.get(axis).map(|&x| x as usize) != Some(want) {
+            return Err(format!("`{name}` does not have {want} channels on axis {axis}"));
+        }
+        let (nv, nd) = select(&v, &t.dims.clone(), axis, keep);
+        set_floats(&mut graph.initializer[i], &nv, &nd);
+        Ok(())
+    };
+    // The consumer's bias absorbs the removed channels' mean contribution.
+    if let Some(means) = means {
+        let wname = graph.node[np].input[1].clone();
+        let bias = graph.node[np].input.get(2).filter(|b| !b.is_empty()).cloned();
+        if let (Some(wi), Some(bi)) = (init(graph, &wname), bias.as_deref().and_then(|b| init(graph, b))) {
+            let w = floats(&graph.initializer[wi]).ok_or("consumer weight not float32")?;
+            let dims = graph.initializer[wi].dims.clone();
+            let (o, per_in) = (dims[0] as usize, dims[2..].iter().map(|&x| x as usize).product::<usize>());
+            let mut b = floats(&graph.initializer[bi]).ok_or("consumer bias not float32")?;
+            if dims[1] as usize == c && b.len() == o {
+                for (oc, bv) in b.iter_mut().enumerate() {
+                    for &ch in drop {
+                        let taps: f32 = w[(oc * c + ch) * per_in..][..per_in].iter().sum();
+                        *bv += taps * means[ch];
+                    }
+                }
+                let bd = graph.initializer[bi].dims.clone();
+                set_floats(&mut graph.initializer[bi], &b, &bd);
+            }
+        }
+    }
+    let (wa, ba) = (graph.node[na].input[1].clone(), graph.node[na].input.get(2).cloned());
+    slice(graph, &wa, 0, c)?;
+    if let Some(b) = ba.filter(|b| !b.is_empty()) {
+        slice(graph, &b, 0, c)?;
+    }
+    let (wd, bd) = (graph.node[nd].input[1].clone(), graph.node[nd].input.get(2).cloned());
+    slice(graph, &wd, 0, c)?;
+    if let Some(b) = bd.filter(|b| !b.is_empty()) {
+        slice(graph, &b, 0, c)?;
+    }
+    for attr in graph.node[nd].attribute.iter_mut().filter(|x| x.name == "group") {
+        attr.i = keep.len() as i64;
+    }
+    let wp = graph.node[np].input[1].clone();
+    slice(graph, &wp, 1, c)?;
+    for &m in &mid {
+        if graph.node[m].op_type == "BatchNormalization" {
+            for input in graph.node[m].input[1..].to_vec() {
+                slice(graph, &input, 0, c)?;
+            }
+        }
+    }
+    Ok(())
+}
