@@ -280,8 +280,10 @@ fn rewrite_chain(
     slice(graph, &wp, 1, c)?;
     for &m in &mid {
         if graph.node[m].op_type == "BatchNormalization" {
-            for input in graph.node[m].input[1..].to_vec() {
-                slice(graph, &input, 0, c)?;
+            // Copied out: `slice` borrows the whole graph mutably.
+            let params: Vec<String> = graph.node[m].input[1..].to_vec();
+            for input in &params {
+                slice(graph, input, 0, c)?;
             }
         }
     }
