@@ -81,6 +81,48 @@ unsafe fn requant_fast(acc: __m512i, mult: i64, round: i64, shift_minus_32: i32)
     }
 }
 
+/// Transpose 16 vectors of 16 dwords: dword `j` of result `i` is dword `i` of input `j`
+/// (unpacks of dwords and qwords, then two rounds of 128-bit lane shuffles: 64 shuffles).
+///
+/// # Safety
+/// AVX-512 F (inlined into a caller that enables it).
+#[inline(always)]
+unsafe fn transpose16x16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let a: [__m512i; 16] = core::array::from_fn(|i| {
+            let (x, y) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_epi32(x, y)
+            } else {
+                _mm512_unpackhi_epi32(x, y)
+            }
+        });
+        // `b[4 q + j]`, lane `L`: dword `4 L + j` of rows `4 q .. 4 q + 4`.
+        let b: [__m512i; 16] = core::array::from_fn(|i| {
+            let (q, j) = (i / 4, i % 4);
+            let (x, y) = (a[4 * q + j / 2], a[4 * q + 2 + j / 2]);
+            if j % 2 == 0 {
+                _mm512_unpacklo_epi64(x, y)
+            } else {
+                _mm512_unpackhi_epi64(x, y)
+            }
+        });
+        let mut out = [_mm512_setzero_si512(); 16];
+        for j in 0..4 {
+            let c0 = _mm512_shuffle_i32x4::<0x88>(b[j], b[4 + j]);
+            let c1 = _mm512_shuffle_i32x4::<0xdd>(b[j], b[4 + j]);
+            let c2 = _mm512_shuffle_i32x4::<0x88>(b[8 + j], b[12 + j]);
+            let c3 = _mm512_shuffle_i32x4::<0xdd>(b[8 + j], b[12 + j]);
+            out[j] = _mm512_shuffle_i32x4::<0x88>(c0, c2);
+            out[8 + j] = _mm512_shuffle_i32x4::<0xdd>(c0, c2);
+            out[4 + j] = _mm512_shuffle_i32x4::<0x88>(c1, c3);
+            out[12 + j] = _mm512_shuffle_i32x4::<0xdd>(c1, c3);
+        }
+        out
+    }
+}
+
 /// 32 pixels x 16 channels per tile, pixels in the lanes (see the module documentation).
 ///
 /// # Safety
@@ -163,7 +205,16 @@ unsafe fn pixel_lanes(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requ
                     let base = rows_at[0];
                     let index: [i32; 16] = core::array::from_fn(|r| rows_at[r].offset_from(base) as i32);
                     let index = _mm512_loadu_si512(index.as_ptr().cast());
-                    for kg in 0..steps {
+                    // Whole groups of 16 steps (64 bytes per row): 16 loads and a 16x16 dword
+                    // transpose; the rest one gather per step.
+                    for gi in 0..steps / 16 {
+                        let rows: [__m512i; 16] =
+                            core::array::from_fn(|r| _mm512_loadu_si512(rows_at[r].add(64 * gi).cast()));
+                        for (j, v) in transpose16x16(rows).into_iter().enumerate() {
+                            xt.add(h * (MAX_SIMD_K / 4) + 16 * gi + j).write(_mm512_xor_si512(v, flip));
+                        }
+                    }
+                    for kg in steps / 16 * 16..steps {
                         let v = _mm512_i32gather_epi32::<1>(index, base.add(4 * kg).cast());
                         xt.add(h * (MAX_SIMD_K / 4) + kg).write(_mm512_xor_si512(v, flip));
                     }
