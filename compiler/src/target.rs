@@ -30,7 +30,7 @@ impl Target {
 /// `qs8_gemm_8x32c4_avx512vnni`), `cargo bench --bench sparse_crossover`, 2026-11-23. Short
 /// reductions (16-32) never win: those layers are bound by the output stage, not by the
 /// multiply-accumulates sparsity removes.
-const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(64, 0.10), (320, 0.40), (576, 0.50), (960, 0.70)];
+const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(64, 0.05), (144, 0.30), (384, 0.70)];
 
 /// Every profile `--target` accepts.
 pub const TARGETS: &[Target] = &[
