@@ -162,5 +162,30 @@ fn bench_sparse(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse);
+/// Int8 pooling: MobileNetV2's global average pool (7x7x1280) and a 2x2 max pool (56x56x64).
+fn bench_pool(c: &mut Criterion) {
+    let mut g = quick(c, "qs8_pool");
+    let x = bytes(7 * 7 * 1280, 5);
+    let mut y = vec![0i8; 1280];
+    let (m, s) = quantize_multiplier(1.0 / 49.0);
+    g.throughput(Throughput::Elements(x.len() as u64));
+    for set in sets() {
+        g.bench_function(BenchmarkId::new(set.name(), "global_avg_7x7x1280"), |b| {
+            b.iter(|| set.qs8_global_avg_pool(1, 49, 1280, &x, &mut y, -3, 5, m, s))
+        });
+    }
+    let geo = geometry(56, 64, 64, 2, 2, 1);
+    let geo = sparq_runtime::kernels::conv::ConvGeometry { pad_top: 0, pad_left: 0, out_h: 28, out_w: 28, ..geo };
+    let x = bytes(56 * 56 * 64, 6);
+    let mut y = vec![0i8; 28 * 28 * 64];
+    g.throughput(Throughput::Elements(x.len() as u64));
+    for set in sets() {
+        g.bench_function(BenchmarkId::new(set.name(), "max_2x2s2_56x56x64"), |b| {
+            b.iter(|| set.qs8_max_pool(&geo, &x, &mut y))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse, bench_pool);
 criterion_main!(benches);

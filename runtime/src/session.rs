@@ -522,7 +522,7 @@ impl<'a> Ctx<'a, '_> {
                 let g = Self::geometry(&x, &y, p, 1);
                 let include_pad = p[window::GROUPS] != 0;
                 match (o.kind, x.dtype) {
-                    (op::MAX_POOL, DType::I8) => pool::max_pool::<i8>(&g, self.data(&x), self.out(&y), i8::MIN),
+                    (op::MAX_POOL, DType::I8) => self.kernels.qs8_max_pool(&g, self.data(&x), self.out(&y)),
                     (op::MAX_POOL, _) => pool::max_pool::<f32>(&g, self.data(&x), self.out(&y), f32::NEG_INFINITY),
                     (_, DType::I8) => pool::qs8_avg_pool(&g, self.data(&x), self.out(&y), x.zero_point, include_pad),
                     _ => pool::f32_avg_pool(&g, self.data(&x), self.out(&y), include_pad),
@@ -532,7 +532,7 @@ impl<'a> Ctx<'a, '_> {
                 let x = t(0);
                 let (n, c, hw) = (x.dims[0], x.dims[1], x.dims[2] * x.dims[3]);
                 if x.dtype == DType::I8 {
-                    pool::qs8_global_avg_pool(
+                    self.kernels.qs8_global_avg_pool(
                         n,
                         hw,
                         c,

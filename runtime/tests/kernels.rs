@@ -664,3 +664,45 @@ fn block_sparse_gemm_matches_dense_and_scalar() {
     let names: Vec<&str> = sets.iter().map(|s| s.spgemm_name()).collect();
     println!("{cases} block-sparse GEMM cases bit-exact to the dense scalar kernel on {names:?}");
 }
+
+#[test]
+fn int8_pooling_matches_scalar() {
+    let sets = sets();
+    let mut rng = Rng(0x510E_527F_ADE6_82D1);
+    let mut cases = 0;
+    for &c in &[1usize, 15, 16, 17, 31, 32, 33, 64, 65, 100] {
+        for edge in 0..3 {
+            // Max pooling: 2x2 stride 2, 3x3 stride 1 and 2 with padding, 1x1.
+            for &(k, stride, pad) in &[(2usize, 2usize, 0usize), (3, 1, 1), (3, 2, 1), (1, 1, 0)] {
+                let g = square(1 + cases % 2, (7, 6), c, c, k, stride, pad, 1);
+                let x = rng.i8s(g.batch * 7 * 6 * c, edge);
+                let mut want = vec![0i8; g.batch * g.out_h * g.out_w * c];
+                registry::SCALAR.qs8_max_pool(&g, &x, &mut want);
+                for set in &sets {
+                    let mut got = vec![0i8; want.len()];
+                    set.qs8_max_pool(&g, &x, &mut got);
+                    assert_eq!(got, want, "{set:?} max pool differs: c {c} k {k} stride {stride} edge {edge}");
+                }
+                cases += 1;
+            }
+            // Global average pooling over 1 to 196 pixels, multipliers including 1 / hw and wide ones.
+            for &hw in &[1usize, 7, 49, 196] {
+                let batch = 1 + cases % 2;
+                let x = rng.i8s(batch * hw * c, edge);
+                let (zp_in, zp_out) = ((rng.next() % 256) as i32 - 128, (rng.next() % 256) as i32 - 128);
+                let real =
+                    if edge == 0 { 1e-3 * 4e3f64.powf((rng.next() % 1000) as f64 / 1000.0) } else { 1.0 / hw as f64 };
+                let (mult, shift) = quantize_multiplier(real);
+                let mut want = vec![0i8; batch * c];
+                registry::SCALAR.qs8_global_avg_pool(batch, hw, c, &x, &mut want, zp_in, zp_out, mult, shift);
+                for set in &sets {
+                    let mut got = vec![0i8; want.len()];
+                    set.qs8_global_avg_pool(batch, hw, c, &x, &mut got, zp_in, zp_out, mult, shift);
+                    assert_eq!(got, want, "{set:?} global average pool differs: c {c} hw {hw} edge {edge}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} int8 pooling cases bit-exact on {:?}", sets);
+}

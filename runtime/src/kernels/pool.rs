@@ -140,3 +140,237 @@ pub fn f32_global_avg_pool(batch: usize, hw: usize, c_all: usize, x: &[f32], y: 
         }
     }
 }
+
+/// The int8 pooling kernels of the SIMD sets: NHWC, so each output pixel's channels are one
+/// contiguous run, taken a vector at a time (the last partial vector in scalar). Max is exact by
+/// nature; the global average sums in i32 lanes and requantizes with the same fixed-point
+/// arithmetic as the scalar kernel.
+#[cfg(target_arch = "x86_64")]
+pub mod x86 {
+    use super::ConvGeometry;
+    use crate::kernels::conv::Requant;
+    use crate::kernels::x86::{load_requant8, requant8, store_i8x8};
+    use crate::quant::requantize_to_i8;
+    use core::arch::x86_64::*;
+
+    /// [`super::max_pool`] for int8, 32 channels per step.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the slices match the geometry (as validated at load).
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn qs8_max_pool_avx2(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
+        let c_all = g.in_c;
+        let vec = c_all / 32 * 32;
+        for n in 0..g.batch {
+            for oh in 0..g.out_h {
+                for ow in 0..g.out_w {
+                    let yo = &mut y[((n * g.out_h + oh) * g.out_w + ow) * c_all..][..c_all];
+                    let taps = |f: &mut dyn FnMut(&[i8])| {
+                        for kh in 0..g.kernel_h {
+                            let Some(ih) = g.in_row(oh, kh) else { continue };
+                            for kw in 0..g.kernel_w {
+                                let Some(iw) = g.in_col(ow, kw) else { continue };
+                                f(&x[((n * g.in_h + ih) * g.in_w + iw) * c_all..][..c_all]);
+                            }
+                        }
+                    };
+                    let mut c = 0;
+                    while c < vec {
+                        // SAFETY: AVX2 is available; `c + 32 <= c_all` for the input and output rows.
+                        unsafe {
+                            let mut m = _mm256_set1_epi8(i8::MIN);
+                            taps(&mut |xs| m = _mm256_max_epi8(m, _mm256_loadu_si256(xs[c..c + 32].as_ptr().cast())));
+                            _mm256_storeu_si256(yo[c..c + 32].as_mut_ptr().cast(), m);
+                        }
+                        c += 32;
+                    }
+                    if vec < c_all {
+                        yo[vec..].fill(i8::MIN);
+                        taps(&mut |xs| {
+                            for (o, &v) in yo[vec..].iter_mut().zip(&xs[vec..]) {
+                                *o = (*o).max(v);
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`super::qs8_global_avg_pool`], 32 channels per step: i32 sums of sign-extended bytes,
+    /// the zero point taken out once, then [`requant8`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the slices match `batch x hw x c_all` in and `batch x c_all`
+    /// out.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn qs8_global_avg_pool_avx2(
+        batch: usize,
+        hw: usize,
+        c_all: usize,
+        x: &[i8],
+        y: &mut [i8],
+        zp_in: i32,
+        zp_out: i32,
+        mult: i32,
+        shift: i32,
+    ) {
+        let vec = c_all / 32 * 32;
+        let (m, s) = ([mult; 8], [shift; 8]);
+        let rq = Requant {
+            bias: &[],
+            mult: &m,
+            shift: &s,
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
+            act_min: -128,
+            act_max: 127,
+        };
+        // SAFETY (whole body): AVX2 is available; every load reads 8 bytes at `c + 8 q`, `c + 32
+        // <= c_all`, inside pixel `p`'s row; stores write 8 bytes of the output row.
+        unsafe {
+            let k = load_requant8(&rq, 0, 8);
+            let offset = _mm256_set1_epi32(hw as i32 * zp_in);
+            for n in 0..batch {
+                let xn = &x[n * hw * c_all..][..hw * c_all];
+                let yn = &mut y[n * c_all..][..c_all];
+                let mut c = 0;
+                while c < vec {
+                    let mut acc = [_mm256_setzero_si256(); 4];
+                    for p in 0..hw {
+                        let row = xn[p * c_all + c..][..32].as_ptr();
+                        for (q, a) in acc.iter_mut().enumerate() {
+                            let v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(row.add(8 * q).cast()));
+                            *a = _mm256_add_epi32(*a, v);
+                        }
+                    }
+                    for (q, a) in acc.iter().enumerate() {
+                        let v = requant8(_mm256_sub_epi32(*a, offset), &k, zp_out, -128, 127);
+                        store_i8x8(v, &mut yn[c + 8 * q..], 8);
+                    }
+                    c += 32;
+                }
+                for (ch, out) in yn.iter_mut().enumerate().skip(vec) {
+                    let sum: i32 = (0..hw).map(|p| xn[p * c_all + ch] as i32).sum();
+                    *out = requantize_to_i8(sum - hw as i32 * zp_in, mult, shift, zp_out, -128, 127);
+                }
+            }
+        }
+    }
+}
+
+/// The NEON forms of [`x86`]'s pooling kernels, 16 channels per step.
+#[cfg(target_arch = "aarch64")]
+pub mod neon {
+    use super::ConvGeometry;
+    use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
+    use crate::kernels::conv::Requant;
+    use crate::quant::requantize_to_i8;
+    use core::arch::aarch64::*;
+
+    /// [`super::max_pool`] for int8, 16 channels per step.
+    ///
+    /// # Safety
+    /// The slices match the geometry (as validated at load).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn qs8_max_pool_neon(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
+        let c_all = g.in_c;
+        let vec = c_all / 16 * 16;
+        for n in 0..g.batch {
+            for oh in 0..g.out_h {
+                for ow in 0..g.out_w {
+                    let yo = &mut y[((n * g.out_h + oh) * g.out_w + ow) * c_all..][..c_all];
+                    let taps = |f: &mut dyn FnMut(&[i8])| {
+                        for kh in 0..g.kernel_h {
+                            let Some(ih) = g.in_row(oh, kh) else { continue };
+                            for kw in 0..g.kernel_w {
+                                let Some(iw) = g.in_col(ow, kw) else { continue };
+                                f(&x[((n * g.in_h + ih) * g.in_w + iw) * c_all..][..c_all]);
+                            }
+                        }
+                    };
+                    let mut c = 0;
+                    while c < vec {
+                        // SAFETY: `c + 16 <= c_all` for the input and output rows.
+                        unsafe {
+                            let mut m = vdupq_n_s8(i8::MIN);
+                            taps(&mut |xs| m = vmaxq_s8(m, vld1q_s8(xs[c..c + 16].as_ptr())));
+                            vst1q_s8(yo[c..c + 16].as_mut_ptr(), m);
+                        }
+                        c += 16;
+                    }
+                    if vec < c_all {
+                        yo[vec..].fill(i8::MIN);
+                        taps(&mut |xs| {
+                            for (o, &v) in yo[vec..].iter_mut().zip(&xs[vec..]) {
+                                *o = (*o).max(v);
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`super::qs8_global_avg_pool`], 16 channels per step (`saddw` into i32 lanes).
+    ///
+    /// # Safety
+    /// The slices match `batch x hw x c_all` in and `batch x c_all` out.
+    #[target_feature(enable = "neon")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn qs8_global_avg_pool_neon(
+        batch: usize,
+        hw: usize,
+        c_all: usize,
+        x: &[i8],
+        y: &mut [i8],
+        zp_in: i32,
+        zp_out: i32,
+        mult: i32,
+        shift: i32,
+    ) {
+        let vec = c_all / 16 * 16;
+        let (m, s) = ([mult; 4], [shift; 4]);
+        let rq = Requant {
+            bias: &[],
+            mult: &m,
+            shift: &s,
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
+            act_min: -128,
+            act_max: 127,
+        };
+        // SAFETY (whole body): every load reads 16 bytes at `c`, `c + 16 <= c_all`, inside pixel
+        // `p`'s row; stores write 8 bytes of the output row twice.
+        unsafe {
+            let k = load_requant4(&rq, 0, 4);
+            let offset = vdupq_n_s32(hw as i32 * zp_in);
+            for n in 0..batch {
+                let xn = &x[n * hw * c_all..][..hw * c_all];
+                let yn = &mut y[n * c_all..][..c_all];
+                let mut c = 0;
+                while c < vec {
+                    let mut acc = [vdupq_n_s32(0); 4];
+                    for p in 0..hw {
+                        let v = vld1q_s8(xn[p * c_all + c..][..16].as_ptr());
+                        let (lo, hi) = (vmovl_s8(vget_low_s8(v)), vmovl_high_s8(v));
+                        acc[0] = vaddw_s16(acc[0], vget_low_s16(lo));
+                        acc[1] = vaddw_high_s16(acc[1], lo);
+                        acc[2] = vaddw_s16(acc[2], vget_low_s16(hi));
+                        acc[3] = vaddw_high_s16(acc[3], hi);
+                    }
+                    let q: [int32x4_t; 4] =
+                        core::array::from_fn(|i| requant4(vsubq_s32(acc[i], offset), &k, zp_out, -128, 127));
+                    store_i8x8(q[0], q[1], &mut yn[c..], 8);
+                    store_i8x8(q[2], q[3], &mut yn[c + 8..], 8);
+                    c += 16;
+                }
+                for (ch, out) in yn.iter_mut().enumerate().skip(vec) {
+                    let sum: i32 = (0..hw).map(|p| xn[p * c_all + ch] as i32).sum();
+                    *out = requantize_to_i8(sum - hw as i32 * zp_in, mult, shift, zp_out, -128, 127);
+                }
+            }
+        }
+    }
+}

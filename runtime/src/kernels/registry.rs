@@ -13,6 +13,9 @@ pub type SpGemmFn = unsafe fn(&ConvGeometry, &[i8], &BlockSparse<'_>, &Requant<'
 pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
 pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
+pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
+#[allow(clippy::type_complexity)]
+pub type GlobalAvgPoolFn = unsafe fn(usize, usize, usize, &[i8], &mut [i8], i32, i32, i32, i32);
 pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
 
 /// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
@@ -37,6 +40,10 @@ pub struct KernelSet {
     qs8_mul: MulFn,
     /// f32 -> int8 quantization of a contiguous slice (the model input).
     qs8_quantize: QuantizeFn,
+    /// Int8 max pooling (NHWC).
+    qs8_max_pool: MaxPoolFn,
+    /// Int8 global average pooling (NHWC), requantized.
+    qs8_global_avg_pool: GlobalAvgPoolFn,
 }
 
 impl core::fmt::Debug for KernelSet {
@@ -117,6 +124,28 @@ impl KernelSet {
             _ => super::fc::scalar::qs8_fc_f32out_scalar(m, w.k, w.n, x, w, bias, scale, input_zero_point, lo, hi, y),
         }
     }
+    /// Int8 max pooling over NHWC (see `pool::max_pool`).
+    pub fn qs8_max_pool(&self, g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
+        // SAFETY: as above.
+        unsafe { (self.qs8_max_pool)(g, x, y) }
+    }
+    /// Int8 global average pooling over NHWC (see `pool::qs8_global_avg_pool`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn qs8_global_avg_pool(
+        &self,
+        batch: usize,
+        hw: usize,
+        c_all: usize,
+        x: &[i8],
+        y: &mut [i8],
+        zp_in: i32,
+        zp_out: i32,
+        mult: i32,
+        shift: i32,
+    ) {
+        // SAFETY: as above.
+        unsafe { (self.qs8_global_avg_pool)(batch, hw, c_all, x, y, zp_in, zp_out, mult, shift) }
+    }
     /// Int8 add of contiguous operands of one shape and layout (no broadcast).
     pub fn qs8_add(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
         // SAFETY: as above.
@@ -148,6 +177,23 @@ unsafe fn mul_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
 unsafe fn quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
     super::elementwise::qs8_quantize_scalar(x, y, scale, zp)
 }
+unsafe fn max_pool_scalar(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
+    super::pool::max_pool::<i8>(g, x, y, i8::MIN)
+}
+#[allow(clippy::too_many_arguments)]
+unsafe fn global_avg_pool_scalar(
+    batch: usize,
+    hw: usize,
+    c_all: usize,
+    x: &[i8],
+    y: &mut [i8],
+    zp_in: i32,
+    zp_out: i32,
+    mult: i32,
+    shift: i32,
+) {
+    super::pool::qs8_global_avg_pool(batch, hw, c_all, x, y, zp_in, zp_out, mult, shift)
+}
 unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)
 }
@@ -164,6 +210,8 @@ pub const SCALAR: KernelSet = KernelSet {
     qs8_add: add_scalar,
     qs8_mul: mul_scalar,
     qs8_quantize: quantize_scalar,
+    qs8_max_pool: max_pool_scalar,
+    qs8_global_avg_pool: global_avg_pool_scalar,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -178,6 +226,8 @@ const AVX2: KernelSet = KernelSet {
     qs8_add: super::x86::qs8_add_avx2,
     qs8_mul: super::x86::qs8_mul_avx2,
     qs8_quantize: super::x86::qs8_quantize_avx2,
+    qs8_max_pool: super::pool::x86::qs8_max_pool_avx2,
+    qs8_global_avg_pool: super::pool::x86::qs8_global_avg_pool_avx2,
 };
 
 /// AVX2 plus AVX-VNNI (`vpdpbusd`): Intel Alder Lake and later, AMD Zen 4 and later.
@@ -201,6 +251,8 @@ const NEON: KernelSet = KernelSet {
     qs8_add: super::arm::qs8_add_neon,
     qs8_mul: super::arm::qs8_mul_neon,
     qs8_quantize: quantize_scalar,
+    qs8_max_pool: super::pool::neon::qs8_max_pool_neon,
+    qs8_global_avg_pool: super::pool::neon::qs8_global_avg_pool_neon,
 };
 
 /// NEON plus the Armv8.2 dot product (`sdot`): Raspberry Pi 5 (Cortex-A76), most Android phones.
