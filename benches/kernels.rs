@@ -187,5 +187,26 @@ fn bench_pool(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse, bench_pool);
+/// f32 convolution (layers kept in float): a 1x1 layer and MobileNetV2's classifier as 1x1 over one row.
+fn bench_f32(c: &mut Criterion) {
+    let mut g = quick(c, "f32_conv2d");
+    for (name, geo) in
+        [("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)), ("fc_1280to1000", geometry(1, 1280, 1000, 1, 1, 1))]
+    {
+        let k = geo.in_c;
+        let x: Vec<f32> = bytes(geo.in_h * geo.in_w * k, 7).into_iter().map(|v| v as f32 / 64.0).collect();
+        let w: Vec<f32> = bytes(geo.out_c * k, 8).into_iter().map(|v| v as f32 / 512.0).collect();
+        let b = vec![0.1f32; geo.out_c];
+        let mut y = vec![0f32; geo.out_h * geo.out_w * geo.out_c];
+        g.throughput(Throughput::Elements(geo.macs()));
+        for set in sets() {
+            g.bench_with_input(BenchmarkId::new(set.name(), name), &geo, |bch, geo| {
+                bch.iter(|| set.f32_conv2d(geo, &x, &w, &b, f32::NEG_INFINITY, f32::INFINITY, &mut y))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse, bench_pool, bench_f32);
 criterion_main!(benches);

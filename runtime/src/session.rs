@@ -8,7 +8,7 @@ use crate::kernels::gemm::WeightMatrix;
 use crate::kernels::registry::{self, KernelSet};
 use crate::kernels::spgemm::BlockSparse;
 use crate::kernels::strided::{self, aligned, logical_strides, padded_dims, R};
-use crate::kernels::{conv, depthwise, fc, pool, softmax};
+use crate::kernels::{depthwise, pool, softmax};
 use crate::model::Model;
 
 /// The best kernel set for this CPU, decided once per session. With std, `SPARQ_KERNELS=scalar`
@@ -366,7 +366,7 @@ impl<'a> Ctx<'a, '_> {
                         let (wd, bd) = (self.data::<f32>(&w), self.data::<f32>(&t(2)));
                         self.conv_rows(&g, self.data::<f32>(&x), self.out::<f32>(&y), &|g, x, y| {
                             if kind == op::CONV2D {
-                                conv::scalar::f32_conv2d_scalar(g, x, wd, bd, lo, hi, y)
+                                k.f32_conv2d(g, x, wd, bd, lo, hi, y)
                             } else {
                                 depthwise::scalar::f32_dwconv_scalar(g, x, wd, bd, lo, hi, y)
                             }
@@ -418,17 +418,27 @@ impl<'a> Ctx<'a, '_> {
                 } else if x.dtype == DType::I8 {
                     self.kernels.qs8_fc(m, k, n, self.data(&x), self.data(&w), &self.requant(o, &x, &y), self.out(&y));
                 } else {
-                    fc::scalar::f32_fc_scalar(
-                        m,
-                        k,
-                        n,
-                        self.data(&x),
-                        self.data(&w),
-                        self.data(&t(2)),
-                        lo,
-                        hi,
-                        self.out(&y),
-                    );
+                    // f32: a 1x1 convolution over `m` rows (the same rounding order as
+                    // `fc::scalar::f32_fc_scalar`).
+                    let g = ConvGeometry {
+                        batch: m,
+                        in_h: 1,
+                        in_w: 1,
+                        in_c: k,
+                        out_h: 1,
+                        out_w: 1,
+                        out_c: n,
+                        kernel_h: 1,
+                        kernel_w: 1,
+                        stride_h: 1,
+                        stride_w: 1,
+                        dilation_h: 1,
+                        dilation_w: 1,
+                        groups: 1,
+                        ..Default::default()
+                    };
+                    let (xd, wd, bd) = (self.data(&x), self.data(&w), self.data(&t(2)));
+                    self.kernels.f32_conv2d(&g, xd, wd, bd, lo, hi, self.out(&y));
                 }
             }
             op::ADD | op::MUL => {

@@ -706,3 +706,55 @@ fn int8_pooling_matches_scalar() {
     }
     println!("{cases} int8 pooling cases bit-exact on {:?}", sets);
 }
+
+#[test]
+fn f32_convolution_matches_scalar() {
+    let sets = sets();
+    let mut rng = Rng(0x9B05_688C_2B3E_6C1F);
+    let mut floats = |n: usize, zeros: bool| -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let v = (rng.next() % 2001) as f32 / 1000.0 - 1.0;
+                // Exact zeros of both signs exercise the order of the sums' first terms.
+                match (zeros, i % 7) {
+                    (true, 0) => 0.0,
+                    (true, 3) => -0.0,
+                    _ => v,
+                }
+            })
+            .collect()
+    };
+    let mut cases = 0;
+    type Geometry = (usize, usize, usize, usize, (usize, usize));
+    let geoms: &[Geometry] = &[
+        (1, 1, 1, 0, (1, 1)),
+        (3, 3, 2, 1, (7, 9)),
+        (16, 1, 1, 0, (3, 3)),
+        (17, 3, 1, 1, (4, 5)),
+        (64, 1, 1, 0, (1, 7)),
+        (5, 3, 1, 0, (6, 6)),
+        (1280, 1, 1, 0, (1, 1)),
+        (2049, 1, 1, 0, (1, 2)),
+    ];
+    for &(cin, k, stride, pad, (h, w)) in geoms {
+        for &cout in &[1usize, 7, 8, 9, 16, 17, 33] {
+            for zeros in [false, true] {
+                let g = square(1 + cases % 2, (h, w), cin, cout, k, stride, pad, 1);
+                let x = floats(g.batch * h * w * cin, zeros);
+                let wt = floats(cout * k * k * cin, zeros);
+                let bias = floats(cout, zeros);
+                let (lo, hi) = if zeros { (0.0, 6.0) } else { (f32::NEG_INFINITY, f32::INFINITY) };
+                let mut want = vec![0f32; g.batch * g.out_h * g.out_w * cout];
+                registry::SCALAR.f32_conv2d(&g, &x, &wt, &bias, lo, hi, &mut want);
+                for set in &sets {
+                    let mut got = vec![0f32; want.len()];
+                    set.f32_conv2d(&g, &x, &wt, &bias, lo, hi, &mut got);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{set:?} f32 conv differs: cin {cin} cout {cout} k {k}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} f32 convolution cases bit-exact (to the bit, signed zeros included) on {:?}", sets);
+}

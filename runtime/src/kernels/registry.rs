@@ -13,6 +13,7 @@ pub type SpGemmFn = unsafe fn(&ConvGeometry, &[i8], &BlockSparse<'_>, &Requant<'
 pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
 pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
+pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
 #[allow(clippy::type_complexity)]
 pub type GlobalAvgPoolFn = unsafe fn(usize, usize, usize, &[i8], &mut [i8], i32, i32, i32, i32);
@@ -40,6 +41,8 @@ pub struct KernelSet {
     qs8_mul: MulFn,
     /// f32 -> int8 quantization of a contiguous slice (the model input).
     qs8_quantize: QuantizeFn,
+    /// f32 convolution with one group (and fully-connected), for layers kept in float.
+    f32_conv2d: F32ConvFn,
     /// Int8 max pooling (NHWC).
     qs8_max_pool: MaxPoolFn,
     /// Int8 global average pooling (NHWC), requantized.
@@ -124,6 +127,18 @@ impl KernelSet {
             _ => super::fc::scalar::qs8_fc_f32out_scalar(m, w.k, w.n, x, w, bias, scale, input_zero_point, lo, hi, y),
         }
     }
+    /// f32 convolution (any groups) or fully-connected layer as a 1x1 convolution over rows
+    /// (see `conv::scalar::f32_conv2d_scalar`): this set's vector kernel for one group and up to
+    /// `conv::f32simd::MAX_IN_C` input channels, else the scalar kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn f32_conv2d(&self, g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
+        if g.groups == 1 && g.in_c <= super::conv::f32simd::MAX_IN_C {
+            // SAFETY: as above; the group count and channel count are the kernel's to check.
+            unsafe { (self.f32_conv2d)(g, x, w, bias, lo, hi, y) }
+        } else {
+            super::conv::scalar::f32_conv2d_scalar(g, x, w, bias, lo, hi, y)
+        }
+    }
     /// Int8 max pooling over NHWC (see `pool::max_pool`).
     pub fn qs8_max_pool(&self, g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
         // SAFETY: as above.
@@ -177,6 +192,10 @@ unsafe fn mul_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
 unsafe fn quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
     super::elementwise::qs8_quantize_scalar(x, y, scale, zp)
 }
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_conv_scalar(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
+    super::conv::scalar::f32_conv2d_scalar(g, x, w, b, lo, hi, y)
+}
 unsafe fn max_pool_scalar(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
     super::pool::max_pool::<i8>(g, x, y, i8::MIN)
 }
@@ -210,6 +229,7 @@ pub const SCALAR: KernelSet = KernelSet {
     qs8_add: add_scalar,
     qs8_mul: mul_scalar,
     qs8_quantize: quantize_scalar,
+    f32_conv2d: f32_conv_scalar,
     qs8_max_pool: max_pool_scalar,
     qs8_global_avg_pool: global_avg_pool_scalar,
 };
@@ -226,6 +246,7 @@ const AVX2: KernelSet = KernelSet {
     qs8_add: super::x86::qs8_add_avx2,
     qs8_mul: super::x86::qs8_mul_avx2,
     qs8_quantize: super::x86::qs8_quantize_avx2,
+    f32_conv2d: super::conv::f32simd::f32_conv2d_8c_avx2,
     qs8_max_pool: super::pool::x86::qs8_max_pool_avx2,
     qs8_global_avg_pool: super::pool::x86::qs8_global_avg_pool_avx2,
 };
@@ -251,6 +272,7 @@ const NEON: KernelSet = KernelSet {
     qs8_add: super::arm::qs8_add_neon,
     qs8_mul: super::arm::qs8_mul_neon,
     qs8_quantize: quantize_scalar,
+    f32_conv2d: super::conv::f32simd::f32_conv2d_8c_neon,
     qs8_max_pool: super::pool::neon::qs8_max_pool_neon,
     qs8_global_avg_pool: super::pool::neon::qs8_global_avg_pool_neon,
 };

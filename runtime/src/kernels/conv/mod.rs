@@ -3,6 +3,7 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+pub mod f32simd;
 pub mod scalar;
 
 /// Geometry of a 2-d convolution or pooling window over NHWC tensors.
