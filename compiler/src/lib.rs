@@ -151,6 +151,11 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         }
         None => (channel_onnx.clone(), prune::survey(&original)),
     };
+    // What each pruned layer alone costs the float model (on up to 8 calibration samples).
+    let mut sparsity = sparsity;
+    if weight_pruning.is_some() && !samples.is_empty() {
+        prune::layer_impact(&original, &mut sparsity, &samples[..samples.len().min(8)])?;
+    }
     let (g, model_onnx) = match &pruned_onnx {
         Some(b) => (load_graph(b, what, &opts.input_shapes)?, &b[..]),
         None => (original, onnx),

@@ -191,13 +191,16 @@ impl fmt::Display for Report {
                 existing.len(),
                 za as f64 / wa.max(1) as f64 * 100.0
             )?;
-            writeln!(f, "                layer  kind  pattern  sparsity  weights  kernel  stored bytes")?;
+            writeln!(
+                f,
+                "                layer  kind  pattern  sparsity  weights  kernel  stored bytes  alone: top-1 agreement / SQNR of the float model"
+            )?;
             for l in pruned.iter().chain(&existing) {
                 let pattern = l.policy.map(|p| p.pattern.to_string()).unwrap_or_else(|| "(in model)".into());
                 let m = self.matrices.iter().find(|(n, _)| n == &l.name).map(|(_, m)| *m);
                 writeln!(
                     f,
-                    "                {}  {}  {}  {:.1}%  {}  {}  {}",
+                    "                {}  {}  {}  {:.1}%  {}  {}  {}  {}",
                     short(&l.name),
                     l.kind,
                     pattern,
@@ -205,6 +208,7 @@ impl fmt::Display for Report {
                     l.weights,
                     m.map_or_else(|| "dense".to_string(), kernel_name),
                     m.map_or_else(|| "-".to_string(), |m| m.bytes.to_string()),
+                    l.impact.map_or_else(|| "-".to_string(), |(a, db)| format!("{:.1}% / {db:.1} dB", a * 100.0)),
                 )?;
             }
         }
