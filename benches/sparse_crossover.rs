@@ -3,7 +3,7 @@
 //! densest 16x4-block matrix on which the block-sparse kernel is still faster than the dense
 //! kernel on the same layer. Median of many runs per point, both kernels timed in the same run.
 //!
-//! `cargo bench --bench sparse_crossover`
+//! `cargo bench --bench sparse_crossover` (`SPARQ_KERNELS=avx2 cargo bench ...` for another set)
 
 mod common;
 
@@ -30,7 +30,9 @@ fn median_us(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported here.
-    let set = registry::available().last().expect("scalar at least");
+    // The best set, or the one `SPARQ_KERNELS` names (e.g. `avx2`, for the `x86-64-avx2` profile).
+    let force = std::env::var("SPARQ_KERNELS").ok();
+    let set = registry::select(force.as_deref()).expect("SPARQ_KERNELS names a set this CPU runs");
     println!("kernel set {} ({} / {})", set.name(), set.gemm_name(), set.spgemm_name());
     let shapes = [
         (112, 16, 96),

@@ -32,6 +32,12 @@ impl Target {
 /// multiply-accumulates sparsity removes.
 const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(64, 0.05), (144, 0.30), (384, 0.70)];
 
+/// Measured on the same host with the `avxvnni` set forced (`SPARQ_KERNELS=avxvnni cargo bench
+/// --bench sparse_crossover`: `qs8_spgemm_4x8c4_avx2` vs the 256-bit `vpdpbusd` dense kernel),
+/// the lower of it and the plain `avx2` set (whose `vpmaddwd` dense kernel loses to sparse from
+/// 70% block density on every shape): the profile covers CPUs with and without AVX-VNNI.
+const X86_64_AVX2_CROSSOVER: &[(usize, f64)] = &[(64, 0.05), (192, 0.10), (320, 0.20), (576, 0.30), (960, 0.50)];
+
 /// Every profile `--target` accepts.
 pub const TARGETS: &[Target] = &[
     Target {
@@ -42,9 +48,9 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "x86-64-avx2",
-        description: "x86-64 with AVX2 (AVX-VNNI used when present), no AVX-512: block-sparse weights stay dense",
+        description: "x86-64 with AVX2 (AVX-VNNI used when present), no AVX-512",
         pack: Some(SIMD_PACK),
-        sparse_crossover: &[],
+        sparse_crossover: X86_64_AVX2_CROSSOVER,
     },
     Target {
         name: "aarch64",

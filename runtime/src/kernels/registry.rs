@@ -241,7 +241,7 @@ const AVX2: KernelSet = KernelSet {
     qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c16_avx2,
     qs8_fc: super::fc::avx2::qs8_fc_avx2,
     qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
-    qs8_spgemm: None,
+    qs8_spgemm: Some(("qs8_spgemm_4x8c4_avx2", super::spgemm::x86::qs8_spgemm_4x8c4_avx2)),
     qs8_fc_f32out: Some(super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2),
     qs8_add: super::x86::qs8_add_avx2,
     qs8_mul: super::x86::qs8_mul_avx2,
