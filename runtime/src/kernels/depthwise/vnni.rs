@@ -42,8 +42,8 @@ pub unsafe fn qs8_dwconv_c64_avx512vnni(g: &ConvGeometry, x: &[i8], w: &[i8], rq
     // SAFETY: the features are this function's contract; lengths asserted above.
     unsafe {
         match (g.kernel_h, g.kernel_w, g.stride_w, dilated) {
-            (3, 3, 1, false) if g.in_c == 32 => drive_pairs::<3, 3, 1>(g, x, w, rq, y),
-            (5, 5, 1, false) if g.in_c == 32 => drive_pairs::<5, 5, 2>(g, x, w, rq, y),
+            (3, 3, 1, false) if g.in_c == 32 => drive_pairs::<3, 3, 1, 1, true>(g, x, w, rq, y, 0, 32),
+            (5, 5, 1, false) if g.in_c == 32 => drive_pairs::<5, 5, 1, 2, true>(g, x, w, rq, y, 0, 32),
             (3, 3, 1, false) => drive::<3, 3, 1, 1>(g, x, w, rq, y),
             (3, 3, 2, false) => drive::<3, 3, 2, 1>(g, x, w, rq, y),
             (5, 5, 1, false) => drive::<5, 5, 1, 2>(g, x, w, rq, y),
@@ -261,6 +261,16 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
         let mut c0 = 0;
         while c0 < c_all {
             let len = BLOCK.min(c_all - c0);
+            if len <= 32 {
+                // The last 32 channels or fewer: two output pixels per vector instead of a
+                // half-empty one.
+                if S == 1 && c_all == 32 {
+                    drive_pairs::<KH, KW, S, GC, true>(g, x, w, rq, y, c0, len);
+                } else {
+                    drive_pairs::<KH, KW, S, GC, false>(g, x, w, rq, y, c0, len);
+                }
+                break;
+            }
             let mask: __mmask64 = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
             let (wcol, wsum) = interleaved_weights::<KH, KW, GC>(|kh, kw| {
                 _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((kh * KW + kw) * c_all + c0))
@@ -298,25 +308,31 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
     }
 }
 
-/// The column at input column `iw` for 32-channel pairs: lanes 0-31 are pixel `iw`, lanes 32-63
-/// pixel `iw + 1`, each half padding where its pixel lies outside the row.
+/// The column at input column `iw` for pixel pairs: lanes 0-31 are channels `c0 .. c0 + len`
+/// of pixel `iw`, lanes 32-63 the same channels of pixel `iw + S` (the same tap of the next
+/// output pixel), each half padding where its pixel lies outside the row.
 ///
 /// # Safety
-/// AVX-512 F/BW (inlined into a caller that enables them); for every valid row and every half
-/// inside `[0, in_w)`, `xn + row_off[kh] + (iw + half) * 32` addresses 32 bytes of the input.
+/// AVX-512 F/BW (inlined into a caller that enables them); `xn` points at channel `c0` of the
+/// image; for every valid row and every half inside `[0, in_w)`, `len` bytes at
+/// `xn + row_off[kh] + pixel * c_all` lie inside the input; `ADJ` as in [`drive_pairs`].
 #[inline(always)]
-unsafe fn column_pair<const KH: usize, const GC: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn column_pair<const KH: usize, const GC: usize, const S: usize, const ADJ: bool>(
     xn: *const i8,
     row_off: &[isize; KH],
     row_ok: u32,
     iw: isize,
     in_w: usize,
+    c_all: usize,
+    len: usize,
     raw_pad: __m512i,
 ) -> [[__m512i; 4]; GC] {
     let inside = |c: isize| c >= 0 && (c as usize) < in_w;
-    let lanes: __mmask64 =
-        (if inside(iw) { 0xffff_ffff } else { 0 }) | (if inside(iw + 1) { 0xffff_ffff << 32 } else { 0 });
-    // SAFETY: the caller's contract; masked-off lanes are not accessed, so the address may lie
+    let run = (1u64 << len) - 1;
+    let (lo_lanes, hi_lanes): (__mmask64, __mmask64) =
+        (if inside(iw) { run } else { 0 }, if inside(iw + S as isize) { run << 32 } else { 0 });
+    // SAFETY: the caller's contract; masked-off lanes are not accessed, so an address may lie
     // outside the input (hence `wrapping_offset`).
     unsafe {
         let flip = _mm512_set1_epi8(-128);
@@ -326,9 +342,17 @@ unsafe fn column_pair<const KH: usize, const GC: usize>(
             let mut t = [pad; 4];
             for (q, tv) in t.iter_mut().enumerate() {
                 let kh = gc * 4 + q;
-                if kh < KH && row_ok & (1 << kh) != 0 && lanes != 0 {
-                    let p = xn.wrapping_offset(row_off[kh] + iw * 32);
-                    *tv = _mm512_xor_si512(_mm512_mask_loadu_epi8(raw_pad, lanes, p), flip);
+                if kh < KH && row_ok & (1 << kh) != 0 && (lo_lanes | hi_lanes) != 0 {
+                    let p = xn.wrapping_offset(row_off[kh] + iw * c_all as isize);
+                    let v = if ADJ {
+                        // The two pixels' channels are adjacent in memory: one load.
+                        _mm512_mask_loadu_epi8(raw_pad, lo_lanes | hi_lanes, p)
+                    } else {
+                        // Lane 32 + c reads channel c of pixel `iw + S`.
+                        let v = _mm512_mask_loadu_epi8(raw_pad, lo_lanes, p);
+                        _mm512_mask_loadu_epi8(v, hi_lanes, p.wrapping_offset((S * c_all) as isize - 32))
+                    };
+                    *tv = _mm512_xor_si512(v, flip);
                 }
             }
             *o = interleave4(t);
@@ -337,56 +361,93 @@ unsafe fn column_pair<const KH: usize, const GC: usize>(
     }
 }
 
-/// 32 channels, stride 1: two output pixels per vector (see the module documentation).
+/// Channels `c0 .. c0 + len` (`len <= 32`) with horizontal stride `S`: two output pixels per
+/// vector (see the module documentation). `ADJ`: the layer has exactly 32 channels at stride 1,
+/// so the two pixels' channels are adjacent in memory (one load per row, one store).
 ///
 /// # Safety
-/// As [`drive`], with `in_c == 32` and horizontal stride 1.
+/// As [`drive`], with `c0 + len <= in_c` and `len <= 32`; `ADJ` only when `S == 1` and
+/// `in_c == 32`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-unsafe fn drive_pairs<const KH: usize, const KW: usize, const GC: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive_pairs<const KH: usize, const KW: usize, const S: usize, const GC: usize, const ADJ: bool>(
     g: &ConvGeometry,
     x: &[i8],
     w: &[i8],
     rq: &Requant<'_>,
     y: &mut [i8],
+    c0: usize,
+    len: usize,
 ) {
-    const C: usize = 32;
-    debug_assert!(g.kernel_h == KH && g.kernel_w == KW && g.stride_w == 1 && g.in_c == C && KH <= 4 * GC);
-    let plane = g.in_h * g.in_w * C;
+    debug_assert!(g.kernel_h == KH && g.kernel_w == KW && g.stride_w == S && KH <= 4 * GC);
+    debug_assert!(len <= 32 && c0 + len <= g.in_c);
+    // Constants when `ADJ` (the whole layer is these 32 channels).
+    let (c0, len, c_all) = if ADJ { (0, 32, 32) } else { (c0, len, g.in_c) };
+    let plane = g.in_h * g.in_w * c_all;
     let (lo, hi) = (rq.act_min, rq.act_max);
+    let run = (1u64 << len) - 1;
     // SAFETY (whole body): the CPU features are the caller's contract; loads as documented in
-    // `column_pair`; weight loads read 32 bytes of a tap; stores write one or two output pixels.
+    // `column_pair`; weight loads read `len` bytes of a tap; stores write `len` channels of one
+    // or two output pixels (masked; the second through an address 32 bytes before its channels).
     unsafe {
         let raw_pad = _mm512_set1_epi8(rq.input_zero_point as i8);
-        // Each tap's 32 weights in both halves.
+        // Each tap's weights of these channels in both halves.
         let (wcol, wsum) = interleaved_weights::<KH, KW, GC>(|kh, kw| {
-            let half = _mm256_loadu_si256(w.as_ptr().add((kh * KW + kw) * C).cast());
-            _mm512_inserti64x4(_mm512_castsi256_si512(half), half, 1)
+            let full = _mm512_maskz_loadu_epi8(run, w.as_ptr().add((kh * KW + kw) * c_all + c0).cast());
+            _mm512_inserti64x4(full, _mm512_castsi512_si256(full), 1)
         });
-        let (b, k) = block_constants(rq, |c| Some(c % C), &wsum);
+        let (b, k) = block_constants(rq, |c| (c % 32 < len).then_some(c0 + c % 32), &wsum);
         for n in 0..g.batch {
-            let xn = x.as_ptr().add(n * plane);
+            let xn = x.as_ptr().add(n * plane + c0);
             for oh in 0..g.out_h {
-                let (row_ok, row_off) = kernel_rows::<KH>(g, oh, g.in_w * C);
-                let yrow = y.as_mut_ptr().add(((n * g.out_h + oh) * g.out_w) * C);
+                let (row_ok, row_off) = kernel_rows::<KH>(g, oh, g.in_w * c_all);
+                let yrow = y.as_mut_ptr().add(((n * g.out_h + oh) * g.out_w) * c_all + c0);
                 let mut iw0 = -(g.pad_left as isize);
                 let mut cols = [[[raw_pad; 4]; GC]; KW];
                 for (kw, col) in cols.iter_mut().enumerate() {
-                    *col = column_pair::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, raw_pad);
+                    *col = column_pair::<KH, GC, S, ADJ>(
+                        xn,
+                        &row_off,
+                        row_ok,
+                        iw0 + kw as isize,
+                        g.in_w,
+                        c_all,
+                        len,
+                        raw_pad,
+                    );
                 }
                 let mut ow = 0;
                 while ow < g.out_w {
                     let out = window_out(&cols, &wcol, &b, &k, (lo, hi));
-                    let store: __mmask64 = if ow + 1 < g.out_w { !0 } else { 0xffff_ffff };
-                    _mm512_mask_storeu_epi8(yrow.add(ow * C), store, out);
-                    // Slide by two columns.
-                    iw0 += 2;
+                    let both = ow + 1 < g.out_w;
+                    if ADJ {
+                        // Adjacent output pixels: one store.
+                        _mm512_mask_storeu_epi8(yrow.add(ow * 32), if both { !0 } else { run }, out);
+                    } else {
+                        _mm512_mask_storeu_epi8(yrow.add(ow * c_all), run, out);
+                        if both {
+                            let second = yrow.wrapping_add((ow + 1) * c_all).wrapping_sub(32);
+                            _mm512_mask_storeu_epi8(second, run << 32, out);
+                        }
+                    }
+                    // Slide by two output pixels: 2 S input columns.
+                    iw0 += 2 * S as isize;
                     ow += 2;
                     if ow < g.out_w {
                         for kw in 0..KW {
-                            cols[kw] = if kw + 2 < KW {
-                                cols[kw + 2]
+                            cols[kw] = if kw + 2 * S < KW {
+                                cols[kw + 2 * S]
                             } else {
-                                column_pair::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, raw_pad)
+                                column_pair::<KH, GC, S, ADJ>(
+                                    xn,
+                                    &row_off,
+                                    row_ok,
+                                    iw0 + kw as isize,
+                                    g.in_w,
+                                    c_all,
+                                    len,
+                                    raw_pad,
+                                )
                             };
                         }
                     }
