@@ -167,11 +167,20 @@ fn bench_pool(c: &mut Criterion) {
     let mut g = quick(c, "qs8_pool");
     let x = bytes(7 * 7 * 1280, 5);
     let mut y = vec![0i8; 1280];
-    let (m, s) = quantize_multiplier(1.0 / 49.0);
+    let (mult, shift) = quantize_multiplier(1.0 / 49.0);
+    let gp = sparq_runtime::kernels::pool::GlobalPool {
+        batch: 1,
+        hw: 49,
+        channels: 1280,
+        zp_in: -3,
+        zp_out: 5,
+        mult,
+        shift,
+    };
     g.throughput(Throughput::Elements(x.len() as u64));
     for set in sets() {
         g.bench_function(BenchmarkId::new(set.name(), "global_avg_7x7x1280"), |b| {
-            b.iter(|| set.qs8_global_avg_pool(1, 49, 1280, &x, &mut y, -3, 5, m, s))
+            b.iter(|| set.qs8_global_avg_pool(&gp, &x, &mut y))
         });
     }
     let geo = geometry(56, 64, 64, 2, 2, 1);

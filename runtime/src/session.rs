@@ -393,23 +393,7 @@ impl<'a> Ctx<'a, '_> {
                     );
                 } else if x.dtype == DType::I8 && matches!(w.layout, Layout::Packed | Layout::BlockSparse) {
                     // A fully-connected layer is a 1x1 convolution over `m` rows.
-                    let g = ConvGeometry {
-                        batch: m,
-                        in_h: 1,
-                        in_w: 1,
-                        in_c: k,
-                        out_h: 1,
-                        out_w: 1,
-                        out_c: n,
-                        kernel_h: 1,
-                        kernel_w: 1,
-                        stride_h: 1,
-                        stride_w: 1,
-                        dilation_h: 1,
-                        dilation_w: 1,
-                        groups: 1,
-                        ..Default::default()
-                    };
+                    let g = ConvGeometry::rows(m, k, n);
                     let (xd, rq, out) = (self.data(&x), self.requant(o, &x, &y), self.out(&y));
                     match self.sparse(&w) {
                         Some(s) => self.kernels.qs8_spgemm(&g, xd, &s, &rq, out),
@@ -420,23 +404,7 @@ impl<'a> Ctx<'a, '_> {
                 } else {
                     // f32: a 1x1 convolution over `m` rows (the same rounding order as
                     // `fc::scalar::f32_fc_scalar`).
-                    let g = ConvGeometry {
-                        batch: m,
-                        in_h: 1,
-                        in_w: 1,
-                        in_c: k,
-                        out_h: 1,
-                        out_w: 1,
-                        out_c: n,
-                        kernel_h: 1,
-                        kernel_w: 1,
-                        stride_h: 1,
-                        stride_w: 1,
-                        dilation_h: 1,
-                        dilation_w: 1,
-                        groups: 1,
-                        ..Default::default()
-                    };
+                    let g = ConvGeometry::rows(m, k, n);
                     let (xd, wd, bd) = (self.data(&x), self.data(&w), self.data(&t(2)));
                     self.kernels.f32_conv2d(&g, xd, wd, bd, lo, hi, self.out(&y));
                 }
@@ -542,17 +510,16 @@ impl<'a> Ctx<'a, '_> {
                 let x = t(0);
                 let (n, c, hw) = (x.dims[0], x.dims[1], x.dims[2] * x.dims[3]);
                 if x.dtype == DType::I8 {
-                    self.kernels.qs8_global_avg_pool(
-                        n,
+                    let gp = pool::GlobalPool {
+                        batch: n,
                         hw,
-                        c,
-                        self.data(&x),
-                        self.out(&y),
-                        x.zero_point,
-                        y.zero_point,
-                        p[op::MULT_A],
-                        p[op::SHIFT],
-                    );
+                        channels: c,
+                        zp_in: x.zero_point,
+                        zp_out: y.zero_point,
+                        mult: p[op::MULT_A],
+                        shift: p[op::SHIFT],
+                    };
+                    self.kernels.qs8_global_avg_pool(&gp, self.data(&x), self.out(&y));
                 } else {
                     pool::f32_global_avg_pool(n, hw, c, self.data(&x), self.out(&y));
                 }

@@ -667,6 +667,7 @@ fn block_sparse_gemm_matches_dense_and_scalar() {
 
 #[test]
 fn int8_pooling_matches_scalar() {
+    use sparq_runtime::kernels::pool::GlobalPool;
     let sets = sets();
     let mut rng = Rng(0x510E_527F_ADE6_82D1);
     let mut cases = 0;
@@ -693,11 +694,12 @@ fn int8_pooling_matches_scalar() {
                 let real =
                     if edge == 0 { 1e-3 * 4e3f64.powf((rng.next() % 1000) as f64 / 1000.0) } else { 1.0 / hw as f64 };
                 let (mult, shift) = quantize_multiplier(real);
+                let gp = GlobalPool { batch, hw, channels: c, zp_in, zp_out, mult, shift };
                 let mut want = vec![0i8; batch * c];
-                registry::SCALAR.qs8_global_avg_pool(batch, hw, c, &x, &mut want, zp_in, zp_out, mult, shift);
+                registry::SCALAR.qs8_global_avg_pool(&gp, &x, &mut want);
                 for set in &sets {
                     let mut got = vec![0i8; want.len()];
-                    set.qs8_global_avg_pool(batch, hw, c, &x, &mut got, zp_in, zp_out, mult, shift);
+                    set.qs8_global_avg_pool(&gp, &x, &mut got);
                     assert_eq!(got, want, "{set:?} global average pool differs: c {c} hw {hw} edge {edge}");
                 }
                 cases += 1;

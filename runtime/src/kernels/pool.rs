@@ -90,20 +90,23 @@ pub fn qs8_avg_pool(g: &ConvGeometry, x: &[i8], y: &mut [i8], zp: i32, count_inc
     }
 }
 
-/// Global average pooling: `out = zp_out + requantize(sum(q - zp_in), mult, shift)` where the
-/// multiplier already includes `1 / (H * W)`.
-#[allow(clippy::too_many_arguments)]
-pub fn qs8_global_avg_pool(
-    batch: usize,
-    hw: usize,
-    c_all: usize,
-    x: &[i8],
-    y: &mut [i8],
-    zp_in: i32,
-    zp_out: i32,
-    mult: i32,
-    shift: i32,
-) {
+/// An int8 global average pooling: `batch x hw x channels` (NHWC) in, `batch x channels` out,
+/// `out = zp_out + requantize(sum(q - zp_in), mult, shift)` where the multiplier already includes
+/// `1 / hw`.
+#[derive(Clone, Copy, Debug)]
+pub struct GlobalPool {
+    pub batch: usize,
+    pub hw: usize,
+    pub channels: usize,
+    pub zp_in: i32,
+    pub zp_out: i32,
+    pub mult: i32,
+    pub shift: i32,
+}
+
+/// Global average pooling (see [`GlobalPool`]).
+pub fn qs8_global_avg_pool(p: &GlobalPool, x: &[i8], y: &mut [i8]) {
+    let GlobalPool { batch, hw, channels: c_all, zp_in, zp_out, mult, shift } = *p;
     const BLOCK: usize = 64;
     for n in 0..batch {
         let xn = &x[n * hw * c_all..][..hw * c_all];
@@ -201,21 +204,11 @@ pub mod x86 {
     /// the zero point taken out once, then [`requant8`].
     ///
     /// # Safety
-    /// The CPU must support AVX2; the slices match `batch x hw x c_all` in and `batch x c_all`
-    /// out.
+    /// The CPU must support AVX2; the slices match `p` (`batch x hw x channels` in, `batch x
+    /// channels` out).
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn qs8_global_avg_pool_avx2(
-        batch: usize,
-        hw: usize,
-        c_all: usize,
-        x: &[i8],
-        y: &mut [i8],
-        zp_in: i32,
-        zp_out: i32,
-        mult: i32,
-        shift: i32,
-    ) {
+    pub unsafe fn qs8_global_avg_pool_avx2(p: &super::GlobalPool, x: &[i8], y: &mut [i8]) {
+        let super::GlobalPool { batch, hw, channels: c_all, zp_in, zp_out, mult, shift } = *p;
         let vec = c_all / 32 * 32;
         let (m, s) = ([mult; 8], [shift; 8]);
         let rq = Requant {
@@ -316,20 +309,10 @@ pub mod neon {
     /// [`super::qs8_global_avg_pool`], 16 channels per step (`saddw` into i32 lanes).
     ///
     /// # Safety
-    /// The slices match `batch x hw x c_all` in and `batch x c_all` out.
+    /// The slices match `p` (`batch x hw x channels` in, `batch x channels` out).
     #[target_feature(enable = "neon")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn qs8_global_avg_pool_neon(
-        batch: usize,
-        hw: usize,
-        c_all: usize,
-        x: &[i8],
-        y: &mut [i8],
-        zp_in: i32,
-        zp_out: i32,
-        mult: i32,
-        shift: i32,
-    ) {
+    pub unsafe fn qs8_global_avg_pool_neon(p: &super::GlobalPool, x: &[i8], y: &mut [i8]) {
+        let super::GlobalPool { batch, hw, channels: c_all, zp_in, zp_out, mult, shift } = *p;
         let vec = c_all / 16 * 16;
         let (m, s) = ([mult; 4], [shift; 4]);
         let rq = Requant {

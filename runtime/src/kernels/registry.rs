@@ -4,6 +4,7 @@
 use super::conv::{ConvGeometry, Requant};
 use super::elementwise::{AddParams, MulParams};
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
+use super::pool::GlobalPool;
 use super::spgemm::{BlockSparse, KERNEL_BLOCK};
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
@@ -15,8 +16,7 @@ pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
 pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
-#[allow(clippy::type_complexity)]
-pub type GlobalAvgPoolFn = unsafe fn(usize, usize, usize, &[i8], &mut [i8], i32, i32, i32, i32);
+pub type GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i8], &mut [i8]);
 pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
 
 /// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
@@ -145,21 +145,9 @@ impl KernelSet {
         unsafe { (self.qs8_max_pool)(g, x, y) }
     }
     /// Int8 global average pooling over NHWC (see `pool::qs8_global_avg_pool`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn qs8_global_avg_pool(
-        &self,
-        batch: usize,
-        hw: usize,
-        c_all: usize,
-        x: &[i8],
-        y: &mut [i8],
-        zp_in: i32,
-        zp_out: i32,
-        mult: i32,
-        shift: i32,
-    ) {
+    pub fn qs8_global_avg_pool(&self, p: &GlobalPool, x: &[i8], y: &mut [i8]) {
         // SAFETY: as above.
-        unsafe { (self.qs8_global_avg_pool)(batch, hw, c_all, x, y, zp_in, zp_out, mult, shift) }
+        unsafe { (self.qs8_global_avg_pool)(p, x, y) }
     }
     /// Int8 add of contiguous operands of one shape and layout (no broadcast).
     pub fn qs8_add(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
@@ -199,19 +187,8 @@ unsafe fn f32_conv_scalar(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32], lo:
 unsafe fn max_pool_scalar(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
     super::pool::max_pool::<i8>(g, x, y, i8::MIN)
 }
-#[allow(clippy::too_many_arguments)]
-unsafe fn global_avg_pool_scalar(
-    batch: usize,
-    hw: usize,
-    c_all: usize,
-    x: &[i8],
-    y: &mut [i8],
-    zp_in: i32,
-    zp_out: i32,
-    mult: i32,
-    shift: i32,
-) {
-    super::pool::qs8_global_avg_pool(batch, hw, c_all, x, y, zp_in, zp_out, mult, shift)
+unsafe fn global_avg_pool_scalar(p: &GlobalPool, x: &[i8], y: &mut [i8]) {
+    super::pool::qs8_global_avg_pool(p, x, y)
 }
 unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)

@@ -252,6 +252,31 @@ pub unsafe fn pack4_i8(q: [__m512i; 4]) -> __m512i {
     }
 }
 
+/// Store part `i` of 64 packed bytes: the `W`-byte run (`W` = 16 or 32) at byte `W i`, e.g. one
+/// output pixel's channels from [`pack4_i8`].
+///
+/// # Safety
+/// The CPU must support AVX-512 F (always inlined into a caller that enables it); `out` must be
+/// valid for `W` bytes and `W i < 64`.
+#[inline(always)]
+pub unsafe fn store_part<const W: usize>(bytes: __m512i, i: usize, out: *mut i8) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if W == 32 {
+            let half = if i == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
+            _mm256_storeu_si256(out.cast(), half);
+        } else {
+            let quarter = match i {
+                0 => _mm512_castsi512_si128(bytes),
+                1 => _mm512_extracti32x4_epi32(bytes, 1),
+                2 => _mm512_extracti32x4_epi32(bytes, 2),
+                _ => _mm512_extracti32x4_epi32(bytes, 3),
+            };
+            _mm_storeu_si128(out.cast(), quarter);
+        }
+    }
+}
+
 /// The activation clamp on 64 bytes.
 ///
 /// # Safety

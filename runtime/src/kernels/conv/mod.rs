@@ -28,6 +28,27 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// A fully-connected layer as a 1x1 convolution: `m` rows of `k` inputs to `n` outputs.
+    pub fn rows(m: usize, k: usize, n: usize) -> ConvGeometry {
+        ConvGeometry {
+            batch: m,
+            in_h: 1,
+            in_w: 1,
+            in_c: k,
+            out_h: 1,
+            out_w: 1,
+            out_c: n,
+            kernel_h: 1,
+            kernel_w: 1,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            groups: 1,
+            ..Default::default()
+        }
+    }
+
     /// Input row of kernel tap `kh` for output row `oh`, or `None` when it falls in the padding.
     #[inline(always)]
     pub fn in_row(&self, oh: usize, kh: usize) -> Option<usize> {

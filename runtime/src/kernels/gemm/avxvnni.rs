@@ -12,7 +12,7 @@
 use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{
-    clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8, Requant16,
+    clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8, store_part, Requant16,
 };
 use core::arch::x86_64::*;
 
@@ -315,17 +315,9 @@ unsafe fn small_tile<const H: usize, const STEPS: usize>(
                     }
                     let out = y0.add((r0 + g0 + rr) * n);
                     if H == 2 {
-                        let half =
-                            if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
-                        _mm256_storeu_si256(out.cast(), half);
+                        store_part::<32>(bytes, rr, out);
                     } else {
-                        let quarter = match rr {
-                            0 => _mm512_castsi512_si128(bytes),
-                            1 => _mm512_extracti32x4_epi32(bytes, 1),
-                            2 => _mm512_extracti32x4_epi32(bytes, 2),
-                            _ => _mm512_extracti32x4_epi32(bytes, 3),
-                        };
-                        _mm_storeu_si128(out.cast(), quarter);
+                        store_part::<16>(bytes, rr, out);
                     }
                 }
             }
@@ -521,17 +513,9 @@ unsafe fn tile512_body<const H: usize, const R: usize, const T8: bool>(
             for rr in 0..per.min(rows - r0) {
                 let out = y[(p0 + r0 + rr) * n + c..][..16 * H].as_mut_ptr();
                 if H == 2 {
-                    let half =
-                        if rr == 0 { _mm512_castsi512_si256(bytes) } else { _mm512_extracti64x4_epi64(bytes, 1) };
-                    _mm256_storeu_si256(out.cast(), half);
+                    store_part::<32>(bytes, rr, out);
                 } else {
-                    let quarter = match rr {
-                        0 => _mm512_castsi512_si128(bytes),
-                        1 => _mm512_extracti32x4_epi32(bytes, 1),
-                        2 => _mm512_extracti32x4_epi32(bytes, 2),
-                        _ => _mm512_extracti32x4_epi32(bytes, 3),
-                    };
-                    _mm_storeu_si128(out.cast(), quarter);
+                    store_part::<16>(bytes, rr, out);
                 }
             }
             r0 += per;

@@ -25,7 +25,7 @@
 use super::{BlockSparse, KERNEL_BLOCK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
-use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, Requant16};
+use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, store_part, Requant16};
 use core::arch::x86_64::*;
 
 /// The set's sparse kernel: the pixel-lane kernel when the CPU has AVX-512 VBMI, else the
@@ -286,19 +286,12 @@ unsafe fn pixel_lanes(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requ
                             _mm512_unpackhi_epi64(t01hi, t23hi),
                         ];
                         for p in 0..(rows - 16 * h).min(16) {
-                            let o = out[p % 4];
-                            let v = match p / 4 {
-                                0 => _mm512_castsi512_si128(o),
-                                1 => _mm512_extracti32x4_epi32(o, 1),
-                                2 => _mm512_extracti32x4_epi32(o, 2),
-                                _ => _mm512_extracti32x4_epi32(o, 3),
-                            };
                             let dst = y[(p0 + 16 * h + p) * n + c0..][..count].as_mut_ptr();
                             if count == 16 {
-                                _mm_storeu_si128(dst.cast(), v);
+                                store_part::<16>(out[p % 4], p / 4, dst);
                             } else {
                                 let mut tmp = [0i8; 16];
-                                _mm_storeu_si128(tmp.as_mut_ptr().cast(), v);
+                                store_part::<16>(out[p % 4], p / 4, tmp.as_mut_ptr());
                                 core::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, count);
                             }
                         }
@@ -385,14 +378,7 @@ pub unsafe fn qs8_spgemm_8x16c4_avx512vnni(
                         let real = rows.saturating_sub(4 * half).min(4);
                         if count == 16 {
                             for j in 0..real {
-                                let v = match j {
-                                    0 => _mm512_castsi512_si128(bytes),
-                                    1 => _mm512_extracti32x4_epi32(bytes, 1),
-                                    2 => _mm512_extracti32x4_epi32(bytes, 2),
-                                    _ => _mm512_extracti32x4_epi32(bytes, 3),
-                                };
-                                let out = y[(p0 + 4 * half + j) * n + c..][..16].as_mut_ptr();
-                                _mm_storeu_si128(out.cast(), v);
+                                store_part::<16>(bytes, j, y[(p0 + 4 * half + j) * n + c..][..16].as_mut_ptr());
                             }
                         } else {
                             let mut out = [0i8; 64];
