@@ -132,7 +132,7 @@ impl KernelSet {
     /// `conv::f32simd::MAX_IN_C` input channels, else the scalar kernel.
     #[allow(clippy::too_many_arguments)]
     pub fn f32_conv2d(&self, g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
-        if g.groups == 1 && g.in_c <= super::conv::f32simd::MAX_IN_C {
+        if g.groups == 1 && g.in_c <= super::conv::F32_SIMD_MAX_IN_C {
             // SAFETY: as above; the group count and channel count are the kernel's to check.
             unsafe { (self.f32_conv2d)(g, x, w, bias, lo, hi, y) }
         } else {
@@ -342,6 +342,7 @@ fn has_avxvnni() -> bool {
 
 /// Every set this CPU can run, best last.
 pub fn available() -> impl Iterator<Item = KernelSet> {
+    #[allow(unused_mut)] // no set is added on targets without a SIMD set
     let mut sets = [Some(SCALAR), None, None, None];
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {

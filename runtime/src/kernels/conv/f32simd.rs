@@ -13,8 +13,8 @@
 
 use super::ConvGeometry;
 
-/// Longest input-channel run the vector kernels take (their transposed weights live on the stack).
-pub const MAX_IN_C: usize = 2048;
+/// Longest input-channel run the vector kernels take.
+pub const MAX_IN_C: usize = super::F32_SIMD_MAX_IN_C;
 
 /// The loop nest of both ISAs: `V` is the 8-lane vector (two vectors on NEON).
 ///

@@ -3,7 +3,12 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub mod f32simd;
+
+/// Longest input-channel run of the f32 vector kernels (`f32simd`; their transposed weights live
+/// on the stack).
+pub const F32_SIMD_MAX_IN_C: usize = 2048;
 pub mod scalar;
 
 /// Geometry of a 2-d convolution or pooling window over NHWC tensors.
