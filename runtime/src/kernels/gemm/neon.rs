@@ -100,16 +100,76 @@ unsafe fn tile_neon(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x
         for kg in 0..kp / 4 {
             let w0 = vld1q_s8(panel.as_ptr().add(kg * 32));
             let w1 = vld1q_s8(panel.as_ptr().add(kg * 32 + 16));
-            for r in 0..MR {
-                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg * 4).cast::<i32>().read_unaligned()));
-                let a8 = vget_low_s8(av);
-                acc[r][0] = vpadalq_s16(acc[r][0], vmull_s8(vget_low_s8(w0), a8));
-                acc[r][1] = vpadalq_s16(acc[r][1], vmull_high_s8(w0, av));
-                acc[r][2] = vpadalq_s16(acc[r][2], vmull_s8(vget_low_s8(w1), a8));
-                acc[r][3] = vpadalq_s16(acc[r][3], vmull_high_s8(w1, av));
-            }
+            step_neon(&mut acc, w0, w1, rows, kg * 4);
         }
-        core::array::from_fn(|r| [vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3])])
+        fold_neon(acc)
+    }
+}
+
+/// One step of 4 along K of the `smull` / `sadalp` tiles (dense and block-sparse): 8 channels'
+/// 4 weights (`w0`: channels 0-3, `w1`: 4-7) times the 4 bytes at `rows[r] + at` of each row,
+/// pair sums `(c, k01), (c, k23)` per channel.
+///
+/// # Safety
+/// Each `rows[r] + at` must address 4 readable bytes (always inlined into a NEON caller).
+#[inline(always)]
+pub(crate) unsafe fn step_neon<const R: usize>(
+    acc: &mut [[int32x4_t; 4]; R],
+    w0: int8x16_t,
+    w1: int8x16_t,
+    rows: &[*const i8; R],
+    at: usize,
+) {
+    // SAFETY: the caller's contract; NEON is baseline.
+    unsafe {
+        for r in 0..R {
+            let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(at).cast::<i32>().read_unaligned()));
+            let a8 = vget_low_s8(av);
+            acc[r][0] = vpadalq_s16(acc[r][0], vmull_s8(vget_low_s8(w0), a8));
+            acc[r][1] = vpadalq_s16(acc[r][1], vmull_high_s8(w0, av));
+            acc[r][2] = vpadalq_s16(acc[r][2], vmull_s8(vget_low_s8(w1), a8));
+            acc[r][3] = vpadalq_s16(acc[r][3], vmull_high_s8(w1, av));
+        }
+    }
+}
+
+/// The per-channel sums of [`step_neon`]'s pair sums: channels 0-3 and 4-7 of each row.
+#[inline(always)]
+pub(crate) fn fold_neon<const R: usize>(acc: [[int32x4_t; 4]; R]) -> [[int32x4_t; 2]; R] {
+    // SAFETY: NEON is baseline on aarch64.
+    core::array::from_fn(|r| unsafe { [vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3])] })
+}
+
+/// One step of 4 along K of the `sdot` tiles (dense and block-sparse): as [`step_neon`], each
+/// channel's 4 products summed into its lane by `sdot` (`asm!`: `vdotq_laneq_s32` is not stable
+/// Rust yet).
+///
+/// # Safety
+/// The CPU must support dotprod; each `rows[r] + at` must address 4 readable bytes.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+pub(crate) unsafe fn step_dotprod<const R: usize>(
+    acc: &mut [[int32x4_t; 2]; R],
+    w0: int8x16_t,
+    w1: int8x16_t,
+    rows: &[*const i8; R],
+    at: usize,
+) {
+    // SAFETY: the caller's contract; `sdot` needs dotprod, enabled for this function.
+    unsafe {
+        for r in 0..R {
+            let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(at).cast::<i32>().read_unaligned()));
+            core::arch::asm!(
+                "sdot {a0:v}.4s, {w0:v}.16b, {x:v}.4b[0]",
+                "sdot {a1:v}.4s, {w1:v}.16b, {x:v}.4b[0]",
+                a0 = inout(vreg) acc[r][0],
+                a1 = inout(vreg) acc[r][1],
+                w0 = in(vreg) w0,
+                w1 = in(vreg) w1,
+                x = in(vreg) av,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
     }
 }
 
@@ -123,8 +183,7 @@ pub unsafe fn qs8_gemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'
 }
 
 /// `sdot` tile: per step of 4 along K, one `sdot` per 4 channels adds each channel's 4 products
-/// with the pixel's 4 bytes (selected by lane) into its i32 lane. (`vdotq_laneq_s32` is not
-/// stable Rust yet, hence `asm!`.)
+/// with the pixel's 4 bytes (selected by lane) into its i32 lane ([`step_dotprod`]).
 ///
 /// # Safety
 /// The CPU must support dotprod. Each `rows[r]` must address `kp` readable bytes; `panel` holds
@@ -137,19 +196,7 @@ unsafe fn tile_dotprod(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int
         for kg in 0..kp / 4 {
             let w0 = vld1q_s8(panel.as_ptr().add(kg * 32));
             let w1 = vld1q_s8(panel.as_ptr().add(kg * 32 + 16));
-            for r in 0..MR {
-                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg * 4).cast::<i32>().read_unaligned()));
-                core::arch::asm!(
-                    "sdot {a0:v}.4s, {w0:v}.16b, {x:v}.4b[0]",
-                    "sdot {a1:v}.4s, {w1:v}.16b, {x:v}.4b[0]",
-                    a0 = inout(vreg) acc[r][0],
-                    a1 = inout(vreg) acc[r][1],
-                    w0 = in(vreg) w0,
-                    w1 = in(vreg) w1,
-                    x = in(vreg) av,
-                    options(pure, nomem, nostack, preserves_flags)
-                );
-            }
+            step_dotprod(&mut acc, w0, w1, rows, kg * 4);
         }
         acc
     }

@@ -12,6 +12,7 @@
 use super::{BlockSparse, KERNEL_BLOCK};
 use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
 use crate::kernels::conv::{ConvGeometry, Requant};
+use crate::kernels::gemm::neon::{fold_neon, step_dotprod, step_neon};
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
 use core::arch::aarch64::*;
 
@@ -112,19 +113,11 @@ unsafe fn tile_neon(
     unsafe {
         let mut acc = [[vdupq_n_s32(0); 4]; MR];
         for b in blocks {
-            let kg = cols[b] as usize * 4;
             let w0 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32));
             let w1 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32 + 16));
-            for r in 0..MR {
-                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg).cast::<i32>().read_unaligned()));
-                let a8 = vget_low_s8(av);
-                acc[r][0] = vpadalq_s16(acc[r][0], vmull_s8(vget_low_s8(w0), a8));
-                acc[r][1] = vpadalq_s16(acc[r][1], vmull_high_s8(w0, av));
-                acc[r][2] = vpadalq_s16(acc[r][2], vmull_s8(vget_low_s8(w1), a8));
-                acc[r][3] = vpadalq_s16(acc[r][3], vmull_high_s8(w1, av));
-            }
+            step_neon(&mut acc, w0, w1, rows, cols[b] as usize * 4);
         }
-        core::array::from_fn(|r| [vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3])])
+        fold_neon(acc)
     }
 }
 
@@ -137,8 +130,7 @@ pub unsafe fn qs8_spgemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &BlockSparse<
     unsafe { drive(g, x, w, rq, y, tile_neon) }
 }
 
-/// `sdot` tile: one `sdot` per 4 channels and stored block (`asm!`: `vdotq_laneq_s32` is not
-/// stable Rust yet).
+/// `sdot` tile: one `sdot` per 4 channels and stored block ([`step_dotprod`]).
 ///
 /// # Safety
 /// The CPU must support dotprod; otherwise as [`Tile`]'s contract in `drive`.
@@ -154,22 +146,9 @@ unsafe fn tile_dotprod(
     unsafe {
         let mut acc = [[vdupq_n_s32(0); 2]; MR];
         for b in blocks {
-            let kg = cols[b] as usize * 4;
             let w0 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32));
             let w1 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32 + 16));
-            for r in 0..MR {
-                let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(kg).cast::<i32>().read_unaligned()));
-                core::arch::asm!(
-                    "sdot {a0:v}.4s, {w0:v}.16b, {x:v}.4b[0]",
-                    "sdot {a1:v}.4s, {w1:v}.16b, {x:v}.4b[0]",
-                    a0 = inout(vreg) acc[r][0],
-                    a1 = inout(vreg) acc[r][1],
-                    w0 = in(vreg) w0,
-                    w1 = in(vreg) w1,
-                    x = in(vreg) av,
-                    options(pure, nomem, nostack, preserves_flags)
-                );
-            }
+            step_dotprod(&mut acc, w0, w1, rows, cols[b] as usize * 4);
         }
         acc
     }
