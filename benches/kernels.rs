@@ -12,7 +12,7 @@ use sparq_runtime::quant::quantize_multiplier;
 use std::time::Duration;
 
 mod common;
-use common::{aligned, block_sparse_weights, bytes, geometry, params, rq};
+use common::{block_sparse_weights, bytes, geometry, params, rq};
 
 fn sets() -> Vec<KernelSet> {
     registry::available().collect()
@@ -152,8 +152,8 @@ fn bench_sparse(c: &mut Criterion) {
         for sparsity in [50u32, 80, 90] {
             let wz = block_sparse_weights(geo.out_c, k, sparsity);
             let enc = encode(KERNEL_BLOCK, geo.out_c, k, &wz);
-            let store = aligned(&enc);
-            let s = BlockSparse::parse(&store[..enc.len()], geo.out_c, k, KERNEL_BLOCK).unwrap();
+            let store = sparq_runtime::AlignedBytes::from_slice(&enc);
+            let s = BlockSparse::parse(store.as_slice(), geo.out_c, k, KERNEL_BLOCK).unwrap();
             g.bench_with_input(BenchmarkId::new(format!("{}_sparse{sparsity}", set.name()), name), &geo, |b, geo| {
                 b.iter(|| set.qs8_spgemm(geo, &x, &s, &r, &mut y))
             });

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{aligned, block_sparse_weights, bytes, geometry, params, rq};
+use common::{block_sparse_weights, bytes, geometry, params, rq};
 use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
 use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
 use sparq_runtime::kernels::registry;
@@ -63,8 +63,8 @@ fn main() {
         for sparsity in [0u32, 30, 50, 60, 70, 80, 90, 95] {
             let wz = block_sparse_weights(cout, cin, sparsity);
             let enc = encode(KERNEL_BLOCK, cout, cin, &wz);
-            let store = aligned(&enc);
-            let s = BlockSparse::parse(&store[..enc.len()], cout, cin, KERNEL_BLOCK).unwrap();
+            let store = sparq_runtime::AlignedBytes::from_slice(&enc);
+            let s = BlockSparse::parse(store.as_slice(), cout, cin, KERNEL_BLOCK).unwrap();
             let t = median_us(|| set.qs8_spgemm(&geo, &x, &s, &r, &mut y));
             let ratio = t / dense;
             ratios.push(format!("{ratio:.2}"));

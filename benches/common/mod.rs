@@ -1,5 +1,5 @@
 //! Helpers shared by the kernel benches: deterministic inputs, MobileNetV2-like requantization,
-//! geometries, block-sparse weights, and 64-byte aligned copies.
+//! geometries and block-sparse weights.
 #![allow(dead_code)]
 
 use sparq_runtime::kernels::conv::{ConvGeometry, Requant};
@@ -82,22 +82,4 @@ pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
         }
     }
     w
-}
-
-/// A copy at a 64-byte aligned address (as constants sit in a mapped file).
-pub fn aligned(b: &[u8]) -> AlignedBuf {
-    let mut v = vec![[0u8; 64]; b.len().div_ceil(64)];
-    for (i, &x) in b.iter().enumerate() {
-        v[i / 64][i % 64] = x;
-    }
-    AlignedBuf(v)
-}
-
-pub struct AlignedBuf(Vec<[u8; 64]>);
-impl std::ops::Deref for AlignedBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the vector holds `64 len` initialized bytes.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 64) }
-    }
 }

@@ -570,15 +570,6 @@ fn input_layout_change_quantizes_every_element_in_place() {
     }
 }
 
-/// A 4-byte aligned copy of an encoding (constants sit at multiples of 64 in a file).
-fn aligned_bytes(b: &[u8]) -> Vec<u32> {
-    let mut v = vec![0u32; b.len().div_ceil(4)];
-    for (i, &byte) in b.iter().enumerate() {
-        v[i / 4] |= (byte as u32) << (8 * (i % 4));
-    }
-    v
-}
-
 /// Zero whole `block`s of a row-major `n x k` matrix until about `density` of them are left.
 fn prune_blocks(rng: &mut Rng, m: &mut [i8], n: usize, k: usize, block: Pack, density: f64) {
     for rb in 0..n.div_ceil(block.nr) {
@@ -627,11 +618,9 @@ fn block_sparse_gemm_matches_dense_and_scalar() {
                 let mut want = vec![0i8; g.batch * g.out_h * g.out_w * cout];
                 registry::SCALAR.qs8_conv2d(&g, &x, &wt, &r, &mut want);
                 for block in [KERNEL_BLOCK, Pack { nr: 1, kr: 4 }, Pack { nr: 3, kr: 5 }] {
-                    let enc = encode(block, cout, kk, &wt);
-                    let store = aligned_bytes(&enc);
-                    // SAFETY: `store` holds at least `enc.len()` bytes.
-                    let bytes = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<u8>(), enc.len()) };
-                    let s = BlockSparse::parse(bytes, cout, kk, block).unwrap();
+                    // A 64-byte aligned copy, as constants sit in a file.
+                    let store = sparq_runtime::AlignedBytes::from_slice(&encode(block, cout, kk, &wt));
+                    let s = BlockSparse::parse(store.as_slice(), cout, kk, block).unwrap();
                     let mut got = vec![0i8; want.len()];
                     qs8_spgemm_scalar(&g, &x, &s, &r, &mut got);
                     assert_eq!(got, want, "scalar sparse differs from dense: cin {cin} cout {cout} k {k} {block:?}");

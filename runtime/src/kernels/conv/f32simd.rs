@@ -36,7 +36,10 @@ unsafe fn drive<V: Copy>(
     let taps = g.kernel_h * g.kernel_w * cin;
     let pixels = g.batch * g.out_h * g.out_w;
     let plane = g.in_h * g.in_w * cin;
-    let mut wt = [[0f32; 8]; MAX_IN_C];
+    // The 8 channels' weights of one tap, transposed: row `ic` is written for every `ic < cin`
+    // before it is read (not zeroed up front: fully-connected rows never use it).
+    let mut wt_store = core::mem::MaybeUninit::<[[f32; 8]; MAX_IN_C]>::uninit();
+    let wt = wt_store.as_mut_ptr().cast::<[f32; 8]>();
     let mut oc0 = 0;
     while oc0 < n {
         let cnt = 8.min(n - oc0);
@@ -68,20 +71,22 @@ unsafe fn drive<V: Copy>(
                     }
                     continue;
                 }
-                for (ic, row) in wt.iter_mut().enumerate().take(cin) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = if j < cnt { w[(oc0 + j) * taps + t0 + ic] } else { 0.0 };
-                    }
+                for ic in 0..cin {
+                    let row: [f32; 8] =
+                        core::array::from_fn(|j| if j < cnt { w[(oc0 + j) * taps + t0 + ic] } else { 0.0 });
+                    // SAFETY: `ic < cin <= MAX_IN_C` rows.
+                    unsafe { wt.add(ic).write(row) };
                 }
                 for p in 0..pixels {
                     let (ow, oh, b) = (p % g.out_w, (p / g.out_w) % g.out_h, p / (g.out_w * g.out_h));
                     let (Some(ih), Some(iw)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
                     let xs = &x[b * plane + (ih * g.in_w + iw) * cin..][..cin];
-                    // SAFETY: the ops are runnable (the caller's contract); `wt` rows hold 8.
+                    // SAFETY: the ops are runnable (the caller's contract); `wt` rows `..cin`
+                    // were written above.
                     unsafe {
                         let mut part = (ops.splat)(-0.0);
                         for (ic, &xv) in xs.iter().enumerate() {
-                            part = (ops.add)(part, (ops.mul)((ops.splat)(xv), (ops.load)(&wt[ic])));
+                            part = (ops.add)(part, (ops.mul)((ops.splat)(xv), (ops.load)(&*wt.add(ic))));
                         }
                         let out = &mut y[p * n + oc0..][..cnt];
                         let mut acc = [0f32; 8];

@@ -61,6 +61,24 @@ fn has_vbmi() -> bool {
     }
 }
 
+/// The 16 channels' weight sums of block-row `rb` (lane `l`: channel `16 rb + l`), over its
+/// stored blocks: `vpdpbusd` with all-ones bytes.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI (inlined into a caller that enables them); `w` validated.
+#[inline(always)]
+unsafe fn weight_sums(w: &BlockSparse<'_>, rb: usize) -> __m512i {
+    // SAFETY: the caller's contract; block `b` holds 64 bytes at `64 b` of the values.
+    unsafe {
+        let mut sums = _mm512_setzero_si512();
+        for b in w.blocks(rb) {
+            let wv = _mm512_loadu_si512(w.values().as_ptr().add(b * 64).cast());
+            sums = _mm512_dpbusd_epi32(sums, _mm512_set1_epi8(1), wv);
+        }
+        sums
+    }
+}
+
 /// Pixels per tile of [`pixel_lanes`]: two zmm of 16 lanes, so each weight broadcast feeds two
 /// multiply-accumulates.
 const P: usize = 32;
@@ -174,13 +192,8 @@ unsafe fn pixel_lanes(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requ
             let chunk = (N_CHUNK / 16).min(nrb - rb0);
             for i in 0..chunk {
                 let rb = rb0 + i;
-                let mut sums = _mm512_setzero_si512();
-                for b in w.blocks(rb) {
-                    let wv = _mm512_loadu_si512(values.as_ptr().add(b * 64).cast());
-                    sums = _mm512_dpbusd_epi32(sums, _mm512_set1_epi8(1), wv);
-                }
                 let mut s = [0i32; 16];
-                _mm512_storeu_si512(s.as_mut_ptr().cast(), _mm512_mullo_epi32(offset, sums));
+                _mm512_storeu_si512(s.as_mut_ptr().cast(), _mm512_mullo_epi32(offset, weight_sums(w, rb)));
                 for (l, &sum) in s.iter().enumerate() {
                     let (j, c) = (i * 16 + l, (rb * 16 + l).min(n - 1));
                     corrected[j] = rq.bias[c].wrapping_sub(sum);
@@ -346,13 +359,8 @@ pub unsafe fn qs8_spgemm_8x16c4_avx512vnni(
                 for l in 0..16.min(n - c0) {
                     (b[l], m[l], s[l]) = (rq.bias[c0 + l], rq.mult[c0 + l], rq.shift[c0 + l]);
                 }
-                let mut sums = _mm512_setzero_si512();
-                for blk in w.blocks(rb) {
-                    let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
-                    sums = _mm512_dpbusd_epi32(sums, _mm512_set1_epi8(1), wv);
-                }
                 let raw = _mm512_loadu_si512(b.as_ptr().cast());
-                bias[i] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(offset, sums));
+                bias[i] = _mm512_sub_epi32(raw, _mm512_mullo_epi32(offset, weight_sums(w, rb)));
                 load_requant16(&m, &s, rq.output_zero_point)
             });
             let mut p0 = 0;
