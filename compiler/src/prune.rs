@@ -651,10 +651,11 @@ pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f
         crate::eval::run_sparq(&l.spec.to_bytes(), samples, None)
     };
     let reference = run(base)?;
+    // One working copy; each layer's weights and bias are changed, measured and put back.
+    let mut g = base.clone();
     for layer in layers.iter_mut() {
         let Some((zero, delta)) = &layer.change else { continue };
         let Some(node) = base.nodes.iter().find(|n| n.name == layer.name) else { continue };
-        let mut g = base.clone();
         let (w, b) = (node.inputs[1], node.inputs.get(2).copied());
         if let Some(v) = g.tensors[w].value.as_mut() {
             for (x, _) in v.iter_mut().zip(zero).filter(|(_, &z)| z) {
@@ -666,7 +667,11 @@ pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f
                 *x += d;
             }
         }
-        let a = crate::eval::compare(&run(&g)?, &reference, None);
+        let outputs = run(&g);
+        for t in [Some(w), b].into_iter().flatten() {
+            g.tensors[t].value.clone_from(&base.tensors[t].value);
+        }
+        let a = crate::eval::compare(&outputs?, &reference, None);
         layer.impact = Some((a.top1_agreement, a.sqnr_db));
     }
     Ok(())
