@@ -143,6 +143,11 @@ struct CompileArgs {
     /// multiples of 16; the graph gets smaller layers (fewer MACs) and stays dense
     #[arg(long)]
     prune_channels: Option<f64>,
+    /// After --prune, re-fit the kept weights and biases of each pruned layer by least squares on
+    /// the calibration data (OBS / SparseGPT-style reconstruction with the mask fixed); false: only
+    /// the biases absorb the pruned weights' mean contribution
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    prune_reconstruct: bool,
     /// Store int8 weight matrices block-sparse (16x4 blocks, run by the sparse kernels): auto where
     /// the target profile's measured crossover says sparse is faster for the layer's shape and
     /// block density (zeros already in the model count too), always (every matrix with an
@@ -284,6 +289,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         target,
         prune,
         prune_channels: a.prune_channels,
+        prune_reconstruct: a.prune_reconstruct,
         sparse: match a.sparse {
             SparseArg::Auto => SparseMode::Auto,
             SparseArg::Always => SparseMode::Always,

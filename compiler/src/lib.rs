@@ -15,6 +15,7 @@ pub mod onnx_builder;
 pub mod passes;
 pub mod plan;
 pub mod prune;
+pub mod reconstruct;
 pub mod reference;
 pub mod report;
 pub mod target;
@@ -47,6 +48,10 @@ pub struct CompileOptions {
     /// Structured channel pruning: this fraction of every prunable chain's channels is removed
     /// from the graph (`--prune-channels`; see [`channels`]). Applied before `prune`.
     pub prune_channels: Option<f64>,
+    /// With calibration data, the weights `--prune` keeps are re-fitted so that each pruned
+    /// layer's outputs on the calibration data change as little as possible (see
+    /// [`reconstruct`]); otherwise only the biases absorb the pruned weights' mean contribution.
+    pub prune_reconstruct: bool,
     /// Block-sparse storage of int8 weight matrices (`--sparse`): the target's measured crossover
     /// by default.
     pub sparse: SparseMode,
@@ -77,6 +82,7 @@ impl Default for CompileOptions {
             target: target::native(),
             prune: None,
             prune_channels: None,
+            prune_reconstruct: true,
             sparse: SparseMode::Auto,
         }
     }
@@ -144,14 +150,25 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         Some(p) => {
             // After channel pruning the statistics' channel counts no longer match the pruned
             // layers; those layers are then ranked by magnitude alone.
-            let input_stats =
-                stats.as_ref().map(|s| prune::InputStats { means: &s.channel_means, rms: &s.channel_rms });
+            let pruned_layers = original
+                .nodes
+                .iter()
+                .filter(|n| prune::kind(&n.op).is_some_and(|k| p.for_layer(&n.name, k).is_some()))
+                .count();
+            let pb = bar(pruned_layers, "re-fitting", opts.progress && opts.prune_reconstruct);
+            let input_stats = stats.as_ref().map(|s| prune::InputStats {
+                means: &s.channel_means,
+                rms: &s.channel_rms,
+                samples: opts.prune_reconstruct.then_some(samples),
+                progress: Some(&pb),
+            });
             let (bytes, record) = prune::prune_onnx(onnx_now, what, &original, p, input_stats.as_ref())?;
+            pb.finish_and_clear();
             (Some(bytes), record)
         }
         None => (channel_onnx.clone(), prune::survey(&original)),
     };
-    // What each pruned layer alone costs the float model (on up to 8 calibration samples).
+    // Where pruning costs the float model its fidelity, layer by layer (on up to 8 calibration samples).
     let mut sparsity = sparsity;
     if weight_pruning.is_some() && !samples.is_empty() {
         prune::layer_impact(&original, &mut sparsity, &samples[..samples.len().min(8)])?;

@@ -353,9 +353,14 @@ pub struct LayerSparsity {
     /// dB) against the unpruned float model on a few calibration samples (see
     /// [`layer_impact`]); `None` when not measured.
     pub impact: Option<(f64, f64)>,
-    /// The zeroed weights (IR layout) and the bias change that came with them, for
+    /// Whether the kept weights were reconstructed from calibration data
+    /// ([`crate::reconstruct`]) rather than only the bias corrected.
+    pub reconstructed: bool,
+    /// Why a layer the policy covers was left as it is.
+    pub note: Option<String>,
+    /// The pruned layer's new weights (IR layout) and the bias change that came with them, for
     /// [`layer_impact`].
-    pub(crate) change: Option<(Vec<bool>, Vec<f32>)>,
+    pub(crate) change: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl LayerSparsity {
@@ -378,6 +383,8 @@ pub fn survey(g: &Graph) -> Vec<LayerSparsity> {
                 weights: w.len(),
                 zeros: w.iter().filter(|&&v| v == 0.0).count(),
                 impact: None,
+                reconstructed: false,
+                note: None,
                 change: None,
             })
         })
@@ -413,6 +420,11 @@ fn weight_index(g: &Graph, node: &crate::ir::Node) -> (usize, usize, Box<dyn Fn(
 pub struct InputStats<'a> {
     pub means: &'a HashMap<String, Vec<f32>>,
     pub rms: &'a HashMap<String, Vec<f32>>,
+    /// Calibration samples (model inputs): with them, the kept weights of the pruned layers are
+    /// re-fitted layer after layer ([`crate::reconstruct`]) instead of only the biases corrected.
+    pub samples: Option<&'a [Vec<f32>]>,
+    /// Shows the progress of the re-fitting, one step per layer.
+    pub progress: Option<&'a indicatif::ProgressBar>,
 }
 
 /// Prune `onnx` (whose imported graph is `g`) by `policy`, with activation-aware importance and
@@ -433,10 +445,9 @@ pub fn prune_onnx(
         }
     }
     let mut model = crate::import::decode(onnx, what)?;
-    let graph = model
-        .graph
-        .as_mut()
-        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
+    if model.graph.is_none() {
+        return Err(CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() });
+    }
     let mut record = survey(g);
     let layers: Vec<&crate::ir::Node> = g.nodes.iter().filter(|n| kind(&n.op).is_some()).collect();
     // Importance of each element of each layer, in the runtime's (row, reduction) order.
@@ -505,12 +516,90 @@ pub fn prune_onnx(
             threshold = Some(all.iter().map(|u| u.0).find(|&s| s > t).unwrap_or(f64::INFINITY));
         }
     }
+    // Re-fitting: every pruned layer's input in the original model (the targets), and from the
+    // first re-written layer on, in the model pruned so far.
+    let samples = stats.and_then(|s| s.samples).filter(|s| !s.is_empty());
+    let graph_input = g.inputs[0];
+    let fitted: Vec<&crate::ir::Node> = layers
+        .iter()
+        .zip(&pruned)
+        .filter(|(n, p)| p.is_some() && n.inputs[0] != graph_input)
+        .map(|(n, _)| *n)
+        .collect();
+    let input_names: Vec<String> = fitted.iter().map(|n| g.tensors[n.inputs[0]].name.clone()).collect();
+    let original = match samples {
+        Some(_) if !input_names.is_empty() => Some(crate::reference::Reference::new(onnx, g, input_names.clone())?),
+        _ => None,
+    };
+    let mut changed = false;
     for ((node, rec), p) in layers.iter().zip(record.iter_mut()).zip(&pruned) {
         let Some((lp, global, (n, k, scores))) = p else { continue };
         let (lp, n, k) = (*lp, *n, *k);
         let w = g.value(node.inputs[1]);
-        let m = mask(n, k, |r, c| scores[r * k + c], lp, if *global { threshold } else { None });
         let (_, _, idx) = weight_index(g, node);
+        let (onnx_w, has_bias) = read_onnx(model.graph.as_ref().expect("checked"), node, n, k, what)?;
+        let ir_bias = match node.inputs.get(2) {
+            Some(&b) if g.value(b).len() == n => g.value(b).to_vec(),
+            _ => vec![0f32; n],
+        };
+        let onnx_bias =
+            if has_bias { onnx_bias(model.graph.as_ref().expect("checked"), node, n, what)? } else { vec![0f32; n] };
+        let sets = [
+            crate::reconstruct::WeightSet { w: &onnx_w, b: onnx_bias },
+            crate::reconstruct::WeightSet { w, b: ir_bias },
+        ];
+        if let Pattern::NOfM { m, .. } = lp.pattern {
+            let shape = &g.tensors[node.inputs[1]].shape;
+            if matches!(node.op, Op::Conv { .. }) && shape[2] * shape[3] > 1 && shape[1] % m != 0 {
+                rec.note = Some(format!(
+                    "kept dense: {m}-groups would span kernel taps ({} input channels per group, not a multiple of {m})",
+                    shape[1]
+                ));
+                continue;
+            }
+        }
+        // The layer's input statistics on the model pruned so far.
+        let moments = match samples {
+            Some(samples) => {
+                let t = node.inputs[0];
+                let cross = changed && t != graph_input;
+                let current = if cross {
+                    let mut bytes = Vec::new();
+                    prost::Message::encode(&model, &mut bytes)
+                        .map_err(|e| CompileError::Options(format!("re-encoding the pruned model: {e}")))?;
+                    Some(crate::reference::Reference::new(&bytes, g, vec![g.tensors[t].name.clone()])?)
+                } else {
+                    None
+                };
+                let pos = input_names.iter().position(|x| *x == g.tensors[t].name);
+                let mut mo = crate::reconstruct::Moments::for_layer(g, node, cross);
+                for s in samples {
+                    let x = match (&original, pos) {
+                        (Some(r), Some(pos)) => r.run(s)?.swap_remove(pos),
+                        _ => s.clone(),
+                    };
+                    let xt = match &current {
+                        Some(r) => Some(r.run(s)?.swap_remove(0)),
+                        None => None,
+                    };
+                    match xt {
+                        Some(xt) => mo.add(node, &g.tensors[t].shape, &xt, Some(&x)),
+                        None => mo.add(node, &g.tensors[t].shape, &x, None),
+                    }
+                }
+                if let Some(pb) = stats.and_then(|s| s.progress) {
+                    pb.inc(1);
+                }
+                Some(mo)
+            }
+            None => None,
+        };
+        let m = match (lp.pattern, &moments) {
+            (Pattern::NOfM { n: keep, m }, Some(mo)) => {
+                crate::reconstruct::nm_mask(mo, n, &sets[1], |c| idx(0, c), keep, m)
+            }
+            _ => mask(n, k, |r, c| scores[r * k + c], lp, if *global { threshold } else { None }),
+        };
         // Zero positions in the IR tensor's layout (which is the ONNX layout, up to the
         // transposition of a Gemm / MatMul weight).
         let mut zero = vec![false; w.len()];
@@ -521,32 +610,45 @@ pub fn prune_onnx(
                 }
             }
         }
-        // The mean input each weight multiplies (IR layout), for the bias correction.
-        let means = stats.and_then(|s| channel_stat(s.means, node));
-        let elem_mean: Option<Vec<f32>> = means.map(|mean| {
-            let cin = g.tensors[node.inputs[1]].shape[1];
-            let mut v = vec![0f32; w.len()];
-            for r in 0..n {
-                let offset = match node.op {
-                    Op::Conv { group, .. } if group > 1 => r / (n / group).max(1) * cin,
-                    _ => 0,
-                };
-                for c in 0..k {
-                    v[idx(r, c)] = mean[offset + input_channel(node, c)];
-                }
+        // The new weights and bias changes, for the ONNX model and for the IR (BatchNormalization
+        // folded, for `layer_impact`).
+        let [(onnx_new, onnx_delta), (ir_new, ir_delta)]: [(Vec<f32>, Vec<f32>); 2] = match &moments {
+            Some(mo) => crate::reconstruct::reconstruct(mo, n, &zero, &sets, has_bias).try_into().expect("two sets"),
+            None => {
+                // The mean input each weight multiplies (IR layout), for the bias correction.
+                let means = stats.and_then(|s| channel_stat(s.means, node));
+                let elem_mean: Option<Vec<f32>> = means.map(|mean| {
+                    let cin = g.tensors[node.inputs[1]].shape[1];
+                    let mut v = vec![0f32; w.len()];
+                    for r in 0..n {
+                        let offset = match node.op {
+                            Op::Conv { group, .. } if group > 1 => r / (n / group).max(1) * cin,
+                            _ => 0,
+                        };
+                        for c in 0..k {
+                            v[idx(r, c)] = mean[offset + input_channel(node, c)];
+                        }
+                    }
+                    v
+                });
+                sets.each_ref().map(|set| {
+                    // Zeros; the bias absorbs the mean of what the pruned weights contributed.
+                    let mut delta = vec![0f32; n];
+                    let mut w = set.w.to_vec();
+                    for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
+                        if let (Some(mean), true) = (&elem_mean, has_bias) {
+                            delta[i / k] += w[i] * mean[i];
+                        }
+                        w[i] = 0.0;
+                    }
+                    (w, delta)
+                })
             }
-            v
-        });
-        apply(graph, node, &zero, n, k, elem_mean.as_deref(), what)?;
-        // The same change in the IR (BatchNormalization folded): zeros, and the bias shift.
-        let per_row = w.len() / n.max(1);
-        let mut delta = vec![0f32; n];
-        if let Some(mean) = &elem_mean {
-            for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
-                delta[i / per_row] += w[i] * mean[i];
-            }
-        }
-        rec.change = Some((zero.clone(), delta));
+        };
+        write_onnx(model.graph.as_mut().expect("checked"), node, n, k, &onnx_new, Some(&onnx_delta), what)?;
+        changed = true;
+        rec.change = Some((ir_new, ir_delta));
+        rec.reconstructed = moments.is_some();
         rec.policy = Some(lp);
         rec.zeros = w.iter().zip(&zero).filter(|(&v, &z)| z || v == 0.0).count();
     }
@@ -556,92 +658,124 @@ pub fn prune_onnx(
     Ok((bytes, record))
 }
 
-/// Zero the weights of ONNX node `node.name` (its input 1) at the positions `zero` of the IR
-/// layout (`[N, K]` for dense layers; a `[K, N]` ONNX weight is transposed). With `elem_mean`
-/// (the mean input each weight multiplies, IR layout), the bias (input 2, when there is one)
-/// absorbs what the zeroed weights contributed on average. The ONNX weights are used for that,
-/// not the imported ones, so that a BatchNormalization folded at import scales the correction
-/// as it scales the weights.
-fn apply(
-    graph: &mut pb::GraphProto,
-    node: &crate::ir::Node,
-    zero: &[bool],
-    n: usize,
-    k: usize,
-    elem_mean: Option<&[f32]>,
-    what: &str,
-) -> Result<()> {
-    let missing = |why: &str| CompileError::Options(format!("{what}: cannot prune layer `{}`: {why}", node.name));
-    let onnx_node =
-        graph.node.iter().find(|x| x.name == node.name).ok_or_else(|| missing("no ONNX node of that name"))?.clone();
-    let weight = onnx_node.input.get(1).cloned().ok_or_else(|| missing("it has no weight input"))?;
-    // Dense layers from MatMul or Gemm without transB keep their weight as [K, N].
+/// Where `node`'s weight (and bias) live among the ONNX initializers: the weight's name, whether
+/// it is stored `[K, N]` (MatMul, Gemm without transB), and the bias name.
+fn locate(graph: &pb::GraphProto, node: &crate::ir::Node, what: &str) -> Result<(String, bool, Option<String>)> {
+    let onnx_node = graph
+        .node
+        .iter()
+        .find(|x| x.name == node.name)
+        .ok_or_else(|| cannot_prune(what, node, "no ONNX node of that name"))?;
+    let weight = onnx_node.input.get(1).cloned().ok_or_else(|| cannot_prune(what, node, "it has no weight input"))?;
     let transposed = match onnx_node.op_type.as_str() {
         "MatMul" => true,
         "Gemm" => !onnx_node.attribute.iter().any(|a| a.name == "transB" && a.i != 0),
         _ => false,
     };
+    Ok((weight, transposed, onnx_node.input.get(2).filter(|b| !b.is_empty()).cloned()))
+}
+
+fn cannot_prune(what: &str, node: &crate::ir::Node, why: &str) -> CompileError {
+    CompileError::Options(format!("{what}: cannot prune layer `{}`: {why}", node.name))
+}
+
+fn f32_at(t: &pb::TensorProto, p: usize) -> f32 {
+    if t.raw_data.is_empty() {
+        t.float_data[p]
+    } else {
+        f32::from_le_bytes(t.raw_data[p * 4..p * 4 + 4].try_into().unwrap())
+    }
+}
+
+fn set_f32(t: &mut pb::TensorProto, p: usize, v: f32) {
+    if t.raw_data.is_empty() {
+        t.float_data[p] = v;
+    } else {
+        t.raw_data[p * 4..p * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Float initializer `name` with `len` elements.
+fn float_init<'a>(graph: &'a pb::GraphProto, name: &str, len: usize) -> Option<&'a pb::TensorProto> {
+    graph
+        .initializer
+        .iter()
+        .find(|t| t.name == name && t.data_type == 1 && t.dims.iter().map(|&d| d as usize).product::<usize>() == len)
+}
+
+/// The ONNX weights of `node` (an `n x k` layer) in the IR layout (a `[K, N]` weight is
+/// transposed), and whether it has a float bias of `n` values. The ONNX weights differ from the
+/// imported ones when a BatchNormalization was folded at import; changes are computed on them so
+/// that the folding scales the changes as it scales the weights.
+fn read_onnx(
+    graph: &pb::GraphProto,
+    node: &crate::ir::Node,
+    n: usize,
+    k: usize,
+    what: &str,
+) -> Result<(Vec<f32>, bool)> {
+    let (weight, transposed, bias) = locate(graph, node, what)?;
     let tensor = graph
         .initializer
-        .iter_mut()
+        .iter()
         .find(|t| t.name == weight)
-        .ok_or_else(|| missing("its weight is not an initializer"))?;
+        .ok_or_else(|| cannot_prune(what, node, "its weight is not an initializer"))?;
     if tensor.data_type != 1 {
-        return Err(missing("its weight is not float32"));
+        return Err(cannot_prune(what, node, "its weight is not float32"));
     }
     let elements: usize = tensor.dims.iter().map(|&d| d as usize).product();
-    if elements != zero.len() {
-        return Err(missing("its weight is shared or reshaped"));
+    if elements != n * k || (tensor.raw_data.is_empty() && tensor.float_data.len() != elements) {
+        return Err(cannot_prune(what, node, "its weight is shared or reshaped"));
     }
     let pos = |i: usize| if transposed { (i % k) * n + i / k } else { i };
-    let value = |t: &pb::TensorProto, p: usize| {
-        if t.raw_data.is_empty() {
-            t.float_data[p]
-        } else {
-            f32::from_le_bytes(t.raw_data[p * 4..p * 4 + 4].try_into().unwrap())
-        }
-    };
-    let per_row = zero.len() / n.max(1);
-    let mut bias_delta = vec![0f64; n];
-    if let Some(mean) = elem_mean {
-        for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
-            bias_delta[i / per_row] += value(tensor, pos(i)) as f64 * mean[i] as f64;
-        }
+    let values = (0..n * k).map(|i| f32_at(tensor, pos(i))).collect();
+    Ok((values, bias.is_some_and(|b| float_init(graph, &b, n).is_some())))
+}
+
+/// The float bias of `node` (`n` values).
+fn onnx_bias(graph: &pb::GraphProto, node: &crate::ir::Node, n: usize, what: &str) -> Result<Vec<f32>> {
+    let (_, _, bias) = locate(graph, node, what)?;
+    let t = bias
+        .and_then(|b| float_init(graph, &b, n))
+        .ok_or_else(|| cannot_prune(what, node, "its bias is not float32"))?;
+    Ok((0..n).map(|i| f32_at(t, i)).collect())
+}
+
+/// Write `values` (IR layout, see [`read_onnx`]) into `node`'s ONNX weight and add `bias_delta`
+/// to its bias.
+fn write_onnx(
+    graph: &mut pb::GraphProto,
+    node: &crate::ir::Node,
+    n: usize,
+    k: usize,
+    values: &[f32],
+    bias_delta: Option<&[f32]>,
+    what: &str,
+) -> Result<()> {
+    let (weight, transposed, bias) = locate(graph, node, what)?;
+    let pos = |i: usize| if transposed { (i % k) * n + i / k } else { i };
+    let tensor = graph.initializer.iter_mut().find(|t| t.name == weight).expect("read by read_onnx");
+    for (i, &v) in values.iter().enumerate() {
+        set_f32(tensor, pos(i), v);
     }
-    if !tensor.raw_data.is_empty() {
-        for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
-            let p = pos(i) * 4;
-            tensor.raw_data[p..p + 4].copy_from_slice(&0f32.to_le_bytes());
-        }
-    } else {
-        for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
-            tensor.float_data[pos(i)] = 0.0;
-        }
-    }
-    let bias_name = onnx_node.input.get(2).filter(|b| !b.is_empty()).cloned();
-    if let (Some(_), Some(bias_name)) = (elem_mean, bias_name) {
-        let delta: Vec<f32> = bias_delta.iter().map(|&d| d as f32).collect();
-        if let Some(b) = graph.initializer.iter_mut().find(|t| t.name == bias_name && t.data_type == 1) {
-            let len: usize = b.dims.iter().map(|&d| d as usize).product();
-            if len == delta.len() {
-                for (i, d) in delta.iter().enumerate() {
-                    if !b.raw_data.is_empty() {
-                        let p = i * 4;
-                        let v = f32::from_le_bytes(b.raw_data[p..p + 4].try_into().unwrap()) + d;
-                        b.raw_data[p..p + 4].copy_from_slice(&v.to_le_bytes());
-                    } else {
-                        b.float_data[i] += d;
-                    }
-                }
+    if let (Some(delta), Some(bias)) = (bias_delta, bias) {
+        if float_init(graph, &bias, n).is_some() {
+            let b = graph.initializer.iter_mut().find(|t| t.name == bias).expect("found above");
+            for (i, d) in delta.iter().enumerate() {
+                let v = f32_at(b, i) + d;
+                set_f32(b, i, v);
             }
         }
     }
     Ok(())
 }
 
-/// Measure what pruning each layer *alone* does to the float model: for every layer of `layers`
-/// pruned here, the unpruned graph `base` with only that layer's zeros (and bias correction),
-/// compiled in f32 and run on `samples`, against `base` itself (top-1 agreement, output SQNR).
+/// Measure where pruning costs the float model its fidelity: for every layer of `layers` pruned
+/// here, in graph order, the unpruned graph `base` with that layer's and every earlier pruned
+/// layer's changes (zeros, re-fitted weights, bias corrections), compiled in f32 and run on
+/// `samples`, against `base` itself (top-1 agreement, output SQNR). The drop from one layer to
+/// the next is that layer's cost, after the re-fitting of the later layers compensated what it
+/// could (a layer re-fitted for the pruned layers before it is only meaningful with them).
 /// Fills [`LayerSparsity::impact`].
 pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f32>]) -> Result<()> {
     use crate::lower::{self, LowerOptions, Precision};
@@ -651,16 +785,14 @@ pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f
         crate::eval::run_sparq(&l.spec.to_bytes(), samples, None)
     };
     let reference = run(base)?;
-    // One working copy; each layer's weights and bias are changed, measured and put back.
+    // One working copy; the layers' changes accumulate.
     let mut g = base.clone();
     for layer in layers.iter_mut() {
-        let Some((zero, delta)) = &layer.change else { continue };
+        let Some((new, delta)) = &layer.change else { continue };
         let Some(node) = base.nodes.iter().find(|n| n.name == layer.name) else { continue };
         let (w, b) = (node.inputs[1], node.inputs.get(2).copied());
-        if let Some(v) = g.tensors[w].value.as_mut() {
-            for (x, _) in v.iter_mut().zip(zero).filter(|(_, &z)| z) {
-                *x = 0.0;
-            }
+        if let Some(v) = g.tensors[w].value.as_mut().filter(|v| v.len() == new.len()) {
+            v.copy_from_slice(new);
         }
         if let Some(v) = b.and_then(|b| g.tensors[b].value.as_mut()).filter(|v| v.len() == delta.len()) {
             for (x, d) in v.iter_mut().zip(delta) {
@@ -668,9 +800,6 @@ pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f
             }
         }
         let outputs = run(&g);
-        for t in [Some(w), b].into_iter().flatten() {
-            g.tensors[t].value.clone_from(&base.tensors[t].value);
-        }
         let a = crate::eval::compare(&outputs?, &reference, None);
         layer.impact = Some((a.top1_agreement, a.sqnr_db));
     }

@@ -193,7 +193,7 @@ impl fmt::Display for Report {
             )?;
             writeln!(
                 f,
-                "                layer  kind  pattern  sparsity  weights  kernel  stored bytes  alone: top-1 agreement / SQNR of the float model"
+                "                layer  kind  pattern  sparsity  weights  kernel  stored bytes  float model pruned through this layer: top-1 agreement / SQNR"
             )?;
             for l in pruned.iter().chain(&existing) {
                 let pattern = l.policy.map(|p| p.pattern.to_string()).unwrap_or_else(|| "(in model)".into());
@@ -209,6 +209,22 @@ impl fmt::Display for Report {
                     m.map_or_else(|| "dense".to_string(), kernel_name),
                     m.map_or_else(|| "-".to_string(), |m| m.bytes.to_string()),
                     l.impact.map_or_else(|| "-".to_string(), |(a, db)| format!("{:.1}% / {db:.1} dB", a * 100.0)),
+                )?;
+            }
+            for l in self.sparsity.iter().filter(|l| l.note.is_some()) {
+                writeln!(
+                    f,
+                    "                {}  {}  {}",
+                    short(&l.name),
+                    l.kind,
+                    l.note.as_deref().unwrap_or_default()
+                )?;
+            }
+            let refit = pruned.iter().filter(|l| l.reconstructed).count();
+            if refit > 0 {
+                writeln!(
+                    f,
+                    "                {refit} layer(s) re-fitted in graph order on the calibration data (least squares on the pruned model's inputs; --prune-reconstruct false: bias correction only)"
                 )?;
             }
         }

@@ -1,0 +1,495 @@
+//! Weight reconstruction after pruning: the least-squares step of Optimal Brain Surgeon as used
+//! by OBC / SparseGPT (Frantar & Alistarh 2022, 2023), applied layer after layer.
+//!
+//! For one output channel with weights `w0` and bias `b0`, pruning sets the weights in `P` to
+//! zero. The kept weights `S` (and the bias) are then re-fitted so that the channel's
+//! pre-activation on the calibration data, *fed by the model pruned so far*, stays as close as
+//! possible to the original model's:
+//!
+//! ```text
+//! min E[(w . x~ + b - w0 . x - b0)^2]   =>   w_S = (H~_SS + l I)^-1 ((C w0)_S + l w0_S)
+//! ```
+//!
+//! with `x~` the layer's input in the pruned model, `x` in the original one, `H~ = E[x~ x~']`,
+//! `C = E[x~ x']` (the bias as a constant coordinate 1), and a dampening `l` of 1% of `H~`'s mean
+//! diagonal (as in SparseGPT) that holds directions the data never excites at `w0`. Layers are
+//! fitted in graph order, so each one also absorbs what pruning the layers before it changed in
+//! its inputs (as SparseGPT does block by block). Channels with the same mask (all rows of a block
+//! pattern) share one Cholesky factorization. [`nm_mask`] chooses N:M masks with the same
+//! statistics.
+
+use crate::ir::{Graph, Node, Op};
+use std::collections::HashMap;
+
+/// Second moments of one layer's inputs, per convolution group, over coordinates in the IR
+/// weight layout (`ic * kh * kw + tap` for convolutions, the input index for dense layers)
+/// followed by the constant 1 of the bias: `H = E[x~ x~']` of the inputs `x~` the layer sees in
+/// the model pruned so far, and `C = E[x~ x']` against its inputs `x` in the original model.
+#[derive(Clone, Debug)]
+pub struct Moments {
+    /// Weights per output channel (the reduction length), without the bias coordinate.
+    pub k: usize,
+    pub groups: usize,
+    /// `groups` upper-triangular `(k + 1)^2` sums of `x~ x~'`.
+    h: Vec<f64>,
+    /// `groups` full `(k + 1)^2` sums of `x~ x'`; `None` while `x~ = x`.
+    c: Option<Vec<f64>>,
+    count: f64,
+}
+
+impl Moments {
+    pub fn new(k: usize, groups: usize, cross: bool) -> Moments {
+        let d = (k + 1) * (k + 1);
+        Moments { k, groups, h: vec![0.0; groups * d], c: cross.then(|| vec![0.0; groups * d]), count: 0.0 }
+    }
+
+    /// The layer `node` of `g` (a convolution or dense layer): its reduction length and groups.
+    pub fn for_layer(g: &Graph, node: &Node, cross: bool) -> Moments {
+        let wshape = &g.tensors[node.inputs[1]].shape;
+        match node.op {
+            Op::Conv { group, .. } => Moments::new(wshape[1..].iter().product(), group, cross),
+            _ => Moments::new(wshape[1], 1, cross),
+        }
+    }
+
+    /// `H` of group `g` (symmetric, full), normalized by the number of vectors.
+    fn h(&self, g: usize) -> Vec<f64> {
+        let d = self.k + 1;
+        let s = &self.h[g * d * d..(g + 1) * d * d];
+        let mut h = vec![0.0; d * d];
+        for i in 0..d {
+            for j in i..d {
+                let v = s[i * d + j] / self.count.max(1.0);
+                h[i * d + j] = v;
+                h[j * d + i] = v;
+            }
+        }
+        h
+    }
+
+    /// `C` of group `g`, normalized.
+    fn c(&self, g: usize) -> Vec<f64> {
+        let d = self.k + 1;
+        match &self.c {
+            Some(c) => c[g * d * d..(g + 1) * d * d].iter().map(|v| v / self.count.max(1.0)).collect(),
+            None => self.h(g),
+        }
+    }
+
+    /// Add one sample: the layer's input `xt` in the model pruned so far (NCHW, or flat for a
+    /// dense layer, of shape `shape`) and, when the moments are crossed, `x` in the original model.
+    pub fn add(&mut self, node: &Node, shape: &[usize], xt: &[f32], x: Option<&[f32]>) {
+        let (k, d) = (self.k, self.k + 1);
+        let mut vt = vec![0f32; d];
+        let mut v = vec![0f32; d];
+        vt[k] = 1.0;
+        v[k] = 1.0;
+        let x = if self.c.is_some() { x } else { None };
+        match &node.op {
+            Op::Conv { window, group, .. } => {
+                let (c, h, w) = (shape[1], shape[2], shape[3]);
+                let cin = c / group;
+                let [kh, kw] = window.kernel;
+                let [sh, sw] = window.strides;
+                let [dh, dw] = window.dilations;
+                let [pt, pl, pb, pr] = window.pads;
+                let oh = (h + pt + pb - (dh * (kh - 1) + 1)) / sh + 1;
+                let ow = (w + pl + pr - (dw * (kw - 1) + 1)) / sw + 1;
+                let patch = |src: &[f32], gi: usize, oy: usize, ox: usize, out: &mut [f32]| {
+                    for ic in 0..cin {
+                        let plane = &src[(gi * cin + ic) * h * w..][..h * w];
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * sh + ky * dh) as isize - pt as isize;
+                                let ix = (ox * sw + kx * dw) as isize - pl as isize;
+                                let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                                out[ic * kh * kw + ky * kw + kx] =
+                                    if inside { plane[iy as usize * w + ix as usize] } else { 0.0 };
+                            }
+                        }
+                    }
+                };
+                for gi in 0..*group {
+                    let mut acc = Accumulator::new(d, x.is_some());
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            patch(xt, gi, oy, ox, &mut vt);
+                            if let Some(x) = x {
+                                patch(x, gi, oy, ox, &mut v);
+                            }
+                            acc.add(&vt, x.map(|_| &v[..]));
+                            if acc.pending == 256 {
+                                self.flush(&mut acc, gi);
+                            }
+                        }
+                    }
+                    self.flush(&mut acc, gi);
+                }
+                self.count += (oh * ow) as f64;
+            }
+            _ => {
+                vt[..k].copy_from_slice(&xt[..k]);
+                if let Some(x) = x {
+                    v[..k].copy_from_slice(&x[..k]);
+                }
+                let mut acc = Accumulator::new(d, x.is_some());
+                acc.add(&vt, x.map(|_| &v[..]));
+                self.flush(&mut acc, 0);
+                self.count += 1.0;
+            }
+        }
+    }
+
+    fn flush(&mut self, acc: &mut Accumulator, g: usize) {
+        let dd = acc.d * acc.d;
+        for (s, b) in self.h[g * dd..(g + 1) * dd].iter_mut().zip(acc.h.iter_mut()) {
+            *s += *b as f64;
+            *b = 0.0;
+        }
+        if let Some(c) = &mut self.c {
+            for (s, b) in c[g * dd..(g + 1) * dd].iter_mut().zip(acc.c.iter_mut()) {
+                *s += *b as f64;
+                *b = 0.0;
+            }
+        }
+        acc.pending = 0;
+    }
+}
+
+/// Sums of `x~ x~'` (upper triangle) and `x~ x'` of f32 vectors in f32 blocks, flushed to the
+/// f64 [`Moments`] every 256 vectors.
+struct Accumulator {
+    d: usize,
+    h: Vec<f32>,
+    c: Vec<f32>,
+    pending: usize,
+}
+
+impl Accumulator {
+    fn new(d: usize, cross: bool) -> Accumulator {
+        Accumulator { d, h: vec![0.0; d * d], c: if cross { vec![0.0; d * d] } else { Vec::new() }, pending: 0 }
+    }
+    fn add(&mut self, xt: &[f32], x: Option<&[f32]>) {
+        let d = self.d;
+        for i in 0..d {
+            let xi = xt[i];
+            if xi == 0.0 {
+                continue;
+            }
+            for (h, &xj) in self.h[i * d + i..(i + 1) * d].iter_mut().zip(&xt[i..]) {
+                *h += xi * xj;
+            }
+            if let Some(x) = x {
+                for (c, &xj) in self.c[i * d..(i + 1) * d].iter_mut().zip(x) {
+                    *c += xi * xj;
+                }
+            }
+        }
+        self.pending += 1;
+    }
+}
+
+/// One weight set of a layer: weights `[n][k]` (IR layout) and biases (zeros when the layer has
+/// none). A layer can have several (the ONNX weights and the BatchNormalization-folded ones);
+/// each row of one is a uniform scaling of the same row of another, up to the bias offset.
+pub struct WeightSet<'a> {
+    pub w: &'a [f32],
+    pub b: Vec<f32>,
+}
+
+/// The factored, dampened `H~_SS` of one set of free coordinates.
+struct Factor {
+    free: Vec<usize>,
+    l: Vec<f64>,
+    damp: f64,
+}
+
+fn factor(h: &[f64], d: usize, free: Vec<usize>) -> Option<Factor> {
+    let k = d - 1;
+    let damp = (0.01 * (0..k).map(|i| h[i * d + i]).sum::<f64>() / k.max(1) as f64).max(1e-12);
+    let m = free.len();
+    let mut l = vec![0f64; m * m];
+    for (i, &fi) in free.iter().enumerate() {
+        for (j, &fj) in free.iter().enumerate() {
+            l[i * m + j] = h[fi * d + fj];
+        }
+        l[i * m + i] += damp;
+    }
+    cholesky(&mut l, m).then_some(Factor { free, l, damp })
+}
+
+impl Factor {
+    /// The free coordinates' values minimizing `E[(w . x~ - w0 . x)^2] + damp |w_S - w0_S|^2`
+    /// with the other coordinates at `fixed` (`w0` and `fixed` over all `k + 1` coordinates).
+    fn fit(&self, h: &[f64], c: &[f64], d: usize, w0: &[f64], fixed: &[f64]) -> Vec<f64> {
+        let mut b: Vec<f64> = self
+            .free
+            .iter()
+            .map(|&fi| {
+                let target: f64 = (0..d).map(|j| c[fi * d + j] * w0[j]).sum();
+                let held: f64 = (0..d).filter(|j| fixed[*j] != 0.0).map(|j| h[fi * d + j] * fixed[j]).sum();
+                target - held + self.damp * w0[fi]
+            })
+            .collect();
+        solve(&self.l, self.free.len(), &mut b);
+        b
+    }
+}
+
+/// New weights for an `n x k` layer after zeroing `zero` (IR layout): for each weight set, the
+/// weights and per-row bias change that make the layer's outputs on the calibration data, fed
+/// the model pruned so far, closest to the original layer's on the original model (see the
+/// module docs). Without `bias_free`, the biases stay as they are.
+pub fn reconstruct(
+    m: &Moments,
+    n: usize,
+    zero: &[bool],
+    sets: &[WeightSet<'_>],
+    bias_free: bool,
+) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let (k, d) = (m.k, m.k + 1);
+    let mut out: Vec<(Vec<f32>, Vec<f32>)> = sets
+        .iter()
+        .map(|s| {
+            let mut w = s.w.to_vec();
+            for (x, _) in w.iter_mut().zip(zero).filter(|(_, &z)| z) {
+                *x = 0.0;
+            }
+            (w, vec![0f32; n])
+        })
+        .collect();
+    let per_group = (n / m.groups.max(1)).max(1);
+    // Rows with the same group and mask share a factorization.
+    let mut by_mask: HashMap<(usize, &[bool]), Vec<usize>> = HashMap::new();
+    for r in 0..n {
+        by_mask.entry((r / per_group, &zero[r * k..(r + 1) * k])).or_default().push(r);
+    }
+    let mut hc: HashMap<usize, (Vec<f64>, Vec<f64>)> = HashMap::new();
+    for ((gi, mask), rows) in by_mask {
+        let mut free: Vec<usize> = (0..k).filter(|&c| !mask[c]).collect();
+        if bias_free {
+            free.push(k);
+        }
+        let (h, c) = hc.entry(gi).or_insert_with(|| (m.h(gi), m.c(gi)));
+        if free.is_empty() || (m.c.is_none() && free.len() == k + bias_free as usize) {
+            continue; // nothing to fit, or nothing pruned and nothing upstream changed
+        }
+        let Some(f) = factor(h, d, free) else { continue };
+        for &r in &rows {
+            for (set, (neww, db)) in sets.iter().zip(out.iter_mut()) {
+                let w0: Vec<f64> =
+                    set.w[r * k..(r + 1) * k].iter().map(|&v| v as f64).chain([set.b[r] as f64]).collect();
+                let mut fixed = vec![0f64; d];
+                if !bias_free {
+                    fixed[k] = w0[k];
+                }
+                let fit = f.fit(h, c, d, &w0, &fixed);
+                for (&fi, &v) in f.free.iter().zip(&fit) {
+                    if fi == k {
+                        db[r] = (v - w0[k]) as f32;
+                    } else {
+                        neww[r * k + fi] = v as f32;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An `N:M` mask chosen the way SparseGPT chooses it (Frantar & Alistarh 2023): the reduction is
+/// walked in the runtime's order (`coord(c)` is column `c`'s coordinate in the [`Moments`]); at
+/// the start of each group of `m` columns, each row prunes the `m - keep` weights with the
+/// smallest OBS saliency `w_c^2 / [H^-1]_cc` (in the Cholesky form), using weights already
+/// updated for the pruning of the earlier columns, and every pruned weight's error is spread over
+/// the later columns and the bias. The weights start from the best dense fit to the original
+/// outputs on the inputs of the model pruned so far. Adapting to the updates is what lets N:M,
+/// where every group must lose weights, keep more of the layer than ranking the original
+/// weights. Returns the mask (`true` = pruned) as `[r * k + c]`; the kept weights are then fitted
+/// by [`reconstruct`].
+pub fn nm_mask(
+    mo: &Moments,
+    n: usize,
+    set: &WeightSet<'_>,
+    coord: impl Fn(usize) -> usize,
+    keep: usize,
+    m: usize,
+) -> Vec<bool> {
+    let k = mo.k;
+    let d = k + 1;
+    let per_group = (n / mo.groups.max(1)).max(1);
+    let mut pruned = vec![false; n * k];
+    // Processing order: the columns, then the bias (never pruned; it takes the errors last).
+    let order: Vec<usize> = (0..k).map(&coord).chain([k]).collect();
+    for gi in 0..mo.groups {
+        let (h, c) = (mo.h(gi), mo.c(gi));
+        let Some(dense) = factor(&h, d, (0..d).collect()) else { continue };
+        let mut hp = vec![0f64; d * d];
+        for (i, &oi) in order.iter().enumerate() {
+            for (j, &oj) in order.iter().enumerate() {
+                hp[i * d + j] = h[oi * d + oj];
+            }
+            hp[i * d + i] += dense.damp;
+        }
+        // U: the upper Cholesky factor of H^-1 (H^-1 = U' U).
+        if !cholesky(&mut hp, d) {
+            continue;
+        }
+        let mut hinv = vec![0f64; d * d];
+        for j in 0..d {
+            let mut e = vec![0f64; d];
+            e[j] = 1.0;
+            solve(&hp, d, &mut e);
+            for i in 0..d {
+                hinv[i * d + j] = e[i];
+            }
+        }
+        if !cholesky(&mut hinv, d) {
+            continue;
+        }
+        // hinv's lower triangle is L with H^-1 = L L'; U[i][j] = L[j][i].
+        let u = |i: usize, j: usize| hinv[j * d + i];
+        for r in gi * per_group..((gi + 1) * per_group).min(n) {
+            let w0: Vec<f64> = set.w[r * k..(r + 1) * k].iter().map(|&v| v as f64).chain([set.b[r] as f64]).collect();
+            let best = dense.fit(&h, &c, d, &w0, &vec![0.0; d]);
+            let mut wr: Vec<f64> = order.iter().map(|&o| best[o]).collect();
+            let mut c0 = 0;
+            while c0 < k {
+                let len = m.min(k - c0);
+                let mut group: Vec<usize> = (c0..c0 + len).collect();
+                let saliency = |c: usize| wr[c] * wr[c] / (u(c, c) * u(c, c));
+                group.sort_by(|&a, &b| saliency(b).total_cmp(&saliency(a)).then(a.cmp(&b)));
+                for &c in &group[keep.min(len)..] {
+                    pruned[r * k + c] = true;
+                }
+                for i in c0..c0 + len {
+                    if pruned[r * k + i] {
+                        let err = wr[i] / u(i, i);
+                        for j in i + 1..d {
+                            wr[j] -= err * u(i, j);
+                        }
+                        wr[i] = 0.0;
+                    }
+                }
+                c0 += len;
+            }
+        }
+    }
+    pruned
+}
+
+/// In-place Cholesky factorization `A = L L'` of a symmetric `m x m` matrix (lower triangle
+/// written); false if it is not positive definite.
+fn cholesky(a: &mut [f64], m: usize) -> bool {
+    for j in 0..m {
+        let mut s = a[j * m + j];
+        for p in 0..j {
+            s -= a[j * m + p] * a[j * m + p];
+        }
+        if s <= 0.0 || !s.is_finite() {
+            return false;
+        }
+        let l = s.sqrt();
+        a[j * m + j] = l;
+        for i in j + 1..m {
+            let mut s = a[i * m + j];
+            for p in 0..j {
+                s -= a[i * m + p] * a[j * m + p];
+            }
+            a[i * m + j] = s / l;
+        }
+    }
+    true
+}
+
+/// Solve `L L' x = b` in place with the factor from [`cholesky`].
+fn solve(l: &[f64], m: usize, b: &mut [f64]) {
+    for i in 0..m {
+        let mut s = b[i];
+        for p in 0..i {
+            s -= l[i * m + p] * b[p];
+        }
+        b[i] = s / l[i * m + i];
+    }
+    for i in (0..m).rev() {
+        let mut s = b[i];
+        for p in i + 1..m {
+            s -= l[p * m + i] * b[p];
+        }
+        b[i] = s / l[i * m + i];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u32) -> f32 {
+        *seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+        (*seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+    }
+
+    /// With inputs whose coordinates 0 and 1 are always equal, pruning weight 1 moves it onto
+    /// weight 0, and nothing moves into the bias.
+    #[test]
+    fn pruned_weight_moves_to_correlated_input() {
+        let mut m = Moments::new(3, 1, false);
+        let mut acc = Accumulator::new(4, false);
+        let mut seed = 7u32;
+        for _ in 0..500 {
+            let (a, b) = (lcg(&mut seed), lcg(&mut seed));
+            acc.add(&[a, a, b, 1.0], None);
+            m.count += 1.0;
+        }
+        m.flush(&mut acc, 0);
+        let w = [0.5f32, 0.25, 1.0];
+        let r = reconstruct(&m, 1, &[false, true, false], &[WeightSet { w: &w, b: vec![0.1] }], true);
+        let (nw, db) = &r[0];
+        assert_eq!(nw[1], 0.0);
+        // Dampening keeps it from being exact.
+        assert!((nw[0] - 0.75).abs() < 0.02, "{nw:?}");
+        assert!((nw[2] - 1.0).abs() < 0.02, "{nw:?}");
+        assert!(db[0].abs() < 0.02, "{db:?}");
+        assert!((m.h(0)[15] - 1.0).abs() < 1e-9);
+    }
+
+    /// When the pruned model's input is the original plus a constant offset, the bias takes
+    /// the offset back out (crossed moments), and the 1:2 mask keeps the larger weight of each pair.
+    #[test]
+    fn upstream_change_is_compensated() {
+        let mut m = Moments::new(4, 1, true);
+        let mut acc = Accumulator::new(5, true);
+        let mut seed = 11u32;
+        for _ in 0..2000 {
+            let x: Vec<f32> = (0..4).map(|_| lcg(&mut seed)).chain([1.0]).collect();
+            let xt: Vec<f32> = x.iter().enumerate().map(|(i, v)| if i == 0 { v + 0.5 } else { *v }).collect();
+            acc.add(&xt, Some(&x));
+            m.count += 1.0;
+        }
+        m.flush(&mut acc, 0);
+        let w = [2.0f32, 0.1, -0.05, 1.0];
+        let set = WeightSet { w: &w, b: vec![0.0] };
+        let mask = nm_mask(&m, 1, &set, |c| c, 1, 2);
+        assert_eq!(mask, vec![false, true, true, false]);
+        let r = reconstruct(&m, 1, &mask, &[set], true);
+        let (nw, db) = &r[0];
+        assert!((nw[0] - 2.0).abs() < 0.05 && (nw[3] - 1.0).abs() < 0.05, "{nw:?}");
+        // The offset 0.5 on input 0 (weight 2) is taken out by the bias.
+        assert!((db[0] + 1.0).abs() < 0.05, "{db:?}");
+    }
+
+    #[test]
+    fn cholesky_solves() {
+        let mut a = vec![4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+        let orig = a.clone();
+        assert!(cholesky(&mut a, 3));
+        let mut b = vec![1.0, 2.0, 3.0];
+        solve(&a, 3, &mut b);
+        for i in 0..3 {
+            let v: f64 = (0..3).map(|j| orig[i * 3 + j] * b[j]).sum();
+            assert!((v - [1.0, 2.0, 3.0][i]).abs() < 1e-12);
+        }
+        let mut not_pd = vec![1.0, 2.0, 2.0, 1.0];
+        assert!(!cholesky(&mut not_pd, 2));
+    }
+}
