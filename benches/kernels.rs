@@ -115,6 +115,17 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
             b.iter(|| set.qs8_fc_f32out(1, &x, &m, &bias, &scale, -128, f32::MIN, f32::MAX, &mut y))
         });
     }
+    // The classifier of a pruned model stored block-sparse (16x4 blocks), the same set.
+    let set = *sets().last().expect("scalar at least");
+    for sparsity in [80u32, 90] {
+        use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
+        let wz = block_sparse_weights(n, k, sparsity);
+        let store = sparq_runtime::AlignedBytes::from_slice(&encode(KERNEL_BLOCK, n, k, &wz));
+        let s = BlockSparse::parse(store.as_slice(), n, k, KERNEL_BLOCK).unwrap();
+        g.bench_function(BenchmarkId::new(format!("{}_sparse{sparsity}", set.name()), "1280to1000"), |b| {
+            b.iter(|| set.qs8_spfc_f32out(1, &x, &s, &bias, &scale, -128, f32::MIN, f32::MAX, &mut y))
+        });
+    }
     g.finish();
 }
 

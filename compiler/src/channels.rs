@@ -110,6 +110,9 @@ fn select(v: &[f32], dims: &[i64], axis: usize, keep: &[usize]) -> (Vec<f32>, Ve
 pub struct ChannelStats<'a> {
     pub means: &'a HashMap<String, Vec<f32>>,
     pub rms: &'a HashMap<String, Vec<f32>>,
+    /// Calibration samples: with them, each chain's consumer is re-fitted by least squares on
+    /// the channels it keeps ([`crate::reconstruct`]) instead of only its bias corrected.
+    pub samples: Option<&'a [Vec<f32>]>,
 }
 
 /// Remove `fraction` of the channels of every chain of `g` from the ONNX model `onnx`. With
@@ -131,7 +134,15 @@ pub fn prune_channels_onnx(
         .as_mut()
         .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
     let mut done = Vec::new();
-    for (ai, di, pi) in chains(g) {
+    let chains = chains(g);
+    let moments = match stats.and_then(|s| s.samples).filter(|s| !s.is_empty()) {
+        Some(samples) => {
+            let consumers: Vec<&crate::ir::Node> = chains.iter().map(|&(_, _, pi)| &g.nodes[pi]).collect();
+            crate::reconstruct::layer_moments(onnx, g, &consumers, samples)?
+        }
+        None => HashMap::new(),
+    };
+    for (ai, di, pi) in chains {
         let (a, d, p) = (&g.nodes[ai], &g.nodes[di], &g.nodes[pi]);
         let c = g.tensors[a.inputs[1]].shape[0];
         // A multiple of 16 near the fraction, never more than a quarter above it (a 32-channel
@@ -171,7 +182,19 @@ pub fn prune_channels_onnx(
         let mut drop: Vec<usize> = order[..removed].iter().map(|&(_, ch)| ch).collect();
         drop.sort_unstable();
         let keep: Vec<usize> = (0..c).filter(|ch| drop.binary_search(ch).is_err()).collect();
-        let means = stats.and_then(|s| s.means.get(input)).filter(|m| m.len() == c);
+        let mut means = stats.and_then(|s| s.means.get(input)).filter(|m| m.len() == c);
+        if let Some(mo) = moments.get(&p.name).filter(|mo| mo.k == c) {
+            // The consumer's weights on the kept channels and its bias, re-fitted to the
+            // original outputs (this subsumes the mean correction).
+            let n = g.tensors[p.inputs[1]].shape[0];
+            let (w, has_bias) = crate::prune::read_onnx(graph, p, n, c, what)?;
+            let b = if has_bias { crate::prune::onnx_bias(graph, p, n, what)? } else { vec![0f32; n] };
+            let zero: Vec<bool> = (0..n * c).map(|i| drop.binary_search(&(i % c)).is_ok()).collect();
+            let set = crate::reconstruct::WeightSet { w: &w, b };
+            let (nw, db) = crate::reconstruct::reconstruct(mo, n, &zero, &[set], has_bias).remove(0);
+            crate::prune::write_onnx(graph, p, n, c, &nw, Some(&db), what)?;
+            means = None;
+        }
         rewrite_chain(graph, &a.name, &d.name, &p.name, c, &keep, &drop, means.map(Vec::as_slice)).map_err(|why| {
             CompileError::Options(format!("{what}: cannot prune the channels of `{}`: {why}", a.name))
         })?;

@@ -136,7 +136,11 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     };
     let (channel_onnx, chains) = match opts.prune_channels {
         Some(f) => {
-            let cs = stats.as_ref().map(|s| channels::ChannelStats { means: &s.channel_means, rms: &s.channel_rms });
+            let cs = stats.as_ref().map(|s| channels::ChannelStats {
+                means: &s.channel_means,
+                rms: &s.channel_rms,
+                samples: opts.prune_reconstruct.then_some(samples),
+            });
             let (bytes, chains) = channels::prune_channels_onnx(onnx, what, &original, f, cs.as_ref())?;
             (Some(bytes), chains)
         }

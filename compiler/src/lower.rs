@@ -461,8 +461,7 @@ impl<'g> Lowerer<'g> {
                             as i32
                     })
                     .collect();
-                // f32 output: the sparse kernels write int8 only.
-                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, false);
+                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, true);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
                 let sid = self.constant(
                     &format!("{}:output_scale", n.name),

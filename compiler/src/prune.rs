@@ -707,7 +707,7 @@ fn float_init<'a>(graph: &'a pb::GraphProto, name: &str, len: usize) -> Option<&
 /// transposed), and whether it has a float bias of `n` values. The ONNX weights differ from the
 /// imported ones when a BatchNormalization was folded at import; changes are computed on them so
 /// that the folding scales the changes as it scales the weights.
-fn read_onnx(
+pub(crate) fn read_onnx(
     graph: &pb::GraphProto,
     node: &crate::ir::Node,
     n: usize,
@@ -733,7 +733,7 @@ fn read_onnx(
 }
 
 /// The float bias of `node` (`n` values).
-fn onnx_bias(graph: &pb::GraphProto, node: &crate::ir::Node, n: usize, what: &str) -> Result<Vec<f32>> {
+pub(crate) fn onnx_bias(graph: &pb::GraphProto, node: &crate::ir::Node, n: usize, what: &str) -> Result<Vec<f32>> {
     let (_, _, bias) = locate(graph, node, what)?;
     let t = bias
         .and_then(|b| float_init(graph, &b, n))
@@ -743,7 +743,7 @@ fn onnx_bias(graph: &pb::GraphProto, node: &crate::ir::Node, n: usize, what: &st
 
 /// Write `values` (IR layout, see [`read_onnx`]) into `node`'s ONNX weight and add `bias_delta`
 /// to its bias.
-fn write_onnx(
+pub(crate) fn write_onnx(
     graph: &mut pb::GraphProto,
     node: &crate::ir::Node,
     n: usize,

@@ -12,9 +12,9 @@
 //!
 //! with `x~` the layer's input in the pruned model, `x` in the original one, `H~ = E[x~ x~']`,
 //! `C = E[x~ x']` (the bias as a constant coordinate 1), and a dampening `l` of 1% of `H~`'s mean
-//! diagonal (as in SparseGPT) that holds directions the data never excites at `w0`. Layers are
-//! fitted in graph order, so each one also absorbs what pruning the layers before it changed in
-//! its inputs (as SparseGPT does block by block). Channels with the same mask (all rows of a block
+//! diagonal (as in SparseGPT) on the weights (not the bias) that holds directions the data never
+//! excites at `w0`. Layers are fitted in graph order, so each one also absorbs what pruning the
+//! layers before it changed in its inputs (as SparseGPT does block by block). Channels with the same mask (all rows of a block
 //! pattern) share one Cholesky factorization. [`nm_mask`] chooses N:M masks with the same
 //! statistics.
 
@@ -156,6 +156,43 @@ impl Moments {
     }
 }
 
+/// The [`Moments`] of the inputs of `layers` (convolutions and dense layers of `g`) in the model
+/// `onnx` itself (not crossed), over `samples`, by layer name.
+pub fn layer_moments(
+    onnx: &[u8],
+    g: &Graph,
+    layers: &[&Node],
+    samples: &[Vec<f32>],
+) -> crate::error::Result<HashMap<String, Moments>> {
+    let input = g.inputs[0];
+    let mut names: Vec<String> = Vec::new();
+    for n in layers {
+        let t = n.inputs[0];
+        if t != input && !names.contains(&g.tensors[t].name) {
+            names.push(g.tensors[t].name.clone());
+        }
+    }
+    let reference = crate::reference::Reference::new(onnx, g, names.clone())?;
+    let mut out: HashMap<String, Moments> = HashMap::new();
+    for s in samples {
+        let vals = reference.run(s)?;
+        for n in layers {
+            let t = n.inputs[0];
+            let x: &[f32] = match names.iter().position(|x| *x == g.tensors[t].name) {
+                Some(p) if t != input => &vals[p],
+                _ => s,
+            };
+            out.entry(n.name.clone()).or_insert_with(|| Moments::for_layer(g, n, false)).add(
+                n,
+                &g.tensors[t].shape,
+                x,
+                None,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Sums of `x~ x~'` (upper triangle) and `x~ x'` of f32 vectors in f32 blocks, flushed to the
 /// f64 [`Moments`] every 256 vectors.
 struct Accumulator {
@@ -213,7 +250,10 @@ fn factor(h: &[f64], d: usize, free: Vec<usize>) -> Option<Factor> {
         for (j, &fj) in free.iter().enumerate() {
             l[i * m + j] = h[fi * d + fj];
         }
-        l[i * m + i] += damp;
+        // The bias (its input is always 1) is not held back.
+        if fi < k {
+            l[i * m + i] += damp;
+        }
     }
     cholesky(&mut l, m).then_some(Factor { free, l, damp })
 }
@@ -228,7 +268,7 @@ impl Factor {
             .map(|&fi| {
                 let target: f64 = (0..d).map(|j| c[fi * d + j] * w0[j]).sum();
                 let held: f64 = (0..d).filter(|j| fixed[*j] != 0.0).map(|j| h[fi * d + j] * fixed[j]).sum();
-                target - held + self.damp * w0[fi]
+                target - held + if fi < d - 1 { self.damp * w0[fi] } else { 0.0 }
             })
             .collect();
         solve(&self.l, self.free.len(), &mut b);
@@ -329,7 +369,9 @@ pub fn nm_mask(
             for (j, &oj) in order.iter().enumerate() {
                 hp[i * d + j] = h[oi * d + oj];
             }
-            hp[i * d + i] += dense.damp;
+            if oi < k {
+                hp[i * d + i] += dense.damp;
+            }
         }
         // U: the upper Cholesky factor of H^-1 (H^-1 = U' U).
         if !cholesky(&mut hp, d) {

@@ -380,17 +380,21 @@ impl<'a> Ctx<'a, '_> {
                 let m = x.elements() / k.max(1);
                 if x.dtype == DType::I8 && y.dtype == DType::F32 {
                     let (b, sc) = (t(2), t(3));
-                    self.kernels.qs8_fc_f32out(
-                        m,
-                        self.data(&x),
-                        &Self::matrix(&w, self.data(&w)),
-                        self.data(&b),
-                        self.data(&sc),
-                        x.zero_point,
-                        lo,
-                        hi,
-                        self.out(&y),
-                    );
+                    let (xd, bd, scd, out) = (self.data(&x), self.data(&b), self.data(&sc), self.out(&y));
+                    match self.sparse(&w) {
+                        Some(s) => self.kernels.qs8_spfc_f32out(m, xd, &s, bd, scd, x.zero_point, lo, hi, out),
+                        None => self.kernels.qs8_fc_f32out(
+                            m,
+                            xd,
+                            &Self::matrix(&w, self.data(&w)),
+                            bd,
+                            scd,
+                            x.zero_point,
+                            lo,
+                            hi,
+                            out,
+                        ),
+                    }
                 } else if x.dtype == DType::I8 && matches!(w.layout, Layout::Packed | Layout::BlockSparse) {
                     // A fully-connected layer is a 1x1 convolution over `m` rows.
                     let g = ConvGeometry::rows(m, k, n);

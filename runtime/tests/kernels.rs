@@ -388,12 +388,13 @@ fn avx2_requantization_matches_scalar_at_extremes() {
 }
 
 #[test]
-fn fully_connected_f32_output_on_packed_weights_matches_scalar() {
+fn fully_connected_f32_output_on_packed_and_block_sparse_weights_matches_scalar() {
+    use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
     use sparq_runtime::kernels::fc::scalar::qs8_fc_f32out_scalar;
     use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
     let sets = sets();
     let mut rng = Rng(0x8CB9_2BA7_2F3D_8DD7);
-    let mut cases = 0;
+    let (mut cases, mut sparse_cases) = (0, 0);
     for &k in &[1usize, 5, 16, 33, 1280, 4097] {
         for &(m, n) in &[(1usize, 1usize), (1, 9), (3, 8), (2, 1000)] {
             for edge in 0..3 {
@@ -414,11 +415,33 @@ fn fully_connected_f32_output_on_packed_weights_matches_scalar() {
                     let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{set:?} differs: m {m} k {k} n {n} edge {edge}");
                 }
+                // The same layer pruned in 16x4 blocks and stored block-sparse: every set's
+                // sparse kernel gives the dense scalar kernel's outputs on the zeroed matrix.
+                for density in [0.0, 0.2, 0.6] {
+                    let mut wz = w.clone();
+                    prune_blocks(&mut rng, &mut wz, n, k, KERNEL_BLOCK, density);
+                    let mut want = vec![0f32; m * n];
+                    let rows = WeightMatrix { data: &wz, n, k, pack: None };
+                    qs8_fc_f32out_scalar(m, k, n, &x, &rows, &bias, &scale, zp, lo, hi, &mut want);
+                    let store = sparq_runtime::AlignedBytes::from_slice(&encode(KERNEL_BLOCK, n, k, &wz));
+                    let s = BlockSparse::parse(store.as_slice(), n, k, KERNEL_BLOCK).unwrap();
+                    for set in &sets {
+                        let mut got = vec![0f32; m * n];
+                        set.qs8_spfc_f32out(m, &x, &s, &bias, &scale, zp, lo, hi, &mut got);
+                        let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                        let name = set.spfc_f32out_name();
+                        assert!(same, "{set:?} ({name}) differs: m {m} k {k} n {n} edge {edge} density {density}");
+                    }
+                    sparse_cases += 1;
+                }
                 cases += 1;
             }
         }
     }
-    println!("{cases} f32-output fully-connected cases bit-exact on {:?}", sets);
+    let names: Vec<&str> = sets.iter().map(|s| s.spfc_f32out_name()).collect();
+    println!(
+        "{cases} f32-output fully-connected cases bit-exact on {sets:?}; {sparse_cases} block-sparse on {names:?}"
+    );
 }
 
 /// Elementwise cases over lengths (0, tails, long), edge inputs (random, all -128, all 127) and

@@ -18,6 +18,7 @@ pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, 
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
 pub type GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i8], &mut [i8]);
 pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
+pub type SpFcF32OutFn = unsafe fn(usize, &[i8], &BlockSparse<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
 
 /// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
 /// [`available`] / [`select`], which check that the CPU supports it, so calling its functions is
@@ -35,6 +36,8 @@ pub struct KernelSet {
     qs8_spgemm: Option<(&'static str, SpGemmFn)>,
     /// Fully-connected with f32 output on [`SIMD_PACK`] panels.
     qs8_fc_f32out: Option<FcF32OutFn>,
+    /// Fully-connected with f32 output on a block-sparse matrix of [`KERNEL_BLOCK`] blocks.
+    qs8_spfc_f32out: Option<(&'static str, SpFcF32OutFn)>,
     /// Int8 add of contiguous operands of one shape and layout.
     qs8_add: AddFn,
     /// Int8 multiply of contiguous operands of one shape and layout.
@@ -127,6 +130,33 @@ impl KernelSet {
             _ => super::fc::scalar::qs8_fc_f32out_scalar(m, w.k, w.n, x, w, bias, scale, input_zero_point, lo, hi, y),
         }
     }
+    /// Fully-connected layer with f32 output on a block-sparse matrix (see
+    /// `spgemm::qs8_spfc_f32out_scalar`, its specification).
+    #[allow(clippy::too_many_arguments)]
+    pub fn qs8_spfc_f32out(
+        &self,
+        m: usize,
+        x: &[i8],
+        w: &BlockSparse<'_>,
+        bias: &[i32],
+        scale: &[f32],
+        input_zero_point: i32,
+        lo: f32,
+        hi: f32,
+        y: &mut [f32],
+    ) {
+        match self.qs8_spfc_f32out {
+            Some((_, f)) if w.block == KERNEL_BLOCK && w.k % 4 == 0 && w.k <= MAX_SIMD_K => {
+                // SAFETY: as above; the block shape and reduction length fit the kernel.
+                unsafe { f(m, x, w, bias, scale, input_zero_point, lo, hi, y) }
+            }
+            _ => super::spgemm::qs8_spfc_f32out_scalar(m, x, w, bias, scale, input_zero_point, lo, hi, y),
+        }
+    }
+    /// Name of the sparse f32-output fully-connected kernel of this set.
+    pub fn spfc_f32out_name(&self) -> &'static str {
+        self.qs8_spfc_f32out.map_or("qs8_spfc_f32out_scalar", |(n, _)| n)
+    }
     /// f32 convolution (any groups) or fully-connected layer as a 1x1 convolution over rows
     /// (see `conv::scalar::f32_conv2d_scalar`): this set's vector kernel for one group and up to
     /// `conv::f32simd::MAX_IN_C` input channels, else the scalar kernel.
@@ -203,6 +233,7 @@ pub const SCALAR: KernelSet = KernelSet {
     qs8_gemm: None,
     qs8_spgemm: None,
     qs8_fc_f32out: None,
+    qs8_spfc_f32out: None,
     qs8_add: add_scalar,
     qs8_mul: mul_scalar,
     qs8_quantize: quantize_scalar,
@@ -220,6 +251,7 @@ const AVX2: KernelSet = KernelSet {
     qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
     qs8_spgemm: Some(("qs8_spgemm_4x8c4_avx2", super::spgemm::x86::qs8_spgemm_4x8c4_avx2)),
     qs8_fc_f32out: Some(super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2),
+    qs8_spfc_f32out: Some(("qs8_spfc_f32out_avx2", super::spgemm::x86::qs8_spfc_f32out_avx2)),
     qs8_add: super::x86::qs8_add_avx2,
     qs8_mul: super::x86::qs8_mul_avx2,
     qs8_quantize: super::x86::qs8_quantize_avx2,
@@ -246,6 +278,7 @@ const NEON: KernelSet = KernelSet {
     qs8_gemm: Some(("qs8_gemm_4x8c4_neon", super::gemm::neon::qs8_gemm_4x8c4_neon)),
     qs8_spgemm: Some(("qs8_spgemm_4x8c4_neon", super::spgemm::neon::qs8_spgemm_4x8c4_neon)),
     qs8_fc_f32out: None,
+    qs8_spfc_f32out: None,
     qs8_add: super::arm::qs8_add_neon,
     qs8_mul: super::arm::qs8_mul_neon,
     qs8_quantize: quantize_scalar,
@@ -291,6 +324,7 @@ const AVX512VNNI: KernelSet = KernelSet {
     qs8_gemm: Some(("qs8_gemm_8x32c4_avx512vnni", super::gemm::avxvnni::qs8_gemm_8x32c4_avx512vnni)),
     qs8_dwconv: super::depthwise::vnni::qs8_dwconv_c64_avx512vnni,
     qs8_spgemm: Some(("qs8_spgemm_16x16c4_avx512vnni", super::spgemm::x86::qs8_spgemm_16x16c4_avx512vnni)),
+    qs8_spfc_f32out: Some(("qs8_spfc_f32out_avx512vnni", super::spgemm::x86::qs8_spfc_f32out_avx512vnni)),
     qs8_add: super::x86::qs8_add_avx512,
     qs8_quantize: super::x86::qs8_quantize_avx512,
     ..AVXVNNI
