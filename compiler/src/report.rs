@@ -224,7 +224,7 @@ impl fmt::Display for Report {
             if refit > 0 {
                 writeln!(
                     f,
-                    "                {refit} layer(s) re-fitted in graph order on the calibration data (least squares on the pruned model's inputs; --prune-reconstruct false: bias correction only)"
+                    "                {refit} layer(s) re-fitted in graph order on the calibration data (least squares on the pruned model's inputs; --prune-reconstruct false: bias correction only); agreement on the calibration samples is then optimistic, measure on held-out data (sparq eval)"
                 )?;
             }
         }
