@@ -139,8 +139,10 @@ struct CompileArgs {
     #[arg(long, conflicts_with = "prune")]
     prune_file: Option<PathBuf>,
     /// Structured channel pruning before calibration: remove this fraction of the channels of every
-    /// conv -> depthwise -> conv chain (MobileNet expansions), ranked by filter norm, rounded to
-    /// multiples of 16; the graph gets smaller layers (fewer MACs) and stays dense
+    /// conv -> depthwise -> conv chain (MobileNet expansions) and of a conv -> global pool ->
+    /// classifier head, ranked by what they carry on the calibration data, rounded to multiples
+    /// of 16; the graph gets smaller layers (fewer MACs) and stays dense, and each chain's consumer
+    /// is re-fitted on the channels it keeps
     #[arg(long)]
     prune_channels: Option<f64>,
     /// After --prune, re-fit the kept weights and biases of each pruned layer by least squares on

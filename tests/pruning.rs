@@ -301,3 +301,35 @@ fn channel_pruning_removes_channels_and_keeps_what_they_carried() {
     let q = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
     assert!(eval::run_sparq(&q.bytes, &calib[..2], None).unwrap().iter().flatten().flatten().all(|v| v.is_finite()));
 }
+
+/// The classifier head (conv -> global average pool -> flatten -> fully-connected) is a chain
+/// too: the convolution loses filters and the classifier the matching input columns (both `[N,
+/// K]` and `[K, N]` Gemm weights), and removing channels that carry nothing changes nothing.
+#[test]
+fn channel_pruning_shrinks_the_classifier_head() {
+    for trans_b in [true, false] {
+        let m = common::classifier_head(16, trans_b);
+        let calib = common::samples(&m.input_shape, 24, 3);
+        let compile = |prune_channels| {
+            let opts = CompileOptions { precision: Precision::F32, prune_channels, ..Default::default() };
+            sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap()
+        };
+        let (full, pruned) = (compile(None), compile(Some(0.25)));
+        let chains = &pruned.report.channels;
+        assert_eq!(chains.len(), 1, "one chain");
+        assert!(chains[0].depthwise.is_none(), "a head has no depthwise layer");
+        assert_eq!((chains[0].channels, chains[0].removed), (64, 16));
+        assert!(pruned.report.macs < pruned.report.macs_before);
+        let a = eval::run_sparq(&full.bytes, &calib, None).unwrap();
+        let b = eval::run_sparq(&pruned.bytes, &calib, None).unwrap();
+        let worst = a
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(b.iter().flatten().flatten())
+            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+            .fold(0f32, f32::max);
+        println!("classifier_head (transB {trans_b}): 64 -> 48 channels, worst relative output change {worst:.2e}");
+        assert!(worst < 1e-4, "outputs changed by {worst}");
+    }
+}

@@ -7,13 +7,16 @@
 //! between). Removing channel `c` removes `A`'s output channel `c` (filter and bias), `D`'s
 //! channel `c` (and its `group` count), any BatchNormalization parameters of `c` between them,
 //! and `P`'s input channel `c`. This is MobileNet's inverted-residual expansion (and the stem
-//! convolution feeding the first depthwise layer). Channels that reach a residual Add, a Concat
-//! or a graph output are never removed, so residual groups stay consistent.
+//! convolution feeding the first depthwise layer). The classifier head is a chain too: a
+//! convolution whose output feeds only a GlobalAveragePool, an optional Flatten (or a Reshape
+//! that does not spell out the channel count) and a fully-connected layer `P` (Gemm / MatMul),
+//! which then loses input columns. Channels that reach a residual Add, a Concat or a graph
+//! output are never removed, so residual groups stay consistent.
 //!
 //! With calibration data, a channel's importance is what removing it costs the consumer beyond
 //! its mean (which `P`'s bias absorbs): the L2 norm of `P`'s weights on it times the standard
 //! deviation of its activation. Without data, it is the L2 norm of its `A` filter times the L2
-//! norm of its depthwise filter (the imported weights, BatchNormalization folded). Each chain
+//! norm of its depthwise filter, if any (the imported weights, BatchNormalization folded). Each chain
 //! loses `F` of its channels, rounded to a multiple of 16 (the SIMD tile width; none when that
 //! is more than a quarter above `F`, and at most half the chain). With calibration data, `P`'s bias absorbs the mean contribution of the removed
 //! channels (their mean activation times `P`'s weights).
@@ -31,14 +34,17 @@ use tract_onnx::pb;
 pub struct ChainPruned {
     /// Names of the convolution, the depthwise convolution and the consumer.
     pub expand: String,
-    pub depthwise: String,
+    /// `None` for a classifier head (conv -> global average pool -> fully-connected).
+    pub depthwise: Option<String>,
     pub project: String,
     pub channels: usize,
     pub removed: usize,
 }
 
-/// The chains of `g` (IR node indices `A, D, P`) whose channels may be removed.
-fn chains(g: &Graph) -> Vec<(usize, usize, usize)> {
+/// The chains of `g` (IR node indices `A, D, P`) whose channels may be removed: conv ->
+/// depthwise -> conv, and the classifier head conv -> global average pool -> (flatten) ->
+/// fully-connected (no `D`).
+fn chains(g: &Graph) -> Vec<(usize, Option<usize>, usize)> {
     let consumers =
         |t: usize| g.nodes.iter().enumerate().filter(move |(_, n)| n.inputs.contains(&t)).collect::<Vec<_>>();
     let mut out = Vec::new();
@@ -49,6 +55,23 @@ fn chains(g: &Graph) -> Vec<(usize, usize, usize)> {
         let c = g.tensors[a.inputs[1]].shape[0];
         let after_a = consumers(a.outputs[0]);
         let [(di, d)] = after_a[..] else { continue };
+        if matches!(d.op, Op::GlobalAveragePool) && !g.outputs.contains(&d.outputs[0]) {
+            // The head: global pool, an optional flatten, then a fully-connected layer.
+            let mut t = d.outputs[0];
+            let mut next = consumers(t);
+            if let [(_, r)] = next[..] {
+                if matches!(r.op, Op::Reshape) && !g.outputs.contains(&r.outputs[0]) {
+                    t = r.outputs[0];
+                    next = consumers(t);
+                }
+            }
+            if let [(pi, p)] = next[..] {
+                if matches!(p.op, Op::Dense { .. }) && p.inputs[0] == t && g.tensors[p.inputs[1]].shape[1] == c {
+                    out.push((ai, None, pi));
+                }
+            }
+            continue;
+        }
         if !matches!(d.op, Op::Conv { group, .. } if group == c && group > 1) || d.inputs[0] != a.outputs[0] {
             continue;
         }
@@ -58,7 +81,7 @@ fn chains(g: &Graph) -> Vec<(usize, usize, usize)> {
         let after_d = consumers(d.outputs[0]);
         let [(pi, p)] = after_d[..] else { continue };
         if matches!(p.op, Op::Conv { group: 1, .. }) && p.inputs[0] == d.outputs[0] {
-            out.push((ai, di, pi));
+            out.push((ai, Some(di), pi));
         }
     }
     out
@@ -143,7 +166,7 @@ pub fn prune_channels_onnx(
         None => HashMap::new(),
     };
     for (ai, di, pi) in chains {
-        let (a, d, p) = (&g.nodes[ai], &g.nodes[di], &g.nodes[pi]);
+        let (a, d, p) = (&g.nodes[ai], di.map(|di| &g.nodes[di]), &g.nodes[pi]);
         let c = g.tensors[a.inputs[1]].shape[0];
         // A multiple of 16 near the fraction, never more than a quarter above it (a 32-channel
         // chain keeps all its channels rather than lose half) nor half the chain.
@@ -155,7 +178,8 @@ pub fn prune_channels_onnx(
         // Importance per channel: with calibration data, what removing it costs the consumer
         // beyond the mean its bias absorbs, `||P[:, c]|| * std(activation c)`; without, the
         // filter norms `||A filter|| * ||depthwise filter||`.
-        let (wa, wd, wp) = (g.value(a.inputs[1]), g.value(d.inputs[1]), g.value(p.inputs[1]));
+        let (wa, wp) = (g.value(a.inputs[1]), g.value(p.inputs[1]));
+        let wd = d.map_or(&[][..], |d| g.value(d.inputs[1]));
         let (ka, kd) = (wa.len() / c, wd.len() / c);
         let input = &g.tensors[p.inputs[0]].name;
         let spread = stats
@@ -173,6 +197,7 @@ pub fn prune_channels_onnx(
                         let var = (r[ch] as f64).powi(2) - (m[ch] as f64).powi(2);
                         consumer_norm(ch) * var.max(0.0).sqrt()
                     }
+                    None if kd == 0 => l2(&wa[ch * ka..][..ka]),
                     None => l2(&wa[ch * ka..][..ka]) * l2(&wd[ch * kd..][..kd]),
                 };
                 (score, ch)
@@ -195,12 +220,11 @@ pub fn prune_channels_onnx(
             crate::prune::write_onnx(graph, p, n, c, &nw, Some(&db), what)?;
             means = None;
         }
-        rewrite_chain(graph, &a.name, &d.name, &p.name, c, &keep, &drop, means.map(Vec::as_slice)).map_err(|why| {
-            CompileError::Options(format!("{what}: cannot prune the channels of `{}`: {why}", a.name))
-        })?;
+        rewrite_chain(graph, &a.name, d.map(|d| d.name.as_str()), &p.name, c, &keep, &drop, means.map(Vec::as_slice))
+            .map_err(|why| CompileError::Options(format!("{what}: cannot prune the channels of `{}`: {why}", a.name)))?;
         done.push(ChainPruned {
             expand: a.name.clone(),
-            depthwise: d.name.clone(),
+            depthwise: d.map(|d| d.name.clone()),
             project: p.name.clone(),
             channels: c,
             removed,
@@ -219,7 +243,7 @@ pub fn prune_channels_onnx(
 fn rewrite_chain(
     graph: &mut pb::GraphProto,
     a: &str,
-    d: &str,
+    d: Option<&str>,
     p: &str,
     c: usize,
     keep: &[usize],
@@ -227,13 +251,42 @@ fn rewrite_chain(
     means: Option<&[f32]>,
 ) -> std::result::Result<(), String> {
     let node = |name: &str| graph.node.iter().position(|n| n.name == name).ok_or(format!("no ONNX node `{name}`"));
-    let (na, nd, np) = (node(a)?, node(d)?, node(p)?);
-    for &i in &[na, nd, np] {
+    let (na, np) = (node(a)?, node(p)?);
+    let nd = d.map(node).transpose()?;
+    for i in [Some(na), nd].into_iter().flatten() {
         if graph.node[i].op_type != "Conv" {
             return Err(format!("`{}` is a {}, not a Conv", graph.node[i].name, graph.node[i].op_type));
         }
     }
-    // Channel-wise nodes between A and D, and between D and P (one consumer each).
+    // The consumer's weight axis of the chain's channels.
+    let p_axis = match (graph.node[np].op_type.as_str(), nd) {
+        ("Conv", Some(_)) => 1,
+        ("Gemm", None) if graph.node[np].attribute.iter().any(|a| a.name == "transB" && a.i != 0) => 1,
+        ("Gemm" | "MatMul", None) => 0,
+        (other, _) => return Err(format!("the consumer `{p}` is a {other}")),
+    };
+    // A Reshape between the pool and the classifier must not spell out the channel count.
+    let hardcodes_c = |graph: &pb::GraphProto, shape: &str| {
+        let from_init = graph.initializer.iter().find(|t| t.name == shape).cloned();
+        let from_node = graph
+            .node
+            .iter()
+            .find(|n| n.op_type == "Constant" && n.output.first().is_some_and(|o| o == shape))
+            .and_then(|n| n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.clone()));
+        match from_init.or(from_node) {
+            Some(t) => {
+                let dims: Vec<i64> = if t.raw_data.is_empty() {
+                    t.int64_data.clone()
+                } else {
+                    t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
+                };
+                dims.contains(&(c as i64))
+            }
+            None => true,
+        }
+    };
+    // Channel-wise nodes between A and D, and between D and P (one consumer each); for a head,
+    // the global pool and a flatten between A and P.
     let between = |graph: &pb::GraphProto, from: usize, to: usize| -> std::result::Result<Vec<usize>, String> {
         let mut path = Vec::new();
         let mut t = graph.node[from].output[0].clone();
@@ -246,13 +299,18 @@ fn rewrite_chain(
             }
             match graph.node[u].op_type.as_str() {
                 "Relu" | "Clip" | "BatchNormalization" | "LeakyRelu" | "Sigmoid" | "HardSigmoid" | "HardSwish" => {}
+                "GlobalAveragePool" | "Flatten" if nd.is_none() => {}
+                "Reshape" if nd.is_none() && !hardcodes_c(graph, &graph.node[u].input[1]) => {}
                 other => return Err(format!("a {other} node sits inside the chain")),
             }
             path.push(u);
             t = graph.node[u].output[0].clone();
         }
     };
-    let mid = [between(graph, na, nd)?, between(graph, nd, np)?].concat();
+    let mid = match nd {
+        Some(nd) => [between(graph, na, nd)?, between(graph, nd, np)?].concat(),
+        None => between(graph, na, np)?,
+    };
     let init = |graph: &pb::GraphProto, name: &str| graph.initializer.iter().position(|t| t.name == name);
     let slice = |graph: &mut pb::GraphProto, name: &str, axis: usize, want: usize| -> std::result::Result<(), String> {
         let i = init(graph, name).ok_or(format!("`{name}` is not an initializer"))?;
@@ -291,16 +349,18 @@ fn rewrite_chain(
     if let Some(b) = ba.filter(|b| !b.is_empty()) {
         slice(graph, &b, 0, c)?;
     }
-    let (wd, bd) = (graph.node[nd].input[1].clone(), graph.node[nd].input.get(2).cloned());
-    slice(graph, &wd, 0, c)?;
-    if let Some(b) = bd.filter(|b| !b.is_empty()) {
-        slice(graph, &b, 0, c)?;
-    }
-    for attr in graph.node[nd].attribute.iter_mut().filter(|x| x.name == "group") {
-        attr.i = keep.len() as i64;
+    if let Some(nd) = nd {
+        let (wd, bd) = (graph.node[nd].input[1].clone(), graph.node[nd].input.get(2).cloned());
+        slice(graph, &wd, 0, c)?;
+        if let Some(b) = bd.filter(|b| !b.is_empty()) {
+            slice(graph, &b, 0, c)?;
+        }
+        for attr in graph.node[nd].attribute.iter_mut().filter(|x| x.name == "group") {
+            attr.i = keep.len() as i64;
+        }
     }
     let wp = graph.node[np].input[1].clone();
-    slice(graph, &wp, 1, c)?;
+    slice(graph, &wp, p_axis, c)?;
     for &m in &mid {
         if graph.node[m].op_type == "BatchNormalization" {
             // Copied out: `slice` borrows the whole graph mutably.

@@ -520,17 +520,6 @@ pub fn prune_onnx(
     // first re-written layer on, in the model pruned so far.
     let samples = stats.and_then(|s| s.samples).filter(|s| !s.is_empty());
     let graph_input = g.inputs[0];
-    let fitted: Vec<&crate::ir::Node> = layers
-        .iter()
-        .zip(&pruned)
-        .filter(|(n, p)| p.is_some() && n.inputs[0] != graph_input)
-        .map(|(n, _)| *n)
-        .collect();
-    let input_names: Vec<String> = fitted.iter().map(|n| g.tensors[n.inputs[0]].name.clone()).collect();
-    let original = match samples {
-        Some(_) if !input_names.is_empty() => Some(crate::reference::Reference::new(onnx, g, input_names.clone())?),
-        _ => None,
-    };
     let mut changed = false;
     for ((node, rec), p) in layers.iter().zip(record.iter_mut()).zip(&pruned) {
         let Some((lp, global, (n, k, scores))) = p else { continue };
@@ -550,7 +539,7 @@ pub fn prune_onnx(
         ];
         if let Pattern::NOfM { m, .. } = lp.pattern {
             let shape = &g.tensors[node.inputs[1]].shape;
-            if matches!(node.op, Op::Conv { .. }) && shape[2] * shape[3] > 1 && shape[1] % m != 0 {
+            if matches!(node.op, Op::Conv { .. }) && shape[2] * shape[3] > 1 && !shape[1].is_multiple_of(m) {
                 rec.note = Some(format!(
                     "kept dense: {m}-groups would span kernel taps ({} input channels per group, not a multiple of {m})",
                     shape[1]
@@ -571,15 +560,20 @@ pub fn prune_onnx(
                 } else {
                     None
                 };
-                let pos = input_names.iter().position(|x| *x == g.tensors[t].name);
+                // The original model up to this layer's input (tract drops the nodes after it).
+                let original = if t != graph_input {
+                    Some(crate::reference::Reference::new(onnx, g, vec![g.tensors[t].name.clone()])?)
+                } else {
+                    None
+                };
                 let mut mo = crate::reconstruct::Moments::for_layer(g, node, cross);
                 for s in samples {
-                    let x = match (&original, pos) {
-                        (Some(r), Some(pos)) => r.run(s)?.swap_remove(pos),
-                        _ => s.clone(),
+                    let x = match &original {
+                        Some(r) => r.run_one(s, 0)?,
+                        None => s.clone(),
                     };
                     let xt = match &current {
-                        Some(r) => Some(r.run(s)?.swap_remove(0)),
+                        Some(r) => Some(r.run_one(s, 0)?),
                         None => None,
                     };
                     match xt {

@@ -417,8 +417,8 @@ pub fn nm_mask(
                 for i in c0..c0 + len {
                     if pruned[r * k + i] {
                         let err = wr[i] / u(i, i);
-                        for j in i + 1..d {
-                            wr[j] -= err * u(i, j);
+                        for (j, v) in wr.iter_mut().enumerate().skip(i + 1) {
+                            *v -= err * u(i, j);
                         }
                         wr[i] = 0.0;
                     }

@@ -32,6 +32,14 @@ impl Reference {
         Ok(Reference { plan, input_shape, names })
     }
 
+    /// Run one sample; returns only the named tensor `i` (the others are computed, not copied).
+    pub fn run_one(&self, input: &[f32], i: usize) -> Result<Vec<f32>> {
+        let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
+        let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
+        let v = out.get(i).ok_or_else(|| CompileError::Reference(format!("no output {i}")))?;
+        Ok(v.to_plain_array_view::<f32>().map_err(terr)?.iter().copied().collect())
+    }
+
     /// Run one sample; returns each named tensor, row-major in ONNX order.
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
         let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;

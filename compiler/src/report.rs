@@ -163,7 +163,7 @@ impl fmt::Display for Report {
                 self.channels.iter().fold((0, 0), |(c, r), ch| (c + ch.channels, r + ch.removed));
             writeln!(
                 f,
-                "  channels    {} chains (conv -> depthwise -> conv) pruned: {} -> {} channels (-{:.1}%); MACs {:.1} M -> {:.1} M (-{:.1}%)",
+                "  channels    {} chains (conv -> depthwise -> conv, conv -> pool -> classifier) pruned: {} -> {} channels (-{:.1}%); MACs {:.1} M -> {:.1} M (-{:.1}%)",
                 self.channels.len(),
                 c,
                 c - r,

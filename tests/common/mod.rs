@@ -225,3 +225,31 @@ pub fn expansion_chain(dead: usize) -> TestModel {
     b.output(&y);
     TestModel { name: "expansion_chain", onnx: b.build(), input_shape: vec![1, 4, 10, 10] }
 }
+
+/// A classifier head: conv 3x3 (4 -> 16), ReLU, conv 1x1 (16 -> 64), ReLU6, GlobalAveragePool,
+/// Flatten, Gemm (64 -> 10, `[K, N]` weight when `!trans_b`). The first `dead` channels of the
+/// 1x1 convolution have zero filters and biases: they are 0 after the ReLU6, so removing them
+/// must not change the outputs.
+#[allow(dead_code)]
+pub fn classifier_head(dead: usize, trans_b: bool) -> TestModel {
+    let mut rng = Rng::new(11);
+    let mut b = OnnxBuilder::new("classifier_head", 13);
+    let x = b.input("input", &[1, 4, 8, 8]);
+    let h = conv(&mut b, &mut rng, &x, 4, 16, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let c = 64usize;
+    let mut w = rng.vec(c * 16, (2.0 / 16.0f32).sqrt());
+    let mut bias = rng.vec(c, 0.1);
+    for ch in 0..dead {
+        w[ch * 16..(ch + 1) * 16].iter_mut().for_each(|v| *v = 0.0);
+        bias[ch] = 0.0;
+    }
+    let (w, bias) = (b.constant(&[c, 16, 1, 1], w), b.constant(&[c], bias));
+    let h = b.node("Conv", &[&h, &w, &bias], vec![("kernel_shape", Attr::Ints(vec![1, 1]))]);
+    let h = clip(&mut b, &h, 0.0, 6.0);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![("axis", Attr::Int(1))]);
+    let y = gemm(&mut b, &mut rng, &h, c, 10, trans_b);
+    b.output(&y);
+    TestModel { name: "classifier_head", onnx: b.build(), input_shape: vec![1, 4, 8, 8] }
+}

@@ -146,7 +146,7 @@ impl KernelSet {
         y: &mut [f32],
     ) {
         match self.qs8_spfc_f32out {
-            Some((_, f)) if w.block == KERNEL_BLOCK && w.k % 4 == 0 && w.k <= MAX_SIMD_K => {
+            Some((_, f)) if w.block == KERNEL_BLOCK && w.k.is_multiple_of(4) && w.k <= MAX_SIMD_K => {
                 // SAFETY: as above; the block shape and reduction length fit the kernel.
                 unsafe { f(m, x, w, bias, scale, input_zero_point, lo, hi, y) }
             }

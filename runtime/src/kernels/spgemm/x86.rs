@@ -491,7 +491,7 @@ pub unsafe fn qs8_spfc_f32out_avx512vnni(
     hi: f32,
     y: &mut [f32],
 ) {
-    debug_assert!(w.block == KERNEL_BLOCK && w.k % 4 == 0);
+    debug_assert!(w.block == KERNEL_BLOCK && w.k.is_multiple_of(4));
     let (n, k) = (w.n, w.k);
     let (cols, values) = (w.cols(), w.values());
     let offset = _mm512_set1_epi32(128 + input_zero_point);
@@ -546,7 +546,7 @@ pub unsafe fn qs8_spfc_f32out_avx2(
     y: &mut [f32],
 ) {
     use crate::kernels::x86::load_i32x8;
-    debug_assert!(w.block == KERNEL_BLOCK && w.k % 4 == 0 && w.k <= MAX_SIMD_K);
+    debug_assert!(w.block == KERNEL_BLOCK && w.k.is_multiple_of(4) && w.k <= MAX_SIMD_K);
     let (n, k) = (w.n, w.k);
     let (cols, values) = (w.cols(), w.values());
     let zp = input_zero_point as i16;
