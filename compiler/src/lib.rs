@@ -134,12 +134,18 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         original_outputs = Some(c.outputs);
         Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
     };
+    // The re-fitting of pruned layers uses the calibration samples; a quarter of them is held out
+    // of it, and the report's agreement is measured on those, so that it is not flattered by the
+    // fit (a re-fitted classifier can match its own fitting samples far better than new data).
+    let refit = opts.prune_reconstruct && stats.is_some() && samples.len() >= 8;
+    let n_fit = if refit { samples.len() - samples.len() / 4 } else { samples.len() };
+    let held_out = if refit { n_fit } else { 0 };
     let (channel_onnx, chains) = match opts.prune_channels {
         Some(f) => {
             let cs = stats.as_ref().map(|s| channels::ChannelStats {
                 means: &s.channel_means,
                 rms: &s.channel_rms,
-                samples: opts.prune_reconstruct.then_some(samples),
+                samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
             });
             let (bytes, chains) = channels::prune_channels_onnx(onnx, what, &original, f, cs.as_ref())?;
             (Some(bytes), chains)
@@ -163,7 +169,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             let input_stats = stats.as_ref().map(|s| prune::InputStats {
                 means: &s.channel_means,
                 rms: &s.channel_rms,
-                samples: opts.prune_reconstruct.then_some(samples),
+                samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
                 progress: Some(&pb),
             });
             let (bytes, record) = prune::prune_onnx(onnx_now, what, &original, p, input_stats.as_ref())?;
@@ -247,7 +253,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         let pb = bar(samples.len(), "evaluating", opts.progress);
         let outs = eval::run_sparq(&bytes, samples, Some(&pb))?;
         pb.finish_and_clear();
-        let mut agr = eval::compare(&outs, &c.outputs, None);
+        let mut agr = eval::compare(&outs[held_out..], &c.outputs[held_out..], None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
             if agr.expected_agreement < target + (1.0 - target) * opts.agreement_margin {
                 let search = report::mixed_precision_search(
@@ -264,7 +270,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
                 bytes = lowered.spec.to_bytes();
                 let outs = eval::run_sparq(&bytes, samples, None)?;
-                agr = eval::compare(&outs, &c.outputs, None);
+                agr = eval::compare(&outs[held_out..], &c.outputs[held_out..], None);
                 mixed = Some(search);
             }
         }
@@ -277,6 +283,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     report.sparsity = sparsity;
     report.channels = chains;
     report.macs_before = macs_before;
+    report.agreement_held_out = held_out > 0;
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
     }

@@ -44,6 +44,8 @@ pub struct Report {
     pub channels: Vec<crate::channels::ChainPruned>,
     /// MACs of the model before any pruning.
     pub macs_before: u64,
+    /// The agreement was measured on the calibration samples held out of the pruning re-fit.
+    pub agreement_held_out: bool,
 }
 
 impl Report {
@@ -75,6 +77,7 @@ impl Report {
             matrices,
             channels: Vec::new(),
             macs_before: g.macs(),
+            agreement_held_out: false,
             precision,
             onnx_bytes,
             sparq_bytes,
@@ -224,7 +227,7 @@ impl fmt::Display for Report {
             if refit > 0 {
                 writeln!(
                     f,
-                    "                {refit} layer(s) re-fitted in graph order on the calibration data (least squares on the pruned model's inputs; --prune-reconstruct false: bias correction only); agreement on the calibration samples is then optimistic, measure on held-out data (sparq eval)"
+                    "                {refit} layer(s) re-fitted in graph order on the calibration data (least squares on the pruned model's inputs; --prune-reconstruct false: bias correction only)"
                 )?;
             }
         }
@@ -246,8 +249,9 @@ impl fmt::Display for Report {
         if let Some(a) = &self.calibration {
             writeln!(
                 f,
-                "  agreement   vs original float model on {} calibration samples: top-1 {:.2}% (expected on new data {:.2}%), output SQNR {:.1} dB",
+                "  agreement   vs original float model on {} calibration samples{}: top-1 {:.2}% (expected on new data {:.2}%), output SQNR {:.1} dB",
                 a.samples,
+                if self.agreement_held_out { " held out of the pruning re-fit" } else { "" },
                 a.top1_agreement * 100.0,
                 a.expected_agreement * 100.0,
                 a.sqnr_db
