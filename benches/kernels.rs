@@ -108,11 +108,18 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
     let m = WeightMatrix { data: &packed, n, k, pack: Some(SIMD_PACK) };
     let bias = vec![7i32; n];
     let scale = vec![0.001f32; n];
+    let out = sparq_runtime::kernels::fc::F32Out {
+        bias: &bias,
+        scale: &scale,
+        input_zero_point: -128,
+        lo: f32::MIN,
+        hi: f32::MAX,
+    };
     let mut y = vec![0f32; n];
     g.throughput(Throughput::Elements((n * k) as u64));
     for set in sets() {
         g.bench_function(BenchmarkId::new(set.name(), "1280to1000"), |b| {
-            b.iter(|| set.qs8_fc_f32out(1, &x, &m, &bias, &scale, -128, f32::MIN, f32::MAX, &mut y))
+            b.iter(|| set.qs8_fc_f32out(1, &x, &m, &out, &mut y))
         });
     }
     // The classifier of a pruned model stored block-sparse (16x4 blocks), the same set.
@@ -123,7 +130,7 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
         let store = sparq_runtime::AlignedBytes::from_slice(&encode(KERNEL_BLOCK, n, k, &wz));
         let s = BlockSparse::parse(store.as_slice(), n, k, KERNEL_BLOCK).unwrap();
         g.bench_function(BenchmarkId::new(format!("{}_sparse{sparsity}", set.name()), "1280to1000"), |b| {
-            b.iter(|| set.qs8_spfc_f32out(1, &x, &s, &bias, &scale, -128, f32::MIN, f32::MAX, &mut y))
+            b.iter(|| set.qs8_spfc_f32out(1, &x, &s, &out, &mut y))
         });
     }
     g.finish();

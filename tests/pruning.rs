@@ -265,6 +265,18 @@ fn block_sparse_storage_changes_nothing_but_size() {
     assert!(exercised >= 3, "only {exercised} models had a block-sparse layer");
 }
 
+/// The largest change of any output between two compiled models on `inputs`, relative to the
+/// first model's output (or absolute below 1).
+fn worst_change(a: &[u8], b: &[u8], inputs: &[Vec<f32>]) -> f32 {
+    let (a, b) = (eval::run_sparq(a, inputs, None).unwrap(), eval::run_sparq(b, inputs, None).unwrap());
+    a.iter()
+        .flatten()
+        .flatten()
+        .zip(b.iter().flatten().flatten())
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+        .fold(0f32, f32::max)
+}
+
 /// Channel pruning removes whole channels of a conv -> depthwise -> conv chain: the graph gets
 /// smaller layers, and removing channels that carry only a constant (zero filters) changes the
 /// outputs by no more than float rounding, thanks to the consumer's bias correction.
@@ -281,15 +293,7 @@ fn channel_pruning_removes_channels_and_keeps_what_they_carried() {
     assert_eq!((pruned.report.channels[0].channels, pruned.report.channels[0].removed), (64, 16));
     assert!(pruned.report.macs * 100 <= pruned.report.macs_before * 80, "MACs did not drop by 20%");
     assert!(pruned.report.to_string().contains("64 -> 48"));
-    let a = eval::run_sparq(&full.bytes, &calib, None).unwrap();
-    let b = eval::run_sparq(&pruned.bytes, &calib, None).unwrap();
-    let worst = a
-        .iter()
-        .flatten()
-        .flatten()
-        .zip(b.iter().flatten().flatten())
-        .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
-        .fold(0f32, f32::max);
+    let worst = worst_change(&full.bytes, &pruned.bytes, &calib);
     println!(
         "expansion_chain: 64 -> 48 channels, MACs {} -> {}, worst relative output change {worst:.2e}",
         pruned.report.macs_before, pruned.report.macs
@@ -320,15 +324,7 @@ fn channel_pruning_shrinks_the_classifier_head() {
         assert!(chains[0].depthwise.is_none(), "a head has no depthwise layer");
         assert_eq!((chains[0].channels, chains[0].removed), (64, 16));
         assert!(pruned.report.macs < pruned.report.macs_before);
-        let a = eval::run_sparq(&full.bytes, &calib, None).unwrap();
-        let b = eval::run_sparq(&pruned.bytes, &calib, None).unwrap();
-        let worst = a
-            .iter()
-            .flatten()
-            .flatten()
-            .zip(b.iter().flatten().flatten())
-            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
-            .fold(0f32, f32::max);
+        let worst = worst_change(&full.bytes, &pruned.bytes, &calib);
         println!("classifier_head (transB {trans_b}): 64 -> 48 channels, worst relative output change {worst:.2e}");
         assert!(worst < 1e-4, "outputs changed by {worst}");
     }

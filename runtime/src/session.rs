@@ -4,6 +4,7 @@
 use crate::error::RuntimeError;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
+use crate::kernels::fc::F32Out;
 use crate::kernels::gemm::WeightMatrix;
 use crate::kernels::registry::{self, KernelSet};
 use crate::kernels::spgemm::BlockSparse;
@@ -380,20 +381,12 @@ impl<'a> Ctx<'a, '_> {
                 let m = x.elements() / k.max(1);
                 if x.dtype == DType::I8 && y.dtype == DType::F32 {
                     let (b, sc) = (t(2), t(3));
-                    let (xd, bd, scd, out) = (self.data(&x), self.data(&b), self.data(&sc), self.out(&y));
+                    let f =
+                        F32Out { bias: self.data(&b), scale: self.data(&sc), input_zero_point: x.zero_point, lo, hi };
+                    let (xd, out) = (self.data(&x), self.out(&y));
                     match self.sparse(&w) {
-                        Some(s) => self.kernels.qs8_spfc_f32out(m, xd, &s, bd, scd, x.zero_point, lo, hi, out),
-                        None => self.kernels.qs8_fc_f32out(
-                            m,
-                            xd,
-                            &Self::matrix(&w, self.data(&w)),
-                            bd,
-                            scd,
-                            x.zero_point,
-                            lo,
-                            hi,
-                            out,
-                        ),
+                        Some(s) => self.kernels.qs8_spfc_f32out(m, xd, &s, &f, out),
+                        None => self.kernels.qs8_fc_f32out(m, xd, &Self::matrix(&w, self.data(&w)), &f, out),
                     }
                 } else if x.dtype == DType::I8 && matches!(w.layout, Layout::Packed | Layout::BlockSparse) {
                     // A fully-connected layer is a 1x1 convolution over `m` rows.

@@ -391,6 +391,7 @@ fn avx2_requantization_matches_scalar_at_extremes() {
 fn fully_connected_f32_output_on_packed_and_block_sparse_weights_matches_scalar() {
     use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
     use sparq_runtime::kernels::fc::scalar::qs8_fc_f32out_scalar;
+    use sparq_runtime::kernels::fc::F32Out;
     use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
     let sets = sets();
     let mut rng = Rng(0x8CB9_2BA7_2F3D_8DD7);
@@ -404,14 +405,15 @@ fn fully_connected_f32_output_on_packed_and_block_sparse_weights_matches_scalar(
                 let scale: Vec<f32> = (0..n).map(|_| 1e-6 + (rng.next() % 1000) as f32 * 1e-5).collect();
                 let zp = (rng.next() % 256) as i32 - 128;
                 let (lo, hi) = if edge == 0 { (f32::MIN, f32::MAX) } else { (-3.0, 2.5) };
+                let out = F32Out { bias: &bias, scale: &scale, input_zero_point: zp, lo, hi };
                 let rows = WeightMatrix { data: &w, n, k, pack: None };
                 let mut want = vec![0f32; m * n];
-                qs8_fc_f32out_scalar(m, k, n, &x, &rows, &bias, &scale, zp, lo, hi, &mut want);
+                qs8_fc_f32out_scalar(m, &x, &rows, &out, &mut want);
                 let packed = SIMD_PACK.pack(n, k, &w);
                 let pm = WeightMatrix { data: &packed, n, k, pack: Some(SIMD_PACK) };
                 for set in &sets {
                     let mut got = vec![0f32; m * n];
-                    set.qs8_fc_f32out(m, &x, &pm, &bias, &scale, zp, lo, hi, &mut got);
+                    set.qs8_fc_f32out(m, &x, &pm, &out, &mut got);
                     let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{set:?} differs: m {m} k {k} n {n} edge {edge}");
                 }
@@ -422,12 +424,12 @@ fn fully_connected_f32_output_on_packed_and_block_sparse_weights_matches_scalar(
                     prune_blocks(&mut rng, &mut wz, n, k, KERNEL_BLOCK, density);
                     let mut want = vec![0f32; m * n];
                     let rows = WeightMatrix { data: &wz, n, k, pack: None };
-                    qs8_fc_f32out_scalar(m, k, n, &x, &rows, &bias, &scale, zp, lo, hi, &mut want);
+                    qs8_fc_f32out_scalar(m, &x, &rows, &out, &mut want);
                     let store = sparq_runtime::AlignedBytes::from_slice(&encode(KERNEL_BLOCK, n, k, &wz));
                     let s = BlockSparse::parse(store.as_slice(), n, k, KERNEL_BLOCK).unwrap();
                     for set in &sets {
                         let mut got = vec![0f32; m * n];
-                        set.qs8_spfc_f32out(m, &x, &s, &bias, &scale, zp, lo, hi, &mut got);
+                        set.qs8_spfc_f32out(m, &x, &s, &out, &mut got);
                         let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                         let name = set.spfc_f32out_name();
                         assert!(same, "{set:?} ({name}) differs: m {m} k {k} n {n} edge {edge} density {density}");

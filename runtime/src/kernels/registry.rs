@@ -3,6 +3,7 @@
 
 use super::conv::{ConvGeometry, Requant};
 use super::elementwise::{AddParams, MulParams};
+use super::fc::F32Out;
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use super::pool::GlobalPool;
 use super::spgemm::{BlockSparse, KERNEL_BLOCK};
@@ -17,8 +18,8 @@ pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
 pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
 pub type GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i8], &mut [i8]);
-pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
-pub type SpFcF32OutFn = unsafe fn(usize, &[i8], &BlockSparse<'_>, &[i32], &[f32], i32, f32, f32, &mut [f32]);
+pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &F32Out<'_>, &mut [f32]);
+pub type SpFcF32OutFn = unsafe fn(usize, &[i8], &BlockSparse<'_>, &F32Out<'_>, &mut [f32]);
 
 /// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
 /// [`available`] / [`select`], which check that the CPU supports it, so calling its functions is
@@ -109,48 +110,24 @@ impl KernelSet {
     }
     /// Fully-connected layer with f32 output from the int32 accumulator (see
     /// `fc::scalar::qs8_fc_f32out_scalar`, its specification).
-    #[allow(clippy::too_many_arguments)]
-    pub fn qs8_fc_f32out(
-        &self,
-        m: usize,
-        x: &[i8],
-        w: &WeightMatrix<'_>,
-        bias: &[i32],
-        scale: &[f32],
-        input_zero_point: i32,
-        lo: f32,
-        hi: f32,
-        y: &mut [f32],
-    ) {
+    pub fn qs8_fc_f32out(&self, m: usize, x: &[i8], w: &WeightMatrix<'_>, out: &F32Out<'_>, y: &mut [f32]) {
         match self.qs8_fc_f32out {
             Some(f) if w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K => {
                 // SAFETY: as above.
-                unsafe { f(m, x, w, bias, scale, input_zero_point, lo, hi, y) }
+                unsafe { f(m, x, w, out, y) }
             }
-            _ => super::fc::scalar::qs8_fc_f32out_scalar(m, w.k, w.n, x, w, bias, scale, input_zero_point, lo, hi, y),
+            _ => super::fc::scalar::qs8_fc_f32out_scalar(m, x, w, out, y),
         }
     }
     /// Fully-connected layer with f32 output on a block-sparse matrix (see
     /// `spgemm::qs8_spfc_f32out_scalar`, its specification).
-    #[allow(clippy::too_many_arguments)]
-    pub fn qs8_spfc_f32out(
-        &self,
-        m: usize,
-        x: &[i8],
-        w: &BlockSparse<'_>,
-        bias: &[i32],
-        scale: &[f32],
-        input_zero_point: i32,
-        lo: f32,
-        hi: f32,
-        y: &mut [f32],
-    ) {
+    pub fn qs8_spfc_f32out(&self, m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
         match self.qs8_spfc_f32out {
             Some((_, f)) if w.block == KERNEL_BLOCK && w.k.is_multiple_of(4) && w.k <= MAX_SIMD_K => {
                 // SAFETY: as above; the block shape and reduction length fit the kernel.
-                unsafe { f(m, x, w, bias, scale, input_zero_point, lo, hi, y) }
+                unsafe { f(m, x, w, out, y) }
             }
-            _ => super::spgemm::qs8_spfc_f32out_scalar(m, x, w, bias, scale, input_zero_point, lo, hi, y),
+            _ => super::spgemm::qs8_spfc_f32out_scalar(m, x, w, out, y),
         }
     }
     /// Name of the sparse f32-output fully-connected kernel of this set.

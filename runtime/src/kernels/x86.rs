@@ -2,6 +2,7 @@
 //! [`crate::quant::requantize_to_i8`], bit-exact to it, and narrowing stores.
 
 use crate::kernels::conv::Requant;
+use crate::kernels::fc::F32Out;
 use core::arch::x86_64::*;
 
 /// Per-channel constants of [`requant8`] for 8 consecutive channels, derived once per tile:
@@ -93,6 +94,45 @@ pub unsafe fn load_i32x8(v: &[i32], c: usize, len: usize) -> __m256i {
     b[..len].copy_from_slice(&v[c..c + len]);
     // SAFETY: 32-byte unaligned load from an 8-element array.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+/// One step of an 8-channel `vpmaddwd` product: the 32 weight bytes `wv` (4 reduction steps of
+/// channels 0-3 in the low half, 4-7 in the high half, channel-major) sign-extended and
+/// multiplied with the 4 i16 inputs `av` (broadcast), the pair sums added to `acc` (`lo`, `hi`).
+///
+/// # Safety
+/// AVX2 (inlined into a caller that enables it).
+#[inline(always)]
+pub unsafe fn madd_c8(acc: &mut (__m256i, __m256i), wv: __m256i, av: __m256i) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        acc.0 = _mm256_add_epi32(acc.0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv)), av));
+        acc.1 = _mm256_add_epi32(acc.1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv, 1)), av));
+    }
+}
+
+/// The f32 output stage of 8 channels `c .. c + count` (`count <= 8`) of a fully-connected
+/// layer: the `vpmaddwd` pair sums `lo` (channels 0-3) and `hi` (4-7) folded in channel order,
+/// plus the bias, converted (`vcvtdq2ps` rounds like `as f32`), scaled and clamped in
+/// [`F32Out::apply`]'s order, and the `count` values stored at `y[..count]`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn store_f32out8(lo: __m256i, hi: __m256i, out: &F32Out<'_>, c: usize, count: usize, y: &mut [f32]) {
+    // SAFETY: AVX2 is this function's contract; the loads and stores go through local arrays.
+    unsafe {
+        let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0b11_01_10_00);
+        let acc = _mm256_add_epi32(s, load_i32x8(out.bias, c, count));
+        let mut sc = [0f32; 8];
+        sc[..count].copy_from_slice(&out.scale[c..c + count]);
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(sc.as_ptr()));
+        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(out.lo)), _mm256_set1_ps(out.hi));
+        let mut o = [0f32; 8];
+        _mm256_storeu_ps(o.as_mut_ptr(), v);
+        y[..count].copy_from_slice(&o[..count]);
+    }
 }
 
 /// `requantize_to_i8` on 8 lanes: `clamp(round(acc * mult / 2^shift) + zp, act_min, act_max)`

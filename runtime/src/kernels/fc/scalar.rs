@@ -1,5 +1,6 @@
 use crate::kernels::conv::scalar::{dot_f32, dot_i8};
 use crate::kernels::conv::Requant;
+use crate::kernels::fc::F32Out;
 use crate::kernels::gemm::WeightMatrix;
 
 pub fn qs8_fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
@@ -65,36 +66,19 @@ pub fn f32_fc_scalar(
     }
 }
 
-/// Int8 inputs and weights, f32 output straight from the int32 accumulator:
-/// `y = (bias[n] + sum (x - zp) w) * scale[n]`, with `scale[n] = s_x * s_w[n]`. Used where the
-/// output leaves the int8 domain (logits), so it is never rounded to 256 levels.
-#[allow(clippy::too_many_arguments)]
-pub fn qs8_fc_f32out_scalar(
-    m: usize,
-    k: usize,
-    n: usize,
-    x: &[i8],
-    w: &WeightMatrix<'_>,
-    bias: &[i32],
-    scale: &[f32],
-    input_zero_point: i32,
-    act_min: f32,
-    act_max: f32,
-    y: &mut [f32],
-) {
-    let store = |col: usize, acc: i32| (acc as f32 * scale[col]).clamp(act_min, act_max);
+/// Int8 inputs and weights, f32 output straight from the int32 accumulator (see [`F32Out`]).
+pub fn qs8_fc_f32out_scalar(m: usize, x: &[i8], w: &WeightMatrix<'_>, out: &F32Out<'_>, y: &mut [f32]) {
+    let (k, n, zp) = (w.k, w.n, out.input_zero_point);
     match w.pack {
-        None => {
-            qs8_fc_accumulate(m, k, n, x, w.data, bias, input_zero_point, dot_i8, |i, col, acc| y[i] = store(col, acc))
-        }
+        None => qs8_fc_accumulate(m, k, n, x, w.data, out.bias, zp, dot_i8, |i, col, acc| y[i] = out.apply(col, acc)),
         Some(_) => {
             for row in 0..m {
                 for col in 0..n {
                     let acc = x[row * k..][..k]
                         .iter()
                         .zip(w.row_from(col, 0))
-                        .fold(bias[col], |acc, (&v, wv)| acc.wrapping_add((v as i32 - input_zero_point) * wv as i32));
-                    y[row * n + col] = store(col, acc);
+                        .fold(out.bias[col], |acc, (&v, wv)| acc.wrapping_add((v as i32 - zp) * wv as i32));
+                    y[row * n + col] = out.apply(col, acc);
                 }
             }
         }

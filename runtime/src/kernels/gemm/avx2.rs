@@ -9,7 +9,8 @@
 
 use super::{im2col_row, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{load_i32x8, load_requant8, requant8, store_i8x8};
+use crate::kernels::fc::F32Out;
+use crate::kernels::x86::{load_i32x8, load_requant8, madd_c8, requant8, store_f32out8, store_i8x8};
 use core::arch::x86_64::*;
 
 const MR: usize = 4;
@@ -67,31 +68,19 @@ pub unsafe fn qs8_gemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'
     }
 }
 
-/// Fully-connected with f32 output straight from the accumulator (logits):
-/// `y[m][c] = ((bias[c] + sum (x - zp) w) as f32 * scale[c]).clamp(lo, hi)`, the specification
-/// being `fc::scalar::qs8_fc_f32out_scalar`. One row at a time, 8 channels per panel, the same
-/// `vpmaddwd` inner product as [`qs8_gemm_4x8c4_avx2`]; `vcvtdq2ps` rounds like `as f32`.
+/// Fully-connected with f32 output straight from the accumulator (logits, see [`F32Out`]), the
+/// specification being `fc::scalar::qs8_fc_f32out_scalar`. One row at a time, 8 channels per
+/// panel, the same `vpmaddwd` inner product as [`qs8_gemm_4x8c4_avx2`].
 ///
 /// # Safety
 /// The CPU must support AVX2. `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, and the
 /// slices must match `m x k -> m x n` (as validated at load).
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn qs8_fc_f32out_1x8c4_avx2(
-    m: usize,
-    x: &[i8],
-    w: &WeightMatrix<'_>,
-    bias: &[i32],
-    scale: &[f32],
-    input_zero_point: i32,
-    lo: f32,
-    hi: f32,
-    y: &mut [f32],
-) {
+pub unsafe fn qs8_fc_f32out_1x8c4_avx2(m: usize, x: &[i8], w: &WeightMatrix<'_>, out: &F32Out<'_>, y: &mut [f32]) {
     debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
     let (n, k) = (w.n, w.k);
     let kp = k.div_ceil(4) * 4;
-    let zp = input_zero_point as i16;
+    let zp = out.input_zero_point as i16;
     let mut a = [0i16; MAX_SIMD_K];
     for row in 0..m {
         for (d, &v) in a.iter_mut().zip(&x[row * k..][..k]) {
@@ -101,31 +90,15 @@ pub unsafe fn qs8_fc_f32out_1x8c4_avx2(
         for j in 0..n.div_ceil(8) {
             let panel = &w.data[j * 8 * kp..][..8 * kp];
             let cols = 8.min(n - j * 8);
-            // SAFETY: AVX2 is available; `kg * 32 + 32 <= panel.len()`, `kg * 4 + 4 <= kp`; the
-            // bias, scale and output accesses are bounds-checked slices.
+            // SAFETY: AVX2 is available; `kg * 32 + 32 <= panel.len()`, `kg * 4 + 4 <= kp`.
             unsafe {
-                let (mut lo_acc, mut hi_acc) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                let mut acc = (_mm256_setzero_si256(), _mm256_setzero_si256());
                 for kg in 0..kp / 4 {
                     let wv = _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast());
                     let av = _mm256_set1_epi64x(a.as_ptr().add(kg * 4).cast::<i64>().read_unaligned());
-                    lo_acc = _mm256_add_epi32(
-                        lo_acc,
-                        _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv)), av),
-                    );
-                    hi_acc = _mm256_add_epi32(
-                        hi_acc,
-                        _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv, 1)), av),
-                    );
+                    madd_c8(&mut acc, wv, av);
                 }
-                let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo_acc, hi_acc), 0b11_01_10_00);
-                let acc = _mm256_add_epi32(s, load_i32x8(bias, j * 8, cols));
-                let mut sc = [0f32; 8];
-                sc[..cols].copy_from_slice(&scale[j * 8..j * 8 + cols]);
-                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(sc.as_ptr()));
-                let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
-                let mut out = [0f32; 8];
-                _mm256_storeu_ps(out.as_mut_ptr(), v);
-                y[row * n + j * 8..][..cols].copy_from_slice(&out[..cols]);
+                store_f32out8(acc.0, acc.1, out, j * 8, cols, &mut y[row * n + j * 8..]);
             }
         }
     }

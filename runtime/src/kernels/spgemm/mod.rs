@@ -13,6 +13,7 @@ pub mod neon;
 pub mod x86;
 
 use crate::kernels::conv::{ConvGeometry, Requant};
+use crate::kernels::fc::F32Out;
 pub use sparq_format::sparse::{BlockSparse, KERNEL_BLOCK};
 
 /// `y[p][oc] = requant(bias[oc] + sum over stored blocks (im2col(x)[p][k] - zp) * w[oc][k])`.
@@ -51,37 +52,25 @@ pub fn qs8_spgemm_scalar(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &R
 }
 
 /// Fully-connected layer on a block-sparse matrix with f32 output straight from the int32
-/// accumulator (logits): `y[r][c] = ((bias[c] + sum over stored blocks (x[r][k] - zp) w[c][k])
-/// as f32 * scale[c]).clamp(lo, hi)`, bit-exact to `fc::scalar::qs8_fc_f32out_scalar` on the
-/// same matrix with the missing blocks as zeros.
-#[allow(clippy::too_many_arguments)]
-pub fn qs8_spfc_f32out_scalar(
-    m: usize,
-    x: &[i8],
-    w: &BlockSparse<'_>,
-    bias: &[i32],
-    scale: &[f32],
-    input_zero_point: i32,
-    lo: f32,
-    hi: f32,
-    y: &mut [f32],
-) {
+/// accumulator (logits, see [`F32Out`]), the sum over the stored blocks only; bit-exact to
+/// `fc::scalar::qs8_fc_f32out_scalar` on the same matrix with the missing blocks as zeros.
+pub fn qs8_spfc_f32out_scalar(m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
     let (br, bc, n, k) = (w.block.nr, w.block.kr, w.n, w.k);
     let (cols, values) = (w.cols(), w.values());
     for row in 0..m {
         let xr = &x[row * k..][..k];
         for c in 0..n {
             let (rb, r) = (c / br, c % br);
-            let mut acc = bias[c];
+            let mut acc = out.bias[c];
             for b in w.blocks(rb) {
                 let k0 = cols[b] as usize * bc;
                 for (j, &wv) in values[(b * br + r) * bc..][..bc].iter().enumerate() {
                     if let Some(&v) = xr.get(k0 + j) {
-                        acc = acc.wrapping_add((v as i32 - input_zero_point) * wv as i32);
+                        acc = acc.wrapping_add((v as i32 - out.input_zero_point) * wv as i32);
                     }
                 }
             }
-            y[row * n + c] = (acc as f32 * scale[c]).clamp(lo, hi);
+            y[row * n + c] = out.apply(c, acc);
         }
     }
 }

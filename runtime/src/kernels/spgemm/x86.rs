@@ -24,6 +24,7 @@
 
 use super::{BlockSparse, KERNEL_BLOCK};
 use crate::kernels::conv::{ConvGeometry, Requant};
+use crate::kernels::fc::F32Out;
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
 use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, store_part, Requant16};
 use core::arch::x86_64::*;
@@ -473,29 +474,18 @@ pub unsafe fn qs8_spgemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &BlockSparse<
 /// specified by `super::qs8_spfc_f32out_scalar`: per block-row, one zmm accumulator of its 16
 /// channels and one `vpdpbusd` per stored block with the row's 4 input bytes broadcast (sign
 /// bits flipped; `(128 + zp) sum w` comes off the bias), four accumulators in turn to hide the
-/// latency; then `vcvtdq2ps`, the scale, the clamp (the same order as the scalar kernel).
+/// latency; then `vcvtdq2ps`, the scale, the clamp (the order of [`F32Out::apply`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VNNI; `w.block == KERNEL_BLOCK`, `w.k % 4 == 0`, `w`
 /// validated (as at load) and the slices match `m x k -> m x n`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn qs8_spfc_f32out_avx512vnni(
-    m: usize,
-    x: &[i8],
-    w: &BlockSparse<'_>,
-    bias: &[i32],
-    scale: &[f32],
-    input_zero_point: i32,
-    lo: f32,
-    hi: f32,
-    y: &mut [f32],
-) {
+pub unsafe fn qs8_spfc_f32out_avx512vnni(m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
     debug_assert!(w.block == KERNEL_BLOCK && w.k.is_multiple_of(4));
     let (n, k) = (w.n, w.k);
     let (cols, values) = (w.cols(), w.values());
-    let offset = _mm512_set1_epi32(128 + input_zero_point);
-    let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let offset = _mm512_set1_epi32(128 + out.input_zero_point);
+    let (vlo, vhi) = (_mm512_set1_ps(out.lo), _mm512_set1_ps(out.hi));
     // SAFETY (whole body): the features are this function's contract. Block `b` holds 64 bytes
     // at `64 b`; its column is below `k / 4` (validated), so the 4 bytes at `4 cols[b]` lie in
     // the row. Lanes past the last channel are masked off in every load and store.
@@ -503,9 +493,9 @@ pub unsafe fn qs8_spfc_f32out_avx512vnni(
         for rb in 0..w.block_rows() {
             let c0 = rb * 16;
             let mask: __mmask16 = (((1u32 << 16.min(n - c0)) - 1) & 0xffff) as u16;
-            let raw = _mm512_maskz_loadu_epi32(mask, bias.as_ptr().add(c0));
+            let raw = _mm512_maskz_loadu_epi32(mask, out.bias.as_ptr().add(c0));
             let base = _mm512_sub_epi32(raw, _mm512_mullo_epi32(offset, weight_sums(w, rb)));
-            let sc = _mm512_maskz_loadu_ps(mask, scale.as_ptr().add(c0));
+            let sc = _mm512_maskz_loadu_ps(mask, out.scale.as_ptr().add(c0));
             for row in 0..m {
                 let xr = x.as_ptr().add(row * k);
                 let mut acc = [base, _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()];
@@ -533,23 +523,12 @@ pub unsafe fn qs8_spfc_f32out_avx512vnni(
 /// The CPU must support AVX2; `w.block == KERNEL_BLOCK`, `w.k % 4 == 0`, `w.k <= MAX_SIMD_K`,
 /// `w` validated (as at load) and the slices match `m x k -> m x n`.
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn qs8_spfc_f32out_avx2(
-    m: usize,
-    x: &[i8],
-    w: &BlockSparse<'_>,
-    bias: &[i32],
-    scale: &[f32],
-    input_zero_point: i32,
-    lo: f32,
-    hi: f32,
-    y: &mut [f32],
-) {
-    use crate::kernels::x86::load_i32x8;
+pub unsafe fn qs8_spfc_f32out_avx2(m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
+    use crate::kernels::x86::{madd_c8, store_f32out8};
     debug_assert!(w.block == KERNEL_BLOCK && w.k.is_multiple_of(4) && w.k <= MAX_SIMD_K);
     let (n, k) = (w.n, w.k);
     let (cols, values) = (w.cols(), w.values());
-    let zp = input_zero_point as i16;
+    let zp = out.input_zero_point as i16;
     let mut a = [0i16; MAX_SIMD_K];
     for row in 0..m {
         for (d, &v) in a.iter_mut().zip(&x[row * k..][..k]) {
@@ -561,34 +540,18 @@ pub unsafe fn qs8_spfc_f32out_avx2(
                 if c >= n {
                     break;
                 }
-                let count = 8.min(n - c);
                 // SAFETY: AVX2 is available; block `b` holds 64 bytes at `64 b`, its column is
-                // below `k / 4` (validated) so `kg + 4 <= k <= MAX_SIMD_K`; bias, scale and
-                // output go through bounds-checked slices.
+                // below `k / 4` (validated) so `kg + 4 <= k <= MAX_SIMD_K`; the output goes
+                // through a bounds-checked slice.
                 unsafe {
-                    let (mut lo_acc, mut hi_acc) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                    let mut acc = (_mm256_setzero_si256(), _mm256_setzero_si256());
                     for b in w.blocks(rb) {
                         let kg = cols[b] as usize * 4;
                         let wv = _mm256_loadu_si256(values.as_ptr().add(b * 64 + half * 32).cast());
                         let av = _mm256_set1_epi64x(a.as_ptr().add(kg).cast::<i64>().read_unaligned());
-                        lo_acc = _mm256_add_epi32(
-                            lo_acc,
-                            _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv)), av),
-                        );
-                        hi_acc = _mm256_add_epi32(
-                            hi_acc,
-                            _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv, 1)), av),
-                        );
+                        madd_c8(&mut acc, wv, av);
                     }
-                    let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo_acc, hi_acc), 0b11_01_10_00);
-                    let acc = _mm256_add_epi32(s, load_i32x8(bias, c, count));
-                    let mut sc = [0f32; 8];
-                    sc[..count].copy_from_slice(&scale[c..c + count]);
-                    let v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(sc.as_ptr()));
-                    let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
-                    let mut out = [0f32; 8];
-                    _mm256_storeu_ps(out.as_mut_ptr(), v);
-                    y[row * n + c..][..count].copy_from_slice(&out[..count]);
+                    store_f32out8(acc.0, acc.1, out, c, 8.min(n - c), &mut y[row * n + c..]);
                 }
             }
         }
