@@ -300,7 +300,7 @@ fn depthwise_with_wide_requantization_matches_scalar() {
     let sets = sets();
     let mut rng = Rng(0x94D0_49BB_1331_11EB);
     let mut cases = 0;
-    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 48, 63, 64, 65, 96, 127, 130] {
+    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 48, 63, 64, 65, 80, 96, 127, 130, 272] {
         for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (5, 2), (1, 1), (7, 2)] {
             for edge in 0..3 {
                 let (h, w) = (6, 7);
