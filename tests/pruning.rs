@@ -329,3 +329,18 @@ fn channel_pruning_shrinks_the_classifier_head() {
         assert!(worst < 1e-4, "outputs changed by {worst}");
     }
 }
+
+/// A layer with more weights per channel than the re-fit takes is pruned with the bias correction
+/// only, and the report says so.
+#[test]
+fn too_wide_layers_are_pruned_without_refit() {
+    let m = common::wide_classifier();
+    let calib = common::samples(&m.input_shape, 16, 4);
+    let opts =
+        CompileOptions { prune: Some(PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap()), ..Default::default() };
+    let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+    let layer = &c.report.sparsity[0];
+    assert!(layer.policy.is_some() && !layer.reconstructed);
+    assert!((layer.sparsity() - 0.5).abs() < 0.01);
+    assert!(c.report.to_string().contains("not re-fitted: 2100 weights per channel"), "{}", c.report);
+}

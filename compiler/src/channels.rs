@@ -160,7 +160,13 @@ pub fn prune_channels_onnx(
     let chains = chains(g);
     let moments = match stats.and_then(|s| s.samples).filter(|s| !s.is_empty()) {
         Some(samples) => {
-            let consumers: Vec<&crate::ir::Node> = chains.iter().map(|&(_, _, pi)| &g.nodes[pi]).collect();
+            let consumers: Vec<&crate::ir::Node> = chains
+                .iter()
+                .map(|&(_, _, pi)| &g.nodes[pi])
+                .filter(|p| {
+                    g.tensors[p.inputs[1]].shape[1..].iter().product::<usize>() <= crate::reconstruct::MAX_REFIT_K
+                })
+                .collect();
             crate::reconstruct::layer_moments(onnx, g, &consumers, samples)?
         }
         None => HashMap::new(),

@@ -548,7 +548,14 @@ pub fn prune_onnx(
             }
         }
         // The layer's input statistics on the model pruned so far.
-        let moments = match samples {
+        let too_wide = k > crate::reconstruct::MAX_REFIT_K;
+        if samples.is_some() && too_wide {
+            rec.note = Some(format!(
+                "not re-fitted: {k} weights per channel (more than {}); bias correction only",
+                crate::reconstruct::MAX_REFIT_K
+            ));
+        }
+        let moments = match samples.filter(|_| !too_wide) {
             Some(samples) => {
                 let t = node.inputs[0];
                 let cross = changed && t != graph_input;

@@ -21,6 +21,11 @@
 use crate::ir::{Graph, Node, Op};
 use std::collections::HashMap;
 
+/// The longest reduction re-fitted: a layer's moments take `2 (k + 1)^2` f64 and a mask's
+/// factorization `k^3 / 3` operations, so a wider layer (a VGG classifier, 25088 inputs) keeps
+/// the bias correction instead.
+pub const MAX_REFIT_K: usize = 2048;
+
 /// Second moments of one layer's inputs, per convolution group, over coordinates in the IR
 /// weight layout (`ic * kh * kw + tap` for convolutions, the input index for dense layers)
 /// followed by the constant 1 of the bias: `H = E[x~ x~']` of the inputs `x~` the layer sees in

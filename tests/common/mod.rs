@@ -253,3 +253,13 @@ pub fn classifier_head(dead: usize, trans_b: bool) -> TestModel {
     b.output(&y);
     TestModel { name: "classifier_head", onnx: b.build(), input_shape: vec![1, 4, 8, 8] }
 }
+
+/// A classifier too wide to re-fit after pruning: 2100 inputs -> 10 (Gemm, `[N, K]` weight).
+pub fn wide_classifier() -> TestModel {
+    let mut rng = Rng::new(13);
+    let mut b = OnnxBuilder::new("wide_classifier", 13);
+    let x = b.input("input", &[1, 2100]);
+    let y = gemm(&mut b, &mut rng, &x, 2100, 10, true);
+    b.output(&y);
+    TestModel { name: "wide_classifier", onnx: b.build(), input_shape: vec![1, 2100] }
+}
