@@ -391,9 +391,12 @@ pub fn survey(g: &Graph) -> Vec<LayerSparsity> {
         .collect()
 }
 
+/// Maps (row, runtime reduction column) to an index in a layer's IR weight tensor.
+type IndexFn = Box<dyn Fn(usize, usize) -> usize>;
+
 /// Index of element (row `r`, runtime reduction column `c`) in the IR weight tensor of `node`:
 /// convolutions `[O, I/g, KH, KW]` with the reduction in (kh, kw, ic) order, dense `[N, K]`.
-fn weight_index(g: &Graph, node: &crate::ir::Node) -> (usize, usize, Box<dyn Fn(usize, usize) -> usize>) {
+fn weight_index(g: &Graph, node: &crate::ir::Node) -> (usize, usize, IndexFn) {
     let shape = g.tensors[node.inputs[1]].shape.clone();
     match node.op {
         Op::Conv { .. } => {
