@@ -96,6 +96,40 @@ pub unsafe fn load_i32x8(v: &[i32], c: usize, len: usize) -> __m256i {
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
 }
 
+/// The int8 output stage of 8 channels `c .. c + count` of the first `rows` pixel rows from
+/// `p0` of the `vpmaddwd` tiles (dense and block-sparse): pair sums `lo` (lanes c0,c0 .. c3,c3)
+/// and `hi` (c4 .. c7) folded in channel order, plus the bias, requantized and stored at
+/// `y[(p0 + r) n + c ..]`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn requant_store8(
+    lo: &[__m256i],
+    hi: &[__m256i],
+    rows: usize,
+    rq: &Requant<'_>,
+    c: usize,
+    count: usize,
+    p0: usize,
+    n: usize,
+    y: &mut [i8],
+) {
+    // SAFETY: AVX2 is this function's contract; stores go through bounds-checked slices.
+    unsafe {
+        let bias = load_i32x8(rq.bias, c, count);
+        let k8 = load_requant8(rq, c, count);
+        for r in 0..rows {
+            // Pair sums in the order c0 c1 c4 c5 | c2 c3 c6 c7, put back in order.
+            let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0b11_01_10_00);
+            let v = requant8(_mm256_add_epi32(s, bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
+            store_i8x8(v, &mut y[(p0 + r) * n + c..], count);
+        }
+    }
+}
+
 /// One step of an 8-channel `vpmaddwd` product: the 32 weight bytes `wv` (4 reduction steps of
 /// channels 0-3 in the low half, 4-7 in the high half, channel-major) sign-extended and
 /// multiplied with the 4 i16 inputs `av` (broadcast), the pair sums added to `acc` (`lo`, `hi`).

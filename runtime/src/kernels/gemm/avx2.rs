@@ -10,7 +10,7 @@
 use super::{im2col_row, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::fc::F32Out;
-use crate::kernels::x86::{load_i32x8, load_requant8, madd_c8, requant8, store_f32out8, store_i8x8};
+use crate::kernels::x86::{madd_c8, requant_store8, store_f32out8};
 use core::arch::x86_64::*;
 
 const MR: usize = 4;
@@ -29,11 +29,7 @@ pub unsafe fn qs8_gemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'
     let mut p0 = 0;
     while p0 < pixels {
         let rows = MR.min(pixels - p0);
-        for (r, row) in a.iter_mut().enumerate() {
-            // Tail blocks repeat the last pixel; its extra results are not stored.
-            im2col_row(g, x, p0 + r.min(rows - 1), row, 0, |v| v as i16 - zp);
-            row[k..kp].fill(0);
-        }
+        widen_rows(g, x, p0, rows, zp, &mut a);
         for j in 0..n.div_ceil(8) {
             let panel = &w.data[j * 8 * kp..][..8 * kp];
             let mut lo = [_mm256_setzero_si256(); MR];
@@ -51,20 +47,29 @@ pub unsafe fn qs8_gemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'
                     }
                 }
             }
-            let cols = 8.min(n - j * 8);
             // SAFETY: AVX2 is available (this function's contract).
-            unsafe {
-                let bias = load_i32x8(rq.bias, j * 8, cols);
-                let k8 = load_requant8(rq, j * 8, cols);
-                for r in 0..rows {
-                    // Lanes (c0,c0 c1,c1 c2,c2 c3,c3) and (c4..c7): pair sums in order c0 c1 c4 c5 | c2 c3 c6 c7.
-                    let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0b11_01_10_00);
-                    let v = requant8(_mm256_add_epi32(s, bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
-                    store_i8x8(v, &mut y[(p0 + r) * n + j * 8..], cols);
-                }
-            }
+            unsafe { requant_store8(&lo, &hi, rows, rq, j * 8, 8.min(n - j * 8), p0, n, y) };
         }
         p0 += MR;
+    }
+}
+
+/// The im2col rows of pixels `p0 .. p0 + rows` widened to i16 with the zero point `zp`
+/// subtracted and zero-padded to a multiple of 4 (the `vpmaddwd` tiles' operand); a tail block
+/// repeats the last pixel, whose extra results are not stored.
+#[inline(always)]
+pub(crate) fn widen_rows<const R: usize>(
+    g: &ConvGeometry,
+    x: &[i8],
+    p0: usize,
+    rows: usize,
+    zp: i16,
+    a: &mut [[i16; MAX_SIMD_K]; R],
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    for (r, row) in a.iter_mut().enumerate() {
+        im2col_row(g, x, p0 + r.min(rows - 1), row, 0, |v| v as i16 - zp);
+        row[k..k.div_ceil(4) * 4].fill(0);
     }
 }
 

@@ -68,21 +68,41 @@ unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'
                 // `c - c0 + 8 <= corrected.len()`.
                 unsafe {
                     let acc = tile(&w.data[j * 8 * kp..][..8 * kp], kp, &rows_at);
-                    let b0 = vld1q_s32(corrected.as_ptr().add(c - c0));
-                    let b1 = vld1q_s32(corrected.as_ptr().add(c - c0 + 4));
-                    let k0 = load_requant4(rq, c, cols.min(4));
-                    let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
-                    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-                    for (r, acc) in acc.iter().enumerate().take(rows) {
-                        let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
-                        let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
-                        store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
-                    }
+                    requant_store8(&acc[..rows], &corrected[c - c0..][..8], rq, c, cols, p0, n, y);
                 }
             }
             p0 += MR;
         }
         c0 += chunk;
+    }
+}
+
+/// The int8 output stage of 8 channels `c .. c + cols` of the tiles (dense and block-sparse):
+/// each row's channel sums `acc[r]` (channels 0-3, 4-7) plus the corrected biases `bias`,
+/// requantized and stored at `y[(p0 + r) n + c ..]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn requant_store8(
+    acc: &[[int32x4_t; 2]],
+    bias: &[i32],
+    rq: &Requant<'_>,
+    c: usize,
+    cols: usize,
+    p0: usize,
+    n: usize,
+    y: &mut [i8],
+) {
+    // SAFETY: NEON is baseline on aarch64; `bias` holds 8 values (sliced by the caller).
+    unsafe {
+        let (b0, b1) = (vld1q_s32(bias[..8].as_ptr()), vld1q_s32(bias[4..8].as_ptr()));
+        let k0 = load_requant4(rq, c, cols.min(4));
+        let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
+        let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+        for (r, acc) in acc.iter().enumerate() {
+            let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
+            let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
+            store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
+        }
     }
 }
 

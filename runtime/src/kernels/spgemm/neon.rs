@@ -10,9 +10,8 @@
 //! (`sum (x - zp) w = sum x w - zp sum w`, the sum over the stored weights).
 
 use super::{BlockSparse, KERNEL_BLOCK};
-use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::gemm::neon::{fold_neon, step_dotprod, step_neon};
+use crate::kernels::gemm::neon::{fold_neon, requant_store8, step_dotprod, step_neon};
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
 use core::arch::aarch64::*;
 
@@ -77,16 +76,7 @@ unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_
                     // contract); `at + 8 <= corrected.len()`.
                     unsafe {
                         let acc = tile(w, w.blocks(rb), half, &rows_at);
-                        let b0 = vld1q_s32(corrected.as_ptr().add(at));
-                        let b1 = vld1q_s32(corrected.as_ptr().add(at + 4));
-                        let k0 = load_requant4(rq, c, cols.min(4));
-                        let k1 = load_requant4(rq, (c + 4).min(n), cols.saturating_sub(4));
-                        let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-                        for (r, acc) in acc.iter().enumerate().take(rows) {
-                            let v0 = requant4(vaddq_s32(acc[0], b0), &k0, zo, lo, hi);
-                            let v1 = requant4(vaddq_s32(acc[1], b1), &k1, zo, lo, hi);
-                            store_i8x8(v0, v1, &mut y[(p0 + r) * n + c..], cols);
-                        }
+                        requant_store8(&acc[..rows], &corrected[at..][..8], rq, c, cols, p0, n, y);
                     }
                 }
             }

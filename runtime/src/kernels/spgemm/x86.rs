@@ -412,12 +412,11 @@ pub unsafe fn qs8_spgemm_8x16c4_avx512vnni(
 /// at load) and the slices match the geometry.
 #[target_feature(enable = "avx2")]
 pub unsafe fn qs8_spgemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
-    use crate::kernels::gemm::im2col_row;
-    use crate::kernels::x86::{load_i32x8, load_requant8, requant8, store_i8x8};
+    use crate::kernels::gemm::avx2::widen_rows;
+    use crate::kernels::x86::requant_store8;
     const MR: usize = 4;
     debug_assert!(w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K && w.n == g.out_c);
-    let (n, k) = (g.out_c, w.k);
-    let kp = k.div_ceil(4) * 4;
+    let n = g.out_c;
     let pixels = g.batch * g.out_h * g.out_w;
     let zp = rq.input_zero_point as i16;
     let (cols, values) = (w.cols(), w.values());
@@ -425,11 +424,7 @@ pub unsafe fn qs8_spgemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &BlockSparse<
     let mut p0 = 0;
     while p0 < pixels {
         let rows = MR.min(pixels - p0);
-        for (r, row) in a.iter_mut().enumerate() {
-            // Tail blocks repeat the last pixel; its extra results are not stored.
-            im2col_row(g, x, p0 + r.min(rows - 1), row, 0, |v| v as i16 - zp);
-            row[k..kp].fill(0);
-        }
+        widen_rows(g, x, p0, rows, zp, &mut a);
         for rb in 0..w.block_rows() {
             for half in 0..2 {
                 let c = rb * 16 + half * 8;
@@ -439,7 +434,7 @@ pub unsafe fn qs8_spgemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &BlockSparse<
                 let (mut lo, mut hi) = ([_mm256_setzero_si256(); MR], [_mm256_setzero_si256(); MR]);
                 for b in w.blocks(rb) {
                     let kg = cols[b] as usize * 4;
-                    // SAFETY: block `b` holds 64 bytes at `64 b`; `kg + 4 <= kp <= MAX_SIMD_K`
+                    // SAFETY: block `b` holds 64 bytes at `64 b`; `kg + 4` is at most `k` rounded up to 4, `<= MAX_SIMD_K`
                     // (stored columns are below `ceil(k / 4)`, validated).
                     unsafe {
                         let wv = _mm256_loadu_si256(values.as_ptr().add(b * 64 + half * 32).cast());
@@ -452,18 +447,8 @@ pub unsafe fn qs8_spgemm_4x8c4_avx2(g: &ConvGeometry, x: &[i8], w: &BlockSparse<
                         }
                     }
                 }
-                let count = 8.min(n - c);
                 // SAFETY: AVX2 is available (this function's contract).
-                unsafe {
-                    let bias = load_i32x8(rq.bias, c, count);
-                    let k8 = load_requant8(rq, c, count);
-                    for r in 0..rows {
-                        // Pair sums in the order c0 c1 c4 c5 | c2 c3 c6 c7, put back in order.
-                        let s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0b11_01_10_00);
-                        let v = requant8(_mm256_add_epi32(s, bias), &k8, rq.output_zero_point, rq.act_min, rq.act_max);
-                        store_i8x8(v, &mut y[(p0 + r) * n + c..], count);
-                    }
-                }
+                unsafe { requant_store8(&lo, &hi, rows, rq, c, 8.min(n - c), p0, n, y) };
             }
         }
         p0 += MR;
