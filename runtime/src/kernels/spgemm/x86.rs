@@ -1,6 +1,12 @@
 //! x86-64 block-sparse int8 GEMM-convolution with AVX-512 VNNI, on 16x4 blocks.
 //!
-//! `qs8_spgemm_16x16c4_avx512vnni` (with AVX-512 VBMI) puts 16 *pixels* in the lanes: the input
+//! `qs8_spgemm_16x16c4_avx512vnni` runs pointwise layers (1x1, stride 1, whole groups of 4 input
+//! channels: every 1x1 convolution of MobileNetV2) with *channels* in the lanes
+//! (`pointwise_channel_lanes`): a block-row's 16 outputs of a pixel come out as one vector in
+//! pixel order, so the output stage costs what the dense kernel's does and only the
+//! multiply-accumulates shrink with the stored blocks.
+//!
+//! Other layers (with AVX-512 VBMI) put 16 *pixels* in the lanes: the input
 //! rows of 16 pixels are transposed once (a gather per 4 reduction steps) so that one zmm holds
 //! the 4 bytes of every pixel at one block column, and each stored block is 16 `vpdpbusd`, one
 //! per channel, whose 4 weights come as an embedded broadcast from memory. Every instruction of
@@ -29,8 +35,8 @@ use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
 use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, store_part, Requant16};
 use core::arch::x86_64::*;
 
-/// The set's sparse kernel: the pixel-lane kernel when the CPU has AVX-512 VBMI, else the
-/// channel-lane one.
+/// The set's sparse kernel: pointwise layers with channels in the lanes; the others with
+/// pixels in the lanes when the CPU has AVX-512 VBMI, else channels (im2col rows).
 ///
 /// # Safety
 /// As [`qs8_spgemm_8x16c4_avx512vnni`].
@@ -43,7 +49,14 @@ pub unsafe fn qs8_spgemm_16x16c4_avx512vnni(
 ) {
     // SAFETY: the caller's contract, plus VBMI when detected.
     unsafe {
-        if has_vbmi() {
+        if is_pointwise(g) && w.k.is_multiple_of(4) {
+            let pixels = g.batch * g.out_h * g.out_w;
+            match w.k {
+                0..=64 => pointwise_channel_lanes::<64>(pixels, x, w, rq, y),
+                65..=128 => pointwise_channel_lanes::<128>(pixels, x, w, rq, y),
+                _ => pointwise_channel_lanes::<0>(pixels, x, w, rq, y),
+            }
+        } else if has_vbmi() {
             pixel_lanes(g, x, w, rq, y)
         } else {
             qs8_spgemm_8x16c4_avx512vnni(g, x, w, rq, y)
@@ -314,6 +327,131 @@ unsafe fn pixel_lanes(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requ
                 p0 += P;
             }
             rb0 += chunk;
+        }
+    }
+}
+
+/// Bytes of input rows [`pointwise_channel_lanes`] copies per pass (L2-resident), and pixels
+/// per inner step.
+const ROW_BYTES: usize = 64 * 1024;
+const GROUP: usize = 8;
+
+/// Pointwise layers (1x1, stride 1, whole groups of 4 input channels), channels in the lanes:
+/// the outputs come out in pixel order with no transpose, which matters most where the cost is
+/// in the output stage (requantization, narrowing and stores per output) rather than in the
+/// multiply-accumulates, as in MobileNetV2's expansions. Each pass copies as many input rows as
+/// fit in `ROW_BYTES` (at most 64; sign bits flipped, masked 64-byte loads), then runs every
+/// block-row over them with its corrected bias and requantization constants held in registers,
+/// `GROUP` pixels at a time, one `vpdpbusd` per pixel and stored block with the 4 input bytes
+/// as an embedded broadcast.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-512 F/BW/VL/VNNI; `w.block == KERNEL_BLOCK`, `w` validated
+/// (as at load); `k % 4 == 0`, `k <= MAX_SIMD_K`, and the slices match `pixels x k` in,
+/// `pixels x n` out.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
+    pixels: usize,
+    x: &[i8],
+    w: &BlockSparse<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    debug_assert!(w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K && w.k.is_multiple_of(4));
+    let (n, k) = (w.n, w.k);
+    let (cols, values) = (w.cols(), w.values());
+    let offset = _mm512_set1_epi32(128 + rq.input_zero_point);
+    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+    let row_mask: __mmask64 = if k % 64 == 0 { !0 } else { (1u64 << (k % 64)) - 1 };
+    // Copied rows: `stride` bytes each (whole zmm; STRIDE when not 0, a constant the addresses
+    // of a group's broadcasts are then displacements of), `per_pass` of them (a multiple of
+    // GROUP).
+    let stride = if STRIDE == 0 { k.div_ceil(64) * 64 } else { STRIDE };
+    debug_assert!(k <= stride);
+    let per_pass = (ROW_BYTES / stride).min(64) / GROUP * GROUP;
+    // Not zeroed (64 KiB per call would cost more than a small layer): only bytes written in
+    // the same pass are read.
+    let mut a = core::mem::MaybeUninit::<[[i8; 64]; ROW_BYTES / 64]>::uninit();
+    // SAFETY (whole body): the features are this function's contract. Stored block `b` is
+    // `values[64 b ..][.. 64]`, its column below `k / 4` (validated), so the 4 bytes at
+    // `4 cols[b]` lie inside a copied row, written earlier in the pass; `per_pass * stride <=
+    // ROW_BYTES` (`stride <= 4096` gives `per_pass >= 16`) and a pass copies `rows` rounded up to
+    // GROUP rows; input row `p < pixels` is `x[p k ..][.. k]` and output row `p` holds channels
+    // `c0 .. c0 + count`.
+    unsafe {
+        let (a0, y0) = (a.as_mut_ptr().cast::<i8>(), y[..pixels * n].as_mut_ptr());
+        let mut p0 = 0;
+        while p0 < pixels {
+            let rows = per_pass.min(pixels - p0);
+            for r in 0..rows.div_ceil(GROUP) * GROUP {
+                let src = x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr();
+                for c in 0..k.div_ceil(64) {
+                    let mask = if 64 * c + 64 <= k { !0 } else { row_mask };
+                    let v = _mm512_maskz_loadu_epi8(mask, src.add(64 * c));
+                    _mm512_storeu_si512(
+                        a0.add(r * stride + 64 * c).cast(),
+                        _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)),
+                    );
+                }
+            }
+            for rb in 0..w.block_rows() {
+                let c0 = rb * 16;
+                let count = 16.min(n - c0);
+                let (mut m, mut s, mut b) = ([0i32; 16], [32i32; 16], [0i32; 16]);
+                m[..count].copy_from_slice(&rq.mult[c0..c0 + count]);
+                s[..count].copy_from_slice(&rq.shift[c0..c0 + count]);
+                b[..count].copy_from_slice(&rq.bias[c0..c0 + count]);
+                let kq = load_requant16(&m, &s, zo);
+                let bias = _mm512_sub_epi32(
+                    _mm512_loadu_si512(b.as_ptr().cast()),
+                    _mm512_mullo_epi32(offset, weight_sums(w, rb)),
+                );
+                let blocks = w.blocks(rb);
+                let store_mask: __mmask16 = ((1u32 << count) - 1) as u16;
+                if blocks.is_empty() {
+                    // Channels whose weights were all pruned: every pixel gets the requantized
+                    // bias (no multiply-accumulate, one requantization for the whole pass).
+                    let q = requant16(bias, &kq);
+                    let part = _mm512_castsi512_si128(clamp_i8x64(pack4_i8([q; 4]), lo, hi));
+                    for p in p0..p0 + rows {
+                        _mm_mask_storeu_epi8(y0.add(p * n + c0), store_mask, part);
+                    }
+                    continue;
+                }
+                let mut r0 = 0;
+                while r0 < rows {
+                    let mut acc = [bias; GROUP];
+                    for blk in blocks.clone() {
+                        let off = *cols.get_unchecked(blk) as usize * 4;
+                        let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let xv = _mm512_set1_epi32(a0.add((r0 + r) * stride + off).cast::<i32>().read_unaligned());
+                            *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
+                        }
+                    }
+                    let real = GROUP.min(rows - r0);
+                    for g0 in (0..GROUP).step_by(4) {
+                        let q: [__m512i; 4] = core::array::from_fn(|i| requant16(acc[g0 + i], &kq));
+                        let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+                        for i in 0..4.min(real.saturating_sub(g0)) {
+                            let out = y0.add((p0 + r0 + g0 + i) * n + c0);
+                            if count == 16 {
+                                store_part::<16>(bytes, i, out);
+                            } else {
+                                let part = match i {
+                                    0 => _mm512_castsi512_si128(bytes),
+                                    1 => _mm512_extracti32x4_epi32(bytes, 1),
+                                    2 => _mm512_extracti32x4_epi32(bytes, 2),
+                                    _ => _mm512_extracti32x4_epi32(bytes, 3),
+                                };
+                                _mm_mask_storeu_epi8(out, store_mask, part);
+                            }
+                        }
+                    }
+                    r0 += GROUP;
+                }
+            }
+            p0 += per_pass;
         }
     }
 }
