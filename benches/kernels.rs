@@ -137,18 +137,29 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
 }
 
 /// Block-sparse int8 GEMM (16x4 blocks, the best kernel set of this CPU) against the same set's
-/// dense kernel on MobileNetV2's 1x1 shapes, at 50, 80 and 90% block sparsity. The crossover
+/// dense kernel on every 1x1 shape of MobileNetV2, at 50, 80 and 90% block sparsity. The crossover
 /// (the densest matrix the sparse kernel still wins on) is measured by `cargo bench --bench
 /// sparse_crossover`, which writes the number the target profiles hold.
 fn bench_sparse(c: &mut Criterion) {
     use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
     let shapes = [
+        ("112x112_32to16_1x1", geometry(112, 32, 16, 1, 1, 1)),
         ("112x112_16to96_1x1", geometry(112, 16, 96, 1, 1, 1)),
+        ("56x56_96to24_1x1", geometry(56, 96, 24, 1, 1, 1)),
         ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
         ("56x56_144to24_1x1", geometry(56, 144, 24, 1, 1, 1)),
+        ("28x28_144to32_1x1", geometry(28, 144, 32, 1, 1, 1)),
+        ("28x28_32to192_1x1", geometry(28, 32, 192, 1, 1, 1)),
         ("28x28_192to32_1x1", geometry(28, 192, 32, 1, 1, 1)),
+        ("14x14_192to64_1x1", geometry(14, 192, 64, 1, 1, 1)),
         ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
+        ("14x14_384to64_1x1", geometry(14, 384, 64, 1, 1, 1)),
+        ("14x14_384to96_1x1", geometry(14, 384, 96, 1, 1, 1)),
+        ("14x14_96to576_1x1", geometry(14, 96, 576, 1, 1, 1)),
         ("14x14_576to96_1x1", geometry(14, 576, 96, 1, 1, 1)),
+        ("7x7_576to160_1x1", geometry(7, 576, 160, 1, 1, 1)),
+        ("7x7_160to960_1x1", geometry(7, 160, 960, 1, 1, 1)),
+        ("7x7_960to160_1x1", geometry(7, 960, 160, 1, 1, 1)),
         ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
         ("7x7_320to1280_1x1", geometry(7, 320, 1280, 1, 1, 1)),
     ];

@@ -223,6 +223,9 @@ pub unsafe fn requant8(acc: __m256i, k: &Requant8, zp: i32, act_min: i32, act_ma
 #[derive(Clone, Copy)]
 pub struct Requant16 {
     high: bool,
+    /// `high` with the zero point folded into the rounding term (`zp_after` zero): then
+    /// [`requant16_folded`] gives [`requant16`]'s result without a test or the addition.
+    folded: bool,
     mult_even: __m512i,
     mult_odd: __m512i,
     /// `2^(shift - 1) + zp 2^shift` when every shift is at most 55 (the zero point then comes
@@ -262,8 +265,10 @@ pub unsafe fn load_requant16(mult: &[i32], shift: &[i32], zp: i32) -> Requant16 
                 r
             }
         };
+        let high = _mm512_cmplt_epi32_mask(sv, _mm512_set1_epi32(32)) == 0;
         Requant16 {
-            high: _mm512_cmplt_epi32_mask(sv, _mm512_set1_epi32(32)) == 0,
+            high,
+            folded: high && fold,
             mult_even: mv,
             mult_odd: _mm512_srli_epi64(mv, 32),
             round_even: round(shift_even),
@@ -309,6 +314,31 @@ pub unsafe fn requant16(acc: __m512i, k: &Requant16) -> __m512i {
         let v = _mm512_permutex2var_epi32(_mm512_castsi256_si512(e), idx, _mm512_castsi256_si512(o));
         let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-(1 << 30))), _mm512_set1_epi32(1 << 30));
         _mm512_add_epi32(v, k.zp_after)
+    }
+}
+
+impl Requant16 {
+    /// Whether [`requant16_folded`] applies (every shift in 32..=55).
+    #[inline(always)]
+    pub fn folded(&self) -> bool {
+        self.folded
+    }
+}
+
+/// [`requant16`] for constants with [`Requant16::folded`]: its fast path alone, no test and no
+/// zero-point addition (for loops that choose once per tile of channels).
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F; `k.folded()`.
+#[inline(always)]
+pub unsafe fn requant16_folded(acc: __m512i, k: &Requant16) -> __m512i {
+    debug_assert!(k.folded);
+    // SAFETY: the features are the caller's contract.
+    unsafe {
+        let even = _mm512_add_epi64(_mm512_mul_epi32(acc, k.mult_even), k.round_even);
+        let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), k.mult_odd), k.round_odd);
+        let idx = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+        _mm512_srav_epi32(_mm512_permutex2var_epi32(even, idx, odd), k.shift_minus_32)
     }
 }
 

@@ -28,7 +28,7 @@
 //! [`super::avx2::qs8_dwconv_c32_avx512`].
 
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{clamp_i8x64, load_requant16, requant16, Requant16};
+use crate::kernels::x86::{clamp_i8x64, load_requant16, requant16, requant16_folded, Requant16};
 use core::arch::x86_64::*;
 
 const BLOCK: usize = 64;
@@ -204,7 +204,8 @@ fn kernel_rows<const KH: usize>(g: &ConvGeometry, oh: usize, row_bytes: usize) -
 }
 
 /// One output vector: the window's columns times the weights from the corrected bias,
-/// requantized, narrowed back to channel order and clamped.
+/// requantized (`folded`: every channel on [`requant16_folded`]'s path), narrowed back to channel
+/// order and clamped.
 ///
 /// # Safety
 /// AVX-512 F/BW/VNNI (inlined into a caller that enables them).
@@ -214,6 +215,7 @@ unsafe fn window_out<const KW: usize, const GC: usize>(
     wcol: &[[[__m512i; 4]; GC]; KW],
     b: &[__m512i; 4],
     k: &[Requant16; 4],
+    folded: bool,
     act: (i32, i32),
 ) -> __m512i {
     // SAFETY: the caller's contract.
@@ -228,7 +230,7 @@ unsafe fn window_out<const KW: usize, const GC: usize>(
         }
         let mut v = [_mm512_setzero_si512(); 4];
         for j in 0..4 {
-            v[j] = requant16(acc[j], &k[j]);
+            v[j] = if folded { requant16_folded(acc[j], &k[j]) } else { requant16(acc[j], &k[j]) };
         }
         let out = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
         clamp_i8x64(out, act.0, act.1)
@@ -276,6 +278,8 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
                 _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((kh * KW + kw) * c_all + c0))
             });
             let (b, k) = block_constants(rq, |c| (c < len).then_some(c0 + c), &wsum);
+            // Tested once per block; the pixel loops are unswitched on it.
+            let folded = k.iter().all(Requant16::folded);
             for n in 0..g.batch {
                 let xn = x.as_ptr().add(n * plane + c0);
                 for oh in 0..g.out_h {
@@ -287,7 +291,7 @@ unsafe fn drive<const KH: usize, const KW: usize, const S: usize, const GC: usiz
                         *col = column::<KH, GC>(xn, &row_off, row_ok, iw0 + kw as isize, g.in_w, c_all, mask, pad);
                     }
                     for ow in 0..g.out_w {
-                        let out = window_out(&cols, &wcol, &b, &k, (lo, hi));
+                        let out = window_out(&cols, &wcol, &b, &k, folded, (lo, hi));
                         _mm512_mask_storeu_epi8(yrow.add(ow * c_all), mask, out);
                         // Slide the window by S columns: keep the overlap, interleave the rest.
                         iw0 += S as isize;
@@ -397,6 +401,7 @@ unsafe fn drive_pairs<const KH: usize, const KW: usize, const S: usize, const GC
             _mm512_inserti64x4(full, _mm512_castsi512_si256(full), 1)
         });
         let (b, k) = block_constants(rq, |c| (c % 32 < len).then_some(c0 + c % 32), &wsum);
+        let folded = k.iter().all(Requant16::folded);
         for n in 0..g.batch {
             let xn = x.as_ptr().add(n * plane + c0);
             for oh in 0..g.out_h {
@@ -418,7 +423,7 @@ unsafe fn drive_pairs<const KH: usize, const KW: usize, const S: usize, const GC
                 }
                 let mut ow = 0;
                 while ow < g.out_w {
-                    let out = window_out(&cols, &wcol, &b, &k, (lo, hi));
+                    let out = window_out(&cols, &wcol, &b, &k, folded, (lo, hi));
                     let both = ow + 1 < g.out_w;
                     if ADJ {
                         // Adjacent output pixels: one store.

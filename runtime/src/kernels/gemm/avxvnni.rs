@@ -12,7 +12,8 @@
 use super::{block_rows, correct_bias, WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{
-    clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant8, store_i8x8, store_part, Requant16,
+    clamp_i8x64, load_requant16, load_requant8, pack4_i8, requant16, requant16_folded, requant8, store_i8x8,
+    store_part, Requant16,
 };
 use core::arch::x86_64::*;
 
@@ -281,6 +282,9 @@ unsafe fn small_tile<const H: usize, const STEPS: usize>(
     unsafe {
         let w: [[__m512i; SMALL_K / 4]; H] = core::array::from_fn(|h| wz[h]);
         let k: [Requant16; H] = core::array::from_fn(|h| kq[h]);
+        // Every channel on the folded fast path: a loop-invariant test the row loop is
+        // unswitched on (see `requant16_folded`).
+        let folded = k.iter().all(Requant16::folded);
         let bias: [__m512i; H] =
             core::array::from_fn(|h| _mm512_loadu_si512(corrected[c + 16 * h..][..16].as_ptr().cast()));
         let (lo, hi) = (rq.act_min, rq.act_max);
@@ -306,7 +310,11 @@ unsafe fn small_tile<const H: usize, const STEPS: usize>(
             for g0 in (0..GROUP).step_by(per) {
                 let mut q = [_mm512_setzero_si512(); 4];
                 for (i, q) in q.iter_mut().enumerate() {
-                    *q = requant16(acc[g0 + i / H][i % H], &k[i % H]);
+                    *q = if folded {
+                        requant16_folded(acc[g0 + i / H][i % H], &k[i % H])
+                    } else {
+                        requant16(acc[g0 + i / H][i % H], &k[i % H])
+                    };
                 }
                 let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
                 for rr in 0..per {
@@ -503,11 +511,13 @@ unsafe fn tile512_body<const H: usize, const R: usize, const T8: bool>(
             *k = load_requant16(&rq.mult[c + 16 * h..], &rq.shift[c + 16 * h..], zo);
         }
         let per = 4 / H;
+        let folded = k.iter().all(Requant16::folded);
         let mut r0 = 0;
         while r0 < rows {
             let mut q = [_mm512_setzero_si512(); 4];
             for (i, q) in q.iter_mut().enumerate() {
-                *q = requant16(acc[(r0 + i / H).min(R - 1)][i % H], &k[i % H]);
+                let v = acc[(r0 + i / H).min(R - 1)][i % H];
+                *q = if folded { requant16_folded(v, &k[i % H]) } else { requant16(v, &k[i % H]) };
             }
             let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
             for rr in 0..per.min(rows - r0) {

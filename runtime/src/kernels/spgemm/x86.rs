@@ -32,7 +32,7 @@ use super::{BlockSparse, KERNEL_BLOCK};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::fc::F32Out;
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
-use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, store_part, Requant16};
+use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, requant16_folded, store_part, Requant16};
 use core::arch::x86_64::*;
 
 /// The set's sparse kernel: pointwise layers with channels in the lanes; the others with
@@ -418,37 +418,49 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
                     }
                     continue;
                 }
-                let mut r0 = 0;
-                while r0 < rows {
-                    let mut acc = [bias; GROUP];
-                    for blk in blocks.clone() {
-                        let off = *cols.get_unchecked(blk) as usize * 4;
-                        let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let xv = _mm512_set1_epi32(a0.add((r0 + r) * stride + off).cast::<i32>().read_unaligned());
-                            *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
-                        }
-                    }
-                    let real = GROUP.min(rows - r0);
-                    for g0 in (0..GROUP).step_by(4) {
-                        let q: [__m512i; 4] = core::array::from_fn(|i| requant16(acc[g0 + i], &kq));
-                        let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
-                        for i in 0..4.min(real.saturating_sub(g0)) {
-                            let out = y0.add((p0 + r0 + g0 + i) * n + c0);
-                            if count == 16 {
-                                store_part::<16>(bytes, i, out);
-                            } else {
-                                let part = match i {
-                                    0 => _mm512_castsi512_si128(bytes),
-                                    1 => _mm512_extracti32x4_epi32(bytes, 1),
-                                    2 => _mm512_extracti32x4_epi32(bytes, 2),
-                                    _ => _mm512_extracti32x4_epi32(bytes, 3),
-                                };
-                                _mm_mask_storeu_epi8(out, store_mask, part);
+                // The row loop, with the requantization chosen once per block-row.
+                macro_rules! row_loop {
+                    ($requant:expr) => {{
+                        let mut r0 = 0;
+                        while r0 < rows {
+                            let mut acc = [bias; GROUP];
+                            for blk in blocks.clone() {
+                                let off = *cols.get_unchecked(blk) as usize * 4;
+                                let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
+                                for (r, acc) in acc.iter_mut().enumerate() {
+                                    let xv = _mm512_set1_epi32(
+                                        a0.add((r0 + r) * stride + off).cast::<i32>().read_unaligned(),
+                                    );
+                                    *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
+                                }
                             }
+                            let real = GROUP.min(rows - r0);
+                            for g0 in (0..GROUP).step_by(4) {
+                                let q: [__m512i; 4] = core::array::from_fn(|i| $requant(acc[g0 + i]));
+                                let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+                                for i in 0..4.min(real.saturating_sub(g0)) {
+                                    let out = y0.add((p0 + r0 + g0 + i) * n + c0);
+                                    if count == 16 {
+                                        store_part::<16>(bytes, i, out);
+                                    } else {
+                                        let part = match i {
+                                            0 => _mm512_castsi512_si128(bytes),
+                                            1 => _mm512_extracti32x4_epi32(bytes, 1),
+                                            2 => _mm512_extracti32x4_epi32(bytes, 2),
+                                            _ => _mm512_extracti32x4_epi32(bytes, 3),
+                                        };
+                                        _mm_mask_storeu_epi8(out, store_mask, part);
+                                    }
+                                }
+                            }
+                            r0 += GROUP;
                         }
-                    }
-                    r0 += GROUP;
+                    }};
+                }
+                if kq.folded() {
+                    row_loop!(|v| requant16_folded(v, &kq))
+                } else {
+                    row_loop!(|v| requant16(v, &kq))
                 }
             }
             p0 += per_pass;
