@@ -52,8 +52,11 @@ pub unsafe fn qs8_spgemm_16x16c4_avx512vnni(
         if is_pointwise(g) && w.k.is_multiple_of(4) {
             let pixels = g.batch * g.out_h * g.out_w;
             match w.k {
-                0..=64 => pointwise_channel_lanes::<64>(pixels, x, w, rq, y),
-                65..=128 => pointwise_channel_lanes::<128>(pixels, x, w, rq, y),
+                16 => pointwise_channel_lanes::<16>(pixels, x, w, rq, y),
+                24 => pointwise_channel_lanes::<24>(pixels, x, w, rq, y),
+                32 => pointwise_channel_lanes::<32>(pixels, x, w, rq, y),
+                64 => pointwise_channel_lanes::<64>(pixels, x, w, rq, y),
+                96 => pointwise_channel_lanes::<96>(pixels, x, w, rq, y),
                 _ => pointwise_channel_lanes::<0>(pixels, x, w, rq, y),
             }
         } else if has_vbmi() {
@@ -362,12 +365,11 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
     let (cols, values) = (w.cols(), w.values());
     let offset = _mm512_set1_epi32(128 + rq.input_zero_point);
     let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-    let row_mask: __mmask64 = if k % 64 == 0 { !0 } else { (1u64 << (k % 64)) - 1 };
-    // Copied rows: `stride` bytes each (whole zmm; STRIDE when not 0, a constant the addresses
-    // of a group's broadcasts are then displacements of), `per_pass` of them (a multiple of
-    // GROUP).
-    let stride = if STRIDE == 0 { k.div_ceil(64) * 64 } else { STRIDE };
-    debug_assert!(k <= stride);
+    // Copied rows: `k` bytes each (STRIDE when not 0, a constant the addresses of a group's
+    // broadcasts are then displacements of), packed as in the input so that a pass copies one
+    // run of bytes; `per_pass` rows (a multiple of GROUP).
+    let stride = if STRIDE == 0 { k } else { STRIDE };
+    debug_assert!(k == stride);
     let per_pass = (ROW_BYTES / stride).min(64) / GROUP * GROUP;
     // Not zeroed (64 KiB per call would cost more than a small layer): only bytes written in
     // the same pass are read.
@@ -375,7 +377,7 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
     // SAFETY (whole body): the features are this function's contract. Stored block `b` is
     // `values[64 b ..][.. 64]`, its column below `k / 4` (validated), so the 4 bytes at
     // `4 cols[b]` lie inside a copied row, written earlier in the pass; `per_pass * stride <=
-    // ROW_BYTES` (`stride <= 4096` gives `per_pass >= 16`) and a pass copies `rows` rounded up to
+    // ROW_BYTES` (`k <= 4096` gives `per_pass >= 16`) and a pass copies `rows` rounded up to
     // GROUP rows; input row `p < pixels` is `x[p k ..][.. k]` and output row `p` holds channels
     // `c0 .. c0 + count`.
     unsafe {
@@ -383,16 +385,17 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
         let mut p0 = 0;
         while p0 < pixels {
             let rows = per_pass.min(pixels - p0);
-            for r in 0..rows.div_ceil(GROUP) * GROUP {
-                let src = x[(p0 + r.min(rows - 1)) * k..][..k].as_ptr();
-                for c in 0..k.div_ceil(64) {
-                    let mask = if 64 * c + 64 <= k { !0 } else { row_mask };
-                    let v = _mm512_maskz_loadu_epi8(mask, src.add(64 * c));
-                    _mm512_storeu_si512(
-                        a0.add(r * stride + 64 * c).cast(),
-                        _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)),
-                    );
-                }
+            // The pass's rows, one run of `rows k` bytes (64 at a time, the last masked), sign
+            // bits flipped; a tail group's extra rows repeat the last pixel.
+            let run = x[p0 * k..][..rows * k].as_ptr();
+            for off in (0..rows * k).step_by(64) {
+                let left = rows * k - off;
+                let mask: __mmask64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
+                let v = _mm512_maskz_loadu_epi8(mask, run.add(off));
+                _mm512_mask_storeu_epi8(a0.add(off), mask, _mm512_xor_si512(v, _mm512_set1_epi8(i8::MIN)));
+            }
+            for r in rows..rows.div_ceil(GROUP) * GROUP {
+                core::ptr::copy_nonoverlapping(a0.add((rows - 1) * k), a0.add(r * k), k);
             }
             for rb in 0..w.block_rows() {
                 let c0 = rb * 16;
@@ -435,11 +438,23 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
                                 }
                             }
                             let real = GROUP.min(rows - r0);
+                            let mut out = y0.add((p0 + r0) * n + c0);
                             for g0 in (0..GROUP).step_by(4) {
                                 let q: [__m512i; 4] = core::array::from_fn(|i| $requant(acc[g0 + i]));
                                 let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
+                                if count == 16 && g0 + 4 <= real {
+                                    // Four whole rows: straight-line stores.
+                                    store_part::<16>(bytes, 0, out);
+                                    store_part::<16>(bytes, 1, out.wrapping_add(n));
+                                    store_part::<16>(bytes, 2, out.wrapping_add(2 * n));
+                                    store_part::<16>(bytes, 3, out.wrapping_add(3 * n));
+                                    out = out.wrapping_add(4 * n);
+                                    continue;
+                                }
                                 for i in 0..4.min(real.saturating_sub(g0)) {
-                                    let out = y0.add((p0 + r0 + g0 + i) * n + c0);
+                                    if i > 0 {
+                                        out = out.wrapping_add(n);
+                                    }
                                     if count == 16 {
                                         store_part::<16>(bytes, i, out);
                                     } else {
@@ -452,6 +467,8 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
                                         _mm_mask_storeu_epi8(out, store_mask, part);
                                     }
                                 }
+                                // Past the last row only after a tail, and never stored through.
+                                out = out.wrapping_add(n);
                             }
                             r0 += GROUP;
                         }
