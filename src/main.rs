@@ -403,6 +403,13 @@ fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn main() {
+    // Output piped into `head` and the like: end on the closed pipe as other Unix tools do,
+    // rather than panic in `println!` (the Rust runtime sets SIGPIPE to ignored).
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(a) => compile(a),

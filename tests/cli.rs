@@ -89,6 +89,24 @@ fn compile_run_eval_inspect_round_trip() {
     for k in ["p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "iters", "threads", "kernels"] {
         assert!(j.get(k).is_some(), "bench JSON lacks {k}: {stdout}");
     }
+    // Output into a pipe whose reader has gone (`sparq inspect m.sparq | head -1`): the process
+    // ends on SIGPIPE like any Unix tool, not with a panic.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sparq"))
+            .args(["inspect", s(&out)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let done = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(done.status.success() || done.status.signal() == Some(13), "{:?}: {err}", done.status);
+    }
 }
 
 #[test]
