@@ -64,14 +64,19 @@ pub fn geometry(hw: usize, cin: usize, cout: usize, k: usize, stride: usize, gro
 }
 
 /// An `n x k` matrix of non-zero weights with `sparsity`% of its 16x4 blocks zeroed, spread evenly
-/// (every block-row keeps the same count, as a global threshold on a real layer roughly does).
+/// (block-rows keep the same count give or take one, as a threshold over a real layer roughly
+/// does).
 pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
     let mut w: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect();
-    let kb = k.div_ceil(4);
-    let keep = (kb * (100 - sparsity as usize)).div_ceil(100);
-    for rb in 0..n.div_ceil(16) {
+    let (kb, nrb) = (k.div_ceil(4), n.div_ceil(16));
+    // `sparsity`% of the layer's blocks are zero: the kept ones (rounded up over the whole
+    // layer, not per block-row, so that a short reduction is not left denser than asked) are
+    // spread evenly over the block-rows, the counts of two rows differing by at most one.
+    let total = (nrb * kb * (100 - sparsity as usize)).div_ceil(100);
+    for rb in 0..nrb {
+        let keep = total * (rb + 1) / nrb - total * rb / nrb;
         for cb in 0..kb {
-            // Keep `keep` columns per block-row, rotating the choice between block-rows.
+            // Keep `keep` columns of this block-row, rotating the choice between block-rows.
             if (cb + kb - (rb * 7) % kb) % kb >= keep {
                 for r in rb * 16..(rb * 16 + 16).min(n) {
                     for c in cb * 4..(cb * 4 + 4).min(k) {
