@@ -171,9 +171,29 @@ fn threads_give_bit_identical_outputs() {
     for m in common::all_models() {
         let calib = common::samples(&m.input_shape, 8, 31);
         let test = common::samples(&m.input_shape, 3, 32);
-        for precision in [Precision::Int8, Precision::F32] {
-            let opts = CompileOptions { precision, ..Default::default() };
+        // Int8 and f32, and int8 with 80% of the weights pruned in 16x4 blocks and every matrix
+        // stored block-sparse (the sparse kernels split the same way).
+        let block_sparse = CompileOptions {
+            prune: Some(
+                sparq_compiler::prune::PrunePolicy::parse(
+                    "0.8",
+                    sparq_compiler::prune::Pattern::Block { rows: 16, cols: 4 },
+                )
+                .unwrap(),
+            ),
+            sparse: sparq_compiler::SparseMode::Always,
+            ..Default::default()
+        };
+        let cases = [
+            (Precision::Int8, CompileOptions::default()),
+            (Precision::F32, CompileOptions { precision: Precision::F32, ..Default::default() }),
+            (Precision::Int8, block_sparse),
+        ];
+        for (precision, opts) in cases {
             let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+            if opts.prune.is_some() {
+                assert!(c.report.matrices.iter().any(|(_, k)| k.sparse), "{}: no block-sparse matrix", m.name);
+            }
             let bytes = AlignedBytes::from_slice(&c.bytes);
             let model = Model::from_bytes(&bytes).unwrap();
             let run = |threads: usize| -> Vec<u32> {
