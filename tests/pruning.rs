@@ -344,3 +344,26 @@ fn too_wide_layers_are_pruned_without_refit() {
     assert!((layer.sparsity() - 0.5).abs() < 0.01);
     assert!(c.report.to_string().contains("not re-fitted: 2100 weights per channel"), "{}", c.report);
 }
+
+/// `--sparse auto` on the x86-64 profile: the 1x1 convolution and the classifier, pruned 90% in
+/// 16x4 blocks, run sparse (the pointwise crossover); the 3x3 convolution over 4 channels
+/// (K = 36) stays dense however sparse, as the spatial crossover says (the im2col sparse kernel
+/// loses on short reductions).
+#[test]
+fn the_crossover_tells_pointwise_from_spatial_layers() {
+    let m = common::depthwise_separable();
+    let calib = common::samples(&m.input_shape, 16, 7);
+    let opts = CompileOptions {
+        prune: Some(PrunePolicy::parse("conv=0.9,fc=0.9", "block16x4".parse().unwrap()).unwrap()),
+        target: *sparq_compiler::target::find("x86-64").unwrap(),
+        ..Default::default()
+    };
+    let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+    let kinds: Vec<(String, bool, f64)> =
+        c.report.matrices.iter().map(|(name, k)| (name.clone(), k.sparse, k.block_density)).collect();
+    println!("{kinds:?}");
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    // Graph order: the 3x3 convolution, the 1x1 convolution, the classifier.
+    assert!(!kinds[0].1 && kinds[0].2 < 0.7, "the pruned 3x3 convolution went sparse: {kinds:?}");
+    assert!(kinds[1].1 && kinds[2].1, "pointwise layers stayed dense: {kinds:?}");
+}

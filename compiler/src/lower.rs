@@ -224,17 +224,18 @@ impl<'g> Lowerer<'g> {
         })
     }
 
-    /// An int8 `N x K` weight matrix (row-major `q`): block-sparse when `may_be_sparse` and the
-    /// sparse choice says so, else packed into panels when the target wants.
-    fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], may_be_sparse: bool) -> u32 {
+    /// An int8 `N x K` weight matrix (row-major `q`): block-sparse when the sparse choice says so
+    /// (`pointwise`: a fully-connected layer or a 1x1 convolution with stride 1 and no padding,
+    /// whose crossover differs from larger kernels'), else packed into panels when the target
+    /// wants.
+    fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], pointwise: bool) -> u32 {
         let (n, k) = (dims[0], q.len() / dims[0].max(1));
         let block_density = sparse::block_density(sparse::KERNEL_BLOCK, n, k, q);
-        let sparse = may_be_sparse
-            && match self.sparse {
-                SparseChoice::Never => false,
-                SparseChoice::Always => block_density < 1.0,
-                SparseChoice::Crossover(t) => block_density < t.sparse_crossover(k),
-            };
+        let sparse = match self.sparse {
+            SparseChoice::Never => false,
+            SparseChoice::Always => block_density < 1.0,
+            SparseChoice::Crossover(t) => block_density < t.sparse_crossover(k, pointwise),
+        };
         let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
         let t = &mut self.spec.tensors[id as usize];
         if sparse {
@@ -710,7 +711,11 @@ impl<'g> Lowerer<'g> {
         let wid = if depthwise {
             self.constant(&name, DType::I8, w_dims, bytes_i8(&transpose_i8(&q, out_c)), None)
         } else if gemm {
-            self.matrix_constant(&name, w_dims, &q, true)
+            let pointwise = match &n.op {
+                Op::Conv { window, .. } => window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4],
+                _ => true,
+            };
+            self.matrix_constant(&name, w_dims, &q, pointwise)
         } else {
             self.constant(&name, DType::I8, w_dims, bytes_i8(&q), None)
         };

@@ -15,14 +15,20 @@ pub struct Target {
     /// sparse_crossover` on this ISA: `(reduction length K, block density)` pairs, K ascending; a
     /// layer whose K is at least an entry's runs sparse when the fraction of its 16x4 blocks that
     /// hold a non-zero weight is below that entry's density. Empty: never sparse (no measurement,
-    /// or no sparse kernel in the set).
+    /// or no sparse kernel in the set). This table is for fully-connected layers and 1x1
+    /// convolutions with stride 1 (the bench's `sparse_crossover` line).
     pub sparse_crossover: &'static [(usize, f64)],
+    /// The same for convolutions with larger kernels, strides or padding, which the sparse
+    /// kernels run on im2col rows (the bench's `sparse_crossover_spatial` line).
+    pub sparse_crossover_spatial: &'static [(usize, f64)],
 }
 
 impl Target {
-    /// The densest block fraction at which a layer with reduction length `k` runs sparse (0: never).
-    pub fn sparse_crossover(&self, k: usize) -> f64 {
-        self.sparse_crossover.iter().rev().find(|&&(min_k, _)| k >= min_k).map_or(0.0, |&(_, d)| d)
+    /// The densest block fraction at which a layer with reduction length `k` runs sparse (0:
+    /// never); `pointwise`: a fully-connected layer or a 1x1 convolution with stride 1.
+    pub fn sparse_crossover(&self, k: usize, pointwise: bool) -> f64 {
+        let table = if pointwise { self.sparse_crossover } else { self.sparse_crossover_spatial };
+        table.iter().rev().find(|&&(min_k, _)| k >= min_k).map_or(0.0, |&(_, d)| d)
     }
 }
 
@@ -32,11 +38,22 @@ impl Target {
 /// sparse from 30% block sparsity (70% density) on.
 const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(16, 0.70)];
 
+/// The same run, 3x3 convolutions (pixel-lane kernel on im2col rows): never for a 3-channel stem
+/// (K = 27, sparse is 1.9x slower at any sparsity), from 50% block sparsity at K = 288, from 30%
+/// at K >= 576.
+const X86_64_AVX512_CROSSOVER_SPATIAL: &[(usize, f64)] = &[(288, 0.50), (576, 0.70)];
+
 /// Measured on the same host with the `avxvnni` set forced (`SPARQ_KERNELS=avxvnni cargo bench
 /// --bench sparse_crossover`: `qs8_spgemm_4x8c4_avx2` vs the 256-bit `vpdpbusd` dense kernel),
-/// the lower of it and the plain `avx2` set (whose `vpmaddwd` dense kernel loses to sparse from
-/// 70% block density on every shape): the profile covers CPUs with and without AVX-VNNI.
-const X86_64_AVX2_CROSSOVER: &[(usize, f64)] = &[(64, 0.05), (192, 0.10), (320, 0.20), (576, 0.30), (960, 0.50)];
+/// 2026-11-24, the lower of it and the plain `avx2` set (whose `vpmaddwd` dense kernel loses to
+/// sparse from 30% block sparsity on every shape, 1x1 or 3x3): the profile covers CPUs with and
+/// without AVX-VNNI. 16-channel reductions never run sparse.
+const X86_64_AVX2_CROSSOVER: &[(usize, f64)] =
+    &[(24, 0.05), (32, 0.10), (64, 0.20), (192, 0.30), (320, 0.40), (960, 0.50)];
+
+/// The same runs, 3x3 convolutions: never for a 3-channel stem, from 60% block sparsity at K >= 288
+/// (the `avxvnni` set).
+const X86_64_AVX2_CROSSOVER_SPATIAL: &[(usize, f64)] = &[(288, 0.40)];
 
 /// Every profile `--target` accepts.
 pub const TARGETS: &[Target] = &[
@@ -45,30 +62,35 @@ pub const TARGETS: &[Target] = &[
         description: "x86-64 with AVX-512 VNNI (Zen 4+, Ice Lake+); AVX2 / AVX-VNNI kernels elsewhere",
         pack: Some(SIMD_PACK),
         sparse_crossover: X86_64_AVX512_CROSSOVER,
+        sparse_crossover_spatial: X86_64_AVX512_CROSSOVER_SPATIAL,
     },
     Target {
         name: "x86-64-avx2",
         description: "x86-64 with AVX2 (AVX-VNNI used when present), no AVX-512",
         pack: Some(SIMD_PACK),
         sparse_crossover: X86_64_AVX2_CROSSOVER,
+        sparse_crossover_spatial: X86_64_AVX2_CROSSOVER_SPATIAL,
     },
     Target {
         name: "aarch64",
         description: "64-bit ARM with NEON (sdot used when present): Raspberry Pi 4/5, Android arm64 (block-sparse kernels exist; no crossover measured on a device yet, so `--sparse always` opts in)",
         pack: Some(SIMD_PACK),
         sparse_crossover: &[],
+        sparse_crossover_spatial: &[],
     },
     Target {
         name: "armv7",
         description: "32-bit ARM with NEON: 32-bit Raspberry Pi OS",
         pack: Some(SIMD_PACK),
         sparse_crossover: &[],
+        sparse_crossover_spatial: &[],
     },
     Target {
         name: "generic",
         description: "no packing: reference layouts, for CPUs without a SIMD kernel set",
         pack: None,
         sparse_crossover: &[],
+        sparse_crossover_spatial: &[],
     },
 ];
 
@@ -160,5 +182,17 @@ mod tests {
         }
         assert_eq!(resolve("rpi4").unwrap().name, "aarch64");
         assert!(resolve("nope").is_none());
+    }
+
+    #[test]
+    fn crossover_tables_tell_pointwise_from_spatial() {
+        let t = find("x86-64").unwrap();
+        // A 3-channel 3x3 stem (K = 27) never runs sparse; a 1x1 with the same K does from 30%.
+        assert_eq!(t.sparse_crossover(27, false), 0.0);
+        assert_eq!(t.sparse_crossover(27, true), 0.70);
+        assert_eq!(t.sparse_crossover(288, false), 0.50);
+        assert_eq!(t.sparse_crossover(4608, false), 0.70);
+        // No measurement: never sparse.
+        assert_eq!(find("aarch64").unwrap().sparse_crossover(1024, true), 0.0);
     }
 }
