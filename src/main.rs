@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Compile an ONNX model to a .sparq file (int8 by default, calibrated on --calib data).
-    Compile(CompileArgs),
+    Compile(Box<CompileArgs>),
     /// Run a .sparq model on inputs from a .npy file; write the outputs to a .npy file.
     Run(RunArgs),
     /// Measure a .sparq model: accuracy against labels, agreement and SQNR against the float ONNX.
@@ -145,6 +145,12 @@ struct CompileArgs {
     /// is re-fitted on the channels it keeps
     #[arg(long)]
     prune_channels: Option<f64>,
+    /// With --prune-channels, also prune the residual groups (the tensors tied by Adds: a
+    /// residual network's trunk) by the same fraction, consistently: the convolutions writing them
+    /// lose output channels, the convolutions reading them the matching inputs (re-fitted on the
+    /// calibration data). Fewer MACs, but the trunk costs more accuracy per channel
+    #[arg(long)]
+    prune_channels_residual: bool,
     /// After --prune, re-fit the kept weights and biases of each pruned layer by least squares on
     /// the calibration data (OBS / SparseGPT-style reconstruction with the mask fixed); false: only
     /// the biases absorb the pruned weights' mean contribution
@@ -291,6 +297,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         target,
         prune,
         prune_channels: a.prune_channels,
+        prune_channels_residual: a.prune_channels_residual,
         prune_reconstruct: a.prune_reconstruct,
         sparse: match a.sparse {
             SparseArg::Auto => SparseMode::Auto,
@@ -412,7 +419,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Compile(a) => compile(a),
+        Command::Compile(a) => compile(*a),
         Command::Run(a) => run(a),
         Command::Eval(a) => eval(a),
         Command::Inspect { model } => inspect::inspect(&model),

@@ -367,3 +367,37 @@ fn the_crossover_tells_pointwise_from_spatial_layers() {
     assert!(!kinds[0].1 && kinds[0].2 < 0.7, "the pruned 3x3 convolution went sparse: {kinds:?}");
     assert!(kinds[1].1 && kinds[2].1, "pointwise layers stayed dense: {kinds:?}");
 }
+
+/// `--prune-channels-residual`: a residual group (the tensors tied by an Add) loses the same
+/// channels everywhere: the 3x3 convolution and the block's last convolution, which write it,
+/// lose filters; the block's first convolution and the convolution after the Add, which read it,
+/// lose the matching inputs. Removing channels that carry nothing changes nothing; without the
+/// option the group is left whole.
+#[test]
+fn residual_groups_are_pruned_consistently() {
+    let m = common::residual_group(16);
+    let calib = common::samples(&m.input_shape, 24, 3);
+    let compile = |prune_channels, prune_channels_residual| {
+        let opts =
+            CompileOptions { precision: Precision::F32, prune_channels, prune_channels_residual, ..Default::default() };
+        sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap()
+    };
+    let full = compile(None, false);
+    assert!(compile(Some(0.5), false).report.channels.iter().all(|c| !c.residual), "pruned without the option");
+    let pruned = compile(Some(0.5), true);
+    let groups: Vec<_> = pruned.report.channels.iter().filter(|c| c.residual).collect();
+    assert_eq!(groups.len(), 1, "{:?}", pruned.report.channels);
+    assert_eq!((groups[0].channels, groups[0].removed), (32, 16));
+    assert!(pruned.report.to_string().contains("(residual group)"), "{}", pruned.report);
+    assert!(pruned.report.macs * 100 <= pruned.report.macs_before * 60, "MACs did not drop by 40%");
+    let worst = worst_change(&full.bytes, &pruned.bytes, &calib);
+    println!(
+        "residual_group: 32 -> 16 channels, MACs {} -> {}, worst relative output change {worst:.2e}",
+        pruned.report.macs_before, pruned.report.macs
+    );
+    assert!(worst < 1e-4, "outputs changed by {worst}");
+    // The int8 model compiles and runs too.
+    let opts = CompileOptions { prune_channels: Some(0.5), prune_channels_residual: true, ..Default::default() };
+    let q = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+    assert!(eval::run_sparq(&q.bytes, &calib[..2], None).unwrap().iter().flatten().flatten().all(|v| v.is_finite()));
+}

@@ -11,7 +11,14 @@
 //! convolution whose output feeds only a GlobalAveragePool, an optional Flatten (or a Reshape
 //! that does not spell out the channel count) and a fully-connected layer `P` (Gemm / MatMul),
 //! which then loses input columns. Channels that reach a residual Add, a Concat or a graph
-//! output are never removed, so residual groups stay consistent.
+//! output are never removed by a chain.
+//!
+//! With `residual` (`--prune-channels-residual`), *residual groups* are pruned too, each as a
+//! whole: the tensors tied together by Adds must keep the same channels, so the convolutions
+//! writing any of them (the projections) lose those filters, with any BatchNormalization after
+//! them, and the convolutions reading any of them (the next expansions) lose the matching inputs
+//! and are re-fitted on the calibration data. A group written or read by anything else (the
+//! graph input or output, a pool, a Concat) is left whole.
 //!
 //! With calibration data, a channel's importance is what removing it costs the consumer beyond
 //! its mean (which `P`'s bias absorbs): the L2 norm of `P`'s weights on it times the standard
@@ -39,6 +46,106 @@ pub struct ChainPruned {
     pub project: String,
     pub channels: usize,
     pub removed: usize,
+    /// A residual group (tensors tied by Adds): `expand` names its first producer and `project`
+    /// its first consumer.
+    pub residual: bool,
+}
+
+/// A residual group of `g`: tensors tied together by Add nodes, which must keep the same
+/// channels. `producers` are the convolutions (one group) writing a member, `consumers` the
+/// convolutions (one group) reading one; any other producer or reader (the graph input or
+/// output, a pool, a Concat, a depthwise layer) makes the group unprunable.
+struct ResidualGroup {
+    producers: Vec<usize>,
+    consumers: Vec<usize>,
+    channels: usize,
+}
+
+fn residual_groups(g: &Graph) -> Vec<ResidualGroup> {
+    let mut root: Vec<usize> = (0..g.tensors.len()).collect();
+    fn find(root: &mut [usize], t: usize) -> usize {
+        let mut r = t;
+        while root[r] != r {
+            r = root[r];
+        }
+        root[t] = r;
+        r
+    }
+    let is_add = |n: &crate::ir::Node| matches!(n.op, Op::Add { .. }) && n.inputs.len() == 2;
+    for n in g.nodes.iter().filter(|n| is_add(n)) {
+        let same = n.inputs.iter().all(|&t| g.tensors[t].shape == g.tensors[n.outputs[0]].shape);
+        if !same || n.inputs.iter().any(|&t| g.tensors[t].shape.len() != 4) {
+            continue;
+        }
+        let o = find(&mut root, n.outputs[0]);
+        for &t in &n.inputs {
+            let r = find(&mut root, t);
+            root[r] = o;
+        }
+    }
+    let mut sets: HashMap<usize, Vec<usize>> = HashMap::new();
+    for n in g.nodes.iter().filter(|n| is_add(n)) {
+        for &t in n.inputs.iter().chain(&n.outputs) {
+            let r = find(&mut root, t);
+            let set = sets.entry(r).or_default();
+            if !set.contains(&t) {
+                set.push(t);
+            }
+        }
+    }
+    let mut groups: Vec<ResidualGroup> = Vec::new();
+    'sets: for (_, mut members) in sets {
+        if members.len() < 3 {
+            continue;
+        }
+        members.sort_unstable();
+        let in_group = |t: usize| members.binary_search(&t).is_ok();
+        let (mut producers, mut consumers) = (Vec::new(), Vec::new());
+        for &t in &members {
+            if g.outputs.contains(&t) || g.inputs.contains(&t) {
+                continue 'sets;
+            }
+            for (i, n) in g.nodes.iter().enumerate() {
+                let conv = matches!(n.op, Op::Conv { group: 1, .. });
+                if n.outputs.contains(&t) {
+                    match () {
+                        _ if is_add(n) && n.inputs.iter().all(|&x| in_group(x)) => {}
+                        _ if conv => producers.push(i),
+                        _ => continue 'sets,
+                    }
+                }
+                if n.inputs.contains(&t) {
+                    match () {
+                        _ if is_add(n) && in_group(n.outputs[0]) => {}
+                        _ if conv && n.inputs[0] == t && !n.inputs[1..].contains(&t) => consumers.push(i),
+                        _ => continue 'sets,
+                    }
+                }
+            }
+        }
+        if producers.is_empty() {
+            continue;
+        }
+        let channels = g.tensors[members[0]].shape[1];
+        producers.sort_unstable();
+        consumers.sort_unstable();
+        consumers.dedup();
+        groups.push(ResidualGroup { producers, consumers, channels });
+    }
+    groups.sort_by_key(|gr| gr.producers[0]);
+    groups
+}
+
+/// Channels to remove from a chain or group of `c`: a multiple of 16 near `fraction` of them,
+/// never more than a quarter above it (a 32-channel chain keeps all its channels rather than
+/// lose half) nor half of them.
+fn removed_count(fraction: f64, c: usize) -> usize {
+    let removed = ((fraction * c as f64) / 16.0).round() as usize * 16;
+    if removed as f64 > 1.25 * fraction * c as f64 {
+        0
+    } else {
+        removed.min(c / 2)
+    }
 }
 
 /// The chains of `g` (IR node indices `A, D, P`) whose channels may be removed: conv ->
@@ -146,6 +253,7 @@ pub fn prune_channels_onnx(
     what: &str,
     g: &Graph,
     fraction: f64,
+    residual: bool,
     stats: Option<&ChannelStats<'_>>,
 ) -> Result<(Vec<u8>, Vec<ChainPruned>)> {
     if !(0.0..1.0).contains(&fraction) {
@@ -158,11 +266,13 @@ pub fn prune_channels_onnx(
         .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
     let mut done = Vec::new();
     let chains = chains(g);
+    let groups = if residual { residual_groups(g) } else { Vec::new() };
     let moments = match stats.and_then(|s| s.samples).filter(|s| !s.is_empty()) {
         Some(samples) => {
             let consumers: Vec<&crate::ir::Node> = chains
                 .iter()
                 .map(|&(_, _, pi)| &g.nodes[pi])
+                .chain(groups.iter().flat_map(|gr| gr.consumers.iter().map(|&ci| &g.nodes[ci])))
                 .filter(|p| {
                     g.tensors[p.inputs[1]].shape[1..].iter().product::<usize>() <= crate::reconstruct::MAX_REFIT_K
                 })
@@ -174,10 +284,7 @@ pub fn prune_channels_onnx(
     for (ai, di, pi) in chains {
         let (a, d, p) = (&g.nodes[ai], di.map(|di| &g.nodes[di]), &g.nodes[pi]);
         let c = g.tensors[a.inputs[1]].shape[0];
-        // A multiple of 16 near the fraction, never more than a quarter above it (a 32-channel
-        // chain keeps all its channels rather than lose half) nor half the chain.
-        let removed = ((fraction * c as f64) / 16.0).round() as usize * 16;
-        let removed = if removed as f64 > 1.25 * fraction * c as f64 { 0 } else { removed.min(c / 2) };
+        let removed = removed_count(fraction, c);
         if removed == 0 {
             continue;
         }
@@ -234,6 +341,101 @@ pub fn prune_channels_onnx(
             project: p.name.clone(),
             channels: c,
             removed,
+            residual: false,
+        });
+    }
+    for grp in &groups {
+        let c = grp.channels;
+        let removed = removed_count(fraction, c);
+        if removed == 0 {
+            continue;
+        }
+        // Importance per channel: with calibration data, what removing it costs the consumers,
+        // `sum ||W_cons[:, c]|| * std(their input, channel c)`; without, the producers' filter
+        // norms `sum ||W_prod[c]||`.
+        let score = |ch: usize| -> f64 {
+            let from_data: Option<f64> = stats.and_then(|st| {
+                let mut total = 0.0;
+                for &ci in &grp.consumers {
+                    let n = &g.nodes[ci];
+                    let name = &g.tensors[n.inputs[0]].name;
+                    let (m, r) = (st.means.get(name)?, st.rms.get(name)?);
+                    if m.len() != c || r.len() != c {
+                        return None;
+                    }
+                    let w = g.value(n.inputs[1]);
+                    let o = g.tensors[n.inputs[1]].shape[0];
+                    let per_in = w.len() / (o * c).max(1);
+                    let norm = (0..o).map(|oc| l2(&w[(oc * c + ch) * per_in..][..per_in]).powi(2)).sum::<f64>().sqrt();
+                    let var = (r[ch] as f64).powi(2) - (m[ch] as f64).powi(2);
+                    total += norm * var.max(0.0).sqrt();
+                }
+                (!grp.consumers.is_empty()).then_some(total)
+            });
+            from_data.unwrap_or_else(|| {
+                grp.producers
+                    .iter()
+                    .map(|&pi| {
+                        let w = g.value(g.nodes[pi].inputs[1]);
+                        let k = w.len() / c;
+                        l2(&w[ch * k..][..k])
+                    })
+                    .sum()
+            })
+        };
+        let mut order: Vec<(f64, usize)> = (0..c).map(|ch| (score(ch), ch)).collect();
+        order.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        let mut drop: Vec<usize> = order[..removed].iter().map(|&(_, ch)| ch).collect();
+        drop.sort_unstable();
+        let keep: Vec<usize> = (0..c).filter(|ch| drop.binary_search(ch).is_err()).collect();
+        for &ci in &grp.consumers {
+            let n = &g.nodes[ci];
+            // The consumer may already have lost output channels as a chain's first layer.
+            let rows = crate::prune::onnx_rows(graph, n, what)?;
+            let (w, has_bias) = crate::prune::read_onnx(
+                graph,
+                n,
+                rows,
+                c * (g.value(n.inputs[1]).len() / (g.tensors[n.inputs[1]].shape[0] * c).max(1)),
+                what,
+            )?;
+            let b = if has_bias { crate::prune::onnx_bias(graph, n, rows, what)? } else { vec![0f32; rows] };
+            let k = w.len() / rows.max(1);
+            let per_in = k / c;
+            let zero: Vec<bool> = (0..rows * k).map(|i| drop.binary_search(&((i % k) / per_in)).is_ok()).collect();
+            if let Some(mo) = moments.get(&n.name).filter(|mo| mo.k == k) {
+                // Re-fitted on the kept input channels against the original outputs.
+                let set = crate::reconstruct::WeightSet { w: &w, b };
+                let (nw, db) = crate::reconstruct::reconstruct(mo, rows, &zero, &[set], has_bias).remove(0);
+                crate::prune::write_onnx(graph, n, rows, k, &nw, Some(&db), what)?;
+            } else if let Some(m) =
+                stats.and_then(|st| st.means.get(&g.tensors[n.inputs[0]].name)).filter(|m| m.len() == c)
+            {
+                // The bias absorbs the removed channels' mean contribution.
+                let mut nb = b.clone();
+                for (o, bv) in nb.iter_mut().enumerate() {
+                    for &ch in &drop {
+                        let taps: f32 = w[o * k + ch * per_in..][..per_in].iter().sum();
+                        *bv += taps * m[ch];
+                    }
+                }
+                let db: Vec<f32> = nb.iter().zip(&b).map(|(x, y)| x - y).collect();
+                crate::prune::write_onnx(graph, n, rows, k, &w, Some(&db), what)?;
+            }
+        }
+        rewrite_group(graph, g, grp, &keep).map_err(|why| {
+            CompileError::Options(format!(
+                "{what}: cannot prune a residual group of `{}`: {why}",
+                g.nodes[grp.producers[0]].name
+            ))
+        })?;
+        done.push(ChainPruned {
+            expand: g.nodes[grp.producers[0]].name.clone(),
+            depthwise: None,
+            project: grp.consumers.first().map_or(String::new(), |&ci| g.nodes[ci].name.clone()),
+            channels: c,
+            removed,
+            residual: true,
         });
     }
     // Shapes of intermediate values changed: let the importer infer them again.
@@ -375,6 +577,72 @@ fn rewrite_chain(
                 slice(graph, input, 0, c)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Apply a residual group's channel selection to the ONNX graph: the producers lose output
+/// channels (filters, biases, and the parameters of any BatchNormalization between them and the
+/// group's Adds), the consumers lose the matching input channels.
+fn rewrite_group(
+    graph: &mut pb::GraphProto,
+    g: &Graph,
+    grp: &ResidualGroup,
+    keep: &[usize],
+) -> std::result::Result<(), String> {
+    let c = grp.channels;
+    let node = |graph: &pb::GraphProto, name: &str| {
+        graph.node.iter().position(|n| n.name == name).ok_or(format!("no ONNX node `{name}`"))
+    };
+    let init = |graph: &pb::GraphProto, name: &str| graph.initializer.iter().position(|t| t.name == name);
+    let slice = |graph: &mut pb::GraphProto, name: &str, axis: usize| -> std::result::Result<(), String> {
+        let i = init(graph, name).ok_or(format!("`{name}` is not an initializer"))?;
+        let t = &graph.initializer[i];
+        let v = floats(t).ok_or(format!("`{name}` is not float32"))?;
+        if t.dims.get(axis).map(|&x| x as usize) != Some(c) {
+            return Err(format!("`{name}` does not have {c} channels on axis {axis}"));
+        }
+        let (nv, nd) = select(&v, &t.dims.clone(), axis, keep);
+        set_floats(&mut graph.initializer[i], &nv, &nd);
+        Ok(())
+    };
+    for &pi in &grp.producers {
+        let np = node(graph, &g.nodes[pi].name)?;
+        if graph.node[np].op_type != "Conv" {
+            return Err(format!("the producer `{}` is a {}", graph.node[np].name, graph.node[np].op_type));
+        }
+        let (w, b) = (graph.node[np].input[1].clone(), graph.node[np].input.get(2).cloned());
+        slice(graph, &w, 0)?;
+        if let Some(b) = b.filter(|b| !b.is_empty()) {
+            slice(graph, &b, 0)?;
+        }
+        // Channel-wise nodes after the producer, up to the first tensor read by several nodes
+        // or by anything else.
+        let mut t = graph.node[np].output[0].clone();
+        loop {
+            let users: Vec<usize> =
+                graph.node.iter().enumerate().filter(|(_, n)| n.input.contains(&t)).map(|(i, _)| i).collect();
+            let [u] = users[..] else { break };
+            match graph.node[u].op_type.as_str() {
+                "BatchNormalization" => {
+                    let params: Vec<String> = graph.node[u].input[1..].to_vec();
+                    for p in &params {
+                        slice(graph, p, 0)?;
+                    }
+                }
+                "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "HardSigmoid" | "HardSwish" => {}
+                _ => break,
+            }
+            t = graph.node[u].output[0].clone();
+        }
+    }
+    for &ci in &grp.consumers {
+        let nc = node(graph, &g.nodes[ci].name)?;
+        if graph.node[nc].op_type != "Conv" {
+            return Err(format!("the consumer `{}` is a {}", graph.node[nc].name, graph.node[nc].op_type));
+        }
+        let w = graph.node[nc].input[1].clone();
+        slice(graph, &w, 1)?;
     }
     Ok(())
 }

@@ -736,6 +736,19 @@ pub(crate) fn read_onnx(
     Ok((values, bias.is_some_and(|b| float_init(graph, &b, n).is_some())))
 }
 
+/// Output channels of `node`'s ONNX convolution weight as it stands (fewer than the IR's when
+/// channel pruning already removed some).
+pub(crate) fn onnx_rows(graph: &pb::GraphProto, node: &crate::ir::Node, what: &str) -> Result<usize> {
+    let (weight, _, _) = locate(graph, node, what)?;
+    graph
+        .initializer
+        .iter()
+        .find(|t| t.name == weight)
+        .and_then(|t| t.dims.first())
+        .map(|&d| d as usize)
+        .ok_or_else(|| cannot_prune(what, node, "its weight is not an initializer"))
+}
+
 /// The float bias of `node` (`n` values).
 pub(crate) fn onnx_bias(graph: &pb::GraphProto, node: &crate::ir::Node, n: usize, what: &str) -> Result<Vec<f32>> {
     let (_, _, bias) = locate(graph, node, what)?;

@@ -164,10 +164,12 @@ impl fmt::Display for Report {
         if !self.channels.is_empty() {
             let (c, r): (usize, usize) =
                 self.channels.iter().fold((0, 0), |(c, r), ch| (c + ch.channels, r + ch.removed));
+            let groups = self.channels.iter().filter(|ch| ch.residual).count();
+            let groups = if groups > 0 { format!(" and {groups} residual group(s)") } else { String::new() };
             writeln!(
                 f,
-                "  channels    {} chains (conv -> depthwise -> conv, conv -> pool -> classifier) pruned: {} -> {} channels (-{:.1}%); MACs {:.1} M -> {:.1} M (-{:.1}%)",
-                self.channels.len(),
+                "  channels    {} chains (conv -> depthwise -> conv, conv -> pool -> classifier){groups} pruned: {} -> {} channels (-{:.1}%); MACs {:.1} M -> {:.1} M (-{:.1}%)",
+                self.channels.len() - self.channels.iter().filter(|ch| ch.residual).count(),
                 c,
                 c - r,
                 r as f64 / c.max(1) as f64 * 100.0,
@@ -176,7 +178,14 @@ impl fmt::Display for Report {
                 (1.0 - self.macs as f64 / self.macs_before.max(1) as f64) * 100.0
             )?;
             for ch in &self.channels {
-                writeln!(f, "                {}  {} -> {}", short(&ch.expand), ch.channels, ch.channels - ch.removed)?;
+                let kind = if ch.residual { "  (residual group)" } else { "" };
+                writeln!(
+                    f,
+                    "                {}  {} -> {}{kind}",
+                    short(&ch.expand),
+                    ch.channels,
+                    ch.channels - ch.removed
+                )?;
             }
         }
         let pruned: Vec<_> = self.sparsity.iter().filter(|l| l.policy.is_some()).collect();

@@ -263,3 +263,44 @@ pub fn wide_classifier() -> TestModel {
     b.output(&y);
     TestModel { name: "wide_classifier", onnx: b.build(), input_shape: vec![1, 2100] }
 }
+
+/// A residual group: conv 3x3 (4 -> 32) - ReLU, a block conv 1x1 (32 -> 48) - ReLU - conv 1x1
+/// (48 -> 32), Add with the block input, then conv 1x1 (32 -> 16) - ReLU - GlobalAveragePool -
+/// Flatten - Gemm (16 -> 5). The first `dead` channels of both convolutions writing the group
+/// (the 3x3 and the block's last) have zero filters and biases, so the trunk carries 0 there and
+/// removing those channels must not change the outputs.
+#[allow(dead_code)]
+pub fn residual_group(dead: usize) -> TestModel {
+    let mut rng = Rng::new(17);
+    let mut b = OnnxBuilder::new("residual_group", 13);
+    let x = b.input("input", &[1, 4, 8, 8]);
+    let dead_conv = |b: &mut OnnxBuilder, rng: &mut Rng, x: &str, cin: usize, cout: usize, k: usize| {
+        let per = cin * k * k;
+        let mut w = rng.vec(cout * per, (2.0 / per as f32).sqrt());
+        let mut bias = rng.vec(cout, 0.1);
+        for ch in 0..dead {
+            w[ch * per..(ch + 1) * per].iter_mut().for_each(|v| *v = 0.0);
+            bias[ch] = 0.0;
+        }
+        let (w, bias) = (b.constant(&[cout, cin, k, k], w), b.constant(&[cout], bias));
+        let p = (k / 2) as i64;
+        b.node(
+            "Conv",
+            &[x, &w, &bias],
+            vec![pads([p, p, p, p]), ("group", Attr::Int(1)), ("kernel_shape", Attr::Ints(vec![k as i64, k as i64]))],
+        )
+    };
+    let h = dead_conv(&mut b, &mut rng, &x, 4, 32, 3);
+    let trunk = b.node("Relu", &[&h], vec![]);
+    let h = conv(&mut b, &mut rng, &trunk, 32, 48, 1, vec![], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = dead_conv(&mut b, &mut rng, &h, 48, 32, 1);
+    let h = b.node("Add", &[&trunk, &h], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 32, 16, 1, vec![], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 16, 5, true);
+    b.output(&y);
+    TestModel { name: "residual_group", onnx: b.build(), input_shape: vec![1, 4, 8, 8] }
+}
