@@ -627,11 +627,14 @@ fn block_sparse_gemm_matches_dense_and_scalar() {
         (3, 3, 2, 1, (7, 9)),
         (17, 3, 1, 1, (4, 5)),
         (160, 1, 1, 0, (1, 7)),
-        // Pointwise passes of the channel-lane AVX-512 kernel: more than one pass of 64 rows
-        // with a tail group; a 128-byte row stride; a long reduction (32 rows per pass).
+        // Pointwise passes of the channel-lane AVX-512 kernel: a tail group; a 128-byte row
+        // stride; a long reduction (32 rows per pass, several passes).
         (32, 1, 1, 0, (9, 11)),
         (100, 1, 1, 0, (3, 3)),
         (2048, 1, 1, 0, (5, 9)),
+        // Passes of a few hundred rows (as many as keep a pass's outputs within 40 KiB) with a
+        // tail group, on the constant strides.
+        (16, 1, 1, 0, (23, 29)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
         for &cout in &[1usize, 8, 15, 16, 17, 24, 32, 33, 48, 96] {
