@@ -553,7 +553,8 @@ unsafe fn pair_rows<const STRIDE: usize>(
         let konst = [requant16(bias[0], &kq[0]), requant16(bias[1], &kq[1])];
         // The requantization chosen once per call (see `requant16_folded`).
         macro_rules! run {
-            ($requant:ident) => {{
+            ($requant:ident, $empty:expr) => {{
+                let empty: [bool; 2] = $empty;
                 let mut r0 = 0;
                 while r0 < rows {
                     let mut acc = [bias; GROUP];
@@ -593,10 +594,13 @@ unsafe fn pair_rows<const STRIDE: usize>(
                 }
             }};
         }
-        if kq[0].folded() && kq[1].folded() {
-            run!(requant16_folded)
-        } else {
-            run!(requant16)
+        // Unswitched on the requantization and on which block-row is empty (constants).
+        match (kq[0].folded() && kq[1].folded(), empty) {
+            (true, [false, false]) => run!(requant16_folded, [false, false]),
+            (true, [true, false]) => run!(requant16_folded, [true, false]),
+            (true, [false, true]) => run!(requant16_folded, [false, true]),
+            (true, _) => run!(requant16_folded, [true, true]),
+            (false, _) => run!(requant16, empty),
         }
     }
 }
