@@ -12,7 +12,7 @@ use sparq_runtime::quant::quantize_multiplier;
 use std::time::Duration;
 
 mod common;
-use common::{block_sparse_weights, bytes, geometry, params, rq};
+use common::{block_sparse_weights, bytes, geometry, mobilenet_v2_pointwise, params, rq};
 
 fn sets() -> Vec<KernelSet> {
     registry::available().collect()
@@ -26,17 +26,7 @@ fn quick<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, 
 
 /// Pointwise (1x1) convolutions of MobileNetV2 (spatial, in, out), and its first 3x3 convolution.
 fn bench_gemm(c: &mut Criterion) {
-    let shapes = [
-        ("112x112_32to16_1x1", geometry(112, 32, 16, 1, 1, 1)),
-        ("112x112_16to96_1x1", geometry(112, 16, 96, 1, 1, 1)),
-        ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
-        ("56x56_144to24_1x1", geometry(56, 144, 24, 1, 1, 1)),
-        ("28x28_192to32_1x1", geometry(28, 192, 32, 1, 1, 1)),
-        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
-        ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
-        ("7x7_320to1280_1x1", geometry(7, 320, 1280, 1, 1, 1)),
-        ("224x224_3to32_3x3s2", geometry(224, 3, 32, 3, 2, 1)),
-    ];
+    let shapes = mobilenet_v2_pointwise();
     let mut g = quick(c, "qs8_gemm");
     for (name, geo) in shapes {
         let k = geo.kernel_h * geo.kernel_w * geo.in_c;

@@ -88,3 +88,31 @@ pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
     }
     w
 }
+
+/// Every distinct 1x1 convolution of MobileNetV2 (224x224 input), named `HxW_INtoOUT_1x1`.
+pub fn mobilenet_v2_pointwise() -> Vec<(&'static str, ConvGeometry)> {
+    [
+        ("112x112_32to16_1x1", 112, 32, 16),
+        ("112x112_16to96_1x1", 112, 16, 96),
+        ("56x56_96to24_1x1", 56, 96, 24),
+        ("56x56_24to144_1x1", 56, 24, 144),
+        ("56x56_144to24_1x1", 56, 144, 24),
+        ("28x28_144to32_1x1", 28, 144, 32),
+        ("28x28_32to192_1x1", 28, 32, 192),
+        ("28x28_192to32_1x1", 28, 192, 32),
+        ("14x14_192to64_1x1", 14, 192, 64),
+        ("14x14_64to384_1x1", 14, 64, 384),
+        ("14x14_384to64_1x1", 14, 384, 64),
+        ("14x14_384to96_1x1", 14, 384, 96),
+        ("14x14_96to576_1x1", 14, 96, 576),
+        ("14x14_576to96_1x1", 14, 576, 96),
+        ("7x7_576to160_1x1", 7, 576, 160),
+        ("7x7_160to960_1x1", 7, 160, 960),
+        ("7x7_960to160_1x1", 7, 960, 160),
+        ("7x7_960to320_1x1", 7, 960, 320),
+        ("7x7_320to1280_1x1", 7, 320, 1280),
+    ]
+    .into_iter()
+    .map(|(name, hw, cin, cout)| (name, geometry(hw, cin, cout, 1, 1, 1)))
+    .collect()
+}
