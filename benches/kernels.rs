@@ -26,7 +26,17 @@ fn quick<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, 
 
 /// Pointwise (1x1) convolutions of MobileNetV2 (spatial, in, out), and its first 3x3 convolution.
 fn bench_gemm(c: &mut Criterion) {
-    let shapes = mobilenet_v2_pointwise();
+    let shapes = [
+        ("112x112_32to16_1x1", geometry(112, 32, 16, 1, 1, 1)),
+        ("112x112_16to96_1x1", geometry(112, 16, 96, 1, 1, 1)),
+        ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
+        ("56x56_144to24_1x1", geometry(56, 144, 24, 1, 1, 1)),
+        ("28x28_192to32_1x1", geometry(28, 192, 32, 1, 1, 1)),
+        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
+        ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
+        ("7x7_320to1280_1x1", geometry(7, 320, 1280, 1, 1, 1)),
+        ("224x224_3to32_3x3s2", geometry(224, 3, 32, 3, 2, 1)),
+    ];
     let mut g = quick(c, "qs8_gemm");
     for (name, geo) in shapes {
         let k = geo.kernel_h * geo.kernel_w * geo.in_c;
@@ -132,27 +142,7 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
 /// sparse_crossover`, which writes the number the target profiles hold.
 fn bench_sparse(c: &mut Criterion) {
     use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
-    let shapes = [
-        ("112x112_32to16_1x1", geometry(112, 32, 16, 1, 1, 1)),
-        ("112x112_16to96_1x1", geometry(112, 16, 96, 1, 1, 1)),
-        ("56x56_96to24_1x1", geometry(56, 96, 24, 1, 1, 1)),
-        ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
-        ("56x56_144to24_1x1", geometry(56, 144, 24, 1, 1, 1)),
-        ("28x28_144to32_1x1", geometry(28, 144, 32, 1, 1, 1)),
-        ("28x28_32to192_1x1", geometry(28, 32, 192, 1, 1, 1)),
-        ("28x28_192to32_1x1", geometry(28, 192, 32, 1, 1, 1)),
-        ("14x14_192to64_1x1", geometry(14, 192, 64, 1, 1, 1)),
-        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
-        ("14x14_384to64_1x1", geometry(14, 384, 64, 1, 1, 1)),
-        ("14x14_384to96_1x1", geometry(14, 384, 96, 1, 1, 1)),
-        ("14x14_96to576_1x1", geometry(14, 96, 576, 1, 1, 1)),
-        ("14x14_576to96_1x1", geometry(14, 576, 96, 1, 1, 1)),
-        ("7x7_576to160_1x1", geometry(7, 576, 160, 1, 1, 1)),
-        ("7x7_160to960_1x1", geometry(7, 160, 960, 1, 1, 1)),
-        ("7x7_960to160_1x1", geometry(7, 960, 160, 1, 1, 1)),
-        ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
-        ("7x7_320to1280_1x1", geometry(7, 320, 1280, 1, 1, 1)),
-    ];
+    let shapes = mobilenet_v2_pointwise();
     let set = *sets().last().expect("scalar at least");
     let mut g = quick(c, "qs8_spgemm");
     for (name, geo) in shapes {
