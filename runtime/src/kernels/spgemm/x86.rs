@@ -341,6 +341,70 @@ const GROUP: usize = 8;
 /// Output bytes a pass of [`pointwise_channel_lanes`] aims to write (L1-resident).
 const OUT_BYTES: usize = 40 * 1024;
 
+/// Block-row `rb`'s requantization constants and its bias corrected for the input offset
+/// (`offset` = 128 + input zero point, times the row's weight sums), as the pointwise kernels
+/// set them up once per pass. Lanes past the layer's `n` channels get multiplier 0 and bias 0
+/// (never stored).
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VNNI (inlined into a caller that enables them); `w`
+/// validated, `rb < w.block_rows()`, and `rq` holds `n` channels.
+#[inline(always)]
+unsafe fn block_row_constants(
+    w: &BlockSparse<'_>,
+    rq: &Requant<'_>,
+    rb: usize,
+    offset: __m512i,
+) -> (Requant16, __m512i) {
+    let c0 = rb * 16;
+    let count = 16.min(w.n - c0);
+    // A whole block-row reads its constants in place; a partial one pads them.
+    let (mut m, mut s, mut b) = ([0i32; 16], [32i32; 16], [0i32; 16]);
+    let (m, s, b) = if count == 16 {
+        (&rq.mult[c0..c0 + 16], &rq.shift[c0..c0 + 16], &rq.bias[c0..c0 + 16])
+    } else {
+        m[..count].copy_from_slice(&rq.mult[c0..c0 + count]);
+        s[..count].copy_from_slice(&rq.shift[c0..c0 + count]);
+        b[..count].copy_from_slice(&rq.bias[c0..c0 + count]);
+        (&m[..], &s[..], &b[..])
+    };
+    // SAFETY: the caller's contract; `b` holds 16 values.
+    unsafe {
+        let bias =
+            _mm512_sub_epi32(_mm512_loadu_si512(b.as_ptr().cast()), _mm512_mullo_epi32(offset, weight_sums(w, rb)));
+        (load_requant16(m, s, rq.output_zero_point), bias)
+    }
+}
+
+/// `acc[r] += W · row r` for the GROUP copied rows from `rows` (`stride` bytes apart), over a
+/// block-row's stored blocks: one `vpdpbusd` per row and block, the block's 4 input bytes as a
+/// broadcast.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/VNNI (inlined into a caller that enables them); the blocks
+/// are `w`'s (validated) and each of the GROUP rows holds the bytes at `4 cols[b]..+4`.
+#[inline(always)]
+unsafe fn accumulate_group(
+    acc: &mut [__m512i; GROUP],
+    blocks: core::ops::Range<usize>,
+    cols: &[u16],
+    values: &[i8],
+    rows: *const i8,
+    stride: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        for blk in blocks {
+            let off = *cols.get_unchecked(blk) as usize * 4;
+            let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_epi32(rows.add(r * stride + off).cast::<i32>().read_unaligned());
+                *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
+            }
+        }
+    }
+}
+
 /// Pointwise layers (1x1, stride 1, whole groups of 4 input channels), channels in the lanes:
 /// the outputs come out in pixel order with no transpose, which matters most where the cost is
 /// in the output stage (requantization, narrowing and stores per output) rather than in the
@@ -368,7 +432,7 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
     let (n, k) = (w.n, w.k);
     let (cols, values) = (w.cols(), w.values());
     let offset = _mm512_set1_epi32(128 + rq.input_zero_point);
-    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
+    let (lo, hi) = (rq.act_min, rq.act_max);
     // Copied rows: `k` bytes each (STRIDE when not 0, a constant the addresses of a group's
     // broadcasts are then displacements of), packed as in the input so that a pass copies one
     // run of bytes; `per_pass` rows (a multiple of GROUP).
@@ -418,15 +482,7 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
             for rb in rb0..w.block_rows() {
                 let c0 = rb * 16;
                 let count = 16.min(n - c0);
-                let (mut m, mut s, mut b) = ([0i32; 16], [32i32; 16], [0i32; 16]);
-                m[..count].copy_from_slice(&rq.mult[c0..c0 + count]);
-                s[..count].copy_from_slice(&rq.shift[c0..c0 + count]);
-                b[..count].copy_from_slice(&rq.bias[c0..c0 + count]);
-                let kq = load_requant16(&m, &s, zo);
-                let bias = _mm512_sub_epi32(
-                    _mm512_loadu_si512(b.as_ptr().cast()),
-                    _mm512_mullo_epi32(offset, weight_sums(w, rb)),
-                );
+                let (kq, bias) = block_row_constants(w, rq, rb, offset);
                 let blocks = w.blocks(rb);
                 let store_mask: __mmask16 = ((1u32 << count) - 1) as u16;
                 if blocks.is_empty() {
@@ -445,16 +501,7 @@ unsafe fn pointwise_channel_lanes<const STRIDE: usize>(
                         let mut r0 = 0;
                         while r0 < rows {
                             let mut acc = [bias; GROUP];
-                            for blk in blocks.clone() {
-                                let off = *cols.get_unchecked(blk) as usize * 4;
-                                let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
-                                for (r, acc) in acc.iter_mut().enumerate() {
-                                    let xv = _mm512_set1_epi32(
-                                        a0.add((r0 + r) * stride + off).cast::<i32>().read_unaligned(),
-                                    );
-                                    *acc = _mm512_dpbusd_epi32(*acc, xv, wv);
-                                }
-                            }
+                            accumulate_group(&mut acc, blocks.clone(), cols, values, a0.add(r0 * stride), stride);
                             let real = GROUP.min(rows - r0);
                             let mut out = y0.add((p0 + r0) * n + c0);
                             for g0 in (0..GROUP).step_by(4) {
@@ -541,13 +588,9 @@ unsafe fn pair_rows<const STRIDE: usize>(
     // `4 cols[b] < k` lie inside each copied row.
     unsafe {
         let offset = _mm512_set1_epi32(128 + rq.input_zero_point);
-        let kq: [Requant16; 2] = core::array::from_fn(|h| {
-            load_requant16(&rq.mult[c0 + 16 * h..], &rq.shift[c0 + 16 * h..], rq.output_zero_point)
-        });
-        let bias: [__m512i; 2] = core::array::from_fn(|h| {
-            let raw = _mm512_loadu_si512(rq.bias[c0 + 16 * h..][..16].as_ptr().cast());
-            _mm512_sub_epi32(raw, _mm512_mullo_epi32(offset, weight_sums(w, rb0 + h)))
-        });
+        let ((kq0, bias0), (kq1, bias1)) =
+            (block_row_constants(w, rq, rb0, offset), block_row_constants(w, rq, rb0 + 1, offset));
+        let (kq, bias) = ([kq0, kq1], [bias0, bias1]);
         let blocks = [w.blocks(rb0), w.blocks(rb0 + 1)];
         let empty = [blocks[0].is_empty(), blocks[1].is_empty()];
         let konst = [requant16(bias[0], &kq[0]), requant16(bias[1], &kq[1])];
@@ -557,17 +600,10 @@ unsafe fn pair_rows<const STRIDE: usize>(
                 let empty: [bool; 2] = $empty;
                 let mut r0 = 0;
                 while r0 < rows {
-                    let mut acc = [bias; GROUP];
+                    // acc[h][r]: block-row h, pixel r0 + r.
+                    let mut acc = [[bias[0]; GROUP], [bias[1]; GROUP]];
                     for h in 0..2 {
-                        for blk in blocks[h].clone() {
-                            let off = *cols.get_unchecked(blk) as usize * 4;
-                            let wv = _mm512_loadu_si512(values.as_ptr().add(blk * 64).cast());
-                            for (r, acc) in acc.iter_mut().enumerate() {
-                                let xv =
-                                    _mm512_set1_epi32(a0.add((r0 + r) * stride + off).cast::<i32>().read_unaligned());
-                                acc[h] = _mm512_dpbusd_epi32(acc[h], xv, wv);
-                            }
-                        }
+                        accumulate_group(&mut acc[h], blocks[h].clone(), cols, values, a0.add(r0 * stride), stride);
                     }
                     let real = GROUP.min(rows - r0);
                     for r in (0..GROUP).step_by(2) {
@@ -575,7 +611,7 @@ unsafe fn pair_rows<const STRIDE: usize>(
                         let mut q = [_mm512_setzero_si512(); 4];
                         for (i, q) in q.iter_mut().enumerate() {
                             let h = i % 2;
-                            *q = if empty[h] { konst[h] } else { $requant(acc[r + i / 2][h], &kq[h]) };
+                            *q = if empty[h] { konst[h] } else { $requant(acc[h][r + i / 2], &kq[h]) };
                         }
                         let bytes = clamp_i8x64(pack4_i8(q), lo, hi);
                         if n == 32 && r + 1 < real {
