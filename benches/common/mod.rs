@@ -89,6 +89,23 @@ pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
     w
 }
 
+/// An `n x k` matrix with exactly one stored 16x4 block in every block-row (the least work a
+/// block-row that is not empty can cost a block-sparse kernel: one multiply-accumulate per pixel,
+/// and the whole output stage).
+pub fn one_block_per_row(n: usize, k: usize) -> Vec<i8> {
+    let mut w: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect();
+    let kb = k.div_ceil(4);
+    for r in 0..n {
+        let keep = ((r / 16) * 7) % kb;
+        for c in 0..k {
+            if c / 4 != keep {
+                w[r * k + c] = 0;
+            }
+        }
+    }
+    w
+}
+
 /// Every distinct 1x1 convolution of MobileNetV2 (224x224 input), named `HxW_INtoOUT_1x1`.
 pub fn mobilenet_v2_pointwise() -> Vec<(&'static str, ConvGeometry)> {
     [
