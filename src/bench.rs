@@ -24,6 +24,11 @@ pub struct BenchArgs {
     /// Threads each convolution is split across (a pool started once per session)
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Another .sparq to compare against (e.g. the dense model of a pruned one): the two run
+    /// alternately, run after run, and the speed-up printed is the median of each pair's
+    /// baseline time / model time, so drift of a shared host's speed cancels out
+    #[arg(long, value_name = "SPARQ")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Accumulates the wall time of each op over timed runs.
@@ -93,6 +98,17 @@ impl Latency {
     }
 }
 
+/// Fill every input with a fixed deterministic pattern.
+fn fill_inputs(session: &mut Session<'_, '_>, model: &Model<'_>) -> Result<()> {
+    for i in 0..model.input_count() {
+        let x = session.input_mut(i)?;
+        for (k, v) in x.iter_mut().enumerate() {
+            *v = ((k * 7919) % 255) as f32 / 255.0 - 0.5;
+        }
+    }
+    Ok(())
+}
+
 /// Time `iters` runs of a model (input: a fixed deterministic pattern).
 pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Latency> {
     if iters == 0 {
@@ -100,12 +116,7 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize
     }
     let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::with_options(model, arena.as_mut_slice(), SessionOptions { threads })?;
-    for i in 0..model.input_count() {
-        let x = session.input_mut(i)?;
-        for (k, v) in x.iter_mut().enumerate() {
-            *v = ((k * 7919) % 255) as f32 / 255.0 - 0.5;
-        }
-    }
+    fill_inputs(&mut session, model)?;
     for _ in 0..warmup {
         session.run();
     }
@@ -118,14 +129,79 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize
     Ok(Latency::from_samples(session.kernels(), ms))
 }
 
+/// Two models timed in alternation (which one goes first swaps every pair), and the spread of
+/// the per-pair speed-up `baseline ms / model ms`.
+pub struct Paired {
+    pub model: Latency,
+    pub baseline: Latency,
+    /// Median, 10th and 90th percentile of the per-pair speed-ups.
+    pub speedup: (f64, f64, f64),
+}
+
+/// Time `iters` pairs of runs, `model` and `baseline` back to back, each on its own session.
+pub fn time_paired(
+    model: &Model<'_>,
+    baseline: &Model<'_>,
+    warmup: usize,
+    iters: usize,
+    threads: usize,
+) -> Result<Paired> {
+    if iters == 0 {
+        return Err(anyhow!("--iters must be at least 1"));
+    }
+    let (mut arena_m, mut arena_b) =
+        (AlignedBytes::try_zeroed(model.arena_size())?, AlignedBytes::try_zeroed(baseline.arena_size())?);
+    let mut sm = Session::with_options(model, arena_m.as_mut_slice(), SessionOptions { threads })?;
+    let mut sb = Session::with_options(baseline, arena_b.as_mut_slice(), SessionOptions { threads })?;
+    fill_inputs(&mut sm, model)?;
+    fill_inputs(&mut sb, baseline)?;
+    for _ in 0..warmup {
+        sm.run();
+        sb.run();
+    }
+    let time = |s: &mut Session<'_, '_>| {
+        let t = Instant::now();
+        s.run();
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let (mut ms_m, mut ms_b) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for i in 0..iters {
+        if i % 2 == 0 {
+            ms_m.push(time(&mut sm));
+            ms_b.push(time(&mut sb));
+        } else {
+            ms_b.push(time(&mut sb));
+            ms_m.push(time(&mut sm));
+        }
+    }
+    let mut ratios: Vec<f64> = ms_b.iter().zip(&ms_m).map(|(b, m)| b / m).collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let speedup = (percentile(&ratios, 50.0), percentile(&ratios, 10.0), percentile(&ratios, 90.0));
+    Ok(Paired {
+        model: Latency::from_samples(sm.kernels(), ms_m),
+        baseline: Latency::from_samples(sb.kernels(), ms_b),
+        speedup,
+    })
+}
+
 pub fn bench(a: BenchArgs) -> Result<()> {
     let mapped = crate::open_model(&a.model)?;
     let model = mapped.model();
     if a.threads == 0 {
         return Err(anyhow!("--threads must be at least 1"));
     }
-    let l = time_model(model, a.warmup, a.iters, a.threads)?;
+    let base_mapped = a.baseline.as_deref().map(crate::open_model).transpose()?;
+    let paired = match &base_mapped {
+        Some(b) => Some(time_paired(model, b.model(), a.warmup, a.iters, a.threads)?),
+        None => None,
+    };
+    let l = match &paired {
+        Some(p) => p.model,
+        None => time_model(model, a.warmup, a.iters, a.threads)?,
+    };
     let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
+    let base_macs: u64 =
+        base_mapped.as_ref().map_or(0, |b| (0..b.model().op_count()).map(|i| b.model().op_macs(i)).sum());
     let per_op = if a.per_op { Some(time_ops(model, a.warmup.min(3), a.iters.clamp(1, 20), a.threads)?) } else { None };
     if a.json {
         let j = serde_json::json!({
@@ -135,6 +211,17 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
         });
         let mut j = j;
+        if let (Some(p), Some(path)) = (&paired, &a.baseline) {
+            let b = &p.baseline;
+            j["baseline"] = serde_json::json!({
+                "model": path.display().to_string(),
+                "min_ms": b.min, "mean_ms": b.mean, "p50_ms": b.p50, "p90_ms": b.p90, "p99_ms": b.p99, "max_ms": b.max,
+                "kernels": b.kernels, "macs": base_macs,
+            });
+            j["speedup_median"] = p.speedup.0.into();
+            j["speedup_p10"] = p.speedup.1.into();
+            j["speedup_p90"] = p.speedup.2.into();
+        }
         if let Some(ops) = &per_op {
             j["per_op"] = ops
                 .iter()
@@ -160,6 +247,28 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             l.min, l.mean, l.p50, l.p90, l.p99, l.max
         );
         println!("  {:.1} M MACs, {:.2} GMAC/s at p50", macs as f64 / 1e6, macs as f64 / (l.p50 * 1e6));
+        if let (Some(p), Some(path)) = (&paired, &a.baseline) {
+            let b = &p.baseline;
+            println!(
+                "baseline {} (run alternately with the model), {} kernels:\n  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  \
+                 p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms\n  {:.1} M MACs",
+                path.display(),
+                b.kernels,
+                b.min,
+                b.mean,
+                b.p50,
+                b.p90,
+                b.p99,
+                b.max,
+                base_macs as f64 / 1e6
+            );
+            let (med, p10, p90) = p.speedup;
+            println!(
+                "speed-up over the baseline (baseline ms / model ms per pair of runs): median {med:.3}x, \
+                 p10-p90 {p10:.3}-{p90:.3}x; latency {:.3}x of the baseline's",
+                1.0 / med
+            );
+        }
         if let Some(ops) = &per_op {
             let total: f64 = ops.iter().sum();
             println!(

@@ -89,6 +89,21 @@ fn compile_run_eval_inspect_round_trip() {
     for k in ["p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "iters", "threads", "kernels"] {
         assert!(j.get(k).is_some(), "bench JSON lacks {k}: {stdout}");
     }
+    // Against a baseline (here the same file): both timed alternately, a speed-up per pair of
+    // runs, its median between the 10th and 90th percentiles; an unreadable baseline is named.
+    let (code, stdout, err) =
+        sparq(&["bench", s(&out), "--baseline", s(&out), "--iters", "6", "--warmup", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let num = |k: &str| j[k].as_f64().unwrap_or_else(|| panic!("bench JSON lacks {k}: {stdout}"));
+    let (med, p10, p90) = (num("speedup_median"), num("speedup_p10"), num("speedup_p90"));
+    assert!(0.0 < p10 && p10 <= med && med <= p90, "{stdout}");
+    assert!(j["baseline"]["p50_ms"].as_f64().is_some_and(|v| v > 0.0), "{stdout}");
+    assert_eq!(j["baseline"]["macs"], j["macs"], "{stdout}");
+    let (code, stdout, err) = sparq(&["bench", s(&out), "--baseline", s(&out), "--iters", "2", "--warmup", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("speed-up over the baseline") && stdout.contains("median"), "{stdout}");
+    fails(&["bench", s(&out), "--baseline", s(&d.join("missing.sparq")), "--iters", "1"], "missing.sparq", None);
     // Output into a pipe whose reader has gone (`sparq inspect m.sparq | head -1`): the process
     // ends on SIGPIPE like any Unix tool, not with a panic.
     #[cfg(unix)]
