@@ -32,11 +32,14 @@ impl Target {
     }
 }
 
-/// Measured on an AMD EPYC (Zen 5) with the `avx512vnni` set (`qs8_spgemm_16x16c4_avx512vnni`,
-/// whose pointwise layers run channels in the lanes, vs `qs8_gemm_8x32c4_avx512vnni`), `cargo
-/// bench --bench sparse_crossover`, 2026-11-24: every 1x1 shape of MobileNetV2 runs faster
-/// sparse from 30% block sparsity (70% density) on.
-const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(16, 0.70)];
+/// The `avx512vnni` set (`qs8_spgemm_16x16c4_avx512vnni`, whose pointwise layers run channels in
+/// the lanes, vs `qs8_gemm_8x32c4_avx512vnni`), `cargo bench --bench sparse_crossover`, the lower
+/// of two CPUs so that the profile is never slower on either: on an AMD EPYC (Zen 5),
+/// 2026-11-24, every 1x1 shape of MobileNetV2 ran faster sparse from 30% block sparsity (70%
+/// density) on; on an Intel Xeon (Emerald Rapids), 2026-12-03, two runs each had a shape with
+/// K < 960 still slower sparse at 30% (14x14 576 -> 96: 1.24x, 7x7 320 -> 1280: 1.04x), and every
+/// shape faster from 50% on (at most 0.90x), K = 960 from 30%.
+const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(16, 0.50), (960, 0.70)];
 
 /// The same run, 3x3 convolutions (pixel-lane kernel on im2col rows): never for a 3-channel stem
 /// (K = 27, sparse is 1.9x slower at any sparsity), from 50% block sparsity at K = 288, from 30%
@@ -187,9 +190,11 @@ mod tests {
     #[test]
     fn crossover_tables_tell_pointwise_from_spatial() {
         let t = find("x86-64").unwrap();
-        // A 3-channel 3x3 stem (K = 27) never runs sparse; a 1x1 with the same K does from 30%.
+        // A 3-channel 3x3 stem (K = 27) never runs sparse; a 1x1 with the same K does from 50%,
+        // and from 30% at K = 960.
         assert_eq!(t.sparse_crossover(27, false), 0.0);
-        assert_eq!(t.sparse_crossover(27, true), 0.70);
+        assert_eq!(t.sparse_crossover(27, true), 0.50);
+        assert_eq!(t.sparse_crossover(960, true), 0.70);
         assert_eq!(t.sparse_crossover(288, false), 0.50);
         assert_eq!(t.sparse_crossover(4608, false), 0.70);
         // No measurement: never sparse.
