@@ -126,7 +126,7 @@ fn conv_and_depthwise_match_scalar() {
     let sets = sets();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut cases = 0;
-    for &cin in &[1usize, 3, 15, 16, 17, 31, 32, 33, 64] {
+    for &cin in &[1usize, 3, 15, 16, 17, 24, 31, 32, 33, 64] {
         for &(cout, k, stride, pad) in &[(1usize, 1usize, 1usize, 0usize), (7, 3, 1, 1), (16, 3, 2, 1), (17, 1, 2, 0)] {
             for edge in 0..3 {
                 for depthwise in [false, true] {
@@ -300,7 +300,7 @@ fn depthwise_with_wide_requantization_matches_scalar() {
     let sets = sets();
     let mut rng = Rng(0x94D0_49BB_1331_11EB);
     let mut cases = 0;
-    for &c in &[1usize, 15, 16, 17, 32, 33, 47, 48, 63, 64, 65, 80, 96, 127, 130, 272] {
+    for &c in &[1usize, 8, 15, 16, 17, 24, 32, 33, 47, 48, 63, 64, 65, 80, 96, 127, 130, 272] {
         for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (5, 2), (1, 1), (7, 2)] {
             for edge in 0..3 {
                 let (h, w) = (6, 7);
