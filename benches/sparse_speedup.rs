@@ -7,8 +7,8 @@
 //! microseconds, and the speed-up printed is the median over rounds of that round's
 //! dense time / sparse time (the ratio of the per-kernel minimums is printed beside it).
 //!
-//! Where a bar is missed, the bench says whether any layout of the blocks could have met it with
-//! this output stage: it also times, in the same rounds, the sparse kernel with exactly one
+//! Where a bar is missed, the bench says whether any kernel with this output stage could have met
+//! it on this placement of the blocks: it also times, in the same rounds, the sparse kernel with exactly one
 //! stored block in every block-row (`1/row`: one multiply-accumulate per pixel and block-row,
 //! plus the whole output stage, the least a block-row that is not empty costs). `bound` is the
 //! speed-up the sparsity would give if each of its non-empty block-rows cost no more than a

@@ -63,11 +63,17 @@ pub fn geometry(hw: usize, cin: usize, cout: usize, k: usize, stride: usize, gro
     }
 }
 
+/// An `n x k` matrix of deterministic weights, none of them zero (so that a block is zero only
+/// where a pattern zeroes it).
+fn nonzero_weights(n: usize, k: usize) -> Vec<i8> {
+    bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect()
+}
+
 /// An `n x k` matrix of non-zero weights with `sparsity`% of its 16x4 blocks zeroed, spread evenly
 /// (block-rows keep the same count give or take one, as a threshold over a real layer roughly
 /// does).
 pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
-    let mut w: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect();
+    let mut w = nonzero_weights(n, k);
     let (kb, nrb) = (k.div_ceil(4), n.div_ceil(16));
     // `sparsity`% of the layer's blocks are zero: the kept ones (rounded up over the whole
     // layer, not per block-row, so that a short reduction is not left denser than asked) are
@@ -93,7 +99,7 @@ pub fn block_sparse_weights(n: usize, k: usize, sparsity: u32) -> Vec<i8> {
 /// block-row that is not empty can cost a block-sparse kernel: one multiply-accumulate per pixel,
 /// and the whole output stage).
 pub fn one_block_per_row(n: usize, k: usize) -> Vec<i8> {
-    let mut w: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| if v == 0 { 1 } else { v }).collect();
+    let mut w = nonzero_weights(n, k);
     let kb = k.div_ceil(4);
     for r in 0..n {
         let keep = ((r / 16) * 7) % kb;

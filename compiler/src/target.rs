@@ -41,7 +41,7 @@ impl Target {
 /// shape faster from 50% on (at most 0.90x), K = 960 from 30%.
 const X86_64_AVX512_CROSSOVER: &[(usize, f64)] = &[(16, 0.50), (960, 0.70)];
 
-/// The same run, 3x3 convolutions (pixel-lane kernel on im2col rows): never for a 3-channel stem
+/// The Zen 5 run, 3x3 convolutions (pixel-lane kernel on im2col rows): never for a 3-channel stem
 /// (K = 27, sparse is 1.9x slower at any sparsity), from 50% block sparsity at K = 288, from 30%
 /// at K >= 576.
 const X86_64_AVX512_CROSSOVER_SPATIAL: &[(usize, f64)] = &[(288, 0.50), (576, 0.70)];
