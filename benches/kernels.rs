@@ -1,13 +1,16 @@
-//! Every kernel family, every kernel set this CPU runs (scalar is the baseline), on MobileNetV2's
-//! layer shapes. Throughput is in multiply-accumulates (criterion's "elem/s" = MAC/s) for the
-//! convolutions, elements for add. Inputs are generated here; nothing outside the repo.
+//! Every registry entry this CPU runs, family by family, read from the registry tables (so a kernel
+//! cannot exist unbenched; the scalar specification is each family's baseline), on MobileNetV2's
+//! layer shapes. Bench ids are the kernels' registry names. Throughput is in multiply-accumulates
+//! (criterion's "elem/s" = MAC/s) for the convolutions, elements for the rest. Inputs are
+//! generated here; nothing outside the repo.
 //!
 //! `cargo bench --bench kernels` (add a filter, e.g. `-- gemm`, to run one family).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sparq_runtime::kernels::elementwise::AddParams;
+use sparq_runtime::kernels::conv::ConvGeometry;
+use sparq_runtime::kernels::elementwise::{AddParams, MulParams};
 use sparq_runtime::kernels::gemm::{WeightMatrix, SIMD_PACK};
-use sparq_runtime::kernels::registry::{self, KernelSet};
+use sparq_runtime::kernels::registry::{self, Entry, Features, KernelSet, Query};
 use sparq_runtime::quant::quantize_multiplier;
 use std::time::Duration;
 
@@ -16,6 +19,16 @@ use common::{block_sparse_weights, bytes, geometry, mobilenet_v2_pointwise, para
 
 fn sets() -> Vec<KernelSet> {
     registry::available().collect()
+}
+
+/// The entries of `table` this CPU runs that take `q` (the scalar specification always does).
+fn runnable<F: Copy>(table: &'static [Entry<F>], q: &Query) -> Vec<&'static Entry<F>> {
+    let cpu = Features::detect();
+    table.iter().filter(|e| e.accepts(cpu, q)).collect()
+}
+
+fn conv_query(geometry: &ConvGeometry, pack: Option<sparq_runtime::kernels::gemm::Pack>, k: usize) -> Query {
+    Query { geometry: *geometry, pack, k }
 }
 
 fn quick<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
@@ -48,9 +61,10 @@ fn bench_gemm(c: &mut Criterion) {
         let r = rq(&p);
         let mut y = vec![0i8; geo.out_h * geo.out_w * geo.out_c];
         g.throughput(Throughput::Elements(geo.macs()));
-        for set in sets() {
-            g.bench_with_input(BenchmarkId::new(set.gemm_name(), name), &geo, |b, geo| {
-                b.iter(|| set.qs8_gemm(geo, &x, &m, &r, &mut y))
+        for e in runnable(registry::QS8_GEMM, &conv_query(&geo, m.pack, k)) {
+            // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
+            g.bench_with_input(BenchmarkId::new(e.name, name), &geo, |b, geo| {
+                b.iter(|| unsafe { (e.f)(geo, &x, &m, &r, &mut y) })
             });
         }
     }
@@ -74,11 +88,39 @@ fn bench_depthwise(c: &mut Criterion) {
         let r = rq(&p);
         let mut y = vec![0i8; geo.out_h * geo.out_w * geo.out_c];
         g.throughput(Throughput::Elements(geo.macs()));
-        for set in sets() {
-            g.bench_with_input(BenchmarkId::new(set.name(), name), &geo, |b, geo| {
-                b.iter(|| set.qs8_dwconv(geo, &x, &w, &r, &mut y))
+        for e in runnable(registry::QS8_DWCONV, &conv_query(&geo, None, 9)) {
+            // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
+            g.bench_with_input(BenchmarkId::new(e.name, name), &geo, |b, geo| {
+                b.iter(|| unsafe { (e.f)(geo, &x, &w, &r, &mut y) })
             });
         }
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32 / 64.0).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| v as f32 / 512.0).collect();
+        let bias = vec![0.1f32; geo.out_c];
+        let mut yf = vec![0f32; y.len()];
+        for e in runnable(registry::F32_DWCONV, &conv_query(&geo, None, 9)) {
+            // SAFETY: as above.
+            g.bench_with_input(BenchmarkId::new(e.name, name), &geo, |b, geo| {
+                b.iter(|| unsafe { (e.f)(geo, &xf, &wf, &bias, f32::NEG_INFINITY, f32::INFINITY, &mut yf) })
+            });
+        }
+    }
+    g.finish();
+    // The direct int8 convolution (row-major weights: layers the compiler does not pack, and
+    // grouped convolutions): MobileNetV2's stem.
+    let mut g = quick(c, "qs8_conv2d");
+    let geo = geometry(224, 3, 32, 3, 2, 1);
+    let x = bytes(geo.in_h * geo.in_w * geo.in_c, 3);
+    let w = bytes(geo.out_c * 27, 4);
+    let p = params(geo.out_c);
+    let r = rq(&p);
+    let mut y = vec![0i8; geo.out_h * geo.out_w * geo.out_c];
+    g.throughput(Throughput::Elements(geo.macs()));
+    for e in runnable(registry::QS8_CONV, &conv_query(&geo, None, 27)) {
+        // SAFETY: as above.
+        g.bench_with_input(BenchmarkId::new(e.name, "224x224_3to32_3x3s2"), &geo, |b, geo| {
+            b.iter(|| unsafe { (e.f)(geo, &x, &w, &r, &mut y) })
+        });
     }
     g.finish();
 }
@@ -93,11 +135,54 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
             AddParams { zp_a: 3, zp_b: -5, zp_out: 1, mult_a: m, mult_b: m / 2, shift: s, act_min: -128, act_max: 127 };
         let mut y = vec![0i8; n];
         g.throughput(Throughput::Elements(n as u64));
-        for set in sets() {
-            g.bench_with_input(BenchmarkId::new(set.name(), n), &n, |bch, _| {
-                bch.iter(|| set.qs8_add(&a, &b, &mut y, &p))
+        for e in runnable(registry::QS8_ADD, &Query::default()) {
+            // SAFETY: `runnable` checked this CPU's features; the operands have one length.
+            g.bench_with_input(BenchmarkId::new(e.name, n), &n, |bch, _| {
+                bch.iter(|| unsafe { (e.f)(&a, &b, &mut y, &p) })
             });
         }
+    }
+    g.finish();
+    let mut g = quick(c, "qs8_mul");
+    for n in [14 * 14 * 96] {
+        let (a, b) = (bytes(n, 5), bytes(n, 6));
+        let (mult, shift) = quantize_multiplier(0.01);
+        let p = MulParams { zp_a: 3, zp_b: -5, zp_out: 1, mult, shift, act_min: -128, act_max: 127 };
+        let mut y = vec![0i8; n];
+        g.throughput(Throughput::Elements(n as u64));
+        for e in runnable(registry::QS8_MUL, &Query::default()) {
+            // SAFETY: as above.
+            g.bench_with_input(BenchmarkId::new(e.name, n), &n, |bch, _| {
+                bch.iter(|| unsafe { (e.f)(&a, &b, &mut y, &p) })
+            });
+        }
+    }
+    g.finish();
+    // The model input: f32 -> int8 (224x224x3).
+    let mut g = quick(c, "qs8_quantize");
+    let n = 224 * 224 * 3;
+    let xf: Vec<f32> = bytes(n, 9).into_iter().map(|v| v as f32 / 50.0).collect();
+    let mut y = vec![0i8; n];
+    g.throughput(Throughput::Elements(n as u64));
+    for e in runnable(registry::QS8_QUANTIZE, &Query::default()) {
+        // SAFETY: as above.
+        g.bench_function(BenchmarkId::new(e.name, n), |bch| bch.iter(|| unsafe { (e.f)(&xf, &mut y, 0.04, -3) }));
+    }
+    g.finish();
+    // A fully-connected int8 layer on row-major weights (1280 -> 1000).
+    let mut g = quick(c, "qs8_fc");
+    let (k, n) = (1280, 1000);
+    let x = bytes(k, 7);
+    let w = bytes(n * k, 8);
+    let p = params(n);
+    let r = rq(&p);
+    let mut y = vec![0i8; n];
+    g.throughput(Throughput::Elements((n * k) as u64));
+    for e in runnable(registry::QS8_FC, &conv_query(&ConvGeometry::rows(1, k, n), None, k)) {
+        // SAFETY: as above.
+        g.bench_function(BenchmarkId::new(e.name, "1280to1000"), |bch| {
+            bch.iter(|| unsafe { (e.f)(1, k, n, &x, &w, &r, &mut y) })
+        });
     }
     g.finish();
     let mut g = quick(c, "qs8_fc_f32out");
@@ -117,21 +202,24 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
     };
     let mut y = vec![0f32; n];
     g.throughput(Throughput::Elements((n * k) as u64));
-    for set in sets() {
-        g.bench_function(BenchmarkId::new(set.name(), "1280to1000"), |b| {
-            b.iter(|| set.qs8_fc_f32out(1, &x, &m, &out, &mut y))
+    for e in runnable(registry::QS8_FC_F32OUT, &conv_query(&ConvGeometry::rows(1, k, n), m.pack, k)) {
+        // SAFETY: as above.
+        g.bench_function(BenchmarkId::new(e.name, "1280to1000"), |b| {
+            b.iter(|| unsafe { (e.f)(1, &x, &m, &out, &mut y) })
         });
     }
-    // The classifier of a pruned model stored block-sparse (16x4 blocks), the same set.
-    let set = *sets().last().expect("scalar at least");
+    // The classifier of a pruned model stored block-sparse (16x4 blocks), every sparse entry.
     for sparsity in [80u32, 90] {
         use sparq_format::sparse::{encode, BlockSparse, KERNEL_BLOCK};
         let wz = block_sparse_weights(n, k, sparsity);
         let store = sparq_runtime::AlignedBytes::from_slice(&encode(KERNEL_BLOCK, n, k, &wz));
         let s = BlockSparse::parse(store.as_slice(), n, k, KERNEL_BLOCK).unwrap();
-        g.bench_function(BenchmarkId::new(format!("{}_sparse{sparsity}", set.name()), "1280to1000"), |b| {
-            b.iter(|| set.qs8_spfc_f32out(1, &x, &s, &out, &mut y))
-        });
+        for e in runnable(registry::QS8_SPFC_F32OUT, &conv_query(&ConvGeometry::rows(1, k, n), Some(KERNEL_BLOCK), k)) {
+            // SAFETY: as above.
+            g.bench_function(BenchmarkId::new(format!("{}_sparse{sparsity}", e.name), "1280to1000"), |b| {
+                b.iter(|| unsafe { (e.f)(1, &x, &s, &out, &mut y) })
+            });
+        }
     }
     g.finish();
 }
@@ -166,6 +254,17 @@ fn bench_sparse(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(format!("{}_sparse{sparsity}", set.name()), name), &geo, |b, geo| {
                 b.iter(|| set.qs8_spgemm(geo, &x, &s, &r, &mut y))
             });
+            if sparsity == 80 {
+                // Every other sparse entry this CPU runs, at 80% (the best path's one is above).
+                for e in runnable(registry::QS8_SPGEMM, &conv_query(&geo, Some(KERNEL_BLOCK), k)) {
+                    if e.name != set.spgemm_name() {
+                        // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
+                        g.bench_with_input(BenchmarkId::new(format!("{}_sparse80", e.name), name), &geo, |b, geo| {
+                            b.iter(|| unsafe { (e.f)(geo, &x, &s, &r, &mut y) })
+                        });
+                    }
+                }
+            }
         }
     }
     g.finish();
@@ -187,9 +286,10 @@ fn bench_pool(c: &mut Criterion) {
         shift,
     };
     g.throughput(Throughput::Elements(x.len() as u64));
-    for set in sets() {
-        g.bench_function(BenchmarkId::new(set.name(), "global_avg_7x7x1280"), |b| {
-            b.iter(|| set.qs8_global_avg_pool(&gp, &x, &mut y))
+    for e in runnable(registry::QS8_GLOBAL_AVG_POOL, &Query::default()) {
+        // SAFETY: `runnable` checked this CPU's features.
+        g.bench_function(BenchmarkId::new(e.name, "global_avg_7x7x1280"), |b| {
+            b.iter(|| unsafe { (e.f)(&gp, &x, &mut y) })
         });
     }
     let geo = geometry(56, 64, 64, 2, 2, 1);
@@ -197,9 +297,10 @@ fn bench_pool(c: &mut Criterion) {
     let x = bytes(56 * 56 * 64, 6);
     let mut y = vec![0i8; 28 * 28 * 64];
     g.throughput(Throughput::Elements(x.len() as u64));
-    for set in sets() {
-        g.bench_function(BenchmarkId::new(set.name(), "max_2x2s2_56x56x64"), |b| {
-            b.iter(|| set.qs8_max_pool(&geo, &x, &mut y))
+    for e in runnable(registry::QS8_MAX_POOL, &conv_query(&geo, None, 4)) {
+        // SAFETY: `runnable` checked this CPU's features.
+        g.bench_function(BenchmarkId::new(e.name, "max_2x2s2_56x56x64"), |b| {
+            b.iter(|| unsafe { (e.f)(&geo, &x, &mut y) })
         });
     }
     g.finish();
@@ -217,9 +318,10 @@ fn bench_f32(c: &mut Criterion) {
         let b = vec![0.1f32; geo.out_c];
         let mut y = vec![0f32; geo.out_h * geo.out_w * geo.out_c];
         g.throughput(Throughput::Elements(geo.macs()));
-        for set in sets() {
-            g.bench_with_input(BenchmarkId::new(set.name(), name), &geo, |bch, geo| {
-                bch.iter(|| set.f32_conv2d(geo, &x, &w, &b, f32::NEG_INFINITY, f32::INFINITY, &mut y))
+        for e in runnable(registry::F32_CONV, &conv_query(&geo, None, k)) {
+            // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
+            g.bench_with_input(BenchmarkId::new(e.name, name), &geo, |bch, geo| {
+                bch.iter(|| unsafe { (e.f)(geo, &x, &w, &b, f32::NEG_INFINITY, f32::INFINITY, &mut y) })
             });
         }
     }

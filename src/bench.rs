@@ -48,8 +48,8 @@ impl sparq_runtime::Observer for OpTimer {
     }
 }
 
-/// Mean milliseconds per op over `iters` observed runs.
-pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Vec<f64>> {
+/// Mean milliseconds per op over `iters` observed runs, and the kernel each op resolved to.
+pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Vec<(f64, &'static str)>> {
     let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::with_options(model, arena.as_mut_slice(), SessionOptions { threads })?;
     for _ in 0..warmup {
@@ -59,7 +59,12 @@ pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) 
     for _ in 0..iters.max(1) {
         session.run_observed(&mut timer);
     }
-    Ok(timer.total_ns.iter().map(|&ns| ns as f64 / 1e6 / iters.max(1) as f64).collect())
+    Ok(timer
+        .total_ns
+        .iter()
+        .enumerate()
+        .map(|(i, &ns)| (ns as f64 / 1e6 / iters.max(1) as f64, session.op_kernel(i).unwrap_or("-")))
+        .collect())
 }
 
 /// Latency statistics in milliseconds.
@@ -226,9 +231,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             j["per_op"] = ops
                 .iter()
                 .enumerate()
-                .map(|(i, ms)| {
+                .map(|(i, (ms, kernel))| {
                     let o = model.op(i);
-                    serde_json::json!({"name": o.name, "type": sparq_format::layout::op::name(o.kind), "macs": model.op_macs(i), "ms": ms})
+                    serde_json::json!({"name": o.name, "type": sparq_format::layout::op::name(o.kind), "kernel": kernel, "macs": model.op_macs(i), "ms": ms})
                 })
                 .collect();
         }
@@ -270,18 +275,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             );
         }
         if let Some(ops) = &per_op {
-            let total: f64 = ops.iter().sum();
+            let total: f64 = ops.iter().map(|(ms, _)| ms).sum();
             println!(
-                "\n  {:>4}  {:<18} {:<20} {:>10} {:>9} {:>6} {:>8}  name",
-                "#", "type", "output shape", "MACs", "ms", "%", "GMAC/s"
+                "\n  {:>4}  {:<18} {:<20} {:>10} {:>9} {:>6} {:>8}  {:<30} name",
+                "#", "type", "output shape", "MACs", "ms", "%", "GMAC/s", "kernel"
             );
-            for (i, ms) in ops.iter().enumerate() {
+            for (i, &(ms, kernel)) in ops.iter().enumerate() {
                 let o = model.op(i);
                 let y = model.tensor(o.output(0));
                 let m = model.op_macs(i);
                 let rate = if m > 0 { format!("{:.2}", m as f64 / (ms * 1e6)) } else { "-".into() };
                 println!(
-                    "  {:>4}  {:<18} {:<20} {:>10} {:>9.4} {:>6.1} {:>8}  {}",
+                    "  {:>4}  {:<18} {:<20} {:>10} {:>9.4} {:>6.1} {:>8}  {:<30} {}",
                     i,
                     sparq_format::layout::op::name(o.kind),
                     format!("{:?}", y.shape()),
@@ -289,6 +294,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                     ms,
                     100.0 * ms / total,
                     rate,
+                    kernel,
                     o.name
                 );
             }

@@ -74,21 +74,31 @@ pub fn inspect(path: &Path) -> Result<()> {
         by_dtype[DType::F32 as usize]
     );
     let bound = liveness_bound(&model);
+    let tensors = model.tensor_arena_size();
     println!(
-        "arena: {} bytes (liveness lower bound {} bytes: the most bytes of tensors live at once; {:.2}x)",
+        "arena: {} bytes for a session: tensors {} bytes + plan {} bytes ({} ops decoded once); tensors vs \
+         liveness lower bound {} bytes (the most bytes of tensors live at once; {:.2}x)",
         model.arena_size(),
+        tensors,
+        model.plan_size(),
+        model.op_count(),
         bound,
-        model.arena_size() as f64 / bound.max(1) as f64
+        tensors as f64 / bound.max(1) as f64
+    );
+    let (path, features) = sparq_runtime::session::kernel_path()?;
+    println!(
+        "kernels: path {path} (this CPU{})",
+        if std::env::var_os("SPARQ_KERNELS").is_some() { ", forced by SPARQ_KERNELS" } else { "" }
     );
     let total_macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
     println!("ops: {} ({:.1} M MACs)", model.op_count(), total_macs as f64 / 1e6);
-    println!("  {:>4}  {:<18} {:<5} {:<22} {:>10}  name", "#", "op", "dtype", "output shape", "MACs");
+    println!("  {:>4}  {:<18} {:<5} {:<22} {:>10}  {:<30} name", "#", "op", "dtype", "output shape", "MACs", "kernel");
     for i in 0..model.op_count() {
         let o = model.op(i);
         let y = model.tensor(o.output(0));
         let x = model.tensor(o.input(0));
         println!(
-            "  {:>4}  {:<18} {:<5} {:<22} {:>10}  {}",
+            "  {:>4}  {:<18} {:<5} {:<22} {:>10}  {:<30} {}",
             i,
             op::name(o.kind),
             format!(
@@ -101,6 +111,7 @@ pub fn inspect(path: &Path) -> Result<()> {
             ),
             shape(y.shape()),
             model.op_macs(i),
+            model.op_kernel(i, features).unwrap_or("-"),
             o.name
         );
     }

@@ -8,16 +8,20 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cpu;
 pub mod error;
 pub mod kernels;
 pub mod model;
+pub mod ops;
 #[cfg(feature = "std")]
 pub mod pool;
 pub mod quant;
 pub mod session;
 #[cfg(feature = "std")]
 pub mod storage;
+pub mod tensor;
 
+pub use cpu::Features;
 pub use error::RuntimeError;
 
 /// A value aligned to 64 bytes, for embedding model bytes (see [`include_model!`]).

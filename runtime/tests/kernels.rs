@@ -109,6 +109,20 @@ fn sets() -> Vec<KernelSet> {
     if std::is_x86_feature_detected!("avx2") {
         assert!(sets.iter().any(|k| k.name() == "avx2"), "this host has AVX2 but the avx2 kernels did not run");
     }
+    // The host's widest path runs whatever the other features: AVX-512 VNNI without AVX-VNNI
+    // (most AVX-512 servers) must still run the AVX-512 kernels.
+    #[cfg(target_arch = "x86_64")]
+    {
+        use sparq_runtime::Features;
+        let cpu = Features::detect();
+        let want = Features::AVX2.union(Features::AVX512).union(Features::AVX512VNNI);
+        if cpu.contains(want) {
+            assert!(
+                sets.iter().any(|k| k.name() == "avx512vnni"),
+                "this host has AVX-512 VNNI but its kernels did not run"
+            );
+        }
+    }
     #[cfg(sparq_arm_neon)]
     assert!(sets.iter().any(|k| k.name() == "armv7-neon"), "the armv7-neon kernels did not run");
     #[cfg(target_arch = "aarch64")]

@@ -1,5 +1,13 @@
-//! The int8 kernel sets, one per ISA path, and the choice of one at `Session::new`.
-//! Dispatch, tests and benches all read [`available`], so a kernel cannot exist untested.
+//! One registry table per kernel family (XNNPACK's one list per family): each entry is a kernel's
+//! name, the CPU features it needs, its tile, the weight packing it reads and the shapes it takes,
+//! and its function. Dispatch (the session plan), the bit-exact tests and the benches all read
+//! these tables, so a kernel cannot exist unregistered, untested or unbenched.
+//!
+//! Entries are in order of preference, the scalar specification first: an op gets the last entry
+//! whose features the CPU (or the forced path) has and whose constraints its shape meets. The
+//! scalar entry takes every shape, so resolution always succeeds, and it happens once, when the
+//! session is planned: a kernel that does not fit is a decision there (reported by
+//! `sparq inspect` / `sparq bench --per-op`), never a silent per-call fallback.
 
 use super::conv::{ConvGeometry, Requant};
 use super::elementwise::{AddParams, MulParams};
@@ -7,6 +15,8 @@ use super::fc::F32Out;
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use super::pool::GlobalPool;
 use super::spgemm::{BlockSparse, KERNEL_BLOCK};
+pub use crate::cpu::{Features, PathSpec, PATHS};
+use sparq_format::layout::Pack;
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
@@ -21,162 +31,108 @@ pub type GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i8], &mut [i8]);
 pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &F32Out<'_>, &mut [f32]);
 pub type SpFcF32OutFn = unsafe fn(usize, &[i8], &BlockSparse<'_>, &F32Out<'_>, &mut [f32]);
 
-/// One ISA path's int8 kernels. Fields are private: a set can only be obtained through
-/// [`available`] / [`select`], which check that the CPU supports it, so calling its functions is
-/// sound.
-#[derive(Clone, Copy)]
-pub struct KernelSet {
-    name: &'static str,
-    qs8_conv2d: ConvFn,
-    qs8_dwconv: ConvFn,
-    qs8_fc: FcFn,
-    /// GEMM-convolution on [`SIMD_PACK`] panels; `None`: the scalar kernel reads any layout.
-    qs8_gemm: Option<(&'static str, GemmFn)>,
-    /// Block-sparse GEMM-convolution on [`KERNEL_BLOCK`] blocks; `None`: the scalar kernel
-    /// reads any block shape.
-    qs8_spgemm: Option<(&'static str, SpGemmFn)>,
-    /// Fully-connected with f32 output on [`SIMD_PACK`] panels.
-    qs8_fc_f32out: Option<FcF32OutFn>,
-    /// Fully-connected with f32 output on a block-sparse matrix of [`KERNEL_BLOCK`] blocks.
-    qs8_spfc_f32out: Option<(&'static str, SpFcF32OutFn)>,
-    /// Int8 add of contiguous operands of one shape and layout.
-    qs8_add: AddFn,
-    /// Int8 multiply of contiguous operands of one shape and layout.
-    qs8_mul: MulFn,
-    /// f32 -> int8 quantization of a contiguous slice (the model input).
-    qs8_quantize: QuantizeFn,
-    /// f32 convolution with one group (and fully-connected), for layers kept in float.
-    f32_conv2d: F32ConvFn,
-    /// Int8 max pooling (NHWC).
-    qs8_max_pool: MaxPoolFn,
-    /// Int8 global average pooling (NHWC), requantized.
-    qs8_global_avg_pool: GlobalAvgPoolFn,
+/// What an op asks of a kernel: its geometry (convolution-like families; `rows(m, k, n)` for
+/// fully-connected layers), the weights' packing (`None`: row-major) and reduction length.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Query {
+    pub geometry: ConvGeometry,
+    pub pack: Option<Pack>,
+    pub k: usize,
 }
 
-impl core::fmt::Debug for KernelSet {
+/// Output pixels x output channels x reduction step of a kernel's inner tile (documentation and
+/// bench labels; `1x1x1` for element-wise kernels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub mr: usize,
+    pub nr: usize,
+    pub kr: usize,
+}
+
+#[allow(dead_code)]
+const fn tile(mr: usize, nr: usize, kr: usize) -> Tile {
+    Tile { mr, nr, kr }
+}
+
+/// One registered kernel.
+#[derive(Clone, Copy)]
+pub struct Entry<F: 'static> {
+    pub name: &'static str,
+    /// Features the CPU must have (`NONE`: runs everywhere).
+    pub requires: Features,
+    pub tile: Tile,
+    /// The weight layout it reads: `Some(p)` only panels / blocks `p`; `None` any (the scalar
+    /// specifications read every layout of their family).
+    pub pack: Option<Pack>,
+    /// Shapes it takes beyond the packing (reduction length, window, groups).
+    pub fits: fn(&Query) -> bool,
+    pub f: F,
+}
+
+impl<F> core::fmt::Debug for Entry<F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.name)
     }
 }
 
-impl KernelSet {
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-    pub fn qs8_conv2d(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-        // SAFETY: the set was selected for a CPU that supports it (see the type's docs).
-        unsafe { (self.qs8_conv2d)(g, x, w, rq, y) }
-    }
-    /// Int8 multiply of contiguous operands (see `elementwise::qs8_mul_contiguous_scalar`).
-    pub fn qs8_mul(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_mul)(a, b, y, p) }
-    }
-    /// `quant::quantize_f32` over a contiguous slice.
-    pub fn qs8_quantize(&self, x: &[f32], y: &mut [i8], scale: f32, zero_point: i32) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_quantize)(x, y, scale, zero_point) }
-    }
-    pub fn qs8_dwconv(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_dwconv)(g, x, w, rq, y) }
-    }
-    /// Convolution with one group (or fully-connected, as 1x1 over `batch` rows) on a weight
-    /// matrix in any layout: this set's GEMM kernel when the matrix is packed for it, else the
-    /// scalar kernel.
-    pub fn qs8_gemm(&self, g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
-        match self.qs8_gemm {
-            Some((_, f)) if w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K => {
-                // SAFETY: as above; the packing and reduction length are the kernel's to check.
-                unsafe { f(g, x, w, rq, y) }
-            }
-            _ => super::gemm::scalar::qs8_gemm_scalar(g, x, w, rq, y),
-        }
-    }
-    /// Convolution with one group (or fully-connected) on a block-sparse weight matrix: this
-    /// set's sparse kernel for [`KERNEL_BLOCK`] blocks, else the scalar kernel.
-    pub fn qs8_spgemm(&self, g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
-        match self.qs8_spgemm {
-            Some((_, f)) if w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K => {
-                // SAFETY: as above; the block shape and reduction length are the kernel's to check.
-                unsafe { f(g, x, w, rq, y) }
-            }
-            _ => super::spgemm::qs8_spgemm_scalar(g, x, w, rq, y),
-        }
-    }
-    /// Name of the sparse kernel this set runs on [`KERNEL_BLOCK`] blocks.
-    pub fn spgemm_name(&self) -> &'static str {
-        self.qs8_spgemm.map_or("qs8_spgemm_scalar", |(n, _)| n)
-    }
-    /// Fully-connected layer with f32 output from the int32 accumulator (see
-    /// `fc::scalar::qs8_fc_f32out_scalar`, its specification).
-    pub fn qs8_fc_f32out(&self, m: usize, x: &[i8], w: &WeightMatrix<'_>, out: &F32Out<'_>, y: &mut [f32]) {
-        match self.qs8_fc_f32out {
-            Some(f) if w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K => {
-                // SAFETY: as above.
-                unsafe { f(m, x, w, out, y) }
-            }
-            _ => super::fc::scalar::qs8_fc_f32out_scalar(m, x, w, out, y),
-        }
-    }
-    /// Fully-connected layer with f32 output on a block-sparse matrix (see
-    /// `spgemm::qs8_spfc_f32out_scalar`, its specification).
-    pub fn qs8_spfc_f32out(&self, m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
-        match self.qs8_spfc_f32out {
-            Some((_, f)) if w.block == KERNEL_BLOCK && w.k.is_multiple_of(4) && w.k <= MAX_SIMD_K => {
-                // SAFETY: as above; the block shape and reduction length fit the kernel.
-                unsafe { f(m, x, w, out, y) }
-            }
-            _ => super::spgemm::qs8_spfc_f32out_scalar(m, x, w, out, y),
-        }
-    }
-    /// Name of the sparse f32-output fully-connected kernel of this set.
-    pub fn spfc_f32out_name(&self) -> &'static str {
-        self.qs8_spfc_f32out.map_or("qs8_spfc_f32out_scalar", |(n, _)| n)
-    }
-    /// f32 convolution (any groups) or fully-connected layer as a 1x1 convolution over rows
-    /// (see `conv::scalar::f32_conv2d_scalar`): this set's vector kernel for one group and up to
-    /// `conv::f32simd::MAX_IN_C` input channels, else the scalar kernel.
-    #[allow(clippy::too_many_arguments)]
-    pub fn f32_conv2d(&self, g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
-        if g.groups == 1 && g.in_c <= super::conv::F32_SIMD_MAX_IN_C {
-            // SAFETY: as above; the group count and channel count are the kernel's to check.
-            unsafe { (self.f32_conv2d)(g, x, w, bias, lo, hi, y) }
-        } else {
-            super::conv::scalar::f32_conv2d_scalar(g, x, w, bias, lo, hi, y)
-        }
-    }
-    /// Int8 max pooling over NHWC (see `pool::max_pool`).
-    pub fn qs8_max_pool(&self, g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_max_pool)(g, x, y) }
-    }
-    /// Int8 global average pooling over NHWC (see `pool::qs8_global_avg_pool`).
-    pub fn qs8_global_avg_pool(&self, p: &GlobalPool, x: &[i8], y: &mut [i8]) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_global_avg_pool)(p, x, y) }
-    }
-    /// Int8 add of contiguous operands of one shape and layout (no broadcast).
-    pub fn qs8_add(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_add)(a, b, y, p) }
-    }
-    /// Name of the GEMM kernel this set runs on packed weights.
-    pub fn gemm_name(&self) -> &'static str {
-        self.qs8_gemm.map_or("qs8_gemm_scalar", |(n, _)| n)
-    }
-    #[allow(clippy::too_many_arguments)]
-    pub fn qs8_fc(&self, m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-        // SAFETY: as above.
-        unsafe { (self.qs8_fc)(m, k, n, x, w, rq, y) }
+impl<F: Copy> Entry<F> {
+    /// Whether this kernel runs on a CPU with `features` and takes `q`.
+    pub fn accepts(&self, features: Features, q: &Query) -> bool {
+        self.requires.is_subset_of(features) && self.pack.is_none_or(|p| q.pack == Some(p)) && (self.fits)(q)
     }
 }
 
+/// The entry of `table` an op with query `q` runs on a CPU with `features`: the last that accepts
+/// it. Every table starts with its scalar specification, which accepts everything.
+pub fn resolve<F: Copy>(table: &'static [Entry<F>], features: Features, q: &Query) -> &'static Entry<F> {
+    table.iter().rev().find(|e| e.accepts(features, q)).unwrap_or(&table[0])
+}
+
+fn any(_: &Query) -> bool {
+    true
+}
+// (Unused on targets without SIMD kernels.)
+/// The im2col rows of the SIMD GEMM kernels live on the stack.
+#[allow(dead_code)]
+fn simd_k(q: &Query) -> bool {
+    q.k <= MAX_SIMD_K
+}
+/// As [`simd_k`], and whole groups of 4 reduction steps.
+#[allow(dead_code)]
+fn simd_k4(q: &Query) -> bool {
+    q.k <= MAX_SIMD_K && q.k.is_multiple_of(4)
+}
+/// One group and an input-channel run the f32 vector kernels keep on the stack.
+#[allow(dead_code)]
+fn f32_simd(q: &Query) -> bool {
+    q.geometry.groups == 1 && q.geometry.in_c <= super::conv::F32_SIMD_MAX_IN_C
+}
+#[cfg(sparq_arm_neon)]
+fn armv7_dw(q: &Query) -> bool {
+    q.geometry.kernel_h * q.geometry.kernel_w <= super::depthwise::armv7::MAX_TAPS
+}
+
+// Scalar specifications, as `unsafe fn` to share the tables' function types.
 unsafe fn conv_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::conv::scalar::qs8_conv2d_scalar(g, x, w, rq, y)
 }
 unsafe fn dw_scalar(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::depthwise::scalar::qs8_dwconv_scalar(g, x, w, rq, y)
+}
+unsafe fn gemm_scalar(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    super::gemm::scalar::qs8_gemm_scalar(g, x, w, rq, y)
+}
+unsafe fn spgemm_scalar(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+    super::spgemm::qs8_spgemm_scalar(g, x, w, rq, y)
+}
+unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+    super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)
+}
+unsafe fn fc_f32out_scalar(m: usize, x: &[i8], w: &WeightMatrix<'_>, out: &F32Out<'_>, y: &mut [f32]) {
+    super::fc::scalar::qs8_fc_f32out_scalar(m, x, w, out, y)
+}
+unsafe fn spfc_f32out_scalar(m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
+    super::spgemm::qs8_spfc_f32out_scalar(m, x, w, out, y)
 }
 unsafe fn add_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
     super::elementwise::qs8_add_contiguous_scalar(a, b, y, p)
@@ -191,196 +147,443 @@ unsafe fn quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
 unsafe fn f32_conv_scalar(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
     super::conv::scalar::f32_conv2d_scalar(g, x, w, b, lo, hi, y)
 }
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_dw_scalar(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
+    super::depthwise::scalar::f32_dwconv_scalar(g, x, w, b, lo, hi, y)
+}
 unsafe fn max_pool_scalar(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
     super::pool::max_pool::<i8>(g, x, y, i8::MIN)
 }
 unsafe fn global_avg_pool_scalar(p: &GlobalPool, x: &[i8], y: &mut [i8]) {
     super::pool::qs8_global_avg_pool(p, x, y)
 }
-unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)
+
+const SCALAR_TILE: Tile = tile(1, 1, 1);
+
+macro_rules! entry {
+    ($name:literal, $requires:expr, $tile:expr, $pack:expr, $fits:expr, $f:expr) => {
+        Entry { name: $name, requires: $requires, tile: $tile, pack: $pack, fits: $fits, f: $f }
+    };
 }
 
-/// The specification: runs everywhere.
-pub const SCALAR: KernelSet = KernelSet {
-    name: "scalar",
-    qs8_conv2d: conv_scalar,
-    qs8_dwconv: dw_scalar,
-    qs8_fc: fc_scalar,
-    qs8_gemm: None,
-    qs8_spgemm: None,
-    qs8_fc_f32out: None,
-    qs8_spfc_f32out: None,
-    qs8_add: add_scalar,
-    qs8_mul: mul_scalar,
-    qs8_quantize: quantize_scalar,
-    f32_conv2d: f32_conv_scalar,
-    qs8_max_pool: max_pool_scalar,
-    qs8_global_avg_pool: global_avg_pool_scalar,
-};
-
 #[cfg(target_arch = "x86_64")]
-const AVX2: KernelSet = KernelSet {
-    name: "avx2",
-    qs8_conv2d: super::conv::avx2::qs8_conv2d_avx2,
-    qs8_dwconv: super::depthwise::avx2::qs8_dwconv_c16_avx2,
-    qs8_fc: super::fc::avx2::qs8_fc_avx2,
-    qs8_gemm: Some(("qs8_gemm_4x8c4_avx2", super::gemm::avx2::qs8_gemm_4x8c4_avx2)),
-    qs8_spgemm: Some(("qs8_spgemm_4x8c4_avx2", super::spgemm::x86::qs8_spgemm_4x8c4_avx2)),
-    qs8_fc_f32out: Some(super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2),
-    qs8_spfc_f32out: Some(("qs8_spfc_f32out_avx2", super::spgemm::x86::qs8_spfc_f32out_avx2)),
-    qs8_add: super::x86::qs8_add_avx2,
-    qs8_mul: super::x86::qs8_mul_avx2,
-    qs8_quantize: super::x86::qs8_quantize_avx2,
-    f32_conv2d: super::conv::f32simd::f32_conv2d_8c_avx2,
-    qs8_max_pool: super::pool::x86::qs8_max_pool_avx2,
-    qs8_global_avg_pool: super::pool::x86::qs8_global_avg_pool_avx2,
-};
-
-/// AVX2 plus AVX-VNNI (`vpdpbusd`): Intel Alder Lake and later, AMD Zen 4 and later.
+const AVX2: Features = Features::AVX2;
 #[cfg(target_arch = "x86_64")]
-const AVXVNNI: KernelSet = KernelSet {
-    name: "avxvnni",
-    qs8_gemm: Some(("qs8_gemm_4x16c4_avxvnni", super::gemm::avxvnni::qs8_gemm_4x16c4_avxvnni)),
-    ..AVX2
-};
-
-/// aarch64 NEON (every aarch64 CPU: Raspberry Pi 3/4, Cortex-A53/A72).
+const AVXVNNI: Features = Features::AVX2.union(Features::AVXVNNI);
+#[cfg(target_arch = "x86_64")]
+const AVX512: Features = Features::AVX2.union(Features::AVX512);
+#[cfg(target_arch = "x86_64")]
+const AVX512VNNI: Features = AVX512.union(Features::AVX512VNNI);
 #[cfg(target_arch = "aarch64")]
-const NEON: KernelSet = KernelSet {
-    name: "neon",
-    qs8_conv2d: conv_scalar,
-    qs8_dwconv: super::depthwise::neon::qs8_dwconv_c16_neon,
-    qs8_fc: fc_scalar,
-    qs8_gemm: Some(("qs8_gemm_4x8c4_neon", super::gemm::neon::qs8_gemm_4x8c4_neon)),
-    qs8_spgemm: Some(("qs8_spgemm_4x8c4_neon", super::spgemm::neon::qs8_spgemm_4x8c4_neon)),
-    qs8_fc_f32out: None,
-    qs8_spfc_f32out: None,
-    qs8_add: super::arm::qs8_add_neon,
-    qs8_mul: super::arm::qs8_mul_neon,
-    qs8_quantize: quantize_scalar,
-    f32_conv2d: super::conv::f32simd::f32_conv2d_8c_neon,
-    qs8_max_pool: super::pool::neon::qs8_max_pool_neon,
-    qs8_global_avg_pool: super::pool::neon::qs8_global_avg_pool_neon,
-};
+const DOTPROD: Features = Features::NEON.union(Features::DOTPROD);
 
-/// NEON plus the Armv8.2 dot product (`sdot`): Raspberry Pi 5 (Cortex-A76), most Android phones.
-#[cfg(target_arch = "aarch64")]
-const DOTPROD: KernelSet = KernelSet {
-    name: "dotprod",
-    qs8_gemm: Some(("qs8_gemm_4x8c4_dotprod", super::gemm::neon::qs8_gemm_4x8c4_dotprod)),
-    qs8_spgemm: Some(("qs8_spgemm_4x8c4_dotprod", super::spgemm::neon::qs8_spgemm_4x8c4_dotprod)),
-    ..NEON
-};
-
-/// 32-bit ARM NEON (`thumbv7neon`: 32-bit Raspberry Pi OS on a Pi 2/3/4): GEMM and depthwise.
-#[cfg(sparq_arm_neon)]
-const ARMV7_NEON: KernelSet = KernelSet {
-    name: "armv7-neon",
-    qs8_dwconv: super::depthwise::armv7::qs8_dwconv_c8_armv7,
-    qs8_gemm: Some(("qs8_gemm_1x8c4_armv7", super::gemm::armv7::qs8_gemm_1x8c4_armv7)),
-    ..SCALAR
-};
-
-#[cfg(target_arch = "aarch64")]
-fn has_dotprod() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::arch::is_aarch64_feature_detected!("dotprod")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(target_feature = "dotprod")
-    }
-}
-
-/// AVX-VNNI plus AVX-512 VNNI (512-bit `vpdpbusd`): Intel Ice Lake / Sapphire Rapids, AMD Zen 4+.
-#[cfg(target_arch = "x86_64")]
-const AVX512VNNI: KernelSet = KernelSet {
-    name: "avx512vnni",
-    qs8_gemm: Some(("qs8_gemm_8x32c4_avx512vnni", super::gemm::avxvnni::qs8_gemm_8x32c4_avx512vnni)),
-    qs8_dwconv: super::depthwise::vnni::qs8_dwconv_c64_avx512vnni,
-    qs8_spgemm: Some(("qs8_spgemm_16x16c4_avx512vnni", super::spgemm::x86::qs8_spgemm_16x16c4_avx512vnni)),
-    qs8_spfc_f32out: Some(("qs8_spfc_f32out_avx512vnni", super::spgemm::x86::qs8_spfc_f32out_avx512vnni)),
-    qs8_add: super::x86::qs8_add_avx512,
-    qs8_quantize: super::x86::qs8_quantize_avx512,
-    ..AVXVNNI
-};
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512vnni() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(all(
-            target_feature = "avx512f",
-            target_feature = "avx512bw",
-            target_feature = "avx512vl",
-            target_feature = "avx512vnni"
-        ))
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(target_feature = "avx2")
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avxvnni() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avxvnni")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(target_feature = "avxvnni")
-    }
-}
-
-/// Every set this CPU can run, best last.
-pub fn available() -> impl Iterator<Item = KernelSet> {
-    #[allow(unused_mut)] // no set is added on targets without a SIMD set
-    let mut sets = [Some(SCALAR), None, None, None];
+/// Direct int8 convolution (any groups) on row-major weights.
+pub const QS8_CONV: &[Entry<ConvFn>] = &[
+    entry!("qs8_conv2d_scalar", Features::NONE, SCALAR_TILE, None, any, conv_scalar),
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        sets[1] = Some(AVX2);
-        if has_avxvnni() {
-            sets[2] = Some(AVXVNNI);
-            if has_avx512vnni() {
-                sets[3] = Some(AVX512VNNI);
-            }
-        }
-    }
-    #[cfg(sparq_arm_neon)]
-    {
-        sets[1] = Some(ARMV7_NEON);
-    }
+    entry!("qs8_conv2d_avx2", AVX2, tile(1, 1, 32), None, any, super::conv::avx2::qs8_conv2d_avx2),
+];
+
+/// Int8 depthwise convolution, weights `[KH, KW, C]`.
+pub const QS8_DWCONV: &[Entry<ConvFn>] = &[
+    entry!("qs8_dwconv_scalar", Features::NONE, SCALAR_TILE, None, any, dw_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_dwconv_c16_avx2", AVX2, tile(1, 16, 1), None, any, super::depthwise::avx2::qs8_dwconv_c16_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_dwconv_c32_avx512", AVX512, tile(1, 32, 1), None, any, super::depthwise::avx2::qs8_dwconv_c32_avx512),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_dwconv_c64_avx512vnni",
+        AVX512VNNI,
+        tile(2, 64, 1),
+        None,
+        any,
+        super::depthwise::vnni::qs8_dwconv_c64_avx512vnni
+    ),
     #[cfg(target_arch = "aarch64")]
-    {
-        sets[1] = Some(NEON);
-        if has_dotprod() {
-            sets[2] = Some(DOTPROD);
-        }
+    entry!(
+        "qs8_dwconv_c16_neon",
+        Features::NEON,
+        tile(1, 16, 1),
+        None,
+        any,
+        super::depthwise::neon::qs8_dwconv_c16_neon
+    ),
+    #[cfg(sparq_arm_neon)]
+    entry!(
+        "qs8_dwconv_c8_armv7",
+        Features::ARMV7_NEON,
+        tile(1, 8, 1),
+        None,
+        armv7_dw,
+        super::depthwise::armv7::qs8_dwconv_c8_armv7
+    ),
+];
+
+/// Int8 GEMM-convolution (one group; fully-connected layers as 1x1 over rows) on an `N x K`
+/// weight matrix, row-major or packed in [`SIMD_PACK`] panels.
+pub const QS8_GEMM: &[Entry<GemmFn>] = &[
+    entry!("qs8_gemm_scalar", Features::NONE, SCALAR_TILE, None, any, gemm_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_gemm_4x8c4_avx2", AVX2, tile(4, 8, 4), Some(SIMD_PACK), simd_k, super::gemm::avx2::qs8_gemm_4x8c4_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_gemm_4x16c4_avxvnni",
+        AVXVNNI,
+        tile(4, 16, 4),
+        Some(SIMD_PACK),
+        simd_k,
+        super::gemm::avxvnni::qs8_gemm_4x16c4_avxvnni
+    ),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_gemm_8x32c4_avx512vnni",
+        AVX512VNNI,
+        tile(8, 32, 4),
+        Some(SIMD_PACK),
+        simd_k,
+        super::gemm::avxvnni::qs8_gemm_8x32c4_avx512vnni
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs8_gemm_4x8c4_neon",
+        Features::NEON,
+        tile(4, 8, 4),
+        Some(SIMD_PACK),
+        simd_k,
+        super::gemm::neon::qs8_gemm_4x8c4_neon
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs8_gemm_4x8c4_dotprod",
+        DOTPROD,
+        tile(4, 8, 4),
+        Some(SIMD_PACK),
+        simd_k,
+        super::gemm::neon::qs8_gemm_4x8c4_dotprod
+    ),
+    #[cfg(sparq_arm_neon)]
+    entry!(
+        "qs8_gemm_1x8c4_armv7",
+        Features::ARMV7_NEON,
+        tile(1, 8, 4),
+        Some(SIMD_PACK),
+        simd_k,
+        super::gemm::armv7::qs8_gemm_1x8c4_armv7
+    ),
+];
+
+/// Int8 block-sparse GEMM-convolution (one group) on [`KERNEL_BLOCK`] blocks.
+pub const QS8_SPGEMM: &[Entry<SpGemmFn>] = &[
+    entry!("qs8_spgemm_scalar", Features::NONE, SCALAR_TILE, None, any, spgemm_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_spgemm_4x8c4_avx2",
+        AVX2,
+        tile(4, 8, 4),
+        Some(KERNEL_BLOCK),
+        simd_k,
+        super::spgemm::x86::qs8_spgemm_4x8c4_avx2
+    ),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_spgemm_16x16c4_avx512vnni",
+        AVX512VNNI,
+        tile(16, 16, 4),
+        Some(KERNEL_BLOCK),
+        simd_k,
+        super::spgemm::x86::qs8_spgemm_16x16c4_avx512vnni
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs8_spgemm_4x8c4_neon",
+        Features::NEON,
+        tile(4, 8, 4),
+        Some(KERNEL_BLOCK),
+        simd_k,
+        super::spgemm::neon::qs8_spgemm_4x8c4_neon
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs8_spgemm_4x8c4_dotprod",
+        DOTPROD,
+        tile(4, 8, 4),
+        Some(KERNEL_BLOCK),
+        simd_k,
+        super::spgemm::neon::qs8_spgemm_4x8c4_dotprod
+    ),
+];
+
+/// Int8 fully-connected on a row-major `[N][K]` matrix.
+pub const QS8_FC: &[Entry<FcFn>] = &[
+    entry!("qs8_fc_scalar", Features::NONE, SCALAR_TILE, None, any, fc_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_fc_1x1c32_avx2", AVX2, tile(1, 1, 32), None, any, super::fc::avx2::qs8_fc_avx2),
+];
+
+/// Int8 fully-connected with f32 output (logits), row-major or [`SIMD_PACK`] panels.
+pub const QS8_FC_F32OUT: &[Entry<FcF32OutFn>] = &[
+    entry!("qs8_fc_f32out_scalar", Features::NONE, SCALAR_TILE, None, any, fc_f32out_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_fc_f32out_1x8c4_avx2",
+        AVX2,
+        tile(1, 8, 4),
+        Some(SIMD_PACK),
+        simd_k,
+        super::gemm::avx2::qs8_fc_f32out_1x8c4_avx2
+    ),
+];
+
+/// Int8 fully-connected with f32 output on [`KERNEL_BLOCK`] blocks.
+pub const QS8_SPFC_F32OUT: &[Entry<SpFcF32OutFn>] = &[
+    entry!("qs8_spfc_f32out_scalar", Features::NONE, SCALAR_TILE, None, any, spfc_f32out_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_spfc_f32out_1x8c4_avx2",
+        AVX2,
+        tile(1, 8, 4),
+        Some(KERNEL_BLOCK),
+        simd_k4,
+        super::spgemm::x86::qs8_spfc_f32out_avx2
+    ),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs8_spfc_f32out_1x16c4_avx512vnni",
+        AVX512VNNI,
+        tile(1, 16, 4),
+        Some(KERNEL_BLOCK),
+        simd_k4,
+        super::spgemm::x86::qs8_spfc_f32out_avx512vnni
+    ),
+];
+
+/// Int8 add of contiguous operands of one shape and layout.
+pub const QS8_ADD: &[Entry<AddFn>] = &[
+    entry!("qs8_add_scalar", Features::NONE, SCALAR_TILE, None, any, add_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_add_x16_avx2", AVX2, tile(1, 16, 1), None, any, super::x86::qs8_add_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_add_x32_avx512", AVX512, tile(1, 32, 1), None, any, super::x86::qs8_add_avx512),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs8_add_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::arm::qs8_add_neon),
+];
+
+/// Int8 multiply of contiguous operands of one shape and layout.
+pub const QS8_MUL: &[Entry<MulFn>] = &[
+    entry!("qs8_mul_scalar", Features::NONE, SCALAR_TILE, None, any, mul_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_mul_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::x86::qs8_mul_avx2),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs8_mul_x4_neon", Features::NEON, tile(1, 4, 1), None, any, super::arm::qs8_mul_neon),
+];
+
+/// f32 -> int8 quantization of a contiguous slice.
+pub const QS8_QUANTIZE: &[Entry<QuantizeFn>] = &[
+    entry!("qs8_quantize_scalar", Features::NONE, SCALAR_TILE, None, any, quantize_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_quantize_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::x86::qs8_quantize_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_quantize_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::x86::qs8_quantize_avx512),
+];
+
+/// f32 convolution (any groups; fully-connected layers as 1x1 over rows).
+pub const F32_CONV: &[Entry<F32ConvFn>] = &[
+    entry!("f32_conv2d_scalar", Features::NONE, SCALAR_TILE, None, any, f32_conv_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("f32_conv2d_1x8_avx2", AVX2, tile(1, 8, 1), None, f32_simd, super::conv::f32simd::f32_conv2d_8c_avx2),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "f32_conv2d_1x8_neon",
+        Features::NEON,
+        tile(1, 8, 1),
+        None,
+        f32_simd,
+        super::conv::f32simd::f32_conv2d_8c_neon
+    ),
+];
+
+/// f32 depthwise convolution.
+pub const F32_DWCONV: &[Entry<F32ConvFn>] =
+    &[entry!("f32_dwconv_scalar", Features::NONE, SCALAR_TILE, None, any, f32_dw_scalar)];
+
+/// Int8 max pooling (NHWC).
+pub const QS8_MAX_POOL: &[Entry<MaxPoolFn>] = &[
+    entry!("qs8_max_pool_scalar", Features::NONE, SCALAR_TILE, None, any, max_pool_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_max_pool_c32_avx2", AVX2, tile(1, 32, 1), None, any, super::pool::x86::qs8_max_pool_avx2),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs8_max_pool_c16_neon", Features::NEON, tile(1, 16, 1), None, any, super::pool::neon::qs8_max_pool_neon),
+];
+
+/// Int8 global average pooling (NHWC), requantized.
+pub const QS8_GLOBAL_AVG_POOL: &[Entry<GlobalAvgPoolFn>] = &[
+    entry!("qs8_global_avg_pool_scalar", Features::NONE, SCALAR_TILE, None, any, global_avg_pool_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_global_avg_pool_c8_avx2", AVX2, tile(1, 8, 1), None, any, super::pool::x86::qs8_global_avg_pool_avx2),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs8_global_avg_pool_c8_neon",
+        Features::NEON,
+        tile(1, 8, 1),
+        None,
+        any,
+        super::pool::neon::qs8_global_avg_pool_neon
+    ),
+];
+
+/// Names and features of every entry of every family, `(family, name, requires)`.
+pub fn all_entries() -> impl Iterator<Item = (&'static str, &'static str, Features)> {
+    fn of<F: Copy>(
+        family: &'static str,
+        t: &'static [Entry<F>],
+    ) -> impl Iterator<Item = (&'static str, &'static str, Features)> {
+        t.iter().map(move |e| (family, e.name, e.requires))
     }
-    sets.into_iter().flatten()
+    of("qs8_conv", QS8_CONV)
+        .chain(of("qs8_dwconv", QS8_DWCONV))
+        .chain(of("qs8_gemm", QS8_GEMM))
+        .chain(of("qs8_spgemm", QS8_SPGEMM))
+        .chain(of("qs8_fc", QS8_FC))
+        .chain(of("qs8_fc_f32out", QS8_FC_F32OUT))
+        .chain(of("qs8_spfc_f32out", QS8_SPFC_F32OUT))
+        .chain(of("qs8_add", QS8_ADD))
+        .chain(of("qs8_mul", QS8_MUL))
+        .chain(of("qs8_quantize", QS8_QUANTIZE))
+        .chain(of("f32_conv", F32_CONV))
+        .chain(of("f32_dwconv", F32_DWCONV))
+        .chain(of("qs8_max_pool", QS8_MAX_POOL))
+        .chain(of("qs8_global_avg_pool", QS8_GLOBAL_AVG_POOL))
 }
 
-/// The set to use: the best available, or the one named by `force` (`SPARQ_KERNELS`) if this
-/// CPU can run it.
+/// A kernel path bound to the features it may use on this CPU: what tests and benches iterate
+/// to run every family as a CPU of that class would. Its methods resolve the family's entry for
+/// each call (the session resolves once, in its plan).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KernelSet {
+    name: &'static str,
+    features: Features,
+}
+
+impl core::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The specification: every op on its scalar kernel.
+pub const SCALAR: KernelSet = KernelSet { name: "scalar", features: Features::NONE };
+
+fn conv_query(g: &ConvGeometry, pack: Option<Pack>, k: usize) -> Query {
+    Query { geometry: *g, pack, k }
+}
+
+impl KernelSet {
+    /// A path with explicit features (for tests that check resolution on CPUs other than this
+    /// one: the functions it resolves must not be called unless this CPU has the features).
+    pub const fn with_features(name: &'static str, features: Features) -> KernelSet {
+        KernelSet { name, features }
+    }
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    pub fn features(&self) -> Features {
+        self.features
+    }
+    /// The entry of `table` this path runs for `q`.
+    pub fn entry<F: Copy>(&self, table: &'static [Entry<F>], q: &Query) -> &'static Entry<F> {
+        resolve(table, self.features, q)
+    }
+    pub fn qs8_conv2d(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+        let e = self.entry(QS8_CONV, &conv_query(g, None, 0));
+        // SAFETY: a set is only obtained for a CPU that has its features (see `available`), and
+        // the entry accepted the shape.
+        unsafe { (e.f)(g, x, w, rq, y) }
+    }
+    pub fn qs8_dwconv(&self, g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+        let e = self.entry(QS8_DWCONV, &conv_query(g, None, 0));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, w, rq, y) }
+    }
+    pub fn qs8_gemm(&self, g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+        let e = self.entry(QS8_GEMM, &conv_query(g, w.pack, w.k));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, w, rq, y) }
+    }
+    pub fn qs8_spgemm(&self, g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
+        let e = self.entry(QS8_SPGEMM, &conv_query(g, Some(w.block), w.k));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, w, rq, y) }
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub fn qs8_fc(&self, m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+        let e = self.entry(QS8_FC, &conv_query(&ConvGeometry::rows(m, k, n), None, k));
+        // SAFETY: as above.
+        unsafe { (e.f)(m, k, n, x, w, rq, y) }
+    }
+    pub fn qs8_fc_f32out(&self, m: usize, x: &[i8], w: &WeightMatrix<'_>, out: &F32Out<'_>, y: &mut [f32]) {
+        let e = self.entry(QS8_FC_F32OUT, &conv_query(&ConvGeometry::rows(m, w.k, w.n), w.pack, w.k));
+        // SAFETY: as above.
+        unsafe { (e.f)(m, x, w, out, y) }
+    }
+    pub fn qs8_spfc_f32out(&self, m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32Out<'_>, y: &mut [f32]) {
+        let e = self.entry(QS8_SPFC_F32OUT, &conv_query(&ConvGeometry::rows(m, w.k, w.n), Some(w.block), w.k));
+        // SAFETY: as above.
+        unsafe { (e.f)(m, x, w, out, y) }
+    }
+    pub fn qs8_add(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
+        let e = self.entry(QS8_ADD, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(a, b, y, p) }
+    }
+    pub fn qs8_mul(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
+        let e = self.entry(QS8_MUL, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(a, b, y, p) }
+    }
+    pub fn qs8_quantize(&self, x: &[f32], y: &mut [i8], scale: f32, zero_point: i32) {
+        let e = self.entry(QS8_QUANTIZE, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(x, y, scale, zero_point) }
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub fn f32_conv2d(&self, g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], lo: f32, hi: f32, y: &mut [f32]) {
+        let e = self.entry(F32_CONV, &conv_query(g, None, 0));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, w, bias, lo, hi, y) }
+    }
+    pub fn qs8_max_pool(&self, g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
+        let e = self.entry(QS8_MAX_POOL, &conv_query(g, None, 0));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, y) }
+    }
+    pub fn qs8_global_avg_pool(&self, p: &GlobalPool, x: &[i8], y: &mut [i8]) {
+        let e = self.entry(QS8_GLOBAL_AVG_POOL, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(p, x, y) }
+    }
+    /// Name of the GEMM kernel this path runs on packed weights.
+    pub fn gemm_name(&self) -> &'static str {
+        self.entry(QS8_GEMM, &Query { pack: Some(SIMD_PACK), k: 64, ..Query::default() }).name
+    }
+    /// Name of the sparse kernel this path runs on [`KERNEL_BLOCK`] blocks.
+    pub fn spgemm_name(&self) -> &'static str {
+        self.entry(QS8_SPGEMM, &Query { pack: Some(KERNEL_BLOCK), k: 64, ..Query::default() }).name
+    }
+    /// Name of the sparse f32-output fully-connected kernel of this path.
+    pub fn spfc_f32out_name(&self) -> &'static str {
+        self.entry(QS8_SPFC_F32OUT, &Query { pack: Some(KERNEL_BLOCK), k: 64, ..Query::default() }).name
+    }
+}
+
+/// Every path this CPU can run, the specification first and the widest last.
+pub fn available() -> impl Iterator<Item = KernelSet> {
+    let cpu = Features::detect();
+    PATHS.iter().filter_map(move |p| p.on(cpu).map(|features| KernelSet { name: p.name, features }))
+}
+
+/// The path to use: the widest this CPU runs, or the one named by `force` (`SPARQ_KERNELS`) if
+/// this CPU can run it.
 pub fn select(force: Option<&str>) -> Option<KernelSet> {
     match force {
         Some(name) => available().find(|k| k.name == name),

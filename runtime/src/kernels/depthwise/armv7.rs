@@ -9,7 +9,7 @@ use super::tap_range;
 use crate::kernels::conv::{ConvGeometry, Requant};
 
 /// Most taps a window may have on this path (larger windows run the scalar kernel).
-const MAX_TAPS: usize = 64;
+pub const MAX_TAPS: usize = 64;
 
 /// # Safety
 /// NEON must be available (`thumbv7neon` baseline); the slices must match the geometry (asserted).

@@ -43,9 +43,10 @@ pub unsafe fn qs8_gemm_4x16c4_avxvnni(
 /// adjacent panels per register), then 8 x 16, then the 256-bit tiles for the last 8 channels.
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX-VNNI, AVX-512 F/BW/VL and AVX-512 VNNI; otherwise as
+/// The CPU must support AVX2, AVX-512 F/BW/VL and AVX-512 VNNI (not AVX-VNNI: most AVX-512
+/// servers lack it; the 256-bit steps use the EVEX `vpdpbusd`); otherwise as
 /// [`qs8_gemm_4x16c4_avxvnni`].
-#[target_feature(enable = "avx2,avxvnni,avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
 pub unsafe fn qs8_gemm_8x32c4_avx512vnni(
     g: &ConvGeometry,
     x: &[i8],
@@ -98,12 +99,11 @@ unsafe fn drive<const WIDE: bool, const R: usize>(
             let mut sums = [0i32; 8];
             // SAFETY: AVX2 and AVX-VNNI are available; `kg * 32 + 32 <= panel.len()`.
             unsafe {
-                let ones = _mm256_set1_epi8(1);
-                let mut acc = _mm256_setzero_si256();
-                for kg in 0..kp / 4 {
-                    acc = _mm256_dpbusd_avx_epi32(acc, ones, _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast()));
+                if WIDE {
+                    panel_sums_evex(panel, &mut sums)
+                } else {
+                    panel_sums_vex(panel, &mut sums)
                 }
-                _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
             }
             correct_bias(&sums, j, c0, chunk, rq.bias, offset, &mut corrected);
         }
@@ -152,14 +152,15 @@ unsafe fn drive<const WIDE: bool, const R: usize>(
                         break;
                     }
                     let sub: &[*const i8; MR] = rows_at[half * MR..][..MR].try_into().unwrap();
-                    // SAFETY: AVX2 and AVX-VNNI are available (this function's contract); every
-                    // row pointer addresses at least `kp` readable bytes (input rows of `k = kp`
+                    // SAFETY: AVX2 and AVX-VNNI, or AVX-512 VNNI + VL when WIDE, are available
+                    // (this function's contract); every row pointer addresses at least `kp` readable bytes (input rows of `k = kp`
                     // bytes, or `a` rows of MAX_SIMD_K >= kp).
                     unsafe {
-                        if two {
-                            tile::<2, WIDE>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
-                        } else {
-                            tile::<1, WIDE>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y);
+                        match (two, WIDE) {
+                            (true, false) => tile::<2>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y),
+                            (false, false) => tile::<1>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y),
+                            (true, true) => tile_evex::<2>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y),
+                            (false, true) => tile_evex::<1>(w.data, kp, j, sub, sub_rows, p, n, c0, &corrected, rq, y),
                         }
                     }
                 }
@@ -334,15 +335,99 @@ unsafe fn small_tile<const H: usize, const STEPS: usize>(
     }
 }
 
-/// One tile: `MR` pixels x `8 * P` channels starting at panel `j`; `FLIPPED`: the rows already
-/// hold `x ^ 0x80` (see `block_rows`), else each broadcast is flipped here.
+/// Per-channel weight sums of one panel (8 channels x `kp`): `vpdpbusd` with all-ones bytes.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI; `panel` holds `8 kp` bytes, `kp % 4 == 0`.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn panel_sums_vex(panel: &[i8], sums: &mut [i32; 8]) {
+    // SAFETY: the features are this function's contract; `kg * 32 + 32 <= panel.len()`.
+    unsafe {
+        let ones = _mm256_set1_epi8(1);
+        let mut acc = _mm256_setzero_si256();
+        for kg in 0..panel.len() / 32 {
+            acc = _mm256_dpbusd_avx_epi32(acc, ones, _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast()));
+        }
+        _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
+    }
+}
+
+/// [`panel_sums_vex`] with the EVEX encoding (AVX-512 VNNI + VL instead of AVX-VNNI).
+///
+/// # Safety
+/// AVX2, AVX-512 F/VL and AVX-512 VNNI; otherwise as [`panel_sums_vex`].
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+unsafe fn panel_sums_evex(panel: &[i8], sums: &mut [i32; 8]) {
+    // SAFETY: as above.
+    unsafe {
+        let ones = _mm256_set1_epi8(1);
+        let mut acc = _mm256_setzero_si256();
+        for kg in 0..panel.len() / 32 {
+            acc = _mm256_dpbusd_epi32(acc, ones, _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast()));
+        }
+        _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
+    }
+}
+
+/// One tile: `MR` pixels x `8 * P` channels starting at panel `j`, on rows that are flipped as
+/// they are read (AVX-VNNI).
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-VNNI, and each `a[r]` must address `kp` readable bytes.
 #[target_feature(enable = "avx2,avxvnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const P: usize, const FLIPPED: bool>(
+unsafe fn tile<const P: usize>(
+    w: &[i8],
+    kp: usize,
+    j: usize,
+    a: &[*const i8; MR],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    c0: usize,
+    corrected: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: this function's contract.
+    unsafe { tile_body::<P, false, false>(w, kp, j, a, rows, p0, n, c0, corrected, rq, y) }
+}
+
+/// [`tile`] inside the AVX-512 kernel: rows already flipped, EVEX `vpdpbusd` on ymm.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-512 F/VL and AVX-512 VNNI; as [`tile`] otherwise.
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_evex<const P: usize>(
+    w: &[i8],
+    kp: usize,
+    j: usize,
+    a: &[*const i8; MR],
+    rows: usize,
+    p0: usize,
+    n: usize,
+    c0: usize,
+    corrected: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    // SAFETY: this function's contract.
+    unsafe { tile_body::<P, true, true>(w, kp, j, a, rows, p0, n, c0, corrected, rq, y) }
+}
+
+/// The body of [`tile`] and [`tile_evex`]: `MR` pixels x `8 * P` channels starting at panel
+/// `j`; `FLIPPED`: the rows already hold `x ^ 0x80` (see `block_rows`), else each broadcast is
+/// flipped here; `EVEX`: AVX-512 VNNI's encoding of `vpdpbusd`, else AVX-VNNI's.
+///
+/// # Safety
+/// Always inlined into a caller that enables the features `EVEX` names; each `a[r]` must
+/// address `kp` readable bytes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_body<const P: usize, const FLIPPED: bool, const EVEX: bool>(
     w: &[i8],
     kp: usize,
     j: usize,
@@ -356,8 +441,8 @@ unsafe fn tile<const P: usize, const FLIPPED: bool>(
     y: &mut [i8],
 ) {
     let panels: [&[i8]; P] = core::array::from_fn(|q| &w[(j + q) * 8 * kp..][..8 * kp]);
-    let mut acc = [[_mm256_setzero_si256(); P]; MR];
-    let flip = _mm256_set1_epi8(-128);
+    // SAFETY: AVX2 is enabled by every caller this body is inlined into.
+    let (mut acc, flip) = unsafe { ([[_mm256_setzero_si256(); P]; MR], _mm256_set1_epi8(-128)) };
     for kg in 0..kp / 4 {
         // SAFETY: `kg * 32 + 32 <= panel.len()`; `kg * 4 + 4 <= kp`, and each row pointer
         // addresses `kp` bytes (the caller's contract).
@@ -369,7 +454,11 @@ unsafe fn tile<const P: usize, const FLIPPED: bool>(
                 // int8 -> uint8 + 128: flip the sign bit.
                 let av = if FLIPPED { raw } else { _mm256_xor_si256(raw, flip) };
                 for q in 0..P {
-                    acc[r][q] = _mm256_dpbusd_avx_epi32(acc[r][q], av, wv[q]);
+                    acc[r][q] = if EVEX {
+                        _mm256_dpbusd_epi32(acc[r][q], av, wv[q])
+                    } else {
+                        _mm256_dpbusd_avx_epi32(acc[r][q], av, wv[q])
+                    };
                 }
             }
         }

@@ -1,0 +1,131 @@
+//! Binary element-wise family: `Add` and `Mul` with numpy broadcasting, int8 (requantized) or f32
+//! (with the fused clamp). Operands of one shape and layout run the family's contiguous kernels;
+//! broadcasts and mixed layouts walk strides.
+
+use super::{broadcasts_to, check_clamp_f32, check_clamp_i8, check_mult_shift, expect_inputs, invalid, Decoder, Exec};
+use crate::error::RuntimeError;
+use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
+use crate::kernels::registry::{resolve, AddFn, MulFn, Query, QS8_ADD, QS8_MUL};
+use crate::kernels::strided::{aligned, padded_dims, R};
+use sparq_format::layout::op;
+use sparq_format::{DType, OpInfo, TensorInfo};
+
+#[derive(Clone, Copy)]
+pub enum BinaryKernel {
+    Qs8Add { name: &'static str, f: AddFn, params: AddParams },
+    Qs8AddStrided { params: AddParams },
+    Qs8Mul { name: &'static str, f: MulFn, params: MulParams },
+    Qs8MulStrided { params: MulParams },
+    F32Add { lo: f32, hi: f32 },
+    F32Mul { lo: f32, hi: f32 },
+}
+
+#[derive(Clone, Copy)]
+pub struct Binary<'a> {
+    pub a: TensorInfo<'a>,
+    pub b: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    /// The output's dims and the three operands' strides as a 6-d walk (broadcast axes stride 0).
+    pub dims: [usize; R],
+    pub strides: [[usize; R]; 3],
+    pub kernel: BinaryKernel,
+}
+
+impl<'a> Binary<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        let bad = |reason| invalid(o, reason);
+        expect_inputs(o, 2)?;
+        let (a, b, y) = (d.input(o, 0), d.input(o, 1), d.view.tensor(o.output(0)));
+        let p = &o.params;
+        if a.dtype != y.dtype || b.dtype != y.dtype || y.dtype == DType::I32 {
+            return Err(bad("operands must all be f32 or all i8"));
+        }
+        if !broadcasts_to(&a, &y) || !broadcasts_to(&b, &y) {
+            return Err(bad("operand shapes do not broadcast to the output shape"));
+        }
+        let contiguous =
+            a.shape() == y.shape() && b.shape() == y.shape() && a.layout == y.layout && b.layout == y.layout;
+        let kernel = if y.dtype == DType::I8 {
+            check_clamp_i8(o)?;
+            check_mult_shift(o, op::MULT_A)?;
+            if o.kind == op::ADD {
+                check_mult_shift(o, op::MULT_B)?;
+                if p[op::SHIFT] < 2 {
+                    return Err(bad("add shift must be at least 2"));
+                }
+                let params = AddParams {
+                    zp_a: a.zero_point,
+                    zp_b: b.zero_point,
+                    zp_out: y.zero_point,
+                    mult_a: p[op::MULT_A],
+                    mult_b: p[op::MULT_B],
+                    shift: p[op::SHIFT],
+                    act_min: p[op::ACT_MIN],
+                    act_max: p[op::ACT_MAX],
+                };
+                if contiguous {
+                    let e = resolve(QS8_ADD, d.features, &Query::default());
+                    BinaryKernel::Qs8Add { name: e.name, f: e.f, params }
+                } else {
+                    BinaryKernel::Qs8AddStrided { params }
+                }
+            } else {
+                let params = MulParams {
+                    zp_a: a.zero_point,
+                    zp_b: b.zero_point,
+                    zp_out: y.zero_point,
+                    mult: p[op::MULT_A],
+                    shift: p[op::SHIFT],
+                    act_min: p[op::ACT_MIN],
+                    act_max: p[op::ACT_MAX],
+                };
+                if contiguous {
+                    let e = resolve(QS8_MUL, d.features, &Query::default());
+                    BinaryKernel::Qs8Mul { name: e.name, f: e.f, params }
+                } else {
+                    BinaryKernel::Qs8MulStrided { params }
+                }
+            }
+        } else {
+            check_clamp_f32(o)?;
+            let (lo, hi) = (o.param_f32(op::ACT_MIN), o.param_f32(op::ACT_MAX));
+            if o.kind == op::ADD {
+                BinaryKernel::F32Add { lo, hi }
+            } else {
+                BinaryKernel::F32Mul { lo, hi }
+            }
+        };
+        let dims = padded_dims(y.shape());
+        let strides = [aligned(&a, y.shape()), aligned(&b, y.shape()), aligned(&y, y.shape())];
+        Ok(Binary { a, b, y, dims, strides, kernel })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        match self.kernel {
+            BinaryKernel::Qs8Add { name, .. } | BinaryKernel::Qs8Mul { name, .. } => name,
+            BinaryKernel::Qs8AddStrided { .. } => "qs8_add_strided_scalar",
+            BinaryKernel::Qs8MulStrided { .. } => "qs8_mul_strided_scalar",
+            BinaryKernel::F32Add { .. } => "f32_add_strided_scalar",
+            BinaryKernel::F32Mul { .. } => "f32_mul_strided_scalar",
+        }
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        let (dims, st) = (&self.dims, &self.strides);
+        let (a, b, y) = (&self.a, &self.b, &self.y);
+        match self.kernel {
+            // SAFETY: resolved for features this CPU has; operands of one shape, validated at load.
+            BinaryKernel::Qs8Add { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
+            BinaryKernel::Qs8AddStrided { ref params } => {
+                ew::qs8_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
+            }
+            // SAFETY: as above.
+            BinaryKernel::Qs8Mul { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
+            BinaryKernel::Qs8MulStrided { ref params } => {
+                ew::qs8_mul_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
+            }
+            BinaryKernel::F32Add { lo, hi } => ew::f32_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), lo, hi),
+            BinaryKernel::F32Mul { lo, hi } => ew::f32_mul_scalar(dims, st, e.data(a), e.data(b), e.out(y), lo, hi),
+        }
+    }
+}
