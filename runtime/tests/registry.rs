@@ -5,7 +5,7 @@
 
 use sparq_runtime::kernels::conv::ConvGeometry;
 use sparq_runtime::kernels::gemm::SIMD_PACK;
-use sparq_runtime::kernels::registry::{self, resolve, Entry, Features, KernelSet, Query, PATHS};
+use sparq_runtime::kernels::registry::{self, Entry, Features, KernelSet, Query};
 use sparq_runtime::kernels::spgemm::KERNEL_BLOCK;
 
 /// A query every entry of the family accepts when its CPU features are there: packed or
@@ -90,6 +90,7 @@ fn every_entry_this_cpu_runs_is_reached_by_a_path() {
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn resolution_follows_the_features_of_each_cpu_class() {
+    use sparq_runtime::kernels::registry::{resolve, PATHS};
     let avx2 = Features::AVX2;
     let avx512 = avx2.union(Features::AVX512);
     let avx512vnni = avx512.union(Features::AVX512VNNI);
