@@ -149,10 +149,7 @@ pub fn to_samples(a: &Array, input_shape: &[usize], pre: &Preprocess, what: &str
     for (name, v) in [("--mean", &pre.mean), ("--std", &pre.std)] {
         if let Some(v) = v {
             if v.len() != channels && v.len() != 1 {
-                return Err(CompileError::Options(format!(
-                    "{name} has {} values but the input has {channels} channels",
-                    v.len()
-                )));
+                return Err(CompileError::PreprocessChannels { option: name, given: v.len(), channels });
             }
         }
     }

@@ -26,8 +26,33 @@ pub enum CompileError {
     NoSuchNode(String),
     #[error("the compiled model failed to load in the runtime: {0}")]
     Runtime(#[from] sparq_runtime::RuntimeError),
-    #[error("{0}")]
-    Options(String),
+    #[error("int8 compilation needs calibration data (--calib)")]
+    MissingCalibration,
+    #[error("models with several inputs cannot be calibrated yet (this one has {0})")]
+    SeveralInputs(usize),
+    #[error("{option} has {given} values but the input has {channels} channels")]
+    PreprocessChannels { option: &'static str, given: usize, channels: usize },
+    #[error(
+        "pruning pattern `{pattern}`: {reason} (expected `unstructured`, `blockRxC` such as `block8x1`, or `N:M` such as `2:4`)"
+    )]
+    PrunePattern { pattern: String, reason: &'static str },
+    #[error("sparsity {0} is outside [0, 1)")]
+    Sparsity(f64),
+    #[error("--prune: `{0}` is neither a sparsity nor N:M")]
+    PruneValue(String),
+    #[error("prune policy file: {0}")]
+    PrunePolicyFile(String),
+    #[error("--prune names layer `{0}`, which is not a convolution or fully-connected layer of this model")]
+    NoSuchPruneLayer(String),
+    #[error("--prune-channels {0}: expected a fraction in [0, 1)")]
+    ChannelFraction(f64),
+    #[error("{what}: cannot prune layer `{layer}`: {reason}")]
+    CannotPrune { what: String, layer: String, reason: String },
+    /// `unit` is "the channels of" (a chain) or "a residual group of" (tensors tied by Adds).
+    #[error("{what}: cannot prune {unit} `{layer}`: {reason}")]
+    CannotPruneChannels { what: String, unit: &'static str, layer: String, reason: String },
+    #[error("re-encoding the {what} model: {reason}")]
+    Encode { what: &'static str, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, CompileError>;

@@ -1,28 +1,35 @@
 //! sparq offline compiler: ONNX -> (pruned, factorized,) int8-quantized `.sparq`.
 //!
-//! Pipeline: [`import`] (prost) -> [`passes`] (fold BN, fuse activations) -> [`reference`]
-//! (calibrate with tract) -> [`lower`] (quantize, lay out, plan memory) -> `.sparq` bytes ->
-//! [`eval`] (measure with the runtime against the float model).
+//! Pipeline: [`onnx`] (import once, prost) -> [`ir::rewrite`] (fold BN, fuse activations) ->
+//! [`compress`] (pruning passes) -> [`calib`] (statistics and ranges) -> [`lower`] (quantize with
+//! [`quant`], lay out, plan memory) -> `.sparq` bytes -> [`calib::eval`] (measure with the runtime
+//! against the float model) -> [`policy`] (mixed precision) -> [`report`].
+//!
+//! Layers, lowest first; a module only uses modules of lower layers (a test checks it):
+//! `error`, `progress` < `ir` < `onnx`, `quant`, `data` < `lower` < `calib` < `compress` <
+//! `policy` < `report` < the driver in this file.
 
-pub mod channels;
+pub mod calib;
+pub mod compress;
 pub mod data;
 pub mod error;
-pub mod eval;
-pub mod import;
 pub mod ir;
 pub mod lower;
-pub mod onnx_builder;
-pub mod passes;
-pub mod plan;
-pub mod prune;
-pub mod reconstruct;
-pub mod reference;
+pub mod onnx;
+pub mod policy;
+mod progress;
+pub mod quant;
 pub mod report;
-pub mod target;
 
+// The paths the CLI, tests and benches used before the code moved into folders.
+pub use calib::{eval, reference};
+pub use compress::{channels, prune, reconstruct};
+pub use lower::{plan, target};
+pub use onnx::{builder as onnx_builder, import};
+
+pub use calib::CalibMethod;
 pub use error::{CompileError, Result};
-pub use lower::Precision;
-pub use reference::CalibMethod;
+pub use quant::Precision;
 pub use tract_onnx;
 
 use std::collections::{HashMap, HashSet};
@@ -99,25 +106,11 @@ pub struct Compiled {
     pub report: report::Report,
 }
 
-fn bar(len: usize, msg: &'static str, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(len as u64);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(msg);
-    pb
-}
-
 /// Import and optimize an ONNX model into the IR.
 pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<usize>>) -> Result<ir::Graph> {
     let model = import::decode(onnx, what)?;
     let mut g = import::import(&model, input_shapes, what)?;
-    passes::optimize(&mut g);
+    ir::rewrite::optimize(&mut g);
     Ok(g)
 }
 
@@ -134,8 +127,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let stats = if samples.is_empty() || (weight_pruning.is_none() && opts.prune_channels.is_none()) {
         None
     } else {
-        let pb = bar(samples.len(), "pruning statistics", opts.progress);
-        let c = reference::calibrate(onnx, &original, samples, CalibMethod::MinMax, &pb)?;
+        let pb = progress::bar(samples.len(), "pruning statistics", opts.progress);
+        let c = calib::calibrate(onnx, &original, samples, CalibMethod::MinMax, &pb)?;
         pb.finish_and_clear();
         original_outputs = Some(c.outputs);
         Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
@@ -172,7 +165,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 .iter()
                 .filter(|n| prune::kind(&n.op).is_some_and(|k| p.for_layer(&n.name, k).is_some()))
                 .count();
-            let pb = bar(pruned_layers, "re-fitting", opts.progress && opts.prune_reconstruct);
+            let pb = progress::bar(pruned_layers, "re-fitting", opts.progress && opts.prune_reconstruct);
             let input_stats = stats.as_ref().map(|s| prune::InputStats {
                 means: &s.channel_means,
                 rms: &s.channel_rms,
@@ -202,13 +195,13 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         )));
     }
     if opts.precision == Precision::Int8 && samples.is_empty() {
-        return Err(CompileError::Options("int8 compilation needs calibration data (--calib)".into()));
+        return Err(CompileError::MissingCalibration);
     }
     let calib = if samples.is_empty() {
         None
     } else {
-        let pb = bar(samples.len(), "calibrating", opts.progress);
-        let mut c = reference::calibrate(model_onnx, &g, samples, opts.calib_method, &pb)?;
+        let pb = progress::bar(samples.len(), "calibrating", opts.progress);
+        let mut c = calib::calibrate(model_onnx, &g, samples, opts.calib_method, &pb)?;
         pb.finish_and_clear();
         if let Some(outputs) = original_outputs.take() {
             // Agreement is measured against the original float model.
@@ -236,7 +229,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             chosen = c.candidates[0].clone();
         } else {
             let sub = samples.len().min(32);
-            let pb = bar(c.candidates.len() * sub, "ranges", opts.progress);
+            let pb = progress::bar(c.candidates.len() * sub, "ranges", opts.progress);
             let mut best = f64::NEG_INFINITY;
             for (m, stats) in &c.candidates {
                 let l = lower::lower(&g, stats, &lower_opts(&keep))?;
@@ -257,13 +250,13 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let mut mixed = None;
     let mut agreement = None;
     if let Some(c) = &calib {
-        let pb = bar(samples.len(), "evaluating", opts.progress);
+        let pb = progress::bar(samples.len(), "evaluating", opts.progress);
         let outs = eval::run_sparq(&bytes, samples, Some(&pb))?;
         pb.finish_and_clear();
         let mut agr = eval::compare(&outs[held_out..], &c.outputs[held_out..], None);
         if let (Some(target), Precision::Int8) = (opts.min_agreement, opts.precision) {
             if agr.expected_agreement < target + (1.0 - target) * opts.agreement_margin {
-                let search = report::mixed_precision_search(
+                let search = policy::mixed_precision_search(
                     &g,
                     ranges,
                     samples,
@@ -295,4 +288,110 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         report.calibration_method = Some((chosen.0, tried));
     }
     Ok(Compiled { bytes, report })
+}
+
+#[cfg(test)]
+mod layering {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// The layer of each top-level module, lowest first (see the crate documentation).
+    const LAYERS: &[(&str, usize)] = &[
+        ("error", 0),
+        ("progress", 0),
+        ("ir", 1),
+        ("onnx", 2),
+        ("quant", 2),
+        ("data", 2),
+        ("lower", 3),
+        ("calib", 4),
+        ("compress", 5),
+        ("policy", 6),
+        ("report", 7),
+    ];
+
+    /// Every source file as its module path (`compress::prune`, `lower` for `lower/mod.rs`).
+    fn modules(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                modules(&path, &format!("{prefix}{stem}::"), out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = match stem.as_str() {
+                    "mod" => prefix.trim_end_matches("::").to_string(),
+                    "lib" => String::new(),
+                    _ => format!("{prefix}{stem}"),
+                };
+                out.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+
+    /// The modules `text` (of module `module`) names with `crate::` or `super::`, resolved to
+    /// the longest known module path.
+    fn uses(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        // Unit tests may use anything.
+        let text = text.split("#[cfg(test)]").next().unwrap_or(text);
+        let parent = |m: &str| m.rsplit_once("::").map_or(String::new(), |(p, _)| p.to_string());
+        for (start, _) in text.match_indices("crate::").chain(text.match_indices("super::")) {
+            let rest = &text[start..];
+            let (base, rest) = match rest.strip_prefix("crate::") {
+                Some(r) => (String::new(), r),
+                None => {
+                    // `super` of `x::y` (`x/y.rs`) is `x`; of `x` (`x/mod.rs`), the root.
+                    (parent(module), &rest["super::".len()..])
+                }
+            };
+            let path: Vec<&str> = rest
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .next()
+                .unwrap_or("")
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .collect();
+            let mut best = None;
+            for n in 1..=path.len() {
+                let candidate = [base.as_str()]
+                    .into_iter()
+                    .chain(path[..n].iter().copied())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("::");
+                if known.contains(&candidate) {
+                    best = Some(candidate);
+                }
+            }
+            // A path that names no module file (`crate::prune`, a re-export of the crate root)
+            // is a use of the root.
+            out.insert(best.unwrap_or_default());
+        }
+        out.remove(module);
+        out
+    }
+
+    fn layer(module: &str) -> usize {
+        let top = module.split("::").next().unwrap_or("");
+        LAYERS.iter().find(|(m, _)| *m == top).map_or(usize::MAX, |&(_, l)| l)
+    }
+
+    #[test]
+    fn no_module_uses_a_higher_layer_and_none_use_each_other() {
+        let mut files = BTreeMap::new();
+        modules(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), "", &mut files);
+        let known: BTreeSet<String> = files.keys().cloned().collect();
+        let graph: BTreeMap<&String, BTreeSet<String>> =
+            files.iter().map(|(m, text)| (m, uses(m, text, &known))).collect();
+        for (m, deps) in &graph {
+            if m.is_empty() {
+                continue;
+            }
+            assert_ne!(layer(m), usize::MAX, "module `{m}` has no layer in LAYERS");
+            for d in deps {
+                assert!(layer(d) <= layer(m), "`{m}` (layer {}) uses `{d}` (layer {})", layer(m), layer(d));
+                assert!(!graph.get(d).is_some_and(|back| back.contains(m.as_str())), "`{m}` and `{d}` use each other");
+            }
+        }
+    }
 }

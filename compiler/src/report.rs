@@ -1,25 +1,11 @@
-//! The compile report, and the mixed-precision search it describes.
+//! The compile report: sizes, agreement, precision per layer, pruning records.
 
-use crate::error::Result;
-use crate::eval::{self, Agreement};
-use crate::ir::{Graph, Op};
+use crate::calib::eval::Agreement;
+use crate::ir::Graph;
 use crate::lower::{self, Lowered, Precision};
-use std::collections::{BTreeMap, HashSet};
+use crate::policy::MixedPrecision;
+use std::collections::BTreeMap;
 use std::fmt;
-
-/// Result of the automatic mixed-precision search.
-#[derive(Clone, Debug)]
-pub struct MixedPrecision {
-    pub target: f64,
-    /// Expected agreement the search demanded on the calibration set (target plus margin).
-    pub goal: f64,
-    /// Layers kept in f32, most sensitive first.
-    pub kept: Vec<String>,
-    /// (layer, logit SQNR in dB with only this layer in int8) for every candidate, most
-    /// sensitive (lowest) first.
-    pub sensitivity: Vec<(String, f64)>,
-    pub baseline_sqnr_db: f64,
-}
 
 pub struct Report {
     pub precision: Precision,
@@ -35,13 +21,13 @@ pub struct Report {
     pub calibration: Option<Agreement>,
     pub mixed: Option<MixedPrecision>,
     /// Calibration method used, and (for `auto`) the output SQNR of each one tried.
-    pub calibration_method: Option<(crate::CalibMethod, Vec<(crate::CalibMethod, f64)>)>,
+    pub calibration_method: Option<(crate::calib::CalibMethod, Vec<(crate::calib::CalibMethod, f64)>)>,
     /// Per prunable layer: its pattern and sparsity (pruned here, or already in the model).
-    pub sparsity: Vec<crate::prune::LayerSparsity>,
+    pub sparsity: Vec<crate::compress::prune::LayerSparsity>,
     /// Per int8 weight matrix (by layer): dense or block-sparse, and its stored bytes.
     pub matrices: Vec<(String, lower::MatrixKernel)>,
     /// Chains whose channels were removed (`--prune-channels`).
-    pub channels: Vec<crate::channels::ChainPruned>,
+    pub channels: Vec<crate::compress::channels::ChainPruned>,
     /// MACs of the model before any pruning.
     pub macs_before: u64,
     /// The agreement was measured on the calibration samples held out of the pruning re-fit.
@@ -274,89 +260,6 @@ impl fmt::Display for Report {
 fn short(name: &str) -> String {
     let parts: Vec<&str> = name.rsplit('/').take(2).collect();
     parts.into_iter().rev().collect::<Vec<_>>().join("/")
-}
-
-/// Candidate layers for f32: every node that computes (all but reshapes), since each int8 node
-/// adds rounding error: weights, requantized outputs, or both.
-fn candidates(g: &Graph) -> Vec<String> {
-    g.nodes.iter().filter(|n| !matches!(n.op, Op::Reshape)).map(|n| n.name.clone()).collect()
-}
-
-fn measure(
-    g: &Graph,
-    stats: &lower::Stats,
-    base: &lower::LowerOptions,
-    keep: &HashSet<String>,
-    samples: &[Vec<f32>],
-    reference: &[Vec<Vec<f32>>],
-) -> Result<Agreement> {
-    let lowered = lower::lower(g, stats, &lower::LowerOptions { keep_float: keep.clone(), ..base.clone() })?;
-    let bytes = lowered.spec.to_bytes();
-    let outs = eval::run_sparq(&bytes, samples, None)?;
-    Ok(eval::compare(&outs, reference, None))
-}
-
-/// Find the fewest layers to keep in f32 for top-1 agreement `target`, on top of the options
-/// `base` (its `keep_float` layers are kept in any case).
-///
-/// 1. Sensitivity, on up to 16 calibration samples: the logit SQNR of the model with *only* that
-///    layer in int8 and everything else in f32. That isolates the error each layer adds (its
-///    weights, its quantized input and output) from the errors of the others; measuring instead
-///    "all int8 but this one" hides each layer behind the rest (on MobileNetV2 every such
-///    measurement lands within 0.6 dB of the all-int8 model).
-/// 2. Keep the `k` layers with the lowest isolated SQNR, with the smallest `k` (bisection over the
-///    ranking) whose *expected* top-1 agreement on the whole calibration set reaches
-///    `target + (1 - target) * margin`. The expected agreement (see
-///    [`eval::flip_probability`]) is used rather than the count of agreeing samples: with 100
-///    samples the count jumps by whole percents as a handful of near-ties flip, so it neither
-///    ranks `k`s reliably nor predicts new data.
-#[allow(clippy::too_many_arguments)]
-pub fn mixed_precision_search(
-    g: &Graph,
-    stats: &lower::Stats,
-    samples: &[Vec<f32>],
-    reference: &[Vec<Vec<f32>>],
-    target: f64,
-    base: &lower::LowerOptions,
-    margin: f64,
-    progress: bool,
-) -> Result<MixedPrecision> {
-    let already = &base.keep_float;
-    let cands: Vec<String> = candidates(g).into_iter().filter(|c| !already.contains(c)).collect();
-    let sub = samples.len().min(16);
-    let baseline = measure(g, stats, base, already, &samples[..sub], &reference[..sub])?;
-    let all: HashSet<String> = cands.iter().chain(already).cloned().collect();
-    let pb = crate::bar(cands.len(), "sensitivity", progress);
-    let mut sens = Vec::new();
-    for c in &cands {
-        let mut keep = all.clone();
-        keep.remove(c);
-        let a = measure(g, stats, base, &keep, &samples[..sub], &reference[..sub])?;
-        sens.push((c.clone(), a.sqnr_db));
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    sens.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let goal = target + (1.0 - target) * margin;
-    let keep_top = |k: usize| -> HashSet<String> {
-        let mut keep = already.clone();
-        keep.extend(sens[..k].iter().map(|(c, _)| c.clone()));
-        keep
-    };
-    let (mut lo, mut hi) = (0usize, sens.len());
-    let pb = crate::bar(((sens.len() + 1) as f64).log2().ceil() as usize, "search", progress);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if measure(g, stats, base, &keep_top(mid), samples, reference)?.expected_agreement >= goal {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let kept = sens[..lo].iter().map(|(c, _)| c.clone()).collect();
-    Ok(MixedPrecision { target, goal, kept, sensitivity: sens, baseline_sqnr_db: baseline.sqnr_db })
 }
 
 /// The report's name for a matrix's kernel.

@@ -2,38 +2,21 @@
 //! activations, lays out tensors (rank-4 activations NHWC), inserts quantize / dequantize /
 //! layout conversions where neighbours disagree, and plans the arena.
 
+pub mod plan;
+pub mod target;
+
+pub use crate::ir::{Range, Stats};
+pub use crate::quant::{quantize_per_channel, Precision};
+
 use crate::error::{invalid, Result};
 use crate::ir::*;
+use crate::quant::{act_qparams, QParams};
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
 use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
 use sparq_format::{sparse, DType, Layout};
 use sparq_runtime::quant::{quantize_f32, quantize_multiplier};
 use std::collections::{HashMap, HashSet};
-
-/// Observed range of a tensor over the calibration data.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Range {
-    pub min: f32,
-    pub max: f32,
-}
-
-/// Calibration statistics by tensor name.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    pub ranges: HashMap<String, Range>,
-    /// Mean of each channel (axis 1) over the calibration data, for bias correction.
-    pub channel_means: HashMap<String, Vec<f32>>,
-    /// Root mean square of each channel, for activation-aware pruning.
-    pub channel_rms: HashMap<String, Vec<f32>>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Precision {
-    #[default]
-    Int8,
-    F32,
-}
 
 #[derive(Clone, Debug, Default)]
 pub struct LowerOptions {
@@ -58,7 +41,7 @@ pub enum SparseChoice {
     Always,
     /// The target's measured crossover: sparse when the block density is below the crossover
     /// for the layer's reduction length (see `Target::sparse_crossover`).
-    Crossover(crate::target::Target),
+    Crossover(target::Target),
 }
 
 /// How a layer's weight matrix is stored and run.
@@ -81,38 +64,6 @@ pub struct LayerInfo {
     pub weight_bytes: usize,
     /// Int8 weight matrices (convolutions with one group, fully-connected): dense or sparse.
     pub matrix: Option<MatrixKernel>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct QParams {
-    scale: f32,
-    zero_point: i32,
-}
-
-/// Asymmetric int8 parameters covering `[min, max]` (widened to include 0, so zero is exact).
-fn act_qparams(r: Range) -> QParams {
-    let lo = r.min.min(0.0);
-    let hi = r.max.max(0.0);
-    let scale = ((hi - lo) / 255.0).max(1e-8);
-    let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
-    QParams { scale, zero_point: zp }
-}
-
-/// Symmetric per-output-channel int8 weights in [-127, 127].
-pub fn quantize_per_channel(w: &[f32], channels: usize) -> (Vec<i8>, Vec<f32>) {
-    let per = w.len() / channels.max(1);
-    let mut q = vec![0i8; w.len()];
-    let mut scales = vec![1.0f32; channels];
-    for c in 0..channels {
-        let ws = &w[c * per..(c + 1) * per];
-        let max = ws.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-        scales[c] = s;
-        for (d, &v) in q[c * per..(c + 1) * per].iter_mut().zip(ws) {
-            *d = (v / s).round().clamp(-127.0, 127.0) as i8;
-        }
-    }
-    (q, scales)
 }
 
 fn bytes_i8(v: &[i8]) -> Vec<u8> {
@@ -793,6 +744,6 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         let id = lw.get(o, DType::F32, Some(Layout::RowMajor))?;
         lw.spec.outputs.push(id);
     }
-    let liveness_bound = crate::plan::plan_arena(&mut lw.spec);
+    let liveness_bound = plan::plan_arena(&mut lw.spec);
     Ok(Lowered { spec: lw.spec, layers: lw.layers, liveness_bound })
 }

@@ -1,6 +1,11 @@
 //! sparq's graph IR: static shapes, f32 compute tensors, constants held as f32 (weights) or i64
 //! (shape arithmetic, folded away at import).
 
+pub mod rewrite;
+pub mod stats;
+
+pub use stats::{Range, Stats};
+
 /// A fused activation: the output is clamped to `[lo, hi]` (ReLU: `[0, inf]`, ReLU6: `[0, 6]`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Act {

@@ -133,11 +133,11 @@ pub struct Device {
 }
 
 const DEVICE_FILES: &[&str] = &[
-    include_str!("../../targets/profiles/rpi4.toml"),
-    include_str!("../../targets/profiles/rpi5.toml"),
-    include_str!("../../targets/profiles/android-arm64.toml"),
-    include_str!("../../targets/profiles/rpi-armv7.toml"),
-    include_str!("../../targets/profiles/x86-64-avx2.toml"),
+    include_str!("../../../targets/profiles/rpi4.toml"),
+    include_str!("../../../targets/profiles/rpi5.toml"),
+    include_str!("../../../targets/profiles/android-arm64.toml"),
+    include_str!("../../../targets/profiles/rpi-armv7.toml"),
+    include_str!("../../../targets/profiles/x86-64-avx2.toml"),
 ];
 
 /// Parse the `key = "value"` lines of a profile file (comments with `#`).

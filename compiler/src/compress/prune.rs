@@ -59,11 +59,7 @@ impl fmt::Display for Pattern {
 impl std::str::FromStr for Pattern {
     type Err = CompileError;
     fn from_str(s: &str) -> Result<Pattern> {
-        let bad = |why: &str| {
-            CompileError::Options(format!(
-                "pruning pattern `{s}`: {why} (expected `unstructured`, `blockRxC` such as `block8x1`, or `N:M` such as `2:4`)"
-            ))
-        };
+        let bad = |reason: &'static str| CompileError::PrunePattern { pattern: s.to_string(), reason };
         let s = s.trim();
         if s == "unstructured" {
             return Ok(Pattern::Unstructured);
@@ -103,7 +99,7 @@ impl LayerPolicy {
             _ => sparsity,
         };
         if !(0.0..1.0).contains(&sparsity) {
-            return Err(CompileError::Options(format!("sparsity {sparsity} is outside [0, 1)")));
+            return Err(CompileError::Sparsity(sparsity));
         }
         Ok(LayerPolicy { sparsity, pattern })
     }
@@ -142,9 +138,7 @@ impl PrunePolicy {
             if v.contains(':') {
                 return LayerPolicy::new(0.0, v.parse()?);
             }
-            let s: f64 = v
-                .parse()
-                .map_err(|_| CompileError::Options(format!("--prune: `{v}` is neither a sparsity nor N:M")))?;
+            let s: f64 = v.parse().map_err(|_| CompileError::PruneValue(v.to_string()))?;
             LayerPolicy::new(s, pattern)
         };
         let mut p = PrunePolicy::default();
@@ -177,7 +171,7 @@ impl PrunePolicy {
     /// "/features/features.0/features.0.0/Conv" = 0.0
     /// ```
     pub fn from_toml(text: &str) -> Result<PrunePolicy> {
-        let bad = |why: String| CompileError::Options(format!("prune policy file: {why}"));
+        let bad = CompileError::PrunePolicyFile;
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.to_string()))?;
         let pattern = match table.get("pattern") {
             Some(toml::Value::String(s)) => s.parse()?,
@@ -354,7 +348,7 @@ pub struct LayerSparsity {
     /// [`layer_impact`]); `None` when not measured.
     pub impact: Option<(f64, f64)>,
     /// Whether the kept weights were reconstructed from calibration data
-    /// ([`crate::reconstruct`]) rather than only the bias corrected.
+    /// ([`super::reconstruct`]) rather than only the bias corrected.
     pub reconstructed: bool,
     /// Why a layer the policy covers was left as it is.
     pub note: Option<String>,
@@ -424,7 +418,7 @@ pub struct InputStats<'a> {
     pub means: &'a HashMap<String, Vec<f32>>,
     pub rms: &'a HashMap<String, Vec<f32>>,
     /// Calibration samples (model inputs): with them, the kept weights of the pruned layers are
-    /// re-fitted layer after layer ([`crate::reconstruct`]) instead of only the biases corrected.
+    /// re-fitted layer after layer ([`super::reconstruct`]) instead of only the biases corrected.
     pub samples: Option<&'a [Vec<f32>]>,
     /// Shows the progress of the re-fitting, one step per layer.
     pub progress: Option<&'a indicatif::ProgressBar>,
@@ -442,12 +436,10 @@ pub fn prune_onnx(
 ) -> Result<(Vec<u8>, Vec<LayerSparsity>)> {
     for name in policy.layers.keys() {
         if !g.nodes.iter().any(|n| &n.name == name && kind(&n.op).is_some()) {
-            return Err(CompileError::Options(format!(
-                "--prune names layer `{name}`, which is not a convolution or fully-connected layer of this model"
-            )));
+            return Err(CompileError::NoSuchPruneLayer(name.clone()));
         }
     }
-    let mut model = crate::import::decode(onnx, what)?;
+    let mut model = crate::onnx::decode(onnx, what)?;
     if model.graph.is_none() {
         return Err(CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() });
     }
@@ -537,8 +529,8 @@ pub fn prune_onnx(
         let onnx_bias =
             if has_bias { onnx_bias(model.graph.as_ref().expect("checked"), node, n, what)? } else { vec![0f32; n] };
         let sets = [
-            crate::reconstruct::WeightSet { w: &onnx_w, b: onnx_bias },
-            crate::reconstruct::WeightSet { w, b: ir_bias },
+            super::reconstruct::WeightSet { w: &onnx_w, b: onnx_bias },
+            super::reconstruct::WeightSet { w, b: ir_bias },
         ];
         if let Pattern::NOfM { m, .. } = lp.pattern {
             let shape = &g.tensors[node.inputs[1]].shape;
@@ -551,11 +543,11 @@ pub fn prune_onnx(
             }
         }
         // The layer's input statistics on the model pruned so far.
-        let too_wide = k > crate::reconstruct::MAX_REFIT_K;
+        let too_wide = k > super::reconstruct::MAX_REFIT_K;
         if samples.is_some() && too_wide {
             rec.note = Some(format!(
                 "not re-fitted: {k} weights per channel (more than {}); bias correction only",
-                crate::reconstruct::MAX_REFIT_K
+                super::reconstruct::MAX_REFIT_K
             ));
         }
         let moments = match samples.filter(|_| !too_wide) {
@@ -565,18 +557,18 @@ pub fn prune_onnx(
                 let current = if cross {
                     let mut bytes = Vec::new();
                     prost::Message::encode(&model, &mut bytes)
-                        .map_err(|e| CompileError::Options(format!("re-encoding the pruned model: {e}")))?;
-                    Some(crate::reference::Reference::new(&bytes, g, vec![g.tensors[t].name.clone()])?)
+                        .map_err(|e| CompileError::Encode { what: "pruned", reason: e.to_string() })?;
+                    Some(crate::calib::reference::Reference::new(&bytes, g, vec![g.tensors[t].name.clone()])?)
                 } else {
                     None
                 };
                 // The original model up to this layer's input (tract drops the nodes after it).
                 let original = if t != graph_input {
-                    Some(crate::reference::Reference::new(onnx, g, vec![g.tensors[t].name.clone()])?)
+                    Some(crate::calib::reference::Reference::new(onnx, g, vec![g.tensors[t].name.clone()])?)
                 } else {
                     None
                 };
-                let mut mo = crate::reconstruct::Moments::for_layer(g, node, cross);
+                let mut mo = super::reconstruct::Moments::for_layer(g, node, cross);
                 for s in samples {
                     let x = match &original {
                         Some(r) => r.run_one(s, 0)?,
@@ -600,7 +592,7 @@ pub fn prune_onnx(
         };
         let m = match (lp.pattern, &moments) {
             (Pattern::NOfM { n: keep, m }, Some(mo)) => {
-                crate::reconstruct::nm_mask(mo, n, &sets[1], |c| idx(0, c), keep, m)
+                super::reconstruct::nm_mask(mo, n, &sets[1], |c| idx(0, c), keep, m)
             }
             _ => mask(n, k, |r, c| scores[r * k + c], lp, if *global { threshold } else { None }),
         };
@@ -617,7 +609,7 @@ pub fn prune_onnx(
         // The new weights and bias changes, for the ONNX model and for the IR (BatchNormalization
         // folded, for `layer_impact`).
         let [(onnx_new, onnx_delta), (ir_new, ir_delta)]: [(Vec<f32>, Vec<f32>); 2] = match &moments {
-            Some(mo) => crate::reconstruct::reconstruct(mo, n, &zero, &sets, has_bias).try_into().expect("two sets"),
+            Some(mo) => super::reconstruct::reconstruct(mo, n, &zero, &sets, has_bias).try_into().expect("two sets"),
             None => {
                 // The mean input each weight multiplies (IR layout), for the bias correction.
                 let means = stats.and_then(|s| channel_stat(s.means, node));
@@ -658,7 +650,7 @@ pub fn prune_onnx(
     }
     let mut bytes = Vec::new();
     prost::Message::encode(&model, &mut bytes)
-        .map_err(|e| CompileError::Options(format!("re-encoding the pruned model: {e}")))?;
+        .map_err(|e| CompileError::Encode { what: "pruned", reason: e.to_string() })?;
     Ok((bytes, record))
 }
 
@@ -680,7 +672,7 @@ fn locate(graph: &pb::GraphProto, node: &crate::ir::Node, what: &str) -> Result<
 }
 
 fn cannot_prune(what: &str, node: &crate::ir::Node, why: &str) -> CompileError {
-    CompileError::Options(format!("{what}: cannot prune layer `{}`: {why}", node.name))
+    CompileError::CannotPrune { what: what.to_string(), layer: node.name.clone(), reason: why.to_string() }
 }
 
 fn f32_at(t: &pb::TensorProto, p: usize) -> f32 {
@@ -799,7 +791,7 @@ pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f
     let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
     let run = |g: &Graph| -> Result<Vec<Vec<Vec<f32>>>> {
         let l = lower::lower(g, &lower::Stats::default(), &opts)?;
-        crate::eval::run_sparq(&l.spec.to_bytes(), samples, None)
+        crate::calib::eval::run_sparq(&l.spec.to_bytes(), samples, None)
     };
     let reference = run(base)?;
     // One working copy; the layers' changes accumulate.
@@ -817,7 +809,7 @@ pub fn layer_impact(base: &Graph, layers: &mut [LayerSparsity], samples: &[Vec<f
             }
         }
         let outputs = run(&g);
-        let a = crate::eval::compare(&outputs?, &reference, None);
+        let a = crate::calib::eval::compare(&outputs?, &reference, None);
         layer.impact = Some((a.top1_agreement, a.sqnr_db));
     }
     Ok(())

@@ -1,52 +1,10 @@
-//! The float reference: the original ONNX model run by tract. Calibration records the range of
-//! every tensor the IR keeps; evaluation compares sparq's outputs with tract's.
+//! Calibration statistics: every activation's range (min/max, percentiles, MSE), per-channel
+//! means and root mean squares, taken from the float model over the calibration samples.
 
-use crate::error::{CompileError, Result};
-use crate::ir::Graph;
-use crate::lower::Range;
+use super::reference::Reference;
+use crate::error::Result;
+use crate::ir::{Graph, Range, Stats};
 use std::collections::HashMap;
-use tract_onnx::prelude::*;
-
-pub struct Reference {
-    plan: std::sync::Arc<TypedSimplePlan>,
-    input_shape: Vec<usize>,
-    /// Names of the outputs of `run`, in order.
-    pub names: Vec<String>,
-}
-
-fn terr(e: impl std::fmt::Display) -> CompileError {
-    CompileError::Reference(e.to_string())
-}
-
-impl Reference {
-    /// Load `onnx` in tract with the graph's (static) input shape, exposing `names` as outputs.
-    pub fn new(onnx: &[u8], g: &Graph, names: Vec<String>) -> Result<Reference> {
-        if g.inputs.len() != 1 {
-            return Err(CompileError::Options("models with several inputs cannot be calibrated yet".into()));
-        }
-        let input_shape = g.tensors[g.inputs[0]].shape.clone();
-        let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(terr)?;
-        model.set_input_fact(0, f32::fact(&input_shape).into()).map_err(terr)?;
-        model.select_outputs_by_name(names.iter()).map_err(terr)?;
-        let plan = model.into_optimized().map_err(terr)?.into_runnable().map_err(terr)?;
-        Ok(Reference { plan, input_shape, names })
-    }
-
-    /// Run one sample; returns only the named tensor `i` (the others are computed, not copied).
-    pub fn run_one(&self, input: &[f32], i: usize) -> Result<Vec<f32>> {
-        let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
-        let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
-        let v = out.get(i).ok_or_else(|| CompileError::Reference(format!("no output {i}")))?;
-        Ok(v.to_plain_array_view::<f32>().map_err(terr)?.iter().copied().collect())
-    }
-
-    /// Run one sample; returns each named tensor, row-major in ONNX order.
-    pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
-        let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
-        let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
-        out.iter().map(|v| v.to_plain_array_view::<f32>().map(|a| a.iter().copied().collect()).map_err(terr)).collect()
-    }
-}
 
 /// How activation ranges are taken from the calibration data.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -202,7 +160,7 @@ impl Acc {
 
 pub struct Calibration {
     /// Statistics per method tried (one unless the method is `Auto`).
-    pub candidates: Vec<(CalibMethod, crate::lower::Stats)>,
+    pub candidates: Vec<(CalibMethod, Stats)>,
     /// Float outputs of the graph for each calibration sample (for the compile report).
     pub outputs: Vec<Vec<Vec<f32>>>,
 }
@@ -306,7 +264,7 @@ pub fn calibrate(
                     (n.clone(), r)
                 })
                 .collect();
-            (m, crate::lower::Stats { ranges, channel_means: channel_means.clone(), channel_rms: channel_rms.clone() })
+            (m, Stats { ranges, channel_means: channel_means.clone(), channel_rms: channel_rms.clone() })
         })
         .collect();
     Ok(Calibration { candidates, outputs })

@@ -178,7 +178,7 @@ impl sparq_runtime::Observer for Capture<'_> {
 /// SQNR of every layer's output against the float model (tract), over `samples`.
 pub fn per_layer_sqnr(onnx: &[u8], g: &crate::ir::Graph, bytes: &[u8], samples: &[Vec<f32>]) -> Result<Vec<LayerSqnr>> {
     let names: Vec<String> = g.nodes.iter().map(|n| g.tensors[n.outputs[0]].name.clone()).collect();
-    let reference = crate::reference::Reference::new(onnx, g, names.clone())?;
+    let reference = super::reference::Reference::new(onnx, g, names.clone())?;
     let wanted: std::collections::HashMap<String, usize> =
         names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
     let aligned = AlignedBytes::from_slice(bytes);

@@ -241,7 +241,7 @@ pub struct ChannelStats<'a> {
     pub means: &'a HashMap<String, Vec<f32>>,
     pub rms: &'a HashMap<String, Vec<f32>>,
     /// Calibration samples: with them, each chain's consumer is re-fitted by least squares on
-    /// the channels it keeps ([`crate::reconstruct`]) instead of only its bias corrected.
+    /// the channels it keeps ([`super::reconstruct`]) instead of only its bias corrected.
     pub samples: Option<&'a [Vec<f32>]>,
 }
 
@@ -257,9 +257,9 @@ pub fn prune_channels_onnx(
     stats: Option<&ChannelStats<'_>>,
 ) -> Result<(Vec<u8>, Vec<ChainPruned>)> {
     if !(0.0..1.0).contains(&fraction) {
-        return Err(CompileError::Options(format!("--prune-channels {fraction}: expected a fraction in [0, 1)")));
+        return Err(CompileError::ChannelFraction(fraction));
     }
-    let mut model = crate::import::decode(onnx, what)?;
+    let mut model = crate::onnx::decode(onnx, what)?;
     let graph = model
         .graph
         .as_mut()
@@ -274,10 +274,10 @@ pub fn prune_channels_onnx(
                 .map(|&(_, _, pi)| &g.nodes[pi])
                 .chain(groups.iter().flat_map(|gr| gr.consumers.iter().map(|&ci| &g.nodes[ci])))
                 .filter(|p| {
-                    g.tensors[p.inputs[1]].shape[1..].iter().product::<usize>() <= crate::reconstruct::MAX_REFIT_K
+                    g.tensors[p.inputs[1]].shape[1..].iter().product::<usize>() <= super::reconstruct::MAX_REFIT_K
                 })
                 .collect();
-            crate::reconstruct::layer_moments(onnx, g, &consumers, samples)?
+            super::reconstruct::layer_moments(onnx, g, &consumers, samples)?
         }
         None => HashMap::new(),
     };
@@ -325,16 +325,21 @@ pub fn prune_channels_onnx(
             // The consumer's weights on the kept channels and its bias, re-fitted to the
             // original outputs (this subsumes the mean correction).
             let n = g.tensors[p.inputs[1]].shape[0];
-            let (w, has_bias) = crate::prune::read_onnx(graph, p, n, c, what)?;
-            let b = if has_bias { crate::prune::onnx_bias(graph, p, n, what)? } else { vec![0f32; n] };
+            let (w, has_bias) = super::prune::read_onnx(graph, p, n, c, what)?;
+            let b = if has_bias { super::prune::onnx_bias(graph, p, n, what)? } else { vec![0f32; n] };
             let zero: Vec<bool> = (0..n * c).map(|i| drop.binary_search(&(i % c)).is_ok()).collect();
-            let set = crate::reconstruct::WeightSet { w: &w, b };
-            let (nw, db) = crate::reconstruct::reconstruct(mo, n, &zero, &[set], has_bias).remove(0);
-            crate::prune::write_onnx(graph, p, n, c, &nw, Some(&db), what)?;
+            let set = super::reconstruct::WeightSet { w: &w, b };
+            let (nw, db) = super::reconstruct::reconstruct(mo, n, &zero, &[set], has_bias).remove(0);
+            super::prune::write_onnx(graph, p, n, c, &nw, Some(&db), what)?;
             means = None;
         }
         rewrite_chain(graph, &a.name, d.map(|d| d.name.as_str()), &p.name, c, &keep, &drop, means.map(Vec::as_slice))
-            .map_err(|why| CompileError::Options(format!("{what}: cannot prune the channels of `{}`: {why}", a.name)))?;
+            .map_err(|reason| CompileError::CannotPruneChannels {
+            what: what.to_string(),
+            unit: "the channels of",
+            layer: a.name.clone(),
+            reason,
+        })?;
         done.push(ChainPruned {
             expand: a.name.clone(),
             depthwise: d.map(|d| d.name.clone()),
@@ -391,23 +396,23 @@ pub fn prune_channels_onnx(
         for &ci in &grp.consumers {
             let n = &g.nodes[ci];
             // The consumer may already have lost output channels as a chain's first layer.
-            let rows = crate::prune::onnx_rows(graph, n, what)?;
-            let (w, has_bias) = crate::prune::read_onnx(
+            let rows = super::prune::onnx_rows(graph, n, what)?;
+            let (w, has_bias) = super::prune::read_onnx(
                 graph,
                 n,
                 rows,
                 c * (g.value(n.inputs[1]).len() / (g.tensors[n.inputs[1]].shape[0] * c).max(1)),
                 what,
             )?;
-            let b = if has_bias { crate::prune::onnx_bias(graph, n, rows, what)? } else { vec![0f32; rows] };
+            let b = if has_bias { super::prune::onnx_bias(graph, n, rows, what)? } else { vec![0f32; rows] };
             let k = w.len() / rows.max(1);
             let per_in = k / c;
             let zero: Vec<bool> = (0..rows * k).map(|i| drop.binary_search(&((i % k) / per_in)).is_ok()).collect();
             if let Some(mo) = moments.get(&n.name).filter(|mo| mo.k == k) {
                 // Re-fitted on the kept input channels against the original outputs.
-                let set = crate::reconstruct::WeightSet { w: &w, b };
-                let (nw, db) = crate::reconstruct::reconstruct(mo, rows, &zero, &[set], has_bias).remove(0);
-                crate::prune::write_onnx(graph, n, rows, k, &nw, Some(&db), what)?;
+                let set = super::reconstruct::WeightSet { w: &w, b };
+                let (nw, db) = super::reconstruct::reconstruct(mo, rows, &zero, &[set], has_bias).remove(0);
+                super::prune::write_onnx(graph, n, rows, k, &nw, Some(&db), what)?;
             } else if let Some(m) =
                 stats.and_then(|st| st.means.get(&g.tensors[n.inputs[0]].name)).filter(|m| m.len() == c)
             {
@@ -420,14 +425,14 @@ pub fn prune_channels_onnx(
                     }
                 }
                 let db: Vec<f32> = nb.iter().zip(&b).map(|(x, y)| x - y).collect();
-                crate::prune::write_onnx(graph, n, rows, k, &w, Some(&db), what)?;
+                super::prune::write_onnx(graph, n, rows, k, &w, Some(&db), what)?;
             }
         }
-        rewrite_group(graph, g, grp, &keep).map_err(|why| {
-            CompileError::Options(format!(
-                "{what}: cannot prune a residual group of `{}`: {why}",
-                g.nodes[grp.producers[0]].name
-            ))
+        rewrite_group(graph, g, grp, &keep).map_err(|reason| CompileError::CannotPruneChannels {
+            what: what.to_string(),
+            unit: "a residual group of",
+            layer: g.nodes[grp.producers[0]].name.clone(),
+            reason,
         })?;
         done.push(ChainPruned {
             expand: g.nodes[grp.producers[0]].name.clone(),
@@ -442,7 +447,7 @@ pub fn prune_channels_onnx(
     graph.value_info.clear();
     let mut bytes = Vec::new();
     prost::Message::encode(&model, &mut bytes)
-        .map_err(|e| CompileError::Options(format!("re-encoding the channel-pruned model: {e}")))?;
+        .map_err(|e| CompileError::Encode { what: "channel-pruned", reason: e.to_string() })?;
     Ok((bytes, done))
 }
 

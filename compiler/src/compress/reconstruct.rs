@@ -186,7 +186,7 @@ pub fn layer_moments(
             names.push(g.tensors[t].name.clone());
         }
     }
-    let reference = crate::reference::Reference::new(onnx, g, names.clone())?;
+    let reference = crate::calib::reference::Reference::new(onnx, g, names.clone())?;
     let mut out: HashMap<String, Moments> = HashMap::new();
     for s in samples {
         let vals = reference.run(s)?;

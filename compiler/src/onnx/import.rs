@@ -1,0 +1,135 @@
+//! ONNX -> IR. Decodes the protobuf with prost (the types tract-onnx exposes), resolves static
+//! shapes (with user overrides for dynamic dims), folds constant shape arithmetic, and maps each
+//! supported operator to the IR with its importer in [`OPS`]. Anything else is an error naming
+//! the node, op type and opset.
+
+use super::importer::{Importer, NodeCx, FLOAT};
+use super::ops::OPS;
+use crate::error::{CompileError, Result};
+use crate::ir::Graph;
+use prost::Message;
+use std::collections::HashMap;
+use tract_onnx::pb;
+
+pub fn decode(bytes: &[u8], what: &str) -> Result<pb::ModelProto> {
+    pb::ModelProto::decode(bytes).map_err(|e| CompileError::NotOnnx { what: what.to_string(), reason: e.to_string() })
+}
+
+/// Import a decoded model. `input_shapes` overrides (or fixes dynamic) input dims by name.
+pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>, what: &str) -> Result<Graph> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
+    if graph.node.is_empty() {
+        return Err(CompileError::NotOnnx { what: what.to_string(), reason: "its graph has no nodes".into() });
+    }
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(1);
+    let mut im = Importer {
+        g: Graph { name: graph.name.clone(), ..Default::default() },
+        opset,
+        names: HashMap::new(),
+        ints: HashMap::new(),
+    };
+    for init in &graph.initializer {
+        im.add_initializer(init)?;
+    }
+    for input in &graph.input {
+        if im.names.contains_key(&input.name) || im.ints.contains_key(&input.name) {
+            continue; // an initializer listed as input (older exporters)
+        }
+        let shape = input_shape(input, input_shapes)?;
+        // Keep every size computation far from overflow: 2^31 elements is 8 GiB of f32.
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > 1 << 31) {
+            return Err(CompileError::Input {
+                name: input.name.clone(),
+                reason: format!("shape {shape:?} is too large"),
+            });
+        }
+        let id = im.add_tensor(&input.name, shape, None);
+        im.g.inputs.push(id);
+    }
+    if let Some(unknown) = input_shapes.keys().find(|k| !graph.input.iter().any(|i| &&i.name == k)) {
+        return Err(CompileError::Input {
+            name: unknown.clone(),
+            reason: "--input-shape names an input the model does not have".into(),
+        });
+    }
+    if im.g.inputs.is_empty() {
+        return Err(CompileError::NotOnnx { what: what.to_string(), reason: "it has no non-constant input".into() });
+    }
+    for node in &graph.node {
+        import_node(&mut im, node)?;
+    }
+    for out in &graph.output {
+        let id = *im.names.get(&out.name).ok_or_else(|| CompileError::Tensor {
+            name: out.name.clone(),
+            reason: "graph output is not computed by any supported node (or is a constant)".into(),
+        })?;
+        if im.g.is_const(id) {
+            return Err(CompileError::Tensor { name: out.name.clone(), reason: "graph output is a constant".into() });
+        }
+        im.g.outputs.push(id);
+    }
+    Ok(im.g)
+}
+
+fn input_shape(input: &pb::ValueInfoProto, overrides: &HashMap<String, Vec<usize>>) -> Result<Vec<usize>> {
+    let err = |reason: &str| CompileError::Input { name: input.name.clone(), reason: reason.to_string() };
+    let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => t,
+        _ => return Err(err("not a tensor input")),
+    };
+    if tt.elem_type != FLOAT {
+        return Err(err("only float32 inputs are supported"));
+    }
+    if let Some(s) = overrides.get(&input.name) {
+        if let Some(shape) = &tt.shape {
+            if shape.dim.len() != s.len() {
+                return Err(err(&format!(
+                    "--input-shape gives rank {} but the model declares rank {}",
+                    s.len(),
+                    shape.dim.len()
+                )));
+            }
+            for (d, &v) in shape.dim.iter().zip(s) {
+                if let Some(pb::tensor_shape_proto::dimension::Value::DimValue(fixed)) = d.value {
+                    if fixed > 0 && fixed as usize != v {
+                        return Err(err(&format!("--input-shape {:?} contradicts the model's fixed dims", s)));
+                    }
+                }
+            }
+        }
+        return Ok(s.clone());
+    }
+    let shape = tt.shape.as_ref().ok_or_else(|| err("no shape in the model; give --input-shape NAME=D1,D2,..."))?;
+    shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => Ok(*v as usize),
+            _ => Err(err("has a dynamic dimension; fix it with --input-shape NAME=D1,D2,...")),
+        })
+        .collect()
+}
+
+/// Import one node with the importer [`OPS`] registers for its op type.
+fn import_node(im: &mut Importer, node: &pb::NodeProto) -> Result<()> {
+    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+        return Err(im.unsupported(node));
+    }
+    let Some(&(_, import_op)) = OPS.iter().find(|(op_type, _)| *op_type == node.op_type) else {
+        return Err(im.unsupported(node));
+    };
+    let cx = NodeCx {
+        node,
+        inputs: node.input.iter().map(|s| s.as_str()).collect(),
+        out_name: node.output.first().cloned().unwrap_or_default(),
+    };
+    import_op(im, &cx)
+}

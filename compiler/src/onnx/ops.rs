@@ -1,0 +1,532 @@
+//! One importer function per ONNX operator, registered in [`OPS`] by op type. Each reads the
+//! node's inputs and attributes, checks what sparq supports (naming the node and the reason when
+//! it does not), infers the output shape and adds IR nodes or import-time constants.
+
+use super::importer::{attr, attr_f, attr_i, attr_ints, broadcast, norm_axis, ImportFn, Importer, IntConst, NodeCx};
+use crate::error::Result;
+use crate::ir::{Act, Op};
+
+/// The importer of each supported ONNX operator, by op type (ai.onnx domain). An op type not
+/// listed here is an [`CompileError::UnsupportedOp`](crate::error::CompileError::UnsupportedOp).
+pub(super) const OPS: &[(&str, ImportFn)] = &[
+    ("Add", binary),
+    ("AveragePool", pool),
+    ("BatchNormalization", batch_norm),
+    ("Cast", cast_ints),
+    ("Clip", clip),
+    ("Concat", concat_or_ints),
+    ("Constant", constant),
+    ("Conv", conv),
+    ("Div", binary),
+    ("Dropout", identity),
+    ("Flatten", flatten),
+    ("Gather", gather_ints),
+    ("Gemm", gemm),
+    ("GlobalAveragePool", global_average_pool),
+    ("Identity", identity),
+    ("MatMul", matmul),
+    ("MaxPool", pool),
+    ("Mul", binary),
+    ("Relu", relu),
+    ("Reshape", reshape),
+    ("Shape", shape),
+    ("Softmax", softmax),
+    ("Squeeze", squeeze_ints),
+    ("Sub", binary),
+    ("Unsqueeze", squeeze_ints),
+];
+
+/// Concat of integer constants folds; of float tensors, it is a node.
+fn concat_or_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    if cx.inputs.iter().all(|i| im.ints.contains_key(*i)) {
+        concat_ints(im, cx)
+    } else {
+        concat(im, cx)
+    }
+}
+
+/// A constant: float values become IR constants, integers import-time constants.
+fn constant(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let out_name = cx.out_name.clone();
+    let a = attr(node, "value").and_then(|a| a.t.as_ref());
+    if let Some(t) = a {
+        let mut t = t.clone();
+        t.name = out_name.clone();
+        im.add_initializer(&t)?;
+    } else if let Some(a) = attr(node, "value_float") {
+        im.add_tensor(&out_name, vec![], Some(vec![a.f]));
+    } else if let Some(a) = attr(node, "value_floats") {
+        im.add_tensor(&out_name, vec![a.floats.len()], Some(a.floats.clone()));
+    } else if let Some(a) = attr(node, "value_int") {
+        im.ints.insert(out_name, IntConst { shape: vec![], data: vec![a.i] });
+    } else if let Some(a) = attr(node, "value_ints") {
+        im.ints.insert(out_name, IntConst { shape: vec![a.ints.len()], data: a.ints.clone() });
+    } else {
+        return Err(bad("Constant without a supported value attribute".into()));
+    }
+    Ok(())
+}
+
+/// Identity and Dropout (inference): the output names the input.
+fn identity(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let src = input(0)?;
+    if let Some(&id) = im.names.get(src) {
+        im.names.insert(out_name, id);
+    } else if let Some(c) = im.ints.get(src).cloned() {
+        im.ints.insert(out_name, c);
+    } else {
+        return Err(bad(format!("input '{src}' is not produced by any earlier node")));
+    }
+    Ok(())
+}
+
+/// Shape of a static tensor: an integer constant.
+fn shape(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let x = im.tensor_of(node, input(0)?)?;
+    let s: Vec<i64> = im.g.tensors[x].shape.iter().map(|&d| d as i64).collect();
+    im.ints.insert(out_name, IntConst { shape: vec![s.len()], data: s });
+    Ok(())
+}
+
+/// Gather from an integer constant (shape arithmetic), folded at import.
+fn gather_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    if !im.ints.contains_key(input(0)?) {
+        return Err(im.unsupported(node));
+    }
+    let data = im.ints_of(node, input(0)?)?;
+    let idx = im.ints_of(node, input(1)?)?;
+    if data.shape.len() != 1 || attr_i(node, "axis", 0) != 0 {
+        return Err(bad("only gathering from a 1-d integer constant is supported".into()));
+    }
+    let n = data.data.len() as i64;
+    let vals = idx
+        .data
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + n } else { i };
+            data.data.get(j as usize).copied().ok_or_else(|| bad(format!("index {i} out of range")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    im.ints.insert(out_name, IntConst { shape: idx.shape.clone(), data: vals });
+    Ok(())
+}
+
+/// Unsqueeze / Squeeze of an integer constant (shape arithmetic), folded at import.
+fn squeeze_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let op_type = cx.node.op_type.as_str();
+    if !im.ints.contains_key(input(0)?) {
+        return Err(im.unsupported(node));
+    }
+    let c = im.ints_of(node, input(0)?)?;
+    let n = c.data.len();
+    im.ints.insert(
+        out_name,
+        IntConst { shape: if n == 1 && op_type == "Squeeze" { vec![] } else { vec![n] }, data: c.data },
+    );
+    Ok(())
+}
+
+/// Cast of an integer constant (shape arithmetic), folded at import.
+fn cast_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    if !im.ints.contains_key(input(0)?) {
+        return Err(im.unsupported(node));
+    }
+    let c = im.ints_of(node, input(0)?)?;
+    im.ints.insert(out_name, c);
+    Ok(())
+}
+
+/// Concat of integer constants (shape arithmetic), folded at import.
+fn concat_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let inputs = &cx.inputs;
+    let out_name = cx.out_name.clone();
+    let mut data = Vec::new();
+    for i in inputs {
+        data.extend(im.ints_of(node, i)?.data);
+    }
+    im.ints.insert(out_name, IntConst { shape: vec![data.len()], data });
+    Ok(())
+}
+
+/// Conv with constant weights `[O, I/group, KH, KW]` and optional constant bias.
+fn conv(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let inputs = &cx.inputs;
+    let out_name = cx.out_name.clone();
+    let x = im.tensor_of(node, input(0)?)?;
+    let w = im.tensor_of(node, input(1)?)?;
+    let [n, c, h, wd] = im.rank4(node, x)?;
+    if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 4 {
+        return Err(bad("weights must be a constant [O, I/group, KH, KW] tensor".into()));
+    }
+    let ws = im.g.tensors[w].shape.clone();
+    let group = attr_i(node, "group", 1).max(1) as usize;
+    if c % group != 0 || !ws[0].is_multiple_of(group) || ws[1] * group != c {
+        return Err(bad(format!("weights {ws:?} do not match {c} input channels in {group} groups")));
+    }
+    if let Some(k) = attr_ints(node, "kernel_shape") {
+        if k.len() != 2 || k[0] as usize != ws[2] || k[1] as usize != ws[3] {
+            return Err(bad("kernel_shape disagrees with the weights".into()));
+        }
+    }
+    let window = im.window(node, [h, wd], [ws[2], ws[3]])?;
+    let [oh, ow] = im.window_out(node, &window, [h, wd])?;
+    let bias = match inputs.get(2).filter(|s| !s.is_empty()) {
+        Some(b) => {
+            let b = im.tensor_of(node, b)?;
+            if !im.g.is_const(b) || im.g.tensors[b].elements() != ws[0] {
+                return Err(bad("bias must be a constant with one value per output channel".into()));
+            }
+            b
+        }
+        None => im.add_tensor(&format!("{}:bias", out_name), vec![ws[0]], Some(vec![0.0; ws[0]])),
+    };
+    im.push(node, Op::Conv { window, group, act: Act::NONE }, vec![x, w, bias], vec![n, ws[0], oh, ow])?;
+    Ok(())
+}
+
+/// Gemm `alpha * A B + beta * C` with constant B and C: a dense layer (weights `[N, K]`).
+fn gemm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let inputs = &cx.inputs;
+    let out_name = cx.out_name.clone();
+    let a = im.tensor_of(node, input(0)?)?;
+    let b = im.tensor_of(node, input(1)?)?;
+    if attr_i(node, "transA", 0) != 0 {
+        return Err(bad("transA=1 is not supported".into()));
+    }
+    let a_shape = im.g.tensors[a].shape.clone();
+    if a_shape.len() != 2 || !im.g.is_const(b) || im.g.tensors[b].shape.len() != 2 {
+        return Err(bad("supported form: A [M, K] times a constant B".into()));
+    }
+    let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
+    let bs = im.g.tensors[b].shape.clone();
+    let trans_b = attr_i(node, "transB", 0) != 0;
+    let (k, n) = if trans_b { (bs[1], bs[0]) } else { (bs[0], bs[1]) };
+    if a_shape[1] != k {
+        return Err(bad(format!("A is {a_shape:?} but B needs K = {k}")));
+    }
+    let bv = im.g.value(b).to_vec();
+    let mut w = vec![0f32; n * k];
+    for r in 0..n {
+        for c in 0..k {
+            w[r * k + c] = alpha * if trans_b { bv[r * k + c] } else { bv[c * n + r] };
+        }
+    }
+    let w = im.add_tensor(&format!("{}:weights", out_name), vec![n, k], Some(w));
+    let mut bias = vec![0f32; n];
+    if let Some(cn) = inputs.get(2).filter(|s| !s.is_empty()) {
+        let ct = im.tensor_of(node, cn)?;
+        let cv = im.g.value(ct).to_vec();
+        if !im.g.is_const(ct) || !(cv.len() == n || cv.len() == 1) {
+            return Err(bad("C must be a constant of N values (or one)".into()));
+        }
+        for (j, b) in bias.iter_mut().enumerate() {
+            *b = beta * cv[if cv.len() == 1 { 0 } else { j }];
+        }
+    }
+    let bias = im.add_tensor(&format!("{}:bias", out_name), vec![n], Some(bias));
+    im.push(node, Op::Dense { act: Act::NONE }, vec![a, w, bias], vec![a_shape[0], n])?;
+    Ok(())
+}
+
+/// MatMul by a constant 2-d matrix: a dense layer (weights `[N, K]`).
+fn matmul(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let a = im.tensor_of(node, input(0)?)?;
+    let b = im.tensor_of(node, input(1)?)?;
+    let a_shape = im.g.tensors[a].shape.clone();
+    let bs = im.g.tensors[b].shape.clone();
+    if !im.g.is_const(b) || bs.len() != 2 || a_shape.len() < 2 {
+        return Err(bad("supported form: A [..., K] times a constant 2-d B [K, N]".into()));
+    }
+    let (k, n) = (bs[0], bs[1]);
+    if a_shape[a_shape.len() - 1] != k {
+        return Err(bad(format!("A is {a_shape:?} but B is {bs:?}")));
+    }
+    let bv = im.g.value(b).to_vec();
+    let w: Vec<f32> = (0..n * k).map(|i| bv[(i % k) * n + i / k]).collect();
+    let w = im.add_tensor(&format!("{}:weights", out_name), vec![n, k], Some(w));
+    let bias = im.add_tensor(&format!("{}:bias", out_name), vec![n], Some(vec![0.0; n]));
+    let mut out = a_shape.clone();
+    *out.last_mut().unwrap() = n;
+    im.push(node, Op::Dense { act: Act::NONE }, vec![a, w, bias], out)?;
+    Ok(())
+}
+
+/// Add and Mul (broadcasting); Sub and Div by a constant become Add and Mul.
+fn binary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let op_type = cx.node.op_type.as_str();
+    let a = im.tensor_of(node, input(0)?)?;
+    let mut b = im.tensor_of(node, input(1)?)?;
+    let (sa, sb) = (im.g.tensors[a].shape.clone(), im.g.tensors[b].shape.clone());
+    let out = broadcast(&sa, &sb).ok_or_else(|| bad(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+    if im.g.is_const(a) && im.g.is_const(b) {
+        return Err(bad("both operands are constants (constant folding of float math is not supported)".into()));
+    }
+    let op = match op_type {
+        "Add" => Op::Add { act: Act::NONE },
+        "Mul" => Op::Mul { act: Act::NONE },
+        _ => {
+            // x - c == x + (-c); x / c == x * (1/c): only with a constant right operand.
+            if !im.g.is_const(b) {
+                return Err(bad(format!("{op_type} needs a constant second operand")));
+            }
+            let v: Vec<f32> = if op_type == "Sub" {
+                im.g.value(b).iter().map(|x| -x).collect()
+            } else {
+                im.g.value(b).iter().map(|x| 1.0 / x).collect()
+            };
+            b = im.add_tensor(&format!("{}:operand", out_name), sb.clone(), Some(v));
+            if op_type == "Sub" {
+                Op::Add { act: Act::NONE }
+            } else {
+                Op::Mul { act: Act::NONE }
+            }
+        }
+    };
+    if out != sa && out != sb {
+        // Both operands broadcast: supported by the runtime as well.
+    }
+    im.push(node, op, vec![a, b], out)?;
+    Ok(())
+}
+
+/// Relu: a clamp to `[0, inf]` (fused into its producer by the rewrites).
+fn relu(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let input = |i: usize| cx.input(i);
+    let x = im.tensor_of(node, input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    im.push(node, Op::Clip { act: Act { lo: 0.0, hi: f32::INFINITY } }, vec![x], s)?;
+    Ok(())
+}
+
+/// Clip with constant bounds (attributes before opset 11, inputs after).
+fn clip(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let inputs = &cx.inputs;
+    let x = im.tensor_of(node, input(0)?)?;
+    let (mut lo, mut hi) = (f32::NEG_INFINITY, f32::INFINITY);
+    if im.opset < 11 {
+        lo = attr_f(node, "min", lo);
+        hi = attr_f(node, "max", hi);
+    } else {
+        for (i, slot) in [(1usize, &mut lo), (2, &mut hi)] {
+            if let Some(nm) = inputs.get(i).filter(|s| !s.is_empty()) {
+                let t = im.tensor_of(node, nm)?;
+                let v = im.g.value(t);
+                if !im.g.is_const(t) || v.len() != 1 {
+                    return Err(bad("min and max must be scalar constants".into()));
+                }
+                *slot = v[0];
+            }
+        }
+    }
+    if lo > hi {
+        return Err(bad(format!("min {lo} is above max {hi}")));
+    }
+    let s = im.g.tensors[x].shape.clone();
+    im.push(node, Op::Clip { act: Act { lo, hi } }, vec![x], s)?;
+    Ok(())
+}
+
+/// MaxPool and AveragePool over a 2-d window.
+fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let op_type = cx.node.op_type.as_str();
+    if node.output.len() > 1 && !node.output[1].is_empty() {
+        return Err(bad("the Indices output is not supported".into()));
+    }
+    let x = im.tensor_of(node, input(0)?)?;
+    let [n, c, h, w] = im.rank4(node, x)?;
+    if attr_i(node, "ceil_mode", 0) != 0 {
+        return Err(bad("ceil_mode=1 is not supported".into()));
+    }
+    let k = attr_ints(node, "kernel_shape").filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1));
+    let k = k.ok_or_else(|| bad("kernel_shape must be two positive values".into()))?;
+    let window = im.window(node, [h, w], [k[0] as usize, k[1] as usize])?;
+    let [oh, ow] = im.window_out(node, &window, [h, w])?;
+    let op = if op_type == "MaxPool" {
+        Op::MaxPool { window }
+    } else {
+        if window.dilations != [1, 1] {
+            return Err(bad("dilated average pooling is not supported".into()));
+        }
+        Op::AveragePool { window, count_include_pad: attr_i(node, "count_include_pad", 0) != 0 }
+    };
+    im.push(node, op, vec![x], vec![n, c, oh, ow])?;
+    Ok(())
+}
+
+/// GlobalAveragePool of a rank-4 tensor.
+fn global_average_pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let input = |i: usize| cx.input(i);
+    let x = im.tensor_of(node, input(0)?)?;
+    let [n, c, _, _] = im.rank4(node, x)?;
+    im.push(node, Op::GlobalAveragePool, vec![x], vec![n, c, 1, 1])?;
+    Ok(())
+}
+
+/// Flatten: a Reshape to two dimensions.
+fn flatten(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let x = im.tensor_of(node, input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    let axis = norm_axis(attr_i(node, "axis", 1), s.len() + 1).ok_or_else(|| bad("axis out of range".into()))?;
+    let out = vec![s[..axis].iter().product(), s[axis..].iter().product()];
+    im.push(node, Op::Reshape, vec![x], out)?;
+    Ok(())
+}
+
+/// Reshape to a constant target shape (`0` copies, `-1` infers); a constant input folds.
+fn reshape(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let x = im.tensor_of(node, input(0)?)?;
+    let spec = im.ints_of(node, input(1)?)?.data;
+    let s = im.g.tensors[x].shape.clone();
+    let total: usize = s.iter().product();
+    let allow_zero = attr_i(node, "allowzero", 0) != 0;
+    let mut out = Vec::with_capacity(spec.len());
+    let mut infer = None;
+    for (i, &d) in spec.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            0 if !allow_zero => out.push(*s.get(i).ok_or_else(|| bad("0 in shape refers past the input rank".into()))?),
+            d if d >= 0 => out.push(d as usize),
+            _ => return Err(bad(format!("invalid target shape {spec:?}"))),
+        }
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = infer {
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(bad(format!("cannot reshape {s:?} to {spec:?}")));
+        }
+        out[i] = total / known;
+    }
+    if out.iter().product::<usize>() != total {
+        return Err(bad(format!("cannot reshape {s:?} ({total} values) to {out:?}")));
+    }
+    if im.g.is_const(x) {
+        let v = im.g.value(x).to_vec();
+        im.add_tensor(&out_name, out, Some(v));
+    } else {
+        im.push(node, Op::Reshape, vec![x], out)?;
+    }
+    Ok(())
+}
+
+/// Concat of float tensors (integer constants fold, see `concat_ints`).
+fn concat(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let inputs = &cx.inputs;
+    let ids = inputs.iter().filter(|s| !s.is_empty()).map(|s| im.tensor_of(node, s)).collect::<Result<Vec<_>>>()?;
+    let Some(&first_id) = ids.first() else {
+        return Err(bad("Concat without inputs".into()));
+    };
+    let first = im.g.tensors[first_id].shape.clone();
+    let axis = norm_axis(attr_i(node, "axis", 0), first.len()).ok_or_else(|| bad("axis out of range".into()))?;
+    let mut out = first.clone();
+    out[axis] = 0;
+    for &i in &ids {
+        let s = &im.g.tensors[i].shape;
+        if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d]) {
+            return Err(bad(format!("input shapes {first:?} and {s:?} differ outside axis {axis}")));
+        }
+        if im.g.is_const(i) {
+            return Err(bad("constant inputs to Concat are not supported".into()));
+        }
+        out[axis] += s[axis];
+    }
+    im.push(node, Op::Concat { axis }, ids, out)?;
+    Ok(())
+}
+
+/// Softmax over one axis.
+fn softmax(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let x = im.tensor_of(node, input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    let default = if im.opset < 13 { 1 } else { -1 };
+    let axis = norm_axis(attr_i(node, "axis", default), s.len()).ok_or_else(|| bad("axis out of range".into()))?;
+    if im.opset < 13 && s[axis + 1..].iter().any(|&d| d != 1) {
+        return Err(bad("opset < 13 Softmax over several trailing axes is not supported".into()));
+    }
+    im.push(node, Op::Softmax { axis }, vec![x], s)?;
+    Ok(())
+}
+
+/// Inference BatchNormalization: a per-channel affine (folded into its producer by the rewrites).
+fn batch_norm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let input = |i: usize| cx.input(i);
+    let out_name = cx.out_name.clone();
+    let x = im.tensor_of(node, input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    if s.len() < 2 {
+        return Err(bad("input must have a channel axis".into()));
+    }
+    let c = s[1];
+    let mut vals = Vec::new();
+    for i in 1..5 {
+        let t = im.tensor_of(node, input(i)?)?;
+        if !im.g.is_const(t) || im.g.tensors[t].elements() != c {
+            return Err(bad("scale, bias, mean and variance must be constants with one value per channel".into()));
+        }
+        vals.push(im.g.value(t).to_vec());
+    }
+    let eps = attr_f(node, "epsilon", 1e-5);
+    let scale: Vec<f32> = (0..c).map(|i| vals[0][i] / (vals[3][i] + eps).sqrt()).collect();
+    let shift: Vec<f32> = (0..c).map(|i| vals[1][i] - vals[2][i] * scale[i]).collect();
+    let st = im.add_tensor(&format!("{}:scale", out_name), vec![c], Some(scale));
+    let sh = im.add_tensor(&format!("{}:shift", out_name), vec![c], Some(shift));
+    im.push(node, Op::ChannelAffine { act: Act::NONE }, vec![x, st, sh], s)?;
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Quantization arithmetic shared by lowering and the precision choice: the int8 precision of a
+//! layer, activations' asymmetric parameters from a range, weights' symmetric per-channel
+//! quantization (see DESIGN.md, "Quantization scheme").
+
+use crate::ir::Range;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    Int8,
+    F32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QParams {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+/// Asymmetric int8 parameters covering `[min, max]` (widened to include 0, so zero is exact).
+pub fn act_qparams(r: Range) -> QParams {
+    let lo = r.min.min(0.0);
+    let hi = r.max.max(0.0);
+    let scale = ((hi - lo) / 255.0).max(1e-8);
+    let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
+    QParams { scale, zero_point: zp }
+}
+
+/// Symmetric per-output-channel int8 weights in [-127, 127].
+pub fn quantize_per_channel(w: &[f32], channels: usize) -> (Vec<i8>, Vec<f32>) {
+    let per = w.len() / channels.max(1);
+    let mut q = vec![0i8; w.len()];
+    let mut scales = vec![1.0f32; channels];
+    for c in 0..channels {
+        let ws = &w[c * per..(c + 1) * per];
+        let max = ws.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales[c] = s;
+        for (d, &v) in q[c * per..(c + 1) * per].iter_mut().zip(ws) {
+            *d = (v / s).round().clamp(-127.0, 127.0) as i8;
+        }
+    }
+    (q, scales)
+}
