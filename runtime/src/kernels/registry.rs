@@ -198,7 +198,7 @@ pub const QS8_DWCONV: &[Entry<ConvFn>] = &[
         tile(2, 64, 1),
         None,
         any,
-        super::depthwise::vnni::qs8_dwconv_c64_avx512vnni
+        super::depthwise::avx512vnni::qs8_dwconv_c64_avx512vnni
     ),
     #[cfg(target_arch = "aarch64")]
     entry!(
@@ -362,29 +362,36 @@ pub const QS8_SPFC_F32OUT: &[Entry<SpFcF32OutFn>] = &[
 pub const QS8_ADD: &[Entry<AddFn>] = &[
     entry!("qs8_add_scalar", Features::NONE, SCALAR_TILE, None, any, add_scalar),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_add_x16_avx2", AVX2, tile(1, 16, 1), None, any, super::x86::qs8_add_avx2),
+    entry!("qs8_add_x16_avx2", AVX2, tile(1, 16, 1), None, any, super::elementwise::avx2::qs8_add_avx2),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_add_x32_avx512", AVX512, tile(1, 32, 1), None, any, super::x86::qs8_add_avx512),
+    entry!("qs8_add_x32_avx512", AVX512, tile(1, 32, 1), None, any, super::elementwise::avx512::qs8_add_avx512),
     #[cfg(target_arch = "aarch64")]
-    entry!("qs8_add_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::arm::qs8_add_neon),
+    entry!("qs8_add_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::elementwise::neon::qs8_add_neon),
 ];
 
 /// Int8 multiply of contiguous operands of one shape and layout.
 pub const QS8_MUL: &[Entry<MulFn>] = &[
     entry!("qs8_mul_scalar", Features::NONE, SCALAR_TILE, None, any, mul_scalar),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_mul_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::x86::qs8_mul_avx2),
+    entry!("qs8_mul_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs8_mul_avx2),
     #[cfg(target_arch = "aarch64")]
-    entry!("qs8_mul_x4_neon", Features::NEON, tile(1, 4, 1), None, any, super::arm::qs8_mul_neon),
+    entry!("qs8_mul_x4_neon", Features::NEON, tile(1, 4, 1), None, any, super::elementwise::neon::qs8_mul_neon),
 ];
 
 /// f32 -> int8 quantization of a contiguous slice.
 pub const QS8_QUANTIZE: &[Entry<QuantizeFn>] = &[
     entry!("qs8_quantize_scalar", Features::NONE, SCALAR_TILE, None, any, quantize_scalar),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_quantize_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::x86::qs8_quantize_avx2),
+    entry!("qs8_quantize_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs8_quantize_avx2),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_quantize_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::x86::qs8_quantize_avx512),
+    entry!(
+        "qs8_quantize_x16_avx512",
+        AVX512,
+        tile(1, 16, 1),
+        None,
+        any,
+        super::elementwise::avx512::qs8_quantize_avx512
+    ),
 ];
 
 /// f32 convolution (any groups; fully-connected layers as 1x1 over rows).

@@ -4,11 +4,11 @@
 pub mod armv7;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512vnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
-#[cfg(target_arch = "x86_64")]
-pub mod vnni;
 
 /// Valid tap range `[lo, hi)` of a window position: taps whose input index
 /// `pos * stride + tap * dilation - pad` lies in `[0, size)`.

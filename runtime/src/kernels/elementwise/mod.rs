@@ -1,4 +1,12 @@
-//! Elementwise kernels over strided (layout-agnostic) operands, with numpy broadcasting.
+//! Elementwise kernels over strided (layout-agnostic) operands, with numpy broadcasting; the
+//! scalar specifications here, the SIMD kernels of contiguous operands per ISA beside them.
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 
 use super::strided::{walk, walk_rows, R};
 use crate::quant::{dequantize_i8, quantize_f32, requantize, requantize_to_i8};

@@ -1,0 +1,86 @@
+//! x86-64 AVX-512 (F, BW) element-wise kernels on contiguous operands: int8 add and f32 -> int8
+//! quantization, 16 lanes per step, bit-exact to their scalar specifications in [`super`].
+
+use super::AddParams;
+use core::arch::x86_64::*;
+
+/// [`qs8_add_avx2`] on 16 lanes per step with AVX-512: the same exact 64-bit sums of the even
+/// and odd lanes, a native arithmetic 64-bit shift (`vpsraq`) and 64-bit clamp to `+-2^16`,
+/// then one `vpermt2d` to interleave the halves, the output zero point, a saturating narrowing
+/// (`vpmovsdb`) and the activation clamp on the bytes (saturation and the clamp are monotone,
+/// and the activation range lies inside [-128, 127], so this is exactly `add_i8_one`).
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F/BW.
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+pub unsafe fn qs8_add_avx512(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
+    let len = a.len().min(b.len()).min(y.len());
+    let vec = len / 16 * 16;
+    let s = _mm512_set1_epi64(p.shift as i64);
+    let round = _mm512_set1_epi64(1i64 << (p.shift - 1));
+    let (ma, mb) = (_mm512_set1_epi32(p.mult_a), _mm512_set1_epi32(p.mult_b));
+    let (za, zb) = (_mm512_set1_epi32(p.zp_a), _mm512_set1_epi32(p.zp_b));
+    let (lo, hi) = (_mm512_set1_epi64(-1 << 16), _mm512_set1_epi64(1 << 16));
+    let zo = _mm512_set1_epi32(p.zp_out);
+    let (act_lo, act_hi) = (_mm_set1_epi8(p.act_min as i8), _mm_set1_epi8(p.act_max as i8));
+    // Even lane `2i` from the low half of `even`'s 64-bit lane `i`, odd lane `2i + 1` from `odd`'s.
+    let idx = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    let half = |da: __m512i, db: __m512i| {
+        let t = _mm512_add_epi64(_mm512_add_epi64(_mm512_mul_epi32(da, ma), _mm512_mul_epi32(db, mb)), round);
+        _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(t, s), lo), hi)
+    };
+    let mut i = 0;
+    while i < vec {
+        // SAFETY: `i + 16 <= len` for all three slices.
+        unsafe {
+            let av = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128(a.as_ptr().add(i).cast())), za);
+            let bv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128(b.as_ptr().add(i).cast())), zb);
+            let even = half(av, bv);
+            let odd = half(_mm512_srli_epi64(av, 32), _mm512_srli_epi64(bv, 32));
+            let v = _mm512_add_epi32(_mm512_permutex2var_epi32(even, idx, odd), zo);
+            let bytes = _mm_min_epi8(_mm_max_epi8(_mm512_cvtsepi32_epi8(v), act_lo), act_hi);
+            _mm_storeu_si128(y.as_mut_ptr().add(i).cast(), bytes);
+        }
+        i += 16;
+    }
+    for j in vec..len {
+        y[j] = crate::kernels::elementwise::add_i8_one(p, a[j], b[j]);
+    }
+}
+
+/// [`qs8_quantize_avx2`] on 16 lanes per step with AVX-512: the same IEEE division, NaN to 0,
+/// clamp, truncation and fraction test (as mask registers), then a saturating narrowing
+/// (`vpmovsdb`) after adding `zp`.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F/BW.
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+pub unsafe fn qs8_quantize_avx512(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
+    let len = x.len().min(y.len());
+    let vec = len / 16 * 16;
+    let sv = _mm512_set1_ps(scale);
+    let (lo, hi) = (_mm512_set1_ps(-1.0e6), _mm512_set1_ps(1.0e6));
+    let (half, neg_half) = (_mm512_set1_ps(0.5), _mm512_set1_ps(-0.5));
+    let (z, one) = (_mm512_set1_epi32(zp), _mm512_set1_epi32(1));
+    let mut i = 0;
+    while i < vec {
+        // SAFETY: `i + 16 <= len` for both slices.
+        unsafe {
+            let q = _mm512_div_ps(_mm512_loadu_ps(x.as_ptr().add(i)), sv);
+            let nan = _mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q);
+            let q = _mm512_min_ps(_mm512_max_ps(_mm512_maskz_mov_ps(!nan, q), lo), hi);
+            let t = _mm512_cvttps_epi32(q);
+            let frac = _mm512_sub_ps(q, _mm512_cvtepi32_ps(t));
+            let up = _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ);
+            let down = _mm512_cmp_ps_mask(frac, neg_half, _CMP_LE_OQ);
+            let r = _mm512_add_epi32(t, z);
+            let r = _mm512_mask_add_epi32(r, up, r, one);
+            let r = _mm512_mask_sub_epi32(r, down, r, one);
+            _mm_storeu_si128(y.as_mut_ptr().add(i).cast(), _mm512_cvtsepi32_epi8(r));
+        }
+        i += 16;
+    }
+    for j in vec..len {
+        y[j] = crate::quant::quantize_f32(x[j], scale, zp);
+    }
+}
