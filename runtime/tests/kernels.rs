@@ -678,7 +678,9 @@ fn block_sparse_gemm_matches_dense_and_scalar() {
                         // SAFETY: the avx512vnni set is available, so are its features; the
                         // block shape and reduction fit the kernel; `s` was validated.
                         unsafe {
-                            sparq_runtime::kernels::spgemm::x86::qs8_spgemm_8x16c4_avx512vnni(&g, &x, &s, &r, &mut got)
+                            sparq_runtime::kernels::spgemm::avx512vnni::qs8_spgemm_8x16c4_avx512vnni(
+                                &g, &x, &s, &r, &mut got,
+                            )
                         };
                         assert_eq!(got, want, "qs8_spgemm_8x16c4_avx512vnni differs: cin {cin} cout {cout} k {k}");
                     }

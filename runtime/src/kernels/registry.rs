@@ -283,7 +283,7 @@ pub const QS8_SPGEMM: &[Entry<SpGemmFn>] = &[
         tile(4, 8, 4),
         Some(KERNEL_BLOCK),
         simd_k,
-        super::spgemm::x86::qs8_spgemm_4x8c4_avx2
+        super::spgemm::avx2::qs8_spgemm_4x8c4_avx2
     ),
     #[cfg(target_arch = "x86_64")]
     entry!(
@@ -292,7 +292,7 @@ pub const QS8_SPGEMM: &[Entry<SpGemmFn>] = &[
         tile(16, 16, 4),
         Some(KERNEL_BLOCK),
         simd_k,
-        super::spgemm::x86::qs8_spgemm_16x16c4_avx512vnni
+        super::spgemm::avx512vnni::qs8_spgemm_16x16c4_avx512vnni
     ),
     #[cfg(target_arch = "aarch64")]
     entry!(
@@ -345,7 +345,7 @@ pub const QS8_SPFC_F32OUT: &[Entry<SpFcF32OutFn>] = &[
         tile(1, 8, 4),
         Some(KERNEL_BLOCK),
         simd_k4,
-        super::spgemm::x86::qs8_spfc_f32out_avx2
+        super::spgemm::avx2::qs8_spfc_f32out_avx2
     ),
     #[cfg(target_arch = "x86_64")]
     entry!(
@@ -354,7 +354,7 @@ pub const QS8_SPFC_F32OUT: &[Entry<SpFcF32OutFn>] = &[
         tile(1, 16, 4),
         Some(KERNEL_BLOCK),
         simd_k4,
-        super::spgemm::x86::qs8_spfc_f32out_avx512vnni
+        super::spgemm::avx512vnni::qs8_spfc_f32out_avx512vnni
     ),
 ];
 
@@ -418,7 +418,7 @@ pub const F32_DWCONV: &[Entry<F32ConvFn>] =
 pub const QS8_MAX_POOL: &[Entry<MaxPoolFn>] = &[
     entry!("qs8_max_pool_scalar", Features::NONE, SCALAR_TILE, None, any, max_pool_scalar),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_max_pool_c32_avx2", AVX2, tile(1, 32, 1), None, any, super::pool::x86::qs8_max_pool_avx2),
+    entry!("qs8_max_pool_c32_avx2", AVX2, tile(1, 32, 1), None, any, super::pool::avx2::qs8_max_pool_avx2),
     #[cfg(target_arch = "aarch64")]
     entry!("qs8_max_pool_c16_neon", Features::NEON, tile(1, 16, 1), None, any, super::pool::neon::qs8_max_pool_neon),
 ];
@@ -427,7 +427,7 @@ pub const QS8_MAX_POOL: &[Entry<MaxPoolFn>] = &[
 pub const QS8_GLOBAL_AVG_POOL: &[Entry<GlobalAvgPoolFn>] = &[
     entry!("qs8_global_avg_pool_scalar", Features::NONE, SCALAR_TILE, None, any, global_avg_pool_scalar),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_global_avg_pool_c8_avx2", AVX2, tile(1, 8, 1), None, any, super::pool::x86::qs8_global_avg_pool_avx2),
+    entry!("qs8_global_avg_pool_c8_avx2", AVX2, tile(1, 8, 1), None, any, super::pool::avx2::qs8_global_avg_pool_avx2),
     #[cfg(target_arch = "aarch64")]
     entry!(
         "qs8_global_avg_pool_c8_neon",

@@ -7,10 +7,12 @@
 //! wrapping i32 accumulator (a zero weight adds nothing, and wrapping addition does not depend
 //! on order), then requantize through the same [`Requant::apply`].
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512vnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
-#[cfg(target_arch = "x86_64")]
-pub mod x86;
 
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::fc::F32Out;

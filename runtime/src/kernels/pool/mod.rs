@@ -1,5 +1,15 @@
 //! Pooling kernels over NHWC tensors. Int8 max and average pooling keep the input's quantization;
 //! global average pooling requantizes to its own.
+//!
+//! The int8 kernels of the SIMD paths (`avx2.rs`, `neon.rs`): NHWC, so each output pixel's
+//! channels are one contiguous run, taken a vector at a time (the last partial vector in scalar).
+//! Max is exact by nature; the global average sums in i32 lanes and requantizes with the same
+//! fixed-point arithmetic as the scalar kernel.
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 
 use super::conv::ConvGeometry;
 use crate::quant::{div_round, requantize_to_i8};
@@ -214,131 +224,5 @@ fn global_avg_requant<'a, const L: usize>(
         output_zero_point: p.zp_out,
         act_min: -128,
         act_max: 127,
-    }
-}
-
-/// The int8 pooling kernels of the SIMD sets: NHWC, so each output pixel's channels are one
-/// contiguous run, taken a vector at a time (the last partial vector in scalar). Max is exact by
-/// nature; the global average sums in i32 lanes and requantizes with the same fixed-point
-/// arithmetic as the scalar kernel.
-#[cfg(target_arch = "x86_64")]
-pub mod x86 {
-    use super::{global_avg_requant, global_avg_tail, max_pool_blocks, ConvGeometry, GlobalPool};
-    use crate::kernels::x86::{load_requant8, requant8, store_i8x8};
-    use core::arch::x86_64::*;
-
-    /// [`super::max_pool`] for int8, 32 channels per step.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2; the slices match the geometry (as validated at load).
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn qs8_max_pool_avx2(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
-        max_pool_blocks(g, x, y, 32, |yo, c, taps| {
-            // SAFETY: AVX2 is available; `c + 32 <= in_c` for the input and output rows.
-            unsafe {
-                let mut m = _mm256_set1_epi8(i8::MIN);
-                taps(&mut |xs| m = _mm256_max_epi8(m, _mm256_loadu_si256(xs[c..c + 32].as_ptr().cast())));
-                _mm256_storeu_si256(yo[c..c + 32].as_mut_ptr().cast(), m);
-            }
-        });
-    }
-
-    /// [`super::qs8_global_avg_pool`], 32 channels per step: i32 sums of sign-extended bytes,
-    /// the zero point taken out once, then [`requant8`].
-    ///
-    /// # Safety
-    /// The CPU must support AVX2; the slices match `p` (`batch x hw x channels` in, `batch x
-    /// channels` out).
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn qs8_global_avg_pool_avx2(p: &GlobalPool, x: &[i8], y: &mut [i8]) {
-        let (hw, c_all) = (p.hw, p.channels);
-        let vec = c_all / 32 * 32;
-        let (m, s) = ([p.mult; 8], [p.shift; 8]);
-        // SAFETY (whole body): AVX2 is available; every load reads 8 bytes at `c + 8 q`, `c + 32
-        // <= c_all`, inside pixel `q`'s row; stores write 8 bytes of the output row.
-        unsafe {
-            let k = load_requant8(&global_avg_requant(p, &m, &s), 0, 8);
-            let offset = _mm256_set1_epi32(hw as i32 * p.zp_in);
-            for n in 0..p.batch {
-                let xn = &x[n * hw * c_all..][..hw * c_all];
-                let yn = &mut y[n * c_all..][..c_all];
-                for c in (0..vec).step_by(32) {
-                    let mut acc = [_mm256_setzero_si256(); 4];
-                    for q in 0..hw {
-                        let row = xn[q * c_all + c..][..32].as_ptr();
-                        for (part, a) in acc.iter_mut().enumerate() {
-                            let v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(row.add(8 * part).cast()));
-                            *a = _mm256_add_epi32(*a, v);
-                        }
-                    }
-                    for (part, a) in acc.iter().enumerate() {
-                        let v = requant8(_mm256_sub_epi32(*a, offset), &k, p.zp_out, -128, 127);
-                        store_i8x8(v, &mut yn[c + 8 * part..], 8);
-                    }
-                }
-                global_avg_tail(p, xn, yn, vec);
-            }
-        }
-    }
-}
-
-/// The NEON forms of [`x86`]'s pooling kernels, 16 channels per step.
-#[cfg(target_arch = "aarch64")]
-pub mod neon {
-    use super::{global_avg_requant, global_avg_tail, max_pool_blocks, ConvGeometry, GlobalPool};
-    use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
-    use core::arch::aarch64::*;
-
-    /// [`super::max_pool`] for int8, 16 channels per step.
-    ///
-    /// # Safety
-    /// The slices match the geometry (as validated at load).
-    #[target_feature(enable = "neon")]
-    pub unsafe fn qs8_max_pool_neon(g: &ConvGeometry, x: &[i8], y: &mut [i8]) {
-        max_pool_blocks(g, x, y, 16, |yo, c, taps| {
-            // SAFETY: `c + 16 <= in_c` for the input and output rows.
-            unsafe {
-                let mut m = vdupq_n_s8(i8::MIN);
-                taps(&mut |xs| m = vmaxq_s8(m, vld1q_s8(xs[c..c + 16].as_ptr())));
-                vst1q_s8(yo[c..c + 16].as_mut_ptr(), m);
-            }
-        });
-    }
-
-    /// [`super::qs8_global_avg_pool`], 16 channels per step (`saddw` into i32 lanes).
-    ///
-    /// # Safety
-    /// The slices match `p` (`batch x hw x channels` in, `batch x channels` out).
-    #[target_feature(enable = "neon")]
-    pub unsafe fn qs8_global_avg_pool_neon(p: &GlobalPool, x: &[i8], y: &mut [i8]) {
-        let (hw, c_all) = (p.hw, p.channels);
-        let vec = c_all / 16 * 16;
-        let (m, s) = ([p.mult; 4], [p.shift; 4]);
-        // SAFETY (whole body): every load reads 16 bytes at `c`, `c + 16 <= c_all`, inside pixel
-        // `q`'s row; stores write 8 bytes of the output row twice.
-        unsafe {
-            let k = load_requant4(&global_avg_requant(p, &m, &s), 0, 4);
-            let offset = vdupq_n_s32(hw as i32 * p.zp_in);
-            for n in 0..p.batch {
-                let xn = &x[n * hw * c_all..][..hw * c_all];
-                let yn = &mut y[n * c_all..][..c_all];
-                for c in (0..vec).step_by(16) {
-                    let mut acc = [vdupq_n_s32(0); 4];
-                    for q in 0..hw {
-                        let v = vld1q_s8(xn[q * c_all + c..][..16].as_ptr());
-                        let (lo, hi) = (vmovl_s8(vget_low_s8(v)), vmovl_high_s8(v));
-                        acc[0] = vaddw_s16(acc[0], vget_low_s16(lo));
-                        acc[1] = vaddw_high_s16(acc[1], lo);
-                        acc[2] = vaddw_s16(acc[2], vget_low_s16(hi));
-                        acc[3] = vaddw_high_s16(acc[3], hi);
-                    }
-                    let r: [int32x4_t; 4] =
-                        core::array::from_fn(|i| requant4(vsubq_s32(acc[i], offset), &k, p.zp_out, -128, 127));
-                    store_i8x8(r[0], r[1], &mut yn[c..], 8);
-                    store_i8x8(r[2], r[3], &mut yn[c + 8..], 8);
-                }
-                global_avg_tail(p, xn, yn, vec);
-            }
-        }
     }
 }
