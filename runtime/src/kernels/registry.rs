@@ -242,7 +242,7 @@ pub const QS8_GEMM: &[Entry<GemmFn>] = &[
         tile(8, 32, 4),
         Some(SIMD_PACK),
         simd_k,
-        super::gemm::avxvnni::qs8_gemm_8x32c4_avx512vnni
+        super::gemm::avx512vnni::qs8_gemm_8x32c4_avx512vnni
     ),
     #[cfg(target_arch = "aarch64")]
     entry!(
