@@ -190,7 +190,7 @@ pub const QS8_DWCONV: &[Entry<ConvFn>] = &[
     #[cfg(target_arch = "x86_64")]
     entry!("qs8_dwconv_c16_avx2", AVX2, tile(1, 16, 1), None, any, super::depthwise::avx2::qs8_dwconv_c16_avx2),
     #[cfg(target_arch = "x86_64")]
-    entry!("qs8_dwconv_c32_avx512", AVX512, tile(1, 32, 1), None, any, super::depthwise::avx2::qs8_dwconv_c32_avx512),
+    entry!("qs8_dwconv_c32_avx512", AVX512, tile(1, 32, 1), None, any, super::depthwise::avx512::qs8_dwconv_c32_avx512),
     #[cfg(target_arch = "x86_64")]
     entry!(
         "qs8_dwconv_c64_avx512vnni",

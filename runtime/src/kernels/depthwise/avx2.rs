@@ -1,5 +1,5 @@
 //! x86-64 int8 depthwise convolution, 16 channels per step with AVX2 (`qs8_dwconv_c16_avx2`),
-//! 32 with AVX-512 BW (`qs8_dwconv_c32_avx512`).
+//! and the frame `super::avx512::qs8_dwconv_c32_avx512` shares (generic over [`WideBlocks`]).
 //!
 //! For each output row and block of 16 channels, the bias and requantization constants are
 //! loaded once; then for each output pixel and each tap inside the input (the valid tap ranges
@@ -19,26 +19,48 @@ use core::arch::x86_64::*;
 #[target_feature(enable = "avx2")]
 pub unsafe fn qs8_dwconv_c16_avx2(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     // SAFETY: this function's contract.
-    unsafe { drive::<false>(g, x, w, rq, y) }
+    unsafe { drive::<NoWideBlocks>(g, x, w, rq, y) }
 }
 
-/// AVX-512 BW: blocks of 32 channels (`vpmullw` on zmm), then one of 16, then the scalar tail
-/// (`qs8_dwconv_c32_avx512`).
+/// Blocks of more than 16 channels that a wider kernel adds to [`drive`].
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX-512 F and AVX-512 BW.
-#[target_feature(enable = "avx2,avx512f,avx512bw")]
-pub unsafe fn qs8_dwconv_c32_avx512(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
-    // SAFETY: this function's contract.
-    unsafe { drive::<true>(g, x, w, rq, y) }
+/// `block` requires the implementing kernel's features; `c0 + WIDTH <= in_c` and the lengths
+/// asserted by `assert_lengths`.
+pub(super) trait WideBlocks {
+    /// Channels per wide block (0: none).
+    const WIDTH: usize;
+    /// Channels `c0 .. c0 + WIDTH` of output row `oh` of batch item `n` (`xn`: its input plane).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block(
+        g: &ConvGeometry,
+        xn: &[i8],
+        w: &[i8],
+        rq: &Requant<'_>,
+        y: &mut [i8],
+        n: usize,
+        oh: usize,
+        c0: usize,
+    );
 }
 
-/// The loop over batch items, output rows and channel blocks shared by both.
+/// The AVX2 kernel: no blocks wider than 16 channels.
+struct NoWideBlocks;
+
+impl WideBlocks for NoWideBlocks {
+    const WIDTH: usize = 0;
+    #[inline(always)]
+    unsafe fn block(_: &ConvGeometry, _: &[i8], _: &[i8], _: &Requant<'_>, _: &mut [i8], _: usize, _: usize, _: usize) {
+    }
+}
+
+/// The loop over batch items, output rows and channel blocks: `B`'s wide blocks, then blocks of
+/// 16, then the scalar tail.
 ///
 /// # Safety
-/// AVX2, and AVX-512 F/BW when `WIDE`.
+/// AVX2, and the features of `B`'s blocks.
 #[inline(always)]
-unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
+pub(super) unsafe fn drive<B: WideBlocks>(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     let c_all = g.in_c;
     let plane = g.in_h * g.in_w * c_all;
     // Every access below stays inside these lengths (checked once here, not per tap).
@@ -46,12 +68,12 @@ unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Req
     for n in 0..g.batch {
         for oh in 0..g.out_h {
             let mut c0 = 0;
-            // SAFETY: the features are available (the caller's contract); `c0 + 32 <= c_all`
+            // SAFETY: the features are available (the caller's contract); `c0 + WIDTH <= c_all`
             // (resp. 16) and the lengths were asserted above.
             unsafe {
-                while WIDE && c0 + 32 <= c_all {
-                    block32(g, &x[n * plane..][..plane], w, rq, y, n, oh, c0);
-                    c0 += 32;
+                while B::WIDTH > 0 && c0 + B::WIDTH <= c_all {
+                    B::block(g, &x[n * plane..][..plane], w, rq, y, n, oh, c0);
+                    c0 += B::WIDTH;
                 }
                 while c0 + 16 <= c_all {
                     block16(g, &x[n * plane..][..plane], w, rq, y, n, oh, c0);
@@ -71,7 +93,7 @@ unsafe fn drive<const WIDE: bool>(g: &ConvGeometry, x: &[i8], w: &[i8], rq: &Req
 /// AVX2; `c0 + 16 <= in_c`; slice lengths as asserted by `assert_lengths`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block16(
+pub(super) unsafe fn block16(
     g: &ConvGeometry,
     xn: &[i8],
     w: &[i8],
@@ -111,61 +133,6 @@ unsafe fn block16(
             }
             let out = &mut y[yrow + ow * c_all + c0..];
             store_i8x16(requant8(acc0, &k0, zo, lo, hi), requant8(acc1, &k1, zo, lo, hi), out);
-        }
-    }
-}
-
-/// Channels `c0 .. c0 + 32`: as [`block16`] with zmm products, widened into four i32 vectors.
-///
-/// # Safety
-/// AVX2 and AVX-512 F/BW; `c0 + 32 <= in_c`; slice lengths as asserted by `assert_lengths`.
-#[target_feature(enable = "avx2,avx512f,avx512bw")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block32(
-    g: &ConvGeometry,
-    xn: &[i8],
-    w: &[i8],
-    rq: &Requant<'_>,
-    y: &mut [i8],
-    n: usize,
-    oh: usize,
-    c0: usize,
-) {
-    let c_all = g.in_c;
-    let (kh0, kh1) = tap_range(oh, g.stride_h, g.dilation_h, g.pad_top, g.in_h, g.kernel_h);
-    let yrow = ((n * g.out_h + oh) * g.out_w) * c_all;
-    let (zo, lo, hi) = (rq.output_zero_point, rq.act_min, rq.act_max);
-    // SAFETY: as in `block16`, with 32-byte reads and `c0 + 32 <= c_all`.
-    unsafe {
-        let zp = _mm512_set1_epi16(rq.input_zero_point as i16);
-        let bias: [__m512i; 2] = core::array::from_fn(|h| _mm512_loadu_si512(rq.bias.as_ptr().add(c0 + 16 * h).cast()));
-        let k: [_; 4] = core::array::from_fn(|q| load_requant8(rq, c0 + 8 * q, 8));
-        for ow in 0..g.out_w {
-            let (kw0, kw1) = tap_range(ow, g.stride_w, g.dilation_w, g.pad_left, g.in_w, g.kernel_w);
-            let mut acc = bias;
-            for kh in kh0..kh1 {
-                let ih = oh * g.stride_h + kh * g.dilation_h - g.pad_top;
-                for kw in kw0..kw1 {
-                    let iw = ow * g.stride_w + kw * g.dilation_w - g.pad_left;
-                    let xp = xn.as_ptr().add((ih * g.in_w + iw) * c_all + c0);
-                    let wp = w.as_ptr().add((kh * g.kernel_w + kw) * c_all + c0);
-                    let xv = _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256(xp.cast())), zp);
-                    let wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(wp.cast()));
-                    let p = _mm512_mullo_epi16(xv, wv);
-                    acc[0] = _mm512_add_epi32(acc[0], _mm512_cvtepi16_epi32(_mm512_castsi512_si256(p)));
-                    acc[1] = _mm512_add_epi32(acc[1], _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(p, 1)));
-                }
-            }
-            let q: [__m256i; 4] = [
-                _mm512_castsi512_si256(acc[0]),
-                _mm512_extracti64x4_epi64(acc[0], 1),
-                _mm512_castsi512_si256(acc[1]),
-                _mm512_extracti64x4_epi64(acc[1], 1),
-            ];
-            let out = &mut y[yrow + ow * c_all + c0..];
-            store_i8x16(requant8(q[0], &k[0], zo, lo, hi), requant8(q[1], &k[1], zo, lo, hi), out);
-            store_i8x16(requant8(q[2], &k[2], zo, lo, hi), requant8(q[3], &k[3], zo, lo, hi), &mut out[16..]);
         }
     }
 }

@@ -25,7 +25,7 @@
 //! the channels of pixels `iw` and `iw + 1`, which are the same tap of output pixels `ow` and
 //! `ow + 1`, so one vector computes two output pixels.
 //! 3x3 and 5x5 windows with horizontal stride 1 or 2 and no dilation run here; the others run
-//! [`super::avx2::qs8_dwconv_c32_avx512`].
+//! [`super::avx512::qs8_dwconv_c32_avx512`].
 
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{clamp_i8x64, load_requant16, requant16, requant16_folded, Requant16};
@@ -48,7 +48,7 @@ pub unsafe fn qs8_dwconv_c64_avx512vnni(g: &ConvGeometry, x: &[i8], w: &[i8], rq
             (3, 3, 2, false) => drive::<3, 3, 2, 1>(g, x, w, rq, y),
             (5, 5, 1, false) => drive::<5, 5, 1, 2>(g, x, w, rq, y),
             (5, 5, 2, false) => drive::<5, 5, 2, 2>(g, x, w, rq, y),
-            _ => super::avx2::qs8_dwconv_c32_avx512(g, x, w, rq, y),
+            _ => super::avx512::qs8_dwconv_c32_avx512(g, x, w, rq, y),
         }
     }
 }

@@ -5,6 +5,8 @@ pub mod armv7;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(target_arch = "x86_64")]
 pub mod avx512vnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
