@@ -29,6 +29,49 @@ pub fn run_sparq(
     Ok(out)
 }
 
+/// Run graphs in f32 with the runtime, side by side, over `samples`: graph `k` of `graphs` with
+/// its outputs replaced by the given tensors (and the nodes they do not need removed). `f` gets
+/// each sample's index and, per graph, the values of those tensors (logical row-major order).
+/// This is how passes read the activations of a graph they changed, which has no ONNX of its
+/// own (the float reference, tract, runs only the original model).
+pub fn run_graphs_f32(
+    graphs: &[(&crate::ir::Graph, &[usize])],
+    samples: &[Vec<f32>],
+    f: &mut dyn FnMut(usize, Vec<Vec<Vec<f32>>>) -> Result<()>,
+) -> Result<()> {
+    use crate::lower::{self, LowerOptions, Precision};
+    let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
+    let mut files = Vec::with_capacity(graphs.len());
+    for (g, outputs) in graphs {
+        let mut sub = (*g).clone();
+        sub.outputs = outputs.to_vec();
+        crate::ir::rewrite::remove_dead(&mut sub);
+        let lowered = lower::lower(&sub, &lower::Stats::default(), &opts)?;
+        files.push(AlignedBytes::from_slice(&lowered.spec.to_bytes()));
+    }
+    let models = files.iter().map(|b| Model::from_bytes(b)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut arenas =
+        models.iter().map(|m| AlignedBytes::try_zeroed(m.arena_size())).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut sessions = models
+        .iter()
+        .zip(arenas.iter_mut())
+        .map(|(m, a)| Session::new(m, a.as_mut_slice()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for (i, s) in samples.iter().enumerate() {
+        let mut per_graph = Vec::with_capacity(sessions.len());
+        for (session, model) in sessions.iter_mut().zip(&models) {
+            session.set_input(0, s)?;
+            session.run();
+            let outs = (0..model.output_count())
+                .map(|o| session.output(o).map(|v| v.to_vec()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            per_graph.push(outs);
+        }
+        f(i, per_graph)?;
+    }
+    Ok(())
+}
+
 /// Agreement of a model's first output with the reference's, over a set of samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Agreement {

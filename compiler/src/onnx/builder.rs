@@ -163,3 +163,27 @@ impl OnnxBuilder {
         model.encode_to_vec()
     }
 }
+
+/// A copy of the ONNX model `onnx` with, in every float initializer of rank 2 or more, the
+/// smallest-magnitude `fraction` of the values set to zero: a model pruned by another tool, for
+/// the tests of existing sparsity.
+pub fn zero_smallest(onnx: &[u8], fraction: f64) -> Vec<u8> {
+    let mut model = pb::ModelProto::decode(onnx).expect("a valid ONNX model");
+    if let Some(graph) = model.graph.as_mut() {
+        for t in graph.initializer.iter_mut().filter(|t| t.data_type == FLOAT && t.dims.len() >= 2) {
+            let mut v: Vec<f32> = if t.raw_data.is_empty() {
+                t.float_data.clone()
+            } else {
+                t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            };
+            let mut order: Vec<usize> = (0..v.len()).collect();
+            order.sort_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()));
+            for &i in &order[..(fraction * v.len() as f64) as usize] {
+                v[i] = 0.0;
+            }
+            t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            t.float_data.clear();
+        }
+    }
+    model.encode_to_vec()
+}

@@ -7,5 +7,5 @@ pub mod import;
 mod importer;
 mod ops;
 
-pub use import::{decode, import};
+pub use import::{decode, decodes, import};
 pub use importer::broadcast;
