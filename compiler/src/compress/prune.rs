@@ -385,6 +385,11 @@ pub fn survey(g: &Graph) -> Vec<LayerSparsity> {
         .collect()
 }
 
+/// The index of `node` (a node of `g`) in `g.nodes`.
+fn layer_index(g: &Graph, node: &crate::ir::Node) -> usize {
+    g.nodes.iter().position(|n| std::ptr::eq(n, node)).expect("a node of the graph")
+}
+
 /// Maps (row, runtime reduction column) to an index in a layer's IR weight tensor.
 type IndexFn = Box<dyn Fn(usize, usize) -> usize>;
 
@@ -512,6 +517,9 @@ pub fn prune(graph: &mut Graph, policy: &PrunePolicy, stats: Option<&InputStats<
     let samples = stats.and_then(|s| s.samples).filter(|s| !s.is_empty());
     let graph_input = g.inputs[0];
     let mut changed = false;
+    // The activations of the graph as it came in and of the graph pruned so far, walked forward
+    // layer by layer (the second one from the first change on).
+    let mut frontiers: (Option<crate::calib::eval::Frontier>, Option<crate::calib::eval::Frontier>) = (None, None);
     for ((node, rec), p) in layers.iter().zip(record.iter_mut()).zip(&pruned) {
         let Some((lp, global, (n, k, scores))) = p else { continue };
         let (lp, n, k) = (*lp, *n, *k);
@@ -544,28 +552,30 @@ pub fn prune(graph: &mut Graph, policy: &PrunePolicy, stats: Option<&InputStats<
         let moments = match samples.filter(|_| !too_wide) {
             Some(samples) => {
                 let t = node.inputs[0];
+                let at = layer_index(g, node);
+                // The layer's input in the graph as it came in, and in the graph pruned so far
+                // once it differs (each walked forward from the previous pruned layer).
+                let base_run = frontiers.0.get_or_insert_with(|| crate::calib::eval::Frontier::new(g, samples));
                 let cross = changed && t != graph_input;
+                if cross {
+                    // Forked from the first walk before it moves on: its cut is not after the
+                    // first changed layer, so the fork runs every change.
+                    let current = frontiers.1.get_or_insert_with(|| base_run.clone());
+                    current.advance(graph, at)?;
+                }
+                frontiers.0.as_mut().expect("set above").advance(g, at)?;
                 let mut mo = super::reconstruct::Moments::for_layer(g, node, cross);
                 let shape = &g.tensors[t].shape;
-                if t == graph_input {
-                    for s in samples {
-                        mo.add(node, shape, s, None);
-                    }
-                } else {
-                    // The graph as it came in up to this layer's input, and the graph pruned so
-                    // far (when it differs), side by side.
-                    let wanted = [t];
-                    let current: &Graph = graph;
-                    let runs: Vec<(&Graph, &[usize])> =
-                        if cross { vec![(g, &wanted[..]), (current, &wanted[..])] } else { vec![(g, &wanted[..])] };
-                    crate::calib::eval::run_graphs_f32(&runs, samples, &mut |_, vals| {
-                        let x = &vals[0][0];
-                        match vals.get(1) {
-                            Some(xt) => mo.add(node, shape, &xt[0], Some(x)),
-                            None => mo.add(node, shape, x, None),
+                let base_run = frontiers.0.as_ref().expect("set above");
+                for s in 0..samples.len() {
+                    let x = base_run.value(s, t).expect("a layer's input is live at the layer");
+                    match frontiers.1.as_ref().filter(|_| cross) {
+                        Some(current) => {
+                            let xt = current.value(s, t).expect("a layer's input is live at the layer");
+                            mo.add(node, shape, xt, Some(x))
                         }
-                        Ok(())
-                    })?;
+                        None => mo.add(node, shape, x, None),
+                    }
                 }
                 if let Some(pb) = stats.and_then(|s| s.progress) {
                     pb.inc(1);

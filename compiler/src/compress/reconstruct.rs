@@ -252,8 +252,8 @@ impl Accumulator {
 }
 
 /// One weight set of a layer: weights `[n][k]` (IR layout) and biases (zeros when the layer has
-/// none). A layer can have several (the ONNX weights and the BatchNormalization-folded ones);
-/// each row of one is a uniform scaling of the same row of another, up to the bias offset.
+/// none). Several sets of one layer, each row of one a uniform scaling of the same row of
+/// another up to the bias offset, share one fit (the passes pass the IR's one set).
 pub struct WeightSet<'a> {
     pub w: &'a [f32],
     pub b: Vec<f32>,
