@@ -40,9 +40,9 @@ fn matrices(g: &Graph) -> Vec<(String, usize, usize, Vec<f32>)> {
 }
 
 fn pruned_graph(m: &common::TestModel, policy: &PrunePolicy) -> (Graph, Vec<LayerSparsity>) {
-    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
-    let (bytes, record) = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, policy, None).unwrap();
-    (sparq_compiler::load_graph(&bytes, m.name, &Default::default()).unwrap(), record)
+    let mut g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let record = sparq_compiler::prune::prune(&mut g, policy, None).unwrap();
+    (g, record)
 }
 
 #[test]
@@ -112,10 +112,8 @@ fn global_sparsity_is_reached_and_reported() {
         // The pruned model runs, and its outputs are finite.
         let outs = eval::run_sparq(&c.bytes, &calib[..2], None).unwrap();
         assert!(outs.iter().flatten().flatten().all(|v| v.is_finite()));
-        // Compiling the pruned file again without a flag reports the sparsity it already has.
-        let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
-        let policy = PrunePolicy::parse("0.5", Pattern::Unstructured).unwrap();
-        let (bytes, _) = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, &policy, None).unwrap();
+        // Compiling a file pruned elsewhere without a flag reports the sparsity it already has.
+        let bytes = sparq_compiler::onnx_builder::zero_smallest(&m.onnx, 0.5);
         let again = sparq_compiler::compile(
             &bytes,
             m.name,
@@ -134,9 +132,9 @@ fn global_sparsity_is_reached_and_reported() {
 #[test]
 fn bad_policies_are_rejected_with_the_reason() {
     let m = common::plain_cnn();
-    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let mut g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
     let policy = PrunePolicy::parse("no_such_layer=0.5", Pattern::Unstructured).unwrap();
-    let e = sparq_compiler::prune::prune_onnx(&m.onnx, m.name, &g, &policy, None).unwrap_err().to_string();
+    let e = sparq_compiler::prune::prune(&mut g, &policy, None).unwrap_err().to_string();
     assert!(e.contains("no_such_layer"), "{e}");
     for bad in ["1.2", "conv=x", "3:2"] {
         assert!(PrunePolicy::parse(bad, Pattern::Unstructured).is_err(), "{bad}");

@@ -116,51 +116,60 @@ pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<us
 
 /// Compile `onnx` with calibration `samples` (model-ready f32 inputs; may be empty for f32).
 pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOptions) -> Result<Compiled> {
-    let original = load_graph(onnx, what, &opts.input_shapes)?;
-    let macs_before = original.macs();
-    // Pruning rewrites the ONNX model (channels removed, weights zeroed), so that calibration
-    // sees the pruned network; the report still compares with the original model's outputs.
-    let mut original_outputs = None;
+    // The model is imported once; every later step is a pass over this graph.
+    let mut g = load_graph(onnx, what, &opts.input_shapes)?;
+    let macs_before = g.macs();
+    let in_len: usize = g.tensors[g.inputs[0]].elements();
+    if let Some(bad) = samples.iter().find(|s| s.len() != in_len) {
+        return Err(CompileError::Data(format!(
+            "calibration sample has {} values, the model input has {in_len}",
+            bad.len()
+        )));
+    }
+    if opts.precision == Precision::Int8 && samples.is_empty() {
+        return Err(CompileError::MissingCalibration);
+    }
     let weight_pruning = opts.prune.as_ref().filter(|p| !p.is_empty());
-    // Activation statistics of the original model rank the weights and correct the biases
-    // (see `prune`, `channels`); its outputs are what the report compares with.
-    let stats = if samples.is_empty() || (weight_pruning.is_none() && opts.prune_channels.is_none()) {
+    let pruning = weight_pruning.is_some() || opts.prune_channels.is_some();
+    // The float reference (tract) runs once, on the original model: its outputs are what the
+    // report compares with; its statistics calibrate the model when no pass changes it, and
+    // otherwise rank the weights and correct the biases of the pruning passes (see `prune`,
+    // `channels`).
+    let original = if samples.is_empty() {
         None
     } else {
-        let pb = progress::bar(samples.len(), "pruning statistics", opts.progress);
-        let c = calib::calibrate(onnx, &original, samples, CalibMethod::MinMax, &pb)?;
+        let method = if pruning { CalibMethod::MinMax } else { opts.calib_method };
+        let pb =
+            progress::bar(samples.len(), if pruning { "pruning statistics" } else { "calibrating" }, opts.progress);
+        let c = calib::calibrate(onnx, &g, samples, method, &pb)?;
         pb.finish_and_clear();
-        original_outputs = Some(c.outputs);
-        Some(c.candidates.into_iter().next().map(|(_, s)| s).unwrap_or_default())
+        Some(c)
     };
+    let stats = original.as_ref().filter(|_| pruning).map(|c| c.candidates[0].1.clone());
     // The re-fitting of pruned layers uses the calibration samples; a quarter of them is held out
     // of it, and the report's agreement is measured on those, so that it is not flattered by the
     // fit (a re-fitted classifier can match its own fitting samples far better than new data).
     let refit = opts.prune_reconstruct && stats.is_some() && samples.len() >= 8;
     let n_fit = if refit { samples.len() - samples.len() / 4 } else { samples.len() };
     let held_out = if refit { n_fit } else { 0 };
-    let (channel_onnx, chains) = match opts.prune_channels {
+    let chains = match opts.prune_channels {
         Some(f) => {
             let cs = stats.as_ref().map(|s| channels::ChannelStats {
                 means: &s.channel_means,
                 rms: &s.channel_rms,
                 samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
             });
-            let (bytes, chains) =
-                channels::prune_channels_onnx(onnx, what, &original, f, opts.prune_channels_residual, cs.as_ref())?;
-            (Some(bytes), chains)
+            channels::prune_channels(&mut g, f, opts.prune_channels_residual, cs.as_ref())?
         }
-        None => (None, Vec::new()),
+        None => Vec::new(),
     };
-    let (original, onnx_now) = match &channel_onnx {
-        Some(b) => (load_graph(b, what, &opts.input_shapes)?, &b[..]),
-        None => (original, onnx),
-    };
-    let (pruned_onnx, sparsity) = match weight_pruning {
+    let sparsity = match weight_pruning {
         Some(p) => {
+            // The graph before weight pruning (after channel pruning), for `layer_impact`.
+            let before = g.clone();
             // After channel pruning the statistics' channel counts no longer match the pruned
             // layers; those layers are then ranked by magnitude alone.
-            let pruned_layers = original
+            let pruned_layers = g
                 .nodes
                 .iter()
                 .filter(|n| prune::kind(&n.op).is_some_and(|k| p.for_layer(&n.name, k).is_some()))
@@ -172,42 +181,29 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
                 progress: Some(&pb),
             });
-            let (bytes, record) = prune::prune_onnx(onnx_now, what, &original, p, input_stats.as_ref())?;
+            let mut record = prune::prune(&mut g, p, input_stats.as_ref())?;
             pb.finish_and_clear();
-            (Some(bytes), record)
+            // Where pruning costs the float model its fidelity, layer by layer (on up to 8
+            // calibration samples).
+            if !samples.is_empty() {
+                prune::layer_impact(&before, &mut record, &samples[..samples.len().min(8)])?;
+            }
+            record
         }
-        None => (channel_onnx.clone(), prune::survey(&original)),
+        None => prune::survey(&g),
     };
-    // Where pruning costs the float model its fidelity, layer by layer (on up to 8 calibration samples).
-    let mut sparsity = sparsity;
-    if weight_pruning.is_some() && !samples.is_empty() {
-        prune::layer_impact(&original, &mut sparsity, &samples[..samples.len().min(8)])?;
-    }
-    let (g, model_onnx) = match &pruned_onnx {
-        Some(b) => (load_graph(b, what, &opts.input_shapes)?, &b[..]),
-        None => (original, onnx),
-    };
-    let in_len: usize = g.tensors[g.inputs[0]].elements();
-    if let Some(bad) = samples.iter().find(|s| s.len() != in_len) {
-        return Err(CompileError::Data(format!(
-            "calibration sample has {} values, the model input has {in_len}",
-            bad.len()
-        )));
-    }
-    if opts.precision == Precision::Int8 && samples.is_empty() {
-        return Err(CompileError::MissingCalibration);
-    }
-    let calib = if samples.is_empty() {
-        None
-    } else {
-        let pb = progress::bar(samples.len(), "calibrating", opts.progress);
-        let mut c = calib::calibrate(model_onnx, &g, samples, opts.calib_method, &pb)?;
-        pb.finish_and_clear();
-        if let Some(outputs) = original_outputs.take() {
+    // Calibration: the original model's statistics, or, when passes changed the graph, those of
+    // the changed graph run in f32 by sparq's runtime (it has no ONNX of its own).
+    let calib = match original {
+        Some(c) if pruning => {
+            let pb = progress::bar(samples.len(), "calibrating", opts.progress);
+            let mut changed = calib::stats::calibrate_graph(&g, samples, opts.calib_method, &pb)?;
+            pb.finish_and_clear();
             // Agreement is measured against the original float model.
-            c.outputs = outputs;
+            changed.outputs = c.outputs;
+            Some(changed)
         }
-        Some(c)
+        other => other,
     };
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
     let lower_opts = |keep: &HashSet<String>| lower::LowerOptions {

@@ -29,6 +29,128 @@ pub fn run_sparq(
     Ok(out)
 }
 
+/// Run graphs in f32 with the runtime, side by side, over `samples`: graph `k` of `graphs` with
+/// its outputs replaced by the given tensors (and the nodes they do not need removed). `f` gets
+/// each sample's index and, per graph, the values of those tensors (logical row-major order).
+/// This is how passes read the activations of a graph they changed, which has no ONNX of its
+/// own (the float reference, tract, runs only the original model).
+pub fn run_graphs_f32(
+    graphs: &[(&crate::ir::Graph, &[usize])],
+    samples: &[Vec<f32>],
+    f: &mut dyn FnMut(usize, Vec<Vec<Vec<f32>>>) -> Result<()>,
+) -> Result<()> {
+    use crate::lower::{self, LowerOptions, Precision};
+    let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
+    let mut files = Vec::with_capacity(graphs.len());
+    for (g, outputs) in graphs {
+        let mut sub = (*g).clone();
+        sub.outputs = outputs.to_vec();
+        crate::ir::rewrite::remove_dead(&mut sub);
+        let lowered = lower::lower(&sub, &lower::Stats::default(), &opts)?;
+        files.push(AlignedBytes::from_slice(&lowered.spec.to_bytes()));
+    }
+    let models = files.iter().map(|b| Model::from_bytes(b)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut arenas =
+        models.iter().map(|m| AlignedBytes::try_zeroed(m.arena_size())).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut sessions = models
+        .iter()
+        .zip(arenas.iter_mut())
+        .map(|(m, a)| Session::new(m, a.as_mut_slice()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for (i, s) in samples.iter().enumerate() {
+        let mut per_graph = Vec::with_capacity(sessions.len());
+        for (session, model) in sessions.iter_mut().zip(&models) {
+            session.set_input(0, s)?;
+            session.run();
+            let outs = (0..model.output_count())
+                .map(|o| session.output(o).map(|v| v.to_vec()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            per_graph.push(outs);
+        }
+        f(i, per_graph)?;
+    }
+    Ok(())
+}
+
+/// The activations of a graph over a set of samples at a *cut* (a node index): the values of the
+/// tensors computed before the cut and read at or after it, per sample. [`Frontier::advance`]
+/// moves the cut forward by running only the nodes in between (lowered in f32, run by the
+/// runtime), so walking a graph layer by layer costs one pass over it, not one per layer, and
+/// nodes before the cut may change afterwards without being re-run (the re-fitting edits each
+/// layer just after its input was read).
+#[derive(Clone)]
+pub struct Frontier {
+    cut: usize,
+    /// The live tensors at the cut.
+    live: Vec<usize>,
+    /// `values[sample][k]`: the value of `live[k]` (logical row-major order).
+    values: Vec<Vec<Vec<f32>>>,
+}
+
+impl Frontier {
+    /// The cut before the first node of `g`: the graph inputs (one input, `samples`).
+    pub fn new(g: &crate::ir::Graph, samples: &[Vec<f32>]) -> Frontier {
+        Frontier { cut: 0, live: g.inputs.clone(), values: samples.iter().map(|s| vec![s.clone()]).collect() }
+    }
+
+    /// The value of live tensor `t` for sample `s`.
+    pub fn value(&self, s: usize, t: usize) -> Option<&[f32]> {
+        let k = self.live.iter().position(|&x| x == t)?;
+        Some(&self.values[s][k])
+    }
+
+    /// Move the cut to node `to` of `g` (not before the current cut), running nodes
+    /// `cut..to` of `g` as they are now.
+    pub fn advance(&mut self, g: &crate::ir::Graph, to: usize) -> Result<()> {
+        use crate::lower::{self, LowerOptions, Precision};
+        assert!(to >= self.cut && to <= g.nodes.len(), "a frontier only moves forward");
+        let segment = self.cut..to;
+        // Live at `to`: activations computed before it (or inputs) and read from it on.
+        let read_after = |t: usize| g.outputs.contains(&t) || g.nodes[to..].iter().any(|n| n.inputs.contains(&t));
+        let produced: Vec<usize> = g.nodes[segment.clone()].iter().flat_map(|n| n.outputs.iter().copied()).collect();
+        let carried: Vec<usize> = self.live.iter().copied().filter(|&t| read_after(t)).collect();
+        let computed: Vec<usize> = produced.iter().copied().filter(|&t| read_after(t)).collect();
+        let mut new_values: Vec<Vec<Vec<f32>>> = self
+            .values
+            .iter()
+            .map(|v| carried.iter().map(|t| v[self.live.iter().position(|x| x == t).expect("live")].clone()).collect())
+            .collect();
+        if !computed.is_empty() {
+            // The segment as a graph of its own: the live tensors it reads are its inputs.
+            let reads = |t: usize| g.nodes[segment.clone()].iter().any(|n| n.inputs.contains(&t));
+            let inputs: Vec<usize> = self.live.iter().copied().filter(|&t| reads(t)).collect();
+            let sub = crate::ir::Graph {
+                name: g.name.clone(),
+                tensors: g.tensors.clone(),
+                nodes: g.nodes[segment.clone()].to_vec(),
+                inputs: inputs.clone(),
+                outputs: computed.clone(),
+            };
+            let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
+            let lowered = lower::lower(&sub, &lower::Stats::default(), &opts)?;
+            let file = AlignedBytes::from_slice(&lowered.spec.to_bytes());
+            let model = Model::from_bytes(&file)?;
+            let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
+            let mut session = Session::new(&model, arena.as_mut_slice())?;
+            let slots: Vec<usize> =
+                inputs.iter().map(|t| self.live.iter().position(|x| x == t).expect("live")).collect();
+            for (v, out) in self.values.iter().zip(new_values.iter_mut()) {
+                for (i, &k) in slots.iter().enumerate() {
+                    session.set_input(i, &v[k])?;
+                }
+                session.run();
+                for o in 0..model.output_count() {
+                    out.push(session.output(o)?.to_vec());
+                }
+            }
+        }
+        self.live = carried.into_iter().chain(computed).collect();
+        self.values = new_values;
+        self.cut = to;
+        Ok(())
+    }
+}
+
 /// Agreement of a model's first output with the reference's, over a set of samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Agreement {

@@ -5,6 +5,15 @@ use crate::error::{CompileError, Result};
 use crate::ir::Graph;
 use tract_onnx::prelude::*;
 
+/// tract models built so far in this process (each [`Reference::new`] parses and optimizes the
+/// whole model); a compile builds one.
+static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many float references (tract models) this process has built.
+pub fn builds() -> usize {
+    BUILDS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub struct Reference {
     plan: std::sync::Arc<TypedSimplePlan>,
     input_shape: Vec<usize>,
@@ -23,6 +32,7 @@ impl Reference {
             return Err(CompileError::SeveralInputs(g.inputs.len()));
         }
         let input_shape = g.tensors[g.inputs[0]].shape.clone();
+        BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(terr)?;
         model.set_input_fact(0, f32::fact(&input_shape).into()).map_err(terr)?;
         model.select_outputs_by_name(names.iter()).map_err(terr)?;

@@ -180,12 +180,59 @@ pub fn activation_names(g: &Graph) -> Vec<String> {
 }
 
 /// Run the float model over `samples`, recording every activation's range.
+/// Runs a model over every calibration sample, handing each sample's index and the values of
+/// [`activation_names`] (in that order, row-major in logical NCHW order) to the callback.
+pub type ForEachSample<'a> = dyn Fn(&mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>) -> Result<()> + 'a;
+
+/// Run the original model `onnx` (imported as `g`) in the float reference (tract) over
+/// `samples`, recording every activation's range.
 pub fn calibrate(
     onnx: &[u8],
     g: &Graph,
     samples: &[Vec<f32>],
     method: CalibMethod,
     progress: &indicatif::ProgressBar,
+) -> Result<Calibration> {
+    let reference = Reference::new(onnx, g, activation_names(g))?;
+    let run = |f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>| -> Result<()> {
+        for (i, s) in samples.iter().enumerate() {
+            f(i, reference.run(s)?)?;
+        }
+        Ok(())
+    };
+    calibrate_with(g, samples, method, progress, &run)
+}
+
+/// Run `g` (a graph changed by passes, with no ONNX of its own) in f32 with sparq's runtime over
+/// `samples`, recording every activation's range.
+pub fn calibrate_graph(
+    g: &Graph,
+    samples: &[Vec<f32>],
+    method: CalibMethod,
+    progress: &indicatif::ProgressBar,
+) -> Result<Calibration> {
+    let names = activation_names(g);
+    // The node outputs in the order of `activation_names`.
+    let mut outputs: Vec<usize> = Vec::new();
+    for &o in g.nodes.iter().flat_map(|n| &n.outputs) {
+        if !outputs.iter().any(|&x| g.tensors[x].name == g.tensors[o].name) {
+            outputs.push(o);
+        }
+    }
+    debug_assert_eq!(outputs.len(), names.len());
+    let run = |f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>| -> Result<()> {
+        super::eval::run_graphs_f32(&[(g, &outputs[..])], samples, &mut |i, mut vals| f(i, vals.swap_remove(0)))
+    };
+    calibrate_with(g, samples, method, progress, &run)
+}
+
+/// Statistics of `g`'s activations over `samples`, with the values given by `run`.
+fn calibrate_with(
+    g: &Graph,
+    samples: &[Vec<f32>],
+    method: CalibMethod,
+    progress: &indicatif::ProgressBar,
+    run: &ForEachSample<'_>,
 ) -> Result<Calibration> {
     let methods: Vec<CalibMethod> = match method {
         CalibMethod::Auto => {
@@ -196,7 +243,6 @@ pub fn calibrate(
     let sample_p = methods.iter().find_map(|m| if let CalibMethod::SamplePercentile(p) = m { Some(*p) } else { None });
     let need_hist = methods.iter().any(|m| matches!(m, CalibMethod::Percentile(_) | CalibMethod::Mse));
     let mut names = activation_names(g);
-    let reference = Reference::new(onnx, g, names.clone())?;
     let out_pos: Vec<usize> = g
         .outputs
         .iter()
@@ -213,26 +259,26 @@ pub fn calibrate(
     let mut accs: Vec<Acc> = vec![Acc::new(); names.len()];
     let mut outputs = Vec::with_capacity(samples.len());
     let mut scratch = Vec::new();
-    for s in samples {
-        let mut vals = reference.run(s)?;
+    run(&mut |i, mut vals| {
         outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
-        vals.push(s.clone());
+        vals.push(samples[i].clone());
         for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
             record(acc, v, shape, sample_p, &mut scratch);
         }
         progress.inc(1);
-    }
+        Ok(())
+    })?;
     let mut hists: Vec<Histogram> = Vec::new();
     if need_hist {
         // Second pass: histograms over each tensor's observed range.
         hists = accs.iter().map(|a| Histogram::new(a.min, a.max)).collect();
-        for s in samples {
-            let mut vals = reference.run(s)?;
-            vals.push(s.clone());
+        run(&mut |i, mut vals| {
+            vals.push(samples[i].clone());
             for (h, v) in hists.iter_mut().zip(&vals) {
                 h.add(v);
             }
-        }
+            Ok(())
+        })?;
     }
     let channel_means: HashMap<String, Vec<f32>> = names
         .iter()

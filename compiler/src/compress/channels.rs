@@ -28,13 +28,13 @@
 //! is more than a quarter above `F`, and at most half the chain). With calibration data, `P`'s bias absorbs the mean contribution of the removed
 //! channels (their mean activation times `P`'s weights).
 //!
-//! Like weight pruning, this rewrites the ONNX model before calibration, and the report compares
-//! the result with the original float model.
+//! Like weight pruning, this is a pass over the IR (weights, biases, group counts and tensor
+//! shapes edited in place) before calibration, and the report compares the result with the
+//! original float model.
 
 use crate::error::{CompileError, Result};
 use crate::ir::{Graph, Op};
 use std::collections::HashMap;
-use tract_onnx::pb;
 
 /// What channel pruning did to one chain.
 #[derive(Clone, Debug)]
@@ -59,6 +59,8 @@ struct ResidualGroup {
     producers: Vec<usize>,
     consumers: Vec<usize>,
     channels: usize,
+    /// The tensors tied together.
+    members: Vec<usize>,
 }
 
 fn residual_groups(g: &Graph) -> Vec<ResidualGroup> {
@@ -130,7 +132,7 @@ fn residual_groups(g: &Graph) -> Vec<ResidualGroup> {
         producers.sort_unstable();
         consumers.sort_unstable();
         consumers.dedup();
-        groups.push(ResidualGroup { producers, consumers, channels });
+        groups.push(ResidualGroup { producers, consumers, channels, members });
     }
     groups.sort_by_key(|gr| gr.producers[0]);
     groups
@@ -198,33 +200,11 @@ fn l2(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt()
 }
 
-/// Read a float32 initializer.
-fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
-    if t.data_type != 1 {
-        return None;
-    }
-    Some(if t.raw_data.is_empty() {
-        t.float_data.clone()
-    } else {
-        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-    })
-}
-
-/// Replace a float32 initializer's data and dims.
-fn set_floats(t: &mut pb::TensorProto, v: &[f32], dims: &[i64]) {
-    t.dims = dims.to_vec();
-    if t.raw_data.is_empty() {
-        t.float_data = v.to_vec();
-    } else {
-        t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    }
-}
-
 /// Keep the slices `keep` of axis `axis` of a tensor with `dims`.
-fn select(v: &[f32], dims: &[i64], axis: usize, keep: &[usize]) -> (Vec<f32>, Vec<i64>) {
-    let outer: usize = dims[..axis].iter().map(|&d| d as usize).product();
-    let n = dims[axis] as usize;
-    let inner: usize = dims[axis + 1..].iter().map(|&d| d as usize).product();
+fn select(v: &[f32], dims: &[usize], axis: usize, keep: &[usize]) -> (Vec<f32>, Vec<usize>) {
+    let outer: usize = dims[..axis].iter().product();
+    let n = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
     let mut out = Vec::with_capacity(outer * keep.len() * inner);
     for o in 0..outer {
         for &k in keep {
@@ -232,8 +212,34 @@ fn select(v: &[f32], dims: &[i64], axis: usize, keep: &[usize]) -> (Vec<f32>, Ve
         }
     }
     let mut d = dims.to_vec();
-    d[axis] = keep.len() as i64;
+    d[axis] = keep.len();
     (out, d)
+}
+
+/// Keep the channels `keep` of axis `axis` of constant tensor `t` of `g`, which must have `c`
+/// there.
+fn slice(g: &mut Graph, t: usize, axis: usize, c: usize, keep: &[usize]) -> std::result::Result<(), String> {
+    let tensor = &mut g.tensors[t];
+    if tensor.shape.get(axis) != Some(&c) {
+        return Err(format!("`{}` does not have {c} channels on axis {axis}", tensor.name));
+    }
+    let Some(v) = tensor.value.as_ref() else { return Err(format!("`{}` is not a constant", tensor.name)) };
+    let (nv, nd) = select(v, &tensor.shape, axis, keep);
+    tensor.value = Some(nv);
+    tensor.shape = nd;
+    Ok(())
+}
+
+/// Set the channel count (axis 1) of activation `t` of `g`, which must have `c` channels.
+fn set_channels(g: &mut Graph, t: usize, c: usize, kept: usize) -> std::result::Result<(), String> {
+    let tensor = &mut g.tensors[t];
+    match tensor.shape.get_mut(1) {
+        Some(d) if *d == c => {
+            *d = kept;
+            Ok(())
+        }
+        _ => Err(format!("`{}` {:?} does not have {c} channels on axis 1", tensor.name, tensor.shape)),
+    }
 }
 
 /// Calibration statistics of the original model, per IR tensor name and channel.
@@ -245,25 +251,24 @@ pub struct ChannelStats<'a> {
     pub samples: Option<&'a [Vec<f32>]>,
 }
 
-/// Remove `fraction` of the channels of every chain of `g` from the ONNX model `onnx`. With
-/// `stats`, channels are ranked by what they carry and the consumers' biases absorb the removed
-/// channels' means.
-pub fn prune_channels_onnx(
-    onnx: &[u8],
-    what: &str,
-    g: &Graph,
+/// The channel pruning pass: removes `fraction` of the channels of every chain of `graph` (and,
+/// with `residual`, of every residual group) in place: the weights, biases, group counts and
+/// tensor shapes of the layers involved. With `stats`, channels are ranked by what they carry and
+/// the consumers are re-fitted (or their biases absorb the removed channels' means). Returns the
+/// record the report prints.
+pub fn prune_channels(
+    graph: &mut Graph,
     fraction: f64,
     residual: bool,
     stats: Option<&ChannelStats<'_>>,
-) -> Result<(Vec<u8>, Vec<ChainPruned>)> {
+) -> Result<Vec<ChainPruned>> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(CompileError::ChannelFraction(fraction));
     }
-    let mut model = crate::onnx::decode(onnx, what)?;
-    let graph = model
-        .graph
-        .as_mut()
-        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
+    // The graph as it comes in: chains, groups, rankings and re-fitting targets are taken on it,
+    // while `graph` is edited.
+    let base = graph.clone();
+    let g = &base;
     let mut done = Vec::new();
     let chains = chains(g);
     let groups = if residual { residual_groups(g) } else { Vec::new() };
@@ -277,7 +282,7 @@ pub fn prune_channels_onnx(
                     g.tensors[p.inputs[1]].shape[1..].iter().product::<usize>() <= super::reconstruct::MAX_REFIT_K
                 })
                 .collect();
-            super::reconstruct::layer_moments(onnx, g, &consumers, samples)?
+            super::reconstruct::layer_moments(g, &consumers, samples)?
         }
         None => HashMap::new(),
     };
@@ -320,22 +325,38 @@ pub fn prune_channels_onnx(
         let mut drop: Vec<usize> = order[..removed].iter().map(|&(_, ch)| ch).collect();
         drop.sort_unstable();
         let keep: Vec<usize> = (0..c).filter(|ch| drop.binary_search(ch).is_err()).collect();
-        let mut means = stats.and_then(|s| s.means.get(input)).filter(|m| m.len() == c);
-        if let Some(mo) = moments.get(&p.name).filter(|mo| mo.k == c) {
-            // The consumer's weights on the kept channels and its bias, re-fitted to the
-            // original outputs (this subsumes the mean correction).
-            let n = g.tensors[p.inputs[1]].shape[0];
-            let (w, has_bias) = super::prune::read_onnx(graph, p, n, c, what)?;
-            let b = if has_bias { super::prune::onnx_bias(graph, p, n, what)? } else { vec![0f32; n] };
-            let zero: Vec<bool> = (0..n * c).map(|i| drop.binary_search(&(i % c)).is_ok()).collect();
-            let set = super::reconstruct::WeightSet { w: &w, b };
-            let (nw, db) = super::reconstruct::reconstruct(mo, n, &zero, &[set], has_bias).remove(0);
-            super::prune::write_onnx(graph, p, n, c, &nw, Some(&db), what)?;
-            means = None;
-        }
-        rewrite_chain(graph, &a.name, d.map(|d| d.name.as_str()), &p.name, c, &keep, &drop, means.map(Vec::as_slice))
-            .map_err(|reason| CompileError::CannotPruneChannels {
-            what: what.to_string(),
+        // The consumer's weights `[n, c, taps]` (IR layout) and bias as they stand.
+        let n = graph.tensors[p.inputs[1]].shape[0];
+        let w = graph.value(p.inputs[1]).to_vec();
+        let b = graph.value(p.inputs[2]).to_vec();
+        let k = w.len() / n.max(1);
+        let (new_w, delta) = match moments.get(&p.name).filter(|mo| mo.k == k) {
+            Some(mo) => {
+                // The consumer's weights on the kept channels and its bias, re-fitted to the
+                // original outputs (this subsumes the mean correction).
+                let zero: Vec<bool> = (0..n * k).map(|i| drop.binary_search(&((i % k) / per_in)).is_ok()).collect();
+                let set = super::reconstruct::WeightSet { w: &w, b: b.clone() };
+                super::reconstruct::reconstruct(mo, n, &zero, &[set], true).remove(0)
+            }
+            None => {
+                // The consumer's bias absorbs the removed channels' mean contribution.
+                let mut delta = vec![0f32; n];
+                if let Some(means) = stats.and_then(|s| s.means.get(input)).filter(|m| m.len() == c) {
+                    for (oc, dv) in delta.iter_mut().enumerate() {
+                        let mut bv = b[oc];
+                        for &ch in &drop {
+                            let taps: f32 = w[(oc * c + ch) * per_in..][..per_in].iter().sum();
+                            bv += taps * means[ch];
+                        }
+                        *dv = bv - b[oc];
+                    }
+                }
+                (w, delta)
+            }
+        };
+        set_weights(graph, p, &new_w, &delta);
+        rewrite_chain(graph, a, d, p, &g.nodes, c, &keep).map_err(|reason| CompileError::CannotPruneChannels {
+            what: g.name.clone(),
             unit: "the channels of",
             layer: a.name.clone(),
             reason,
@@ -396,40 +417,35 @@ pub fn prune_channels_onnx(
         for &ci in &grp.consumers {
             let n = &g.nodes[ci];
             // The consumer may already have lost output channels as a chain's first layer.
-            let rows = super::prune::onnx_rows(graph, n, what)?;
-            let (w, has_bias) = super::prune::read_onnx(
-                graph,
-                n,
-                rows,
-                c * (g.value(n.inputs[1]).len() / (g.tensors[n.inputs[1]].shape[0] * c).max(1)),
-                what,
-            )?;
-            let b = if has_bias { super::prune::onnx_bias(graph, n, rows, what)? } else { vec![0f32; rows] };
+            let rows = graph.tensors[n.inputs[1]].shape[0];
+            let w = graph.value(n.inputs[1]).to_vec();
+            let b = graph.value(n.inputs[2]).to_vec();
             let k = w.len() / rows.max(1);
             let per_in = k / c;
             let zero: Vec<bool> = (0..rows * k).map(|i| drop.binary_search(&((i % k) / per_in)).is_ok()).collect();
             if let Some(mo) = moments.get(&n.name).filter(|mo| mo.k == k) {
                 // Re-fitted on the kept input channels against the original outputs.
                 let set = super::reconstruct::WeightSet { w: &w, b };
-                let (nw, db) = super::reconstruct::reconstruct(mo, rows, &zero, &[set], has_bias).remove(0);
-                super::prune::write_onnx(graph, n, rows, k, &nw, Some(&db), what)?;
+                let (nw, db) = super::reconstruct::reconstruct(mo, rows, &zero, &[set], true).remove(0);
+                set_weights(graph, n, &nw, &db);
             } else if let Some(m) =
                 stats.and_then(|st| st.means.get(&g.tensors[n.inputs[0]].name)).filter(|m| m.len() == c)
             {
                 // The bias absorbs the removed channels' mean contribution.
-                let mut nb = b.clone();
-                for (o, bv) in nb.iter_mut().enumerate() {
+                let mut db = vec![0f32; rows];
+                for (o, dv) in db.iter_mut().enumerate() {
+                    let mut bv = b[o];
                     for &ch in &drop {
                         let taps: f32 = w[o * k + ch * per_in..][..per_in].iter().sum();
-                        *bv += taps * m[ch];
+                        bv += taps * m[ch];
                     }
+                    *dv = bv - b[o];
                 }
-                let db: Vec<f32> = nb.iter().zip(&b).map(|(x, y)| x - y).collect();
-                super::prune::write_onnx(graph, n, rows, k, &w, Some(&db), what)?;
+                set_weights(graph, n, &w, &db);
             }
         }
-        rewrite_group(graph, g, grp, &keep).map_err(|reason| CompileError::CannotPruneChannels {
-            what: what.to_string(),
+        rewrite_group(graph, grp, &g.nodes, &keep).map_err(|reason| CompileError::CannotPruneChannels {
+            what: g.name.clone(),
             unit: "a residual group of",
             layer: g.nodes[grp.producers[0]].name.clone(),
             reason,
@@ -443,211 +459,88 @@ pub fn prune_channels_onnx(
             residual: true,
         });
     }
-    // Shapes of intermediate values changed: let the importer infer them again.
-    graph.value_info.clear();
-    let mut bytes = Vec::new();
-    prost::Message::encode(&model, &mut bytes)
-        .map_err(|e| CompileError::Encode { what: "channel-pruned", reason: e.to_string() })?;
-    Ok((bytes, done))
+    Ok(done)
 }
 
-/// Apply one chain's channel selection to the ONNX graph.
-#[allow(clippy::too_many_arguments)]
+/// Replace layer `node`'s weights by `w` and add `bias_delta` to its bias.
+fn set_weights(graph: &mut Graph, node: &crate::ir::Node, w: &[f32], bias_delta: &[f32]) {
+    if let Some(v) = graph.tensors[node.inputs[1]].value.as_mut().filter(|v| v.len() == w.len()) {
+        v.copy_from_slice(w);
+    }
+    if let Some(v) = graph.tensors[node.inputs[2]].value.as_mut().filter(|v| v.len() == bias_delta.len()) {
+        for (x, d) in v.iter_mut().zip(bias_delta) {
+            *x += d;
+        }
+    }
+}
+
+/// Apply one chain's channel selection to the graph: `A`'s filters and biases, `D`'s filters,
+/// biases and group count, the head's pool and flatten shapes, `P`'s input channels, and the
+/// shapes of the tensors between them. `nodes` are the graph's nodes (their indices are
+/// unchanged by this pass).
 fn rewrite_chain(
-    graph: &mut pb::GraphProto,
-    a: &str,
-    d: Option<&str>,
-    p: &str,
+    graph: &mut Graph,
+    a: &crate::ir::Node,
+    d: Option<&crate::ir::Node>,
+    p: &crate::ir::Node,
+    nodes: &[crate::ir::Node],
     c: usize,
     keep: &[usize],
-    drop: &[usize],
-    means: Option<&[f32]>,
 ) -> std::result::Result<(), String> {
-    let node = |name: &str| graph.node.iter().position(|n| n.name == name).ok_or(format!("no ONNX node `{name}`"));
-    let (na, np) = (node(a)?, node(p)?);
-    let nd = d.map(node).transpose()?;
-    for i in [Some(na), nd].into_iter().flatten() {
-        if graph.node[i].op_type != "Conv" {
-            return Err(format!("`{}` is a {}, not a Conv", graph.node[i].name, graph.node[i].op_type));
-        }
-    }
-    // The consumer's weight axis of the chain's channels.
-    let p_axis = match (graph.node[np].op_type.as_str(), nd) {
-        ("Conv", Some(_)) => 1,
-        ("Gemm", None) if graph.node[np].attribute.iter().any(|a| a.name == "transB" && a.i != 0) => 1,
-        ("Gemm" | "MatMul", None) => 0,
-        (other, _) => return Err(format!("the consumer `{p}` is a {other}")),
-    };
-    // A Reshape between the pool and the classifier must not spell out the channel count.
-    let hardcodes_c = |graph: &pb::GraphProto, shape: &str| {
-        let from_init = graph.initializer.iter().find(|t| t.name == shape).cloned();
-        let from_node = graph
-            .node
-            .iter()
-            .find(|n| n.op_type == "Constant" && n.output.first().is_some_and(|o| o == shape))
-            .and_then(|n| n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.clone()));
-        match from_init.or(from_node) {
-            Some(t) => {
-                let dims: Vec<i64> = if t.raw_data.is_empty() {
-                    t.int64_data.clone()
-                } else {
-                    t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
-                };
-                dims.contains(&(c as i64))
+    let kept = keep.len();
+    slice(graph, a.inputs[1], 0, c, keep)?;
+    slice(graph, a.inputs[2], 0, c, keep)?;
+    set_channels(graph, a.outputs[0], c, kept)?;
+    match d {
+        Some(d) => {
+            slice(graph, d.inputs[1], 0, c, keep)?;
+            slice(graph, d.inputs[2], 0, c, keep)?;
+            set_channels(graph, d.outputs[0], c, kept)?;
+            let di = nodes.iter().position(|n| n.name == d.name).expect("a node of the graph");
+            match &mut graph.nodes[di].op {
+                Op::Conv { group, .. } => *group = kept,
+                other => return Err(format!("`{}` is a {}, not a depthwise Conv", d.name, other.type_name())),
             }
-            None => true,
         }
-    };
-    // Channel-wise nodes between A and D, and between D and P (one consumer each); for a head,
-    // the global pool and a flatten between A and P.
-    let between = |graph: &pb::GraphProto, from: usize, to: usize| -> std::result::Result<Vec<usize>, String> {
-        let mut path = Vec::new();
-        let mut t = graph.node[from].output[0].clone();
-        loop {
-            let users: Vec<usize> =
-                graph.node.iter().enumerate().filter(|(_, n)| n.input.contains(&t)).map(|(i, _)| i).collect();
-            let [u] = users[..] else { return Err(format!("`{t}` has {} consumers", users.len())) };
-            if u == to {
-                return Ok(path);
-            }
-            match graph.node[u].op_type.as_str() {
-                "Relu" | "Clip" | "BatchNormalization" | "LeakyRelu" | "Sigmoid" | "HardSigmoid" | "HardSwish" => {}
-                "GlobalAveragePool" | "Flatten" if nd.is_none() => {}
-                "Reshape" if nd.is_none() && !hardcodes_c(graph, &graph.node[u].input[1]) => {}
-                other => return Err(format!("a {other} node sits inside the chain")),
-            }
-            path.push(u);
-            t = graph.node[u].output[0].clone();
-        }
-    };
-    let mid = match nd {
-        Some(nd) => [between(graph, na, nd)?, between(graph, nd, np)?].concat(),
-        None => between(graph, na, np)?,
-    };
-    let init = |graph: &pb::GraphProto, name: &str| graph.initializer.iter().position(|t| t.name == name);
-    let slice = |graph: &mut pb::GraphProto, name: &str, axis: usize, want: usize| -> std::result::Result<(), String> {
-        let i = init(graph, name).ok_or(format!("`{name}` is not an initializer"))?;
-        let t = &graph.initializer[i];
-        let v = floats(t).ok_or(format!("`{name}` is not float32"))?;
-        if t.dims.get(axis).map(|&x| x as usize) != Some(want) {
-            return Err(format!("`{name}` does not have {want} channels on axis {axis}"));
-        }
-        let (nv, nd) = select(&v, &t.dims.clone(), axis, keep);
-        set_floats(&mut graph.initializer[i], &nv, &nd);
-        Ok(())
-    };
-    // The consumer's bias absorbs the removed channels' mean contribution.
-    if let Some(means) = means {
-        let wname = graph.node[np].input[1].clone();
-        let bias = graph.node[np].input.get(2).filter(|b| !b.is_empty()).cloned();
-        if let (Some(wi), Some(bi)) = (init(graph, &wname), bias.as_deref().and_then(|b| init(graph, b))) {
-            let w = floats(&graph.initializer[wi]).ok_or("consumer weight not float32")?;
-            let dims = graph.initializer[wi].dims.clone();
-            let (o, per_in) = (dims[0] as usize, dims[2..].iter().map(|&x| x as usize).product::<usize>());
-            let mut b = floats(&graph.initializer[bi]).ok_or("consumer bias not float32")?;
-            if dims[1] as usize == c && b.len() == o {
-                for (oc, bv) in b.iter_mut().enumerate() {
-                    for &ch in drop {
-                        let taps: f32 = w[(oc * c + ch) * per_in..][..per_in].iter().sum();
-                        *bv += taps * means[ch];
-                    }
+        None => {
+            // The head: the pool keeps the channel axis; a flatten / reshape `[N, C]` too.
+            let mut t = a.outputs[0];
+            while t != p.inputs[0] {
+                let next = nodes.iter().find(|n| n.inputs.first() == Some(&t)).ok_or("the head chain is broken")?;
+                t = next.outputs[0];
+                let shape = &mut graph.tensors[t].shape;
+                match (&next.op, shape.as_mut_slice()) {
+                    (Op::GlobalAveragePool, [_, ch, ..]) if *ch == c => *ch = kept,
+                    (Op::Reshape, [_, ch]) if *ch == c => *ch = kept,
+                    (op, s) => return Err(format!("a {} with output {s:?} sits inside the chain", op.type_name())),
                 }
-                let bd = graph.initializer[bi].dims.clone();
-                set_floats(&mut graph.initializer[bi], &b, &bd);
             }
         }
     }
-    let (wa, ba) = (graph.node[na].input[1].clone(), graph.node[na].input.get(2).cloned());
-    slice(graph, &wa, 0, c)?;
-    if let Some(b) = ba.filter(|b| !b.is_empty()) {
-        slice(graph, &b, 0, c)?;
-    }
-    if let Some(nd) = nd {
-        let (wd, bd) = (graph.node[nd].input[1].clone(), graph.node[nd].input.get(2).cloned());
-        slice(graph, &wd, 0, c)?;
-        if let Some(b) = bd.filter(|b| !b.is_empty()) {
-            slice(graph, &b, 0, c)?;
-        }
-        for attr in graph.node[nd].attribute.iter_mut().filter(|x| x.name == "group") {
-            attr.i = keep.len() as i64;
-        }
-    }
-    let wp = graph.node[np].input[1].clone();
-    slice(graph, &wp, p_axis, c)?;
-    for &m in &mid {
-        if graph.node[m].op_type == "BatchNormalization" {
-            // Copied out: `slice` borrows the whole graph mutably.
-            let params: Vec<String> = graph.node[m].input[1..].to_vec();
-            for input in &params {
-                slice(graph, input, 0, c)?;
-            }
-        }
-    }
+    slice(graph, p.inputs[1], 1, c, keep)?;
     Ok(())
 }
 
-/// Apply a residual group's channel selection to the ONNX graph: the producers lose output
-/// channels (filters, biases, and the parameters of any BatchNormalization between them and the
-/// group's Adds), the consumers lose the matching input channels.
+/// Apply a residual group's channel selection to the graph: the producers lose output channels
+/// (filters, biases), the consumers the matching input channels, and every tensor of the group
+/// its channels.
 fn rewrite_group(
-    graph: &mut pb::GraphProto,
-    g: &Graph,
+    graph: &mut Graph,
     grp: &ResidualGroup,
+    nodes: &[crate::ir::Node],
     keep: &[usize],
 ) -> std::result::Result<(), String> {
     let c = grp.channels;
-    let node = |graph: &pb::GraphProto, name: &str| {
-        graph.node.iter().position(|n| n.name == name).ok_or(format!("no ONNX node `{name}`"))
-    };
-    let init = |graph: &pb::GraphProto, name: &str| graph.initializer.iter().position(|t| t.name == name);
-    let slice = |graph: &mut pb::GraphProto, name: &str, axis: usize| -> std::result::Result<(), String> {
-        let i = init(graph, name).ok_or(format!("`{name}` is not an initializer"))?;
-        let t = &graph.initializer[i];
-        let v = floats(t).ok_or(format!("`{name}` is not float32"))?;
-        if t.dims.get(axis).map(|&x| x as usize) != Some(c) {
-            return Err(format!("`{name}` does not have {c} channels on axis {axis}"));
-        }
-        let (nv, nd) = select(&v, &t.dims.clone(), axis, keep);
-        set_floats(&mut graph.initializer[i], &nv, &nd);
-        Ok(())
-    };
     for &pi in &grp.producers {
-        let np = node(graph, &g.nodes[pi].name)?;
-        if graph.node[np].op_type != "Conv" {
-            return Err(format!("the producer `{}` is a {}", graph.node[np].name, graph.node[np].op_type));
-        }
-        let (w, b) = (graph.node[np].input[1].clone(), graph.node[np].input.get(2).cloned());
-        slice(graph, &w, 0)?;
-        if let Some(b) = b.filter(|b| !b.is_empty()) {
-            slice(graph, &b, 0)?;
-        }
-        // Channel-wise nodes after the producer, up to the first tensor read by several nodes
-        // or by anything else.
-        let mut t = graph.node[np].output[0].clone();
-        loop {
-            let users: Vec<usize> =
-                graph.node.iter().enumerate().filter(|(_, n)| n.input.contains(&t)).map(|(i, _)| i).collect();
-            let [u] = users[..] else { break };
-            match graph.node[u].op_type.as_str() {
-                "BatchNormalization" => {
-                    let params: Vec<String> = graph.node[u].input[1..].to_vec();
-                    for p in &params {
-                        slice(graph, p, 0)?;
-                    }
-                }
-                "Relu" | "Clip" | "LeakyRelu" | "Sigmoid" | "HardSigmoid" | "HardSwish" => {}
-                _ => break,
-            }
-            t = graph.node[u].output[0].clone();
-        }
+        let n = &nodes[pi];
+        slice(graph, n.inputs[1], 0, c, keep)?;
+        slice(graph, n.inputs[2], 0, c, keep)?;
     }
     for &ci in &grp.consumers {
-        let nc = node(graph, &g.nodes[ci].name)?;
-        if graph.node[nc].op_type != "Conv" {
-            return Err(format!("the consumer `{}` is a {}", graph.node[nc].name, graph.node[nc].op_type));
-        }
-        let w = graph.node[nc].input[1].clone();
-        slice(graph, &w, 1)?;
+        slice(graph, nodes[ci].inputs[1], 1, c, keep)?;
+    }
+    for &t in &grp.members {
+        set_channels(graph, t, c, keep.len())?;
     }
     Ok(())
 }

@@ -5,3 +5,122 @@
 pub mod channels;
 pub mod prune;
 pub mod reconstruct;
+
+#[cfg(test)]
+mod tests {
+    use super::{channels, prune};
+    use crate::calib::eval::run_graphs_f32;
+    use crate::ir::{Graph, Op};
+    use crate::onnx::builder::{mobile_block, Rng};
+
+    fn graph() -> Graph {
+        crate::load_graph(&mobile_block(3), "test.onnx", &Default::default()).unwrap()
+    }
+
+    fn samples(n: usize) -> Vec<Vec<f32>> {
+        let mut rng = Rng::new(11);
+        (0..n).map(|_| rng.vec(4 * 8 * 8, 1.0)).collect()
+    }
+
+    /// The graph's outputs over `samples`, run in f32 by the runtime.
+    fn outputs(g: &Graph, samples: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        run_graphs_f32(&[(g, &g.outputs[..])], samples, &mut |_, v| {
+            out.push(v[0][0].clone());
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_weight_pass_prunes_in_place_and_records_it() {
+        let mut g = graph();
+        let before = g.clone();
+        let policy = prune::PrunePolicy::parse("pw=0.5", prune::Pattern::Unstructured).unwrap();
+        let record = prune::prune(&mut g, &policy, None).unwrap();
+        for (node, old) in g.nodes.iter().zip(&before.nodes) {
+            let (w, w0) = (
+                g.value(node.inputs.get(1).copied().unwrap_or(0)),
+                before.value(old.inputs.get(1).copied().unwrap_or(0)),
+            );
+            let zeros = w.iter().filter(|&&v| v == 0.0).count();
+            let rec = record.iter().find(|r| r.name == node.name);
+            match prune::kind(&node.op) {
+                Some("pw") => {
+                    assert_eq!(zeros, w.len() / 2, "{}", node.name);
+                    let rec = rec.unwrap();
+                    assert_eq!((rec.zeros, rec.weights, rec.policy.is_some()), (zeros, w.len(), true));
+                }
+                Some(_) => assert_eq!(w, w0, "{} is not pointwise but changed", node.name),
+                None => {}
+            }
+        }
+        // Without statistics, pruning leaves the biases alone.
+        assert_eq!(g.value(g.nodes[0].inputs[2]), before.value(before.nodes[0].inputs[2]));
+    }
+
+    #[test]
+    fn the_channel_pass_removes_channels_from_weights_groups_and_shapes() {
+        let mut g = graph();
+        let calib = samples(4);
+        let record = channels::prune_channels(&mut g, 0.5, false, None).unwrap();
+        assert_eq!(record.len(), 1, "{record:?}");
+        assert_eq!((record[0].channels, record[0].removed), (32, 16));
+        let shape = |t: usize| g.tensors[t].shape.clone();
+        let [a, d, p] = [&g.nodes[0], &g.nodes[1], &g.nodes[2]];
+        assert_eq!(shape(a.inputs[1]), [16, 4, 1, 1]);
+        assert_eq!(shape(a.inputs[2]), [16]);
+        assert_eq!(shape(a.outputs[0]), [1, 16, 8, 8]);
+        assert_eq!(shape(d.inputs[1]), [16, 1, 3, 3]);
+        assert!(matches!(d.op, Op::Conv { group: 16, .. }));
+        assert_eq!(shape(d.outputs[0]), [1, 16, 8, 8]);
+        assert_eq!(shape(p.inputs[1]), [8, 16, 1, 1]);
+        assert!(g.macs() < graph().macs());
+        // The changed graph lowers and runs.
+        assert!(outputs(&g, &calib).iter().flatten().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn removing_dead_channels_with_statistics_keeps_the_outputs() {
+        // Channels whose expansion filter and bias are zero carry max(0, 0) = 0 through the
+        // depthwise layer's bias: removing them, with the consumer's bias absorbing their
+        // mean, changes nothing.
+        let mut g = graph();
+        let (w, b) = (g.nodes[0].inputs[1], g.nodes[0].inputs[2]);
+        for ch in 0..16 {
+            g.tensors[w].value.as_mut().unwrap()[ch * 4..ch * 4 + 4].fill(0.0);
+            g.tensors[b].value.as_mut().unwrap()[ch] = 0.0;
+        }
+        let calib = samples(8);
+        let full = outputs(&g, &calib);
+        let original = crate::calib::stats::calibrate_graph(
+            &g,
+            &calib,
+            crate::calib::CalibMethod::MinMax,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap();
+        let stats = &original.candidates[0].1;
+        let cs = channels::ChannelStats { means: &stats.channel_means, rms: &stats.channel_rms, samples: None };
+        let mut pruned = g.clone();
+        channels::prune_channels(&mut pruned, 0.5, false, Some(&cs)).unwrap();
+        let after = outputs(&pruned, &calib);
+        let worst = full.iter().flatten().zip(after.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "outputs moved by {worst}");
+    }
+
+    #[test]
+    fn truncated_runs_give_the_intermediate_tensors() {
+        let g = graph();
+        let calib = samples(2);
+        let mid = g.nodes[1].outputs[0];
+        let mut seen = Vec::new();
+        run_graphs_f32(&[(&g, &[mid][..]), (&g, &g.outputs[..])], &calib, &mut |i, v| {
+            seen.push((i, v[0][0].len(), v[1][0].len()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [(0, 32 * 8 * 8, 5), (1, 32 * 8 * 8, 5)]);
+    }
+}

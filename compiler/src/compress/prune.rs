@@ -20,15 +20,15 @@
 //! rank within the layer. After pruning, each output channel's bias absorbs the mean of what the
 //! pruned weights contributed (`sum w * mean(x)`), so its expected pre-activation is unchanged.
 //!
-//! The masks are computed on the imported graph's weights and written back into the ONNX
-//! initializers, so that the float reference used for calibration is the pruned network, while
-//! the compile report still compares the final model with the original float model.
+//! [`prune`] is a pass over the IR: the masks are computed on the graph's weights and applied in
+//! place (no ONNX is written or re-imported); calibration then measures the pruned graph with
+//! sparq's runtime, while the compile report still compares the final model with the original
+//! float model.
 
 use crate::error::{CompileError, Result};
 use crate::ir::{Graph, Op};
 use std::collections::HashMap;
 use std::fmt;
-use tract_onnx::pb;
 
 /// How the zeros are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,6 +385,11 @@ pub fn survey(g: &Graph) -> Vec<LayerSparsity> {
         .collect()
 }
 
+/// The index of `node` (a node of `g`) in `g.nodes`.
+fn layer_index(g: &Graph, node: &crate::ir::Node) -> usize {
+    g.nodes.iter().position(|n| std::ptr::eq(n, node)).expect("a node of the graph")
+}
+
 /// Maps (row, runtime reduction column) to an index in a layer's IR weight tensor.
 type IndexFn = Box<dyn Fn(usize, usize) -> usize>;
 
@@ -424,25 +429,21 @@ pub struct InputStats<'a> {
     pub progress: Option<&'a indicatif::ProgressBar>,
 }
 
-/// Prune `onnx` (whose imported graph is `g`) by `policy`, with activation-aware importance and
-/// bias correction when `stats` are given: returns the pruned ONNX bytes and the per-layer
-/// record. Layers named in the policy must exist.
-pub fn prune_onnx(
-    onnx: &[u8],
-    what: &str,
-    g: &Graph,
-    policy: &PrunePolicy,
-    stats: Option<&InputStats<'_>>,
-) -> Result<(Vec<u8>, Vec<LayerSparsity>)> {
+/// The magnitude pruning pass: prunes the conv and fully-connected layers of `graph` by `policy`
+/// in place (weights zeroed, and the kept ones re-fitted or the biases corrected), with
+/// activation-aware importance and bias correction when `stats` are given; returns the per-layer
+/// record the report prints. Layers named in the policy must exist. The activations it needs
+/// (for the re-fitting) come from running the graphs in f32 with sparq's runtime.
+pub fn prune(graph: &mut Graph, policy: &PrunePolicy, stats: Option<&InputStats<'_>>) -> Result<Vec<LayerSparsity>> {
     for name in policy.layers.keys() {
-        if !g.nodes.iter().any(|n| &n.name == name && kind(&n.op).is_some()) {
+        if !graph.nodes.iter().any(|n| &n.name == name && kind(&n.op).is_some()) {
             return Err(CompileError::NoSuchPruneLayer(name.clone()));
         }
     }
-    let mut model = crate::onnx::decode(onnx, what)?;
-    if model.graph.is_none() {
-        return Err(CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() });
-    }
+    // The graph as it comes in: the ranking, the masks and the re-fitting targets are taken on
+    // it, while `graph` is edited layer after layer.
+    let base = graph.clone();
+    let g = &base;
     let mut record = survey(g);
     let layers: Vec<&crate::ir::Node> = g.nodes.iter().filter(|n| kind(&n.op).is_some()).collect();
     // Importance of each element of each layer, in the runtime's (row, reduction) order.
@@ -511,27 +512,25 @@ pub fn prune_onnx(
             threshold = Some(all.iter().map(|u| u.0).find(|&s| s > t).unwrap_or(f64::INFINITY));
         }
     }
-    // Re-fitting: every pruned layer's input in the original model (the targets), and from the
-    // first re-written layer on, in the model pruned so far.
+    // Re-fitting: every pruned layer's input in the graph as it came in (the targets), and from
+    // the first re-written layer on, in the graph pruned so far.
     let samples = stats.and_then(|s| s.samples).filter(|s| !s.is_empty());
     let graph_input = g.inputs[0];
     let mut changed = false;
+    // The activations of the graph as it came in and of the graph pruned so far, walked forward
+    // layer by layer (the second one from the first change on).
+    let mut frontiers: (Option<crate::calib::eval::Frontier>, Option<crate::calib::eval::Frontier>) = (None, None);
     for ((node, rec), p) in layers.iter().zip(record.iter_mut()).zip(&pruned) {
         let Some((lp, global, (n, k, scores))) = p else { continue };
         let (lp, n, k) = (*lp, *n, *k);
         let w = g.value(node.inputs[1]);
         let (_, _, idx) = weight_index(g, node);
-        let (onnx_w, has_bias) = read_onnx(model.graph.as_ref().expect("checked"), node, n, k, what)?;
-        let ir_bias = match node.inputs.get(2) {
-            Some(&b) if g.value(b).len() == n => g.value(b).to_vec(),
-            _ => vec![0f32; n],
+        let bias = node.inputs.get(2).copied().filter(|&b| g.value(b).len() == n);
+        let ir_bias = match bias {
+            Some(b) => g.value(b).to_vec(),
+            None => vec![0f32; n],
         };
-        let onnx_bias =
-            if has_bias { onnx_bias(model.graph.as_ref().expect("checked"), node, n, what)? } else { vec![0f32; n] };
-        let sets = [
-            super::reconstruct::WeightSet { w: &onnx_w, b: onnx_bias },
-            super::reconstruct::WeightSet { w, b: ir_bias },
-        ];
+        let set = super::reconstruct::WeightSet { w, b: ir_bias };
         if let Pattern::NOfM { m, .. } = lp.pattern {
             let shape = &g.tensors[node.inputs[1]].shape;
             if matches!(node.op, Op::Conv { .. }) && shape[2] * shape[3] > 1 && !shape[1].is_multiple_of(m) {
@@ -542,7 +541,7 @@ pub fn prune_onnx(
                 continue;
             }
         }
-        // The layer's input statistics on the model pruned so far.
+        // The layer's input statistics on the graph pruned so far.
         let too_wide = k > super::reconstruct::MAX_REFIT_K;
         if samples.is_some() && too_wide {
             rec.note = Some(format!(
@@ -553,34 +552,29 @@ pub fn prune_onnx(
         let moments = match samples.filter(|_| !too_wide) {
             Some(samples) => {
                 let t = node.inputs[0];
+                let at = layer_index(g, node);
+                // The layer's input in the graph as it came in, and in the graph pruned so far
+                // once it differs (each walked forward from the previous pruned layer).
+                let base_run = frontiers.0.get_or_insert_with(|| crate::calib::eval::Frontier::new(g, samples));
                 let cross = changed && t != graph_input;
-                let current = if cross {
-                    let mut bytes = Vec::new();
-                    prost::Message::encode(&model, &mut bytes)
-                        .map_err(|e| CompileError::Encode { what: "pruned", reason: e.to_string() })?;
-                    Some(crate::calib::reference::Reference::new(&bytes, g, vec![g.tensors[t].name.clone()])?)
-                } else {
-                    None
-                };
-                // The original model up to this layer's input (tract drops the nodes after it).
-                let original = if t != graph_input {
-                    Some(crate::calib::reference::Reference::new(onnx, g, vec![g.tensors[t].name.clone()])?)
-                } else {
-                    None
-                };
+                if cross {
+                    // Forked from the first walk before it moves on: its cut is not after the
+                    // first changed layer, so the fork runs every change.
+                    let current = frontiers.1.get_or_insert_with(|| base_run.clone());
+                    current.advance(graph, at)?;
+                }
+                frontiers.0.as_mut().expect("set above").advance(g, at)?;
                 let mut mo = super::reconstruct::Moments::for_layer(g, node, cross);
-                for s in samples {
-                    let x = match &original {
-                        Some(r) => r.run_one(s, 0)?,
-                        None => s.clone(),
-                    };
-                    let xt = match &current {
-                        Some(r) => Some(r.run_one(s, 0)?),
-                        None => None,
-                    };
-                    match xt {
-                        Some(xt) => mo.add(node, &g.tensors[t].shape, &xt, Some(&x)),
-                        None => mo.add(node, &g.tensors[t].shape, &x, None),
+                let shape = &g.tensors[t].shape;
+                let base_run = frontiers.0.as_ref().expect("set above");
+                for s in 0..samples.len() {
+                    let x = base_run.value(s, t).expect("a layer's input is live at the layer");
+                    match frontiers.1.as_ref().filter(|_| cross) {
+                        Some(current) => {
+                            let xt = current.value(s, t).expect("a layer's input is live at the layer");
+                            mo.add(node, shape, xt, Some(x))
+                        }
+                        None => mo.add(node, shape, x, None),
                     }
                 }
                 if let Some(pb) = stats.and_then(|s| s.progress) {
@@ -592,12 +586,11 @@ pub fn prune_onnx(
         };
         let m = match (lp.pattern, &moments) {
             (Pattern::NOfM { n: keep, m }, Some(mo)) => {
-                super::reconstruct::nm_mask(mo, n, &sets[1], |c| idx(0, c), keep, m)
+                super::reconstruct::nm_mask(mo, n, &set, |c| idx(0, c), keep, m)
             }
             _ => mask(n, k, |r, c| scores[r * k + c], lp, if *global { threshold } else { None }),
         };
-        // Zero positions in the IR tensor's layout (which is the ONNX layout, up to the
-        // transposition of a Gemm / MatMul weight).
+        // Zero positions in the IR tensor's layout.
         let mut zero = vec![false; w.len()];
         for r in 0..n {
             for c in 0..k {
@@ -606,10 +599,9 @@ pub fn prune_onnx(
                 }
             }
         }
-        // The new weights and bias changes, for the ONNX model and for the IR (BatchNormalization
-        // folded, for `layer_impact`).
-        let [(onnx_new, onnx_delta), (ir_new, ir_delta)]: [(Vec<f32>, Vec<f32>); 2] = match &moments {
-            Some(mo) => super::reconstruct::reconstruct(mo, n, &zero, &sets, has_bias).try_into().expect("two sets"),
+        // The new weights and the bias change.
+        let (new_w, delta) = match &moments {
+            Some(mo) => super::reconstruct::reconstruct(mo, n, &zero, std::slice::from_ref(&set), true).remove(0),
             None => {
                 // The mean input each weight multiplies (IR layout), for the bias correction.
                 let means = stats.and_then(|s| channel_stat(s.means, node));
@@ -627,156 +619,33 @@ pub fn prune_onnx(
                     }
                     v
                 });
-                sets.each_ref().map(|set| {
-                    // Zeros; the bias absorbs the mean of what the pruned weights contributed.
-                    let mut delta = vec![0f32; n];
-                    let mut w = set.w.to_vec();
-                    for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
-                        if let (Some(mean), true) = (&elem_mean, has_bias) {
-                            delta[i / k] += w[i] * mean[i];
-                        }
-                        w[i] = 0.0;
+                // Zeros; the bias absorbs the mean of what the pruned weights contributed.
+                let mut delta = vec![0f32; n];
+                let mut new_w = w.to_vec();
+                for (i, _) in zero.iter().enumerate().filter(|(_, &z)| z) {
+                    if let (Some(mean), Some(_)) = (&elem_mean, bias) {
+                        delta[i / k] += new_w[i] * mean[i];
                     }
-                    (w, delta)
-                })
+                    new_w[i] = 0.0;
+                }
+                (new_w, delta)
             }
         };
-        write_onnx(model.graph.as_mut().expect("checked"), node, n, k, &onnx_new, Some(&onnx_delta), what)?;
+        if let Some(v) = graph.tensors[node.inputs[1]].value.as_mut() {
+            v.copy_from_slice(&new_w);
+        }
+        if let Some(v) = bias.and_then(|b| graph.tensors[b].value.as_mut()) {
+            for (x, d) in v.iter_mut().zip(&delta) {
+                *x += d;
+            }
+        }
         changed = true;
-        rec.change = Some((ir_new, ir_delta));
         rec.reconstructed = moments.is_some();
         rec.policy = Some(lp);
         rec.zeros = w.iter().zip(&zero).filter(|(&v, &z)| z || v == 0.0).count();
+        rec.change = Some((new_w, delta));
     }
-    let mut bytes = Vec::new();
-    prost::Message::encode(&model, &mut bytes)
-        .map_err(|e| CompileError::Encode { what: "pruned", reason: e.to_string() })?;
-    Ok((bytes, record))
-}
-
-/// Where `node`'s weight (and bias) live among the ONNX initializers: the weight's name, whether
-/// it is stored `[K, N]` (MatMul, Gemm without transB), and the bias name.
-fn locate(graph: &pb::GraphProto, node: &crate::ir::Node, what: &str) -> Result<(String, bool, Option<String>)> {
-    let onnx_node = graph
-        .node
-        .iter()
-        .find(|x| x.name == node.name)
-        .ok_or_else(|| cannot_prune(what, node, "no ONNX node of that name"))?;
-    let weight = onnx_node.input.get(1).cloned().ok_or_else(|| cannot_prune(what, node, "it has no weight input"))?;
-    let transposed = match onnx_node.op_type.as_str() {
-        "MatMul" => true,
-        "Gemm" => !onnx_node.attribute.iter().any(|a| a.name == "transB" && a.i != 0),
-        _ => false,
-    };
-    Ok((weight, transposed, onnx_node.input.get(2).filter(|b| !b.is_empty()).cloned()))
-}
-
-fn cannot_prune(what: &str, node: &crate::ir::Node, why: &str) -> CompileError {
-    CompileError::CannotPrune { what: what.to_string(), layer: node.name.clone(), reason: why.to_string() }
-}
-
-fn f32_at(t: &pb::TensorProto, p: usize) -> f32 {
-    if t.raw_data.is_empty() {
-        t.float_data[p]
-    } else {
-        f32::from_le_bytes(t.raw_data[p * 4..p * 4 + 4].try_into().unwrap())
-    }
-}
-
-fn set_f32(t: &mut pb::TensorProto, p: usize, v: f32) {
-    if t.raw_data.is_empty() {
-        t.float_data[p] = v;
-    } else {
-        t.raw_data[p * 4..p * 4 + 4].copy_from_slice(&v.to_le_bytes());
-    }
-}
-
-/// Float initializer `name` with `len` elements.
-fn float_init<'a>(graph: &'a pb::GraphProto, name: &str, len: usize) -> Option<&'a pb::TensorProto> {
-    graph
-        .initializer
-        .iter()
-        .find(|t| t.name == name && t.data_type == 1 && t.dims.iter().map(|&d| d as usize).product::<usize>() == len)
-}
-
-/// The ONNX weights of `node` (an `n x k` layer) in the IR layout (a `[K, N]` weight is
-/// transposed), and whether it has a float bias of `n` values. The ONNX weights differ from the
-/// imported ones when a BatchNormalization was folded at import; changes are computed on them so
-/// that the folding scales the changes as it scales the weights.
-pub(crate) fn read_onnx(
-    graph: &pb::GraphProto,
-    node: &crate::ir::Node,
-    n: usize,
-    k: usize,
-    what: &str,
-) -> Result<(Vec<f32>, bool)> {
-    let (weight, transposed, bias) = locate(graph, node, what)?;
-    let tensor = graph
-        .initializer
-        .iter()
-        .find(|t| t.name == weight)
-        .ok_or_else(|| cannot_prune(what, node, "its weight is not an initializer"))?;
-    if tensor.data_type != 1 {
-        return Err(cannot_prune(what, node, "its weight is not float32"));
-    }
-    let elements: usize = tensor.dims.iter().map(|&d| d as usize).product();
-    if elements != n * k || (tensor.raw_data.is_empty() && tensor.float_data.len() != elements) {
-        return Err(cannot_prune(what, node, "its weight is shared or reshaped"));
-    }
-    let pos = |i: usize| if transposed { (i % k) * n + i / k } else { i };
-    let values = (0..n * k).map(|i| f32_at(tensor, pos(i))).collect();
-    Ok((values, bias.is_some_and(|b| float_init(graph, &b, n).is_some())))
-}
-
-/// Output channels of `node`'s ONNX convolution weight as it stands (fewer than the IR's when
-/// channel pruning already removed some).
-pub(crate) fn onnx_rows(graph: &pb::GraphProto, node: &crate::ir::Node, what: &str) -> Result<usize> {
-    let (weight, _, _) = locate(graph, node, what)?;
-    graph
-        .initializer
-        .iter()
-        .find(|t| t.name == weight)
-        .and_then(|t| t.dims.first())
-        .map(|&d| d as usize)
-        .ok_or_else(|| cannot_prune(what, node, "its weight is not an initializer"))
-}
-
-/// The float bias of `node` (`n` values).
-pub(crate) fn onnx_bias(graph: &pb::GraphProto, node: &crate::ir::Node, n: usize, what: &str) -> Result<Vec<f32>> {
-    let (_, _, bias) = locate(graph, node, what)?;
-    let t = bias
-        .and_then(|b| float_init(graph, &b, n))
-        .ok_or_else(|| cannot_prune(what, node, "its bias is not float32"))?;
-    Ok((0..n).map(|i| f32_at(t, i)).collect())
-}
-
-/// Write `values` (IR layout, see [`read_onnx`]) into `node`'s ONNX weight and add `bias_delta`
-/// to its bias.
-pub(crate) fn write_onnx(
-    graph: &mut pb::GraphProto,
-    node: &crate::ir::Node,
-    n: usize,
-    k: usize,
-    values: &[f32],
-    bias_delta: Option<&[f32]>,
-    what: &str,
-) -> Result<()> {
-    let (weight, transposed, bias) = locate(graph, node, what)?;
-    let pos = |i: usize| if transposed { (i % k) * n + i / k } else { i };
-    let tensor = graph.initializer.iter_mut().find(|t| t.name == weight).expect("read by read_onnx");
-    for (i, &v) in values.iter().enumerate() {
-        set_f32(tensor, pos(i), v);
-    }
-    if let (Some(delta), Some(bias)) = (bias_delta, bias) {
-        if float_init(graph, &bias, n).is_some() {
-            let b = graph.initializer.iter_mut().find(|t| t.name == bias).expect("found above");
-            for (i, d) in delta.iter().enumerate() {
-                let v = f32_at(b, i) + d;
-                set_f32(b, i, v);
-            }
-        }
-    }
-    Ok(())
+    Ok(record)
 }
 
 /// Measure where pruning costs the float model its fidelity: for every layer of `layers` pruned

@@ -170,31 +170,41 @@ impl Moments {
     }
 }
 
-/// The [`Moments`] of the inputs of `layers` (convolutions and dense layers of `g`) in the model
-/// `onnx` itself (not crossed), over `samples`, by layer name.
+/// The [`Moments`] of the inputs of `layers` (convolutions and dense layers of `g`) in `g`
+/// itself (not crossed), over `samples`, by layer name. `g` runs in f32 in sparq's runtime.
 pub fn layer_moments(
-    onnx: &[u8],
     g: &Graph,
     layers: &[&Node],
     samples: &[Vec<f32>],
 ) -> crate::error::Result<HashMap<String, Moments>> {
     let input = g.inputs[0];
-    let mut names: Vec<String> = Vec::new();
+    let mut wanted: Vec<usize> = Vec::new();
     for n in layers {
         let t = n.inputs[0];
-        if t != input && !names.contains(&g.tensors[t].name) {
-            names.push(g.tensors[t].name.clone());
+        if t != input && !wanted.contains(&t) {
+            wanted.push(t);
         }
     }
-    let reference = crate::calib::reference::Reference::new(onnx, g, names.clone())?;
     let mut out: HashMap<String, Moments> = HashMap::new();
-    for s in samples {
-        let vals = reference.run(s)?;
+    if wanted.is_empty() {
+        for s in samples {
+            for n in layers {
+                out.entry(n.name.clone()).or_insert_with(|| Moments::for_layer(g, n, false)).add(
+                    n,
+                    &g.tensors[input].shape,
+                    s,
+                    None,
+                );
+            }
+        }
+        return Ok(out);
+    }
+    crate::calib::eval::run_graphs_f32(&[(g, &wanted[..])], samples, &mut |i, vals| {
         for n in layers {
             let t = n.inputs[0];
-            let x: &[f32] = match names.iter().position(|x| *x == g.tensors[t].name) {
-                Some(p) if t != input => &vals[p],
-                _ => s,
+            let x: &[f32] = match wanted.iter().position(|&w| w == t) {
+                Some(p) if t != input => &vals[0][p],
+                _ => &samples[i],
             };
             out.entry(n.name.clone()).or_insert_with(|| Moments::for_layer(g, n, false)).add(
                 n,
@@ -203,7 +213,8 @@ pub fn layer_moments(
                 None,
             );
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -241,8 +252,8 @@ impl Accumulator {
 }
 
 /// One weight set of a layer: weights `[n][k]` (IR layout) and biases (zeros when the layer has
-/// none). A layer can have several (the ONNX weights and the BatchNormalization-folded ones);
-/// each row of one is a uniform scaling of the same row of another, up to the bias offset.
+/// none). Several sets of one layer, each row of one a uniform scaling of the same row of
+/// another up to the bias offset, share one fit (the passes pass the IR's one set).
 pub struct WeightSet<'a> {
     pub w: &'a [f32],
     pub b: Vec<f32>,

@@ -747,3 +747,61 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
     let liveness_bound = plan::plan_arena(&mut lw.spec);
     Ok(Lowered { spec: lw.spec, layers: lw.layers, liveness_bound })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::builder::{mobile_block, Rng};
+
+    fn graph() -> Graph {
+        crate::load_graph(&mobile_block(5), "test.onnx", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn f32_lowering_keeps_the_graph_and_plans_an_aligned_arena() {
+        let g = graph();
+        let l =
+            lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, ..Default::default() }).unwrap();
+        assert_eq!(l.layers.len(), g.nodes.len());
+        assert!(l.layers.iter().all(|x| x.precision == Precision::F32));
+        let spec = &l.spec;
+        assert!(spec.arena_size.is_multiple_of(sparq_format::layout::ALIGN));
+        for t in spec.tensors.iter().filter(|t| t.data.is_none()) {
+            assert!(t.arena_offset.is_multiple_of(sparq_format::layout::ALIGN), "{}", t.name);
+            let bytes = t.dims.iter().product::<usize>() * t.dtype.size();
+            assert!(t.arena_offset + bytes <= spec.arena_size, "{} is outside the arena", t.name);
+        }
+        assert!(l.liveness_bound <= spec.arena_size);
+    }
+
+    #[test]
+    fn int8_lowering_needs_ranges_and_stays_close_to_f32() {
+        let g = graph();
+        // Without ranges, int8 cannot be lowered: the error names the tensor.
+        assert!(lower(&g, &Stats::default(), &LowerOptions::default()).is_err());
+        let mut rng = Rng::new(2);
+        let samples: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(4 * 8 * 8, 1.0)).collect();
+        let calib = crate::calib::stats::calibrate_graph(
+            &g,
+            &samples,
+            crate::calib::CalibMethod::MinMax,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap();
+        let stats = &calib.candidates[0].1;
+        let int8 = lower(&g, stats, &LowerOptions::default()).unwrap();
+        assert!(int8.layers.iter().filter(|x| x.op == "Conv").all(|x| x.precision == Precision::Int8));
+        let f32s = lower(&g, stats, &LowerOptions { precision: Precision::F32, ..Default::default() }).unwrap();
+        let run = |l: &Lowered| crate::calib::eval::run_sparq(&l.spec.to_bytes(), &samples, None).unwrap();
+        let a = crate::calib::eval::compare(&run(&int8), &run(&f32s), None);
+        assert!(a.sqnr_db > 20.0, "int8 SQNR {:.1} dB", a.sqnr_db);
+        // Int8 weights (with their int32 biases and per-channel scales) are smaller.
+        let bytes = |l: &Lowered| l.layers.iter().map(|x| x.weight_bytes).sum::<usize>();
+        assert!(bytes(&int8) * 3 < bytes(&f32s) * 2, "{} vs {}", bytes(&int8), bytes(&f32s));
+        // Keeping a node in f32 by name, and rejecting an unknown one.
+        let keep = LowerOptions { keep_float: [g.nodes[0].name.clone()].into(), ..Default::default() };
+        assert_eq!(lower(&g, stats, &keep).unwrap().layers[0].precision, Precision::F32);
+        let bad = LowerOptions { keep_float: ["nope".to_string()].into(), ..Default::default() };
+        assert!(matches!(lower(&g, stats, &bad), Err(crate::error::CompileError::NoSuchNode(_))));
+    }
+}

@@ -163,3 +163,69 @@ impl OnnxBuilder {
         model.encode_to_vec()
     }
 }
+
+/// A copy of the ONNX model `onnx` with, in every float initializer of rank 2 or more, the
+/// smallest-magnitude `fraction` of the values set to zero: a model pruned by another tool, for
+/// the tests of existing sparsity.
+pub fn zero_smallest(onnx: &[u8], fraction: f64) -> Vec<u8> {
+    let mut model = pb::ModelProto::decode(onnx).expect("a valid ONNX model");
+    if let Some(graph) = model.graph.as_mut() {
+        for t in graph.initializer.iter_mut().filter(|t| t.data_type == FLOAT && t.dims.len() >= 2) {
+            let mut v: Vec<f32> = if t.raw_data.is_empty() {
+                t.float_data.clone()
+            } else {
+                t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            };
+            let mut order: Vec<usize> = (0..v.len()).collect();
+            order.sort_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()));
+            for &i in &order[..(fraction * v.len() as f64) as usize] {
+                v[i] = 0.0;
+            }
+            t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            t.float_data.clear();
+        }
+    }
+    model.encode_to_vec()
+}
+
+/// A small MobileNet-like model for unit tests: input `[1, 4, 8, 8]` -> conv 1x1 (4 -> 32) -
+/// BatchNormalization - Clip(0, 6) -> depthwise conv 3x3 (32) - Relu -> conv 1x1 (32 -> 8) ->
+/// GlobalAveragePool -> Flatten -> Gemm (8 -> 5, transB). The conv -> depthwise -> conv chain
+/// is what channel pruning removes channels from.
+pub fn mobile_block(seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = OnnxBuilder::new("mobile_block", 13);
+    let x = b.input("input", &[1, 4, 8, 8]);
+    let mut conv = |b: &mut OnnxBuilder, x: &str, cin: usize, cout: usize, k: usize, group: usize| {
+        let per = cin / group * k * k;
+        let w = b.constant(&[cout, cin / group, k, k], rng.vec(cout * per, (2.0 / per as f32).sqrt()));
+        let bias = b.constant(&[cout], rng.vec(cout, 0.1));
+        let p = (k / 2) as i64;
+        b.node(
+            "Conv",
+            &[x, &w, &bias],
+            vec![
+                ("pads", Attr::Ints(vec![p, p, p, p])),
+                ("group", Attr::Int(group as i64)),
+                ("kernel_shape", Attr::Ints(vec![k as i64, k as i64])),
+            ],
+        )
+    };
+    let h = conv(&mut b, &x, 4, 32, 1, 1);
+    let (scale, shift) = (b.constant(&[32], vec![1.5; 32]), b.constant(&[32], vec![0.1; 32]));
+    let (mean, var) = (b.constant(&[32], vec![0.2; 32]), b.constant(&[32], vec![0.8; 32]));
+    let h = b.node("BatchNormalization", &[&h, &scale, &shift, &mean, &var], vec![]);
+    let (lo, hi) = (b.constant(&[], vec![0.0]), b.constant(&[], vec![6.0]));
+    let h = b.node("Clip", &[&h, &lo, &hi], vec![]);
+    let h = conv(&mut b, &h, 32, 32, 3, 32);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = conv(&mut b, &h, 32, 8, 1, 1);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let mut rng = Rng::new(seed + 1);
+    let w = b.constant(&[5, 8], rng.vec(40, 0.3));
+    let c = b.constant(&[5], rng.vec(5, 0.1));
+    let y = b.node("Gemm", &[&h, &w, &c], vec![("transB", Attr::Int(1))]);
+    b.output(&y);
+    b.build()
+}

@@ -11,7 +11,16 @@ use prost::Message;
 use std::collections::HashMap;
 use tract_onnx::pb;
 
+/// ONNX models decoded so far in this process; a compile decodes one.
+static DECODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many ONNX models this process has decoded.
+pub fn decodes() -> usize {
+    DECODES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn decode(bytes: &[u8], what: &str) -> Result<pb::ModelProto> {
+    DECODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pb::ModelProto::decode(bytes).map_err(|e| CompileError::NotOnnx { what: what.to_string(), reason: e.to_string() })
 }
 

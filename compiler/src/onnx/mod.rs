@@ -7,5 +7,93 @@ pub mod import;
 mod importer;
 mod ops;
 
-pub use import::{decode, import};
+pub use import::{decode, decodes, import};
 pub use importer::broadcast;
+
+#[cfg(test)]
+mod tests {
+    use super::builder::{mobile_block, OnnxBuilder};
+    use crate::error::CompileError;
+    use crate::ir::{Act, Op};
+
+    fn load(onnx: &[u8]) -> crate::Result<crate::ir::Graph> {
+        crate::load_graph(onnx, "test.onnx", &Default::default())
+    }
+
+    #[test]
+    fn the_op_table_is_sorted_and_has_each_op_once() {
+        let names: Vec<&str> = super::ops::OPS.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn imports_folds_batchnorm_and_fuses_activations() {
+        let g = load(&mobile_block(1)).unwrap();
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.type_name()).collect();
+        assert_eq!(ops, ["Conv", "Conv", "Conv", "GlobalAveragePool", "Reshape", "Dense"]);
+        // BatchNormalization folded into the first conv, Clip(0, 6) and Relu fused.
+        assert_eq!(g.nodes[0].op.act(), Some(Act { lo: 0.0, hi: 6.0 }));
+        assert!(matches!(g.nodes[1].op, Op::Conv { group: 32, act, .. } if act == Act { lo: 0.0, hi: f32::INFINITY }));
+        let shape = |n: usize| g.tensors[g.nodes[n].outputs[0]].shape.clone();
+        assert_eq!((shape(0), shape(2), shape(5)), (vec![1, 32, 8, 8], vec![1, 8, 8, 8], vec![1, 5]));
+        // The Gemm's weight is `[N, K]`, its bias `[N]`.
+        assert_eq!(g.tensors[g.nodes[5].inputs[1]].shape, [5, 8]);
+        assert_eq!(g.tensors[g.nodes[0].inputs[1]].shape, [32, 4, 1, 1]);
+        assert!(super::decodes() > 0);
+    }
+
+    #[test]
+    fn sub_and_div_by_constants_become_add_and_mul() {
+        let mut b = OnnxBuilder::new("arith", 13);
+        let x = b.input("x", &[1, 4]);
+        let c = b.constant(&[4], vec![1.0, 2.0, 4.0, 8.0]);
+        let y = b.node("Sub", &[&x, &c], vec![]);
+        let y = b.node("Div", &[&y, &c], vec![]);
+        b.output(&y);
+        let g = load(&b.build()).unwrap();
+        assert!(matches!(g.nodes[0].op, Op::Add { .. }) && matches!(g.nodes[1].op, Op::Mul { .. }));
+        assert_eq!(g.value(g.nodes[0].inputs[1]), [-1.0, -2.0, -4.0, -8.0]);
+        assert_eq!(g.value(g.nodes[1].inputs[1]), [1.0, 0.5, 0.25, 0.125]);
+    }
+
+    #[test]
+    fn shape_arithmetic_folds_at_import() {
+        // Reshape to (Shape(x)[0], -1): the target shape is folded from the static shape.
+        let mut b = OnnxBuilder::new("reshape", 13);
+        let x = b.input("x", &[2, 3, 4]);
+        let shape = b.node("Shape", &[&x], vec![]);
+        let zero = b.constant_i64(vec![0]);
+        let batch = b.node("Gather", &[&shape, &zero], vec![]);
+        let rest = b.constant_i64(vec![-1]);
+        let target = b.node("Concat", &[&batch, &rest], vec![("axis", super::builder::Attr::Int(0))]);
+        let y = b.node("Reshape", &[&x, &target], vec![]);
+        b.output(&y);
+        let g = load(&b.build()).unwrap();
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(g.tensors[g.outputs[0]].shape, [2, 12]);
+    }
+
+    #[test]
+    fn an_unsupported_op_is_named_with_its_opset() {
+        let mut b = OnnxBuilder::new("bad", 13);
+        let x = b.input("x", &[1, 4]);
+        let y = b.node("Tanh", &[&x], vec![]);
+        b.output(&y);
+        match load(&b.build()) {
+            Err(CompileError::UnsupportedOp { op_type, opset, node }) => {
+                assert_eq!((op_type.as_str(), opset, node.as_str()), ("Tanh", 13, "Tanh_1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A supported op with a bad input names the node and the reason.
+        let mut b = OnnxBuilder::new("bad", 13);
+        let x = b.input("x", &[1, 4]);
+        let y = b.node("Add", &[&x], vec![]);
+        b.output(&y);
+        let e = load(&b.build()).unwrap_err().to_string();
+        assert!(e.contains("Add_1") && e.contains("missing input 1"), "{e}");
+    }
+}
