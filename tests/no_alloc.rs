@@ -47,12 +47,19 @@ fn run_never_allocates() {
                 let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
                 s.set_input(0, input).unwrap();
                 s.run(); // warm: first touches
-                let before = allocations();
-                for _ in 0..3 {
-                    s.run();
-                }
-                let after = allocations();
-                assert_eq!(after - before, 0, "{name}: run() allocated on {set} with {threads} thread(s)");
+                // The counter sees every thread of the process, the test harness's too: on a loaded
+                // host it may allocate during a window. An allocation of `run` itself happens in
+                // every window, so the test asks for one clean window of 3 runs in up to 5.
+                let counts: Vec<usize> = (0..5)
+                    .map(|_| {
+                        let before = allocations();
+                        for _ in 0..3 {
+                            s.run();
+                        }
+                        allocations() - before
+                    })
+                    .collect();
+                assert!(counts.contains(&0), "{name}: run() allocated on {set} with {threads} thread(s): {counts:?}");
                 checked += 1;
             }
         }

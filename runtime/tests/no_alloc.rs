@@ -35,13 +35,20 @@ fn run_never_allocates() {
                 for (i, v) in x.iter_mut().enumerate() {
                     *v = ((i * 37) % 101) as f32 / 50.0 - 1.0;
                 }
-                s.run();
-                let before = allocations();
-                for _ in 0..3 {
-                    s.run();
-                }
-                let after = allocations();
-                assert_eq!(after - before, 0, "{name}: run() allocated on {set} with {threads} thread(s)");
+                s.run(); // warm: first touches
+                // The counter sees every thread of the process, the test harness's too: on a loaded
+                // host it may allocate during a window. An allocation of `run` itself happens in
+                // every window, so the test asks for one clean window of 3 runs in up to 5.
+                let counts: Vec<usize> = (0..5)
+                    .map(|_| {
+                        let before = allocations();
+                        for _ in 0..3 {
+                            s.run();
+                        }
+                        allocations() - before
+                    })
+                    .collect();
+                assert!(counts.contains(&0), "{name}: run() allocated on {set} with {threads} thread(s): {counts:?}");
                 checked += 1;
             }
         }
