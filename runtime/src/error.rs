@@ -41,7 +41,7 @@ pub enum RuntimeError {
     InputDType {
         index: usize,
     },
-    /// `SPARQ_KERNELS` names a kernel set this CPU cannot run (or that does not exist).
+    /// `SPARQ_KERNELS` names a kernel path this CPU cannot run (or that does not exist).
     KernelsUnavailable,
     /// More than one thread asked for where threads are unavailable (no_std), or zero.
     Threads {
@@ -86,7 +86,7 @@ impl fmt::Display for RuntimeError {
             }
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
             KernelsUnavailable => {
-                write!(f, "SPARQ_KERNELS names a kernel set this CPU cannot run (sets: scalar; x86-64: avx2, avxvnni, avx512vnni; aarch64: neon, dotprod; armv7: armv7-neon)")
+                write!(f, "SPARQ_KERNELS names a kernel path this CPU cannot run (paths: scalar; x86-64: avx2, avxvnni, avx512, avx512vnni; aarch64: neon, dotprod; armv7: armv7-neon)")
             }
             Threads { requested } => {
                 write!(f, "{requested} threads requested: need at least 1, and exactly 1 without the std feature")
