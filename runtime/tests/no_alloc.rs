@@ -36,9 +36,9 @@ fn run_never_allocates() {
                     *v = ((i * 37) % 101) as f32 / 50.0 - 1.0;
                 }
                 s.run(); // warm: first touches
-                // The counter sees every thread of the process, the test harness's too: on a loaded
-                // host it may allocate during a window. An allocation of `run` itself happens in
-                // every window, so the test asks for one clean window of 3 runs in up to 5.
+                         // The counter sees every thread of the process, the test harness's too: on a loaded
+                         // host it may allocate during a window. An allocation of `run` itself happens in
+                         // every window, so the test asks for one clean window of 3 runs in up to 5.
                 let counts: Vec<usize> = (0..5)
                     .map(|_| {
                         let before = allocations();

@@ -260,7 +260,7 @@ pub const QS8_GEMM: &[Entry<GemmFn>] = &[
         tile(4, 8, 4),
         Some(SIMD_PACK),
         simd_k,
-        super::gemm::neon::qs8_gemm_4x8c4_dotprod
+        super::gemm::dotprod::qs8_gemm_4x8c4_dotprod
     ),
     #[cfg(sparq_arm_neon)]
     entry!(
@@ -310,7 +310,7 @@ pub const QS8_SPGEMM: &[Entry<SpGemmFn>] = &[
         tile(4, 8, 4),
         Some(KERNEL_BLOCK),
         simd_k,
-        super::spgemm::neon::qs8_spgemm_4x8c4_dotprod
+        super::spgemm::dotprod::qs8_spgemm_4x8c4_dotprod
     ),
 ];
 

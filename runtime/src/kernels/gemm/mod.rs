@@ -14,6 +14,8 @@ pub mod avx512vnni;
 #[cfg(target_arch = "x86_64")]
 pub mod avxvnni;
 #[cfg(target_arch = "aarch64")]
+pub mod dotprod;
+#[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
 

@@ -1,6 +1,6 @@
 //! aarch64 int8 GEMM-convolution on [`SIMD_PACK`] panels, 4 pixels x 8 channels per tile:
-//! `qs8_gemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU) and `qs8_gemm_4x8c4_dotprod`
-//! (`sdot`, Armv8.2 dotprod: Cortex-A55/A76 and later, Raspberry Pi 5, most Android phones).
+//! `qs8_gemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU), and the frame
+//! `super::dotprod::qs8_gemm_4x8c4_dotprod` (`sdot`) shares: it passes its own tile to [`drive`].
 //!
 //! Both multiply the raw int8 activations by the int8 weights (`|x * w| <= 2^14`, so `smull`'s
 //! i16 products and `sadalp`'s pair sums are exact) and take the zero point out once per
@@ -13,20 +13,27 @@ use crate::kernels::arm::{load_requant4, requant4, store_i8x8};
 use crate::kernels::conv::{ConvGeometry, Requant};
 use core::arch::aarch64::*;
 
-const MR: usize = 4;
+pub(super) const MR: usize = 4;
 /// Channels whose corrected bias is computed per pass (stack buffer).
 const N_CHUNK: usize = 1024;
 
 /// The 8-channel x 4-pixel inner loop: accumulates `sum x w` for panel `panel` into `acc`
 /// (channels 0-3 and 4-7 of each row, as exact i32 sums).
-type Tile = unsafe fn(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR];
+pub(super) type Tile = unsafe fn(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR];
 
 /// # Safety
 /// `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, the slices must match the
 /// geometry (as validated at load), and `tile` must be runnable on this CPU.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8], tile: Tile) {
+pub(super) unsafe fn drive(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &WeightMatrix<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+    tile: Tile,
+) {
     debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
     let (n, k) = (g.out_c, w.k);
     let kp = k.div_ceil(4) * 4;
@@ -160,39 +167,6 @@ pub(crate) fn fold_neon<const R: usize>(acc: [[int32x4_t; 4]; R]) -> [[int32x4_t
     core::array::from_fn(|r| unsafe { [vpaddq_s32(acc[r][0], acc[r][1]), vpaddq_s32(acc[r][2], acc[r][3])] })
 }
 
-/// One step of 4 along K of the `sdot` tiles (dense and block-sparse): as [`step_neon`], each
-/// channel's 4 products summed into its lane by `sdot` (`asm!`: `vdotq_laneq_s32` is not stable
-/// Rust yet).
-///
-/// # Safety
-/// The CPU must support dotprod; each `rows[r] + at` must address 4 readable bytes.
-#[target_feature(enable = "neon,dotprod")]
-#[inline]
-pub(crate) unsafe fn step_dotprod<const R: usize>(
-    acc: &mut [[int32x4_t; 2]; R],
-    w0: int8x16_t,
-    w1: int8x16_t,
-    rows: &[*const i8; R],
-    at: usize,
-) {
-    // SAFETY: the caller's contract; `sdot` needs dotprod, enabled for this function.
-    unsafe {
-        for r in 0..R {
-            let av = vreinterpretq_s8_s32(vdupq_n_s32(rows[r].add(at).cast::<i32>().read_unaligned()));
-            core::arch::asm!(
-                "sdot {a0:v}.4s, {w0:v}.16b, {x:v}.4b[0]",
-                "sdot {a1:v}.4s, {w1:v}.16b, {x:v}.4b[0]",
-                a0 = inout(vreg) acc[r][0],
-                a1 = inout(vreg) acc[r][1],
-                w0 = in(vreg) w0,
-                w1 = in(vreg) w1,
-                x = in(vreg) av,
-                options(pure, nomem, nostack, preserves_flags)
-            );
-        }
-    }
-}
-
 /// # Safety
 /// `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, and the slices must match the
 /// geometry (as validated at load).
@@ -200,33 +174,4 @@ pub(crate) unsafe fn step_dotprod<const R: usize>(
 pub unsafe fn qs8_gemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
     // SAFETY: the caller's contract; NEON is baseline on aarch64.
     unsafe { drive(g, x, w, rq, y, tile_neon) }
-}
-
-/// `sdot` tile: per step of 4 along K, one `sdot` per 4 channels adds each channel's 4 products
-/// with the pixel's 4 bytes (selected by lane) into its i32 lane ([`step_dotprod`]).
-///
-/// # Safety
-/// The CPU must support dotprod. Each `rows[r]` must address `kp` readable bytes; `panel` holds
-/// `8 * kp`.
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn tile_dotprod(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR] {
-    // SAFETY: bounds as documented; `sdot` needs dotprod, enabled for this function.
-    unsafe {
-        let mut acc = [[vdupq_n_s32(0); 2]; MR];
-        for kg in 0..kp / 4 {
-            let w0 = vld1q_s8(panel.as_ptr().add(kg * 32));
-            let w1 = vld1q_s8(panel.as_ptr().add(kg * 32 + 16));
-            step_dotprod(&mut acc, w0, w1, rows, kg * 4);
-        }
-        acc
-    }
-}
-
-/// # Safety
-/// The CPU must support dotprod. `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, and
-/// the slices must match the geometry (as validated at load).
-#[target_feature(enable = "neon,dotprod")]
-pub unsafe fn qs8_gemm_4x8c4_dotprod(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i8]) {
-    // SAFETY: the caller's contract (dotprod available).
-    unsafe { drive(g, x, w, rq, y, tile_dotprod) }
 }

@@ -12,6 +12,8 @@ pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512vnni;
 #[cfg(target_arch = "aarch64")]
+pub mod dotprod;
+#[cfg(target_arch = "aarch64")]
 pub mod neon;
 
 use crate::kernels::conv::{ConvGeometry, Requant};

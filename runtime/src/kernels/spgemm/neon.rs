@@ -1,6 +1,6 @@
 //! aarch64 block-sparse int8 GEMM-convolution on 16x4 blocks, 4 pixels x 8 channels per tile:
-//! `qs8_spgemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU) and
-//! `qs8_spgemm_4x8c4_dotprod` (`sdot`, Armv8.2 dotprod).
+//! `qs8_spgemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU), and the frame
+//! `super::dotprod::qs8_spgemm_4x8c4_dotprod` (`sdot`) shares through its own tile.
 //!
 //! A stored block is 16 channels x 4 reduction steps, 64 bytes: four 16-byte vectors of 4
 //! channels x 4 weights, the operand layout of `sdot`. A tile covers half a block-row (8
@@ -11,15 +11,15 @@
 
 use super::{BlockSparse, KERNEL_BLOCK};
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::gemm::neon::{fold_neon, requant_store8, step_dotprod, step_neon};
+use crate::kernels::gemm::neon::{fold_neon, requant_store8, step_neon};
 use crate::kernels::gemm::{block_rows, is_pointwise, MAX_SIMD_K};
 use core::arch::aarch64::*;
 
-const MR: usize = 4;
+pub(super) const MR: usize = 4;
 
 /// Accumulates `sum x w` of half `half` (channels `8 half .. 8 half + 8`) of the block-row whose
 /// stored blocks are `blocks`, for the `MR` rows.
-type Tile = unsafe fn(
+pub(super) type Tile = unsafe fn(
     w: &BlockSparse<'_>,
     blocks: core::ops::Range<usize>,
     half: usize,
@@ -31,7 +31,14 @@ type Tile = unsafe fn(
 /// the geometry, and `tile` must be runnable on this CPU.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn drive(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8], tile: Tile) {
+pub(super) unsafe fn drive(
+    g: &ConvGeometry,
+    x: &[i8],
+    w: &BlockSparse<'_>,
+    rq: &Requant<'_>,
+    y: &mut [i8],
+    tile: Tile,
+) {
     debug_assert!(w.block == KERNEL_BLOCK && w.k <= MAX_SIMD_K && w.n == g.out_c);
     let (n, k) = (g.out_c, w.k);
     let pixels = g.batch * g.out_h * g.out_w;
@@ -118,42 +125,4 @@ unsafe fn tile_neon(
 pub unsafe fn qs8_spgemm_4x8c4_neon(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
     // SAFETY: the caller's contract; NEON is baseline on aarch64.
     unsafe { drive(g, x, w, rq, y, tile_neon) }
-}
-
-/// `sdot` tile: one `sdot` per 4 channels and stored block ([`step_dotprod`]).
-///
-/// # Safety
-/// The CPU must support dotprod; otherwise as [`Tile`]'s contract in `drive`.
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn tile_dotprod(
-    w: &BlockSparse<'_>,
-    blocks: core::ops::Range<usize>,
-    half: usize,
-    rows: &[*const i8; MR],
-) -> [[int32x4_t; 2]; MR] {
-    let (cols, values) = (w.cols(), w.values());
-    // SAFETY: as `tile_neon`; `sdot` needs dotprod, enabled for this function.
-    unsafe {
-        let mut acc = [[vdupq_n_s32(0); 2]; MR];
-        for b in blocks {
-            let w0 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32));
-            let w1 = vld1q_s8(values.as_ptr().add(b * 64 + half * 32 + 16));
-            step_dotprod(&mut acc, w0, w1, rows, cols[b] as usize * 4);
-        }
-        acc
-    }
-}
-
-/// # Safety
-/// The CPU must support dotprod; otherwise as [`qs8_spgemm_4x8c4_neon`].
-#[target_feature(enable = "neon,dotprod")]
-pub unsafe fn qs8_spgemm_4x8c4_dotprod(
-    g: &ConvGeometry,
-    x: &[i8],
-    w: &BlockSparse<'_>,
-    rq: &Requant<'_>,
-    y: &mut [i8],
-) {
-    // SAFETY: the caller's contract (dotprod available).
-    unsafe { drive(g, x, w, rq, y, tile_dotprod) }
 }
