@@ -111,6 +111,32 @@ mod tests {
     }
 
     #[test]
+    fn a_frontier_walk_gives_what_a_full_run_gives() {
+        let g = graph();
+        let calib = samples(3);
+        let mut walk = crate::calib::eval::Frontier::new(&g, &calib);
+        for (at, node) in g.nodes.iter().enumerate() {
+            walk.advance(&g, at).unwrap();
+            let t = node.inputs[0];
+            let mut full = Vec::new();
+            if t != g.inputs[0] {
+                run_graphs_f32(&[(&g, &[t][..])], &calib, &mut |_, v| {
+                    full.push(v[0][0].clone());
+                    Ok(())
+                })
+                .unwrap();
+            } else {
+                full = calib.clone();
+            }
+            for (s, want) in full.iter().enumerate() {
+                assert_eq!(walk.value(s, t).unwrap(), &want[..], "node {at} ({}), sample {s}", node.name);
+            }
+        }
+        walk.advance(&g, g.nodes.len()).unwrap();
+        assert_eq!(walk.value(0, g.outputs[0]).unwrap(), &outputs(&g, &calib)[0][..]);
+    }
+
+    #[test]
     fn truncated_runs_give_the_intermediate_tensors() {
         let g = graph();
         let calib = samples(2);
