@@ -46,13 +46,9 @@ pub enum CompileError {
     NoSuchPruneLayer(String),
     #[error("--prune-channels {0}: expected a fraction in [0, 1)")]
     ChannelFraction(f64),
-    #[error("{what}: cannot prune layer `{layer}`: {reason}")]
-    CannotPrune { what: String, layer: String, reason: String },
     /// `unit` is "the channels of" (a chain) or "a residual group of" (tensors tied by Adds).
     #[error("{what}: cannot prune {unit} `{layer}`: {reason}")]
     CannotPruneChannels { what: String, unit: &'static str, layer: String, reason: String },
-    #[error("re-encoding the {what} model: {reason}")]
-    Encode { what: &'static str, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, CompileError>;

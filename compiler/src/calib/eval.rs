@@ -29,47 +29,84 @@ pub fn run_sparq(
     Ok(out)
 }
 
-/// Run graphs in f32 with the runtime, side by side, over `samples`: graph `k` of `graphs` with
-/// its outputs replaced by the given tensors (and the nodes they do not need removed). `f` gets
-/// each sample's index and, per graph, the values of those tensors (logical row-major order).
-/// This is how passes read the activations of a graph they changed, which has no ONNX of its
-/// own (the float reference, tract, runs only the original model).
-pub fn run_graphs_f32(
-    graphs: &[(&crate::ir::Graph, &[usize])],
+/// Run `g` in f32 with the runtime over `samples`, with its outputs replaced by the tensors
+/// `outputs` (and the nodes they do not need removed). `f` gets each sample's index and the
+/// values of those tensors (logical row-major order), in sample order. This is how passes read
+/// the activations of a graph they changed, which has no ONNX of its own (the float reference,
+/// tract, runs only the original model).
+pub fn run_graph_f32(
+    g: &crate::ir::Graph,
+    outputs: &[usize],
     samples: &[Vec<f32>],
-    f: &mut dyn FnMut(usize, Vec<Vec<Vec<f32>>>) -> Result<()>,
+    f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>,
 ) -> Result<()> {
     use crate::lower::{self, LowerOptions, Precision};
+    let mut sub = g.clone();
+    sub.outputs = outputs.to_vec();
+    crate::ir::rewrite::remove_dead(&mut sub);
     let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
-    let mut files = Vec::with_capacity(graphs.len());
-    for (g, outputs) in graphs {
-        let mut sub = (*g).clone();
-        sub.outputs = outputs.to_vec();
-        crate::ir::rewrite::remove_dead(&mut sub);
-        let lowered = lower::lower(&sub, &lower::Stats::default(), &opts)?;
-        files.push(AlignedBytes::from_slice(&lowered.spec.to_bytes()));
-    }
-    let models = files.iter().map(|b| Model::from_bytes(b)).collect::<std::result::Result<Vec<_>, _>>()?;
-    let mut arenas =
-        models.iter().map(|m| AlignedBytes::try_zeroed(m.arena_size())).collect::<std::result::Result<Vec<_>, _>>()?;
-    let mut sessions = models
-        .iter()
-        .zip(arenas.iter_mut())
-        .map(|(m, a)| Session::new(m, a.as_mut_slice()))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    for (i, s) in samples.iter().enumerate() {
-        let mut per_graph = Vec::with_capacity(sessions.len());
-        for (session, model) in sessions.iter_mut().zip(&models) {
-            session.set_input(0, s)?;
-            session.run();
-            let outs = (0..model.output_count())
-                .map(|o| session.output(o).map(|v| v.to_vec()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            per_graph.push(outs);
+    let file = AlignedBytes::from_slice(&lower::lower(&sub, &lower::Stats::default(), &opts)?.spec.to_bytes());
+    run_samples(&file, samples.len(), &|i| vec![&samples[i][..]], f)
+}
+
+/// Run the model `file` on `count` samples, the inputs of sample `i` being `inputs(i)`, on up to
+/// 8 threads (one session each, sample `i` on thread `i % threads`). `f` gets each sample's
+/// outputs in sample order, so what it accumulates does not depend on the number of threads.
+fn run_samples<'d>(
+    file: &AlignedBytes,
+    count: usize,
+    inputs: &(dyn Fn(usize) -> Vec<&'d [f32]> + Sync),
+    f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>,
+) -> Result<()> {
+    type Outputs = Result<Vec<Vec<f32>>>;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8).min(count.max(1));
+    std::thread::scope(|scope| -> Result<()> {
+        let mut receivers = Vec::with_capacity(threads);
+        for worker in 0..threads {
+            // One result in flight per worker: memory stays at a few samples' outputs.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Outputs>(1);
+            receivers.push(rx);
+            scope.spawn(move || {
+                let run = |i: usize, session: &mut Session<'_, '_>, model: &Model<'_>| -> Outputs {
+                    for (k, x) in inputs(i).iter().enumerate() {
+                        session.set_input(k, x)?;
+                    }
+                    session.run();
+                    let outs = (0..model.output_count())
+                        .map(|o| session.output(o).map(|v| v.to_vec()))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    Ok(outs)
+                };
+                let model = match Model::from_bytes(file) {
+                    Ok(m) => m,
+                    Err(e) => return drop(tx.send(Err(e.into()))),
+                };
+                let mut arena = match AlignedBytes::try_zeroed(model.arena_size()) {
+                    Ok(a) => a,
+                    Err(e) => return drop(tx.send(Err(e.into()))),
+                };
+                let mut session = match Session::new(&model, arena.as_mut_slice()) {
+                    Ok(s) => s,
+                    Err(e) => return drop(tx.send(Err(e.into()))),
+                };
+                for i in (worker..count).step_by(threads) {
+                    let out = run(i, &mut session, &model);
+                    let failed = out.is_err();
+                    // A closed channel: the caller stopped (an error elsewhere).
+                    if tx.send(out).is_err() || failed {
+                        return;
+                    }
+                }
+            });
         }
-        f(i, per_graph)?;
-    }
-    Ok(())
+        for i in 0..count {
+            let out = receivers[i % threads]
+                .recv()
+                .map_err(|_| crate::error::CompileError::Data("a measuring thread stopped".into()))??;
+            f(i, out)?;
+        }
+        Ok(())
+    })
 }
 
 /// The activations of a graph over a set of samples at a *cut* (a node index): the values of the
@@ -129,20 +166,14 @@ impl Frontier {
             let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
             let lowered = lower::lower(&sub, &lower::Stats::default(), &opts)?;
             let file = AlignedBytes::from_slice(&lowered.spec.to_bytes());
-            let model = Model::from_bytes(&file)?;
-            let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
-            let mut session = Session::new(&model, arena.as_mut_slice())?;
             let slots: Vec<usize> =
                 inputs.iter().map(|t| self.live.iter().position(|x| x == t).expect("live")).collect();
-            for (v, out) in self.values.iter().zip(new_values.iter_mut()) {
-                for (i, &k) in slots.iter().enumerate() {
-                    session.set_input(i, &v[k])?;
-                }
-                session.run();
-                for o in 0..model.output_count() {
-                    out.push(session.output(o)?.to_vec());
-                }
-            }
+            let values = &self.values;
+            let feed = |s: usize| slots.iter().map(|&k| &values[s][k][..]).collect::<Vec<&[f32]>>();
+            run_samples(&file, values.len(), &feed, &mut |s, outs| {
+                new_values[s].extend(outs);
+                Ok(())
+            })?;
         }
         self.live = carried.into_iter().chain(computed).collect();
         self.values = new_values;

@@ -221,7 +221,7 @@ pub fn calibrate_graph(
     }
     debug_assert_eq!(outputs.len(), names.len());
     let run = |f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>| -> Result<()> {
-        super::eval::run_graphs_f32(&[(g, &outputs[..])], samples, &mut |i, mut vals| f(i, vals.swap_remove(0)))
+        super::eval::run_graph_f32(g, &outputs, samples, f)
     };
     calibrate_with(g, samples, method, progress, &run)
 }

@@ -9,7 +9,7 @@ pub mod reconstruct;
 #[cfg(test)]
 mod tests {
     use super::{channels, prune};
-    use crate::calib::eval::run_graphs_f32;
+    use crate::calib::eval::run_graph_f32;
     use crate::ir::{Graph, Op};
     use crate::onnx::builder::{mobile_block, Rng};
 
@@ -25,8 +25,8 @@ mod tests {
     /// The graph's outputs over `samples`, run in f32 by the runtime.
     fn outputs(g: &Graph, samples: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let mut out = Vec::new();
-        run_graphs_f32(&[(g, &g.outputs[..])], samples, &mut |_, v| {
-            out.push(v[0][0].clone());
+        run_graph_f32(g, &g.outputs, samples, &mut |_, v| {
+            out.push(v[0].clone());
             Ok(())
         })
         .unwrap();
@@ -111,13 +111,39 @@ mod tests {
     }
 
     #[test]
+    fn a_frontier_walk_gives_what_a_full_run_gives() {
+        let g = graph();
+        let calib = samples(3);
+        let mut walk = crate::calib::eval::Frontier::new(&g, &calib);
+        for (at, node) in g.nodes.iter().enumerate() {
+            walk.advance(&g, at).unwrap();
+            let t = node.inputs[0];
+            let mut full = Vec::new();
+            if t != g.inputs[0] {
+                run_graph_f32(&g, &[t], &calib, &mut |_, v| {
+                    full.push(v[0].clone());
+                    Ok(())
+                })
+                .unwrap();
+            } else {
+                full = calib.clone();
+            }
+            for (s, want) in full.iter().enumerate() {
+                assert_eq!(walk.value(s, t).unwrap(), &want[..], "node {at} ({}), sample {s}", node.name);
+            }
+        }
+        walk.advance(&g, g.nodes.len()).unwrap();
+        assert_eq!(walk.value(0, g.outputs[0]).unwrap(), &outputs(&g, &calib)[0][..]);
+    }
+
+    #[test]
     fn truncated_runs_give_the_intermediate_tensors() {
         let g = graph();
         let calib = samples(2);
         let mid = g.nodes[1].outputs[0];
         let mut seen = Vec::new();
-        run_graphs_f32(&[(&g, &[mid][..]), (&g, &g.outputs[..])], &calib, &mut |i, v| {
-            seen.push((i, v[0][0].len(), v[1][0].len()));
+        run_graph_f32(&g, &[mid, g.outputs[0]], &calib, &mut |i, v| {
+            seen.push((i, v[0].len(), v[1].len()));
             Ok(())
         })
         .unwrap();

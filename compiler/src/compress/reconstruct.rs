@@ -199,11 +199,11 @@ pub fn layer_moments(
         }
         return Ok(out);
     }
-    crate::calib::eval::run_graphs_f32(&[(g, &wanted[..])], samples, &mut |i, vals| {
+    crate::calib::eval::run_graph_f32(g, &wanted, samples, &mut |i, vals| {
         for n in layers {
             let t = n.inputs[0];
             let x: &[f32] = match wanted.iter().position(|&w| w == t) {
-                Some(p) if t != input => &vals[0][p],
+                Some(p) if t != input => &vals[p],
                 _ => &samples[i],
             };
             out.entry(n.name.clone()).or_insert_with(|| Moments::for_layer(g, n, false)).add(
