@@ -46,10 +46,11 @@ fn run_never_allocates() {
                 let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
                 let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
                 s.set_input(0, input).unwrap();
-                s.run(); // warm: first touches
-                // The counter sees every thread of the process, the test harness's too: on a loaded
-                // host it may allocate during a window. An allocation of `run` itself happens in
-                // every window, so the test asks for one clean window of 3 runs in up to 5.
+                // Warm: first touches. The counter then sees every thread of the process, the
+                // test harness's too: on a loaded host it may allocate during a window. An
+                // allocation of `run` itself happens in every window, so the test asks for one
+                // clean window of 3 runs in up to 5.
+                s.run();
                 let counts: Vec<usize> = (0..5)
                     .map(|_| {
                         let before = allocations();
