@@ -48,7 +48,7 @@ sparq_status sparq_model_from_memory(const void *data, size_t len, sparq_model *
 sparq_status sparq_model_open(const char *path, sparq_model **out, char *err, size_t err_len);
 void sparq_model_free(sparq_model *model);
 
-/* Bytes of arena a session of this model needs (exact). */
+/* Bytes of arena a session of this model needs (exact): the tensors, then the session plan. */
 size_t sparq_model_arena_size(const sparq_model *model);
 size_t sparq_model_input_count(const sparq_model *model);
 size_t sparq_model_output_count(const sparq_model *model);
