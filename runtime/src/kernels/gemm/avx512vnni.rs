@@ -4,7 +4,7 @@
 //! per zmm), a path for pointwise layers with short reductions, and the EVEX 256-bit `vpdpbusd`
 //! for the last 8 channels, so the kernel needs no AVX-VNNI (most AVX-512 servers lack it).
 
-use super::avxvnni::{drive, tile_body, VnniTiles, MR};
+use super::avxvnni::{drive, panel_sums_body, tile_body, VnniTiles, MR};
 use super::WeightMatrix;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, requant16_folded, store_part, Requant16};
@@ -294,21 +294,14 @@ unsafe fn small_tile<const H: usize, const STEPS: usize>(
 /// AVX2, AVX-512 F/VL and AVX-512 VNNI; otherwise as those.
 #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
 unsafe fn panel_sums_evex(panel: &[i8], sums: &mut [i32; 8]) {
-    // SAFETY: as above.
-    unsafe {
-        let ones = _mm256_set1_epi8(1);
-        let mut acc = _mm256_setzero_si256();
-        for kg in 0..panel.len() / 32 {
-            acc = _mm256_dpbusd_epi32(acc, ones, _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast()));
-        }
-        _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
-    }
+    // SAFETY: the features are this function's contract.
+    unsafe { panel_sums_body::<true>(panel, sums) }
 }
 
 /// [`super::avxvnni`]'s 256-bit tile inside the AVX-512 kernel: rows already flipped, EVEX `vpdpbusd` on ymm.
 ///
 /// # Safety
-/// The CPU must support AVX2, AVX-512 F/VL and AVX-512 VNNI; as [`tile`] otherwise.
+/// The CPU must support AVX2, AVX-512 F/VL and AVX-512 VNNI; otherwise as that tile.
 #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
 #[inline]
 #[allow(clippy::too_many_arguments)]

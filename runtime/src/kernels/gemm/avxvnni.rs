@@ -218,12 +218,25 @@ pub(super) unsafe fn drive<T: VnniTiles, const R: usize>(
 /// AVX2 and AVX-VNNI; `panel` holds `8 kp` bytes, `kp % 4 == 0`.
 #[target_feature(enable = "avx2,avxvnni")]
 unsafe fn panel_sums_vex(panel: &[i8], sums: &mut [i32; 8]) {
-    // SAFETY: the features are this function's contract; `kg * 32 + 32 <= panel.len()`.
+    // SAFETY: the features are this function's contract.
+    unsafe { panel_sums_body::<false>(panel, sums) }
+}
+
+/// The body of [`panel_sums_vex`] and the AVX-512 kernel's `panel_sums_evex`; `EVEX`: AVX-512
+/// VNNI's encoding of `vpdpbusd`, else AVX-VNNI's.
+///
+/// # Safety
+/// Always inlined into a caller that enables the features `EVEX` names; `panel` holds `8 kp`
+/// bytes, `kp % 4 == 0`.
+#[inline(always)]
+pub(super) unsafe fn panel_sums_body<const EVEX: bool>(panel: &[i8], sums: &mut [i32; 8]) {
+    // SAFETY: the caller's features; `kg * 32 + 32 <= panel.len()`.
     unsafe {
         let ones = _mm256_set1_epi8(1);
         let mut acc = _mm256_setzero_si256();
         for kg in 0..panel.len() / 32 {
-            acc = _mm256_dpbusd_avx_epi32(acc, ones, _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast()));
+            let wv = _mm256_loadu_si256(panel.as_ptr().add(kg * 32).cast());
+            acc = if EVEX { _mm256_dpbusd_epi32(acc, ones, wv) } else { _mm256_dpbusd_avx_epi32(acc, ones, wv) };
         }
         _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc);
     }
