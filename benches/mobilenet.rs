@@ -39,7 +39,8 @@ fn bench_mobilenet(c: &mut Criterion) {
             std::env::set_var("SPARQ_KERNELS", name);
             let mut arena = AlignedBytes::try_zeroed(model.arena_size()).expect("arena");
             let mut s =
-                Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).expect("session");
+                Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads, ..Default::default() })
+                    .expect("session");
             s.set_input(0, &samples[0]).expect("input");
             g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| b.iter(|| s.run()));
         }

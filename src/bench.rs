@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use clap::Args;
-use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
+use sparq_runtime::{Model, Session};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -50,8 +50,8 @@ impl sparq_runtime::Observer for OpTimer {
 
 /// Mean milliseconds per op over `iters` observed runs, and the kernel each op resolved to.
 pub fn time_ops(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Vec<(f64, &'static str)>> {
-    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
-    let mut session = Session::with_options(model, arena.as_mut_slice(), SessionOptions { threads })?;
+    let mut arena = crate::new_arena(model)?;
+    let mut session = Session::with_options(model, arena.as_mut_slice(), crate::session_options(threads))?;
     for _ in 0..warmup {
         session.run();
     }
@@ -119,8 +119,8 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize
     if iters == 0 {
         return Err(anyhow!("--iters must be at least 1"));
     }
-    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
-    let mut session = Session::with_options(model, arena.as_mut_slice(), SessionOptions { threads })?;
+    let mut arena = crate::new_arena(model)?;
+    let mut session = Session::with_options(model, arena.as_mut_slice(), crate::session_options(threads))?;
     fill_inputs(&mut session, model)?;
     for _ in 0..warmup {
         session.run();
@@ -154,10 +154,9 @@ pub fn time_paired(
     if iters == 0 {
         return Err(anyhow!("--iters must be at least 1"));
     }
-    let (mut arena_m, mut arena_b) =
-        (AlignedBytes::try_zeroed(model.arena_size())?, AlignedBytes::try_zeroed(baseline.arena_size())?);
-    let mut sm = Session::with_options(model, arena_m.as_mut_slice(), SessionOptions { threads })?;
-    let mut sb = Session::with_options(baseline, arena_b.as_mut_slice(), SessionOptions { threads })?;
+    let (mut arena_m, mut arena_b) = (crate::new_arena(model)?, crate::new_arena(baseline)?);
+    let mut sm = Session::with_options(model, arena_m.as_mut_slice(), crate::session_options(threads))?;
+    let mut sb = Session::with_options(baseline, arena_b.as_mut_slice(), crate::session_options(threads))?;
     fill_inputs(&mut sm, model)?;
     fill_inputs(&mut sb, baseline)?;
     for _ in 0..warmup {

@@ -85,6 +85,10 @@ pub fn inspect(path: &Path) -> Result<()> {
         bound,
         tensors as f64 / bound.max(1) as f64
     );
+    let limit = crate::max_arena();
+    if model.arena_size() > limit {
+        println!("  above the {limit}-byte arena limit: run and bench refuse this model unless --max-arena is raised");
+    }
     let (path, features) = sparq_runtime::session::kernel_path()?;
     println!(
         "kernels: path {path} (this CPU{})",

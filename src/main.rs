@@ -22,6 +22,47 @@ use std::path::{Path, PathBuf};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Largest arena a model may make sparq allocate when it runs (run, bench, eval, demo), e.g.
+    /// 512M or 4G: a file that declares more is refused before anything is allocated.
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size, default_value = "1G")]
+    max_arena: usize,
+}
+
+/// The `--max-arena` limit, set once at start-up.
+static MAX_ARENA: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn max_arena() -> usize {
+    *MAX_ARENA.get().unwrap_or(&sparq_runtime::DEFAULT_MAX_ARENA)
+}
+
+/// A zeroed arena for `model`, after checking its declared size against `--max-arena`.
+pub(crate) fn new_arena(model: &Model<'_>) -> Result<AlignedBytes> {
+    Ok(AlignedBytes::try_zeroed(model.check_arena(max_arena())?)?)
+}
+
+/// Session options with `threads` and the `--max-arena` limit.
+pub(crate) fn session_options(threads: usize) -> sparq_runtime::SessionOptions {
+    sparq_runtime::SessionOptions { threads, max_arena: max_arena() }
+}
+
+/// `4096`, `64K`, `512M`, `2G` (powers of 1024; `KiB`/`MiB`/`GiB` and `B` suffixes also read).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        "P" | "PB" | "PIB" => 50,
+        _ => return Err(format!("'{s}': expected a byte count such as 4096, 512M or 2G")),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1usize << shift))
+        .ok_or_else(|| format!("'{s}': expected a byte count such as 4096, 512M or 2G"))
 }
 
 #[derive(Subcommand)]
@@ -328,8 +369,8 @@ fn run(a: RunArgs) -> Result<()> {
     let model = mapped.model();
     let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
     let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
-    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
-    let mut session = Session::new(model, arena.as_mut_slice())?;
+    let mut arena = new_arena(model)?;
+    let mut session = Session::with_options(model, arena.as_mut_slice(), session_options(1))?;
     let out_t = model.output(0).ok_or_else(|| anyhow!("model has no output"))?;
     let mut all = Vec::new();
     for s in &samples {
@@ -418,6 +459,7 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let _ = MAX_ARENA.set(cli.max_arena);
     let result = match cli.command {
         Command::Compile(a) => compile(*a),
         Command::Run(a) => run(a),

@@ -280,23 +280,6 @@ fn mutated_files_exit_with_code_1_or_0_never_a_crash() {
     assert_eq!(accepted, 0, "checksums cover every byte");
 }
 
-/// Recompute every checksum of a (deliberately modified) file, as an attacker would.
-fn reseal(b: &mut [u8]) {
-    use sparq_format::crc32::crc32;
-    let count = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
-    for i in 0..count {
-        let e = 64 + 32 * i;
-        let off = u64::from_le_bytes(b[e + 8..e + 16].try_into().unwrap()) as usize;
-        let size = u64::from_le_bytes(b[e + 16..e + 24].try_into().unwrap()) as usize;
-        let crc = crc32(&b[off..off + size]);
-        b[e + 24..e + 28].copy_from_slice(&crc.to_le_bytes());
-    }
-    let table = crc32(&b[64..64 + 32 * count]);
-    b[20..24].copy_from_slice(&table.to_le_bytes());
-    let header = crc32(&b[..60]);
-    b[60..64].copy_from_slice(&header.to_le_bytes());
-}
-
 #[test]
 fn a_sealed_file_declaring_a_huge_arena_is_refused_cleanly() {
     let d = tmpdir("arena");
@@ -307,14 +290,23 @@ fn a_sealed_file_declaring_a_huge_arena_is_refused_cleanly() {
     // META is the first section; arena_size is its first field.
     let meta = u64::from_le_bytes(bytes[64 + 8..64 + 16].try_into().unwrap()) as usize;
     bytes[meta..meta + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    reseal(&mut bytes);
+    common::fix_checksums(&mut bytes);
     let p = d.join("huge.sparq");
     std::fs::write(&p, &bytes).unwrap();
     let x = d.join("x.npy");
     write_npy(&x, &[1, 64], &calib[0]);
     let y = d.join("y.npy");
-    fails(&["run", s(&p), "--input", s(&x), "--output", s(&y)], "cannot allocate", Some(&y));
-    fails(&["bench", s(&p), "--iters", "1"], "cannot allocate", None);
+    // Refused by the arena limit before anything is allocated (issue 21: 2^62 bytes used to be
+    // attempted); `inspect` states the size and the limit.
+    fails(&["run", s(&p), "--input", s(&x), "--output", s(&y)], "above the 1073741824-byte limit", Some(&y));
+    fails(&["bench", s(&p), "--iters", "1"], "--max-arena", None);
+    let (code, out, _) = sparq(&["inspect", s(&p)]);
+    assert_eq!(code, 0);
+    assert!(out.contains("above the 1073741824-byte arena limit"), "{out}");
+    // Raising the limit lets the allocation be tried; the allocator's refusal is still an error.
+    fails(&["run", s(&p), "--max-arena", "4096P", "--input", s(&x), "--output", s(&y)], "cannot allocate", Some(&y));
+    let (code, _, err) = sparq(&["run", s(&p), "--max-arena", "lots", "--input", s(&x), "--output", s(&y)]);
+    assert!(code == 2 && err.contains("expected a byte count such as 4096, 512M or 2G"), "{code}: {err}");
     // And an ONNX input too large to plan is an error, not an overflow.
     let mut b = sparq_compiler::onnx_builder::OnnxBuilder::new("big", 13);
     let x = b.input("input", &[1 << 20, 1 << 20, 4]);

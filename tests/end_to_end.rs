@@ -198,7 +198,12 @@ fn threads_give_bit_identical_outputs() {
             let model = Model::from_bytes(&bytes).unwrap();
             let run = |threads: usize| -> Vec<u32> {
                 let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
-                let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
+                let mut s = Session::with_options(
+                    &model,
+                    arena.as_mut_slice(),
+                    SessionOptions { threads, ..Default::default() },
+                )
+                .unwrap();
                 assert_eq!(s.threads(), threads);
                 let mut out = Vec::new();
                 for x in &test {
@@ -225,6 +230,8 @@ fn threads_give_bit_identical_outputs() {
     let bytes = AlignedBytes::from_slice(&c.bytes);
     let model = Model::from_bytes(&bytes).unwrap();
     let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
-    let err = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads: 0 }).err().unwrap();
+    let err = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads: 0, ..Default::default() })
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("0 threads requested"), "{err}");
 }

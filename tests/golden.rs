@@ -56,14 +56,20 @@ fn version_compatibility_rules() {
     let spec = lower::lower(&g, &Stats::default(), &LowerOptions { precision: Precision::F32, ..Default::default() })
         .unwrap()
         .spec;
-    // A newer minor version with a section this reader does not know: accepted, section skipped.
+    // A newer minor version: rejected, since it may give meaning to fields this reader would
+    // misread (issue 21); the error names the field and its offset.
     let mut newer = spec.clone();
-    newer.version_minor = 7;
-    newer.extra_sections.push((0x5EC7, b"from the future".to_vec()));
+    newer.version_minor = sparq_format::layout::VERSION_MINOR + 1;
     let bytes = newer.to_bytes();
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
-    let model = sparq_runtime::Model::from_bytes(&aligned).expect("newer minor loads");
-    assert_eq!(model.view().version_minor, 7);
+    let err = sparq_runtime::Model::from_bytes(&aligned).expect_err("a newer minor is rejected").to_string();
+    assert!(err.contains("version_minor at offset 10") && err.contains("newer"), "{err}");
+    // A private section (kinds 0x1000 and up) is skipped by every reader.
+    let mut private = spec.clone();
+    private.extra_sections.push((0x5EC7, b"an app's own data".to_vec()));
+    let bytes = private.to_bytes();
+    let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
+    sparq_runtime::Model::from_bytes(&aligned).expect("a private section is skipped");
     // A newer major version: rejected with a clear error.
     let mut b = spec.to_bytes();
     b[8..10].copy_from_slice(&2u16.to_le_bytes());

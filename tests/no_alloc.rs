@@ -44,7 +44,12 @@ fn run_never_allocates() {
             std::env::set_var("SPARQ_KERNELS", set);
             for threads in [1, 2] {
                 let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
-                let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
+                let mut s = Session::with_options(
+                    &model,
+                    arena.as_mut_slice(),
+                    SessionOptions { threads, ..Default::default() },
+                )
+                .unwrap();
                 s.set_input(0, input).unwrap();
                 // Warm: first touches. The counter then sees every thread of the process, the
                 // test harness's too: on a loaded host it may allocate during a window. An

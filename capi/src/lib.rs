@@ -24,7 +24,7 @@ use alloc::string::{String, ToString};
 use core::ffi::{c_char, c_void, CStr};
 #[cfg(feature = "std")]
 use sparq_runtime::MappedModel;
-use sparq_runtime::{Model, RuntimeError, Session, SessionOptions};
+use sparq_runtime::{Model, RuntimeError, Session, SessionOptions, DEFAULT_MAX_ARENA};
 
 #[cfg(not(feature = "std"))]
 mod sys;
@@ -100,7 +100,10 @@ pub struct sparq_session {
 fn status_of(e: &RuntimeError) -> sparq_status {
     match e {
         RuntimeError::Format(_) | RuntimeError::InvalidOp { .. } | RuntimeError::UnknownOp { .. } => SPARQ_ERROR_MODEL,
-        RuntimeError::ArenaTooSmall { .. } | RuntimeError::ArenaMisaligned { .. } => SPARQ_ERROR_ARENA,
+        RuntimeError::ArenaTooSmall { .. } | RuntimeError::ArenaMisaligned { .. } | RuntimeError::ArenaLimit { .. } => {
+            SPARQ_ERROR_ARENA
+        }
+        RuntimeError::GraphIo { .. } => SPARQ_ERROR_MODEL,
         RuntimeError::NoSuchInput { .. }
         | RuntimeError::NoSuchOutput { .. }
         | RuntimeError::InputLength { .. }
@@ -290,6 +293,34 @@ pub unsafe extern "C" fn sparq_model_output_elements(model: *const sparq_model, 
     unsafe { model.as_ref() }.and_then(|m| m.model.output(index)).map_or(0, |t| t.elements())
 }
 
+/// `max_arena` as the C API reads it: 0 stands for the default limit.
+fn arena_limit(max_arena: usize) -> usize {
+    if max_arena == 0 {
+        DEFAULT_MAX_ARENA
+    } else {
+        max_arena
+    }
+}
+
+/// # Safety
+/// `model` a live model handle or NULL; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_check_arena(
+    model: *const sparq_model,
+    max_arena: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let m = model.as_ref().ok_or_else(|| argument("model must not be NULL"))?;
+            m.model.check_arena(arena_limit(max_arena)).map_err(runtime)?;
+            Ok(())
+        })
+    }
+}
+
 /// # Safety
 /// `model` a live model handle; `arena` `arena_len` writable bytes that outlive the session and
 /// are used by nothing else meanwhile; `out` writable; `err` as above.
@@ -299,6 +330,24 @@ pub unsafe extern "C" fn sparq_session_create(
     arena: *mut c_void,
     arena_len: usize,
     threads: usize,
+    out: *mut *mut sparq_session,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe { sparq_session_create_ex(model, arena, arena_len, threads, 0, out, err, err_len) }
+}
+
+/// # Safety
+/// As `sparq_session_create`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sparq_session_create_ex(
+    model: *const sparq_model,
+    arena: *mut c_void,
+    arena_len: usize,
+    threads: usize,
+    max_arena: usize,
     out: *mut *mut sparq_session,
     err: *mut c_char,
     err_len: usize,
@@ -314,7 +363,8 @@ pub unsafe extern "C" fn sparq_session_create(
             // session's lifetime (the header's contract), which the 'static lifetimes stand for.
             let model: &'static Model<'static> = &*(&m.model as *const Model<'static>);
             let arena: &'static mut [u8] = core::slice::from_raw_parts_mut(arena.cast::<u8>(), arena_len);
-            let session = Session::with_options(model, arena, SessionOptions { threads }).map_err(runtime)?;
+            let options = SessionOptions { threads, max_arena: arena_limit(max_arena) };
+            let session = Session::with_options(model, arena, options).map_err(runtime)?;
             *out = Box::into_raw(Box::new(sparq_session { session }));
             Ok(())
         })

@@ -1,7 +1,12 @@
 use core::fmt;
 
 /// Every way a byte string can fail to be a valid `.sparq` file. One variant per failure; the
-/// `Display` text is a sentence that says what is wrong and where.
+/// `Display` text is a sentence that says what is wrong and where. The strict ones (since 1.2's
+/// reader): `NonZeroField` (flags, reserved bytes, f32/i32 quantization fields), `UnusedParam` (a
+/// parameter slot the op's kind does not use), `NewerMinor` (a minor above the reader's, which
+/// may give meaning to fields this reader would misread), `MinorTooLow` (a feature of a later
+/// minor than the file declares), `UnknownSection` (a non-private kind no minor up to the
+/// reader's defines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormatError {
     TooShort { len: usize, need: usize },
@@ -27,6 +32,11 @@ pub enum FormatError {
     BadOp { index: usize, reason: &'static str },
     BadGraphIo { position: usize, tensor: u32 },
     NonZeroPadding { offset: u64 },
+    NonZeroField { field: &'static str, offset: u64, value: u64 },
+    UnusedParam { index: usize, kind: u16, slot: usize, offset: u64, value: u32 },
+    NewerMinor { minor: u16 },
+    MinorTooLow { minor: u16, needed: u16, feature: &'static str, offset: u64 },
+    UnknownSection { index: usize, kind: u32 },
 }
 
 pub fn section_name(kind: u32) -> &'static str {
@@ -84,6 +94,32 @@ impl fmt::Display for FormatError {
             BadString { what } => write!(f, "{what} is not a valid UTF-8 slice of the strings section"),
             BadTensor { index, reason } => write!(f, "tensor {index}: {reason}"),
             BadOp { index, reason } => write!(f, "op {index}: {reason}"),
+            NonZeroField { field, offset, value } => {
+                write!(f, "{field} at offset {offset} is {value:#x}; the format reserves it as 0")
+            }
+            UnusedParam { index, kind, slot, offset, value } => write!(
+                f,
+                "op {index} ({}): parameter slot {slot} (offset {offset}) is {value:#x}, but the op does not use it \
+                 and the format reserves it as 0",
+                crate::layout::op::name(kind)
+            ),
+            NewerMinor { minor } => write!(
+                f,
+                "format version {}.{minor} (version_minor at offset 10) is newer than this reader's {}.{}: update sparq",
+                crate::layout::VERSION_MAJOR,
+                crate::layout::VERSION_MAJOR,
+                crate::layout::VERSION_MINOR
+            ),
+            MinorTooLow { minor, needed, feature, offset } => write!(
+                f,
+                "{feature} (at offset {offset}) needs format {}.{needed}, but version_minor (offset 10) is {minor}",
+                crate::layout::VERSION_MAJOR
+            ),
+            UnknownSection { index, kind } => write!(
+                f,
+                "section {index} (entry at offset {}) has kind {kind}, which this format version does not define",
+                64 + 32 * index
+            ),
             NonZeroPadding { offset } => write!(f, "padding at offset {offset} is not zero (file is corrupted)"),
             BadGraphIo { position, tensor } => {
                 write!(f, "graph input/output {position} refers to tensor {tensor}, which is missing or constant")

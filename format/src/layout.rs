@@ -65,6 +65,8 @@ pub mod section {
     pub const OPERANDS: u32 = 5;
     pub const GRAPH_IO: u32 = 6;
     pub const WEIGHTS: u32 = 7;
+    /// Kinds from here up are free for private use: every reader skips them.
+    pub const PRIVATE: u32 = 0x1000;
 }
 
 #[repr(C)]
@@ -331,4 +333,24 @@ pub mod op {
     pub const SHIFT: usize = 16;
     /// CONCAT, SOFTMAX: logical axis.
     pub const AXIS: usize = 17;
+
+    /// The parameter slots op `kind` uses, as a bit mask (bit `i`: slot `i`); every other slot
+    /// must be 0. `None` for a kind this version does not define.
+    pub const fn param_slots(kind: u16) -> Option<u32> {
+        const WINDOW: u32 = (1 << 10) - 1; // kernel, stride, pads, dilation: slots 0..=9
+        const ACT: u32 = 1 << ACT_MIN | 1 << ACT_MAX;
+        const RESCALE: u32 = 1 << MULT_A | 1 << SHIFT;
+        Some(match kind {
+            CONV2D | DEPTHWISE_CONV2D => WINDOW | 1 << window::GROUPS | ACT,
+            FULLY_CONNECTED | CLAMP => ACT,
+            ADD => ACT | RESCALE | 1 << MULT_B,
+            MUL => ACT | RESCALE,
+            MAX_POOL => WINDOW,
+            AVERAGE_POOL => WINDOW | 1 << window::GROUPS,
+            GLOBAL_AVERAGE_POOL | REQUANTIZE => RESCALE,
+            CONCAT | SOFTMAX => 1 << AXIS,
+            RESHAPE | QUANTIZE | DEQUANTIZE => 0,
+            _ => return None,
+        })
+    }
 }

@@ -21,6 +21,20 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// `Err` naming `field` unless its `len` bytes at `at` are all zero (reserved fields, flags).
+fn zero_field(b: &[u8], at: usize, len: usize, field: &'static str) -> Result<(), FormatError> {
+    let field_bytes = &b[at..at + len];
+    if len <= 8 {
+        let value = field_bytes.iter().rev().fold(0u64, |v, &x| v << 8 | x as u64);
+        return if value == 0 { Ok(()) } else { Err(FormatError::NonZeroField { field, offset: at as u64, value }) };
+    }
+    // A reserved byte array: name its first non-zero byte.
+    match field_bytes.iter().position(|&x| x != 0) {
+        None => Ok(()),
+        Some(j) => Err(FormatError::NonZeroField { field, offset: (at + j) as u64, value: field_bytes[j] as u64 }),
+    }
+}
+
 /// Byte range of a section inside the file.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Span {
@@ -128,10 +142,15 @@ impl<'a> FileView<'a> {
         if major != VERSION_MAJOR {
             return Err(FormatError::UnsupportedVersion { major, minor });
         }
+        if minor > VERSION_MINOR {
+            return Err(FormatError::NewerMinor { minor });
+        }
         let header_crc = read_u32(bytes, offset_of!(FileHeader, header_crc));
         if opts.verify_crc && crc32(&bytes[..offset_of!(FileHeader, header_crc)]) != header_crc {
             return Err(FormatError::HeaderChecksum);
         }
+        zero_field(bytes, offset_of!(FileHeader, flags), 4, "header flags")?;
+        zero_field(bytes, offset_of!(FileHeader, reserved), 24, "header reserved bytes")?;
         let header_size = read_u32(bytes, offset_of!(FileHeader, header_size));
         if header_size as usize != H {
             return Err(FormatError::BadHeaderSize { found: header_size });
@@ -162,6 +181,9 @@ impl<'a> FileView<'a> {
             let offset = read_u64(e, offset_of!(SectionEntry, offset));
             let size = read_u64(e, offset_of!(SectionEntry, size));
             let crc = read_u32(e, offset_of!(SectionEntry, crc32));
+            let at = H + i * E;
+            zero_field(bytes, at + offset_of!(SectionEntry, flags), 4, "section flags")?;
+            zero_field(bytes, at + offset_of!(SectionEntry, reserved), 4, "section reserved field")?;
             let end = offset.checked_add(size).ok_or(FormatError::SectionOutOfBounds { index: i, kind })?;
             if offset < table_end as u64 || end > bytes.len() as u64 {
                 return Err(FormatError::SectionOutOfBounds { index: i, kind });
@@ -187,8 +209,10 @@ impl<'a> FileView<'a> {
                     return Err(FormatError::DuplicateSection { kind });
                 }
                 found[kind as usize] = Some(span);
+            } else if kind < section::PRIVATE {
+                // No minor up to this reader's defines another kind; private kinds are skipped.
+                return Err(FormatError::UnknownSection { index: i, kind });
             }
-            // Unknown kinds belong to a newer minor version: skipped.
         }
         // Every byte outside the header, the table and the sections is zero padding, so a change
         // anywhere in the file is caught by a checksum or by this check.
@@ -220,6 +244,7 @@ impl<'a> FileView<'a> {
             return Err(FormatError::SectionSize { kind: section::META, size: meta_span.size as u64 });
         }
         let m = slice(meta_span);
+        zero_field(bytes, meta_span.offset + offset_of!(ModelMeta, reserved), 32, "META reserved bytes")?;
         let meta = ModelMeta {
             arena_size: read_u64(m, offset_of!(ModelMeta, arena_size)),
             tensor_count: read_u32(m, offset_of!(ModelMeta, tensor_count)),
@@ -308,6 +333,7 @@ impl<'a> FileView<'a> {
             (0..rank).map(|d| read_u32(t, offset_of!(TensorDesc, dims) + 4 * d) as u64).product()
         }
         let t = &self.tensors[index * 64..(index + 1) * 64];
+        let at = self.offset_of(self.tensors) + index * 64;
         let bad = |reason: &'static str| FormatError::BadTensor { index, reason };
         self.string(
             read_u32(t, offset_of!(TensorDesc, name_off)),
@@ -325,6 +351,15 @@ impl<'a> FileView<'a> {
         }
         let storage = Storage::from_u8(t[offset_of!(TensorDesc, storage)]).ok_or(bad("unknown storage"))?;
         let pack_bits = read_u32(t, offset_of!(TensorDesc, pack));
+        let needed = match layout {
+            Layout::Packed => Some((1, "a packed weight layout")),
+            Layout::BlockSparse => Some((2, "a block-sparse weight layout")),
+            _ => None,
+        };
+        if let Some((needed, feature)) = needed.filter(|&(n, _)| self.version_minor < n) {
+            let offset = (at + offset_of!(TensorDesc, layout)) as u64;
+            return Err(FormatError::MinorTooLow { minor: self.version_minor, needed, feature, offset });
+        }
         let pack = match layout {
             Layout::Packed => {
                 if rank < 2 || storage != Storage::Constant {
@@ -393,6 +428,11 @@ impl<'a> FileView<'a> {
         let zp = read_u32(t, offset_of!(TensorDesc, zero_point)) as i32;
         // Constant int8 weights are quantized per channel (their scales are folded into the
         // consuming op's multipliers) and may carry scale 0; activations need a real scale.
+        if dtype != DType::I8 {
+            // Quantization parameters are reserved as 0 on f32 and i32 tensors.
+            zero_field(self.bytes, at + offset_of!(TensorDesc, scale), 4, "scale of an f32/i32 tensor")?;
+            zero_field(self.bytes, at + offset_of!(TensorDesc, zero_point), 4, "zero point of an f32/i32 tensor")?;
+        }
         if dtype == DType::I8 && (storage == Storage::Arena || scale != 0.0) {
             if !(scale.is_finite() && scale > 0.0) {
                 return Err(bad("int8 tensor scale is not a positive finite number"));
@@ -406,7 +446,20 @@ impl<'a> FileView<'a> {
 
     fn check_op(&self, index: usize) -> Result<(), FormatError> {
         let o = &self.ops[index * 128..(index + 1) * 128];
+        let at = self.offset_of(self.ops) + index * 128;
         let bad = |reason: &'static str| FormatError::BadOp { index, reason };
+        zero_field(self.bytes, at + offset_of!(OpDesc, flags), 2, "op flags")?;
+        zero_field(self.bytes, at + offset_of!(OpDesc, reserved), 4, "op reserved field")?;
+        let kind = read_u16(o, offset_of!(OpDesc, kind));
+        if let Some(used) = op::param_slots(kind) {
+            for slot in (0..OP_PARAMS).filter(|&s| used & (1 << s) == 0) {
+                let value = read_u32(o, offset_of!(OpDesc, params) + 4 * slot);
+                if value != 0 {
+                    let offset = (at + offset_of!(OpDesc, params) + 4 * slot) as u64;
+                    return Err(FormatError::UnusedParam { index, kind, slot, offset, value });
+                }
+            }
+        }
         self.string(read_u32(o, offset_of!(OpDesc, name_off)), read_u32(o, offset_of!(OpDesc, name_len)), "op name")?;
         let n_in = read_u16(o, offset_of!(OpDesc, input_count)) as usize;
         let n_out = read_u16(o, offset_of!(OpDesc, output_count)) as usize;
@@ -427,6 +480,10 @@ impl<'a> FileView<'a> {
 
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+    /// File offset of `part`, a slice of this file's bytes.
+    fn offset_of(&self, part: &[u8]) -> usize {
+        part.as_ptr() as usize - self.bytes.as_ptr() as usize
     }
     pub fn model_name(&self) -> &'a str {
         self.string(self.meta.name_off, self.meta.name_len, "").unwrap_or("")

@@ -56,10 +56,20 @@ size_t sparq_model_output_count(const sparq_model *model);
 size_t sparq_model_input_elements(const sparq_model *model, size_t index);
 size_t sparq_model_output_elements(const sparq_model *model, size_t index);
 
+/* The default arena limit (1 GiB): a model that needs more is refused (SPARQ_ERROR_ARENA) unless the caller
+ * raises the limit, so a file cannot make an app allocate whatever it declares. */
+#define SPARQ_DEFAULT_MAX_ARENA ((size_t)1 << 30)
+/* SPARQ_OK if the model's arena is at most `max_arena` bytes (0: the default limit), else SPARQ_ERROR_ARENA
+ * with a message. Call it before allocating sparq_model_arena_size() bytes. */
+sparq_status sparq_model_check_arena(const sparq_model *model, size_t max_arena, char *err, size_t err_len);
+
 /* Create a session over a caller-owned arena of at least sparq_model_arena_size() bytes, 64-byte
- * aligned (e.g. aligned_alloc(64, size rounded up to 64)). `threads` >= 1 splits convolutions. */
+ * aligned (e.g. aligned_alloc(64, size rounded up to 64)). `threads` >= 1 splits convolutions.
+ * Models above the default arena limit are refused; sparq_session_create_ex takes the limit (0: default). */
 sparq_status sparq_session_create(const sparq_model *model, void *arena, size_t arena_len, size_t threads,
                                   sparq_session **out, char *err, size_t err_len);
+sparq_status sparq_session_create_ex(const sparq_model *model, void *arena, size_t arena_len, size_t threads,
+                                     size_t max_arena, sparq_session **out, char *err, size_t err_len);
 void sparq_session_free(sparq_session *session);
 
 /* Set input `index` from `len` f32 values (must equal sparq_model_input_elements). */

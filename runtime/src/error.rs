@@ -25,6 +25,17 @@ pub enum RuntimeError {
     ArenaMisaligned {
         address: usize,
     },
+    /// The model needs a larger arena than the session's limit allows (`SessionOptions::max_arena`,
+    /// the CLI's `--max-arena`, the C API's `max_arena`): refused before anything is allocated.
+    ArenaLimit {
+        needed: usize,
+        limit: usize,
+    },
+    /// A graph input or output is unusable (a zero-size dimension).
+    GraphIo {
+        position: usize,
+        reason: &'static str,
+    },
     NoSuchInput {
         index: usize,
         count: usize,
@@ -75,6 +86,12 @@ impl fmt::Display for RuntimeError {
             ArenaMisaligned { address } => {
                 write!(f, "arena at {address:#x} is not 64-byte aligned")
             }
+            ArenaLimit { needed, limit } => write!(
+                f,
+                "the model needs a {needed}-byte arena, above the {limit}-byte limit (raise it with --max-arena, \
+                 SessionOptions::max_arena or the C API's max_arena if this is intended)"
+            ),
+            GraphIo { position, reason } => write!(f, "invalid .sparq file: graph input/output {position}: {reason}"),
             NoSuchInput { index, count } => {
                 write!(f, "input {index} does not exist (the model has {count})")
             }

@@ -38,7 +38,7 @@ macro_rules! include_model {
         &ALIGNED.0
     }};
 }
-pub use model::Model;
+pub use model::{Model, DEFAULT_MAX_ARENA};
 pub use session::{NoObserver, Observer, Session, SessionOptions};
 pub use sparq_format as format;
 #[cfg(feature = "std")]

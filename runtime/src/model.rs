@@ -10,6 +10,10 @@ use sparq_format::{FileView, OpInfo, ParseOptions, TensorInfo};
 
 pub use crate::ops::{window_out, MAX_REDUCTION};
 
+/// The largest arena a session accepts unless told otherwise (1 GiB): a file cannot make its
+/// reader allocate more by declaring it. Raise it with `SessionOptions::max_arena`.
+pub const DEFAULT_MAX_ARENA: usize = 1 << 30;
+
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
     view: FileView<'a>,
@@ -27,6 +31,19 @@ impl<'a> Model<'a> {
         for i in 0..view.op_count() {
             // The scalar path: validation does not depend on the kernels a session will pick.
             Op::decode(&view, &view.op(i), Features::NONE)?;
+        }
+        for position in 0..view.input_count() + view.output_count() {
+            let t = if position < view.input_count() {
+                view.input(position)
+            } else {
+                view.output(position - view.input_count())
+            };
+            if view.tensor(t).shape().contains(&0) {
+                return Err(RuntimeError::GraphIo {
+                    position,
+                    reason: "a zero-size dimension (zero-size tensors are not supported)",
+                });
+            }
         }
         for i in 0..view.input_count() {
             // Inputs are written by the caller, never by an op: no op may output into them.
@@ -51,6 +68,15 @@ impl<'a> Model<'a> {
     /// that does not fit in the address space.
     pub fn arena_size(&self) -> usize {
         self.plan_offset().saturating_add(self.plan_size())
+    }
+    /// The arena size if it is at most `limit` bytes, else `ArenaLimit`: check this before
+    /// allocating an arena of the size a file declares ([`DEFAULT_MAX_ARENA`] by default).
+    pub fn check_arena(&self, limit: usize) -> Result<usize, RuntimeError> {
+        let needed = self.arena_size();
+        if needed > limit {
+            return Err(RuntimeError::ArenaLimit { needed, limit });
+        }
+        Ok(needed)
     }
     /// Bytes of the tensors' part of the arena, as the file plans it.
     pub fn tensor_arena_size(&self) -> usize {

@@ -43,11 +43,15 @@ pub struct SessionOptions {
     /// Threads splitting each convolution (the caller's plus `threads - 1` workers started with
     /// the session and kept for its lifetime). More than 1 needs the std feature.
     pub threads: usize,
+    /// The largest arena (`Model::arena_size`) this session accepts; a larger model is refused
+    /// with `ArenaLimit`. Callers that allocate the arena a file declares check
+    /// `Model::check_arena` with the same limit first.
+    pub max_arena: usize,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { threads: 1 }
+        SessionOptions { threads: 1, max_arena: crate::model::DEFAULT_MAX_ARENA }
     }
 }
 
@@ -74,7 +78,7 @@ impl<'s, 'a> Session<'s, 'a> {
         arena: &'s mut [u8],
         options: SessionOptions,
     ) -> Result<Session<'s, 'a>, RuntimeError> {
-        let needed = model.arena_size();
+        let needed = model.check_arena(options.max_arena)?;
         if needed == usize::MAX || arena.len() < needed {
             return Err(RuntimeError::ArenaTooSmall { needed, given: arena.len() });
         }

@@ -30,7 +30,12 @@ fn run_never_allocates() {
             std::env::set_var("SPARQ_KERNELS", set);
             for threads in [1, 2] {
                 let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
-                let mut s = Session::with_options(&model, arena.as_mut_slice(), SessionOptions { threads }).unwrap();
+                let mut s = Session::with_options(
+                    &model,
+                    arena.as_mut_slice(),
+                    SessionOptions { threads, ..Default::default() },
+                )
+                .unwrap();
                 let x = s.input_mut(0).unwrap();
                 for (i, v) in x.iter_mut().enumerate() {
                     *v = ((i * 37) % 101) as f32 / 50.0 - 1.0;

@@ -32,6 +32,12 @@ JNIEXPORT jlong JNICALL Java_dev_sparq_Sparq_nativeLoad(JNIEnv *env, jclass cls,
         throw_error(env, err);
         return 0;
     }
+    if (sparq_model_check_arena(h->model, 0, err, sizeof err) != SPARQ_OK) {
+        sparq_model_free(h->model);
+        free(h);
+        throw_error(env, err);
+        return 0;
+    }
     size_t arena_len = (sparq_model_arena_size(h->model) + 63) / 64 * 64;
     h->arena = aligned_alloc(64, arena_len ? arena_len : 64);
     if (sparq_session_create(h->model, h->arena, arena_len, (size_t)threads, &h->session, err, sizeof err) != SPARQ_OK) {

@@ -26,6 +26,7 @@ static char err[256];
 
 /* Load, run on a fixed input pattern, write the outputs into `out` (n values). */
 static int run_model(sparq_model *model, size_t threads, float *out, size_t n) {
+    CHECK(sparq_model_check_arena(model, 0, err, sizeof err)); /* before allocating what the file declares */
     size_t arena_len = (sparq_model_arena_size(model) + 63) / 64 * 64;
     void *arena = aligned_alloc(64, arena_len ? arena_len : 64);
     sparq_session *session = NULL;
@@ -55,6 +56,9 @@ static int run_model(sparq_model *model, size_t threads, float *out, size_t n) {
     printf("wrong input length -> %s\n", err);
     if (sparq_session_get_output_f32(session, 9, out, n, err, sizeof err) != SPARQ_ERROR_ARGUMENT) return 1;
     sparq_session_free(session);
+    /* A limit below what the model declares is refused before anything is allocated. */
+    if (sparq_model_check_arena(model, 64, err, sizeof err) != SPARQ_ERROR_ARENA) return 1;
+    printf("arena limit of 64 bytes -> %s\n", err);
     /* A too-small arena is refused. */
     if (arena_len >= 128) {
         sparq_session *s2 = NULL;

@@ -12,7 +12,7 @@ pub fn run_sparq(
 ) -> Result<Vec<Vec<Vec<f32>>>> {
     let aligned = AlignedBytes::from_slice(bytes);
     let model = Model::from_bytes(&aligned)?;
-    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
+    let mut arena = AlignedBytes::try_zeroed(model.check_arena(sparq_runtime::DEFAULT_MAX_ARENA)?)?;
     let mut session = Session::new(&model, arena.as_mut_slice())?;
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {

@@ -139,6 +139,11 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     if !counts_ok {
         return Err(bad("wrong number of inputs"));
     }
+    // Zero-size tensors are not supported (FORMAT.md, "Validation"): no kernel needs to handle an
+    // empty operand, an empty reduction or an output it never writes.
+    if (0..n_in).map(|i| d.input(o, i)).chain([y]).any(|t| t.shape().contains(&0)) {
+        return Err(bad("an operand has a zero-size dimension (zero-size tensors are not supported)"));
+    }
     for i in 0..n_in {
         let x = d.input(o, i);
         if overlaps(&x, &y) {

@@ -1,0 +1,480 @@
+//! Issue 21's regressions: degenerate shapes are rejected at load (one rule: no zero-size
+//! tensors, FORMAT.md "Validation"), the reader is strict about reserved fields and versions,
+//! and the arena a file declares is bounded. Each test here failed on the commit before the fix
+//! (a panic, a division by zero, an unwritten output, or a file accepted that must not be).
+
+mod common;
+
+use sparq_format::layout::op::{self as rop, window as win};
+use sparq_format::layout::OP_PARAMS;
+use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
+use sparq_format::{sparse, DType, Layout};
+use sparq_runtime::cpu::{Features, PATHS};
+use sparq_runtime::{AlignedBytes, Model, RuntimeError, Session};
+
+fn f32_bits(v: f32) -> i32 {
+    v.to_bits() as i32
+}
+
+/// A model under construction: arena tensors get sequential 64-byte aligned offsets.
+#[derive(Default)]
+struct Builder {
+    spec: ModelSpec,
+    arena: usize,
+}
+
+impl Builder {
+    fn act(&mut self, dtype: DType, dims: &[usize], layout: Layout, scale: f32) -> u32 {
+        let bytes = dims.iter().product::<usize>() * dtype.size();
+        let offset = self.arena;
+        self.arena += bytes.div_ceil(64).max(1) * 64;
+        self.spec.tensors.push(TensorSpec {
+            name: format!("t{}", self.spec.tensors.len()),
+            dtype,
+            dims: dims.to_vec(),
+            layout,
+            arena_offset: offset,
+            scale,
+            zero_point: 0,
+            data: None,
+            pack: None,
+        });
+        (self.spec.tensors.len() - 1) as u32
+    }
+    fn constant(&mut self, dtype: DType, dims: &[usize], data: Vec<u8>) -> u32 {
+        self.spec.tensors.push(TensorSpec {
+            name: format!("c{}", self.spec.tensors.len()),
+            dtype,
+            dims: dims.to_vec(),
+            layout: Layout::RowMajor,
+            arena_offset: 0,
+            scale: 0.0,
+            zero_point: 0,
+            data: Some(data),
+            pack: None,
+        });
+        (self.spec.tensors.len() - 1) as u32
+    }
+    fn f32s(&mut self, dims: &[usize], v: f32) -> u32 {
+        let n: usize = dims.iter().product();
+        self.constant(DType::F32, dims, std::iter::repeat_n(v.to_le_bytes(), n).flatten().collect())
+    }
+    fn i32s(&mut self, dims: &[usize], v: i32) -> u32 {
+        let n: usize = dims.iter().product();
+        self.constant(DType::I32, dims, std::iter::repeat_n(v.to_le_bytes(), n).flatten().collect())
+    }
+    fn op(&mut self, kind: u16, inputs: Vec<u32>, output: u32, params: [i32; OP_PARAMS]) {
+        let name = format!("{}_{}", rop::name(kind), self.spec.ops.len());
+        self.spec.ops.push(OpSpec { kind, name, inputs, outputs: vec![output], params });
+    }
+    fn finish(mut self, inputs: Vec<u32>, outputs: Vec<u32>) -> ModelSpec {
+        self.spec.name = "degenerate".into();
+        self.spec.arena_size = self.arena;
+        self.spec.inputs = inputs;
+        self.spec.outputs = outputs;
+        self.spec
+    }
+}
+
+fn no_clamp() -> [i32; OP_PARAMS] {
+    let mut p = [0; OP_PARAMS];
+    p[rop::ACT_MIN] = f32_bits(f32::NEG_INFINITY);
+    p[rop::ACT_MAX] = f32_bits(f32::INFINITY);
+    p
+}
+
+fn window(k: usize) -> [i32; OP_PARAMS] {
+    let mut p = [0; OP_PARAMS];
+    p[win::KERNEL_H] = k as i32;
+    p[win::KERNEL_W] = k as i32;
+    p[win::STRIDE_H] = 1;
+    p[win::STRIDE_W] = 1;
+    p[win::DILATION_H] = 1;
+    p[win::DILATION_W] = 1;
+    p
+}
+
+/// One small model per op kind, with `n` the size of the dimension the zero-size variants set to
+/// 0 (`n = 0` builds the degenerate model). Graph input and output are f32; int8 ops sit between
+/// a Quantize and a Dequantize.
+fn single_op(kind: u16, n: usize) -> Vec<u8> {
+    single_op_spec(kind, n).to_bytes()
+}
+
+fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
+    let mut b = Builder::default();
+    let nhwc = |b: &mut Builder, c: usize| b.act(DType::F32, &[1, c, 3, 3], Layout::Nhwc, 0.0);
+    let (x, y) = match kind {
+        rop::CONV2D | rop::DEPTHWISE_CONV2D => {
+            let x = nhwc(&mut b, n);
+            let y = nhwc(&mut b, n);
+            let (w, groups) = if kind == rop::CONV2D {
+                (b.f32s(&[n, 1, 1, n], 0.5), 1)
+            } else {
+                (b.f32s(&[1, 1, 1, n], 0.5), n as i32)
+            };
+            let bias = b.f32s(&[n], 1.0);
+            let mut p = window(1);
+            p[win::GROUPS] = groups;
+            p[rop::ACT_MIN] = no_clamp()[rop::ACT_MIN];
+            p[rop::ACT_MAX] = no_clamp()[rop::ACT_MAX];
+            b.op(kind, vec![x, w, bias], y, p);
+            (x, y)
+        }
+        rop::FULLY_CONNECTED => {
+            // The reduction length is the degenerate dimension: a bias-only layer if it is 0.
+            let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let y = b.act(DType::F32, &[1, 2], Layout::RowMajor, 0.0);
+            let (w, bias) = (b.f32s(&[2, n], 0.5), b.f32s(&[2], 500.0));
+            b.op(kind, vec![x, w, bias], y, no_clamp());
+            (x, y)
+        }
+        rop::ADD | rop::MUL | rop::CLAMP => {
+            let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let inputs = if kind == rop::CLAMP { vec![x] } else { vec![x, b.f32s(&[1, n], 2.0)] };
+            b.op(kind, inputs, y, no_clamp());
+            (x, y)
+        }
+        rop::MAX_POOL | rop::AVERAGE_POOL => {
+            let x = nhwc(&mut b, n);
+            let y = b.act(DType::F32, &[1, n, 2, 2], Layout::Nhwc, 0.0);
+            b.op(kind, vec![x], y, window(2));
+            (x, y)
+        }
+        rop::GLOBAL_AVERAGE_POOL => {
+            let x = nhwc(&mut b, n);
+            let y = b.act(DType::F32, &[1, n, 1, 1], Layout::Nhwc, 0.0);
+            b.op(kind, vec![x], y, [0; OP_PARAMS]);
+            (x, y)
+        }
+        rop::RESHAPE => {
+            let x = b.act(DType::F32, &[1, 2 * n], Layout::RowMajor, 0.0);
+            let y = b.act(DType::F32, &[2, n], Layout::RowMajor, 0.0);
+            b.op(kind, vec![x], y, [0; OP_PARAMS]);
+            (x, y)
+        }
+        rop::CONCAT | rop::SOFTMAX => {
+            let x = b.act(DType::F32, &[1, n, 2], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::AXIS] = 2;
+            if kind == rop::CONCAT {
+                // Along the axis of non-zero size: the output's other dimension is the zero one.
+                let other = b.f32s(&[1, n, 3], 1.0);
+                let y = b.act(DType::F32, &[1, n, 5], Layout::RowMajor, 0.0);
+                b.op(kind, vec![x, other], y, p);
+                (x, y)
+            } else {
+                let y = b.act(DType::F32, &[1, n, 2], Layout::RowMajor, 0.0);
+                b.op(kind, vec![x], y, p);
+                (x, y)
+            }
+        }
+        rop::QUANTIZE | rop::DEQUANTIZE | rop::REQUANTIZE => {
+            let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let q = b.act(DType::I8, &[1, n], Layout::RowMajor, 0.05);
+            b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
+            let q = if kind == rop::REQUANTIZE {
+                let r = b.act(DType::I8, &[1, n], Layout::RowMajor, 0.1);
+                let mut p = [0; OP_PARAMS];
+                p[rop::MULT_A] = 1 << 30;
+                p[rop::SHIFT] = 31;
+                b.op(rop::REQUANTIZE, vec![q], r, p);
+                r
+            } else {
+                q
+            };
+            let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            b.op(rop::DEQUANTIZE, vec![q], y, [0; OP_PARAMS]);
+            (x, y)
+        }
+        _ => unreachable!("op kind {kind}"),
+    };
+    b.finish(vec![x], vec![y])
+}
+
+const KINDS: [u16; 15] = [
+    rop::CONV2D,
+    rop::DEPTHWISE_CONV2D,
+    rop::FULLY_CONNECTED,
+    rop::ADD,
+    rop::MUL,
+    rop::CLAMP,
+    rop::MAX_POOL,
+    rop::AVERAGE_POOL,
+    rop::GLOBAL_AVERAGE_POOL,
+    rop::RESHAPE,
+    rop::CONCAT,
+    rop::SOFTMAX,
+    rop::QUANTIZE,
+    rop::DEQUANTIZE,
+    rop::REQUANTIZE,
+];
+
+fn load(bytes: &[u8]) -> Result<(), RuntimeError> {
+    let aligned = AlignedBytes::from_slice(bytes);
+    Model::from_bytes(&aligned).map(|_| ())
+}
+
+/// Every output of `bytes` run on kernel path `path` (forced through `SPARQ_KERNELS`).
+fn run_on(bytes: &[u8], path: &str) -> Vec<f32> {
+    // The variable is process-wide and tests run on parallel threads: one forced path at a time.
+    static FORCED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = FORCED.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("SPARQ_KERNELS", path);
+    let aligned = AlignedBytes::from_slice(bytes);
+    let model = Model::from_bytes(&aligned).unwrap();
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut s = Session::new(&model, arena.as_mut_slice()).unwrap();
+    let input = s.input_mut(0).unwrap();
+    for (i, v) in input.iter_mut().enumerate() {
+        *v = (i % 7) as f32 * 0.25 - 0.5;
+    }
+    s.run();
+    let out = s.output(0).unwrap().to_vec();
+    std::env::remove_var("SPARQ_KERNELS");
+    out
+}
+
+fn paths() -> Vec<&'static str> {
+    let cpu = Features::detect();
+    PATHS.iter().filter(|p| p.on(cpu).is_some()).map(|p| p.name).collect()
+}
+
+/// The rule, for every op kind: a model with a zero-size dimension is refused at load with an
+/// error naming the op; the same model with the dimension 1 or 3 loads and gives the same output
+/// on every kernel path this CPU has.
+#[test]
+fn zero_size_tensors_are_rejected_for_every_op_kind() {
+    let paths = paths();
+    for kind in KINDS {
+        for n in [1, 3] {
+            let bytes = single_op(kind, n);
+            load(&bytes).unwrap_or_else(|e| panic!("{} with n = {n}: {e}", rop::name(kind)));
+            let want = run_on(&bytes, "scalar");
+            for p in &paths {
+                assert_eq!(run_on(&bytes, p), want, "{} with n = {n} on {p}", rop::name(kind));
+            }
+        }
+        let err = load(&single_op(kind, 0)).expect_err(rop::name(kind)).to_string();
+        assert!(err.contains("zero-size"), "{}: {err}", rop::name(kind));
+        assert!(err.contains(" op ") || err.contains("graph input/output"), "{}: {err}", rop::name(kind));
+    }
+    println!("zero-size rule checked for {} op kinds on kernel paths {paths:?}", KINDS.len());
+}
+
+/// Defect 1: a Concat whose output has a zero-size dimension loaded and then panicked in
+/// `Session::run` (slice index out of range) on every kernel set.
+#[test]
+fn concat_with_a_zero_size_output_is_rejected_at_load() {
+    let err = load(&single_op(rop::CONCAT, 0)).unwrap_err().to_string();
+    assert!(err.contains("op 0 (Concat)") && err.contains("zero-size"), "{err}");
+}
+
+/// Defect 3: a fully connected layer with a zero reduction length loaded and ran but never wrote
+/// its output (0.0 where the bias, 500.0, is expected).
+#[test]
+fn fully_connected_with_a_zero_reduction_is_rejected_at_load() {
+    let err = load(&single_op(rop::FULLY_CONNECTED, 0)).unwrap_err().to_string();
+    assert!(err.contains("op 0 (FullyConnected)") && err.contains("zero-size"), "{err}");
+    // With a reduction of 1 the bias is there: 500 + 0.5 * x.
+    let out = run_on(&single_op(rop::FULLY_CONNECTED, 1), "scalar");
+    assert_eq!(out, [500.0 - 0.25, 500.0 - 0.25]);
+}
+
+/// An int8 fully-connected layer on block-sparse weights `[n, k]` (f32 output).
+fn sparse_fc(n: usize, k: usize) -> Vec<u8> {
+    let mut b = Builder::default();
+    let x = b.act(DType::F32, &[1, k], Layout::RowMajor, 0.0);
+    let q = b.act(DType::I8, &[1, k], Layout::RowMajor, 0.05);
+    b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
+    let weights: Vec<i8> = (0..n * k).map(|i| if i % 3 == 0 { (i % 11) as i8 - 5 } else { 0 }).collect();
+    let w = b.constant(DType::I8, &[n, k], sparse::encode(sparse::KERNEL_BLOCK, n, k, &weights));
+    let t = &mut b.spec.tensors[w as usize];
+    t.layout = Layout::BlockSparse;
+    t.pack = Some(sparse::KERNEL_BLOCK);
+    let bias = b.i32s(&[n], 7);
+    let scales = b.f32s(&[n], 0.01);
+    let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+    b.op(rop::FULLY_CONNECTED, vec![q, w, bias, scales], y, no_clamp());
+    b.finish(vec![x], vec![y]).to_bytes()
+}
+
+/// Defect 2: a block-sparse int8 layer with zero output channels or a zero reduction length
+/// divided by zero in the AVX-512 sparse kernel while the other kernel sets ran it.
+#[test]
+fn block_sparse_layer_with_zero_channels_or_reduction_is_rejected_at_load() {
+    for (n, k) in [(0, 8), (16, 0), (0, 0)] {
+        let err = load(&sparse_fc(n, k)).unwrap_err().to_string();
+        assert!(err.contains("zero-size"), "[{n}, {k}]: {err}");
+    }
+    // The smallest legal ones run identically on every kernel path.
+    for (n, k) in [(1, 1), (1, 5), (17, 1), (33, 9)] {
+        let bytes = sparse_fc(n, k);
+        let want = run_on(&bytes, "scalar");
+        for p in paths() {
+            assert_eq!(run_on(&bytes, p), want, "[{n}, {k}] on {p}");
+        }
+    }
+}
+
+/// The bytes of a golden file with `f` applied and every checksum recomputed, so the change
+/// reaches the reader's semantic checks.
+fn golden_with(name: &str, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = std::fs::read(format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    f(&mut b);
+    common::fix_checksums(&mut b);
+    b
+}
+
+fn section(b: &[u8], kind: u32) -> usize {
+    let n = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+    (0..n)
+        .map(|i| &b[64 + 32 * i..96 + 32 * i])
+        .find(|e| u32::from_le_bytes(e[0..4].try_into().unwrap()) == kind)
+        .map(|e| u64::from_le_bytes(e[8..16].try_into().unwrap()) as usize)
+        .unwrap()
+}
+
+/// Defect 4: the reader accepted non-zero values in fields the spec reserves as 0, `version_minor`
+/// 3 and 65535, and minor 0 on a file that uses packed panels. Each is now a typed error that
+/// names the field and its offset.
+#[test]
+fn the_reader_rejects_reserved_fields_newer_minors_and_features_above_the_declared_minor() {
+    let packed = "residual_int8_packed.sparq";
+    let ops = |b: &[u8]| section(b, 4);
+    let meta = |b: &[u8]| section(b, 1);
+    type Mutation = Box<dyn Fn(&mut Vec<u8>) -> usize>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "header flags",
+            Box::new(|b| {
+                b[32] = 1;
+                32
+            }),
+        ),
+        (
+            "header reserved",
+            Box::new(|b| {
+                b[47] = 9;
+                47
+            }),
+        ),
+        (
+            "section flags",
+            Box::new(|b| {
+                b[64 + 32 + 4] = 2;
+                100
+            }),
+        ),
+        (
+            "section reserved",
+            Box::new(|b| {
+                b[64 + 28] = 1;
+                92
+            }),
+        ),
+        (
+            "META reserved",
+            Box::new(move |b| {
+                let at = meta(b) + 40;
+                b[at] = 1;
+                at
+            }),
+        ),
+        (
+            "op flags",
+            Box::new(move |b| {
+                let at = ops(b) + 128 + 2;
+                b[at] = 1;
+                at
+            }),
+        ),
+        (
+            "op reserved",
+            Box::new(move |b| {
+                let at = ops(b) + 20;
+                b[at + 3] = 1;
+                at
+            }),
+        ),
+        (
+            "parameter slot",
+            Box::new(move |b| {
+                // Slot 11 is used by no op kind.
+                let at = ops(b) + 24 + 4 * 11;
+                b[at] = 5;
+                at
+            }),
+        ),
+        (
+            "newer than this reader",
+            Box::new(|b| {
+                b[10..12].copy_from_slice(&3u16.to_le_bytes());
+                10
+            }),
+        ),
+        (
+            "newer than this reader",
+            Box::new(|b| {
+                b[10..12].copy_from_slice(&u16::MAX.to_le_bytes());
+                10
+            }),
+        ),
+        (
+            "packed weight layout",
+            Box::new(|b| {
+                b[10..12].copy_from_slice(&0u16.to_le_bytes());
+                10
+            }),
+        ),
+    ];
+    for (what, mutate) in cases {
+        let mut offset = 0;
+        let bytes = golden_with(packed, |b| offset = mutate(b));
+        let err = load(&bytes).expect_err(what).to_string();
+        assert!(err.contains(what.split(' ').next().unwrap()), "{what}: {err}");
+        assert!(
+            err.contains(&format!("offset {offset}")) || err.contains(&format!("at offset {offset}")),
+            "{what} at {offset}: {err}"
+        );
+    }
+    // The f32 golden file: an f32 tensor's scale is reserved as 0.
+    let bytes = golden_with("residual_f32.sparq", |b| {
+        let at = section(b, 3) + 52;
+        b[at..at + 4].copy_from_slice(&0.5f32.to_le_bytes());
+    });
+    let err = load(&bytes).unwrap_err().to_string();
+    assert!(err.contains("scale of an f32/i32 tensor"), "{err}");
+    // A section kind no minor defines is refused; a private one (0x1000 and up) is skipped.
+    let with_section = |kind: u32| {
+        let mut spec = single_op_spec(rop::CLAMP, 2);
+        spec.extra_sections.push((kind, b"profile".to_vec()));
+        spec.to_bytes()
+    };
+    let err = load(&with_section(9)).unwrap_err().to_string();
+    assert!(err.contains("section 7 (entry at offset 288) has kind 9"), "{err}");
+    load(&with_section(0x1000)).expect("private sections are skipped");
+    // The untouched golden files load.
+    for name in ["residual_f32.sparq", "residual_int8.sparq", packed] {
+        load(&golden_with(name, |_| {})).unwrap();
+    }
+}
+
+/// Defect 5 (library side): a file may declare any arena; the session refuses one above its
+/// limit before anything is allocated, and `Model::check_arena` lets callers check first.
+#[test]
+fn an_arena_above_the_limit_is_refused_before_allocation() {
+    let bytes = golden_with("residual_int8.sparq", |b| {
+        let at = section(b, 1);
+        b[at..at + 8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    });
+    let aligned = AlignedBytes::from_slice(&bytes);
+    let model = Model::from_bytes(&aligned).expect("a huge declared arena is not itself invalid");
+    let err = model.check_arena(sparq_runtime::DEFAULT_MAX_ARENA).unwrap_err();
+    assert!(matches!(err, RuntimeError::ArenaLimit { limit, .. } if limit == 1 << 30), "{err}");
+    let mut small = AlignedBytes::zeroed(4096);
+    let err = Session::new(&model, small.as_mut_slice()).err().unwrap();
+    assert!(matches!(err, RuntimeError::ArenaLimit { .. }), "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
+}
