@@ -143,6 +143,29 @@ fn bench_elementwise_and_fc(c: &mut Criterion) {
         }
     }
     g.finish();
+    // Int8 activations: a table lookup (any activation) against a plain clamp (ReLU6), per
+    // element, on a MobileNetV3-sized activation (56x56x24).
+    let mut g = quick(c, "qs8_activation");
+    for n in [56 * 56 * 24] {
+        let x = bytes(n, 7);
+        let table: [i8; 256] = core::array::from_fn(|i| ((i as i32 - 128) / 2) as i8);
+        let mut y = vec![0i8; n];
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("qs8_clamp_contiguous", n), &n, |bch, _| {
+            bch.iter(|| {
+                for (d, &v) in y.iter_mut().zip(&x) {
+                    *d = v.clamp(-20, 90);
+                }
+            })
+        });
+        for e in runnable(registry::QS8_LUT, &Query::default()) {
+            // SAFETY: `runnable` checked this CPU's features; the operands have one length.
+            g.bench_with_input(BenchmarkId::new(e.name, n), &n, |bch, _| {
+                bch.iter(|| unsafe { (e.f)(&table, &x, &mut y) })
+            });
+        }
+    }
+    g.finish();
     let mut g = quick(c, "qs8_mul");
     for n in [14 * 14 * 96] {
         let (a, b) = (bytes(n, 5), bytes(n, 6));

@@ -170,11 +170,27 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
                 (x, y)
             }
         }
-        rop::QUANTIZE | rop::DEQUANTIZE | rop::REQUANTIZE => {
+        rop::UNARY => {
+            let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::FUNCTION] = rop::unary::HARD_SIGMOID;
+            p[rop::ALPHA] = f32_bits(0.2);
+            p[rop::BETA] = f32_bits(0.5);
+            b.op(kind, vec![x], y, p);
+            (x, y)
+        }
+        rop::QUANTIZE | rop::DEQUANTIZE | rop::REQUANTIZE | rop::LOOKUP => {
             let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
             let q = b.act(DType::I8, &[1, n], Layout::RowMajor, 0.05);
             b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
-            let q = if kind == rop::REQUANTIZE {
+            let q = if kind == rop::LOOKUP {
+                let table: Vec<u8> = (0..256).map(|i| (255 - i) as u8).collect();
+                let table = b.constant(DType::I8, &[256], table);
+                let r = b.act(DType::I8, &[1, n], Layout::RowMajor, 0.1);
+                b.op(rop::LOOKUP, vec![q, table], r, [0; OP_PARAMS]);
+                r
+            } else if kind == rop::REQUANTIZE {
                 let r = b.act(DType::I8, &[1, n], Layout::RowMajor, 0.1);
                 let mut p = [0; OP_PARAMS];
                 p[rop::MULT_A] = 1 << 30;
@@ -193,7 +209,7 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 15] = [
+const KINDS: [u16; 17] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -209,6 +225,8 @@ const KINDS: [u16; 15] = [
     rop::QUANTIZE,
     rop::DEQUANTIZE,
     rop::REQUANTIZE,
+    rop::LOOKUP,
+    rop::UNARY,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {
@@ -410,7 +428,7 @@ fn the_reader_rejects_reserved_fields_newer_minors_and_features_above_the_declar
         (
             "newer than this reader",
             Box::new(|b| {
-                b[10..12].copy_from_slice(&3u16.to_le_bytes());
+                b[10..12].copy_from_slice(&(sparq_format::layout::VERSION_MINOR + 1).to_le_bytes());
                 10
             }),
         ),
@@ -439,6 +457,12 @@ fn the_reader_rejects_reserved_fields_newer_minors_and_features_above_the_declar
             "{what} at {offset}: {err}"
         );
     }
+    // An op kind of format 1.3 in a file that says 1.2.
+    let mut bytes = single_op(rop::LOOKUP, 2);
+    bytes[10..12].copy_from_slice(&2u16.to_le_bytes());
+    common::fix_checksums(&mut bytes);
+    let err = load(&bytes).unwrap_err().to_string();
+    assert!(err.contains("Lookup") && err.contains("needs format 1.3"), "{err}");
     // The f32 golden file: an f32 tensor's scale is reserved as 0.
     let bytes = golden_with("residual_f32.sparq", |b| {
         let at = section(b, 3) + 52;

@@ -170,7 +170,7 @@ fn argument(msg: &str) -> (sparq_status, String) {
 
 #[no_mangle]
 pub extern "C" fn sparq_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), " (format 1.1)\0").as_ptr().cast()
+    concat!(env!("CARGO_PKG_VERSION"), " (format 1.3)\0").as_ptr().cast()
 }
 
 /// # Safety

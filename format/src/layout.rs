@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 2;
+pub const VERSION_MINOR: u16 = 3;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -286,6 +286,11 @@ pub mod op {
     pub const QUANTIZE: u16 = 13;
     pub const DEQUANTIZE: u16 = 14;
     pub const REQUANTIZE: u16 = 15;
+    /// int8 -> int8 through a 256-entry table (format 1.3): `y = table[x + 128]`.
+    pub const LOOKUP: u16 = 16;
+    /// f32 element-wise function (format 1.3): slot [`FUNCTION`] names it (see [`unary`]),
+    /// [`ALPHA`] and [`BETA`] hold its f32 parameters.
+    pub const UNARY: u16 = 17;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -304,6 +309,8 @@ pub mod op {
             QUANTIZE => "Quantize",
             DEQUANTIZE => "Dequantize",
             REQUANTIZE => "Requantize",
+            LOOKUP => "Lookup",
+            UNARY => "Unary",
             _ => "unknown",
         }
     }
@@ -333,6 +340,72 @@ pub mod op {
     pub const SHIFT: usize = 16;
     /// CONCAT, SOFTMAX: logical axis.
     pub const AXIS: usize = 17;
+    /// UNARY: the function ([`unary`] codes) and its f32 parameters (as bits).
+    pub const FUNCTION: usize = 0;
+    pub const ALPHA: usize = 1;
+    pub const BETA: usize = 2;
+
+    /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
+    pub const fn since_minor(kind: u16) -> u16 {
+        match kind {
+            LOOKUP | UNARY => 3,
+            _ => 0,
+        }
+    }
+
+    /// Functions of the UNARY op (slot [`FUNCTION`]), with the parameters they read.
+    pub mod unary {
+        /// `1 / (1 + e^-x)`
+        pub const SIGMOID: i32 = 1;
+        pub const TANH: i32 = 2;
+        /// `clamp(alpha x + beta, 0, 1)` (ONNX HardSigmoid; alpha 0.2, beta 0.5 by default)
+        pub const HARD_SIGMOID: i32 = 3;
+        /// `x * clamp(x / 6 + 1 / 2, 0, 1)`
+        pub const HARD_SWISH: i32 = 4;
+        /// `x * sigmoid(x)` (SiLU, Swish)
+        pub const SILU: i32 = 5;
+        /// `x / 2 * (1 + erf(x / sqrt 2))`
+        pub const GELU: i32 = 6;
+        /// `x < 0 ? alpha x : x`
+        pub const LEAKY_RELU: i32 = 7;
+        /// `x < 0 ? alpha (e^x - 1) : x`
+        pub const ELU: i32 = 8;
+        /// `ln(1 + e^x)`
+        pub const SOFTPLUS: i32 = 9;
+        pub const EXP: i32 = 10;
+        pub const LOG: i32 = 11;
+        pub const SQRT: i32 = 12;
+        /// `1 / x`
+        pub const RECIPROCAL: i32 = 13;
+        pub const NEG: i32 = 14;
+        pub const ABS: i32 = 15;
+        pub const ERF: i32 = 16;
+        /// `x / 2 * (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (GELU, tanh approximation)
+        pub const GELU_TANH: i32 = 17;
+
+        pub const fn name(code: i32) -> Option<&'static str> {
+            Some(match code {
+                SIGMOID => "Sigmoid",
+                TANH => "Tanh",
+                HARD_SIGMOID => "HardSigmoid",
+                HARD_SWISH => "HardSwish",
+                SILU => "SiLU",
+                GELU => "Gelu",
+                LEAKY_RELU => "LeakyRelu",
+                ELU => "Elu",
+                SOFTPLUS => "Softplus",
+                EXP => "Exp",
+                LOG => "Log",
+                SQRT => "Sqrt",
+                RECIPROCAL => "Reciprocal",
+                NEG => "Neg",
+                ABS => "Abs",
+                ERF => "Erf",
+                GELU_TANH => "GeluTanh",
+                _ => return None,
+            })
+        }
+    }
 
     /// The parameter slots op `kind` uses, as a bit mask (bit `i`: slot `i`); every other slot
     /// must be 0. `None` for a kind this version does not define.
@@ -349,7 +422,8 @@ pub mod op {
             AVERAGE_POOL => WINDOW | 1 << window::GROUPS,
             GLOBAL_AVERAGE_POOL | REQUANTIZE => RESCALE,
             CONCAT | SOFTMAX => 1 << AXIS,
-            RESHAPE | QUANTIZE | DEQUANTIZE => 0,
+            RESHAPE | QUANTIZE | DEQUANTIZE | LOOKUP => 0,
+            UNARY => 1 << FUNCTION | 1 << ALPHA | 1 << BETA,
             _ => return None,
         })
     }

@@ -451,6 +451,16 @@ impl<'a> FileView<'a> {
         zero_field(self.bytes, at + offset_of!(OpDesc, flags), 2, "op flags")?;
         zero_field(self.bytes, at + offset_of!(OpDesc, reserved), 4, "op reserved field")?;
         let kind = read_u16(o, offset_of!(OpDesc, kind));
+        let needed = op::since_minor(kind);
+        if self.version_minor < needed {
+            let offset = (at + offset_of!(OpDesc, kind)) as u64;
+            return Err(FormatError::MinorTooLow {
+                minor: self.version_minor,
+                needed,
+                feature: op::name(kind),
+                offset,
+            });
+        }
         if let Some(used) = op::param_slots(kind) {
             for slot in (0..OP_PARAMS).filter(|&s| used & (1 << s) == 0) {
                 let value = read_u32(o, offset_of!(OpDesc, params) + 4 * slot);

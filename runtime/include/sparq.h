@@ -39,7 +39,7 @@ typedef enum sparq_status {
 typedef struct sparq_model sparq_model;
 typedef struct sparq_session sparq_session;
 
-/* Version of the library, e.g. "0.1.0 (format 1.1)". Static string. */
+/* Version of the library, e.g. "0.1.0 (format 1.3)". Static string. */
 const char *sparq_version(void);
 
 /* Load from memory: the bytes are copied into an aligned buffer owned by the model. */

@@ -551,6 +551,38 @@ fn input_quantization_matches_scalar() {
 }
 
 #[test]
+fn table_lookup_matches_scalar() {
+    let sets = sets();
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    let mut cases = 0;
+    for round in 0..6 {
+        // Random tables, a monotone one (a sigmoid's shape) and the identity.
+        let table: [i8; 256] = core::array::from_fn(|i| match round {
+            0 => i as i8 ^ -128,
+            1 => ((i as i32 - 128) / 2) as i8,
+            _ => rng.next() as i8,
+        });
+        for &len in &[0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 256, 1000, 4099] {
+            // Every code appears: the inputs walk all 256 values from a random start.
+            let start = rng.next() as u8;
+            let x: Vec<i8> = (0..len).map(|i| start.wrapping_add(i as u8) as i8).collect();
+            let mut want = vec![0i8; len];
+            sparq_runtime::kernels::lut::qs8_lut_scalar(&table, &x, &mut want);
+            for (w, &v) in want.iter().zip(&x) {
+                assert_eq!(*w, table[(v as i32 + 128) as usize]);
+            }
+            for set in &sets {
+                let mut got = vec![0i8; len];
+                set.qs8_lut(&table, &x, &mut got);
+                assert_eq!(got, want, "{set:?} differs: len {len}, table {round}");
+            }
+            cases += 1;
+        }
+    }
+    println!("{cases} table lookup cases bit-exact on {:?}", sets);
+}
+
+#[test]
 fn int8_mul_matches_scalar() {
     use sparq_runtime::kernels::elementwise::{qs8_mul_contiguous_scalar, MulParams};
     use sparq_runtime::quant::quantize_multiplier;

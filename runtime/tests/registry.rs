@@ -72,6 +72,7 @@ fn every_entry_this_cpu_runs_is_reached_by_a_path() {
     check_family("qs8_add", registry::QS8_ADD, None);
     check_family("qs8_mul", registry::QS8_MUL, None);
     check_family("qs8_quantize", registry::QS8_QUANTIZE, None);
+    check_family("qs8_lut", registry::QS8_LUT, None);
     check_family("f32_conv", registry::F32_CONV, None);
     check_family("f32_dwconv", registry::F32_DWCONV, None);
     check_family("qs8_max_pool", registry::QS8_MAX_POOL, None);

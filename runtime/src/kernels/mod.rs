@@ -7,10 +7,12 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod fc;
 pub mod gemm;
+pub mod lut;
 pub mod pool;
 pub mod registry;
 pub mod softmax;
 pub mod spgemm;
 pub mod strided;
+pub mod unary;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

@@ -25,6 +25,7 @@ pub type SpGemmFn = unsafe fn(&ConvGeometry, &[i8], &BlockSparse<'_>, &Requant<'
 pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
 pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
+pub type LutFn = unsafe fn(&[i8; 256], &[i8], &mut [i8]);
 pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
 pub type GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i8], &mut [i8]);
@@ -140,6 +141,9 @@ unsafe fn add_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
 unsafe fn mul_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
     super::elementwise::qs8_mul_contiguous_scalar(a, b, y, p)
 }
+unsafe fn lut_scalar(table: &[i8; 256], x: &[i8], y: &mut [i8]) {
+    super::lut::qs8_lut_scalar(table, x, y)
+}
 unsafe fn quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
     super::elementwise::qs8_quantize_scalar(x, y, scale, zp)
 }
@@ -174,6 +178,8 @@ const AVXVNNI: Features = Features::AVX2.union(Features::AVXVNNI);
 const AVX512: Features = Features::AVX2.union(Features::AVX512);
 #[cfg(target_arch = "x86_64")]
 const AVX512VNNI: Features = AVX512.union(Features::AVX512VNNI);
+#[cfg(target_arch = "x86_64")]
+const AVX512VBMI: Features = AVX512.union(Features::AVX512VBMI);
 #[cfg(target_arch = "aarch64")]
 const DOTPROD: Features = Features::NEON.union(Features::DOTPROD);
 
@@ -439,6 +445,17 @@ pub const QS8_GLOBAL_AVG_POOL: &[Entry<GlobalAvgPoolFn>] = &[
     ),
 ];
 
+/// Int8 table lookup (any unary activation in int8) of contiguous operands.
+pub const QS8_LUT: &[Entry<LutFn>] = &[
+    entry!("qs8_lut_scalar", Features::NONE, SCALAR_TILE, None, any, lut_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_lut_x32_avx2", AVX2, tile(1, 32, 1), None, any, super::lut::avx2::qs8_lut_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_lut_x64_avx512vbmi", AVX512VBMI, tile(1, 64, 1), None, any, super::lut::avx512vbmi::qs8_lut_avx512vbmi),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs8_lut_x16_neon", Features::NEON, tile(1, 16, 1), None, any, super::lut::neon::qs8_lut_neon),
+];
+
 /// Names and features of every entry of every family, `(family, name, requires)`.
 pub fn all_entries() -> impl Iterator<Item = (&'static str, &'static str, Features)> {
     fn of<F: Copy>(
@@ -457,6 +474,7 @@ pub fn all_entries() -> impl Iterator<Item = (&'static str, &'static str, Featur
         .chain(of("qs8_add", QS8_ADD))
         .chain(of("qs8_mul", QS8_MUL))
         .chain(of("qs8_quantize", QS8_QUANTIZE))
+        .chain(of("qs8_lut", QS8_LUT))
         .chain(of("f32_conv", F32_CONV))
         .chain(of("f32_dwconv", F32_DWCONV))
         .chain(of("qs8_max_pool", QS8_MAX_POOL))
@@ -547,6 +565,11 @@ impl KernelSet {
         let e = self.entry(QS8_MUL, &Query::default());
         // SAFETY: as above.
         unsafe { (e.f)(a, b, y, p) }
+    }
+    pub fn qs8_lut(&self, table: &[i8; 256], x: &[i8], y: &mut [i8]) {
+        let e = self.entry(QS8_LUT, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(table, x, y) }
     }
     pub fn qs8_quantize(&self, x: &[f32], y: &mut [i8], scale: f32, zero_point: i32) {
         let e = self.entry(QS8_QUANTIZE, &Query::default());

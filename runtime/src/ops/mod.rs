@@ -73,7 +73,7 @@ impl<'a> Op<'a> {
             op::MAX_POOL | op::AVERAGE_POOL => Op::Pool(pool::Pool::decode(&d, o)?),
             op::GLOBAL_AVERAGE_POOL => Op::GlobalAveragePool(pool::GlobalAveragePool::decode(&d, o)?),
             op::ADD | op::MUL => Op::Binary(elementwise::Binary::decode(&d, o)?),
-            op::CLAMP => Op::Activation(activation::Activation::decode(&d, o)?),
+            op::CLAMP | op::LOOKUP | op::UNARY => Op::Activation(activation::Activation::decode(&d, o)?),
             op::RESHAPE => Op::Reshape(movement::Reshape::decode(&d, o)?),
             op::CONCAT => Op::Concat(movement::Concat::decode(&d, o)?),
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
@@ -132,7 +132,7 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     // Input counts first: every later check may read any input the kind declares.
     let counts_ok = match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::FULLY_CONNECTED => (3..=5).contains(&n_in),
-        op::ADD | op::MUL => n_in == 2,
+        op::ADD | op::MUL | op::LOOKUP => n_in == 2,
         op::CONCAT => n_in >= 1,
         _ => n_in == 1,
     };
