@@ -93,7 +93,7 @@ fn unsupported_op_names_the_node() {
     use sparq_compiler::onnx_builder::OnnxBuilder;
     let mut b = OnnxBuilder::new("bad", 13);
     let x = b.input("input", &[1, 4]);
-    let y = b.node("Tanh", &[&x], vec![]);
+    let y = b.node("Cosh", &[&x], vec![]);
     b.output(&y);
     let err = sparq_compiler::compile(
         &b.build(),
@@ -104,7 +104,24 @@ fn unsupported_op_names_the_node() {
     .err()
     .expect("must fail")
     .to_string();
-    assert!(err.contains("Tanh_") && err.contains("Tanh") && err.contains("opset 13"), "{err}");
+    assert!(err.contains("Cosh_") && err.contains("Cosh") && err.contains("opset 13"), "{err}");
+}
+
+/// Every activation of the `activations` model becomes one op: HardSwish, HardSigmoid, SiLU
+/// (`x * Sigmoid(x)`), GELU (the Erf chain), Tanh and LeakyRelu are six lookup tables in int8
+/// and six UNARY ops in f32; the only Mul left is the squeeze-excitation's.
+#[test]
+fn activation_patterns_become_one_op_each() {
+    let m = common::activations();
+    let calib = common::samples(&m.input_shape, 16, 41);
+    let int8 = sparq_compiler::compile(&m.onnx, m.name, &calib, &CompileOptions::default()).unwrap();
+    let count = |c: &sparq_compiler::Compiled, op: &str| c.report.op_counts.get(op).copied().unwrap_or(0);
+    assert_eq!(count(&int8, "Lookup"), 6, "{:?}", int8.report.op_counts);
+    assert_eq!(count(&int8, "Mul"), 1, "{:?}", int8.report.op_counts);
+    let opts = CompileOptions { precision: Precision::F32, ..Default::default() };
+    let f32c = sparq_compiler::compile(&m.onnx, m.name, &[], &opts).unwrap();
+    assert_eq!(count(&f32c, "Unary"), 6, "{:?}", f32c.report.op_counts);
+    assert_eq!(count(&f32c, "Mul"), 1, "{:?}", f32c.report.op_counts);
 }
 
 #[test]

@@ -180,8 +180,47 @@ pub fn mlp() -> TestModel {
     TestModel { name: "mlp", onnx: b.build(), input_shape: vec![1, 64] }
 }
 
+/// A MobileNetV3 / transformer mix of activations: HardSwish, a squeeze-excitation with
+/// HardSigmoid and a broadcast Mul, SiLU as `x * Sigmoid(x)`, GELU as exported before opset 20
+/// (`x * (1 + Erf(x / sqrt 2)) * 0.5`), Tanh, LeakyRelu.
+pub fn activations() -> TestModel {
+    let mut rng = Rng::new(6);
+    let mut b = OnnxBuilder::new("activations", 13);
+    let x = b.input("input", &[1, 4, 12, 12]);
+    let h = conv(&mut b, &mut rng, &x, 4, 16, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("HardSwish", &[&h], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 16, 16, 3, vec![pads([1, 1, 1, 1])], 16);
+    let s = b.node("GlobalAveragePool", &[&h], vec![]);
+    let s = conv(&mut b, &mut rng, &s, 16, 8, 1, vec![], 1);
+    let s = b.node("Relu", &[&s], vec![]);
+    let s = conv(&mut b, &mut rng, &s, 8, 16, 1, vec![], 1);
+    let s = b.node("HardSigmoid", &[&s], vec![("alpha", Attr::Float(1.0 / 6.0)), ("beta", Attr::Float(0.5))]);
+    let h = b.node("Mul", &[&h, &s], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 16, 16, 1, vec![], 1);
+    let sg = b.node("Sigmoid", &[&h], vec![]);
+    let h = b.node("Mul", &[&h, &sg], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 16, 12, 1, vec![], 1);
+    let sqrt2 = b.constant(&[], vec![std::f32::consts::SQRT_2]);
+    let d = b.node("Div", &[&h, &sqrt2], vec![]);
+    let e = b.node("Erf", &[&d], vec![]);
+    let one = b.constant(&[], vec![1.0]);
+    let a = b.node("Add", &[&e, &one], vec![]);
+    let m = b.node("Mul", &[&h, &a], vec![]);
+    let half = b.constant(&[], vec![0.5]);
+    let h = b.node("Mul", &[&m, &half], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 12, 12, 3, vec![pads([1, 1, 1, 1]), strides(2)], 1);
+    let h = b.node("Tanh", &[&h], vec![]);
+    let h = conv(&mut b, &mut rng, &h, 12, 12, 1, vec![], 1);
+    let h = b.node("LeakyRelu", &[&h], vec![("alpha", Attr::Float(0.1))]);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 12, 6, false);
+    b.output(&y);
+    TestModel { name: "activations", onnx: b.build(), input_shape: vec![1, 4, 12, 12] }
+}
+
 pub fn all_models() -> Vec<TestModel> {
-    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp()]
+    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp(), activations()]
 }
 
 /// Random model inputs, roughly N(0, 1).

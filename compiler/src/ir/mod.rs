@@ -75,6 +75,14 @@ pub enum Op {
     ChannelAffine {
         act: Act,
     },
+    /// An element-wise function (`sparq_format::layout::op::unary` codes: sigmoid, tanh,
+    /// hard-swish, GELU, ...) with its parameters; f32 in the runtime's UNARY op, int8 as a
+    /// lookup table.
+    Unary {
+        function: i32,
+        alpha: f32,
+        beta: f32,
+    },
 }
 
 impl Op {
@@ -112,6 +120,7 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Softmax { .. } => "Softmax",
             Op::ChannelAffine { .. } => "ChannelAffine",
+            Op::Unary { function, .. } => sparq_format::layout::op::unary::name(*function).unwrap_or("Unary"),
         }
     }
 }

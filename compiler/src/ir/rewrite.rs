@@ -1,5 +1,8 @@
 //! Graph rewrites before quantization: BatchNormalization folded into the preceding Conv/Dense,
-//! ReLU/ReLU6/Clip fused into their producer (they become the output clamp), dead nodes removed.
+//! ReLU/ReLU6/Clip fused into their producer (they become the output clamp), the activations
+//! exporters spell out recognized (`x * sigmoid(x)` is SiLU, `x * hard_sigmoid(x)` hard-swish,
+//! `x / 2 * (1 + erf(x / sqrt 2))` GELU) so they become one lookup table in int8, dead nodes
+//! removed.
 //! Every rewrite keeps the name of the tensor the ONNX model computes last, so calibration
 //! statistics taken from the float model apply to the rewritten graph.
 
@@ -69,6 +72,115 @@ pub fn fuse_activations(g: &mut Graph) -> usize {
     fused
 }
 
+/// The scalar value of constant tensor `t`, if it is one.
+fn scalar(g: &Graph, t: usize) -> Option<f32> {
+    let v = g.tensors[t].value.as_deref()?;
+    (v.len() == 1).then(|| v[0])
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-5 * b.abs().max(1.0)
+}
+
+/// Replace the chain ending at node `last` by one `Unary` node of `function` on `x`, named and
+/// writing as `last` does (the chain's other nodes become dead and are removed later).
+fn replace_with_unary(g: &mut Graph, last: usize, x: usize, function: i32) {
+    g.nodes[last].op = Op::Unary { function, alpha: 0.0, beta: 0.0 };
+    g.nodes[last].inputs = vec![x];
+}
+
+/// `Mul(x, f(x))` with `f` sigmoid (SiLU) or hard-sigmoid with alpha 1/6, beta 1/2 (hard-swish,
+/// as exported before opset 14); `Mul(Mul(x, 1/2), 1 + erf(x / sqrt 2))` and
+/// `Mul(Mul(x, 1 + erf(x / sqrt 2)), 1/2)` (GELU, as exported before opset 20).
+pub fn recognize_activations(g: &mut Graph) -> usize {
+    use sparq_format::layout::op::unary as u;
+    let mut found = 0;
+    loop {
+        let hit = (0..g.nodes.len()).find_map(|m| {
+            if !matches!(g.nodes[m].op, Op::Mul { act } if act.is_none()) {
+                return None;
+            }
+            let [a, b] = [g.nodes[m].inputs[0], g.nodes[m].inputs[1]];
+            // SiLU / hard-swish: one operand is f(other).
+            for (x, fx) in [(a, b), (b, a)] {
+                let Some(p) = g.producer(fx) else { continue };
+                if g.nodes[p].inputs.first() != Some(&x) || !single_use(g, fx) {
+                    continue;
+                }
+                match g.nodes[p].op {
+                    Op::Unary { function: u::SIGMOID, .. } => return Some((m, x, u::SILU)),
+                    Op::Unary { function: u::HARD_SIGMOID, alpha, beta }
+                        if close(alpha, 1.0 / 6.0) && close(beta, 0.5) =>
+                    {
+                        return Some((m, x, u::HARD_SWISH))
+                    }
+                    _ => {}
+                }
+            }
+            // GELU: this Mul is the last of the product x * 1/2 * (1 + erf(x / sqrt 2)).
+            gelu_operand(g, m).map(|x| (m, x, u::GELU))
+        });
+        let Some((last, x, function)) = hit else { break };
+        replace_with_unary(g, last, x, function);
+        found += 1;
+    }
+    found
+}
+
+/// If Mul node `m` completes `x * 1/2 * (1 + erf(x / sqrt 2))` (either grouping), its `x`.
+fn gelu_operand(g: &Graph, m: usize) -> Option<usize> {
+    use sparq_format::layout::op::unary as u;
+    // `1 + erf(x / sqrt 2)`, returning x, for tensor `t`.
+    let one_plus_erf = |t: usize| -> Option<usize> {
+        let add = g.producer(t)?;
+        if !matches!(g.nodes[add].op, Op::Add { act } if act.is_none()) || !single_use(g, t) {
+            return None;
+        }
+        let (e, one) = (g.nodes[add].inputs[0], g.nodes[add].inputs[1]);
+        let (e, one) = if scalar(g, one).is_some() { (e, one) } else { (one, e) };
+        if !close(scalar(g, one)?, 1.0) || !single_use(g, e) {
+            return None;
+        }
+        let erf = g.producer(e)?;
+        if !matches!(g.nodes[erf].op, Op::Unary { function: u::ERF, .. }) {
+            return None;
+        }
+        let scaled = g.nodes[erf].inputs[0];
+        let div = g.producer(scaled)?;
+        if !matches!(g.nodes[div].op, Op::Mul { act } if act.is_none()) || !single_use(g, scaled) {
+            return None;
+        }
+        let (x, c) = (g.nodes[div].inputs[0], g.nodes[div].inputs[1]);
+        let (x, c) = if scalar(g, c).is_some() { (x, c) } else { (c, x) };
+        close(scalar(g, c)?, core::f32::consts::FRAC_1_SQRT_2).then_some(x)
+    };
+    let [a, b] = [g.nodes[m].inputs[0], g.nodes[m].inputs[1]];
+    for (inner, other) in [(a, b), (b, a)] {
+        let Some(p) = g.producer(inner) else { continue };
+        if !matches!(g.nodes[p].op, Op::Mul { act } if act.is_none()) || !single_use(g, inner) {
+            continue;
+        }
+        let [c, d] = [g.nodes[p].inputs[0], g.nodes[p].inputs[1]];
+        // Mul(Mul(x, 1/2), 1 + erf(x / sqrt 2))
+        if let Some(x) = one_plus_erf(other) {
+            if (c == x && scalar(g, d).is_some_and(|v| close(v, 0.5)))
+                || (d == x && scalar(g, c).is_some_and(|v| close(v, 0.5)))
+            {
+                return Some(x);
+            }
+        }
+        // Mul(Mul(x, 1 + erf(x / sqrt 2)), 1/2)
+        if scalar(g, other).is_some_and(|v| close(v, 0.5)) {
+            for (x, t) in [(c, d), (d, c)] {
+                if one_plus_erf(t) == Some(x) {
+                    return Some(x);
+                }
+            }
+        }
+    }
+    None
+}
+
 pub fn remove_dead(g: &mut Graph) -> usize {
     let mut removed = 0;
     loop {
@@ -84,5 +196,6 @@ pub fn remove_dead(g: &mut Graph) -> usize {
 pub fn optimize(g: &mut Graph) {
     fold_batchnorm(g);
     fuse_activations(g);
+    recognize_activations(g);
     remove_dead(g);
 }

@@ -475,6 +475,33 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::CLAMP, &n.name, vec![xi], y, p);
             }
+            Op::Unary { function, alpha, beta } => {
+                let x = n.inputs[0];
+                let xi = self.get(x, dt, None)?;
+                let layout = self.spec.tensors[xi as usize].layout;
+                if float {
+                    p[rop::FUNCTION] = *function;
+                    p[rop::ALPHA] = bits(*alpha);
+                    p[rop::BETA] = bits(*beta);
+                    let y = self.output(out, dt, layout, None);
+                    self.op(rop::UNARY, &n.name, vec![xi], y, p);
+                } else {
+                    // The function on every int8 input code, quantized to the output's range: the
+                    // dequantization, the function and the quantization in one 256-byte table.
+                    let (qx, qy) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
+                    let table: Vec<u8> = (-128i32..128)
+                        .map(|q| {
+                            let real = qx.scale * (q - qx.zero_point) as f32;
+                            let v = sparq_runtime::kernels::unary::apply(*function, *alpha, *beta, real);
+                            quantize_f32(v, qy.scale, qy.zero_point) as u8
+                        })
+                        .collect();
+                    weight_bytes = table.len();
+                    let tid = self.constant(&format!("{}:table", n.name), DType::I8, &[256], table, None);
+                    let y = self.output(out, dt, layout, Some(qy));
+                    self.op(rop::LOOKUP, &n.name, vec![xi, tid], y, p);
+                }
+            }
             Op::MaxPool { window } | Op::AveragePool { window, .. } => {
                 let x = n.inputs[0];
                 set_window(&mut p, window);

@@ -9,6 +9,7 @@ use crate::ir::{Act, Op};
 /// The importer of each supported ONNX operator, by op type (ai.onnx domain). An op type not
 /// listed here is an [`CompileError::UnsupportedOp`](crate::error::CompileError::UnsupportedOp).
 pub(super) const OPS: &[(&str, ImportFn)] = &[
+    ("Abs", unary),
     ("Add", binary),
     ("AveragePool", pool),
     ("BatchNormalization", batch_norm),
@@ -19,20 +20,34 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Conv", conv),
     ("Div", binary),
     ("Dropout", identity),
+    ("Elu", unary),
+    ("Erf", unary),
+    ("Exp", unary),
     ("Flatten", flatten),
     ("Gather", gather_ints),
+    ("Gelu", unary),
     ("Gemm", gemm),
     ("GlobalAveragePool", global_average_pool),
+    ("HardSigmoid", unary),
+    ("HardSwish", unary),
     ("Identity", identity),
+    ("LeakyRelu", unary),
+    ("Log", unary),
     ("MatMul", matmul),
     ("MaxPool", pool),
     ("Mul", binary),
+    ("Neg", unary),
+    ("Reciprocal", unary),
     ("Relu", relu),
     ("Reshape", reshape),
     ("Shape", shape),
+    ("Sigmoid", unary),
     ("Softmax", softmax),
+    ("Softplus", unary),
+    ("Sqrt", unary),
     ("Squeeze", squeeze_ints),
     ("Sub", binary),
+    ("Tanh", unary),
     ("Unsqueeze", squeeze_ints),
 ];
 
@@ -319,6 +334,49 @@ fn binary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         // Both operands broadcast: supported by the runtime as well.
     }
     im.push(node, op, vec![a, b], out)?;
+    Ok(())
+}
+
+/// Element-wise functions: one IR `Unary` node (the runtime's UNARY op in f32, a lookup table
+/// in int8). On a constant input the values are computed now, with the runtime's own function.
+fn unary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    use sparq_format::layout::op::unary as u;
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let (function, alpha, beta) = match node.op_type.as_str() {
+        "Sigmoid" => (u::SIGMOID, 0.0, 0.0),
+        "Tanh" => (u::TANH, 0.0, 0.0),
+        "HardSigmoid" => (u::HARD_SIGMOID, attr_f(node, "alpha", 0.2), attr_f(node, "beta", 0.5)),
+        "HardSwish" => (u::HARD_SWISH, 0.0, 0.0),
+        "LeakyRelu" => (u::LEAKY_RELU, attr_f(node, "alpha", 0.01), 0.0),
+        "Elu" => (u::ELU, attr_f(node, "alpha", 1.0), 0.0),
+        "Softplus" => (u::SOFTPLUS, 0.0, 0.0),
+        "Exp" => (u::EXP, 0.0, 0.0),
+        "Log" => (u::LOG, 0.0, 0.0),
+        "Sqrt" => (u::SQRT, 0.0, 0.0),
+        "Reciprocal" => (u::RECIPROCAL, 0.0, 0.0),
+        "Neg" => (u::NEG, 0.0, 0.0),
+        "Abs" => (u::ABS, 0.0, 0.0),
+        "Erf" => (u::ERF, 0.0, 0.0),
+        "Gelu" => match super::importer::attr_s(node, "approximate").as_deref() {
+            None | Some("none") => (u::GELU, 0.0, 0.0),
+            Some("tanh") => (u::GELU_TANH, 0.0, 0.0),
+            Some(other) => return Err(bad(format!("Gelu approximate={other} is not supported (none, tanh)"))),
+        },
+        other => return Err(bad(format!("{other} is not an element-wise function"))),
+    };
+    if !alpha.is_finite() || !beta.is_finite() {
+        return Err(bad(format!("alpha {alpha} / beta {beta} must be finite")));
+    }
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    if im.g.is_const(x) {
+        let f = |v: f32| sparq_runtime::kernels::unary::apply(function, alpha, beta, v);
+        let v: Vec<f32> = im.g.value(x).iter().map(|&v| f(v)).collect();
+        im.add_tensor(&cx.out_name.clone(), s, Some(v));
+        return Ok(());
+    }
+    im.push(node, Op::Unary { function, alpha, beta }, vec![x], s)?;
     Ok(())
 }
 
