@@ -502,3 +502,54 @@ fn an_arena_above_the_limit_is_refused_before_allocation() {
     assert!(matches!(err, RuntimeError::ArenaLimit { .. }), "{err}");
     assert!(err.to_string().contains("limit"), "{err}");
 }
+
+/// An int8 Add or Mul of an NHWC tensor and a per-channel vector `[1, C, 1, 1]`, either operand
+/// order, or (`expand`) of the vector written out to the full shape: the output.
+fn channel_binary(kind: u16, small_first: bool, expand: bool) -> Vec<u8> {
+    let (c, h, w) = (19, 5, 3);
+    let mut b = Builder::default();
+    let x = b.act(DType::F32, &[1, c, h, w], Layout::Nhwc, 0.0);
+    let q = b.act(DType::I8, &[1, c, h, w], Layout::Nhwc, 0.05);
+    b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
+    let vec: Vec<u8> = (0..c).map(|i| (i as i32 * 37 % 255 - 127) as u8).collect();
+    let s = if expand {
+        let full: Vec<u8> = (0..h * w).flat_map(|_| vec.clone()).collect();
+        let t = b.constant(DType::I8, &[1, c, h, w], full);
+        b.spec.tensors[t as usize].layout = Layout::Nhwc;
+        t
+    } else {
+        b.constant(DType::I8, &[1, c, 1, 1], vec)
+    };
+    b.spec.tensors[s as usize].scale = 0.02;
+    b.spec.tensors[s as usize].zero_point = 3;
+    let r = b.act(DType::I8, &[1, c, h, w], Layout::Nhwc, 0.07);
+    b.spec.tensors[r as usize].zero_point = -9;
+    let mut p = [0; OP_PARAMS];
+    p[rop::ACT_MIN] = -128;
+    p[rop::ACT_MAX] = 127;
+    p[rop::SHIFT] = 20;
+    p[rop::MULT_A] = 11_000;
+    if kind == rop::ADD {
+        p[rop::MULT_B] = 250_000;
+    }
+    let inputs = if small_first { vec![s, q] } else { vec![q, s] };
+    b.op(kind, inputs, r, p);
+    let y = b.act(DType::F32, &[1, c, h, w], Layout::Nhwc, 0.0);
+    b.op(rop::DEQUANTIZE, vec![r], y, [0; OP_PARAMS]);
+    b.finish(vec![x], vec![y]).to_bytes()
+}
+
+/// The per-pixel kernel of a channel broadcast gives what the contiguous kernel gives on the
+/// broadcast written out, on every kernel path, in either operand order.
+#[test]
+fn per_channel_broadcasts_match_the_written_out_operand() {
+    for kind in [rop::ADD, rop::MUL] {
+        for small_first in [false, true] {
+            let (rows, full) = (channel_binary(kind, small_first, false), channel_binary(kind, small_first, true));
+            let want = run_on(&full, "scalar");
+            for p in paths() {
+                assert_eq!(run_on(&rows, p), want, "{} small first {small_first} on {p}", rop::name(kind));
+            }
+        }
+    }
+}

@@ -8,16 +8,49 @@ use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
 use crate::kernels::registry::{resolve, AddFn, MulFn, Query, QS8_ADD, QS8_MUL};
 use crate::kernels::strided::{aligned, padded_dims, R};
 use sparq_format::layout::op;
-use sparq_format::{DType, OpInfo, TensorInfo};
+use sparq_format::{DType, Layout, OpInfo, TensorInfo};
 
 #[derive(Clone, Copy)]
 pub enum BinaryKernel {
-    Qs8Add { name: &'static str, f: AddFn, params: AddParams },
-    Qs8AddStrided { params: AddParams },
-    Qs8Mul { name: &'static str, f: MulFn, params: MulParams },
-    Qs8MulStrided { params: MulParams },
-    F32Add { lo: f32, hi: f32 },
-    F32Mul { lo: f32, hi: f32 },
+    Qs8Add {
+        name: &'static str,
+        f: AddFn,
+        params: AddParams,
+    },
+    Qs8AddStrided {
+        params: AddParams,
+    },
+    Qs8Mul {
+        name: &'static str,
+        f: MulFn,
+        params: MulParams,
+    },
+    /// One operand is a per-channel vector `[1, C, 1, 1]` of an NHWC output (squeeze-excitation's
+    /// scale, a per-channel bias): the contiguous kernel on every pixel's `C` channels. `params`
+    /// are ordered (big operand, small operand).
+    Qs8AddRows {
+        name: &'static str,
+        f: AddFn,
+        params: AddParams,
+        small_first: bool,
+    },
+    Qs8MulRows {
+        name: &'static str,
+        f: MulFn,
+        params: MulParams,
+        small_first: bool,
+    },
+    Qs8MulStrided {
+        params: MulParams,
+    },
+    F32Add {
+        lo: f32,
+        hi: f32,
+    },
+    F32Mul {
+        lo: f32,
+        hi: f32,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -45,6 +78,23 @@ impl<'a> Binary<'a> {
         }
         let contiguous =
             a.shape() == y.shape() && b.shape() == y.shape() && a.layout == y.layout && b.layout == y.layout;
+        // `big` has the output's shape and layout, `small` one value per channel of an NHWC output.
+        let rows = |big: &TensorInfo<'_>, small: &TensorInfo<'_>| {
+            y.layout == Layout::Nhwc
+                && big.shape() == y.shape()
+                && big.layout == Layout::Nhwc
+                && small.elements() == y.dims[1]
+                && small.shape().iter().rev().take(2).all(|&d| d == 1)
+                && small.rank >= 3
+                && small.shape()[..small.rank - 3].iter().all(|&d| d == 1)
+        };
+        let channel_rows = if rows(&a, &b) {
+            Some(false)
+        } else if rows(&b, &a) {
+            Some(true)
+        } else {
+            None
+        };
         let kernel = if y.dtype == DType::I8 {
             check_clamp_i8(o)?;
             check_mult_shift(o, op::MULT_A)?;
@@ -66,6 +116,20 @@ impl<'a> Binary<'a> {
                 if contiguous {
                     let e = resolve(QS8_ADD, d.features, &Query::default());
                     BinaryKernel::Qs8Add { name: e.name, f: e.f, params }
+                } else if let Some(small_first) = channel_rows {
+                    let e = resolve(QS8_ADD, d.features, &Query::default());
+                    let params = if small_first {
+                        AddParams {
+                            zp_a: params.zp_b,
+                            zp_b: params.zp_a,
+                            mult_a: params.mult_b,
+                            mult_b: params.mult_a,
+                            ..params
+                        }
+                    } else {
+                        params
+                    };
+                    BinaryKernel::Qs8AddRows { name: e.name, f: e.f, params, small_first }
                 } else {
                     BinaryKernel::Qs8AddStrided { params }
                 }
@@ -82,6 +146,11 @@ impl<'a> Binary<'a> {
                 if contiguous {
                     let e = resolve(QS8_MUL, d.features, &Query::default());
                     BinaryKernel::Qs8Mul { name: e.name, f: e.f, params }
+                } else if let Some(small_first) = channel_rows {
+                    let e = resolve(QS8_MUL, d.features, &Query::default());
+                    let params =
+                        if small_first { MulParams { zp_a: params.zp_b, zp_b: params.zp_a, ..params } } else { params };
+                    BinaryKernel::Qs8MulRows { name: e.name, f: e.f, params, small_first }
                 } else {
                     BinaryKernel::Qs8MulStrided { params }
                 }
@@ -103,6 +172,7 @@ impl<'a> Binary<'a> {
     pub fn kernel_name(&self) -> &'static str {
         match self.kernel {
             BinaryKernel::Qs8Add { name, .. } | BinaryKernel::Qs8Mul { name, .. } => name,
+            BinaryKernel::Qs8AddRows { name, .. } | BinaryKernel::Qs8MulRows { name, .. } => name,
             BinaryKernel::Qs8AddStrided { .. } => "qs8_add_strided_scalar",
             BinaryKernel::Qs8MulStrided { .. } => "qs8_mul_strided_scalar",
             BinaryKernel::F32Add { .. } => "f32_add_strided_scalar",
@@ -124,8 +194,26 @@ impl<'a> Binary<'a> {
             BinaryKernel::Qs8MulStrided { ref params } => {
                 ew::qs8_mul_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
             }
+            BinaryKernel::Qs8AddRows { f, ref params, small_first, .. } => {
+                let (big, small) = if small_first { (b, a) } else { (a, b) };
+                // SAFETY: as above; every row is `C` elements of each operand.
+                per_pixel(e.data(big), e.data(small), e.out(y), |x, s, out| unsafe { f(x, s, out, params) })
+            }
+            BinaryKernel::Qs8MulRows { f, ref params, small_first, .. } => {
+                let (big, small) = if small_first { (b, a) } else { (a, b) };
+                // SAFETY: as above.
+                per_pixel(e.data(big), e.data(small), e.out(y), |x, s, out| unsafe { f(x, s, out, params) })
+            }
             BinaryKernel::F32Add { lo, hi } => ew::f32_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), lo, hi),
             BinaryKernel::F32Mul { lo, hi } => ew::f32_mul_scalar(dims, st, e.data(a), e.data(b), e.out(y), lo, hi),
         }
+    }
+}
+
+/// `f(row, channels, out_row)` for every pixel: rows of `channels.len()` values of an NHWC tensor.
+fn per_pixel(x: &[i8], channels: &[i8], y: &mut [i8], f: impl Fn(&[i8], &[i8], &mut [i8])) {
+    let c = channels.len();
+    for (row, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        f(row, channels, out);
     }
 }
