@@ -740,7 +740,7 @@ pub fn generate(u: &mut Unstructured) -> Result<Vec<u8>> {
         }
     }
     g.spec.arena_size = g.arena_end.div_ceil(64) * 64;
-    if g.chance(1, 8)? {
+    if g.chance(1, 5)? {
         g.sabotage()?;
     }
     Ok(g.spec.to_bytes())

@@ -143,7 +143,7 @@ fn check_batch(paths: &[PathBuf]) -> std::io::Result<()> {
 /// How a child ended.
 enum ChildEnd {
     Exited(ExitStatus, String),
-    TimedOut,
+    TimedOut(String),
 }
 
 /// Run `program args` with a timeout, collecting its stdout.
@@ -180,7 +180,7 @@ fn run_child(program: &Path, args: &[&std::ffi::OsStr], env: Option<(&str, &str)
             Ok(None) if start.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return ChildEnd::TimedOut;
+                return ChildEnd::TimedOut(out.join().unwrap_or_default());
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return ChildEnd::Exited(ExitStatus::default(), format!("wait failed: {e}")),
@@ -260,6 +260,27 @@ fn check_in_process(args: &RunArgs, cases: &[Case], stats: &mut Stats) {
     *CURRENT.lock().unwrap() = None;
 }
 
+/// A failure's class: its text with numbers replaced (as errors are), except the source
+/// location of a panic (a different line is a different defect), and without the thread id.
+fn failure_class(what: &str) -> String {
+    let Some(at) = what.find("panicked at ") else { return error_class(what) };
+    let head = &what[..at];
+    let head = head.find("thread '").map_or(head, |t| &head[..t]);
+    let rest = &what[at + "panicked at ".len()..];
+    let (location, message) = rest.split_once(": ").unwrap_or((rest, ""));
+    format!("{}panicked at {location}: {}", error_class(head), error_class(message))
+}
+
+/// What a failed child printed about its panic: the `panicked at` line and the message after it.
+fn panic_text(out: &str) -> String {
+    let at = out.lines().find(|l| l.contains("panicked at")).unwrap_or("").trim();
+    let msg = out.lines().skip_while(|l| !l.contains("panicked at")).nth(1).unwrap_or("").trim();
+    format!("{at} {msg}").trim().to_string()
+}
+
+/// Check `cases` in child processes: one child for the batch; when it dies (panic, signal,
+/// timeout), the first file without a result line is run alone to confirm and name the failure,
+/// and a new child takes the rest.
 fn check_in_children(args: &RunArgs, cases: &[Case], batch_no: usize, stats: &mut Stats) {
     let dir = std::env::temp_dir().join(format!("sparq-fuzz-{}-{batch_no}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -269,60 +290,62 @@ fn check_in_children(args: &RunArgs, cases: &[Case], batch_no: usize, stats: &mu
     }
     let me = std::env::current_exe().expect("own executable");
     let timeout = Duration::from_secs(args.timeout_secs);
-    let end = run_child(&me, &["check-batch".as_ref(), dir.as_os_str()], None, timeout);
-    let clean = match &end {
-        ChildEnd::Exited(status, out) if status.success() => {
-            let lines: Vec<Line> = out.lines().filter_map(parse_line).collect();
-            if lines.len() == cases.len() {
-                for l in &lines {
-                    stats.add(l);
-                    if l.is_finding() {
-                        if let Some(c) = cases.iter().find(|c| c.name == l.name) {
-                            save(args, &c.name, &c.bytes);
-                        }
-                    }
-                }
-                true
-            } else {
-                false
+    let child = |files: &[&Case]| {
+        let mut argv: Vec<std::ffi::OsString> = vec!["check-batch".into()];
+        argv.extend(files.iter().map(|c| dir.join(&c.name).into_os_string()));
+        let argv: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+        match run_child(&me, &argv, None, timeout) {
+            ChildEnd::Exited(status, out) if status.success() => (out, None),
+            ChildEnd::Exited(status, out) => {
+                let why = format!("{}: {}", describe(&status), panic_text(&out));
+                (out, Some(why))
             }
+            ChildEnd::TimedOut(out) => (out, Some(format!("timed out after {} s", args.timeout_secs))),
         }
-        _ => false,
     };
-    if !clean {
-        let why = match &end {
-            ChildEnd::Exited(s, _) => describe(s),
-            ChildEnd::TimedOut => format!("timed out after {} s", args.timeout_secs),
-        };
-        eprintln!("batch {batch_no}: child {why}; checking its {} files one per child", cases.len());
-        for c in cases {
-            let path = dir.join(&c.name);
-            let end = run_child(&me, &["check-batch".as_ref(), path.as_os_str()], None, timeout);
-            let failure = match &end {
-                ChildEnd::Exited(status, out) if status.success() => match out.lines().find_map(parse_line) {
-                    Some(l) => {
-                        stats.add(&l);
-                        if l.is_finding() {
-                            save(args, &c.name, &c.bytes);
-                        }
-                        None
-                    }
-                    None => Some("no result line".to_string()),
-                },
-                ChildEnd::Exited(status, out) => {
-                    let panic = out.lines().find(|l| l.contains("panicked at")).unwrap_or("").trim().to_string();
-                    let msg =
-                        out.lines().skip_while(|l| !l.contains("panicked at")).nth(1).unwrap_or("").trim().to_string();
-                    Some(format!("{}: {panic} {msg}", describe(status)))
+    let mut rest: Vec<&Case> = cases.iter().collect();
+    while !rest.is_empty() {
+        let (out, died) = child(&rest);
+        let lines: Vec<Line> = out.lines().filter_map(parse_line).collect();
+        for l in &lines {
+            stats.add(l);
+            if l.is_finding() {
+                if let Some(c) = rest.iter().find(|c| c.name == l.name) {
+                    save(args, &c.name, &c.bytes);
                 }
-                ChildEnd::TimedOut => Some(format!("timed out after {} s", args.timeout_secs)),
-            };
-            if let Some(f) = failure {
-                stats.files += 1;
-                save(args, &c.name, &c.bytes);
-                stats.failures.push((c.name.clone(), f));
             }
         }
+        let done = lines.len().min(rest.len());
+        if done == rest.len() {
+            break;
+        }
+        let culprit = rest[done];
+        let mut counted = false;
+        let failure = if rest.len() == 1 {
+            Some(died.unwrap_or_else(|| "no result line".into()))
+        } else {
+            eprintln!(
+                "batch {batch_no}: child {}; running {} alone",
+                died.as_deref().unwrap_or("gave no result"),
+                culprit.name
+            );
+            let (out, died) = child(&[culprit]);
+            match (died, out.lines().find_map(parse_line)) {
+                (None, Some(l)) => {
+                    // Passed alone: the failure depended on what ran before it in the batch.
+                    stats.add(&l);
+                    counted = true;
+                    Some("failed only after the files before it in its batch (state kept across files?)".into())
+                }
+                (died, _) => Some(died.unwrap_or_else(|| "no result line".into())),
+            }
+        };
+        if let Some(f) = failure {
+            stats.files += !counted as usize;
+            save(args, &culprit.name, &culprit.bytes);
+            stats.failures.push((culprit.name.clone(), f));
+        }
+        rest.drain(..=done);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -368,7 +391,7 @@ fn check_cli(args: &RunArgs, sparq: &Path, c: &Case, stats: &mut Stats) {
             let panic = out.lines().find(|l| l.contains("panicked")).unwrap_or("").trim().to_string();
             Some(format!("{} {panic}", describe(s)))
         }
-        ChildEnd::TimedOut => Some("timed out".into()),
+        ChildEnd::TimedOut(_) => Some("timed out".into()),
         _ => None,
     };
     let end = run_child(sparq, &["inspect".as_ref(), model.as_os_str()], None, timeout);
@@ -533,7 +556,7 @@ fn run(args: RunArgs) -> i32 {
     // Failures grouped by what they hit (numbers aside), each with its files.
     let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, what) in &stats.failures {
-        groups.entry(error_class(what)).or_default().push(name);
+        groups.entry(failure_class(what)).or_default().push(name);
     }
     for (what, names) in &groups {
         println!("FAILURE x{} {what}: {}", names.len(), names.join(" "));
