@@ -659,7 +659,8 @@ impl<'u, 'd> Gen<'u, 'd> {
             }
             4 => {
                 let planned = self.spec.arena_size;
-                self.spec.arena_size = *self.u.choose(&[0, 1, 64, planned.saturating_sub(1), 1 << 40])?;
+                let huge = [usize::MAX / 4, usize::MAX >> 24];
+                self.spec.arena_size = *self.u.choose(&[0, 1, 64, planned.saturating_sub(1), huge[0], huge[1]])?;
             }
             _ if no > 0 => {
                 // An operand swapped for another tensor.
