@@ -109,7 +109,7 @@ pub fn nonconforming(bytes: &[u8], model: &Model<'_>) -> Option<String> {
     let tensors_end = (0..v.tensor_count())
         .map(|i| v.tensor(i))
         .filter(|t| t.storage == Storage::Arena)
-        .map(|t| t.data_offset + t.data_size)
+        .map(|t| t.data_offset.saturating_add(t.data_size))
         .max()
         .unwrap_or(0);
     let declared = model.tensor_arena_size();
@@ -144,29 +144,38 @@ fn dataflow_defined(model: &Model<'_>) -> bool {
 
 /// The walk of `sparq inspect`: every descriptor, every op's kernel on every path, MACs, sizes.
 fn inspect(model: &Model<'_>, paths: &[(&'static str, Features)]) -> usize {
+    // Everything read is folded into one number (wrapping: the values are the file's) so that
+    // nothing is optimized away.
+    let mut touched = Vec::new();
     let v = model.view();
-    let mut touched = model.name().len() + v.section_count as usize + v.version_minor as usize;
+    touched.extend([model.name().len(), v.section_count as usize, v.version_minor as usize]);
     for i in 0..v.tensor_count() {
         let t = v.tensor(i);
-        touched = touched.wrapping_add(t.name.len() + t.shape().len() + t.elements() + t.zero_point as usize);
+        touched.extend([
+            t.name.len(),
+            t.shape().len(),
+            t.elements(),
+            t.zero_point as usize,
+            t.scale.to_bits() as usize,
+        ]);
     }
     for i in 0..model.input_count() {
-        touched = touched.wrapping_add(model.input(i).map_or(0, |t| t.shape().iter().sum()));
+        touched.extend(model.input(i).map(|t| t.shape().iter().fold(0, |a, &d| a ^ d)));
     }
     for i in 0..model.output_count() {
-        touched = touched.wrapping_add(model.output(i).map_or(0, |t| t.shape().iter().sum()));
+        touched.extend(model.output(i).map(|t| t.shape().iter().fold(0, |a, &d| a ^ d)));
     }
     for i in 0..model.op_count() {
         let o = model.op(i);
         let y = model.tensor(o.output(0));
         let x = model.tensor(o.input(0));
-        touched = touched.wrapping_add(y.shape().len() + x.shape().len() + o.name.len());
-        touched = touched.wrapping_add(model.op_macs(i) as usize);
+        touched.extend([y.shape().len(), x.shape().len(), o.name.len(), model.op_macs(i) as usize]);
         for &(_, f) in paths {
-            touched = touched.wrapping_add(model.op_kernel(i, f).map_or(0, str::len));
+            touched.push(model.op_kernel(i, f).map_or(0, str::len));
         }
     }
-    touched.wrapping_add(model.arena_size()).wrapping_add(model.plan_size()).wrapping_add(model.tensor_arena_size())
+    touched.extend([model.arena_size(), model.plan_size(), model.tensor_arena_size()]);
+    touched.iter().fold(0usize, |a, &b| a.wrapping_add(b))
 }
 
 /// The kernel paths this CPU runs, the scalar specification first.
