@@ -244,11 +244,18 @@ fn save(args: &RunArgs, name: &str, bytes: &[u8]) -> Option<PathBuf> {
 }
 
 /// The case being checked in-process, for the panic hook to save and name.
-static CURRENT: Mutex<Option<(String, Vec<u8>)>> = Mutex::new(None);
+static CURRENT: Mutex<Option<(String, Vec<u8>, Instant)>> = Mutex::new(None);
+
+/// Save the case being checked in-process (for the panic hook and the watchdog).
+fn save_current(save_dir: Option<&PathBuf>, name: &str, bytes: &[u8]) -> Option<PathBuf> {
+    let d = save_dir?;
+    std::fs::create_dir_all(d).ok()?;
+    std::fs::write(d.join(name), bytes).ok().map(|_| d.join(name))
+}
 
 fn check_in_process(args: &RunArgs, cases: &[Case], stats: &mut Stats) {
     for c in cases {
-        *CURRENT.lock().unwrap() = Some((c.name.clone(), c.bytes.clone()));
+        *CURRENT.lock().unwrap() = Some((c.name.clone(), c.bytes.clone(), Instant::now()));
         let o = check(&c.bytes);
         if let Some(l) = parse_line(&format_line(&c.name, &o)) {
             stats.add(&l);
@@ -448,18 +455,29 @@ fn run(args: RunArgs) -> i32 {
     if args.in_process {
         let save_dir = args.save_dir.clone();
         let default = std::panic::take_hook();
+        let hook_dir = save_dir.clone();
         std::panic::set_hook(Box::new(move |info| {
             if let Ok(guard) = CURRENT.try_lock() {
-                if let Some((name, bytes)) = guard.as_ref() {
-                    let saved = save_dir.as_ref().and_then(|d| {
-                        std::fs::create_dir_all(d).ok()?;
-                        std::fs::write(d.join(name), bytes).ok().map(|_| d.join(name))
-                    });
+                if let Some((name, bytes, _)) = guard.as_ref() {
+                    let saved = save_current(hook_dir.as_ref(), name, bytes);
                     eprintln!("sparq-fuzz: FAILURE {name}: panicked (saved: {saved:?})");
                 }
             }
             default(info);
         }));
+        // The watchdog: a file checked for longer than the timeout is a hang; name it and stop.
+        let timeout = Duration::from_secs(args.timeout_secs);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((name, bytes, started)) = guard.as_ref() {
+                if started.elapsed() > timeout {
+                    let saved = save_current(save_dir.as_ref(), name, bytes);
+                    eprintln!("sparq-fuzz: FAILURE {name}: timed out after {} s (saved: {saved:?})", timeout.as_secs());
+                    std::process::exit(1);
+                }
+            }
+        });
     }
     let mut stats = Stats::default();
     let mut generated: Vec<Vec<u8>> = Vec::new();
