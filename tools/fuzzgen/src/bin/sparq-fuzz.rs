@@ -548,7 +548,7 @@ fn run(args: RunArgs) -> i32 {
     let n_gen = args.generated.min(total);
     println!(
         "sparq-fuzz: {} files ({} generated, {} mutated{}), {} loaded ({:.1}%), {} ran, {} distinct errors, {} \
-         mismatches, {} nonconforming, {} CLI checks, {} failures, {:.1} s ({:.0} files/s)",
+         mismatches, {} nonconforming, {} CLI checks, {} failures, {:.1} s ({:.0} files/s); kernel paths {}",
         stats.files,
         n_gen,
         total - n_gen,
@@ -562,7 +562,8 @@ fn run(args: RunArgs) -> i32 {
         stats.cli_runs,
         stats.failures.len(),
         secs,
-        stats.files as f64 / secs.max(1e-9)
+        stats.files as f64 / secs.max(1e-9),
+        sparq_fuzzgen::check::paths().iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
     );
     if args.verbose {
         let mut errors: Vec<_> = stats.errors.iter().collect();
