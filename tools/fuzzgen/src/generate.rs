@@ -1,0 +1,747 @@
+//! Random `.sparq` graphs written by the format's own writer: a chain of ops drawn from every op
+//! kind, with the operands, shapes and parameters the runtime's `decode` rules accept most of the
+//! time, and now and then a value they must reject (zero or huge dims, mismatched shapes,
+//! overlapping arena ranges, broken sparse indices, out-of-range parameters).
+
+use arbitrary::{Result, Unstructured};
+use sparq_format::layout::op::{self, window};
+use sparq_format::layout::{Pack, OP_PARAMS};
+use sparq_format::sparse;
+use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
+use sparq_format::{DType, Layout};
+
+/// Largest element count the generator aims for in one tensor (files stay small and fast).
+const MAX_ELEMENTS: usize = 4096;
+
+/// The value flowing along the chain: an arena tensor.
+#[derive(Clone, Debug)]
+struct Value {
+    t: u32,
+    dtype: DType,
+    dims: Vec<usize>,
+    layout: Layout,
+    scale: f32,
+    zero_point: i32,
+}
+
+impl Value {
+    fn elements(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// A small deterministic generator for bulk data (weights), seeded from the fuzz input, so that
+/// the `Unstructured` bytes steer the structure rather than being spent on weight values.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+    fn f32(&mut self) -> f32 {
+        ((self.next() % 2001) as f32 - 1000.0) / 1000.0
+    }
+}
+
+struct Gen<'u, 'd> {
+    u: &'u mut Unstructured<'d>,
+    rng: SplitMix,
+    spec: ModelSpec,
+    arena_end: usize,
+    /// Values produced so far (residual and concat partners).
+    history: Vec<Value>,
+}
+
+fn bytes_of_i32(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn bytes_of_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn f32_bits(v: f32) -> i32 {
+    v.to_bits() as i32
+}
+
+fn ceil_log2(v: usize) -> i32 {
+    (usize::BITS - v.max(1).saturating_sub(1).leading_zeros()) as i32
+}
+
+impl<'u, 'd> Gen<'u, 'd> {
+    fn chance(&mut self, num: u32, den: u32) -> Result<bool> {
+        self.u.ratio(num, den)
+    }
+    fn range(&mut self, lo: usize, hi: usize) -> Result<usize> {
+        self.u.int_in_range(lo..=hi)
+    }
+    fn name(&self, what: &str) -> String {
+        format!("{what}{}", self.spec.tensors.len())
+    }
+
+    fn quant(&mut self) -> Result<(f32, i32)> {
+        let exp = self.u.int_in_range(0..=10)?;
+        let frac = self.u.int_in_range(0..=15)? as f32 / 16.0;
+        let scale = (1.0 + frac) * 0.5f32.powi(exp);
+        let zero_point = if self.chance(1, 3)? { 0 } else { self.u.int_in_range(-128..=127)? };
+        Ok((scale, zero_point))
+    }
+
+    /// A new arena tensor after the ones planned so far (64-byte aligned).
+    fn arena(&mut self, dtype: DType, dims: Vec<usize>, layout: Layout, quant: Option<(f32, i32)>) -> Result<Value> {
+        let (scale, zero_point) = match (dtype, quant) {
+            (DType::I8, Some(q)) => q,
+            (DType::I8, None) => self.quant()?,
+            _ => (0.0, 0),
+        };
+        let offset = self.arena_end.div_ceil(64) * 64;
+        let bytes = dims.iter().product::<usize>() * dtype.size();
+        self.arena_end = offset + bytes;
+        let t = self.spec.tensors.len() as u32;
+        self.spec.tensors.push(TensorSpec {
+            name: self.name("t"),
+            dtype,
+            dims: dims.clone(),
+            layout,
+            arena_offset: offset,
+            scale,
+            zero_point,
+            data: None,
+            pack: None,
+        });
+        Ok(Value { t, dtype, dims, layout, scale, zero_point })
+    }
+
+    fn constant(&mut self, dtype: DType, dims: Vec<usize>, layout: Layout, data: Vec<u8>, pack: Option<Pack>) -> u32 {
+        let t = self.spec.tensors.len() as u32;
+        self.spec.tensors.push(TensorSpec {
+            name: self.name("c"),
+            dtype,
+            dims,
+            layout,
+            arena_offset: 0,
+            scale: 0.0,
+            zero_point: 0,
+            data: Some(data),
+            pack,
+        });
+        t
+    }
+
+    fn op(&mut self, kind: u16, inputs: Vec<u32>, output: u32, params: [i32; OP_PARAMS]) {
+        let name = format!("{}_{}", op::name(kind), self.spec.ops.len());
+        self.spec.ops.push(OpSpec { kind, name, inputs, outputs: vec![output], params });
+    }
+
+    fn push(&mut self, v: Value) -> Value {
+        self.history.push(v.clone());
+        v
+    }
+
+    /// A dimension: mostly small and positive, rarely zero.
+    fn dim(&mut self, hi: usize) -> Result<usize> {
+        if self.chance(1, 40)? {
+            return Ok(0);
+        }
+        self.range(1, hi)
+    }
+
+    fn f32_clamp(&mut self, p: &mut [i32; OP_PARAMS]) -> Result<()> {
+        let (lo, hi) = match self.range(0, 3)? {
+            0 => (0.0, 6.0),
+            1 => (-1.0, 1.0),
+            2 => (f32::MIN, f32::MAX),
+            _ => (f32::NEG_INFINITY, f32::INFINITY),
+        };
+        p[op::ACT_MIN] = f32_bits(lo);
+        p[op::ACT_MAX] = f32_bits(hi);
+        Ok(())
+    }
+
+    fn i8_clamp(&mut self, p: &mut [i32; OP_PARAMS]) -> Result<()> {
+        if self.chance(1, 2)? {
+            p[op::ACT_MIN] = -128;
+            p[op::ACT_MAX] = 127;
+        } else {
+            let lo = self.u.int_in_range(-128..=127)?;
+            p[op::ACT_MIN] = lo;
+            p[op::ACT_MAX] = self.u.int_in_range(lo..=127)?;
+        }
+        Ok(())
+    }
+
+    /// A multiplier in `[2^30, 2^31)` and a shift that scales a sum of about `2^bits` to int8.
+    fn mult_shift(&mut self, bits: i32) -> Result<(i32, i32)> {
+        let mult = self.u.int_in_range((1 << 30)..=i32::MAX)?;
+        let shift = (31 + bits - 7 + self.u.int_in_range(-2..=3)?).clamp(1, 62);
+        Ok((mult, shift))
+    }
+
+    // ---- coercions: bring the chain's value to what the next op needs (they exercise
+    // QUANTIZE, DEQUANTIZE and RESHAPE between layouts too).
+
+    fn coerce_dtype(&mut self, v: Value, dtype: DType) -> Result<Value> {
+        if v.dtype == dtype {
+            return Ok(v);
+        }
+        let kind = if dtype == DType::I8 { op::QUANTIZE } else { op::DEQUANTIZE };
+        let y = self.arena(dtype, v.dims.clone(), v.layout, None)?;
+        self.op(kind, vec![v.t], y.t, [0; OP_PARAMS]);
+        Ok(self.push(y))
+    }
+
+    /// A rank-4 NHWC value (reshaping a row-major one into `[N, C, H, W]`).
+    fn coerce_nhwc(&mut self, v: Value) -> Result<Value> {
+        if v.dims.len() == 4 && v.layout == Layout::Nhwc {
+            return Ok(v);
+        }
+        let dims = if v.dims.len() == 4 {
+            v.dims.clone()
+        } else {
+            let e = v.elements();
+            // Factor the elements as C * H * W with a small spatial part.
+            let h = (2..=6).rev().find(|d| e.is_multiple_of(*d) && e / d > 0).unwrap_or(1);
+            let w = (2..=6).rev().find(|d| (e / h).is_multiple_of(*d)).unwrap_or(1);
+            vec![1, e / (h * w).max(1), h, w]
+        };
+        let quant = Some((v.scale, v.zero_point));
+        let y = self.arena(v.dtype, dims, Layout::Nhwc, quant)?;
+        self.op(op::RESHAPE, vec![v.t], y.t, [0; OP_PARAMS]);
+        Ok(self.push(y))
+    }
+
+    fn coerce_row_major(&mut self, v: Value, flatten: bool) -> Result<Value> {
+        if v.layout == Layout::RowMajor && !flatten {
+            return Ok(v);
+        }
+        let dims =
+            if flatten && v.dims.len() > 1 { vec![v.dims[0], v.dims[1..].iter().product()] } else { v.dims.clone() };
+        let quant = Some((v.scale, v.zero_point));
+        let y = self.arena(v.dtype, dims, Layout::RowMajor, quant)?;
+        self.op(op::RESHAPE, vec![v.t], y.t, [0; OP_PARAMS]);
+        Ok(self.push(y))
+    }
+
+    fn pick_dtype(&mut self) -> Result<DType> {
+        Ok(if self.chance(3, 5)? { DType::I8 } else { DType::F32 })
+    }
+
+    /// Window parameters for an `h x w` input; the output size, or a 1x1 window when a larger
+    /// one does not fit.
+    fn window(&mut self, p: &mut [i32; OP_PARAMS], h: usize, w: usize) -> Result<(usize, usize)> {
+        let mut k = [self.range(1, 3)?, self.range(1, 3)?];
+        if self.chance(1, 10)? {
+            k[0] = self.range(1, 7)?;
+        }
+        let s = [self.range(1, 2)?, self.range(1, 3)?];
+        let d = [if self.chance(1, 5)? { 2 } else { 1 }, if self.chance(1, 5)? { 2 } else { 1 }];
+        let mut pads = [0usize; 4];
+        for (i, pad) in pads.iter_mut().enumerate() {
+            let extent = k[i % 2] * d[i % 2];
+            *pad = if self.chance(1, 2)? { 0 } else { self.range(0, extent - 1)? };
+        }
+        let out = |k: [usize; 2], d: [usize; 2], pads: [usize; 4]| {
+            Some((
+                sparq_runtime::model::window_out(h, k[0], s[0], pads[0], pads[2], d[0])?,
+                sparq_runtime::model::window_out(w, k[1], s[1], pads[1], pads[3], d[1])?,
+            ))
+        };
+        let (k, d, pads, o) = match out(k, d, pads) {
+            Some(o) => (k, d, pads, o),
+            None => ([1, 1], [1, 1], [0; 4], (h.div_ceil(s[0]), w.div_ceil(s[1]))),
+        };
+        p[window::KERNEL_H] = k[0] as i32;
+        p[window::KERNEL_W] = k[1] as i32;
+        p[window::STRIDE_H] = s[0] as i32;
+        p[window::STRIDE_W] = s[1] as i32;
+        p[window::PAD_TOP] = pads[0] as i32;
+        p[window::PAD_LEFT] = pads[1] as i32;
+        p[window::PAD_BOTTOM] = pads[2] as i32;
+        p[window::PAD_RIGHT] = pads[3] as i32;
+        p[window::DILATION_H] = d[0] as i32;
+        p[window::DILATION_W] = d[1] as i32;
+        Ok(o)
+    }
+
+    /// An int8 weight matrix `n x k` (row-major values), with whole zero blocks now and then so
+    /// block-sparse encodings skip some.
+    fn i8_matrix(&mut self, n: usize, k: usize) -> Vec<i8> {
+        let zero_rows = self.rng.next().is_multiple_of(3);
+        (0..n * k)
+            .map(|i| {
+                if zero_rows && (i / k.max(1)) % 3 == 1 || self.rng.next().is_multiple_of(4) {
+                    0
+                } else {
+                    self.rng.i8()
+                }
+            })
+            .collect()
+    }
+
+    /// The weight tensor of an int8 layer with an `n x k` matrix: row-major, packed panels or
+    /// block-sparse (the latter two only where `matrix` allows).
+    fn i8_weights(&mut self, dims: Vec<usize>, n: usize, k: usize, matrix: bool) -> Result<u32> {
+        let m = self.i8_matrix(n, k);
+        let choice = if matrix { self.range(0, 2)? } else { 0 };
+        Ok(match choice {
+            1 => {
+                let pack = if self.chance(1, 2)? {
+                    Pack { nr: 8, kr: 4 }
+                } else {
+                    Pack { nr: *self.u.choose(&[1, 2, 4, 8, 16, 32, 64])?, kr: *self.u.choose(&[1, 2, 4, 8, 16])? }
+                };
+                let data = pack.pack(n, k, &m).into_iter().map(|v| v as u8).collect();
+                self.constant(DType::I8, dims, Layout::Packed, data, Some(pack))
+            }
+            2 => {
+                let block = if self.chance(1, 2)? {
+                    sparse::KERNEL_BLOCK
+                } else {
+                    Pack { nr: *self.u.choose(&[1, 2, 4, 8, 16])?, kr: *self.u.choose(&[1, 2, 4, 8])? }
+                };
+                let mut data = sparse::encode(block, n, k, &m);
+                if self.chance(1, 30)? && !data.is_empty() {
+                    // A broken index: the reader must refuse it.
+                    let at = self.range(0, data.len().min(64) - 1)?;
+                    data[at] ^= 1 << self.range(0, 7)?;
+                }
+                self.constant(DType::I8, dims, Layout::BlockSparse, data, Some(block))
+            }
+            _ => self.constant(DType::I8, dims, Layout::RowMajor, m.into_iter().map(|v| v as u8).collect(), None),
+        })
+    }
+
+    /// Bias, multipliers and shifts of an int8 layer with `n` outputs and reduction `k`.
+    fn i8_output_stage(&mut self, n: usize, k: usize) -> Result<Vec<u32>> {
+        let bias: Vec<i32> = (0..n).map(|_| (self.rng.next() % 20001) as i32 - 10000).collect();
+        let mut mult = Vec::with_capacity(n);
+        let mut shift = Vec::with_capacity(n);
+        let bits = ceil_log2(k) + 13;
+        for _ in 0..n {
+            let (m, s) = self.mult_shift(bits)?;
+            mult.push(m);
+            shift.push(s);
+        }
+        let b = self.constant(DType::I32, vec![n], Layout::RowMajor, bytes_of_i32(&bias), None);
+        let m = self.constant(DType::I32, vec![n], Layout::RowMajor, bytes_of_i32(&mult), None);
+        let s = self.constant(DType::I32, vec![n], Layout::RowMajor, bytes_of_i32(&shift), None);
+        Ok(vec![b, m, s])
+    }
+
+    fn f32_constant(&mut self, dims: Vec<usize>) -> u32 {
+        let n = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| self.rng.f32()).collect();
+        self.constant(DType::F32, dims, Layout::RowMajor, bytes_of_f32(&v), None)
+    }
+
+    // ---- the ops
+
+    fn conv(&mut self, v: Value, depthwise: bool) -> Result<Value> {
+        let dtype = self.pick_dtype()?;
+        let v = self.coerce_dtype(v, dtype)?;
+        let x = self.coerce_nhwc(v)?;
+        let (n, c, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
+        let mut p = [0; OP_PARAMS];
+        let (oh, ow) = self.window(&mut p, h, w)?;
+        let (kh, kw) = (p[window::KERNEL_H] as usize, p[window::KERNEL_W] as usize);
+        let (groups, out_c) = if depthwise {
+            (c, c)
+        } else {
+            let divisors: Vec<usize> = (1..=c.max(1)).filter(|g| c % g == 0).collect();
+            let groups = if divisors.is_empty() || self.chance(1, 2)? { 1 } else { *self.u.choose(&divisors)? };
+            let mut per_group = self.dim(4)?;
+            if per_group * groups > 32 {
+                per_group = 1;
+            }
+            (groups, groups * per_group)
+        };
+        p[window::GROUPS] = if depthwise { 0 } else { groups as i32 };
+        let cin_g = if depthwise { 1 } else { c / groups.max(1) };
+        let k = kh * kw * cin_g;
+        let wdims = if depthwise { vec![1, kh, kw, c] } else { vec![out_c, kh, kw, cin_g] };
+        let kind = if depthwise { op::DEPTHWISE_CONV2D } else { op::CONV2D };
+        let y_dims = vec![n, out_c, oh, ow];
+        let mut inputs = vec![x.t];
+        if dtype == DType::I8 {
+            let wt = if depthwise {
+                let m = self.i8_matrix(kh * kw, c);
+                self.constant(DType::I8, wdims, Layout::RowMajor, m.into_iter().map(|v| v as u8).collect(), None)
+            } else {
+                self.i8_weights(wdims, out_c, k, groups == 1)?
+            };
+            inputs.push(wt);
+            inputs.extend(self.i8_output_stage(out_c, if depthwise { kh * kw } else { k })?);
+            self.i8_clamp(&mut p)?;
+        } else {
+            inputs.push(self.f32_constant(wdims));
+            inputs.push(self.f32_constant(vec![out_c]));
+            self.f32_clamp(&mut p)?;
+        }
+        let y = self.arena(dtype, y_dims, Layout::Nhwc, None)?;
+        self.op(kind, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn fully_connected(&mut self, v: Value) -> Result<Value> {
+        let form = self.range(0, 2)?; // 0 f32, 1 i8 -> i8, 2 i8 -> f32
+        let dtype = if form == 0 { DType::F32 } else { DType::I8 };
+        let v = self.coerce_dtype(v, dtype)?;
+        let flatten = v.layout != Layout::RowMajor || (v.dims.len() > 2 && self.chance(1, 2)?);
+        let x = self.coerce_row_major(v, flatten)?;
+        let k = x.dims.last().copied().unwrap_or(1);
+        let n = self.dim(24)?;
+        let mut y_dims = x.dims.clone();
+        *y_dims.last_mut().unwrap() = n;
+        let mut p = [0; OP_PARAMS];
+        let mut inputs = vec![x.t];
+        let out_dtype = if form == 2 { DType::F32 } else { dtype };
+        if dtype == DType::I8 {
+            inputs.push(self.i8_weights(vec![n, k], n, k, true)?);
+            if form == 2 {
+                let bias: Vec<i32> = (0..n).map(|_| (self.rng.next() % 2001) as i32 - 1000).collect();
+                let scale: Vec<f32> = (0..n).map(|_| 1e-4 * (1 + self.rng.next() % 100) as f32).collect();
+                inputs.push(self.constant(DType::I32, vec![n], Layout::RowMajor, bytes_of_i32(&bias), None));
+                inputs.push(self.constant(DType::F32, vec![n], Layout::RowMajor, bytes_of_f32(&scale), None));
+                self.f32_clamp(&mut p)?;
+            } else {
+                inputs.extend(self.i8_output_stage(n, k)?);
+                self.i8_clamp(&mut p)?;
+            }
+        } else {
+            inputs.push(self.f32_constant(vec![n, k]));
+            inputs.push(self.f32_constant(vec![n]));
+            self.f32_clamp(&mut p)?;
+        }
+        let y = self.arena(out_dtype, y_dims, Layout::RowMajor, None)?;
+        self.op(op::FULLY_CONNECTED, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn binary(&mut self, v: Value, kind: u16) -> Result<Value> {
+        let dtype = self.pick_dtype()?;
+        let a = self.coerce_dtype(v, dtype)?;
+        let partner = self.history.iter().rev().find(|h| h.dims == a.dims && h.dtype == dtype && h.t != a.t).cloned();
+        let b = match self.range(0, 3)? {
+            0 => a.t,
+            1 if partner.is_some() => partner.unwrap().t,
+            _ => {
+                // A constant that broadcasts: a suffix of the dims, some of them 1.
+                let skip = self.range(0, a.dims.len())?;
+                let mut dims: Vec<usize> = a.dims[skip..].to_vec();
+                for d in dims.iter_mut() {
+                    if self.chance(1, 2)? {
+                        *d = 1;
+                    }
+                }
+                let count: usize = dims.iter().product();
+                if dtype == DType::I8 {
+                    let data = (0..count).map(|_| self.rng.i8() as u8).collect();
+                    let t = self.constant(DType::I8, dims, Layout::RowMajor, data, None);
+                    let (s, z) = self.quant()?;
+                    self.spec.tensors[t as usize].scale = s;
+                    self.spec.tensors[t as usize].zero_point = z;
+                    t
+                } else {
+                    self.f32_constant(dims)
+                }
+            }
+        };
+        let mut p = [0; OP_PARAMS];
+        if dtype == DType::I8 {
+            self.i8_clamp(&mut p)?;
+            let shift = self.u.int_in_range(2..=30)?;
+            p[op::SHIFT] = shift;
+            p[op::MULT_A] = self.u.int_in_range(0..=(1i32 << (shift - 1).min(30)))?;
+            p[op::MULT_B] = self.u.int_in_range(0..=(1i32 << (shift - 1).min(30)))?;
+            if kind == op::MUL {
+                p[op::SHIFT] = self.u.int_in_range(8..=40)?;
+                p[op::MULT_B] = 0;
+            }
+        } else {
+            self.f32_clamp(&mut p)?;
+        }
+        let layout = if a.dims.len() == 4 && self.chance(1, 2)? { Layout::Nhwc } else { a.layout };
+        let y = self.arena(dtype, a.dims.clone(), layout, None)?;
+        self.op(kind, vec![a.t, b], y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn clamp(&mut self, v: Value) -> Result<Value> {
+        let mut p = [0; OP_PARAMS];
+        if v.dtype == DType::I8 {
+            self.i8_clamp(&mut p)?;
+        } else {
+            self.f32_clamp(&mut p)?;
+        }
+        let layout = if v.dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { v.layout };
+        let y = self.arena(v.dtype, v.dims.clone(), layout, Some((v.scale, v.zero_point)))?;
+        self.op(op::CLAMP, vec![v.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn pool(&mut self, v: Value, kind: u16) -> Result<Value> {
+        let x = self.coerce_nhwc(v)?;
+        let mut p = [0; OP_PARAMS];
+        let (oh, ow) = self.window(&mut p, x.dims[2], x.dims[3])?;
+        if kind == op::AVERAGE_POOL {
+            p[window::GROUPS] = self.range(0, 1)? as i32;
+        }
+        let dims = vec![x.dims[0], x.dims[1], oh, ow];
+        let y = self.arena(x.dtype, dims, Layout::Nhwc, Some((x.scale, x.zero_point)))?;
+        self.op(kind, vec![x.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn global_pool(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_nhwc(v)?;
+        let mut p = [0; OP_PARAMS];
+        if x.dtype == DType::I8 {
+            let hw = x.dims[2] * x.dims[3];
+            let (m, s) = self.mult_shift(ceil_log2(hw) + 7)?;
+            p[op::MULT_A] = m;
+            p[op::SHIFT] = s;
+        }
+        let y = self.arena(x.dtype, vec![x.dims[0], x.dims[1], 1, 1], Layout::Nhwc, None)?;
+        self.op(op::GLOBAL_AVERAGE_POOL, vec![x.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn reshape(&mut self, v: Value) -> Result<Value> {
+        let e = v.elements();
+        let quant = Some((v.scale, v.zero_point));
+        let (dims, layout) = match self.range(0, 3)? {
+            0 => (vec![e], Layout::RowMajor),
+            1 if v.dims.len() == 4 => {
+                (v.dims.clone(), if v.layout == Layout::Nhwc { Layout::RowMajor } else { Layout::Nhwc })
+            }
+            2 => {
+                let a = (2..=8).rev().find(|d| e.is_multiple_of(*d)).unwrap_or(1);
+                (vec![e / a, a], Layout::RowMajor)
+            }
+            _ => {
+                let a = (2..=4).find(|d| e.is_multiple_of(*d)).unwrap_or(1);
+                (vec![1, a, e / a], Layout::RowMajor)
+            }
+        };
+        // A reshape between different shapes needs one dense row-major side.
+        let x = if dims != v.dims && v.layout != Layout::RowMajor && layout != Layout::RowMajor {
+            self.coerce_row_major(v, false)?
+        } else {
+            v
+        };
+        let y = self.arena(x.dtype, dims, layout, quant)?;
+        self.op(op::RESHAPE, vec![x.t], y.t, [0; OP_PARAMS]);
+        Ok(self.push(y))
+    }
+
+    fn concat(&mut self, v: Value) -> Result<Value> {
+        let rank = v.dims.len();
+        let mut p = [0; OP_PARAMS];
+        let axis = self.range(0, rank.max(1) - 1)?;
+        p[op::AXIS] = axis as i32;
+        let mut inputs = vec![v.t];
+        let mut along = v.dims.get(axis).copied().unwrap_or(0);
+        for _ in 0..self.range(0, 2)? {
+            if self.chance(1, 2)? {
+                inputs.push(v.t);
+                along += v.dims.get(axis).copied().unwrap_or(0);
+            } else {
+                let mut dims = v.dims.clone();
+                let size = self.dim(3)?;
+                if let Some(d) = dims.get_mut(axis) {
+                    *d = size;
+                }
+                let count: usize = dims.iter().product();
+                let t = if v.dtype == DType::I8 {
+                    let data = (0..count).map(|_| self.rng.i8() as u8).collect();
+                    let t = self.constant(DType::I8, dims, Layout::RowMajor, data, None);
+                    self.spec.tensors[t as usize].scale = v.scale;
+                    self.spec.tensors[t as usize].zero_point = v.zero_point;
+                    t
+                } else {
+                    self.f32_constant(dims)
+                };
+                inputs.push(t);
+                along += size;
+            }
+        }
+        let mut dims = v.dims.clone();
+        if let Some(d) = dims.get_mut(axis) {
+            *d = along;
+        }
+        let layout = if rank == 4 && self.chance(1, 2)? { Layout::Nhwc } else { Layout::RowMajor };
+        let y = self.arena(v.dtype, dims, layout, Some((v.scale, v.zero_point)))?;
+        self.op(op::CONCAT, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn softmax(&mut self, v: Value) -> Result<Value> {
+        let mut p = [0; OP_PARAMS];
+        p[op::AXIS] = self.range(0, v.dims.len().max(1) - 1)? as i32;
+        let quant = if v.dtype == DType::I8 && self.chance(1, 2)? { Some((1.0 / 256.0, -128)) } else { None };
+        let y = self.arena(v.dtype, v.dims.clone(), v.layout, quant)?;
+        self.op(op::SOFTMAX, vec![v.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn requantize(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_dtype(v, DType::I8)?;
+        let mut p = [0; OP_PARAMS];
+        let (m, s) = self.mult_shift(7)?;
+        p[op::MULT_A] = m;
+        p[op::SHIFT] = s;
+        let layout = if x.dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { x.layout };
+        let y = self.arena(DType::I8, x.dims.clone(), layout, None)?;
+        self.op(op::REQUANTIZE, vec![x.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    fn step(&mut self, v: Value, kind: u16) -> Result<Value> {
+        match kind {
+            op::CONV2D => self.conv(v, false),
+            op::DEPTHWISE_CONV2D => self.conv(v, true),
+            op::FULLY_CONNECTED => self.fully_connected(v),
+            op::ADD | op::MUL => self.binary(v, kind),
+            op::CLAMP => self.clamp(v),
+            op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
+            op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
+            op::RESHAPE => self.reshape(v),
+            op::CONCAT => self.concat(v),
+            op::SOFTMAX => self.softmax(v),
+            op::QUANTIZE => self.coerce_dtype(v, DType::I8).and_then(|x| self.clamp(x)),
+            op::DEQUANTIZE => {
+                let x = self.coerce_dtype(v, DType::I8)?;
+                self.coerce_dtype(x, DType::F32)
+            }
+            _ => self.requantize(v),
+        }
+    }
+
+    /// Now and then, one value a rule must reject, set after the graph is built.
+    fn sabotage(&mut self) -> Result<()> {
+        let nt = self.spec.tensors.len();
+        let no = self.spec.ops.len();
+        match self.range(0, 5)? {
+            0 if nt > 0 => {
+                let t = self.range(0, nt - 1)?;
+                let rank = self.spec.tensors[t].dims.len();
+                if self.spec.tensors[t].data.is_none() && rank > 0 {
+                    let d = self.range(0, rank - 1)?;
+                    self.spec.tensors[t].dims[d] = *self.u.choose(&[0, 1, 2, 65535, 65536, 1 << 20])?;
+                }
+            }
+            1 if no > 0 => {
+                let o = self.range(0, no - 1)?;
+                let slot = self.range(0, OP_PARAMS - 1)?;
+                let value = *self.u.choose(&[0, 1, -1, 2, 63, 64, 65535, 65536, i32::MAX, i32::MIN])?;
+                self.spec.ops[o].params[slot] = value;
+            }
+            2 if no > 0 => {
+                // The output of an op over one of its arena inputs.
+                let o = self.range(0, no - 1)?;
+                let out = self.spec.ops[o].outputs[0] as usize;
+                let input = self.spec.ops[o].inputs[0] as usize;
+                self.spec.tensors[out].arena_offset = self.spec.tensors[input].arena_offset;
+            }
+            3 if nt > 0 => {
+                let t = self.range(0, nt - 1)?;
+                let scale = *self.u.choose(&[0.0, -1.0, f32::NAN, f32::INFINITY, 1e-30, 1e30])?;
+                let zero_point = *self.u.choose(&[-129, 128, 0, 127, -128, i32::MIN])?;
+                self.spec.tensors[t].scale = scale;
+                self.spec.tensors[t].zero_point = zero_point;
+            }
+            4 => {
+                let planned = self.spec.arena_size;
+                let huge = [usize::MAX / 4, usize::MAX >> 24];
+                self.spec.arena_size = *self.u.choose(&[0, 1, 64, planned.saturating_sub(1), huge[0], huge[1]])?;
+            }
+            _ if no > 0 => {
+                // An operand swapped for another tensor.
+                let o = self.range(0, no - 1)?;
+                let n_in = self.spec.ops[o].inputs.len();
+                let i = self.range(0, n_in - 1)?;
+                self.spec.ops[o].inputs[i] = self.range(0, nt - 1)? as u32;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Every op kind of the format, for the chain to draw from.
+pub const KINDS: [u16; 15] = [
+    op::CONV2D,
+    op::DEPTHWISE_CONV2D,
+    op::FULLY_CONNECTED,
+    op::ADD,
+    op::MUL,
+    op::CLAMP,
+    op::MAX_POOL,
+    op::AVERAGE_POOL,
+    op::GLOBAL_AVERAGE_POOL,
+    op::RESHAPE,
+    op::CONCAT,
+    op::SOFTMAX,
+    op::QUANTIZE,
+    op::DEQUANTIZE,
+    op::REQUANTIZE,
+];
+
+/// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
+/// of 1 to 8 ops of random kinds (with the conversions they need in between), the last value
+/// (and now and then an earlier one) as outputs.
+pub fn generate(u: &mut Unstructured) -> Result<Vec<u8>> {
+    let seed: u64 = u.arbitrary()?;
+    let mut g = Gen { u, rng: SplitMix(seed), spec: ModelSpec::default(), arena_end: 0, history: Vec::new() };
+    g.spec.name = "fuzz".into();
+    let dims = match g.range(0, 4)? {
+        0 => vec![g.dim(4)?, g.dim(64)?],
+        1 => vec![g.dim(2)?, g.dim(3)?, g.dim(8)?],
+        2 => vec![g.dim(32)?],
+        _ => vec![g.dim(2)?, g.dim(8)?, g.dim(10)?, g.dim(10)?],
+    };
+    let input_dtype = if g.chance(1, 12)? { DType::I8 } else { DType::F32 };
+    let mut v = g.arena(input_dtype, dims, Layout::RowMajor, None)?;
+    g.spec.inputs.push(v.t);
+    g.history.push(v.clone());
+    if g.chance(1, 10)? {
+        let second = g.arena(DType::F32, v.dims.clone(), Layout::RowMajor, None)?;
+        g.spec.inputs.push(second.t);
+        g.history.push(second);
+    }
+    let ops = g.range(1, 8)?;
+    for _ in 0..ops {
+        let kind = *g.u.choose(&KINDS)?;
+        v = g.step(v, kind)?;
+        if v.elements() > MAX_ELEMENTS {
+            // Shrink back (files stay small and fast): a global average pool of its NHWC form.
+            let x = g.coerce_nhwc(v)?;
+            v = g.global_pool(x)?;
+        }
+        if g.u.is_empty() {
+            break;
+        }
+    }
+    if g.spec.ops.is_empty() {
+        v = g.clamp(v)?;
+    }
+    g.spec.outputs.push(v.t);
+    if g.chance(1, 8)? && g.history.len() > 2 {
+        let extra = g.range(1, g.history.len() - 1)?;
+        let t = g.history[extra].t;
+        if !g.spec.outputs.contains(&t) {
+            g.spec.outputs.push(t);
+        }
+    }
+    g.spec.arena_size = g.arena_end.div_ceil(64) * 64;
+    if g.chance(1, 5)? {
+        g.sabotage()?;
+    }
+    Ok(g.spec.to_bytes())
+}
