@@ -485,6 +485,28 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
+    /// An int8 table lookup (a random table) or an f32 function (a random code, now and then an
+    /// unknown one, with random finite or non-finite parameters).
+    fn activation(&mut self, v: Value, kind: u16) -> Result<Value> {
+        let mut p = [0; OP_PARAMS];
+        let layout = if v.dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { v.layout };
+        if kind == op::LOOKUP {
+            let x = self.coerce_dtype(v, DType::I8)?;
+            let table: Vec<u8> = (0..256).map(|_| self.rng.next() as u8).collect();
+            let t = self.constant(DType::I8, vec![256], Layout::RowMajor, table, None);
+            let y = self.arena(DType::I8, x.dims.clone(), layout, None)?;
+            self.op(op::LOOKUP, vec![x.t, t], y.t, p);
+            return Ok(self.push(y));
+        }
+        let x = self.coerce_dtype(v, DType::F32)?;
+        p[op::FUNCTION] = self.range(0, 18)? as i32;
+        p[op::ALPHA] = f32_bits(*self.u.choose(&[0.0, 0.2, 1.0 / 6.0, 1.0, -3.0, f32::NAN])?);
+        p[op::BETA] = f32_bits(*self.u.choose(&[0.0, 0.5, 2.0, f32::INFINITY])?);
+        let y = self.arena(DType::F32, x.dims.clone(), layout, None)?;
+        self.op(op::UNARY, vec![x.t], y.t, p);
+        Ok(self.push(y))
+    }
+
     fn pool(&mut self, v: Value, kind: u16) -> Result<Value> {
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
@@ -609,6 +631,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::FULLY_CONNECTED => self.fully_connected(v),
             op::ADD | op::MUL => self.binary(v, kind),
             op::CLAMP => self.clamp(v),
+            op::LOOKUP | op::UNARY => self.activation(v, kind),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -675,7 +698,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 15] = [
+pub const KINDS: [u16; 17] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -691,6 +714,8 @@ pub const KINDS: [u16; 15] = [
     op::QUANTIZE,
     op::DEQUANTIZE,
     op::REQUANTIZE,
+    op::LOOKUP,
+    op::UNARY,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain

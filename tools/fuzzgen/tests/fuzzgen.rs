@@ -127,3 +127,36 @@ fn error_classes_ignore_numbers() {
     assert_eq!(error_class("op 12 (Conv2d): x 3"), "op # (Conv#d): x #");
     let _ = RuntimeError::KernelsUnavailable;
 }
+
+/// Every crash and misread the fuzzer found (`tests/fuzz/regressions/`): checked as the fuzzer
+/// checks a file, each is refused at load, or loads and runs with the same outputs on every
+/// kernel path and breaks no rule of FORMAT.md (the 4 GiB arena loads and is refused by the
+/// arena limit). A panic fails this test.
+#[test]
+fn every_regression_file_is_refused_or_runs_identically() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fuzz/regressions");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sparq"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 16, "{} regression files", files.len());
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let outcome = sparq_fuzzgen::check(&bytes);
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(outcome.mismatch.is_none(), "{name}: {:?}", outcome.mismatch);
+        assert!(outcome.nonconforming.is_none(), "{name}: {:?}", outcome.nonconforming);
+        match &outcome.loaded {
+            Err(e) => println!("{name}: refused: {e}"),
+            Ok(()) => {
+                assert!(name.starts_with("arena_declared"), "{name} loads");
+                let aligned = AlignedBytes::from_slice(&bytes);
+                let model = Model::from_bytes(aligned.as_slice()).unwrap();
+                let e = model.check_arena(sparq_runtime::DEFAULT_MAX_ARENA).unwrap_err();
+                println!("{name}: loads; {e}");
+            }
+        }
+    }
+}
