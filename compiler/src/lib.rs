@@ -347,8 +347,9 @@ mod layering {
                 .split("::")
                 .filter(|s| !s.is_empty())
                 .collect();
+            // `super::Item` names an item of the parent module itself: a use of the parent.
             let mut best = None;
-            for n in 1..=path.len() {
+            for n in 0..=path.len() {
                 let candidate = [base.as_str()]
                     .into_iter()
                     .chain(path[..n].iter().copied())
