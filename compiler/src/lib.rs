@@ -152,46 +152,29 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let refit = opts.prune_reconstruct && stats.is_some() && samples.len() >= 8;
     let n_fit = if refit { samples.len() - samples.len() / 4 } else { samples.len() };
     let held_out = if refit { n_fit } else { 0 };
-    let chains = match opts.prune_channels {
-        Some(f) => {
-            let cs = stats.as_ref().map(|s| channels::ChannelStats {
-                means: &s.channel_means,
-                rms: &s.channel_rms,
-                samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
-            });
-            channels::prune_channels(&mut g, f, opts.prune_channels_residual, cs.as_ref())?
-        }
-        None => Vec::new(),
+    // The compression pipeline: channel pruning before weight pruning, each pass reading the
+    // original model's statistics and the fitting samples.
+    let mut passes: Vec<Box<dyn compress::Pass>> = Vec::new();
+    if let Some(fraction) = opts.prune_channels {
+        passes.push(Box::new(compress::ChannelPruning { fraction, residual: opts.prune_channels_residual }));
+    }
+    if let Some(policy) = weight_pruning {
+        passes.push(Box::new(compress::WeightPruning { policy: policy.clone() }));
+    }
+    let cx = compress::PassContext {
+        stats: stats.as_ref(),
+        fit: opts.prune_reconstruct.then_some(&samples[..n_fit]),
+        impact: &samples[..samples.len().min(8)],
+        progress: opts.progress,
     };
-    let sparsity = match weight_pruning {
-        Some(p) => {
-            // The graph before weight pruning (after channel pruning), for `layer_impact`.
-            let before = g.clone();
-            // After channel pruning the statistics' channel counts no longer match the pruned
-            // layers; those layers are then ranked by magnitude alone.
-            let pruned_layers = g
-                .nodes
-                .iter()
-                .filter(|n| prune::kind(&n.op).is_some_and(|k| p.for_layer(&n.name, k).is_some()))
-                .count();
-            let pb = progress::bar(pruned_layers, "re-fitting", opts.progress && opts.prune_reconstruct);
-            let input_stats = stats.as_ref().map(|s| prune::InputStats {
-                means: &s.channel_means,
-                rms: &s.channel_rms,
-                samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
-                progress: Some(&pb),
-            });
-            let mut record = prune::prune(&mut g, p, input_stats.as_ref())?;
-            pb.finish_and_clear();
-            // Where pruning costs the float model its fidelity, layer by layer (on up to 8
-            // calibration samples).
-            if !samples.is_empty() {
-                prune::layer_impact(&before, &mut record, &samples[..samples.len().min(8)])?;
-            }
-            record
-        }
-        None => prune::survey(&g),
-    };
+    let mut records = Vec::with_capacity(passes.len() + 1);
+    for pass in &passes {
+        records.push(pass.run(&mut g, &cx)?);
+    }
+    if weight_pruning.is_none() {
+        // Nothing pruned: the report still shows the zeros already in the model.
+        records.push(compress::Record::Prune(prune::survey(&g)));
+    }
     // Calibration: the original model's statistics, or, when passes changed the graph, those of
     // the changed graph run in f32 by sparq's runtime (it has no ONNX of its own).
     let calib = match original {
@@ -276,8 +259,9 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
     sparq_runtime::Model::from_bytes(&aligned)?;
     let mut report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
-    report.sparsity = sparsity;
-    report.channels = chains;
+    for record in records {
+        report.record(record);
+    }
     report.macs_before = macs_before;
     report.agreement_held_out = held_out > 0;
     if calib.is_some() && opts.precision == Precision::Int8 {
