@@ -354,6 +354,41 @@ fn f16_bits(x: f32) -> u16 {
 }
 
 #[test]
+fn bad_calibration_values_and_output_paths_are_named_before_any_work() {
+    let d = tmpdir("early");
+    let m = common::plain_cnn();
+    let good = d.join("good.onnx");
+    std::fs::write(&good, &m.onnx).unwrap();
+    let values = common::samples(&[3, 20, 20], 3, 7).concat();
+    let calib = d.join("calib.npy");
+    write_npy(&calib, &[3, 3, 20, 20], &values);
+    let out = d.join("out.sparq");
+
+    // NaN in the calibration data: the file, the sample and the position are named.
+    let mut bad = values.clone();
+    bad[1200 + 400 + 21] = f32::NAN; // sample 1, channel 1, row 1, column 1
+    let nan = d.join("nan.npy");
+    write_npy(&nan, &[3, 3, 20, 20], &bad);
+    let line = fails(&["compile", s(&good), "-o", s(&out), "--calib", s(&nan)], "nan.npy", Some(&out));
+    assert!(line.contains("sample 1") && line.contains("NaN") && line.contains("[1, 1, 1]"), "{line}");
+    // An existing output is not clobbered by a failed compile.
+    std::fs::write(&out, b"previous").unwrap();
+    fails(&["compile", s(&good), "-o", s(&out), "--calib", s(&nan)], "nan.npy", None);
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    std::fs::remove_file(&out).unwrap();
+
+    // An output in a missing directory is refused first (before the missing calibration file
+    // is even looked at), naming the path.
+    let nowhere = d.join("no").join("such").join("out.sparq");
+    let line =
+        fails(&["compile", s(&good), "-o", s(&nowhere), "--calib", s(&d.join("absent.npy"))], "does not exist", None);
+    assert!(line.contains(s(&nowhere)), "{line}");
+    assert!(!d.join("no").exists());
+    let y = d.join("no").join("y.npy");
+    fails(&["run", s(&d.join("absent.sparq")), "--input", s(&calib), "--output", s(&y)], "does not exist", None);
+}
+
+#[test]
 fn npy_dtypes_are_read_or_refused_by_name() {
     let d = tmpdir("dtypes");
     let m = common::plain_cnn();

@@ -125,6 +125,36 @@ pub fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// Refuses samples (model inputs of `input_shape`) holding a value that is not a finite number:
+/// the error names `what` (the file), the first such sample (counting from 0) and the value's
+/// position. Calibration on a NaN or an infinity would give tensors a non-finite range, and the
+/// model a scale the runtime refuses at the very end, far from the cause.
+pub fn check_finite(samples: &[Vec<f32>], input_shape: &[usize], what: &str) -> Result<()> {
+    for (sample, x) in samples.iter().enumerate() {
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            // The position in the model input's dims (without a batch of 1).
+            let dims: Vec<usize> = if input_shape.first() == Some(&1) && input_shape.len() > 1 {
+                input_shape[1..].to_vec()
+            } else {
+                input_shape.to_vec()
+            };
+            let mut rest = index;
+            let mut at = vec![0; dims.len()];
+            for (a, &d) in at.iter_mut().zip(&dims).rev() {
+                *a = rest % d.max(1);
+                rest /= d.max(1);
+            }
+            return Err(CompileError::NonFinite {
+                what: what.to_string(),
+                sample,
+                position: format!("element {index}, at {at:?} of the input's {dims:?}"),
+                value: x[index],
+            });
+        }
+    }
+    Ok(())
+}
+
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let mut out = Vec::new();
     {
@@ -339,6 +369,19 @@ mod tests {
         // A file really missing data is still called truncated.
         let err = parse_npy(&npy("<f2", "(3,)", &half[..4]), "t.npy").err().expect("short").to_string();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_samples_are_named_with_their_position() {
+        let mut samples = vec![vec![0.0f32; 2 * 3 * 4]; 3];
+        assert!(check_finite(&samples, &[1, 2, 3, 4], "c.npy").is_ok());
+        samples[2][4 + 12] = f32::NAN; // channel 1, row 1, column 0
+        let err = check_finite(&samples, &[1, 2, 3, 4], "c.npy").unwrap_err();
+        assert!(matches!(err, CompileError::NonFinite { sample: 2, .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("c.npy") && msg.contains("sample 2") && msg.contains("[1, 1, 0]"), "{msg}");
+        samples[2][16] = f32::INFINITY;
+        assert!(check_finite(&samples, &[1, 2, 3, 4], "c.npy").unwrap_err().to_string().contains("inf"));
     }
 
     /// A .npy header claiming far more data than the file holds is an error, not an allocation.

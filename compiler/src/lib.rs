@@ -106,6 +106,34 @@ pub struct Compiled {
     pub report: report::Report,
 }
 
+/// Check, before any work, that a compiled file can be written to `path`: its directory exists
+/// and accepts a new file (a probe file is created there and removed), and `path` is not a
+/// directory. The file itself is written later, atomically, so an existing one is kept if the
+/// compile fails.
+pub fn check_output_path(path: &std::path::Path) -> Result<()> {
+    let err = |reason: String| CompileError::OutputPath { path: path.into(), reason };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(err(format!("directory {} does not exist", dir.display())));
+    }
+    if path.is_dir() {
+        return Err(err("it is a directory".into()));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let probe = dir.join(format!(".{name}.probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(file) => {
+            drop(file);
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(err(format!("cannot create a file in {} ({e})", dir.display()))),
+    }
+}
+
 /// Import and optimize an ONNX model into the IR.
 pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<usize>>) -> Result<ir::Graph> {
     let model = import::decode(onnx, what)?;
@@ -126,6 +154,9 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             bad.len()
         )));
     }
+    // A NaN or infinity would give tensors non-finite ranges, and the model a scale the runtime
+    // refuses at the very end: name the sample instead.
+    data::check_finite(samples, &g.tensors[g.inputs[0]].shape, "calibration data")?;
     if opts.precision == Precision::Int8 && samples.is_empty() {
         return Err(CompileError::MissingCalibration);
     }
@@ -268,6 +299,35 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         report.calibration_method = Some((chosen.0, tried));
     }
     Ok(Compiled { bytes, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_calibration_samples_are_refused_naming_the_sample() {
+        let onnx = onnx::builder::mobile_block(3);
+        let mut samples = vec![vec![0.5f32; 4 * 8 * 8]; 4];
+        samples[3][70] = f32::NEG_INFINITY;
+        let err = compile(&onnx, "m.onnx", &samples, &CompileOptions::default()).err().expect("refused");
+        assert!(matches!(err, CompileError::NonFinite { sample: 3, value, .. } if value == f32::NEG_INFINITY), "{err}");
+        assert!(err.to_string().contains("sample 3"), "{err}");
+    }
+
+    #[test]
+    fn output_paths_are_checked_before_any_work() {
+        let dir = std::env::temp_dir().join(format!("sparq-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(check_output_path(&dir.join("m.sparq")).is_ok());
+        // The probe is gone.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let missing = dir.join("no").join("m.sparq");
+        let err = check_output_path(&missing).unwrap_err().to_string();
+        assert!(err.contains(&missing.display().to_string()) && err.contains("does not exist"), "{err}");
+        assert!(check_output_path(&dir).unwrap_err().to_string().contains("is a directory"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 #[cfg(test)]
