@@ -267,6 +267,10 @@ pub(crate) fn open_model(path: &Path) -> Result<MappedModel> {
 }
 
 fn compile(a: CompileArgs) -> Result<()> {
+    if !a.list_nodes {
+        // Before any work: an unwritable output would otherwise fail only after the compile.
+        sparq_compiler::check_output_path(&a.output)?;
+    }
     let onnx = read_file(&a.model)?;
     let what = a.model.display().to_string();
     let shapes = parse_shapes(&a.input_shape)?;
@@ -319,6 +323,9 @@ fn compile(a: CompileArgs) -> Result<()> {
     if let Some(n) = a.calib_limit {
         samples.truncate(n);
     }
+    if let Some(p) = &a.calib {
+        data::check_finite(&samples, &input_shape, &p.display().to_string())?;
+    }
     let prune = match (&a.prune, &a.prune_file) {
         (Some(spec), _) => Some(PrunePolicy::parse(spec, a.prune_pattern.parse()?)?),
         (None, Some(file)) => {
@@ -365,6 +372,7 @@ fn compile(a: CompileArgs) -> Result<()> {
 }
 
 fn run(a: RunArgs) -> Result<()> {
+    sparq_compiler::check_output_path(&a.output)?;
     let mapped = open_model(&a.model)?;
     let model = mapped.model();
     let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;

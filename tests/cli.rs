@@ -317,3 +317,104 @@ fn a_sealed_file_declaring_a_huge_arena_is_refused_cleanly() {
     let out = d.join("big.sparq");
     fails(&["compile", s(&big), "-o", s(&out), "--quant", "f32"], "too large", Some(&out));
 }
+
+/// A `.npy` file of dtype `descr` holding `data` (raw bytes) with `shape`.
+fn write_raw_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+    let shape: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}", shape.join(", ")).into_bytes();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The binary16 bits of `x`, which must be 0 or a normal half value (exactly representable).
+fn f16_bits(x: f32) -> u16 {
+    if x == 0.0 {
+        return 0;
+    }
+    let b = x.to_bits();
+    let (sign, exp, mant) = (b >> 31, ((b >> 23) & 0xff) as i32 - 127 + 15, b & 0x7f_ffff);
+    assert!((1..31).contains(&exp) && mant & 0x1fff == 0, "{x} is not a normal half");
+    ((sign << 15) | ((exp as u32) << 10) | (mant >> 13)) as u16
+}
+
+#[test]
+fn bad_calibration_values_and_output_paths_are_named_before_any_work() {
+    let d = tmpdir("early");
+    let m = common::plain_cnn();
+    let good = d.join("good.onnx");
+    std::fs::write(&good, &m.onnx).unwrap();
+    let values = common::samples(&[3, 20, 20], 3, 7).concat();
+    let calib = d.join("calib.npy");
+    write_npy(&calib, &[3, 3, 20, 20], &values);
+    let out = d.join("out.sparq");
+
+    // NaN in the calibration data: the file, the sample and the position are named.
+    let mut bad = values.clone();
+    bad[1200 + 400 + 21] = f32::NAN; // sample 1, channel 1, row 1, column 1
+    let nan = d.join("nan.npy");
+    write_npy(&nan, &[3, 3, 20, 20], &bad);
+    let line = fails(&["compile", s(&good), "-o", s(&out), "--calib", s(&nan)], "nan.npy", Some(&out));
+    assert!(line.contains("sample 1") && line.contains("NaN") && line.contains("[1, 1, 1]"), "{line}");
+    // An existing output is not clobbered by a failed compile.
+    std::fs::write(&out, b"previous").unwrap();
+    fails(&["compile", s(&good), "-o", s(&out), "--calib", s(&nan)], "nan.npy", None);
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    std::fs::remove_file(&out).unwrap();
+
+    // An output in a missing directory is refused first (before the missing calibration file
+    // is even looked at), naming the path.
+    let nowhere = d.join("no").join("such").join("out.sparq");
+    let line =
+        fails(&["compile", s(&good), "-o", s(&nowhere), "--calib", s(&d.join("absent.npy"))], "does not exist", None);
+    assert!(line.contains(s(&nowhere)), "{line}");
+    assert!(!d.join("no").exists());
+    let y = d.join("no").join("y.npy");
+    fails(&["run", s(&d.join("absent.sparq")), "--input", s(&calib), "--output", s(&y)], "does not exist", None);
+}
+
+#[test]
+fn npy_dtypes_are_read_or_refused_by_name() {
+    let d = tmpdir("dtypes");
+    let m = common::plain_cnn();
+    let good = d.join("good.onnx");
+    std::fs::write(&good, &m.onnx).unwrap();
+    // Values on a 1/64 grid in [-4, 4): exact in float16.
+    let values: Vec<f32> = common::samples(&[3, 20, 20], 3, 7)
+        .concat()
+        .into_iter()
+        .map(|v| ((v * 64.0).round() / 64.0).clamp(-4.0, 4.0 - 1.0 / 64.0))
+        .collect();
+    let calib = d.join("calib.npy");
+    write_npy(&calib, &[3, 3, 20, 20], &values);
+    let out = d.join("out.sparq");
+    // float16 data is read, exactly: the same file as from the f32 data.
+    let half: Vec<u8> = values.iter().flat_map(|&v| f16_bits(v).to_le_bytes()).collect();
+    let calib16 = d.join("calib16.npy");
+    write_raw_npy(&calib16, "<f2", &[3, 3, 20, 20], &half);
+    let out16 = d.join("out16.sparq");
+    for (c, o) in [(&calib, &out), (&calib16, &out16)] {
+        let (code, _, err) = sparq(&["compile", s(&good), "-o", s(o), "--calib", s(c), "--target", "generic"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out16).unwrap());
+
+    // Other dtypes are read or refused by name, never called truncated.
+    let cplx = d.join("complex.npy");
+    write_raw_npy(&cplx, "<c8", &[3, 3, 20, 20], &[0; 16]);
+    let out2 = d.join("out2.sparq");
+    let line = fails(&["compile", s(&good), "-o", s(&out2), "--calib", s(&cplx)], "complex.npy", Some(&out2));
+    assert!(line.contains("dtype c8 is not supported"), "{line}");
+    let bytes: Vec<u8> = values.iter().flat_map(|&v| ((v * 16.0) as i16).to_le_bytes()).collect();
+    let i16s = d.join("i16.npy");
+    write_raw_npy(&i16s, "<i2", &[3, 3, 20, 20], &bytes);
+    let (code, _, err) = sparq(&["compile", s(&good), "-o", s(&out2), "--calib", s(&i16s)]);
+    assert_eq!(code, 0, "{err}");
+}

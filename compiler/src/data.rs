@@ -36,9 +36,16 @@ pub fn read_npy(path: &Path) -> Result<Array> {
 }
 
 /// Parse the bytes of a `.npy` file; `what` names it in errors.
+///
+/// Reads float16/32/64, int8/16/32/64 and uint8/16/32/64 arrays (either byte order) as f32;
+/// float16 exactly, 64-bit integers rounded. Any other dtype is refused by name, before its size
+/// is trusted.
 pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Array> {
     let bad = |r: String| CompileError::Data(format!("{what}: {r}"));
-    let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("not a .npy file ({e})")))?;
+    let mut body = bytes;
+    let header = npyz::NpyHeader::from_reader(&mut body).map_err(|e| bad(format!("not a .npy file ({e})")))?;
+    // `body` is now the data after the header.
+    let npy = npyz::NpyFile::with_header(header, body);
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if npy.order() == npyz::Order::Fortran {
         return Err(bad("Fortran-ordered arrays are not supported".into()));
@@ -48,29 +55,104 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<Array> {
         npyz::DType::Plain(t) => t.to_string(),
         _ => return Err(bad("structured arrays are not supported".into())),
     };
-    // The header's shape is not trusted: it must fit in the bytes that follow it.
-    let item = match descr.trim_start_matches(['<', '|', '=']) {
-        "f8" | "i8" => 8,
-        "u1" => 1,
-        _ => 4,
+    let big_endian = descr.starts_with('>');
+    let code = descr.trim_start_matches(['<', '>', '|', '=']);
+    let item = match code {
+        "u1" | "i1" => 1,
+        "f2" | "i2" | "u2" => 2,
+        "f4" | "i4" | "u4" => 4,
+        "f8" | "i8" | "u8" => 8,
+        other => {
+            return Err(bad(format!(
+                "dtype {other} is not supported (float16/32/64, int8/16/32/64 and uint8/16/32/64 are)"
+            )))
+        }
     };
-    let fits = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(item));
-    if fits.is_none_or(|need| need > bytes.len()) {
-        return Err(bad(format!("shape {shape:?} does not fit in the file (truncated or corrupt)")));
+    // The header's shape is not trusted: it must fit in the bytes that follow the header.
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count.and_then(|n| n.checked_mul(item)).is_none_or(|need| need > body.len()) {
+        return Err(bad(format!("shape {shape:?} of dtype {code} does not fit in the file (truncated or corrupt)")));
     }
+    let count = count.unwrap_or(0);
     let read_err = |e: std::io::Error| bad(format!("truncated or corrupt data ({e})"));
-    let (data, was_u8): (Vec<f32>, bool) = match descr.trim_start_matches(['<', '|', '=']) {
-        "f4" => (npy.into_vec::<f32>().map_err(read_err)?, false),
-        "f8" => (npy.into_vec::<f64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), false),
-        "u1" => (npy.into_vec::<u8>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), true),
-        "i8" => (npy.into_vec::<i64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), false),
-        "i4" => (npy.into_vec::<i32>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(), false),
-        other => return Err(bad(format!("dtype {other} is not supported (float32/64, uint8, int32/64 are)"))),
+    fn to_f32<T: Into<f64>>(v: Vec<T>) -> Vec<f32> {
+        v.into_iter().map(|x| x.into() as f32).collect()
+    }
+    let data: Vec<f32> = match code {
+        "f2" => body[..count * 2]
+            .chunks_exact(2)
+            .map(|b| {
+                let bits = if big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) };
+                f16_to_f32(bits)
+            })
+            .collect(),
+        "f4" => npy.into_vec::<f32>().map_err(read_err)?,
+        "f8" => npy.into_vec::<f64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(),
+        "u1" => to_f32(npy.into_vec::<u8>().map_err(read_err)?),
+        "i1" => to_f32(npy.into_vec::<i8>().map_err(read_err)?),
+        "i2" => to_f32(npy.into_vec::<i16>().map_err(read_err)?),
+        "u2" => to_f32(npy.into_vec::<u16>().map_err(read_err)?),
+        "i4" => to_f32(npy.into_vec::<i32>().map_err(read_err)?),
+        "u4" => to_f32(npy.into_vec::<u32>().map_err(read_err)?),
+        "i8" => npy.into_vec::<i64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(),
+        _ => npy.into_vec::<u64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(),
     };
-    if data.len() != shape.iter().product::<usize>() {
+    if data.len() != count {
         return Err(bad("data length does not match its shape".into()));
     }
-    Ok(Array { shape, data, was_u8 })
+    Ok(Array { shape, data, was_u8: code == "u1" })
+}
+
+/// IEEE 754 binary16 to binary32, exactly (every half value is an f32 value): the sign, the
+/// exponent re-biased from 15 to 127 and the 10-bit mantissa shifted into the 23-bit one;
+/// subnormal halves (`m * 2^-24`) become normal f32s; infinities and NaNs (payload kept) stay so.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let mant = (h & 0x3ff) as u32;
+    match exp {
+        0 => {
+            // Zero or subnormal: mant * 2^-24, exact in f32.
+            let v = mant as f32 * (1.0 / 16_777_216.0);
+            if sign != 0 {
+                -v
+            } else {
+                v
+            }
+        }
+        0x1f => f32::from_bits(sign | 0x7f80_0000 | (mant << 13)),
+        _ => f32::from_bits(sign | ((exp + 127 - 15) << 23) | (mant << 13)),
+    }
+}
+
+/// Refuses samples (model inputs of `input_shape`) holding a value that is not a finite number:
+/// the error names `what` (the file), the first such sample (counting from 0) and the value's
+/// position. Calibration on a NaN or an infinity would give tensors a non-finite range, and the
+/// model a scale the runtime refuses at the very end, far from the cause.
+pub fn check_finite(samples: &[Vec<f32>], input_shape: &[usize], what: &str) -> Result<()> {
+    for (sample, x) in samples.iter().enumerate() {
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            // The position in the model input's dims (without a batch of 1).
+            let dims: Vec<usize> = if input_shape.first() == Some(&1) && input_shape.len() > 1 {
+                input_shape[1..].to_vec()
+            } else {
+                input_shape.to_vec()
+            };
+            let mut rest = index;
+            let mut at = vec![0; dims.len()];
+            for (a, &d) in at.iter_mut().zip(&dims).rev() {
+                *a = rest % d.max(1);
+                rest /= d.max(1);
+            }
+            return Err(CompileError::NonFinite {
+                what: what.to_string(),
+                sample,
+                position: format!("element {index}, at {at:?} of the input's {dims:?}"),
+                value: x[index],
+            });
+        }
+    }
+    Ok(())
 }
 
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
@@ -206,6 +288,102 @@ pub fn load_samples(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Res
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A `.npy` file of `descr` with `shape` and raw little-endian `data`.
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}").into_bytes();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    #[test]
+    fn half_floats_convert_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        // Every finite half against its definition, (-1)^s * 2^(e-15) * (1 + m/1024) (or
+        // 2^-14 * m/1024 for e = 0), computed in f64.
+        for h in 0..=u16::MAX {
+            let (s, e, m) = (h >> 15, (h >> 10) & 0x1f, h & 0x3ff);
+            if e == 0x1f {
+                continue;
+            }
+            let mag = if e == 0 {
+                2f64.powi(-14) * m as f64 / 1024.0
+            } else {
+                2f64.powi(e as i32 - 15) * (1.0 + m as f64 / 1024.0)
+            };
+            let want = if s == 1 { -mag } else { mag };
+            assert_eq!(f16_to_f32(h) as f64, want, "{h:#06x}");
+        }
+    }
+
+    #[test]
+    fn every_dtype_is_read_or_refused_by_name() {
+        let half: Vec<u8> = [0x3c00u16, 0xb800, 0x4200].iter().flat_map(|h| h.to_le_bytes()).collect();
+        let a = parse_npy(&npy("<f2", "(3,)", &half), "h.npy").unwrap();
+        assert_eq!((a.shape, a.data, a.was_u8), (vec![3], vec![1.0, -0.5, 3.0], false));
+        let half_be: Vec<u8> = [0x3c00u16, 0xb800].iter().flat_map(|h| h.to_be_bytes()).collect();
+        assert_eq!(parse_npy(&npy(">f2", "(2,)", &half_be), "h.npy").unwrap().data, [1.0, -0.5]);
+        let cases: [(&str, Vec<u8>); 9] = [
+            ("<f4", 1.5f32.to_le_bytes().to_vec()),
+            ("<f8", 1.5f64.to_le_bytes().to_vec()),
+            ("|u1", vec![200]),
+            ("|i1", vec![0xfe]),
+            ("<i2", (-7i16).to_le_bytes().to_vec()),
+            ("<u2", 7u16.to_le_bytes().to_vec()),
+            ("<i4", (-7i32).to_le_bytes().to_vec()),
+            ("<i8", (-7i64).to_le_bytes().to_vec()),
+            ("<u8", 7u64.to_le_bytes().to_vec()),
+        ];
+        for (descr, data) in cases {
+            let a = parse_npy(&npy(descr, "(1,)", &data), "x.npy").unwrap_or_else(|e| panic!("{descr}: {e}"));
+            assert_eq!(a.was_u8, descr == "|u1", "{descr}");
+            let want = match descr {
+                "<f4" | "<f8" => 1.5,
+                "|u1" => 200.0,
+                "|i1" => -2.0,
+                d if d.starts_with("<u") => 7.0,
+                _ => -7.0,
+            };
+            assert_eq!(a.data, [want], "{descr}");
+        }
+        // Other dtypes are refused by name, however short the file.
+        for descr in ["<c8", "|b1", "<M8[s]", "|S4"] {
+            let err = parse_npy(&npy(descr, "(1,)", &[0; 2]), "x.npy").err().expect(descr).to_string();
+            assert!(err.contains("is not supported") && !err.contains("truncated"), "{descr}: {err}");
+        }
+        // A file really missing data is still called truncated.
+        let err = parse_npy(&npy("<f2", "(3,)", &half[..4]), "t.npy").err().expect("short").to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_samples_are_named_with_their_position() {
+        let mut samples = vec![vec![0.0f32; 2 * 3 * 4]; 3];
+        assert!(check_finite(&samples, &[1, 2, 3, 4], "c.npy").is_ok());
+        samples[2][4 + 12] = f32::NAN; // channel 1, row 1, column 0
+        let err = check_finite(&samples, &[1, 2, 3, 4], "c.npy").unwrap_err();
+        assert!(matches!(err, CompileError::NonFinite { sample: 2, .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("c.npy") && msg.contains("sample 2") && msg.contains("[1, 1, 0]"), "{msg}");
+        samples[2][16] = f32::INFINITY;
+        assert!(check_finite(&samples, &[1, 2, 3, 4], "c.npy").unwrap_err().to_string().contains("inf"));
+    }
+
     /// A .npy header claiming far more data than the file holds is an error, not an allocation.
     #[test]
     fn npy_shape_is_not_trusted() {

@@ -20,6 +20,12 @@ pub enum CompileError {
     Input { name: String, reason: String },
     #[error("{0}")]
     Data(String),
+    /// `sample` counts from 0; `position` says where in the sample (element index and
+    /// coordinates).
+    #[error("{what}: sample {sample} holds {value} ({position}); calibration data must be finite numbers")]
+    NonFinite { what: String, sample: usize, position: String, value: f32 },
+    #[error("cannot write {path}: {reason}")]
+    OutputPath { path: PathBuf, reason: String },
     #[error("float reference (tract) failed: {0}")]
     Reference(String),
     #[error("--keep-float {0}: no node of that name (run `sparq compile` with --list-nodes to see them)")]

@@ -106,6 +106,34 @@ pub struct Compiled {
     pub report: report::Report,
 }
 
+/// Check, before any work, that a compiled file can be written to `path`: its directory exists
+/// and accepts a new file (a probe file is created there and removed), and `path` is not a
+/// directory. The file itself is written later, atomically, so an existing one is kept if the
+/// compile fails.
+pub fn check_output_path(path: &std::path::Path) -> Result<()> {
+    let err = |reason: String| CompileError::OutputPath { path: path.into(), reason };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(err(format!("directory {} does not exist", dir.display())));
+    }
+    if path.is_dir() {
+        return Err(err("it is a directory".into()));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let probe = dir.join(format!(".{name}.probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(file) => {
+            drop(file);
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(err(format!("cannot create a file in {} ({e})", dir.display()))),
+    }
+}
+
 /// Import and optimize an ONNX model into the IR.
 pub fn load_graph(onnx: &[u8], what: &str, input_shapes: &HashMap<String, Vec<usize>>) -> Result<ir::Graph> {
     let model = import::decode(onnx, what)?;
@@ -126,6 +154,9 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             bad.len()
         )));
     }
+    // A NaN or infinity would give tensors non-finite ranges, and the model a scale the runtime
+    // refuses at the very end: name the sample instead.
+    data::check_finite(samples, &g.tensors[g.inputs[0]].shape, "calibration data")?;
     if opts.precision == Precision::Int8 && samples.is_empty() {
         return Err(CompileError::MissingCalibration);
     }
@@ -152,46 +183,29 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let refit = opts.prune_reconstruct && stats.is_some() && samples.len() >= 8;
     let n_fit = if refit { samples.len() - samples.len() / 4 } else { samples.len() };
     let held_out = if refit { n_fit } else { 0 };
-    let chains = match opts.prune_channels {
-        Some(f) => {
-            let cs = stats.as_ref().map(|s| channels::ChannelStats {
-                means: &s.channel_means,
-                rms: &s.channel_rms,
-                samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
-            });
-            channels::prune_channels(&mut g, f, opts.prune_channels_residual, cs.as_ref())?
-        }
-        None => Vec::new(),
+    // The compression pipeline: channel pruning before weight pruning, each pass reading the
+    // original model's statistics and the fitting samples.
+    let mut passes: Vec<Box<dyn compress::Pass>> = Vec::new();
+    if let Some(fraction) = opts.prune_channels {
+        passes.push(Box::new(compress::ChannelPruning { fraction, residual: opts.prune_channels_residual }));
+    }
+    if let Some(policy) = weight_pruning {
+        passes.push(Box::new(compress::WeightPruning { policy: policy.clone() }));
+    }
+    let cx = compress::PassContext {
+        stats: stats.as_ref(),
+        fit: opts.prune_reconstruct.then_some(&samples[..n_fit]),
+        impact: &samples[..samples.len().min(8)],
+        progress: opts.progress,
     };
-    let sparsity = match weight_pruning {
-        Some(p) => {
-            // The graph before weight pruning (after channel pruning), for `layer_impact`.
-            let before = g.clone();
-            // After channel pruning the statistics' channel counts no longer match the pruned
-            // layers; those layers are then ranked by magnitude alone.
-            let pruned_layers = g
-                .nodes
-                .iter()
-                .filter(|n| prune::kind(&n.op).is_some_and(|k| p.for_layer(&n.name, k).is_some()))
-                .count();
-            let pb = progress::bar(pruned_layers, "re-fitting", opts.progress && opts.prune_reconstruct);
-            let input_stats = stats.as_ref().map(|s| prune::InputStats {
-                means: &s.channel_means,
-                rms: &s.channel_rms,
-                samples: opts.prune_reconstruct.then_some(&samples[..n_fit]),
-                progress: Some(&pb),
-            });
-            let mut record = prune::prune(&mut g, p, input_stats.as_ref())?;
-            pb.finish_and_clear();
-            // Where pruning costs the float model its fidelity, layer by layer (on up to 8
-            // calibration samples).
-            if !samples.is_empty() {
-                prune::layer_impact(&before, &mut record, &samples[..samples.len().min(8)])?;
-            }
-            record
-        }
-        None => prune::survey(&g),
-    };
+    let mut records = Vec::with_capacity(passes.len() + 1);
+    for pass in &passes {
+        records.push(pass.run(&mut g, &cx)?);
+    }
+    if weight_pruning.is_none() {
+        // Nothing pruned: the report still shows the zeros already in the model.
+        records.push(compress::Record::Prune(prune::survey(&g)));
+    }
     // Calibration: the original model's statistics, or, when passes changed the graph, those of
     // the changed graph run in f32 by sparq's runtime (it has no ONNX of its own).
     let calib = match original {
@@ -276,14 +290,44 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
     sparq_runtime::Model::from_bytes(&aligned)?;
     let mut report = report::Report::new(&g, &lowered, onnx.len(), bytes.len(), agreement, mixed, opts.precision);
-    report.sparsity = sparsity;
-    report.channels = chains;
+    for record in records {
+        report.record(record);
+    }
     report.macs_before = macs_before;
     report.agreement_held_out = held_out > 0;
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
     }
     Ok(Compiled { bytes, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_calibration_samples_are_refused_naming_the_sample() {
+        let onnx = onnx::builder::mobile_block(3);
+        let mut samples = vec![vec![0.5f32; 4 * 8 * 8]; 4];
+        samples[3][70] = f32::NEG_INFINITY;
+        let err = compile(&onnx, "m.onnx", &samples, &CompileOptions::default()).err().expect("refused");
+        assert!(matches!(err, CompileError::NonFinite { sample: 3, value, .. } if value == f32::NEG_INFINITY), "{err}");
+        assert!(err.to_string().contains("sample 3"), "{err}");
+    }
+
+    #[test]
+    fn output_paths_are_checked_before_any_work() {
+        let dir = std::env::temp_dir().join(format!("sparq-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(check_output_path(&dir.join("m.sparq")).is_ok());
+        // The probe is gone.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let missing = dir.join("no").join("m.sparq");
+        let err = check_output_path(&missing).unwrap_err().to_string();
+        assert!(err.contains(&missing.display().to_string()) && err.contains("does not exist"), "{err}");
+        assert!(check_output_path(&dir).unwrap_err().to_string().contains("is a directory"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 #[cfg(test)]
@@ -347,8 +391,9 @@ mod layering {
                 .split("::")
                 .filter(|s| !s.is_empty())
                 .collect();
+            // `super::Item` names an item of the parent module itself: a use of the parent.
             let mut best = None;
-            for n in 1..=path.len() {
+            for n in 0..=path.len() {
                 let candidate = [base.as_str()]
                     .into_iter()
                     .chain(path[..n].iter().copied())

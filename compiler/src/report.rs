@@ -82,6 +82,16 @@ impl Report {
     }
 }
 
+impl Report {
+    /// What a compression pass did, printed in its section.
+    pub fn record(&mut self, record: crate::compress::Record) {
+        match record {
+            crate::compress::Record::Channels(chains) => self.channels.extend(chains),
+            crate::compress::Record::Prune(layers) => self.sparsity.extend(layers),
+        }
+    }
+}
+
 pub fn human_bytes(b: usize) -> String {
     if b >= 1 << 20 {
         format!("{:.2} MB", b as f64 / (1 << 20) as f64)

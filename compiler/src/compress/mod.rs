@@ -1,10 +1,114 @@
 //! Compression passes over the IR: magnitude pruning ([`prune`]), structured channel pruning
-//! ([`channels`]) and the least-squares re-fitting of pruned layers ([`reconstruct`]). The place
-//! for low-rank factorization and distillation later.
+//! ([`channels`]) and the least-squares re-fitting of pruned layers ([`reconstruct`]).
+//!
+//! Every pass has one shape, [`Pass`]: it edits the graph in place, reads what it may from a
+//! [`PassContext`], and returns a [`Record`] that the report prints. `compile` builds the pipeline
+//! from the options and runs the passes in order. Low-rank factorization and distillation will be
+//! further implementations of [`Pass`] (with their own [`Record`] variants).
 
 pub mod channels;
 pub mod prune;
 pub mod reconstruct;
+
+use crate::error::Result;
+use crate::ir::{Graph, Stats};
+
+/// What a pass may read besides the graph it changes.
+#[derive(Clone, Copy)]
+pub struct PassContext<'a> {
+    /// Calibration statistics of the *original* model (tract): ranges, per-channel means and RMS
+    /// by tensor name. `None` without calibration data. Their channel counts no longer match
+    /// layers an earlier pass changed.
+    pub stats: Option<&'a Stats>,
+    /// The calibration samples (model inputs) a pass may fit to: the re-fitting of pruned layers.
+    /// Samples held out for the report's agreement are not in it; `None` when re-fitting is off
+    /// (`--prune-reconstruct false`).
+    pub fit: Option<&'a [Vec<f32>]>,
+    /// Up to 8 calibration samples on which a pass measures what it did to the float model
+    /// ([`prune::layer_impact`]); empty without calibration data.
+    pub impact: &'a [Vec<f32>],
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+/// What a pass reports: the report prints each kind in its own section.
+#[derive(Clone, Debug)]
+pub enum Record {
+    /// The chains and residual groups whose channels were removed ([`channels`]).
+    Channels(Vec<channels::ChainPruned>),
+    /// Per conv / fully-connected layer: its pattern and sparsity ([`prune`]; also the survey of
+    /// the model's own zeros when nothing is pruned).
+    Prune(Vec<prune::LayerSparsity>),
+}
+
+/// A compression pass: edits `g` in place (weights in `g.tensors[t].value`, shapes in
+/// `g.tensors[t].shape`, ops in `g.nodes[n].op`; never ONNX) and returns what it did.
+///
+/// Implementations: [`ChannelPruning`], [`WeightPruning`]. Low-rank factorization and
+/// distillation are to be added as more.
+pub trait Pass {
+    /// A short name for messages and tests.
+    fn name(&self) -> &'static str;
+    fn run(&self, g: &mut Graph, cx: &PassContext<'_>) -> Result<Record>;
+}
+
+/// Structured channel pruning (`--prune-channels`): [`channels::prune_channels`], ranked and
+/// re-fitted with the original model's statistics and the fitting samples when there are some.
+pub struct ChannelPruning {
+    pub fraction: f64,
+    /// Also prune residual groups (`--prune-channels-residual`).
+    pub residual: bool,
+}
+
+impl Pass for ChannelPruning {
+    fn name(&self) -> &'static str {
+        "channels"
+    }
+
+    fn run(&self, g: &mut Graph, cx: &PassContext<'_>) -> Result<Record> {
+        let stats =
+            cx.stats.map(|s| channels::ChannelStats { means: &s.channel_means, rms: &s.channel_rms, samples: cx.fit });
+        Ok(Record::Channels(channels::prune_channels(g, self.fraction, self.residual, stats.as_ref())?))
+    }
+}
+
+/// Magnitude / block / N:M weight pruning (`--prune`, `--prune-file`): [`prune::prune`] with
+/// its re-fitting, then [`prune::layer_impact`] on the impact samples.
+pub struct WeightPruning {
+    pub policy: prune::PrunePolicy,
+}
+
+impl Pass for WeightPruning {
+    fn name(&self) -> &'static str {
+        "prune"
+    }
+
+    fn run(&self, g: &mut Graph, cx: &PassContext<'_>) -> Result<Record> {
+        // The graph before weight pruning (after earlier passes), for `layer_impact`.
+        let before = g.clone();
+        // After channel pruning the statistics' channel counts no longer match the pruned
+        // layers; those layers are then ranked by magnitude alone.
+        let pruned_layers = g
+            .nodes
+            .iter()
+            .filter(|n| prune::kind(&n.op).is_some_and(|k| self.policy.for_layer(&n.name, k).is_some()))
+            .count();
+        let pb = crate::progress::bar(pruned_layers, "re-fitting", cx.progress && cx.fit.is_some());
+        let stats = cx.stats.map(|s| prune::InputStats {
+            means: &s.channel_means,
+            rms: &s.channel_rms,
+            samples: cx.fit,
+            progress: Some(&pb),
+        });
+        let mut record = prune::prune(g, &self.policy, stats.as_ref())?;
+        pb.finish_and_clear();
+        // Where pruning costs the float model its fidelity, layer by layer.
+        if !cx.impact.is_empty() {
+            prune::layer_impact(&before, &mut record, cx.impact)?;
+        }
+        Ok(Record::Prune(record))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -58,6 +162,36 @@ mod tests {
         }
         // Without statistics, pruning leaves the biases alone.
         assert_eq!(g.value(g.nodes[0].inputs[2]), before.value(before.nodes[0].inputs[2]));
+    }
+
+    #[test]
+    fn a_pipeline_of_passes_runs_in_order_and_records_each() {
+        use super::{ChannelPruning, Pass, PassContext, Record, WeightPruning};
+        let calib = samples(4);
+        let policy = prune::PrunePolicy::parse("pw=0.5", prune::Pattern::Unstructured).unwrap();
+        let passes: Vec<Box<dyn Pass>> = vec![
+            Box::new(ChannelPruning { fraction: 0.5, residual: false }),
+            Box::new(WeightPruning { policy: policy.clone() }),
+        ];
+        assert_eq!(passes.iter().map(|p| p.name()).collect::<Vec<_>>(), ["channels", "prune"]);
+        let cx = PassContext { stats: None, fit: None, impact: &calib, progress: false };
+        let mut g = graph();
+        let records: Vec<Record> = passes.iter().map(|p| p.run(&mut g, &cx).unwrap()).collect();
+        // The same as calling the two functions in that order.
+        let mut direct = graph();
+        let chains = channels::prune_channels(&mut direct, 0.5, false, None).unwrap();
+        let layers = prune::prune(&mut direct, &policy, None).unwrap();
+        assert_eq!(format!("{g:?}"), format!("{direct:?}"));
+        match &records[..] {
+            [Record::Channels(c), Record::Prune(l)] => {
+                assert_eq!(format!("{c:?}"), format!("{chains:?}"));
+                assert_eq!(l.len(), layers.len());
+                // The weight pass also measured each pruned layer on the impact samples.
+                let pruned: Vec<_> = l.iter().filter(|x| x.policy.is_some()).collect();
+                assert!(!pruned.is_empty() && pruned.iter().all(|x| x.impact.is_some()), "{l:?}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,22 +1,29 @@
-//! IR -> runtime program (`ModelSpec`): picks each node's precision, quantizes weights and
-//! activations, lays out tensors (rank-4 activations NHWC), inserts quantize / dequantize /
-//! layout conversions where neighbours disagree, and plans the arena.
+//! IR -> runtime program (`ModelSpec`): picks each node's precision and lowers it node by node.
+//! The parts: requantization parameters and bias correction come from [`crate::quant`];
+//! [`layout`] reorders weights and converts between a tensor's variants (dtype x layout) where
+//! neighbours disagree; [`packing`] chooses how each int8 weight matrix is stored; [`write`] emits
+//! tensors and ops; [`plan`] places the activations in the arena; [`target`] describes the CPUs.
 
+mod layout;
+mod packing;
 pub mod plan;
 pub mod target;
+mod write;
 
 pub use crate::ir::{Range, Stats};
 pub use crate::quant::{quantize_per_channel, Precision};
+pub use packing::{MatrixKernel, SparseChoice};
 
 use crate::error::{invalid, Result};
 use crate::ir::*;
-use crate::quant::{act_qparams, QParams};
+use crate::quant::{act_qparams, bias, clamped_qparams, requant, QParams};
+use layout::{hwc, ohwi, transpose_i8};
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
-use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
-use sparq_format::{sparse, DType, Layout};
-use sparq_runtime::quant::{quantize_f32, quantize_multiplier};
+use sparq_format::writer::ModelSpec;
+use sparq_format::{DType, Layout};
 use std::collections::{HashMap, HashSet};
+use write::{bits, bytes_f32, bytes_i32, bytes_i8, set_window};
 
 #[derive(Clone, Debug, Default)]
 pub struct LowerOptions {
@@ -30,31 +37,6 @@ pub struct LowerOptions {
     pub sparse: SparseChoice,
 }
 
-/// How the compiler picks between the dense and the block-sparse kernel for each int8 weight
-/// matrix (convolutions with one group, fully-connected layers with int8 output).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub enum SparseChoice {
-    /// Never block-sparse.
-    #[default]
-    Never,
-    /// Every matrix with at least one all-zero 16x4 block.
-    Always,
-    /// The target's measured crossover: sparse when the block density is below the crossover
-    /// for the layer's reduction length (see `Target::sparse_crossover`).
-    Crossover(target::Target),
-}
-
-/// How a layer's weight matrix is stored and run.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MatrixKernel {
-    /// Fraction of its 16x4 blocks holding a non-zero weight.
-    pub block_density: f64,
-    /// Stored block-sparse (run by the sparse kernel); else dense.
-    pub sparse: bool,
-    /// Bytes of the matrix as stored.
-    pub bytes: usize,
-}
-
 /// What the report says about each IR node.
 #[derive(Clone, Debug)]
 pub struct LayerInfo {
@@ -64,58 +46,6 @@ pub struct LayerInfo {
     pub weight_bytes: usize,
     /// Int8 weight matrices (convolutions with one group, fully-connected): dense or sparse.
     pub matrix: Option<MatrixKernel>,
-}
-
-fn bytes_i8(v: &[i8]) -> Vec<u8> {
-    v.iter().map(|&x| x as u8).collect()
-}
-fn bytes_i32(v: &[i32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-fn bytes_f32(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// `[O, I/g, KH, KW]` -> `[O, KH, KW, I/g]`.
-fn ohwi(w: &[f32], shape: &[usize]) -> Vec<f32> {
-    let (o, i, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
-    let mut out = vec![0f32; w.len()];
-    for a in 0..o {
-        for b in 0..i {
-            for y in 0..kh {
-                for x in 0..kw {
-                    out[((a * kh + y) * kw + x) * i + b] = w[((a * i + b) * kh + y) * kw + x];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Depthwise `[C, 1, KH, KW]` -> `[1, KH, KW, C]`.
-fn hwc(w: &[f32], shape: &[usize]) -> Vec<f32> {
-    let (c, kh, kw) = (shape[0], shape[2], shape[3]);
-    let mut out = vec![0f32; w.len()];
-    for a in 0..c {
-        for y in 0..kh {
-            for x in 0..kw {
-                out[(y * kw + x) * c + a] = w[(a * kh + y) * kw + x];
-            }
-        }
-    }
-    out
-}
-
-/// Reorder per-channel int8 weights from `[C, taps]` (quantization order) to `[taps, C]`.
-fn transpose_i8(q: &[i8], c: usize) -> Vec<i8> {
-    let taps = q.len() / c.max(1);
-    let mut out = vec![0i8; q.len()];
-    for a in 0..c {
-        for t in 0..taps {
-            out[t * c + a] = q[a * taps + t];
-        }
-    }
-    out
 }
 
 struct Lowerer<'g> {
@@ -135,86 +65,7 @@ struct Lowerer<'g> {
     matrix: Option<MatrixKernel>,
 }
 
-fn bits(x: f32) -> i32 {
-    x.to_bits() as i32
-}
-
 impl<'g> Lowerer<'g> {
-    fn add(&mut self, t: TensorSpec) -> u32 {
-        self.spec.tensors.push(t);
-        (self.spec.tensors.len() - 1) as u32
-    }
-
-    fn act(&mut self, name: &str, dtype: DType, dims: &[usize], layout: Layout, q: Option<QParams>) -> u32 {
-        let q = q.unwrap_or(QParams { scale: 0.0, zero_point: 0 });
-        self.add(TensorSpec {
-            name: name.to_string(),
-            dtype,
-            dims: dims.to_vec(),
-            layout,
-            arena_offset: 0,
-            scale: q.scale,
-            zero_point: q.zero_point,
-            data: None,
-            pack: None,
-        })
-    }
-
-    fn constant(&mut self, name: &str, dtype: DType, dims: &[usize], data: Vec<u8>, q: Option<QParams>) -> u32 {
-        let q = q.unwrap_or(QParams { scale: 0.0, zero_point: 0 });
-        self.add(TensorSpec {
-            name: name.to_string(),
-            dtype,
-            dims: dims.to_vec(),
-            layout: Layout::RowMajor,
-            arena_offset: 0,
-            scale: q.scale,
-            zero_point: q.zero_point,
-            data: Some(data),
-            pack: None,
-        })
-    }
-
-    /// An int8 `N x K` weight matrix (row-major `q`): block-sparse when the sparse choice says so
-    /// (`pointwise`: a fully-connected layer or a 1x1 convolution with stride 1 and no padding,
-    /// whose crossover differs from larger kernels'), else packed into panels when the target
-    /// wants.
-    fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], pointwise: bool) -> u32 {
-        let (n, k) = (dims[0], q.len() / dims[0].max(1));
-        let block_density = sparse::block_density(sparse::KERNEL_BLOCK, n, k, q);
-        let sparse = match self.sparse {
-            SparseChoice::Never => false,
-            SparseChoice::Always => block_density < 1.0,
-            SparseChoice::Crossover(t) => block_density < t.sparse_crossover(k, pointwise),
-        };
-        let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
-        let t = &mut self.spec.tensors[id as usize];
-        if sparse {
-            t.data = Some(sparse::encode(sparse::KERNEL_BLOCK, n, k, q));
-            t.layout = Layout::BlockSparse;
-            t.pack = Some(sparse::KERNEL_BLOCK);
-        } else if let Some(p) = self.pack {
-            t.data = Some(bytes_i8(&p.pack(n, k, q)));
-            t.layout = Layout::Packed;
-            t.pack = Some(p);
-        }
-        let bytes = t.data.as_ref().map_or(0, Vec::len);
-        self.matrix = Some(MatrixKernel { block_density, sparse, bytes });
-        id
-    }
-
-    fn op(&mut self, kind: u16, name: &str, inputs: Vec<u32>, output: u32, params: [i32; OP_PARAMS]) {
-        self.spec.ops.push(OpSpec { kind, name: name.to_string(), inputs, outputs: vec![output], params });
-    }
-
-    fn default_layout(&self, t: usize) -> Layout {
-        if self.g.tensors[t].shape.len() == 4 {
-            Layout::Nhwc
-        } else {
-            Layout::RowMajor
-        }
-    }
-
     /// Quantization of IR tensor `t` (from calibration, or as forced by a same-scale op).
     fn qp(&mut self, t: usize) -> Result<QParams> {
         if let Some(q) = self.qparams.get(&t) {
@@ -230,91 +81,12 @@ impl<'g> Lowerer<'g> {
         Ok(q)
     }
 
-    fn existing(&self, t: usize, dtype: DType) -> Option<(u32, Layout)> {
-        [Layout::Nhwc, Layout::RowMajor]
-            .into_iter()
-            .find_map(|l| self.variants.get(&(t, dtype as u8, l as u8)).map(|&id| (id, l)))
-    }
-
-    /// Runtime tensor holding IR tensor `t` as `dtype` in `layout` (any layout if `None`),
-    /// converting from an existing variant when needed.
-    fn get(&mut self, t: usize, dtype: DType, layout: Option<Layout>) -> Result<u32> {
-        let want_layout = |l: Layout| layout.is_none_or(|w| w == l);
-        for l in [Layout::Nhwc, Layout::RowMajor] {
-            if want_layout(l) {
-                if let Some(&id) = self.variants.get(&(t, dtype as u8, l as u8)) {
-                    return Ok(id);
-                }
-            }
-        }
-        let name = self.g.tensors[t].name.clone();
-        let shape = self.g.tensors[t].shape.clone();
-        if let Some(v) = self.g.tensors[t].value.clone() {
-            // A constant operand: materialize it directly in the wanted dtype.
-            let id = match dtype {
-                DType::F32 => self.constant(&name, DType::F32, &shape, bytes_f32(&v), None),
-                _ => {
-                    let r = Range {
-                        min: v.iter().copied().fold(f32::INFINITY, f32::min),
-                        max: v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-                    };
-                    let q = act_qparams(r);
-                    let qv: Vec<i8> = v.iter().map(|&x| quantize_f32(x, q.scale, q.zero_point)).collect();
-                    self.constant(&name, DType::I8, &shape, bytes_i8(&qv), Some(q))
-                }
-            };
-            self.variants.insert((t, dtype as u8, Layout::RowMajor as u8), id);
-            return Ok(id);
-        }
-        let target_layout = layout.unwrap_or_else(|| self.default_layout(t));
-        let params = [0i32; OP_PARAMS];
-        let id = if let Some((src, _)) = self.existing(t, dtype) {
-            // Same dtype, other layout.
-            let q = (dtype == DType::I8).then(|| self.qp(t)).transpose()?;
-            let id = self.act(&format!("{name}:{}", layout_tag(target_layout)), dtype, &shape, target_layout, q);
-            self.op(rop::RESHAPE, &format!("{name}:to_{}", layout_tag(target_layout)), vec![src], id, params);
-            id
-        } else if dtype == DType::I8 {
-            let (src, _) = self.existing(t, DType::F32).ok_or_else(|| crate::error::CompileError::Tensor {
-                name: name.clone(),
-                reason: "internal: tensor used before it is computed".into(),
-            })?;
-            let q = self.qp(t)?;
-            let id = self.act(&format!("{name}:q"), DType::I8, &shape, target_layout, Some(q));
-            self.op(rop::QUANTIZE, &format!("{name}:quantize"), vec![src], id, params);
-            id
-        } else {
-            let (src, _) = self.existing(t, DType::I8).ok_or_else(|| crate::error::CompileError::Tensor {
-                name: name.clone(),
-                reason: "internal: tensor used before it is computed".into(),
-            })?;
-            let id = self.act(&format!("{name}:f32"), DType::F32, &shape, target_layout, None);
-            self.op(rop::DEQUANTIZE, &format!("{name}:dequantize"), vec![src], id, params);
-            id
-        };
-        self.variants.insert((t, dtype as u8, target_layout as u8), id);
-        Ok(id)
-    }
-
-    /// Create the runtime output tensor of IR tensor `t`.
-    fn output(&mut self, t: usize, dtype: DType, layout: Layout, q: Option<QParams>) -> u32 {
-        let name = self.g.tensors[t].name.clone();
-        let shape = self.g.tensors[t].shape.clone();
-        if let Some(q) = q {
-            self.qparams.insert(t, q);
-        }
-        let id = self.act(&name, dtype, &shape, layout, q);
-        self.variants.insert((t, dtype as u8, layout as u8), id);
-        id
-    }
-
+    /// The fused activation clamp's parameters: int8 bounds on an output quantized with `q`, the
+    /// f32 bounds' bits on an f32 output.
     fn clamp_params(&self, params: &mut [i32; OP_PARAMS], act: Act, q: Option<QParams>) {
         match q {
             Some(q) => {
-                let lo = if act.lo.is_finite() { quantize_f32(act.lo, q.scale, q.zero_point) as i32 } else { -128 };
-                let hi = if act.hi.is_finite() { quantize_f32(act.hi, q.scale, q.zero_point) as i32 } else { 127 };
-                params[rop::ACT_MIN] = lo.max(-128);
-                params[rop::ACT_MAX] = hi.min(127).max(lo.max(-128));
+                (params[rop::ACT_MIN], params[rop::ACT_MAX]) = requant::act_bounds(act, q);
             }
             None => {
                 params[rop::ACT_MIN] = bits(act.lo);
@@ -331,7 +103,7 @@ impl<'g> Lowerer<'g> {
             name,
             reason: "no calibration statistics for this tensor".into(),
         })?;
-        let q = act_qparams(Range { min: r.min.max(act.lo), max: r.max.min(act.hi) });
+        let q = clamped_qparams(r, act);
         self.qparams.insert(t, q);
         Ok(q)
     }
@@ -406,13 +178,7 @@ impl<'g> Lowerer<'g> {
                 let qx = self.tensor_q(xi);
                 let (q, scales) = quantize_per_channel(g.value(w), ws[0]);
                 let bias = g.value(b);
-                let acc_scale: Vec<f32> = scales.iter().map(|&sw| qx.scale * sw).collect();
-                let b32: Vec<i32> = (0..ws[0])
-                    .map(|c| {
-                        (bias[c] as f64 / acc_scale[c] as f64).round().clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64)
-                            as i32
-                    })
-                    .collect();
+                let (b32, acc_scale) = requant::float_output(qx, &scales, &bias[..ws[0]]);
                 let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, true);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
                 let sid = self.constant(
@@ -449,17 +215,14 @@ impl<'g> Lowerer<'g> {
                     let qa = self.tensor_q(ai);
                     let qb = self.tensor_q(bi);
                     if is_add {
-                        let (ma, mb) = (qa.scale as f64 / qo.scale as f64, qb.scale as f64 / qo.scale as f64);
-                        let (_, shift) = quantize_multiplier(ma.max(mb));
-                        // Headroom: both terms share the shift of the larger multiplier.
-                        let shift = shift.max(2);
-                        p[rop::MULT_A] = (ma * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
-                        p[rop::MULT_B] = (mb * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
-                        p[rop::SHIFT] = shift;
+                        let m = requant::add(qa, qb, qo);
+                        p[rop::MULT_A] = m.mult_a;
+                        p[rop::MULT_B] = m.mult_b;
+                        p[rop::SHIFT] = m.shift;
                     } else {
-                        let (m, s) = quantize_multiplier(qa.scale as f64 * qb.scale as f64 / qo.scale as f64);
-                        p[rop::MULT_A] = m;
-                        p[rop::SHIFT] = s;
+                        let m = requant::mul(qa, qb, qo);
+                        p[rop::MULT_A] = m.mult;
+                        p[rop::SHIFT] = m.shift;
                     }
                 }
                 self.clamp_params(&mut p, *act, q);
@@ -524,9 +287,9 @@ impl<'g> Lowerer<'g> {
                 let q = if float { None } else { Some(self.out_qp(out, Act::NONE)?) };
                 if let Some(qo) = q {
                     let qi = self.tensor_q(xi);
-                    let (m, sh) = quantize_multiplier(qi.scale as f64 / (qo.scale as f64 * hw as f64));
-                    p[rop::MULT_A] = m;
-                    p[rop::SHIFT] = sh;
+                    let m = requant::global_avg(qi, qo, hw);
+                    p[rop::MULT_A] = m.mult;
+                    p[rop::SHIFT] = m.shift;
                 }
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(rop::GLOBAL_AVERAGE_POOL, &n.name, vec![xi], y, p);
@@ -546,10 +309,10 @@ impl<'g> Lowerer<'g> {
                     let xi = match q {
                         Some(qo) if self.tensor_q(xi) != qo => {
                             let qi = self.tensor_q(xi);
-                            let (m, s) = quantize_multiplier(qi.scale as f64 / qo.scale as f64);
+                            let m = requant::rescale(qi, qo);
                             let mut rp = [0i32; OP_PARAMS];
-                            rp[rop::MULT_A] = m;
-                            rp[rop::SHIFT] = s;
+                            rp[rop::MULT_A] = m.mult;
+                            rp[rop::SHIFT] = m.shift;
                             let layout = self.spec.tensors[xi as usize].layout;
                             let shape = g.tensors[x].shape.clone();
                             let r = self.act(&format!("{}:requant{k}", n.name), DType::I8, &shape, layout, Some(qo));
@@ -586,53 +349,9 @@ impl<'g> Lowerer<'g> {
         Ok(())
     }
 
-    /// Bias correction (Nagel et al., "Data-Free Quantization", sec. 4.2, with empirical input
-    /// means): weight rounding shifts each output's mean by `sum (w_q - w) * E[x]`; subtract it.
-    /// `w` is in quantization order (`[O, taps]`, taps ordered with the input channel fastest for
-    /// convolutions, one channel per row for depthwise).
-    #[allow(clippy::too_many_arguments)]
-    fn corrected_bias(
-        &self,
-        x: usize,
-        w: &[f32],
-        q: &[i8],
-        scales: &[f32],
-        bias: &[f32],
-        ws: &[usize],
-        depthwise: bool,
-    ) -> Vec<f32> {
-        let Some(mean) = self.means.get(&self.g.tensors[x].name) else { return bias.to_vec() };
-        let out_c = ws[0];
-        let taps = w.len() / out_c.max(1);
-        let (icpg, groups_out) = if depthwise {
-            (1, 1)
-        } else if ws.len() == 4 {
-            (ws[1], out_c / (mean.len() / ws[1]).max(1))
-        } else {
-            (ws[1], out_c)
-        };
-        (0..out_c)
-            .map(|o| {
-                let base = if depthwise { o } else { (o / groups_out.max(1)) * icpg };
-                let mut shift = 0f64;
-                for t in 0..taps {
-                    let err = q[o * taps + t] as f64 * scales[o] as f64 - w[o * taps + t] as f64;
-                    let ch = if depthwise { base } else { base + t % icpg };
-                    shift += err * *mean.get(ch).unwrap_or(&0.0) as f64;
-                }
-                bias[o] - shift as f32
-            })
-            .collect()
-    }
-
     /// Whether an int8 node reads IR tensor `t`.
     fn has_int8_consumer(&self, t: usize) -> bool {
         self.g.nodes.iter().enumerate().any(|(i, n)| n.inputs.contains(&t) && !self.float_node[i])
-    }
-
-    fn tensor_q(&self, id: u32) -> QParams {
-        let t = &self.spec.tensors[id as usize];
-        QParams { scale: t.scale, zero_point: t.zero_point }
     }
 
     /// Weight, bias (and for int8: multiplier and shift) constants of a Conv/Dense; returns the
@@ -669,20 +388,15 @@ impl<'g> Lowerer<'g> {
             return Ok((vec![xi, wid, bid], wv.len() * 4));
         }
         let (q, scales) = quantize_per_channel(&reordered, out_c);
-        let bias = self.corrected_bias(x, &reordered, &q, &scales, bias, ws, depthwise);
-        let bias = &bias[..];
+        // Bias correction with the input's calibrated channel means, where there are some.
+        let bias = match self.means.get(&self.g.tensors[x].name) {
+            Some(mean) => bias::corrected_bias(mean, &reordered, &q, &scales, bias, ws, depthwise),
+            None => bias.to_vec(),
+        };
         let qx = self.tensor_q(xi);
         let qo = self.out_qp(out, act)?;
-        let mut b32 = vec![0i32; out_c];
-        let mut mult = vec![0i32; out_c];
-        let mut shift = vec![0i32; out_c];
-        for c in 0..out_c {
-            let acc_scale = qx.scale as f64 * scales[c] as f64;
-            b32[c] = (bias[c] as f64 / acc_scale).round().clamp(-(1i64 << 30) as f64, (1i64 << 30) as f64) as i32;
-            let (m, s) = quantize_multiplier(acc_scale / qo.scale as f64);
-            mult[c] = m;
-            shift[c] = s;
-        }
+        let requant::ChannelRequant { bias: b32, mult, shift } =
+            requant::channel_outputs(qx, &scales, qo, &bias[..out_c]);
         let name = format!("{}:weights", n.name);
         // One group: an `out_c x K` matrix for the GEMM kernels (w_dims[1..] multiply to K).
         let gemm = !depthwise && (ws.len() == 2 || self.g.tensors[x].shape[1] == ws[1]);
@@ -702,28 +416,6 @@ impl<'g> Lowerer<'g> {
         let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[out_c], bytes_i32(&shift), None);
         Ok((vec![xi, wid, bid, mid, sid], q.len() + out_c * 12))
     }
-}
-
-fn layout_tag(l: Layout) -> &'static str {
-    match l {
-        Layout::Nhwc => "nhwc",
-        Layout::RowMajor => "rowmajor",
-        Layout::Packed => "packed",
-        Layout::BlockSparse => "blocksparse",
-    }
-}
-
-fn set_window(p: &mut [i32; OP_PARAMS], w: &Window) {
-    p[win::KERNEL_H] = w.kernel[0] as i32;
-    p[win::KERNEL_W] = w.kernel[1] as i32;
-    p[win::STRIDE_H] = w.strides[0] as i32;
-    p[win::STRIDE_W] = w.strides[1] as i32;
-    p[win::PAD_TOP] = w.pads[0] as i32;
-    p[win::PAD_LEFT] = w.pads[1] as i32;
-    p[win::PAD_BOTTOM] = w.pads[2] as i32;
-    p[win::PAD_RIGHT] = w.pads[3] as i32;
-    p[win::DILATION_H] = w.dilations[0] as i32;
-    p[win::DILATION_W] = w.dilations[1] as i32;
 }
 
 pub struct Lowered {

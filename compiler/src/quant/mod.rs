@@ -1,8 +1,12 @@
 //! Quantization arithmetic shared by lowering and the precision choice: the int8 precision of a
 //! layer, activations' asymmetric parameters from a range, weights' symmetric per-channel
-//! quantization (see DESIGN.md, "Quantization scheme").
+//! quantization (see DESIGN.md, "Quantization scheme"); the requantization parameters of each
+//! int8 op ([`requant`]) and the bias correction of rounded weights ([`bias`]).
 
-use crate::ir::Range;
+pub mod bias;
+pub mod requant;
+
+use crate::ir::{Act, Range};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
@@ -24,6 +28,12 @@ pub fn act_qparams(r: Range) -> QParams {
     let scale = ((hi - lo) / 255.0).max(1e-8);
     let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
     QParams { scale, zero_point: zp }
+}
+
+/// The output parameters of a node with a fused activation clamp: its calibrated range `r`
+/// clipped to the clamp's bounds (values outside them never reach the output).
+pub fn clamped_qparams(r: Range, act: Act) -> QParams {
+    act_qparams(Range { min: r.min.max(act.lo), max: r.max.min(act.hi) })
 }
 
 /// Symmetric per-output-channel int8 weights in [-127, 127].
