@@ -252,13 +252,7 @@ impl<'g> Lowerer<'g> {
                     // The function on every int8 input code, quantized to the output's range: the
                     // dequantization, the function and the quantization in one 256-byte table.
                     let (qx, qy) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
-                    let table: Vec<u8> = (-128i32..128)
-                        .map(|q| {
-                            let real = qx.scale * (q - qx.zero_point) as f32;
-                            let v = sparq_runtime::kernels::unary::apply(*function, *alpha, *beta, real);
-                            quantize_f32(v, qy.scale, qy.zero_point) as u8
-                        })
-                        .collect();
+                    let table = requant::lookup_table(*function, *alpha, *beta, qx, qy);
                     weight_bytes = table.len();
                     let tid = self.constant(&format!("{}:table", n.name), DType::I8, &[256], table, None);
                     let y = self.output(out, dt, layout, Some(qy));

@@ -119,6 +119,20 @@ pub fn act_bounds(act: Act, q: QParams) -> (i32, i32) {
     (lo.max(-128), hi.min(127).max(lo.max(-128)))
 }
 
+/// The int8 lookup table of an element-wise function (UNARY codes, parameters `alpha`, `beta`):
+/// entry `q + 128` is `quantize(f(s_x (q - z_x)), s_y, z_y)` for every int8 code `q`, so the
+/// input's dequantization, the function (the runtime's own f32 definition) and the output's
+/// quantization are one 256-byte lookup.
+pub fn lookup_table(function: i32, alpha: f32, beta: f32, qx: QParams, qy: QParams) -> Vec<u8> {
+    (-128i32..128)
+        .map(|q| {
+            let real = qx.scale * (q - qx.zero_point) as f32;
+            let v = sparq_runtime::kernels::unary::apply(function, alpha, beta, real);
+            quantize_f32(v, qy.scale, qy.zero_point) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +227,29 @@ mod tests {
         // A clamp entirely below the output's range collapses to one value.
         let (lo, hi) = act_bounds(Act { lo: -10.0, hi: -5.0 }, q);
         assert_eq!((lo, hi), (-128, -128));
+    }
+
+    #[test]
+    fn lookup_tables_quantize_the_function_of_each_code() {
+        use sparq_format::layout::op::unary::{HARD_SWISH, SIGMOID};
+        let (qx, qy) = (QParams { scale: 0.05, zero_point: -3 }, QParams { scale: 1.0 / 256.0, zero_point: -128 });
+        let t = lookup_table(SIGMOID, 0.0, 0.0, qx, qy);
+        assert_eq!(t.len(), 256);
+        for (i, &v) in t.iter().enumerate() {
+            let x = 0.05 * (i as f32 - 128.0 + 3.0);
+            let want = quantize_f32(1.0 / (1.0 + (-x).exp()), qy.scale, qy.zero_point);
+            assert!((v as i8 as i32 - want as i32).abs() <= 1, "code {i}: {} vs {want}", v as i8);
+        }
+        // Monotone functions give monotone tables; the zero point maps to f(0).
+        assert!(t.windows(2).all(|w| w[0] as i8 <= w[1] as i8));
+        let h = lookup_table(
+            HARD_SWISH,
+            0.0,
+            0.0,
+            QParams { scale: 0.1, zero_point: 0 },
+            QParams { scale: 0.1, zero_point: 0 },
+        );
+        assert_eq!(h[128] as i8, 0);
+        assert_eq!(h[128 + 60] as i8, 60, "hard-swish is the identity above 3");
     }
 }
