@@ -291,6 +291,12 @@ pub mod op {
     /// f32 element-wise function (format 1.3): slot [`FUNCTION`] names it (see [`unary`]),
     /// [`ALPHA`] and [`BETA`] hold its f32 parameters.
     pub const UNARY: u16 = 17;
+    /// Axis permutation (format 1.3): slot `i` (0..rank) holds the input axis of output axis `i`.
+    pub const TRANSPOSE: u16 = 18;
+    /// Strided window (format 1.3): output axis `i` reads input index `start + j * step` with
+    /// `start` in slot [`SLICE_START`]` + i` and the (non-zero, possibly negative) `step` in slot
+    /// [`SLICE_STEP`]` + i`.
+    pub const SLICE: u16 = 19;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -311,6 +317,8 @@ pub mod op {
             REQUANTIZE => "Requantize",
             LOOKUP => "Lookup",
             UNARY => "Unary",
+            TRANSPOSE => "Transpose",
+            SLICE => "Slice",
             _ => "unknown",
         }
     }
@@ -344,11 +352,14 @@ pub mod op {
     pub const FUNCTION: usize = 0;
     pub const ALPHA: usize = 1;
     pub const BETA: usize = 2;
+    /// SLICE: the first of six start slots, and the first of six step slots.
+    pub const SLICE_START: usize = 0;
+    pub const SLICE_STEP: usize = 6;
 
     /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
-            LOOKUP | UNARY => 3,
+            LOOKUP | UNARY | TRANSPOSE | SLICE => 3,
             _ => 0,
         }
     }
@@ -424,6 +435,8 @@ pub mod op {
             CONCAT | SOFTMAX => 1 << AXIS,
             RESHAPE | QUANTIZE | DEQUANTIZE | LOOKUP => 0,
             UNARY => 1 << FUNCTION | 1 << ALPHA | 1 << BETA,
+            TRANSPOSE => (1 << 6) - 1,
+            SLICE => (1 << 12) - 1,
             _ => return None,
         })
     }

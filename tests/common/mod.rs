@@ -219,8 +219,45 @@ pub fn activations() -> TestModel {
     TestModel { name: "activations", onnx: b.build(), input_shape: vec![1, 4, 12, 12] }
 }
 
+/// ShuffleNet's channel shuffle (Reshape to rank 5, Transpose, Reshape back), Split into two
+/// branches (one convolved, both concatenated), Slice with a step of 2 and a reversing step of -1,
+/// MaxPool and AveragePool with ceil_mode (a partial last window), a Transpose to NHWC order.
+pub fn shuffle() -> TestModel {
+    let mut rng = Rng::new(7);
+    let mut b = OnnxBuilder::new("shuffle", 13);
+    let x = b.input("input", &[1, 3, 13, 13]);
+    let h = conv(&mut b, &mut rng, &x, 3, 8, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let s5 = b.constant_i64(vec![1, 2, 4, 13, 13]);
+    let h = b.node("Reshape", &[&h, &s5], vec![]);
+    let h = b.node("Transpose", &[&h], vec![("perm", Attr::Ints(vec![0, 2, 1, 3, 4]))]);
+    let s4 = b.constant_i64(vec![1, 8, 13, 13]);
+    let h = b.node("Reshape", &[&h, &s4], vec![]);
+    let sizes = b.constant_i64(vec![3, 5]);
+    let (l, r) = b.node2("Split", &[&h, &sizes], vec![("axis", Attr::Int(1))]);
+    let r = conv(&mut b, &mut rng, &r, 5, 5, 1, vec![], 1);
+    let h = b.node("Concat", &[&r, &l], vec![("axis", Attr::Int(1))]);
+    let starts = b.constant_i64(vec![1, -1]);
+    let ends = b.constant_i64(vec![13, -100]);
+    let axes = b.constant_i64(vec![2, 3]);
+    let steps = b.constant_i64(vec![2, -1]);
+    let h = b.node("Slice", &[&h, &starts, &ends, &axes, &steps], vec![]);
+    let k3 = ("kernel_shape", Attr::Ints(vec![3, 3]));
+    let h = b.node("MaxPool", &[&h], vec![k3, strides(2), ("ceil_mode", Attr::Int(1))]);
+    let h = b.node(
+        "AveragePool",
+        &[&h],
+        vec![("kernel_shape", Attr::Ints(vec![2, 2])), strides(2), ("ceil_mode", Attr::Int(1))],
+    );
+    let h = b.node("Transpose", &[&h], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 8 * 2 * 3, 5, true);
+    b.output(&y);
+    TestModel { name: "shuffle", onnx: b.build(), input_shape: vec![1, 3, 13, 13] }
+}
+
 pub fn all_models() -> Vec<TestModel> {
-    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp(), activations()]
+    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp(), activations(), shuffle()]
 }
 
 /// Random model inputs, roughly N(0, 1).

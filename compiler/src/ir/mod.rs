@@ -83,6 +83,16 @@ pub enum Op {
         alpha: f32,
         beta: f32,
     },
+    /// Output axis `i` is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Output axis `i` reads input index `starts[i] + j * steps[i]` (the output's shape gives the
+    /// count; steps are non-zero, possibly negative).
+    Slice {
+        starts: Vec<usize>,
+        steps: Vec<i64>,
+    },
 }
 
 impl Op {
@@ -121,6 +131,8 @@ impl Op {
             Op::Softmax { .. } => "Softmax",
             Op::ChannelAffine { .. } => "ChannelAffine",
             Op::Unary { function, .. } => sparq_format::layout::op::unary::name(*function).unwrap_or("Unary"),
+            Op::Transpose { .. } => "Transpose",
+            Op::Slice { .. } => "Slice",
         }
     }
 }

@@ -259,6 +259,30 @@ impl<'g> Lowerer<'g> {
                     self.op(rop::LOOKUP, &n.name, vec![xi, tid], y, p);
                 }
             }
+            Op::Transpose { .. } | Op::Slice { .. } => {
+                // Pure movement: int8 keeps the input's quantization.
+                let x = n.inputs[0];
+                let xi = self.get(x, dt, None)?;
+                match &n.op {
+                    Op::Transpose { perm } => {
+                        for (slot, &a) in perm.iter().enumerate() {
+                            p[slot] = a as i32;
+                        }
+                    }
+                    Op::Slice { starts, steps } => {
+                        for (a, (&start, &step)) in starts.iter().zip(steps).enumerate() {
+                            p[rop::SLICE_START + a] = start as i32;
+                            p[rop::SLICE_STEP + a] = step as i32;
+                        }
+                    }
+                    _ => unreachable!(),
+                }
+                let q = if float { None } else { Some(self.tensor_q(xi)) };
+                let layout = self.default_layout(out);
+                let y = self.output(out, dt, layout, q);
+                let kind = if matches!(n.op, Op::Transpose { .. }) { rop::TRANSPOSE } else { rop::SLICE };
+                self.op(kind, &n.name, vec![xi], y, p);
+            }
             Op::MaxPool { window } | Op::AveragePool { window, .. } => {
                 let x = n.inputs[0];
                 set_window(&mut p, window);
@@ -285,8 +309,17 @@ impl<'g> Lowerer<'g> {
                     p[rop::MULT_A] = m.mult;
                     p[rop::SHIFT] = m.shift;
                 }
-                let y = self.output(out, dt, Layout::Nhwc, q);
-                self.op(rop::GLOBAL_AVERAGE_POOL, &n.name, vec![xi], y, p);
+                if g.tensors[out].shape.len() == 2 {
+                    // `[N, C]` (a ReduceMean without keepdims): pool into `[N, C, 1, 1]`, then a
+                    // reshape, both with the output's quantization.
+                    let pooled = self.act(&format!("{}:pooled", n.name), dt, &[s[0], s[1], 1, 1], Layout::Nhwc, q);
+                    self.op(rop::GLOBAL_AVERAGE_POOL, &n.name, vec![xi], pooled, p);
+                    let y = self.output(out, dt, Layout::RowMajor, q);
+                    self.op(rop::RESHAPE, &format!("{}:flatten", n.name), vec![pooled], y, [0; OP_PARAMS]);
+                } else {
+                    let y = self.output(out, dt, Layout::Nhwc, q);
+                    self.op(rop::GLOBAL_AVERAGE_POOL, &n.name, vec![xi], y, p);
+                }
             }
             Op::Reshape => {
                 let x = n.inputs[0];

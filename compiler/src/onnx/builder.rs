@@ -152,6 +152,14 @@ impl OnnxBuilder {
         out
     }
 
+    /// A node with two outputs (Split into two, ...), returning their names.
+    pub fn node2(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> (String, String) {
+        let first = self.node(op, inputs, attrs);
+        let second = format!("{first}_1");
+        self.graph.node.last_mut().expect("just pushed").output.push(second.clone());
+        (first, second)
+    }
+
     pub fn build(self) -> Vec<u8> {
         let model = pb::ModelProto {
             ir_version: 8,

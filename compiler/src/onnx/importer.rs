@@ -193,6 +193,23 @@ impl Importer {
         Ok(())
     }
 
+    /// A node of its own for output `k` of a multi-output ONNX node (named `node:k`).
+    pub(super) fn push_output(
+        &mut self,
+        node: &pb::NodeProto,
+        k: usize,
+        op: Op,
+        inputs: Vec<usize>,
+        out_shape: Vec<usize>,
+    ) -> Result<()> {
+        let out_name = node.output.get(k).ok_or_else(|| invalid(&node.name, &node.op_type, "missing output"))?;
+        let out = self.add_tensor(out_name, out_shape, None);
+        let base = if node.name.is_empty() { out_name.clone() } else { node.name.clone() };
+        let name = if k == 0 { base } else { format!("{base}:{k}") };
+        self.g.nodes.push(Node { name, onnx_op: node.op_type.clone(), op, inputs, outputs: vec![out] });
+        Ok(())
+    }
+
     pub(super) fn window(&self, node: &pb::NodeProto, in_hw: [usize; 2], kernel: [usize; 2]) -> Result<Window> {
         let bad = |r: &str| invalid(&node.name, &node.op_type, r);
         let pair = |name: &str| -> Result<[usize; 2]> {

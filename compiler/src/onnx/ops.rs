@@ -38,16 +38,20 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Mul", binary),
     ("Neg", unary),
     ("Reciprocal", unary),
+    ("ReduceMean", reduce_mean),
     ("Relu", relu),
     ("Reshape", reshape),
     ("Shape", shape),
     ("Sigmoid", unary),
+    ("Slice", slice),
     ("Softmax", softmax),
     ("Softplus", unary),
+    ("Split", split),
     ("Sqrt", unary),
     ("Squeeze", squeeze_ints),
     ("Sub", binary),
     ("Tanh", unary),
+    ("Transpose", transpose),
     ("Unsqueeze", squeeze_ints),
 ];
 
@@ -302,6 +306,9 @@ fn binary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let input = |i: usize| cx.input(i);
     let out_name = cx.out_name.clone();
     let op_type = cx.node.op_type.as_str();
+    if im.ints.contains_key(input(0)?) && im.ints.contains_key(input(1)?) {
+        return binary_ints(im, cx);
+    }
     let a = im.tensor_of(node, input(0)?)?;
     let mut b = im.tensor_of(node, input(1)?)?;
     let (sa, sb) = (im.g.tensors[a].shape.clone(), im.g.tensors[b].shape.clone());
@@ -380,6 +387,218 @@ fn unary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Row-major strides of `shape`.
+fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut st = vec![1usize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        st[a] = st[a + 1] * shape[a + 1];
+    }
+    st
+}
+
+/// The values of a strided window of a row-major constant (`starts`, `steps` per axis, the
+/// output `shape`).
+fn window_values(v: &[f32], shape: &[usize], starts: &[usize], steps: &[i64], out: &[usize]) -> Vec<f32> {
+    let st = strides_of(shape);
+    let n: usize = out.iter().product();
+    (0..n)
+        .map(|mut i| {
+            let mut off = 0i64;
+            for a in (0..out.len()).rev() {
+                let j = (i % out[a]) as i64;
+                i /= out[a];
+                off += (starts[a] as i64 + j * steps[a]) * st[a] as i64;
+            }
+            v[off as usize]
+        })
+        .collect()
+}
+
+/// Transpose by `perm` (default: reversed axes); a constant input is permuted now.
+fn transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    let perm: Vec<usize> = match attr_ints(node, "perm") {
+        None => (0..s.len()).rev().collect(),
+        Some(p) => p.iter().map(|&a| a as usize).collect(),
+    };
+    let mut sorted = perm.clone();
+    sorted.sort_unstable();
+    if sorted != (0..s.len()).collect::<Vec<_>>() {
+        return Err(bad(format!("perm {perm:?} is not a permutation of {} axes", s.len())));
+    }
+    if s.len() > 6 {
+        return Err(bad(format!("rank {} is above 6", s.len())));
+    }
+    let out: Vec<usize> = perm.iter().map(|&a| s[a]).collect();
+    if im.g.is_const(x) {
+        let st = strides_of(&s);
+        let v = im.g.value(x).to_vec();
+        let n: usize = out.iter().product();
+        let vals: Vec<f32> = (0..n)
+            .map(|mut i| {
+                let mut off = 0usize;
+                for a in (0..out.len()).rev() {
+                    off += (i % out[a]) * st[perm[a]];
+                    i /= out[a];
+                }
+                v[off]
+            })
+            .collect();
+        im.add_tensor(&cx.out_name.clone(), out, Some(vals));
+        return Ok(());
+    }
+    im.push(node, Op::Transpose { perm }, vec![x], out)?;
+    Ok(())
+}
+
+/// ONNX Slice semantics for one axis of size `n`: the first index and the count.
+fn slice_axis(n: usize, start: i64, end: i64, step: i64) -> (usize, usize) {
+    let n = n as i64;
+    let norm = |v: i64| if v < 0 { v + n } else { v };
+    let (s, e) = (norm(start), norm(end));
+    if step > 0 {
+        let (s, e) = (s.clamp(0, n), e.clamp(0, n));
+        (s as usize, ((e - s).max(0) as usize).div_ceil(step as usize))
+    } else {
+        let (s, e) = (s.clamp(0, n - 1), e.clamp(-1, n - 1));
+        (s.max(0) as usize, ((s - e).max(0) as usize).div_ceil((-step) as usize))
+    }
+}
+
+/// Slice with constant starts, ends, axes and steps (inputs since opset 10, attributes before);
+/// integer constants (shape arithmetic) and float constants fold, activations become a node.
+fn slice(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let inputs = &cx.inputs;
+    let opt = |i: usize| inputs.get(i).filter(|n| !n.is_empty()).copied();
+    let get = |im: &Importer, i: usize| -> Result<Option<Vec<i64>>> {
+        opt(i).map(|n| im.ints_of(node, n).map(|c| c.data)).transpose()
+    };
+    let (starts, ends, axes, steps) = if im.opset < 10 {
+        (attr_ints(node, "starts"), attr_ints(node, "ends"), attr_ints(node, "axes"), None)
+    } else {
+        (get(im, 1)?, get(im, 2)?, get(im, 3)?, get(im, 4)?)
+    };
+    let (starts, ends) = match (starts, ends) {
+        (Some(s), Some(e)) if s.len() == e.len() => (s, e),
+        _ => return Err(bad("starts and ends must be constants of one length".into())),
+    };
+    let data = cx.input(0)?;
+    let shape = if let Some(c) = im.ints.get(data) {
+        c.shape.clone()
+    } else {
+        im.g.tensors[im.tensor_of(node, data)?].shape.clone()
+    };
+    let rank = shape.len();
+    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(bad("axes and steps must match starts in length".into()));
+    }
+    let (mut first, mut step, mut out) = (vec![0usize; rank], vec![1i64; rank], shape.clone());
+    for k in 0..starts.len() {
+        let a = norm_axis(axes[k], rank).ok_or_else(|| bad(format!("axis {} out of range", axes[k])))?;
+        if steps[k] == 0 {
+            return Err(bad("a step of 0".into()));
+        }
+        let (s, n) = slice_axis(shape[a], starts[k], ends[k], steps[k]);
+        if n == 0 {
+            return Err(bad(format!("the slice of axis {a} is empty (zero-size tensors are not supported)")));
+        }
+        (first[a], step[a], out[a]) = (s, steps[k], n);
+    }
+    let out_name = cx.out_name.clone();
+    if let Some(c) = im.ints.get(data).cloned() {
+        let v: Vec<f32> = c.data.iter().map(|&x| x as f32).collect();
+        let vals = window_values(&v, &c.shape, &first, &step, &out);
+        im.ints.insert(out_name, IntConst { shape: out, data: vals.iter().map(|&x| x as i64).collect() });
+        return Ok(());
+    }
+    let x = im.tensor_of(node, data)?;
+    if im.g.is_const(x) {
+        let vals = window_values(im.g.value(x), &shape, &first, &step, &out);
+        im.add_tensor(&out_name, out, Some(vals));
+        return Ok(());
+    }
+    if rank > 6 {
+        return Err(bad(format!("rank {rank} is above 6")));
+    }
+    im.push(node, Op::Slice { starts: first, steps: step }, vec![x], out)?;
+    Ok(())
+}
+
+/// Split along `axis` into the sizes of the `split` input (attribute before opset 13) or equal
+/// parts: one Slice node per output.
+fn split(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let shape = im.g.tensors[x].shape.clone();
+    let axis = norm_axis(attr_i(node, "axis", 0), shape.len()).ok_or_else(|| bad("axis out of range".into()))?;
+    let outputs = node.output.len();
+    let sizes: Vec<usize> = match (im.opset >= 13, cx.inputs.get(1).filter(|n| !n.is_empty())) {
+        (true, Some(n)) => im.ints_of(node, n)?.data.iter().map(|&v| v.max(0) as usize).collect(),
+        (false, _) if attr_ints(node, "split").is_some() => {
+            attr_ints(node, "split").unwrap_or_default().iter().map(|&v| v.max(0) as usize).collect()
+        }
+        _ => {
+            let parts = outputs.max(1);
+            let each = shape[axis].div_ceil(parts);
+            (0..parts).map(|k| each.min(shape[axis].saturating_sub(k * each))).collect()
+        }
+    };
+    if sizes.len() != outputs || sizes.iter().sum::<usize>() != shape[axis] || sizes.contains(&0) {
+        return Err(bad(format!("split sizes {sizes:?} do not cut axis {axis} of {shape:?} into {outputs} parts")));
+    }
+    let mut at = 0;
+    for (k, &n) in sizes.iter().enumerate() {
+        let mut starts = vec![0usize; shape.len()];
+        starts[axis] = at;
+        let mut out = shape.clone();
+        out[axis] = n;
+        if node.output[k].is_empty() {
+            at += n;
+            continue;
+        }
+        im.push_output(node, k, Op::Slice { starts, steps: vec![1; shape.len()] }, vec![x], out)?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Add, Sub, Mul, Div of integer constants (shape arithmetic, e.g. a channel count halved for a
+/// split), folded at import with numpy broadcasting; Div truncates toward zero as ONNX's integer
+/// Div does.
+fn binary_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let (a, b) = (im.ints_of(node, cx.input(0)?)?, im.ints_of(node, cx.input(1)?)?);
+    let shape = broadcast(&a.shape, &b.shape)
+        .ok_or_else(|| bad(format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape)))?;
+    let n: usize = shape.iter().product();
+    if !(a.data.len() == 1 || a.data.len() == n) || !(b.data.len() == 1 || b.data.len() == n) {
+        return Err(bad("integer broadcasting beyond scalars is not supported".into()));
+    }
+    let at = |v: &[i64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    let data = (0..n)
+        .map(|i| {
+            let (x, y) = (at(&a.data, i), at(&b.data, i));
+            match node.op_type.as_str() {
+                "Add" => Ok(x.wrapping_add(y)),
+                "Sub" => Ok(x.wrapping_sub(y)),
+                "Mul" => Ok(x.wrapping_mul(y)),
+                _ => x.checked_div(y).ok_or_else(|| bad("integer division by zero".into())),
+            }
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    im.ints.insert(cx.out_name.clone(), IntConst { shape, data });
+    Ok(())
+}
+
 /// Relu: a clamp to `[0, inf]` (fused into its producer by the rewrites).
 fn relu(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
@@ -432,22 +651,71 @@ fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     }
     let x = im.tensor_of(node, input(0)?)?;
     let [n, c, h, w] = im.rank4(node, x)?;
-    if attr_i(node, "ceil_mode", 0) != 0 {
-        return Err(bad("ceil_mode=1 is not supported".into()));
-    }
     let k = attr_ints(node, "kernel_shape").filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1));
     let k = k.ok_or_else(|| bad("kernel_shape must be two positive values".into()))?;
-    let window = im.window(node, [h, w], [k[0] as usize, k[1] as usize])?;
-    let [oh, ow] = im.window_out(node, &window, [h, w])?;
+    let mut window = im.window(node, [h, w], [k[0] as usize, k[1] as usize])?;
+    let [mut oh, mut ow] = im.window_out(node, &window, [h, w])?;
+    let count_include_pad = attr_i(node, "count_include_pad", 0) != 0;
+    if attr_i(node, "ceil_mode", 0) != 0 {
+        // ceil_mode: a last, partial window where the floor would drop it, unless it would start
+        // past the input and the leading padding (as ONNX Runtime and PyTorch count). It reads
+        // extra padding at the end, which pooling ignores (max) or leaves out of the divisor.
+        for (a, out) in [&mut oh, &mut ow].into_iter().enumerate() {
+            let (input, stride) = ([h, w][a], window.strides[a]);
+            let span = (window.kernel[a] - 1) * window.dilations[a] + 1;
+            let padded = input + window.pads[a] + window.pads[a + 2];
+            let mut ceil = (padded - span).div_ceil(stride) + 1;
+            if (ceil - 1) * stride >= input + window.pads[a] {
+                ceil -= 1;
+            }
+            let extra = ((ceil - 1) * stride + span).saturating_sub(padded);
+            if extra > 0 && op_type == "AveragePool" && count_include_pad {
+                return Err(bad(
+                    "ceil_mode=1 with count_include_pad=1 and a partial last window is not supported".into()
+                ));
+            }
+            window.pads[a + 2] += extra;
+            *out = ceil;
+        }
+    }
     let op = if op_type == "MaxPool" {
         Op::MaxPool { window }
     } else {
         if window.dilations != [1, 1] {
             return Err(bad("dilated average pooling is not supported".into()));
         }
-        Op::AveragePool { window, count_include_pad: attr_i(node, "count_include_pad", 0) != 0 }
+        Op::AveragePool { window, count_include_pad }
     };
     im.push(node, op, vec![x], vec![n, c, oh, ow])?;
+    Ok(())
+}
+
+/// ReduceMean over the spatial axes of a rank-4 tensor (a global average pool, as
+/// `x.mean([2, 3])` exports), keeping them (`[N, C, 1, 1]`) or not (`[N, C]`, then a Reshape).
+/// Other axes are not supported yet.
+fn reduce_mean(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let rank = im.g.tensors[x].shape.len();
+    let axes = match cx.inputs.get(1).filter(|n| !n.is_empty()) {
+        Some(n) => Some(im.ints_of(node, n)?.data),
+        None => attr_ints(node, "axes"),
+    };
+    let mut axes: Vec<usize> = match axes {
+        Some(a) => a
+            .iter()
+            .map(|&v| norm_axis(v, rank).ok_or_else(|| bad(format!("axis {v} out of range"))))
+            .collect::<Result<_>>()?,
+        None => (0..rank).collect(),
+    };
+    axes.sort_unstable();
+    if rank != 4 || axes != [2, 3] {
+        return Err(bad(format!("ReduceMean over axes {axes:?} of a rank-{rank} tensor is not supported (only the spatial axes 2, 3 of a rank-4 tensor)")));
+    }
+    let [n, c, _, _] = im.rank4(node, x)?;
+    let out = if attr_i(node, "keepdims", 1) != 0 { vec![n, c, 1, 1] } else { vec![n, c] };
+    im.push(node, Op::GlobalAveragePool, vec![x], out)?;
     Ok(())
 }
 

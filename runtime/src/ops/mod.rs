@@ -40,6 +40,8 @@ pub enum Op<'a> {
     Activation(activation::Activation<'a>),
     Reshape(movement::Reshape<'a>),
     Concat(movement::Concat<'a>),
+    Transpose(movement::Transpose<'a>),
+    Slice(movement::Slice<'a>),
     Softmax(softmax::Softmax<'a>),
     Quantize(quantize::Quantize<'a>),
 }
@@ -76,6 +78,8 @@ impl<'a> Op<'a> {
             op::CLAMP | op::LOOKUP | op::UNARY => Op::Activation(activation::Activation::decode(&d, o)?),
             op::RESHAPE => Op::Reshape(movement::Reshape::decode(&d, o)?),
             op::CONCAT => Op::Concat(movement::Concat::decode(&d, o)?),
+            op::TRANSPOSE => Op::Transpose(movement::Transpose::decode(&d, o)?),
+            op::SLICE => Op::Slice(movement::Slice::decode(&d, o)?),
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
             op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => Op::Quantize(quantize::Quantize::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
@@ -95,6 +99,8 @@ impl<'a> Op<'a> {
             Op::Activation(x) => x.kernel_name(),
             Op::Reshape(x) => x.kernel_name(),
             Op::Concat(x) => x.kernel_name(),
+            Op::Transpose(x) => x.kernel_name(),
+            Op::Slice(x) => x.kernel_name(),
             Op::Softmax(x) => x.kernel_name(),
             Op::Quantize(x) => x.kernel_name(),
         }
@@ -111,6 +117,8 @@ impl<'a> Op<'a> {
             Op::Activation(x) => x.run(e),
             Op::Reshape(x) => x.run(e),
             Op::Concat(x) => x.run(e),
+            Op::Transpose(x) => x.run(e),
+            Op::Slice(x) => x.run(e),
             Op::Softmax(x) => x.run(e),
             Op::Quantize(x) => x.run(e),
         }

@@ -114,3 +114,152 @@ impl<'a> Concat<'a> {
         }
     }
 }
+
+/// `Transpose`: output axis `i` is input axis `perm[i]` (params slots `0..rank`); any layouts.
+#[derive(Clone, Copy)]
+pub struct Transpose<'a> {
+    pub x: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    pub dims: [usize; R],
+    pub strides: [[usize; R]; 2],
+}
+
+impl<'a> Transpose<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        let bad = |reason| invalid(o, reason);
+        expect_inputs(o, 1)?;
+        let (x, y) = (d.input(o, 0), d.view.tensor(o.output(0)));
+        if y.dtype != x.dtype || y.dtype == DType::I32 {
+            return Err(bad("wrong input or output dtype"));
+        }
+        same_quant(o, &x, &y)?;
+        if x.rank != y.rank {
+            return Err(bad("input and output ranks differ"));
+        }
+        let mut seen = [false; R];
+        let mut xs = [0usize; R];
+        let sx = logical_strides(&x);
+        let lead = R - y.rank;
+        for (i, &p) in o.params[..R].iter().enumerate() {
+            if i >= y.rank {
+                if p != 0 {
+                    return Err(bad("permutation entry set past the rank"));
+                }
+                continue;
+            }
+            if p < 0 || p as usize >= x.rank || seen[p as usize] {
+                return Err(bad("the permutation is not a permutation of the input's axes"));
+            }
+            let p = p as usize;
+            seen[p] = true;
+            if y.dims[i] != x.dims[p] {
+                return Err(bad("output shape is not the permuted input shape"));
+            }
+            xs[lead + i] = sx[p];
+        }
+        Ok(Transpose { x, y, dims: padded_dims(y.shape()), strides: [xs, aligned(&y, y.shape())] })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        "transpose_strided_scalar"
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        let (dims, st, x, y) = (&self.dims, &self.strides, &self.x, &self.y);
+        if x.dtype == DType::I8 {
+            ew::map_strided(dims, st, e.data::<i8>(x), e.out::<i8>(y), |v| v)
+        } else {
+            ew::map_strided(dims, st, e.data::<f32>(x), e.out::<f32>(y), |v| v)
+        }
+    }
+}
+
+/// `Slice`: output axis `i` reads input index `start[i] + j * step[i]` (any non-zero step,
+/// negative ones walking backwards); any layouts.
+#[derive(Clone, Copy)]
+pub struct Slice<'a> {
+    pub x: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    pub dims: [usize; R],
+    /// Physical offset of the first element read, and the signed input step per output axis.
+    pub base: usize,
+    pub xs: [isize; R],
+    pub ys: [usize; R],
+}
+
+impl<'a> Slice<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        let bad = |reason| invalid(o, reason);
+        expect_inputs(o, 1)?;
+        let (x, y) = (d.input(o, 0), d.view.tensor(o.output(0)));
+        if y.dtype != x.dtype || y.dtype == DType::I32 {
+            return Err(bad("wrong input or output dtype"));
+        }
+        same_quant(o, &x, &y)?;
+        if x.rank != y.rank {
+            return Err(bad("input and output ranks differ"));
+        }
+        let sx = logical_strides(&x);
+        let lead = R - y.rank;
+        let (mut base, mut xs) = (0usize, [0isize; R]);
+        for a in 0..R {
+            let (start, step) = (o.params[op::SLICE_START + a] as i64, o.params[op::SLICE_STEP + a] as i64);
+            if a >= y.rank {
+                if start != 0 || step != 0 {
+                    return Err(bad("slice start or step set past the rank"));
+                }
+                continue;
+            }
+            let n = x.dims[a] as i64;
+            // Zero-size tensors are refused before this: y.dims[a] >= 1.
+            let last = start + (y.dims[a] as i64 - 1) * step;
+            if step == 0 || !(0..n).contains(&start) || !(0..n).contains(&last) {
+                return Err(bad("slice start, step and output size leave the input"));
+            }
+            base += start as usize * sx[a];
+            xs[lead + a] = step as isize * sx[a] as isize;
+        }
+        Ok(Slice { x, y, dims: padded_dims(y.shape()), base, xs, ys: aligned(&y, y.shape()) })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        "slice_strided_scalar"
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        let (x, y) = (&self.x, &self.y);
+        if x.dtype == DType::I8 {
+            self.walk(e.data::<i8>(x), e.out::<i8>(y))
+        } else {
+            self.walk(e.data::<f32>(x), e.out::<f32>(y))
+        }
+    }
+
+    /// Every output element in logical order; the input offset moves by the signed steps (every
+    /// offset visited was checked in range by `decode`).
+    fn walk<T: Copy>(&self, x: &[T], y: &mut [T]) {
+        let d = &self.dims;
+        let mut idx = [0usize; R];
+        let (mut xo, mut yo) = (self.base as isize, 0usize);
+        loop {
+            y[yo] = x[xo as usize];
+            // Advance the innermost axis, carrying outwards.
+            let mut a = R - 1;
+            loop {
+                idx[a] += 1;
+                xo += self.xs[a];
+                yo += self.ys[a];
+                if idx[a] < d[a] {
+                    break;
+                }
+                xo -= self.xs[a] * d[a] as isize;
+                yo -= self.ys[a] * d[a];
+                idx[a] = 0;
+                if a == 0 {
+                    return;
+                }
+                a -= 1;
+            }
+        }
+    }
+}
