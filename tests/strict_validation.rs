@@ -170,6 +170,21 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
                 (x, y)
             }
         }
+        rop::TRANSPOSE | rop::SLICE => {
+            let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            let y = if kind == rop::TRANSPOSE {
+                p[..3].copy_from_slice(&[1, 2, 0]);
+                b.act(DType::F32, &[n, 3, 2], Layout::RowMajor, 0.0)
+            } else {
+                // The last row of axis 0, every element of axis 1, axis 2 reversed.
+                p[rop::SLICE_START..rop::SLICE_START + 3].copy_from_slice(&[1, 0, 2]);
+                p[rop::SLICE_STEP..rop::SLICE_STEP + 3].copy_from_slice(&[1, 1, -1]);
+                b.act(DType::F32, &[1, n, 3], Layout::RowMajor, 0.0)
+            };
+            b.op(kind, vec![x], y, p);
+            (x, y)
+        }
         rop::UNARY => {
             let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
             let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
@@ -209,7 +224,7 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 17] = [
+const KINDS: [u16; 19] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -227,6 +242,8 @@ const KINDS: [u16; 17] = [
     rop::REQUANTIZE,
     rop::LOOKUP,
     rop::UNARY,
+    rop::TRANSPOSE,
+    rop::SLICE,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {

@@ -507,6 +507,44 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
+    /// A random permutation of the value's axes, or a random strided window of it (steps of
+    /// either sign), now and then off by one past the input.
+    fn movement(&mut self, v: Value, kind: u16) -> Result<Value> {
+        let rank = v.dims.len();
+        let mut p = [0; OP_PARAMS];
+        let mut dims = v.dims.clone();
+        if kind == op::TRANSPOSE {
+            let mut perm: Vec<usize> = (0..rank).collect();
+            for i in (1..rank).rev() {
+                let j = self.range(0, i)?;
+                perm.swap(i, j);
+            }
+            for (i, &a) in perm.iter().enumerate() {
+                p[i] = a as i32;
+                dims[i] = v.dims[a];
+            }
+        } else {
+            for a in 0..rank {
+                let n = v.dims[a];
+                if n == 0 {
+                    p[op::SLICE_STEP + a] = 1;
+                    continue;
+                }
+                let step = *self.u.choose(&[1i32, 1, 2, 3, -1, -2])?;
+                let start = self.range(0, n.saturating_sub(1))? as i32;
+                let room = if step > 0 { (n as i32 - 1 - start) / step } else { start / -step };
+                let count = self.range(1, room as usize + 1)? + usize::from(self.chance(1, 40)?);
+                p[op::SLICE_START + a] = start;
+                p[op::SLICE_STEP + a] = step;
+                dims[a] = count;
+            }
+        }
+        let layout = if rank == 4 && self.chance(1, 3)? { Layout::Nhwc } else { Layout::RowMajor };
+        let y = self.arena(v.dtype, dims, layout, Some((v.scale, v.zero_point)))?;
+        self.op(kind, vec![v.t], y.t, p);
+        Ok(self.push(y))
+    }
+
     fn pool(&mut self, v: Value, kind: u16) -> Result<Value> {
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
@@ -632,6 +670,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::ADD | op::MUL => self.binary(v, kind),
             op::CLAMP => self.clamp(v),
             op::LOOKUP | op::UNARY => self.activation(v, kind),
+            op::TRANSPOSE | op::SLICE => self.movement(v, kind),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -698,7 +737,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 17] = [
+pub const KINDS: [u16; 19] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -716,6 +755,8 @@ pub const KINDS: [u16; 17] = [
     op::REQUANTIZE,
     op::LOOKUP,
     op::UNARY,
+    op::TRANSPOSE,
+    op::SLICE,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
