@@ -14,6 +14,10 @@ pub enum CompileError {
     UnsupportedOp { node: String, op_type: String, opset: i64 },
     #[error("node '{node}' ({op_type}): {reason}")]
     InvalidNode { node: String, op_type: String, reason: String },
+    /// More than one node cannot be imported: every one of them (`UnsupportedOp` or
+    /// `InvalidNode`), in graph order, in one error. Nodes that only depend on them are skipped.
+    #[error("{} nodes cannot be compiled: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Nodes(Vec<CompileError>),
     #[error("tensor '{name}': {reason}")]
     Tensor { name: String, reason: String },
     #[error("input '{name}': {reason}")]

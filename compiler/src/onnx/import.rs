@@ -72,8 +72,28 @@ pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>
     if im.g.inputs.is_empty() {
         return Err(CompileError::NotOnnx { what: what.to_string(), reason: "it has no non-constant input".into() });
     }
+    // Every node that cannot be imported is reported, not only the first: its outputs are
+    // marked, and nodes reading them are skipped (their failure would only echo it).
+    let mut failed = Vec::new();
+    let mut unavailable: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for node in &graph.node {
-        import_node(&mut im, node)?;
+        if node.input.iter().any(|i| unavailable.contains(i.as_str())) {
+            unavailable.extend(node.output.iter().map(|o| o.as_str()));
+            continue;
+        }
+        match import_node(&mut im, node) {
+            Ok(()) => {}
+            Err(e @ (CompileError::UnsupportedOp { .. } | CompileError::InvalidNode { .. })) => {
+                failed.push(e);
+                unavailable.extend(node.output.iter().map(|o| o.as_str()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match failed.len() {
+        0 => {}
+        1 => return Err(failed.remove(0)),
+        _ => return Err(CompileError::Nodes(failed)),
     }
     for out in &graph.output {
         let id = *im.names.get(&out.name).ok_or_else(|| CompileError::Tensor {

@@ -12,7 +12,7 @@ pub use importer::broadcast;
 
 #[cfg(test)]
 mod tests {
-    use super::builder::{mobile_block, OnnxBuilder};
+    use super::builder::{mobile_block, Attr, OnnxBuilder};
     use crate::error::CompileError;
     use crate::ir::{Act, Op};
 
@@ -88,6 +88,31 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Several unsupported nodes: one error lists each (name, op type, opset, or the attribute
+        // value), in graph order; a node reading an unsupported node's output is not listed.
+        let mut b = OnnxBuilder::new("bad", 13);
+        let x = b.input("x", &[1, 4, 8, 8]);
+        let a = b.node("Cosh", &[&x], vec![]);
+        let c = b.node("Relu", &[&a], vec![]);
+        let m = b.node(
+            "MaxPool",
+            &[&x],
+            vec![
+                ("kernel_shape", Attr::Ints(vec![2, 2])),
+                ("storage_order", Attr::Int(1)),
+                ("auto_pad", Attr::Str("WEIRD".into())),
+            ],
+        );
+        let y = b.node("Sinh", &[&m], vec![]);
+        let z = b.node("Add", &[&c, &y], vec![]);
+        b.output(&z);
+        let e = load(&b.build()).unwrap_err();
+        let CompileError::Nodes(list) = &e else { panic!("{e}") };
+        assert_eq!(list.len(), 2, "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with("2 nodes cannot be compiled: node 'Cosh_1': operator Cosh (opset 13)"), "{text}");
+        assert!(text.contains("MaxPool_3") && text.contains("auto_pad WEIRD"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
         // A supported op with a bad input names the node and the reason.
         let mut b = OnnxBuilder::new("bad", 13);
         let x = b.input("x", &[1, 4]);
