@@ -136,13 +136,37 @@ fn input_shape(input: &pb::ValueInfoProto, overrides: &HashMap<String, Vec<usize
         }
         return Ok(s.clone());
     }
-    let shape = tt.shape.as_ref().ok_or_else(|| err("no shape in the model; give --input-shape NAME=D1,D2,..."))?;
-    shape
+    let shape = tt
+        .shape
+        .as_ref()
+        .ok_or_else(|| err(&format!("no shape in the model; give it with --input-shape {}=D1,D2,...", input.name)))?;
+    // The flag to pass, with the fixed dims filled in and the open ones named.
+    let example: Vec<String> = shape
         .dim
         .iter()
         .map(|d| match &d.value {
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => v.to_string(),
+            Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => p.to_uppercase(),
+            _ => "N".into(),
+        })
+        .collect();
+    shape
+        .dim
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match &d.value {
             Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => Ok(*v as usize),
-            _ => Err(err("has a dynamic dimension; fix it with --input-shape NAME=D1,D2,...")),
+            other => {
+                let what = match other {
+                    Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => format!(" ('{p}')"),
+                    _ => String::new(),
+                };
+                Err(err(&format!(
+                    "dimension {i}{what} is dynamic; fix it with --input-shape {}={}",
+                    input.name,
+                    example.join(",")
+                )))
+            }
         })
         .collect()
 }

@@ -21,6 +21,28 @@ mod tests {
     }
 
     #[test]
+    fn a_dynamic_dimension_names_the_input_the_dim_and_the_flag() {
+        use prost::Message;
+        use tract_onnx::pb;
+        let mut b = OnnxBuilder::new("dyn", 13);
+        let x = b.input("image", &[1, 3, 8, 8]);
+        let y = b.node("Relu", &[&x], vec![]);
+        b.output(&y);
+        let mut m = pb::ModelProto::decode(&b.build()[..]).unwrap();
+        let input = &mut m.graph.as_mut().unwrap().input[0];
+        let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) else {
+            panic!()
+        };
+        t.shape.as_mut().unwrap().dim[2].value =
+            Some(pb::tensor_shape_proto::dimension::Value::DimParam("height".into()));
+        let e = load(&m.encode_to_vec()).unwrap_err().to_string();
+        assert_eq!(e, "input 'image': dimension 2 ('height') is dynamic; fix it with --input-shape image=1,3,HEIGHT,8");
+        let shapes = [("image".to_string(), vec![1, 3, 5, 8])].into();
+        let g = crate::load_graph(&m.encode_to_vec(), "test.onnx", &shapes).unwrap();
+        assert_eq!(g.tensors[g.inputs[0]].shape, [1, 3, 5, 8]);
+    }
+
+    #[test]
     fn the_op_table_is_sorted_and_has_each_op_once() {
         let names: Vec<&str> = super::ops::OPS.iter().map(|(n, _)| *n).collect();
         let mut sorted = names.clone();
