@@ -297,6 +297,11 @@ pub mod op {
     /// `start` in slot [`SLICE_START`]` + i` and the (non-zero, possibly negative) `step` in slot
     /// [`SLICE_STEP`]` + i`.
     pub const SLICE: u16 = 19;
+    /// Spatial resize of a rank-4 `[N, C, H, W]` tensor (format 1.3): slot [`RESIZE_MODE`]
+    /// (0 nearest, 1 linear), [`RESIZE_COORD`] (0 half_pixel, 1 asymmetric, 2 align_corners,
+    /// 3 pytorch_half_pixel, 4 tf_half_pixel_for_nn), [`RESIZE_NEAREST`] (0 round_prefer_floor,
+    /// 1 round_prefer_ceil, 2 floor, 3 ceil), [`RESIZE_SCALE_H`], [`RESIZE_SCALE_W`] (f32 bits).
+    pub const RESIZE: u16 = 20;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -319,6 +324,7 @@ pub mod op {
             UNARY => "Unary",
             TRANSPOSE => "Transpose",
             SLICE => "Slice",
+            RESIZE => "Resize",
             _ => "unknown",
         }
     }
@@ -355,11 +361,17 @@ pub mod op {
     /// SLICE: the first of six start slots, and the first of six step slots.
     pub const SLICE_START: usize = 0;
     pub const SLICE_STEP: usize = 6;
+    /// RESIZE slots.
+    pub const RESIZE_MODE: usize = 0;
+    pub const RESIZE_COORD: usize = 1;
+    pub const RESIZE_NEAREST: usize = 2;
+    pub const RESIZE_SCALE_H: usize = 3;
+    pub const RESIZE_SCALE_W: usize = 4;
 
     /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
-            LOOKUP | UNARY | TRANSPOSE | SLICE => 3,
+            LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE => 3,
             _ => 0,
         }
     }
@@ -437,6 +449,7 @@ pub mod op {
             UNARY => 1 << FUNCTION | 1 << ALPHA | 1 << BETA,
             TRANSPOSE => (1 << 6) - 1,
             SLICE => (1 << 12) - 1,
+            RESIZE => (1 << 5) - 1,
             _ => return None,
         })
     }

@@ -256,8 +256,50 @@ pub fn shuffle() -> TestModel {
     TestModel { name: "shuffle", onnx: b.build(), input_shape: vec![1, 3, 13, 13] }
 }
 
+/// A segmentation-style head: Resize nearest x2 (scales), bilinear to fixed sizes with
+/// align_corners, bilinear half_pixel down by 0.5, nearest asymmetric with floor rounding.
+pub fn upsample() -> TestModel {
+    let mut rng = Rng::new(8);
+    let mut b = OnnxBuilder::new("upsample", 13);
+    let x = b.input("input", &[1, 3, 7, 9]);
+    let h = conv(&mut b, &mut rng, &x, 3, 6, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let roi = b.constant(&[0], vec![]);
+    let up = b.constant(&[4], vec![1.0, 1.0, 2.0, 2.0]);
+    let h = b.node("Resize", &[&h, &roi, &up], vec![("mode", Attr::Str("nearest".into()))]);
+    let h = conv(&mut b, &mut rng, &h, 6, 6, 3, vec![pads([1, 1, 1, 1])], 1);
+    let no_scales = b.constant(&[0], vec![]);
+    let sizes = b.constant_i64(vec![1, 6, 11, 13]);
+    let h = b.node(
+        "Resize",
+        &[&h, &roi, &no_scales, &sizes],
+        vec![
+            ("mode", Attr::Str("linear".into())),
+            ("coordinate_transformation_mode", Attr::Str("align_corners".into())),
+        ],
+    );
+    let h = b.node("Relu", &[&h], vec![]);
+    let down = b.constant(&[4], vec![1.0, 1.0, 0.5, 0.5]);
+    let h = b.node("Resize", &[&h, &roi, &down], vec![("mode", Attr::Str("linear".into()))]);
+    let up3 = b.constant(&[4], vec![1.0, 1.0, 1.5, 1.5]);
+    let h = b.node(
+        "Resize",
+        &[&h, &roi, &up3],
+        vec![
+            ("mode", Attr::Str("nearest".into())),
+            ("coordinate_transformation_mode", Attr::Str("asymmetric".into())),
+            ("nearest_mode", Attr::Str("floor".into())),
+        ],
+    );
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 6, 4, true);
+    b.output(&y);
+    TestModel { name: "upsample", onnx: b.build(), input_shape: vec![1, 3, 7, 9] }
+}
+
 pub fn all_models() -> Vec<TestModel> {
-    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp(), activations(), shuffle()]
+    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp(), activations(), shuffle(), upsample()]
 }
 
 /// Random model inputs, roughly N(0, 1).

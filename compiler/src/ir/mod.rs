@@ -93,6 +93,22 @@ pub enum Op {
         starts: Vec<usize>,
         steps: Vec<i64>,
     },
+    /// Spatial resize of `[N, C, H, W]` (the runtime's RESIZE codes: `coord`, `nearest`), with
+    /// the scales the coordinate transformation divides by.
+    Resize {
+        linear: bool,
+        coord: i32,
+        nearest: i32,
+        scales: [f32; 2],
+    },
+}
+
+impl Op {
+    /// Whether the op has no int8 kernel: in an int8 model it runs in f32 between a dequantize
+    /// and a quantize (the report lists it).
+    pub fn float_only(&self) -> bool {
+        matches!(self, Op::Resize { linear: true, .. })
+    }
 }
 
 impl Op {
@@ -133,6 +149,7 @@ impl Op {
             Op::Unary { function, .. } => sparq_format::layout::op::unary::name(*function).unwrap_or("Unary"),
             Op::Transpose { .. } => "Transpose",
             Op::Slice { .. } => "Slice",
+            Op::Resize { .. } => "Resize",
         }
     }
 }

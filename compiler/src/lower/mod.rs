@@ -283,6 +283,20 @@ impl<'g> Lowerer<'g> {
                 let kind = if matches!(n.op, Op::Transpose { .. }) { rop::TRANSPOSE } else { rop::SLICE };
                 self.op(kind, &n.name, vec![xi], y, p);
             }
+            Op::Resize { linear, coord, nearest, scales } => {
+                let x = n.inputs[0];
+                let xi = self.get(x, dt, None)?;
+                p[rop::RESIZE_MODE] = *linear as i32;
+                p[rop::RESIZE_COORD] = *coord;
+                p[rop::RESIZE_NEAREST] = *nearest;
+                p[rop::RESIZE_SCALE_H] = bits(scales[0]);
+                p[rop::RESIZE_SCALE_W] = bits(scales[1]);
+                // Nearest is a copy: int8 keeps the input's quantization.
+                let q = if float { None } else { Some(self.tensor_q(xi)) };
+                let layout = self.spec.tensors[xi as usize].layout;
+                let y = self.output(out, dt, layout, q);
+                self.op(rop::RESIZE, &n.name, vec![xi], y, p);
+            }
             Op::MaxPool { window } | Op::AveragePool { window, .. } => {
                 let x = n.inputs[0];
                 set_window(&mut p, window);
@@ -473,7 +487,7 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         float_node: g
             .nodes
             .iter()
-            .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name))
+            .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name) || n.op.float_only())
             .collect(),
     };
     for &i in &g.inputs {

@@ -41,6 +41,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("ReduceMean", reduce_mean),
     ("Relu", relu),
     ("Reshape", reshape),
+    ("Resize", resize),
     ("Shape", shape),
     ("Sigmoid", unary),
     ("Slice", slice),
@@ -53,6 +54,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Tanh", unary),
     ("Transpose", transpose),
     ("Unsqueeze", squeeze_ints),
+    ("Upsample", resize),
 ];
 
 /// Concat of integer constants folds; of float tensors, it is a node.
@@ -596,6 +598,91 @@ fn binary_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         })
         .collect::<Result<Vec<i64>>>()?;
     im.ints.insert(cx.out_name.clone(), IntConst { shape, data });
+    Ok(())
+}
+
+/// Resize (opset 10+) and Upsample of the spatial axes of `[N, C, H, W]`: constant scales or
+/// sizes (shape arithmetic folds to them), modes nearest and linear, every coordinate
+/// transformation but tf_crop_and_resize, every nearest rounding.
+fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    use super::importer::attr_s;
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let [n, c, h, w] = im.rank4(node, x)?;
+    let mode = attr_s(node, "mode").unwrap_or_else(|| "nearest".into());
+    let linear = match mode.as_str() {
+        "nearest" => false,
+        "linear" | "bilinear" => true,
+        other => return Err(bad(format!("mode={other} is not supported (nearest, linear)"))),
+    };
+    let coord_name = attr_s(node, "coordinate_transformation_mode").unwrap_or_else(|| {
+        // Before opset 11 (and for Upsample) the transformation was asymmetric.
+        if im.opset < 11 || node.op_type == "Upsample" {
+            "asymmetric".into()
+        } else {
+            "half_pixel".into()
+        }
+    });
+    let coord = match coord_name.as_str() {
+        "half_pixel" => 0,
+        "asymmetric" => 1,
+        "align_corners" => 2,
+        "pytorch_half_pixel" => 3,
+        "tf_half_pixel_for_nn" => 4,
+        other => return Err(bad(format!("coordinate_transformation_mode={other} is not supported"))),
+    };
+    let nearest = match attr_s(node, "nearest_mode").as_deref().unwrap_or("round_prefer_floor") {
+        "round_prefer_floor" => 0,
+        "round_prefer_ceil" => 1,
+        "floor" => 2,
+        "ceil" => 3,
+        other => return Err(bad(format!("nearest_mode={other} is not supported"))),
+    };
+    // Scales: input 1 (opset 9 Upsample, 10), input 2 (11+); sizes: input 3 (11+).
+    let opt = |i: usize| cx.inputs.get(i).copied().filter(|s| !s.is_empty());
+    let scales_input = if im.opset >= 11 && node.op_type == "Resize" { opt(2) } else { opt(1) };
+    let sizes_input = if im.opset >= 11 { opt(3) } else { None };
+    let floats = |im: &Importer, name: &str| -> Result<Vec<f32>> {
+        let t = im.tensor_of(node, name)?;
+        if !im.g.is_const(t) {
+            return Err(bad("scales must be a constant".into()));
+        }
+        Ok(im.g.value(t).to_vec())
+    };
+    let (scales, out) = match (sizes_input, scales_input) {
+        (Some(sz), _) => {
+            let sizes = im.ints_of(node, sz)?.data;
+            if sizes.len() != 4 || sizes[0] != n as i64 || sizes[1] != c as i64 || sizes[2] < 1 || sizes[3] < 1 {
+                return Err(bad(format!("sizes {sizes:?} must keep N and C and be positive")));
+            }
+            let (oh, ow) = (sizes[2] as usize, sizes[3] as usize);
+            ([oh as f32 / h as f32, ow as f32 / w as f32], [oh, ow])
+        }
+        (None, Some(sc)) => {
+            let s = match im.ints.get(sc) {
+                Some(c) => c.data.iter().map(|&v| v as f32).collect(),
+                None => floats(im, sc)?,
+            };
+            if s.len() != 4 || s[0] != 1.0 || s[1] != 1.0 || !(s[2] > 0.0 && s[3] > 0.0) {
+                return Err(bad(format!("scales {s:?} must be [1, 1, sh, sw] with positive sh, sw")));
+            }
+            let (oh, ow) = ((h as f32 * s[2]).floor() as usize, (w as f32 * s[3]).floor() as usize);
+            ([s[2], s[3]], [oh, ow])
+        }
+        (None, None) => {
+            // Upsample before opset 9: a `scales` attribute.
+            let s: Vec<f32> = attr(node, "scales").map(|a| a.floats.clone()).unwrap_or_default();
+            if s.len() != 4 || s[0] != 1.0 || s[1] != 1.0 || !(s[2] > 0.0 && s[3] > 0.0) {
+                return Err(bad("needs constant scales or sizes".into()));
+            }
+            ([s[2], s[3]], [(h as f32 * s[2]).floor() as usize, (w as f32 * s[3]).floor() as usize])
+        }
+    };
+    if out[0] == 0 || out[1] == 0 {
+        return Err(bad("the output would be empty (zero-size tensors are not supported)".into()));
+    }
+    im.push(node, Op::Resize { linear, coord, nearest, scales }, vec![x], vec![n, c, out[0], out[1]])?;
     Ok(())
 }
 

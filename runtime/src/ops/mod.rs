@@ -14,6 +14,7 @@ pub mod gemm;
 pub mod movement;
 pub mod pool;
 pub mod quantize;
+pub mod resize;
 pub mod softmax;
 
 use crate::cpu::Features;
@@ -42,6 +43,7 @@ pub enum Op<'a> {
     Concat(movement::Concat<'a>),
     Transpose(movement::Transpose<'a>),
     Slice(movement::Slice<'a>),
+    Resize(resize::Resize<'a>),
     Softmax(softmax::Softmax<'a>),
     Quantize(quantize::Quantize<'a>),
 }
@@ -80,6 +82,7 @@ impl<'a> Op<'a> {
             op::CONCAT => Op::Concat(movement::Concat::decode(&d, o)?),
             op::TRANSPOSE => Op::Transpose(movement::Transpose::decode(&d, o)?),
             op::SLICE => Op::Slice(movement::Slice::decode(&d, o)?),
+            op::RESIZE => Op::Resize(resize::Resize::decode(&d, o)?),
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
             op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => Op::Quantize(quantize::Quantize::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
@@ -101,6 +104,7 @@ impl<'a> Op<'a> {
             Op::Concat(x) => x.kernel_name(),
             Op::Transpose(x) => x.kernel_name(),
             Op::Slice(x) => x.kernel_name(),
+            Op::Resize(x) => x.kernel_name(),
             Op::Softmax(x) => x.kernel_name(),
             Op::Quantize(x) => x.kernel_name(),
         }
@@ -119,6 +123,7 @@ impl<'a> Op<'a> {
             Op::Concat(x) => x.run(e),
             Op::Transpose(x) => x.run(e),
             Op::Slice(x) => x.run(e),
+            Op::Resize(x) => x.run(e),
             Op::Softmax(x) => x.run(e),
             Op::Quantize(x) => x.run(e),
         }
