@@ -170,6 +170,16 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
                 (x, y)
             }
         }
+        rop::RESIZE => {
+            let x = nhwc(&mut b, n);
+            let y = b.act(DType::F32, &[1, n, 5, 4], Layout::Nhwc, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::RESIZE_MODE] = 1;
+            p[rop::RESIZE_SCALE_H] = f32_bits(5.0 / 3.0);
+            p[rop::RESIZE_SCALE_W] = f32_bits(4.0 / 3.0);
+            b.op(kind, vec![x], y, p);
+            (x, y)
+        }
         rop::TRANSPOSE | rop::SLICE => {
             let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
             let mut p = [0; OP_PARAMS];
@@ -224,7 +234,7 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 19] = [
+const KINDS: [u16; 20] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -244,6 +254,7 @@ const KINDS: [u16; 19] = [
     rop::UNARY,
     rop::TRANSPOSE,
     rop::SLICE,
+    rop::RESIZE,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {

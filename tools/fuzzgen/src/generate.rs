@@ -545,6 +545,27 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
+    /// A spatial resize: random output size, mode, coordinate transformation, rounding and
+    /// scales (now and then not positive or not finite).
+    fn resize(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_nhwc(v)?;
+        let mut p = [0; OP_PARAMS];
+        let linear = x.dtype == DType::F32 && self.chance(1, 2)?;
+        p[op::RESIZE_MODE] = linear as i32;
+        p[op::RESIZE_COORD] = self.range(0, 4)? as i32;
+        p[op::RESIZE_NEAREST] = self.range(0, 3)? as i32;
+        let (oh, ow) = (self.range(1, 2 * x.dims[2] + 1)?, self.range(1, 2 * x.dims[3] + 1)?);
+        let scale = |o: usize, i: usize| o as f32 / i.max(1) as f32;
+        let odd = *self.u.choose(&[0.0f32, 0.0, 0.0, -1.0, f32::INFINITY])?;
+        p[op::RESIZE_SCALE_H] = f32_bits(if odd != 0.0 { odd } else { scale(oh, x.dims[2]) });
+        p[op::RESIZE_SCALE_W] = f32_bits(scale(ow, x.dims[3]));
+        let dims = vec![x.dims[0], x.dims[1], oh, ow];
+        let layout = if self.chance(1, 3)? { Layout::RowMajor } else { Layout::Nhwc };
+        let y = self.arena(x.dtype, dims, layout, Some((x.scale, x.zero_point)))?;
+        self.op(op::RESIZE, vec![x.t], y.t, p);
+        Ok(self.push(y))
+    }
+
     fn pool(&mut self, v: Value, kind: u16) -> Result<Value> {
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
@@ -671,6 +692,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::CLAMP => self.clamp(v),
             op::LOOKUP | op::UNARY => self.activation(v, kind),
             op::TRANSPOSE | op::SLICE => self.movement(v, kind),
+            op::RESIZE => self.resize(v),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -737,7 +759,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 19] = [
+pub const KINDS: [u16; 20] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -757,6 +779,7 @@ pub const KINDS: [u16; 19] = [
     op::UNARY,
     op::TRANSPOSE,
     op::SLICE,
+    op::RESIZE,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
