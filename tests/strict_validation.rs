@@ -170,6 +170,16 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
                 (x, y)
             }
         }
+        rop::PAD => {
+            let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let y = b.act(DType::F32, &[3, n + 2, 4], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::PAD_BEFORE..rop::PAD_BEFORE + 3].copy_from_slice(&[1, 1, 0]);
+            p[rop::PAD_AFTER..rop::PAD_AFTER + 3].copy_from_slice(&[0, 1, 1]);
+            p[rop::PAD_MODE] = 2;
+            b.op(kind, vec![x], y, p);
+            (x, y)
+        }
         rop::RESIZE => {
             let x = nhwc(&mut b, n);
             let y = b.act(DType::F32, &[1, n, 5, 4], Layout::Nhwc, 0.0);
@@ -234,7 +244,7 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 20] = [
+const KINDS: [u16; 21] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -255,6 +265,7 @@ const KINDS: [u16; 20] = [
     rop::TRANSPOSE,
     rop::SLICE,
     rop::RESIZE,
+    rop::PAD,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {

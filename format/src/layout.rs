@@ -302,6 +302,11 @@ pub mod op {
     /// 3 pytorch_half_pixel, 4 tf_half_pixel_for_nn), [`RESIZE_NEAREST`] (0 round_prefer_floor,
     /// 1 round_prefer_ceil, 2 floor, 3 ceil), [`RESIZE_SCALE_H`], [`RESIZE_SCALE_W`] (f32 bits).
     pub const RESIZE: u16 = 20;
+    /// Padding (format 1.3): output index `j` of axis `i` reads input index `j - before[i]`
+    /// (`before` in slot [`PAD_BEFORE`]` + i`, `after` in [`PAD_AFTER`]` + i`); outside the input,
+    /// slot [`PAD_MODE`] decides: 0 the constant of slot [`PAD_VALUE`] (f32 bits; int8: its
+    /// quantized code), 1 reflect, 2 edge.
+    pub const PAD: u16 = 21;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -325,6 +330,7 @@ pub mod op {
             TRANSPOSE => "Transpose",
             SLICE => "Slice",
             RESIZE => "Resize",
+            PAD => "Pad",
             _ => "unknown",
         }
     }
@@ -367,11 +373,16 @@ pub mod op {
     pub const RESIZE_NEAREST: usize = 2;
     pub const RESIZE_SCALE_H: usize = 3;
     pub const RESIZE_SCALE_W: usize = 4;
+    /// PAD slots.
+    pub const PAD_BEFORE: usize = 0;
+    pub const PAD_AFTER: usize = 6;
+    pub const PAD_MODE: usize = 12;
+    pub const PAD_VALUE: usize = 13;
 
     /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
-            LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE => 3,
+            LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE | PAD => 3,
             _ => 0,
         }
     }
@@ -450,6 +461,7 @@ pub mod op {
             TRANSPOSE => (1 << 6) - 1,
             SLICE => (1 << 12) - 1,
             RESIZE => (1 << 5) - 1,
+            PAD => (1 << 14) - 1,
             _ => return None,
         })
     }

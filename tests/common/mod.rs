@@ -264,6 +264,15 @@ pub fn upsample() -> TestModel {
     let x = b.input("input", &[1, 3, 7, 9]);
     let h = conv(&mut b, &mut rng, &x, 3, 6, 3, vec![pads([1, 1, 1, 1])], 1);
     let h = b.node("Relu", &[&h], vec![]);
+    // Pads: reflect (asymmetric), edge, a constant 0.25 (7x9 -> 10x12 -> conv 8x10 -> 10x12).
+    let p = b.constant_i64(vec![0, 0, 1, 2, 0, 0, 2, 1]);
+    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("reflect".into()))]);
+    let h = conv(&mut b, &mut rng, &h, 6, 6, 3, vec![], 1);
+    let p = b.constant_i64(vec![0, 0, 0, 1, 0, 0, 1, 0]);
+    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("edge".into()))]);
+    let p = b.constant_i64(vec![0, 0, 1, 0, 0, 0, 0, 1]);
+    let v = b.constant(&[], vec![0.25]);
+    let h = b.node("Pad", &[&h, &p, &v], vec![]);
     let roi = b.constant(&[0], vec![]);
     let up = b.constant(&[4], vec![1.0, 1.0, 2.0, 2.0]);
     let h = b.node("Resize", &[&h, &roi, &up], vec![("mode", Attr::Str("nearest".into()))]);

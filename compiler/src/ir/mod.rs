@@ -101,6 +101,13 @@ pub enum Op {
         nearest: i32,
         scales: [f32; 2],
     },
+    /// Padding before and after each axis; `mode` 0 constant (`value`), 1 reflect, 2 edge.
+    Pad {
+        before: Vec<usize>,
+        after: Vec<usize>,
+        mode: i32,
+        value: f32,
+    },
 }
 
 impl Op {
@@ -150,6 +157,7 @@ impl Op {
             Op::Transpose { .. } => "Transpose",
             Op::Slice { .. } => "Slice",
             Op::Resize { .. } => "Resize",
+            Op::Pad { .. } => "Pad",
         }
     }
 }

@@ -297,6 +297,26 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::RESIZE, &n.name, vec![xi], y, p);
             }
+            Op::Pad { before, after, mode, value } => {
+                let x = n.inputs[0];
+                let xi = self.get(x, dt, None)?;
+                for (a, (&b, &e)) in before.iter().zip(after).enumerate() {
+                    p[rop::PAD_BEFORE + a] = b as i32;
+                    p[rop::PAD_AFTER + a] = e as i32;
+                }
+                p[rop::PAD_MODE] = *mode;
+                let q = if float { None } else { Some(self.tensor_q(xi)) };
+                if *mode == 0 {
+                    p[rop::PAD_VALUE] = match q {
+                        // The constant as the input's int8 code (same quantization out).
+                        Some(q) => sparq_runtime::quant::quantize_f32(*value, q.scale, q.zero_point) as i32,
+                        None => bits(*value),
+                    };
+                }
+                let layout = self.default_layout(out);
+                let y = self.output(out, dt, layout, q);
+                self.op(rop::PAD, &n.name, vec![xi], y, p);
+            }
             Op::MaxPool { window } | Op::AveragePool { window, .. } => {
                 let x = n.inputs[0];
                 set_window(&mut p, window);

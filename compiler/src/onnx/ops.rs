@@ -37,6 +37,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("MaxPool", pool),
     ("Mul", binary),
     ("Neg", unary),
+    ("Pad", pad),
     ("Reciprocal", unary),
     ("ReduceMean", reduce_mean),
     ("Relu", relu),
@@ -683,6 +684,57 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         return Err(bad("the output would be empty (zero-size tensors are not supported)".into()));
     }
     im.push(node, Op::Resize { linear, coord, nearest, scales }, vec![x], vec![n, c, out[0], out[1]])?;
+    Ok(())
+}
+
+/// Pad with constant pads (input since opset 11, attribute before), modes constant (with a
+/// constant value), reflect and edge. Negative pads (cropping) are not supported.
+fn pad(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    use super::importer::attr_s;
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let shape = im.g.tensors[x].shape.clone();
+    let rank = shape.len();
+    let opt = |i: usize| cx.inputs.get(i).copied().filter(|s| !s.is_empty());
+    let pads = if im.opset >= 11 {
+        im.ints_of(node, opt(1).ok_or_else(|| bad("pads must be given".into()))?)?.data
+    } else {
+        attr_ints(node, "pads").or_else(|| attr_ints(node, "paddings")).unwrap_or_default()
+    };
+    if opt(3).is_some() {
+        return Err(bad("the axes input is not supported".into()));
+    }
+    if pads.len() != 2 * rank || rank > 6 {
+        return Err(bad(format!("{} pads for a rank-{rank} input", pads.len())));
+    }
+    if pads.iter().any(|&p| p < 0) {
+        return Err(bad(format!("negative pads {pads:?} (cropping) are not supported")));
+    }
+    let mode = match attr_s(node, "mode").as_deref().unwrap_or("constant") {
+        "constant" => 0,
+        "reflect" => 1,
+        "edge" => 2,
+        other => return Err(bad(format!("mode={other} is not supported (constant, reflect, edge)"))),
+    };
+    let value = match (im.opset >= 11, opt(2)) {
+        (true, Some(v)) => {
+            let t = im.tensor_of(node, v)?;
+            match im.g.tensors[t].value.as_deref() {
+                Some([v]) => *v,
+                _ => return Err(bad("constant_value must be a scalar constant".into())),
+            }
+        }
+        (true, None) => 0.0,
+        (false, _) => attr_f(node, "value", 0.0),
+    };
+    let (before, after): (Vec<usize>, Vec<usize>) =
+        (pads[..rank].iter().map(|&p| p as usize).collect(), pads[rank..].iter().map(|&p| p as usize).collect());
+    if mode == 1 && (0..rank).any(|a| before[a] >= shape[a] || after[a] >= shape[a]) {
+        return Err(bad(format!("reflect pads {pads:?} must be smaller than the input's dims {shape:?}")));
+    }
+    let out: Vec<usize> = (0..rank).map(|a| shape[a] + before[a] + after[a]).collect();
+    im.push(node, Op::Pad { before, after, mode, value }, vec![x], out)?;
     Ok(())
 }
 

@@ -44,6 +44,7 @@ pub enum Op<'a> {
     Transpose(movement::Transpose<'a>),
     Slice(movement::Slice<'a>),
     Resize(resize::Resize<'a>),
+    Pad(movement::Pad<'a>),
     Softmax(softmax::Softmax<'a>),
     Quantize(quantize::Quantize<'a>),
 }
@@ -83,6 +84,7 @@ impl<'a> Op<'a> {
             op::TRANSPOSE => Op::Transpose(movement::Transpose::decode(&d, o)?),
             op::SLICE => Op::Slice(movement::Slice::decode(&d, o)?),
             op::RESIZE => Op::Resize(resize::Resize::decode(&d, o)?),
+            op::PAD => Op::Pad(movement::Pad::decode(&d, o)?),
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
             op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => Op::Quantize(quantize::Quantize::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
@@ -105,6 +107,7 @@ impl<'a> Op<'a> {
             Op::Transpose(x) => x.kernel_name(),
             Op::Slice(x) => x.kernel_name(),
             Op::Resize(x) => x.kernel_name(),
+            Op::Pad(x) => x.kernel_name(),
             Op::Softmax(x) => x.kernel_name(),
             Op::Quantize(x) => x.kernel_name(),
         }
@@ -124,6 +127,7 @@ impl<'a> Op<'a> {
             Op::Transpose(x) => x.run(e),
             Op::Slice(x) => x.run(e),
             Op::Resize(x) => x.run(e),
+            Op::Pad(x) => x.run(e),
             Op::Softmax(x) => x.run(e),
             Op::Quantize(x) => x.run(e),
         }

@@ -263,3 +263,117 @@ impl<'a> Slice<'a> {
         }
     }
 }
+
+/// `Pad`: every output index reads the input at `index - before` per axis; outside the input the
+/// mode decides (a constant, reflection without repeating the edge, or the edge repeated).
+#[derive(Clone, Copy)]
+pub struct Pad<'a> {
+    pub x: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    pub before: [usize; R],
+    pub mode: i32,
+    /// The constant, as f32 bits, or for int8 the code in the low byte.
+    pub value: i32,
+}
+
+impl<'a> Pad<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        let bad = |reason| invalid(o, reason);
+        expect_inputs(o, 1)?;
+        let (x, y) = (d.input(o, 0), d.view.tensor(o.output(0)));
+        if y.dtype != x.dtype || y.dtype == DType::I32 {
+            return Err(bad("wrong input or output dtype"));
+        }
+        same_quant(o, &x, &y)?;
+        if x.rank != y.rank {
+            return Err(bad("input and output ranks differ"));
+        }
+        let p = &o.params;
+        let mode = p[op::PAD_MODE];
+        if !(0..=2).contains(&mode) {
+            return Err(bad("unknown pad mode"));
+        }
+        let value = p[op::PAD_VALUE];
+        if mode != 0 && value != 0 {
+            return Err(bad("a pad value is only for the constant mode"));
+        }
+        if x.dtype == DType::I8 && !(-128..=127).contains(&value) {
+            return Err(bad("int8 pad value outside [-128, 127]"));
+        }
+        if x.dtype == DType::F32 && !f32::from_bits(value as u32).is_finite() {
+            return Err(bad("pad value is not finite"));
+        }
+        let mut before = [0usize; R];
+        for a in 0..R {
+            let (b, e) = (p[op::PAD_BEFORE + a], p[op::PAD_AFTER + a]);
+            if a >= x.rank {
+                if b != 0 || e != 0 {
+                    return Err(bad("pads set past the rank"));
+                }
+                continue;
+            }
+            if b < 0 || e < 0 {
+                return Err(bad("negative pads"));
+            }
+            let (b, e) = (b as usize, e as usize);
+            if x.dims[a].checked_add(b).and_then(|v| v.checked_add(e)) != Some(y.dims[a]) {
+                return Err(bad("output shape is not the input shape plus the pads"));
+            }
+            // Reflection needs at least one element beside the edge for every padded one.
+            if mode == 1 && (b >= x.dims[a] || e >= x.dims[a]) {
+                return Err(bad("reflect pads must be smaller than the axis"));
+            }
+            before[R - x.rank + a] = b;
+        }
+        Ok(Pad { x, y, before, mode, value })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        "pad_strided_scalar"
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        let (x, y) = (&self.x, &self.y);
+        if x.dtype == DType::I8 {
+            self.walk(e.data::<i8>(x), e.out::<i8>(y), self.value as i8)
+        } else {
+            self.walk(e.data::<f32>(x), e.out::<f32>(y), f32::from_bits(self.value as u32))
+        }
+    }
+
+    fn walk<T: Copy>(&self, xd: &[T], yd: &mut [T], constant: T) {
+        let (xs, ys) = (aligned(&self.x, self.x.shape()), aligned(&self.y, self.y.shape()));
+        let (xdims, ydims) = (padded_dims(self.x.shape()), padded_dims(self.y.shape()));
+        let mut idx = [0usize; R];
+        loop {
+            let mut off = 0usize;
+            let mut inside = true;
+            for a in 0..R {
+                let n = xdims[a] as isize;
+                let mut i = idx[a] as isize - self.before[a] as isize;
+                if i < 0 || i >= n {
+                    match self.mode {
+                        1 => i = if i < 0 { -i } else { 2 * (n - 1) - i },
+                        2 => i = i.clamp(0, n - 1),
+                        _ => inside = false,
+                    }
+                }
+                off += i.max(0) as usize * xs[a];
+            }
+            let yo: usize = (0..R).map(|a| idx[a] * ys[a]).sum();
+            yd[yo] = if inside { xd[off] } else { constant };
+            let mut a = R - 1;
+            loop {
+                idx[a] += 1;
+                if idx[a] < ydims[a] {
+                    break;
+                }
+                idx[a] = 0;
+                if a == 0 {
+                    return;
+                }
+                a -= 1;
+            }
+        }
+    }
+}

@@ -566,6 +566,29 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
+    /// Random pads before and after each axis in a random mode (reflect pads now and then as
+    /// large as the axis, which must be refused).
+    fn pad(&mut self, v: Value) -> Result<Value> {
+        let mut p = [0; OP_PARAMS];
+        let mode = self.range(0, 2)? as i32;
+        p[op::PAD_MODE] = mode;
+        let mut dims = v.dims.clone();
+        for a in 0..v.dims.len() {
+            let limit = if mode == 1 { v.dims[a].saturating_sub(1) + usize::from(self.chance(1, 30)?) } else { 3 };
+            let (b, e) = (self.range(0, limit)?, self.range(0, limit)?);
+            p[op::PAD_BEFORE + a] = b as i32;
+            p[op::PAD_AFTER + a] = e as i32;
+            dims[a] += b + e;
+        }
+        if mode == 0 {
+            p[op::PAD_VALUE] = if v.dtype == DType::I8 { self.rng.i8() as i32 } else { f32_bits(self.rng.f32()) };
+        }
+        let layout = if dims.len() == 4 && self.chance(1, 2)? { Layout::Nhwc } else { Layout::RowMajor };
+        let y = self.arena(v.dtype, dims, layout, Some((v.scale, v.zero_point)))?;
+        self.op(op::PAD, vec![v.t], y.t, p);
+        Ok(self.push(y))
+    }
+
     fn pool(&mut self, v: Value, kind: u16) -> Result<Value> {
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
@@ -693,6 +716,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::LOOKUP | op::UNARY => self.activation(v, kind),
             op::TRANSPOSE | op::SLICE => self.movement(v, kind),
             op::RESIZE => self.resize(v),
+            op::PAD => self.pad(v),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -759,7 +783,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 20] = [
+pub const KINDS: [u16; 21] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -780,6 +804,7 @@ pub const KINDS: [u16; 20] = [
     op::TRANSPOSE,
     op::SLICE,
     op::RESIZE,
+    op::PAD,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
