@@ -170,6 +170,19 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
                 (x, y)
             }
         }
+        rop::CONV_TRANSPOSE => {
+            let x = nhwc(&mut b, n);
+            let y = b.act(DType::F32, &[1, n, 6, 6], Layout::Nhwc, 0.0);
+            let (w, bias) = (b.f32s(&[n, 1, 2, 2], 0.5), b.f32s(&[n], 1.0));
+            let mut p = window(2);
+            p[win::STRIDE_H] = 2;
+            p[win::STRIDE_W] = 2;
+            p[win::GROUPS] = n as i32;
+            p[rop::ACT_MIN] = no_clamp()[rop::ACT_MIN];
+            p[rop::ACT_MAX] = no_clamp()[rop::ACT_MAX];
+            b.op(kind, vec![x, w, bias], y, p);
+            (x, y)
+        }
         rop::PAD => {
             let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
             let y = b.act(DType::F32, &[3, n + 2, 4], Layout::RowMajor, 0.0);
@@ -244,7 +257,7 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 21] = [
+const KINDS: [u16; 22] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -266,6 +279,7 @@ const KINDS: [u16; 21] = [
     rop::SLICE,
     rop::RESIZE,
     rop::PAD,
+    rop::CONV_TRANSPOSE,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {

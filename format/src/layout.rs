@@ -307,6 +307,10 @@ pub mod op {
     /// slot [`PAD_MODE`] decides: 0 the constant of slot [`PAD_VALUE`] (f32 bits; int8: its
     /// quantized code), 1 reflect, 2 edge.
     pub const PAD: u16 = 21;
+    /// Transposed convolution, f32 (format 1.3): x, y NHWC; weights `[C_in, C_out/groups, KH,
+    /// KW]` (ONNX order), bias `[C_out]`; the window slots of CONV2D (pads crop the full output),
+    /// the output padding implied by y's size; the f32 clamp slots.
+    pub const CONV_TRANSPOSE: u16 = 22;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -331,6 +335,7 @@ pub mod op {
             SLICE => "Slice",
             RESIZE => "Resize",
             PAD => "Pad",
+            CONV_TRANSPOSE => "ConvTranspose",
             _ => "unknown",
         }
     }
@@ -382,7 +387,7 @@ pub mod op {
     /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
-            LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE | PAD => 3,
+            LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE | PAD | CONV_TRANSPOSE => 3,
             _ => 0,
         }
     }
@@ -448,7 +453,7 @@ pub mod op {
         const ACT: u32 = 1 << ACT_MIN | 1 << ACT_MAX;
         const RESCALE: u32 = 1 << MULT_A | 1 << SHIFT;
         Some(match kind {
-            CONV2D | DEPTHWISE_CONV2D => WINDOW | 1 << window::GROUPS | ACT,
+            CONV2D | DEPTHWISE_CONV2D | CONV_TRANSPOSE => WINDOW | 1 << window::GROUPS | ACT,
             FULLY_CONNECTED | CLAMP => ACT,
             ADD => ACT | RESCALE | 1 << MULT_B,
             MUL => ACT | RESCALE,

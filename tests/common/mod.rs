@@ -300,6 +300,22 @@ pub fn upsample() -> TestModel {
             ("nearest_mode", Attr::Str("floor".into())),
         ],
     );
+    // Transposed convolutions (DBNet's upsampling head): stride 2 with pads and an output
+    // padding, then a grouped one with a dilation.
+    let wt = b.constant(&[6, 4, 3, 3], rng.vec(6 * 4 * 9, 0.3));
+    let bt = b.constant(&[4], rng.vec(4, 0.1));
+    let h = b.node(
+        "ConvTranspose",
+        &[&h, &wt, &bt],
+        vec![strides(2), pads([1, 1, 1, 1]), ("output_padding", Attr::Ints(vec![1, 0]))],
+    );
+    let h = b.node("Relu", &[&h], vec![]);
+    let wg = b.constant(&[4, 3, 2, 2], rng.vec(4 * 3 * 4, 0.3));
+    let h = b.node(
+        "ConvTranspose",
+        &[&h, &wg],
+        vec![("group", Attr::Int(2)), ("dilations", Attr::Ints(vec![2, 1])), strides(1)],
+    );
     let h = b.node("GlobalAveragePool", &[&h], vec![]);
     let h = b.node("Flatten", &[&h], vec![]);
     let y = gemm(&mut b, &mut rng, &h, 6, 4, true);

@@ -101,6 +101,12 @@ pub enum Op {
         nearest: i32,
         scales: [f32; 2],
     },
+    /// Transposed convolution: weights `[C_in, C_out/group, KH, KW]` and bias (inputs 1, 2,
+    /// constants); `window.pads` crop the full output (output padding is in the output shape).
+    ConvTranspose {
+        window: Window,
+        group: usize,
+    },
     /// Padding before and after each axis; `mode` 0 constant (`value`), 1 reflect, 2 edge.
     Pad {
         before: Vec<usize>,
@@ -114,7 +120,7 @@ impl Op {
     /// Whether the op has no int8 kernel: in an int8 model it runs in f32 between a dequantize
     /// and a quantize (the report lists it).
     pub fn float_only(&self) -> bool {
-        matches!(self, Op::Resize { linear: true, .. })
+        matches!(self, Op::Resize { linear: true, .. } | Op::ConvTranspose { .. })
     }
 }
 
@@ -158,6 +164,7 @@ impl Op {
             Op::Slice { .. } => "Slice",
             Op::Resize { .. } => "Resize",
             Op::Pad { .. } => "Pad",
+            Op::ConvTranspose { .. } => "ConvTranspose",
         }
     }
 }

@@ -297,6 +297,26 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::RESIZE, &n.name, vec![xi], y, p);
             }
+            Op::ConvTranspose { window, group } => {
+                // f32 only (`Op::float_only`): weights as ONNX orders them, bias, no clamp.
+                let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+                let xi = self.get(x, DType::F32, Some(Layout::Nhwc))?;
+                set_window(&mut p, window);
+                p[win::GROUPS] = *group as i32;
+                self.clamp_params(&mut p, Act::NONE, None);
+                let ws = g.tensors[w].shape.clone();
+                let wid = self.constant(&format!("{}:weights", n.name), DType::F32, &ws, bytes_f32(g.value(w)), None);
+                let bid = self.constant(
+                    &format!("{}:bias", n.name),
+                    DType::F32,
+                    &[g.value(b).len()],
+                    bytes_f32(g.value(b)),
+                    None,
+                );
+                weight_bytes = (g.value(w).len() + g.value(b).len()) * 4;
+                let y = self.output(out, DType::F32, Layout::Nhwc, None);
+                self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid], y, p);
+            }
             Op::Pad { before, after, mode, value } => {
                 let x = n.inputs[0];
                 let xi = self.get(x, dt, None)?;

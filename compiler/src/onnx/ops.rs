@@ -18,6 +18,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Concat", concat_or_ints),
     ("Constant", constant),
     ("Conv", conv),
+    ("ConvTranspose", conv_transpose),
     ("Div", binary),
     ("Dropout", identity),
     ("Elu", unary),
@@ -225,6 +226,61 @@ fn conv(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         None => im.add_tensor(&format!("{}:bias", out_name), vec![ws[0]], Some(vec![0.0; ws[0]])),
     };
     im.push(node, Op::Conv { window, group, act: Act::NONE }, vec![x, w, bias], vec![n, ws[0], oh, ow])?;
+    Ok(())
+}
+
+/// ConvTranspose with constant weights `[C_in, C_out/group, KH, KW]` and optional bias;
+/// explicit pads and output_padding (output_shape and the SAME auto_pads are not supported).
+fn conv_transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    use super::importer::attr_s;
+    let node = cx.node;
+    let bad = |r: String| cx.bad(r);
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let w = im.tensor_of(node, cx.input(1)?)?;
+    let [n, c, h, wd] = im.rank4(node, x)?;
+    if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 4 {
+        return Err(bad("weights must be a constant [C_in, C_out/group, KH, KW] tensor".into()));
+    }
+    let ws = im.g.tensors[w].shape.clone();
+    let group = attr_i(node, "group", 1).max(1) as usize;
+    if ws[0] != c || c % group != 0 {
+        return Err(bad(format!("weights {ws:?} do not match {c} input channels in {group} groups")));
+    }
+    if attr(node, "output_shape").is_some() {
+        return Err(bad("the output_shape attribute is not supported (give pads and output_padding)".into()));
+    }
+    if !matches!(attr_s(node, "auto_pad").as_deref(), None | Some("NOTSET") | Some("") | Some("VALID")) {
+        return Err(bad("auto_pad SAME_UPPER / SAME_LOWER is not supported".into()));
+    }
+    let window = im.window(node, [h, wd], [ws[2], ws[3]])?;
+    let out_pad = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0, 0]);
+    if out_pad.len() != 2 || out_pad.iter().any(|&v| v < 0) {
+        return Err(bad("output_padding must be two non-negative values".into()));
+    }
+    let mut out = [0usize; 2];
+    for a in 0..2 {
+        let full =
+            ([h, wd][a] - 1) * window.strides[a] + window.dilations[a] * (ws[2 + a] - 1) + 1 + out_pad[a] as usize;
+        out[a] = full
+            .checked_sub(window.pads[a] + window.pads[a + 2])
+            .filter(|&v| v > 0)
+            .ok_or_else(|| bad(format!("pads {:?} leave no output", window.pads)))?;
+        if out_pad[a] as usize >= window.strides[a].max(window.dilations[a]) {
+            return Err(bad("output_padding must be smaller than the stride or the dilation".into()));
+        }
+    }
+    let cout = ws[1] * group;
+    let bias = match cx.inputs.get(2).filter(|s| !s.is_empty()) {
+        Some(b) => {
+            let b = im.tensor_of(node, b)?;
+            if !im.g.is_const(b) || im.g.tensors[b].elements() != cout {
+                return Err(bad("bias must be a constant with one value per output channel".into()));
+            }
+            b
+        }
+        None => im.add_tensor(&format!("{}:bias", cx.out_name), vec![cout], Some(vec![0.0; cout])),
+    };
+    im.push(node, Op::ConvTranspose { window, group }, vec![x, w, bias], vec![n, cout, out[0], out[1]])?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod conv_transpose;
 pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
@@ -45,6 +46,7 @@ pub enum Op<'a> {
     Slice(movement::Slice<'a>),
     Resize(resize::Resize<'a>),
     Pad(movement::Pad<'a>),
+    ConvTranspose(conv_transpose::ConvTranspose<'a>),
     Softmax(softmax::Softmax<'a>),
     Quantize(quantize::Quantize<'a>),
 }
@@ -85,6 +87,7 @@ impl<'a> Op<'a> {
             op::SLICE => Op::Slice(movement::Slice::decode(&d, o)?),
             op::RESIZE => Op::Resize(resize::Resize::decode(&d, o)?),
             op::PAD => Op::Pad(movement::Pad::decode(&d, o)?),
+            op::CONV_TRANSPOSE => Op::ConvTranspose(conv_transpose::ConvTranspose::decode(&d, o)?),
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
             op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => Op::Quantize(quantize::Quantize::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
@@ -108,6 +111,7 @@ impl<'a> Op<'a> {
             Op::Slice(x) => x.kernel_name(),
             Op::Resize(x) => x.kernel_name(),
             Op::Pad(x) => x.kernel_name(),
+            Op::ConvTranspose(x) => x.kernel_name(),
             Op::Softmax(x) => x.kernel_name(),
             Op::Quantize(x) => x.kernel_name(),
         }
@@ -128,6 +132,7 @@ impl<'a> Op<'a> {
             Op::Slice(x) => x.run(e),
             Op::Resize(x) => x.run(e),
             Op::Pad(x) => x.run(e),
+            Op::ConvTranspose(x) => x.run(e),
             Op::Softmax(x) => x.run(e),
             Op::Quantize(x) => x.run(e),
         }
@@ -149,6 +154,7 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     // Input counts first: every later check may read any input the kind declares.
     let counts_ok = match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::FULLY_CONNECTED => (3..=5).contains(&n_in),
+        op::CONV_TRANSPOSE => n_in == 3,
         op::ADD | op::MUL | op::LOOKUP => n_in == 2,
         op::CONCAT => n_in >= 1,
         _ => n_in == 1,

@@ -533,7 +533,8 @@ impl<'u, 'd> Gen<'u, 'd> {
                 let step = *self.u.choose(&[1i32, 1, 2, 3, -1, -2])?;
                 let start = self.range(0, n.saturating_sub(1))? as i32;
                 let room = if step > 0 { (n as i32 - 1 - start) / step } else { start / -step };
-                let count = self.range(1, room as usize + 1)? + usize::from(self.chance(1, 40)?);
+                let past = usize::from(self.chance(1, 40)?);
+                let count = self.range(1, room as usize + 1)? + past;
                 p[op::SLICE_START + a] = start;
                 p[op::SLICE_STEP + a] = step;
                 dims[a] = count;
@@ -574,7 +575,8 @@ impl<'u, 'd> Gen<'u, 'd> {
         p[op::PAD_MODE] = mode;
         let mut dims = v.dims.clone();
         for a in 0..v.dims.len() {
-            let limit = if mode == 1 { v.dims[a].saturating_sub(1) + usize::from(self.chance(1, 30)?) } else { 3 };
+            let too_much = usize::from(self.chance(1, 30)?);
+            let limit = if mode == 1 { v.dims[a].saturating_sub(1) + too_much } else { 3 };
             let (b, e) = (self.range(0, limit)?, self.range(0, limit)?);
             p[op::PAD_BEFORE + a] = b as i32;
             p[op::PAD_AFTER + a] = e as i32;
@@ -586,6 +588,40 @@ impl<'u, 'd> Gen<'u, 'd> {
         let layout = if dims.len() == 4 && self.chance(1, 2)? { Layout::Nhwc } else { Layout::RowMajor };
         let y = self.arena(v.dtype, dims, layout, Some((v.scale, v.zero_point)))?;
         self.op(op::PAD, vec![v.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    /// An f32 transposed convolution: random kernel, stride, dilation, pads, groups and output
+    /// padding (now and then one too large).
+    fn conv_transpose(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_dtype(v, DType::F32)?;
+        let x = self.coerce_nhwc(x)?;
+        let mut p = [0; OP_PARAMS];
+        let cin = x.dims[1];
+        let groups = if cin > 1 && self.chance(1, 3)? { cin } else { 1 };
+        let cout = groups * self.range(1, 4)?;
+        let mut out = [0usize; 2];
+        for a in 0..2 {
+            let (k, s, d) = (self.range(1, 4)?, self.range(1, 3)?, self.range(1, 2)?);
+            let full = (x.dims[2 + a] - 1) * s + d * (k - 1) + 1;
+            let too_much = usize::from(self.chance(1, 30)?);
+            let extra = self.range(0, s.max(d) - 1 + too_much)?;
+            let (pb, pe) = (self.range(0, k - 1)?, self.range(0, k - 1)?);
+            out[a] = (full + extra).saturating_sub(pb + pe).max(1);
+            let [ks, ss, ds, ps, pes] = if a == 0 {
+                [window::KERNEL_H, window::STRIDE_H, window::DILATION_H, window::PAD_TOP, window::PAD_BOTTOM]
+            } else {
+                [window::KERNEL_W, window::STRIDE_W, window::DILATION_W, window::PAD_LEFT, window::PAD_RIGHT]
+            };
+            (p[ks], p[ss], p[ds], p[ps], p[pes]) = (k as i32, s as i32, d as i32, pb as i32, pe as i32);
+        }
+        p[window::GROUPS] = groups as i32;
+        self.f32_clamp(&mut p)?;
+        let (kh, kw) = (p[window::KERNEL_H] as usize, p[window::KERNEL_W] as usize);
+        let w = self.f32_constant(vec![cin, cout / groups, kh, kw]);
+        let b = self.f32_constant(vec![cout]);
+        let y = self.arena(DType::F32, vec![x.dims[0], cout, out[0], out[1]], Layout::Nhwc, None)?;
+        self.op(op::CONV_TRANSPOSE, vec![x.t, w, b], y.t, p);
         Ok(self.push(y))
     }
 
@@ -717,6 +753,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::TRANSPOSE | op::SLICE => self.movement(v, kind),
             op::RESIZE => self.resize(v),
             op::PAD => self.pad(v),
+            op::CONV_TRANSPOSE => self.conv_transpose(v),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -783,7 +820,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 21] = [
+pub const KINDS: [u16; 22] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -805,6 +842,7 @@ pub const KINDS: [u16; 21] = [
     op::SLICE,
     op::RESIZE,
     op::PAD,
+    op::CONV_TRANSPOSE,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
