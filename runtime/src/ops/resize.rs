@@ -50,25 +50,16 @@ fn source(coord: i32, a: &Axis, o: usize) -> f32 {
     }
 }
 
-/// Nearest input index (ONNX `nearest_mode`), clamped into the input.
+/// Nearest input index (ONNX `nearest_mode`), clamped into the input. (libm: the rounding
+/// functions of `f32` need std.)
 fn nearest_index(mode: i32, v: f32, len: usize) -> usize {
+    let half = (v - libm::truncf(v)).abs() == 0.5;
     let r = match mode {
-        1 => {
-            if v.fract() == -0.5 || v.fract() == 0.5 {
-                v.ceil()
-            } else {
-                v.round()
-            }
-        }
-        2 => v.floor(),
-        3 => v.ceil(),
-        _ => {
-            if v.fract() == 0.5 || v.fract() == -0.5 {
-                v.floor()
-            } else {
-                v.round()
-            }
-        }
+        1 if half => libm::ceilf(v),
+        2 => libm::floorf(v),
+        3 => libm::ceilf(v),
+        0 if half => libm::floorf(v),
+        _ => libm::roundf(v),
     };
     (r.max(0.0) as usize).min(len - 1)
 }
@@ -76,7 +67,7 @@ fn nearest_index(mode: i32, v: f32, len: usize) -> usize {
 /// The two input indices and the weight of the second for linear interpolation.
 fn linear_taps(v: f32, len: usize) -> (usize, usize, f32) {
     let v = v.clamp(0.0, (len - 1) as f32);
-    let i0 = v.floor() as usize;
+    let i0 = libm::floorf(v) as usize;
     let i1 = (i0 + 1).min(len - 1);
     (i0, i1, v - i0 as f32)
 }
