@@ -3,8 +3,8 @@
 //! Quantize / Dequantize / layout-conversion ops inserted where a consumer wants a variant its
 //! producer did not write.
 
+use super::state::Lowerer;
 use super::write::{bytes_f32, bytes_i8};
-use super::Lowerer;
 use crate::error::{CompileError, Result};
 use crate::ir::Range;
 use crate::quant::{act_qparams, QParams};

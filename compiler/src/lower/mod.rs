@@ -7,12 +7,15 @@
 mod layout;
 mod packing;
 pub mod plan;
+mod state;
 pub mod target;
 mod write;
 
 pub use crate::ir::{Range, Stats};
 pub use crate::quant::{quantize_per_channel, Precision};
 pub use packing::{MatrixKernel, SparseChoice};
+pub use state::LayerInfo;
+use state::Lowerer;
 
 use crate::error::{invalid, Result};
 use crate::ir::*;
@@ -35,34 +38,6 @@ pub struct LowerOptions {
     pub pack: Option<Pack>,
     /// Which of those weight matrices are stored block-sparse (for the sparse kernels).
     pub sparse: SparseChoice,
-}
-
-/// What the report says about each IR node.
-#[derive(Clone, Debug)]
-pub struct LayerInfo {
-    pub name: String,
-    pub op: String,
-    pub precision: Precision,
-    pub weight_bytes: usize,
-    /// Int8 weight matrices (convolutions with one group, fully-connected): dense or sparse.
-    pub matrix: Option<MatrixKernel>,
-}
-
-struct Lowerer<'g> {
-    g: &'g Graph,
-    ranges: &'g HashMap<String, Range>,
-    means: &'g HashMap<String, Vec<f32>>,
-    spec: ModelSpec,
-    /// (IR tensor, dtype, layout) -> runtime tensor
-    variants: HashMap<(usize, u8, u8), u32>,
-    qparams: HashMap<usize, QParams>,
-    layers: Vec<LayerInfo>,
-    /// Precision chosen for each IR node.
-    float_node: Vec<bool>,
-    pack: Option<Pack>,
-    sparse: SparseChoice,
-    /// The matrix kernel chosen for the node being lowered.
-    matrix: Option<MatrixKernel>,
 }
 
 impl<'g> Lowerer<'g> {

@@ -1,11 +1,8 @@
 //! How each int8 weight matrix is stored: dense row-major, packed into the target's GEMM panels,
 //! or block-sparse (16x4 blocks) where the sparse kernel is faster, by the block density and the
-//! target's measured crossover.
+//! target's measured crossover (the decision; `write::matrix_constant` stores it).
 
 use super::target;
-use super::write::bytes_i8;
-use super::Lowerer;
-use sparq_format::{sparse, DType, Layout};
 
 /// How the compiler picks between the dense and the block-sparse kernel for each int8 weight
 /// matrix (convolutions with one group, fully-connected layers with int8 output).
@@ -40,31 +37,5 @@ impl SparseChoice {
             SparseChoice::Always => block_density < 1.0,
             SparseChoice::Crossover(t) => block_density < t.sparse_crossover(k, pointwise),
         }
-    }
-}
-
-impl Lowerer<'_> {
-    /// An int8 `N x K` weight matrix (row-major `q`): block-sparse when the sparse choice says so
-    /// (`pointwise`: a fully-connected layer or a 1x1 convolution with stride 1 and no padding,
-    /// whose crossover differs from larger kernels'), else packed into panels when the target
-    /// wants.
-    pub(super) fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], pointwise: bool) -> u32 {
-        let (n, k) = (dims[0], q.len() / dims[0].max(1));
-        let block_density = sparse::block_density(sparse::KERNEL_BLOCK, n, k, q);
-        let sparse = self.sparse.is_sparse(block_density, k, pointwise);
-        let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
-        let t = &mut self.spec.tensors[id as usize];
-        if sparse {
-            t.data = Some(sparse::encode(sparse::KERNEL_BLOCK, n, k, q));
-            t.layout = Layout::BlockSparse;
-            t.pack = Some(sparse::KERNEL_BLOCK);
-        } else if let Some(p) = self.pack {
-            t.data = Some(bytes_i8(&p.pack(n, k, q)));
-            t.layout = Layout::Packed;
-            t.pack = Some(p);
-        }
-        let bytes = t.data.as_ref().map_or(0, Vec::len);
-        self.matrix = Some(MatrixKernel { block_density, sparse, bytes });
-        id
     }
 }

@@ -1,13 +1,14 @@
 //! Emitting into the runtime program: tensors (activations in the arena, constants with their
 //! bytes) and ops into the `ModelSpec`, and the little-endian byte forms of constant data.
 
-use super::Lowerer;
+use super::packing::MatrixKernel;
+use super::state::Lowerer;
 use crate::ir::Window;
 use crate::quant::QParams;
 use sparq_format::layout::op::window as win;
 use sparq_format::layout::OP_PARAMS;
 use sparq_format::writer::{OpSpec, TensorSpec};
-use sparq_format::{DType, Layout};
+use sparq_format::{sparse, DType, Layout};
 
 pub(super) fn bytes_i8(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
@@ -91,5 +92,32 @@ impl Lowerer<'_> {
     pub(super) fn tensor_q(&self, id: u32) -> QParams {
         let t = &self.spec.tensors[id as usize];
         QParams { scale: t.scale, zero_point: t.zero_point }
+    }
+}
+
+impl Lowerer<'_> {
+    /// An int8 `N x K` weight matrix (row-major `q`): block-sparse when the sparse choice says so
+    /// (`pointwise`: a fully-connected layer or a 1x1 convolution with stride 1 and no padding,
+    /// whose crossover differs from larger kernels'), else packed into panels when the target
+    /// wants.
+    /// (The storage choice is `packing`'s.)
+    pub(super) fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], pointwise: bool) -> u32 {
+        let (n, k) = (dims[0], q.len() / dims[0].max(1));
+        let block_density = sparse::block_density(sparse::KERNEL_BLOCK, n, k, q);
+        let sparse = self.sparse.is_sparse(block_density, k, pointwise);
+        let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
+        let t = &mut self.spec.tensors[id as usize];
+        if sparse {
+            t.data = Some(sparse::encode(sparse::KERNEL_BLOCK, n, k, q));
+            t.layout = Layout::BlockSparse;
+            t.pack = Some(sparse::KERNEL_BLOCK);
+        } else if let Some(p) = self.pack {
+            t.data = Some(bytes_i8(&p.pack(n, k, q)));
+            t.layout = Layout::Packed;
+            t.pack = Some(p);
+        }
+        let bytes = t.data.as_ref().map_or(0, Vec::len);
+        self.matrix = Some(MatrixKernel { block_density, sparse, bytes });
+        id
     }
 }

@@ -1,0 +1,41 @@
+//! The lowering's state, shared by the parts of `lower/` (each adds its methods), and what the
+//! report says about each node.
+
+use super::packing::{MatrixKernel, SparseChoice};
+use crate::ir::{Graph, Range};
+use crate::quant::{Precision, QParams};
+use sparq_format::layout::Pack;
+use sparq_format::writer::ModelSpec;
+use std::collections::HashMap;
+
+/// What the report says about each IR node.
+#[derive(Clone, Debug)]
+pub struct LayerInfo {
+    pub name: String,
+    pub op: String,
+    pub precision: Precision,
+    pub weight_bytes: usize,
+    /// Int8 weight matrices (convolutions with one group, fully-connected): dense or sparse.
+    pub matrix: Option<MatrixKernel>,
+}
+
+/// The state of one lowering: the graph, the statistics, the program being written and what
+/// the report will say. Its methods live with their parts: `layout.rs` (tensor variants and
+/// conversions), `write.rs` (emitting), `packing.rs` (matrix storage), `mod.rs` (the per-node
+/// lowering).
+pub(super) struct Lowerer<'g> {
+    pub(super) g: &'g Graph,
+    pub(super) ranges: &'g HashMap<String, Range>,
+    pub(super) means: &'g HashMap<String, Vec<f32>>,
+    pub(super) spec: ModelSpec,
+    /// (IR tensor, dtype, layout) -> runtime tensor
+    pub(super) variants: HashMap<(usize, u8, u8), u32>,
+    pub(super) qparams: HashMap<usize, QParams>,
+    pub(super) layers: Vec<LayerInfo>,
+    /// Precision chosen for each IR node.
+    pub(super) float_node: Vec<bool>,
+    pub(super) pack: Option<Pack>,
+    pub(super) sparse: SparseChoice,
+    /// The matrix kernel chosen for the node being lowered.
+    pub(super) matrix: Option<MatrixKernel>,
+}
