@@ -387,15 +387,7 @@ mod tests {
     /// A .npy header claiming far more data than the file holds is an error, not an allocation.
     #[test]
     fn npy_shape_is_not_trusted() {
-        let mut header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 8), }".to_vec();
-        while !(10 + header.len() + 1).is_multiple_of(64) {
-            header.push(b' ');
-        }
-        header.push(b'\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        bytes.extend_from_slice(&[0u8; 64]);
+        let bytes = npy("<f4", "(100000000000, 8)", &[0u8; 64]);
         let err = super::parse_npy(&bytes, "crafted.npy").err().expect("rejected").to_string();
         assert!(err.contains("does not fit"), "{err}");
     }

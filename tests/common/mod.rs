@@ -448,23 +448,6 @@ pub fn residual_group(dead: usize) -> TestModel {
     TestModel { name: "residual_group", onnx: b.build(), input_shape: vec![1, 4, 8, 8] }
 }
 
-/// Recompute every CRC-32 of a `.sparq` file (each section's, the section table's, the
-/// header's), so that a deliberate change reaches the reader's semantic checks.
-pub fn fix_checksums(b: &mut [u8]) {
-    use sparq_format::crc32::crc32;
-    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
-    let le64 = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let n = (le32(b, 16) as usize).min(64);
-    for i in 0..n {
-        let e = 64 + 32 * i;
-        let (off, size) = (le64(b, e + 8) as usize, le64(b, e + 16) as usize);
-        if let Some(section) = off.checked_add(size).and_then(|end| b.get(off..end)) {
-            let crc = crc32(section);
-            b[e + 24..e + 28].copy_from_slice(&crc.to_le_bytes());
-        }
-    }
-    let table = crc32(&b[64..64 + 32 * n]);
-    b[20..24].copy_from_slice(&table.to_le_bytes());
-    let header = crc32(&b[..60]);
-    b[60..64].copy_from_slice(&header.to_le_bytes());
-}
+/// Recompute every CRC-32 of a `.sparq` file, so that a deliberate change reaches the reader's
+/// semantic checks (the fuzzer's own).
+pub use sparq_fuzzgen::fix_checksums;

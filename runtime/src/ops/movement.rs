@@ -39,12 +39,7 @@ impl<'a> Reshape<'a> {
     }
 
     pub(crate) fn run(&self, e: &Exec<'a, '_>) {
-        let (dims, st, x, y) = (&self.dims, &self.strides, &self.x, &self.y);
-        if x.dtype == DType::I8 {
-            ew::map_strided(dims, st, e.data::<i8>(x), e.out::<i8>(y), |v| v)
-        } else {
-            ew::map_strided(dims, st, e.data::<f32>(x), e.out::<f32>(y), |v| v)
-        }
+        copy_strided(e, &self.dims, &self.strides, &self.x, &self.y)
     }
 }
 
@@ -165,12 +160,7 @@ impl<'a> Transpose<'a> {
     }
 
     pub(crate) fn run(&self, e: &Exec<'a, '_>) {
-        let (dims, st, x, y) = (&self.dims, &self.strides, &self.x, &self.y);
-        if x.dtype == DType::I8 {
-            ew::map_strided(dims, st, e.data::<i8>(x), e.out::<i8>(y), |v| v)
-        } else {
-            ew::map_strided(dims, st, e.data::<f32>(x), e.out::<f32>(y), |v| v)
-        }
+        copy_strided(e, &self.dims, &self.strides, &self.x, &self.y)
     }
 }
 
@@ -375,5 +365,14 @@ impl<'a> Pad<'a> {
                 a -= 1;
             }
         }
+    }
+}
+
+/// Copy `x` to `y` element by element along a strided walk (Reshape, Transpose), int8 or f32.
+fn copy_strided(e: &Exec<'_, '_>, dims: &[usize; R], st: &[[usize; R]; 2], x: &TensorInfo<'_>, y: &TensorInfo<'_>) {
+    if x.dtype == DType::I8 {
+        ew::map_strided(dims, st, e.data::<i8>(x), e.out::<i8>(y), |v| v)
+    } else {
+        ew::map_strided(dims, st, e.data::<f32>(x), e.out::<f32>(y), |v| v)
     }
 }
