@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 3;
+pub const VERSION_MINOR: u16 = 4;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -311,6 +311,24 @@ pub mod op {
     /// KW]` (ONNX order), bias `[C_out]`; the window slots of CONV2D (pads crop the full output),
     /// the output padding implied by y's size; the f32 clamp slots.
     pub const CONV_TRANSPOSE: u16 = 22;
+    /// Matrix product of two f32 tensors (format 1.4): `a [..., M, K]`, `b [..., K, N]`, batch
+    /// axes broadcast (numpy `matmul`), y row-major `[..., M, N]`; slot [`MATMUL_TRANSPOSE`] bit 0:
+    /// a is stored `[..., K, M]`, bit 1: b is stored `[..., N, K]`.
+    pub const MATMUL: u16 = 23;
+    /// Binary element-wise function with numpy broadcasting (format 1.4): slot [`FUNCTION`] (see
+    /// [`binary`]); f32, or i8 for MIN and MAX with one quantization for all three operands.
+    pub const BINARY: u16 = 24;
+    /// Reduction of f32 over the axes of slot [`REDUCE_AXES`] (a bit mask; y keeps them with
+    /// size 1), function in slot [`FUNCTION`] (see [`reduce`]); ARGMAX/ARGMIN give the index as
+    /// f32, the last extreme one if slot [`REDUCE_SELECT_LAST`] is 1.
+    pub const REDUCE: u16 = 25;
+    /// Normalization over the trailing axes from slot [`AXIS`] (format 1.4): `y = (x - mean) /
+    /// sqrt(var + eps) * scale + bias`, eps in slot [`NORM_EPSILON`] (f32 bits), scale and bias
+    /// optional f32 constants of the trailing shape's element count; x, y f32 row-major.
+    pub const NORMALIZE: u16 = 26;
+    /// Gather along slot [`AXIS`] with constant i32 indices (format 1.4): y's shape is x's with
+    /// that axis replaced by the indices' shape; i8: same quantization.
+    pub const GATHER: u16 = 27;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -336,6 +354,11 @@ pub mod op {
             RESIZE => "Resize",
             PAD => "Pad",
             CONV_TRANSPOSE => "ConvTranspose",
+            MATMUL => "MatMul",
+            BINARY => "Binary",
+            REDUCE => "Reduce",
+            NORMALIZE => "Normalize",
+            GATHER => "Gather",
             _ => "unknown",
         }
     }
@@ -383,11 +406,19 @@ pub mod op {
     pub const PAD_AFTER: usize = 6;
     pub const PAD_MODE: usize = 12;
     pub const PAD_VALUE: usize = 13;
+    /// MATMUL: operands stored transposed (bit 0 a, bit 1 b).
+    pub const MATMUL_TRANSPOSE: usize = 0;
+    /// REDUCE slots (with [`FUNCTION`]).
+    pub const REDUCE_AXES: usize = 1;
+    pub const REDUCE_SELECT_LAST: usize = 2;
+    /// NORMALIZE: epsilon (f32 bits; with [`AXIS`]).
+    pub const NORM_EPSILON: usize = 1;
 
     /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
             LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE | PAD | CONV_TRANSPOSE => 3,
+            MATMUL | BINARY | REDUCE | NORMALIZE | GATHER => 4,
             _ => 0,
         }
     }
@@ -446,6 +477,69 @@ pub mod op {
         }
     }
 
+    /// Functions of the BINARY op (slot [`FUNCTION`]).
+    pub mod binary {
+        /// `a - b`
+        pub const SUB: i32 = 1;
+        /// `a / b`
+        pub const DIV: i32 = 2;
+        pub const MIN: i32 = 3;
+        pub const MAX: i32 = 4;
+        /// `a^b` (`powf`)
+        pub const POW: i32 = 5;
+
+        pub const fn name(code: i32) -> Option<&'static str> {
+            Some(match code {
+                SUB => "Sub",
+                DIV => "Div",
+                MIN => "Min",
+                MAX => "Max",
+                POW => "Pow",
+                _ => return None,
+            })
+        }
+    }
+
+    /// Functions of the REDUCE op (slot [`FUNCTION`]).
+    pub mod reduce {
+        pub const SUM: i32 = 1;
+        pub const MEAN: i32 = 2;
+        pub const MAX: i32 = 3;
+        pub const MIN: i32 = 4;
+        pub const PROD: i32 = 5;
+        /// `sum |x|`
+        pub const L1: i32 = 6;
+        /// `sqrt(sum x^2)`
+        pub const L2: i32 = 7;
+        /// `sum x^2`
+        pub const SUM_SQUARE: i32 = 8;
+        /// `ln(sum x)`
+        pub const LOG_SUM: i32 = 9;
+        /// `ln(sum e^x)`, computed as `m + ln(sum e^(x - m))` with `m` the maximum
+        pub const LOG_SUM_EXP: i32 = 10;
+        /// index of the maximum (the first, or the last with slot `REDUCE_SELECT_LAST` 1), as f32
+        pub const ARGMAX: i32 = 11;
+        pub const ARGMIN: i32 = 12;
+
+        pub const fn name(code: i32) -> Option<&'static str> {
+            Some(match code {
+                SUM => "ReduceSum",
+                MEAN => "ReduceMean",
+                MAX => "ReduceMax",
+                MIN => "ReduceMin",
+                PROD => "ReduceProd",
+                L1 => "ReduceL1",
+                L2 => "ReduceL2",
+                SUM_SQUARE => "ReduceSumSquare",
+                LOG_SUM => "ReduceLogSum",
+                LOG_SUM_EXP => "ReduceLogSumExp",
+                ARGMAX => "ArgMax",
+                ARGMIN => "ArgMin",
+                _ => return None,
+            })
+        }
+    }
+
     /// The parameter slots op `kind` uses, as a bit mask (bit `i`: slot `i`); every other slot
     /// must be 0. `None` for a kind this version does not define.
     pub const fn param_slots(kind: u16) -> Option<u32> {
@@ -467,6 +561,11 @@ pub mod op {
             SLICE => (1 << 12) - 1,
             RESIZE => (1 << 5) - 1,
             PAD => (1 << 14) - 1,
+            MATMUL => 1 << MATMUL_TRANSPOSE,
+            BINARY => 1 << FUNCTION,
+            REDUCE => 1 << FUNCTION | 1 << REDUCE_AXES | 1 << REDUCE_SELECT_LAST,
+            NORMALIZE => 1 << AXIS | 1 << NORM_EPSILON,
+            GATHER => 1 << AXIS,
             _ => return None,
         })
     }

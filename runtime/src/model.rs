@@ -133,6 +133,11 @@ impl<'a> Model<'a> {
                 let y = self.tensor(o.output(0));
                 (y.elements() * self.tensor(o.input(1)).dims[1]) as u64
             }
+            op::MATMUL => {
+                let (a, y) = (self.tensor(o.input(0)), self.tensor(o.output(0)));
+                let k = if o.params[op::MATMUL_TRANSPOSE] & 1 == 1 { a.dims[a.rank - 2] } else { a.dims[a.rank - 1] };
+                (y.elements() * k) as u64
+            }
             _ => 0,
         }
     }

@@ -243,11 +243,6 @@ fn calibrate_with(
     let sample_p = methods.iter().find_map(|m| if let CalibMethod::SamplePercentile(p) = m { Some(*p) } else { None });
     let need_hist = methods.iter().any(|m| matches!(m, CalibMethod::Percentile(_) | CalibMethod::Mse));
     let mut names = activation_names(g);
-    let out_pos: Vec<usize> = g
-        .outputs
-        .iter()
-        .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs"))
-        .collect();
     // The graph input is tracked like the activations, as entry `names.len()`.
     let input_name = g.tensors[g.inputs[0]].name.clone();
     let mut shapes: Vec<Vec<usize>> = names
@@ -256,12 +251,18 @@ fn calibrate_with(
         .collect();
     shapes.push(g.tensors[g.inputs[0]].shape.clone());
     names.push(input_name);
+    // A graph output may be the graph input itself (an Identity or Dropout model).
+    let out_pos: Vec<usize> = g
+        .outputs
+        .iter()
+        .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs or the input"))
+        .collect();
     let mut accs: Vec<Acc> = vec![Acc::new(); names.len()];
     let mut outputs = Vec::with_capacity(samples.len());
     let mut scratch = Vec::new();
     run(&mut |i, mut vals| {
-        outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
         vals.push(samples[i].clone());
+        outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
         for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
             record(acc, v, shape, sample_p, &mut scratch);
         }

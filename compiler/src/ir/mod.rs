@@ -114,13 +114,64 @@ pub enum Op {
         mode: i32,
         value: f32,
     },
+    /// Product of two tensors, at least one computed (`[.., M, K] x [.., K, N]`, batch axes
+    /// broadcast; 1-d operands as numpy's `matmul` takes them), either operand stored transposed;
+    /// with a third input `c` (Gemm), `alpha a b + beta c`, c broadcast to the output.
+    MatMul {
+        trans_a: bool,
+        trans_b: bool,
+        alpha: f32,
+        beta: f32,
+    },
+    /// Sub, Div, Min, Max, Pow (`sparq_format::layout::op::binary` codes) with numpy
+    /// broadcasting; Min and Max take two or more inputs (folded left).
+    Binary {
+        function: i32,
+    },
+    /// A reduction (`sparq_format::layout::op::reduce` codes) over `axes`; the output shape keeps
+    /// them with size 1 (keepdims) or drops them.
+    Reduce {
+        function: i32,
+        axes: Vec<usize>,
+        select_last: bool,
+    },
+    /// `(x - mean) / sqrt(var + eps)` over the axes from `axis` on, then `* scale + bias` (inputs
+    /// 1 and 2, constants): of the normalized shape (LayerNormalization), or per channel (axis 1)
+    /// when `per_channel` (InstanceNormalization, normalizing the axes from 2 on).
+    Normalize {
+        axis: usize,
+        eps: f32,
+        per_channel: bool,
+    },
+    /// Gather along `axis` with constant indices (input 1, non-negative integers held as f32).
+    Gather {
+        axis: usize,
+    },
+    /// A reshape to `shape`, a transpose by `perm`, then a reshape to the output's shape
+    /// (DepthToSpace, SpaceToDepth).
+    Shuffle {
+        shape: Vec<usize>,
+        perm: Vec<usize>,
+    },
+    /// Tile and Expand: the input, with leading 1s up to the output's rank, repeated along each
+    /// axis (output size / input size times).
+    Tile,
 }
 
 impl Op {
     /// Whether the op has no int8 kernel: in an int8 model it runs in f32 between a dequantize
     /// and a quantize (the report lists it).
     pub fn float_only(&self) -> bool {
-        matches!(self, Op::Resize { linear: true, .. } | Op::ConvTranspose { .. })
+        use sparq_format::layout::op::binary;
+        match self {
+            Op::Resize { linear: true, .. }
+            | Op::ConvTranspose { .. }
+            | Op::MatMul { .. }
+            | Op::Reduce { .. }
+            | Op::Normalize { .. } => true,
+            Op::Binary { function } => !matches!(*function, binary::MIN | binary::MAX),
+            _ => false,
+        }
     }
 }
 
@@ -165,6 +216,13 @@ impl Op {
             Op::Resize { .. } => "Resize",
             Op::Pad { .. } => "Pad",
             Op::ConvTranspose { .. } => "ConvTranspose",
+            Op::MatMul { .. } => "MatMul",
+            Op::Binary { function } => sparq_format::layout::op::binary::name(*function).unwrap_or("Binary"),
+            Op::Reduce { function, .. } => sparq_format::layout::op::reduce::name(*function).unwrap_or("Reduce"),
+            Op::Normalize { .. } => "Normalize",
+            Op::Gather { .. } => "Gather",
+            Op::Shuffle { .. } => "Shuffle",
+            Op::Tile => "Tile",
         }
     }
 }
@@ -227,6 +285,15 @@ impl Graph {
                     let out = &self.tensors[n.outputs[0]];
                     let out_channels = w.shape[0];
                     (out.elements() / out_channels.max(1) * out_channels * per_out) as u64
+                }
+                Op::MatMul { trans_a, .. } => {
+                    let a = &self.tensors[n.inputs[0]].shape;
+                    let k = match (a.len(), trans_a) {
+                        (1, _) => a[0],
+                        (r, false) => a[r - 1],
+                        (r, true) => a[r - 2],
+                    };
+                    (self.tensors[n.outputs[0]].elements() * k) as u64
                 }
                 _ => 0,
             })

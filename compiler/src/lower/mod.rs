@@ -4,6 +4,7 @@
 //! neighbours disagree; [`packing`] chooses how each int8 weight matrix is stored; [`write`] emits
 //! tensors and ops; [`plan`] places the activations in the arena; [`target`] describes the CPUs.
 
+mod compute;
 mod layout;
 mod packing;
 pub mod plan;
@@ -384,6 +385,15 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::CONCAT, &n.name, ins, y, p);
             }
+            Op::MatMul { trans_a, trans_b, alpha, beta } => {
+                self.lower_matmul(n, *trans_a, *trans_b, *alpha, *beta)?;
+            }
+            Op::Reduce { function, axes, select_last } => self.lower_reduce(n, *function, axes, *select_last)?,
+            Op::Normalize { axis, eps, per_channel } => self.lower_normalize(n, *axis, *eps, *per_channel)?,
+            Op::Binary { function } => self.lower_binary(n, *function, float)?,
+            Op::Gather { axis } => self.lower_gather(n, *axis, float)?,
+            Op::Shuffle { shape, perm } => self.lower_shuffle(n, shape, perm, float)?,
+            Op::Tile => self.lower_tile(n, float)?,
             Op::Softmax { axis } => {
                 let x = n.inputs[0];
                 let xi = self.get(x, dt, None)?;

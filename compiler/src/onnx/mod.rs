@@ -6,6 +6,7 @@ pub mod builder;
 pub mod import;
 mod importer;
 mod ops;
+mod tensor_ops;
 
 pub use import::{decode, decodes, import};
 pub use importer::broadcast;

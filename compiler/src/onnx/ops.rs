@@ -4,6 +4,7 @@
 
 use super::importer::{attr, attr_f, attr_i, attr_ints, broadcast, norm_axis, ImportFn, Importer, IntConst, NodeCx};
 use crate::error::Result;
+use super::tensor_ops as t;
 use crate::ir::{Act, Op};
 
 /// The importer of each supported ONNX operator, by op type (ai.onnx domain). An op type not
@@ -11,36 +12,63 @@ use crate::ir::{Act, Op};
 pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Abs", unary),
     ("Add", binary),
+    ("And", t::compare_ints),
+    ("ArgMax", t::arg_reduce),
+    ("ArgMin", t::arg_reduce),
     ("AveragePool", pool),
     ("BatchNormalization", batch_norm),
-    ("Cast", cast_ints),
+    ("Cast", t::cast),
     ("Clip", clip),
     ("Concat", concat_or_ints),
     ("Constant", constant),
+    ("ConstantOfShape", t::constant_of_shape),
     ("Conv", conv),
     ("ConvTranspose", conv_transpose),
+    ("DepthToSpace", t::depth_space),
     ("Div", binary),
     ("Dropout", identity),
     ("Elu", unary),
+    ("Equal", t::compare_ints),
     ("Erf", unary),
     ("Exp", unary),
+    ("Expand", t::tile_expand),
     ("Flatten", flatten),
-    ("Gather", gather_ints),
+    ("Gather", gather),
     ("Gelu", unary),
     ("Gemm", gemm),
-    ("GlobalAveragePool", global_average_pool),
+    ("GlobalAveragePool", t::global_pool),
+    ("GlobalMaxPool", t::global_pool),
+    ("Greater", t::compare_ints),
     ("HardSigmoid", unary),
     ("HardSwish", unary),
     ("Identity", identity),
+    ("InstanceNormalization", t::instance_norm),
+    ("LayerNormalization", t::layer_norm),
     ("LeakyRelu", unary),
+    ("Less", t::compare_ints),
     ("Log", unary),
     ("MatMul", matmul),
+    ("Max", t::binary_fn),
     ("MaxPool", pool),
+    ("Min", t::binary_fn),
     ("Mul", binary),
     ("Neg", unary),
+    ("Not", t::not_ints),
+    ("Or", t::compare_ints),
     ("Pad", pad),
+    ("Pow", t::binary_fn),
+    ("Range", t::range),
     ("Reciprocal", unary),
-    ("ReduceMean", reduce_mean),
+    ("ReduceL1", t::reduce),
+    ("ReduceL2", t::reduce),
+    ("ReduceLogSum", t::reduce),
+    ("ReduceLogSumExp", t::reduce),
+    ("ReduceMax", t::reduce),
+    ("ReduceMean", t::reduce),
+    ("ReduceMin", t::reduce),
+    ("ReduceProd", t::reduce),
+    ("ReduceSum", t::reduce),
+    ("ReduceSumSquare", t::reduce),
     ("Relu", relu),
     ("Reshape", reshape),
     ("Resize", resize),
@@ -49,14 +77,17 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Slice", slice),
     ("Softmax", softmax),
     ("Softplus", unary),
+    ("SpaceToDepth", t::depth_space),
     ("Split", split),
     ("Sqrt", unary),
     ("Squeeze", squeeze_ints),
     ("Sub", binary),
     ("Tanh", unary),
+    ("Tile", t::tile_expand),
     ("Transpose", transpose),
     ("Unsqueeze", squeeze_ints),
     ("Upsample", resize),
+    ("Where", t::where_const),
 ];
 
 /// Concat of integer constants folds; of float tensors, it is a node.
@@ -119,15 +150,22 @@ fn shape(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Gather: from an integer constant (shape arithmetic) folded at import, else along an axis of a
+/// float tensor with constant indices (see `tensor_ops::gather`).
+fn gather(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    if im.ints.contains_key(cx.input(0)?) {
+        gather_ints(im, cx)
+    } else {
+        t::gather(im, cx)
+    }
+}
+
 /// Gather from an integer constant (shape arithmetic), folded at import.
 fn gather_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
     let bad = |r: String| cx.bad(r);
     let input = |i: usize| cx.input(i);
     let out_name = cx.out_name.clone();
-    if !im.ints.contains_key(input(0)?) {
-        return Err(im.unsupported(node));
-    }
     let data = im.ints_of(node, input(0)?)?;
     let idx = im.ints_of(node, input(1)?)?;
     if data.shape.len() != 1 || attr_i(node, "axis", 0) != 0 {
@@ -153,7 +191,7 @@ fn squeeze_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let out_name = cx.out_name.clone();
     let op_type = cx.node.op_type.as_str();
     if !im.ints.contains_key(input(0)?) {
-        return Err(im.unsupported(node));
+        return squeeze(im, cx);
     }
     let c = im.ints_of(node, input(0)?)?;
     let n = c.data.len();
@@ -164,17 +202,45 @@ fn squeeze_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Cast of an integer constant (shape arithmetic), folded at import.
-fn cast_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+/// Squeeze and Unsqueeze of a float tensor: a reshape (axes from the input, opset 13, or the
+/// attribute); constants fold.
+fn squeeze(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
-    let input = |i: usize| cx.input(i);
-    let out_name = cx.out_name.clone();
-    if !im.ints.contains_key(input(0)?) {
-        return Err(im.unsupported(node));
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let s = im.g.tensors[x].shape.clone();
+    let axes = match cx.inputs.get(1).filter(|n| !n.is_empty()) {
+        Some(n) => Some(im.ints_of(node, n)?.data),
+        None => attr_ints(node, "axes"),
+    };
+    let out: Vec<usize> = if node.op_type == "Squeeze" {
+        let axes: Vec<usize> = match axes {
+            Some(a) => a
+                .iter()
+                .map(|&v| norm_axis(v, s.len()).ok_or_else(|| cx.bad(format!("axis {v} out of range"))))
+                .collect::<Result<_>>()?,
+            None => (0..s.len()).filter(|&a| s[a] == 1).collect(),
+        };
+        if let Some(&a) = axes.iter().find(|&&a| s[a] != 1) {
+            return Err(cx.bad(format!("axis {a} of {s:?} is not 1")));
+        }
+        (0..s.len()).filter(|a| !axes.contains(a)).map(|a| s[a]).collect()
+    } else {
+        let a = axes.ok_or_else(|| cx.bad("axes are required".into()))?;
+        let r = s.len() + a.len();
+        let mut axes: Vec<usize> = a
+            .iter()
+            .map(|&v| norm_axis(v, r).ok_or_else(|| cx.bad(format!("axis {v} out of range"))))
+            .collect::<Result<_>>()?;
+        axes.sort_unstable();
+        let mut rest = s.iter();
+        (0..r).map(|i| if axes.contains(&i) { 1 } else { *rest.next().unwrap_or(&1) }).collect()
+    };
+    if im.g.is_const(x) {
+        let v = im.g.value(x).to_vec();
+        im.add_tensor(&cx.out_name, out, Some(v));
+        return Ok(());
     }
-    let c = im.ints_of(node, input(0)?)?;
-    im.ints.insert(out_name, c);
-    Ok(())
+    im.push(node, Op::Reshape, vec![x], out)
 }
 
 /// Concat of integer constants (shape arithmetic), folded at import.
@@ -293,12 +359,10 @@ fn gemm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let out_name = cx.out_name.clone();
     let a = im.tensor_of(node, input(0)?)?;
     let b = im.tensor_of(node, input(1)?)?;
-    if attr_i(node, "transA", 0) != 0 {
-        return Err(bad("transA=1 is not supported".into()));
-    }
     let a_shape = im.g.tensors[a].shape.clone();
-    if a_shape.len() != 2 || !im.g.is_const(b) || im.g.tensors[b].shape.len() != 2 {
-        return Err(bad("supported form: A [M, K] times a constant B".into()));
+    if attr_i(node, "transA", 0) != 0 || !im.g.is_const(b) || a_shape.len() != 2 || im.g.tensors[b].shape.len() != 2 {
+        // A product of activations (or a transposed A): MATMUL.
+        return t::gemm_activations(im, cx, a, b);
     }
     let (alpha, beta) = (attr_f(node, "alpha", 1.0), attr_f(node, "beta", 1.0));
     let bs = im.g.tensors[b].shape.clone();
@@ -342,7 +406,7 @@ fn matmul(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let a_shape = im.g.tensors[a].shape.clone();
     let bs = im.g.tensors[b].shape.clone();
     if !im.g.is_const(b) || bs.len() != 2 || a_shape.len() < 2 {
-        return Err(bad("supported form: A [..., K] times a constant 2-d B [K, N]".into()));
+        return t::matmul_activations(im, cx, a, b);
     }
     let (k, n) = (bs[0], bs[1]);
     if a_shape[a_shape.len() - 1] != k {
@@ -373,16 +437,16 @@ fn binary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let (sa, sb) = (im.g.tensors[a].shape.clone(), im.g.tensors[b].shape.clone());
     let out = broadcast(&sa, &sb).ok_or_else(|| bad(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
     if im.g.is_const(a) && im.g.is_const(b) {
-        return Err(bad("both operands are constants (constant folding of float math is not supported)".into()));
+        return t::fold_binary(im, cx, a, b);
+    }
+    if matches!(op_type, "Sub" | "Div") && !im.g.is_const(b) {
+        return t::binary_fn(im, cx);
     }
     let op = match op_type {
         "Add" => Op::Add { act: Act::NONE },
         "Mul" => Op::Mul { act: Act::NONE },
         _ => {
-            // x - c == x + (-c); x / c == x * (1/c): only with a constant right operand.
-            if !im.g.is_const(b) {
-                return Err(bad(format!("{op_type} needs a constant second operand")));
-            }
+            // x - c == x + (-c); x / c == x * (1/c) (a constant right operand).
             let v: Vec<f32> = if op_type == "Sub" {
                 im.g.value(b).iter().map(|x| -x).collect()
             } else {
@@ -885,45 +949,6 @@ fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// ReduceMean over the spatial axes of a rank-4 tensor (a global average pool, as
-/// `x.mean([2, 3])` exports), keeping them (`[N, C, 1, 1]`) or not (`[N, C]`, then a Reshape).
-/// Other axes are not supported yet.
-fn reduce_mean(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
-    let node = cx.node;
-    let bad = |r: String| cx.bad(r);
-    let x = im.tensor_of(node, cx.input(0)?)?;
-    let rank = im.g.tensors[x].shape.len();
-    let axes = match cx.inputs.get(1).filter(|n| !n.is_empty()) {
-        Some(n) => Some(im.ints_of(node, n)?.data),
-        None => attr_ints(node, "axes"),
-    };
-    let mut axes: Vec<usize> = match axes {
-        Some(a) => a
-            .iter()
-            .map(|&v| norm_axis(v, rank).ok_or_else(|| bad(format!("axis {v} out of range"))))
-            .collect::<Result<_>>()?,
-        None => (0..rank).collect(),
-    };
-    axes.sort_unstable();
-    if rank != 4 || axes != [2, 3] {
-        return Err(bad(format!("ReduceMean over axes {axes:?} of a rank-{rank} tensor is not supported (only the spatial axes 2, 3 of a rank-4 tensor)")));
-    }
-    let [n, c, _, _] = im.rank4(node, x)?;
-    let out = if attr_i(node, "keepdims", 1) != 0 { vec![n, c, 1, 1] } else { vec![n, c] };
-    im.push(node, Op::GlobalAveragePool, vec![x], out)?;
-    Ok(())
-}
-
-/// GlobalAveragePool of a rank-4 tensor.
-fn global_average_pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
-    let node = cx.node;
-    let input = |i: usize| cx.input(i);
-    let x = im.tensor_of(node, input(0)?)?;
-    let [n, c, _, _] = im.rank4(node, x)?;
-    im.push(node, Op::GlobalAveragePool, vec![x], vec![n, c, 1, 1])?;
-    Ok(())
-}
-
 /// Flatten: a Reshape to two dimensions.
 fn flatten(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
@@ -931,7 +956,12 @@ fn flatten(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let input = |i: usize| cx.input(i);
     let x = im.tensor_of(node, input(0)?)?;
     let s = im.g.tensors[x].shape.clone();
-    let axis = norm_axis(attr_i(node, "axis", 1), s.len() + 1).ok_or_else(|| bad("axis out of range".into()))?;
+    let a = attr_i(node, "axis", 1);
+    let a = if a < 0 { a + s.len() as i64 } else { a };
+    if !(0..=s.len() as i64).contains(&a) {
+        return Err(bad(format!("axis {} out of range for rank {}", attr_i(node, "axis", 1), s.len())));
+    }
+    let axis = a as usize;
     let out = vec![s[..axis].iter().product(), s[axis..].iter().product()];
     im.push(node, Op::Reshape, vec![x], out)?;
     Ok(())

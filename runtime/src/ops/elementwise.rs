@@ -217,3 +217,63 @@ fn per_pixel(x: &[i8], channels: &[i8], y: &mut [i8], f: impl Fn(&[i8], &[i8], &
         f(row, channels, out);
     }
 }
+
+/// `BINARY`: Sub, Div, Min, Max, Pow with numpy broadcasting over any layouts; f32, or i8 Min and
+/// Max on codes of one shared quantization (the order of codes is the order of values).
+#[derive(Clone, Copy)]
+pub struct BinaryFn<'a> {
+    pub a: TensorInfo<'a>,
+    pub b: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    pub function: i32,
+    pub dims: [usize; R],
+    pub strides: [[usize; R]; 3],
+}
+
+impl<'a> BinaryFn<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        use sparq_format::layout::op::binary as f;
+        let bad = |reason| invalid(o, reason);
+        expect_inputs(o, 2)?;
+        let (a, b, y) = (d.input(o, 0), d.input(o, 1), d.view.tensor(o.output(0)));
+        let function = o.params[op::FUNCTION];
+        if f::name(function).is_none() {
+            return Err(bad("unknown binary function"));
+        }
+        if a.dtype != y.dtype || b.dtype != y.dtype {
+            return Err(bad("operands must share one dtype"));
+        }
+        match y.dtype {
+            DType::F32 => {}
+            DType::I8 if matches!(function, f::MIN | f::MAX) => {
+                super::same_quant(o, &a, &y)?;
+                super::same_quant(o, &b, &y)?;
+            }
+            _ => return Err(bad("operands must be f32 (or i8 for min and max)")),
+        }
+        if !broadcasts_to(&a, &y) || !broadcasts_to(&b, &y) {
+            return Err(bad("operand shapes do not broadcast to the output shape"));
+        }
+        let dims = padded_dims(y.shape());
+        let strides = [aligned(&a, y.shape()), aligned(&b, y.shape()), aligned(&y, y.shape())];
+        Ok(BinaryFn { a, b, y, function, dims, strides })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        if self.y.dtype == DType::I8 {
+            "qs8_minmax_strided_scalar"
+        } else {
+            "f32_binary_strided_scalar"
+        }
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        let (dims, st) = (&self.dims, &self.strides);
+        let (a, b, y) = (&self.a, &self.b, &self.y);
+        if y.dtype == DType::I8 {
+            ew::qs8_minmax_scalar(dims, st, e.data(a), e.data(b), e.out(y), self.function);
+        } else {
+            ew::f32_binary_scalar(dims, st, e.data(a), e.data(b), e.out(y), self.function);
+        }
+    }
+}

@@ -12,9 +12,11 @@ pub mod conv_transpose;
 pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
+pub mod matmul;
 pub mod movement;
 pub mod pool;
 pub mod quantize;
+pub mod reduce;
 pub mod resize;
 pub mod softmax;
 
@@ -49,6 +51,11 @@ pub enum Op<'a> {
     ConvTranspose(conv_transpose::ConvTranspose<'a>),
     Softmax(softmax::Softmax<'a>),
     Quantize(quantize::Quantize<'a>),
+    MatMul(matmul::MatMul<'a>),
+    BinaryFn(elementwise::BinaryFn<'a>),
+    Reduce(reduce::Reduce<'a>),
+    Normalize(reduce::Normalize<'a>),
+    Gather(movement::Gather<'a>),
 }
 
 /// What decoding an op reads: the file, and the features its kernel may use.
@@ -90,6 +97,11 @@ impl<'a> Op<'a> {
             op::CONV_TRANSPOSE => Op::ConvTranspose(conv_transpose::ConvTranspose::decode(&d, o)?),
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
             op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => Op::Quantize(quantize::Quantize::decode(&d, o)?),
+            op::MATMUL => Op::MatMul(matmul::MatMul::decode(&d, o)?),
+            op::BINARY => Op::BinaryFn(elementwise::BinaryFn::decode(&d, o)?),
+            op::REDUCE => Op::Reduce(reduce::Reduce::decode(&d, o)?),
+            op::NORMALIZE => Op::Normalize(reduce::Normalize::decode(&d, o)?),
+            op::GATHER => Op::Gather(movement::Gather::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
         })
     }
@@ -114,6 +126,11 @@ impl<'a> Op<'a> {
             Op::ConvTranspose(x) => x.kernel_name(),
             Op::Softmax(x) => x.kernel_name(),
             Op::Quantize(x) => x.kernel_name(),
+            Op::MatMul(x) => x.kernel_name(),
+            Op::BinaryFn(x) => x.kernel_name(),
+            Op::Reduce(x) => x.kernel_name(),
+            Op::Normalize(x) => x.kernel_name(),
+            Op::Gather(x) => x.kernel_name(),
         }
     }
 
@@ -135,6 +152,11 @@ impl<'a> Op<'a> {
             Op::ConvTranspose(x) => x.run(e),
             Op::Softmax(x) => x.run(e),
             Op::Quantize(x) => x.run(e),
+            Op::MatMul(x) => x.run(e),
+            Op::BinaryFn(x) => x.run(e),
+            Op::Reduce(x) => x.run(e),
+            Op::Normalize(x) => x.run(e),
+            Op::Gather(x) => x.run(e),
         }
     }
 }
@@ -155,7 +177,8 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     let counts_ok = match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::FULLY_CONNECTED => (3..=5).contains(&n_in),
         op::CONV_TRANSPOSE => n_in == 3,
-        op::ADD | op::MUL | op::LOOKUP => n_in == 2,
+        op::ADD | op::MUL | op::LOOKUP | op::MATMUL | op::BINARY | op::GATHER => n_in == 2,
+        op::NORMALIZE => n_in == 1 || n_in == 3,
         op::CONCAT => n_in >= 1,
         _ => n_in == 1,
     };

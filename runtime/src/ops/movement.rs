@@ -376,3 +376,85 @@ fn copy_strided(e: &Exec<'_, '_>, dims: &[usize; R], st: &[[usize; R]; 2], x: &T
         ew::map_strided(dims, st, e.data::<f32>(x), e.out::<f32>(y), |v| v)
     }
 }
+
+/// `Gather` along one axis with constant i32 indices (checked in range at load); x and y
+/// row-major; int8 keeps the input's quantization.
+#[derive(Clone, Copy)]
+pub struct Gather<'a> {
+    pub x: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    pub indices: &'a [i32],
+    /// Elements before, along and after the axis of x.
+    pub outer: usize,
+    pub axis_len: usize,
+    pub inner: usize,
+}
+
+impl<'a> Gather<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        use sparq_format::{Layout, Storage};
+        let bad = |reason| invalid(o, reason);
+        expect_inputs(o, 2)?;
+        let (x, it, y) = (d.input(o, 0), d.input(o, 1), d.view.tensor(o.output(0)));
+        if y.dtype != x.dtype || y.dtype == DType::I32 {
+            return Err(bad("wrong input or output dtype"));
+        }
+        same_quant(o, &x, &y)?;
+        if x.layout != Layout::RowMajor || y.layout != Layout::RowMajor {
+            return Err(bad("input and output must be row-major"));
+        }
+        if it.storage != Storage::Constant || it.dtype != DType::I32 || it.layout != Layout::RowMajor {
+            return Err(bad("indices must be an i32 row-major constant"));
+        }
+        let axis = o.params[op::AXIS];
+        if axis < 0 || axis as usize >= x.rank {
+            return Err(bad("gather axis out of range"));
+        }
+        let axis = axis as usize;
+        let (xs, is, ys) = (x.shape(), it.shape(), y.shape());
+        let want_rank = x.rank - 1 + it.rank;
+        if y.rank != want_rank
+            || ys[..axis] != xs[..axis]
+            || ys[axis..axis + it.rank] != *is
+            || ys[axis + it.rank..] != xs[axis + 1..]
+        {
+            return Err(bad("output shape is not the input's with the axis replaced by the indices' shape"));
+        }
+        let indices: &'a [i32] = d.constant(&it);
+        let axis_len = xs[axis];
+        if indices.iter().any(|&i| i < 0 || i as usize >= axis_len) {
+            return Err(bad("an index is outside the gathered axis"));
+        }
+        Ok(Gather {
+            x,
+            y,
+            indices,
+            outer: xs[..axis].iter().product(),
+            axis_len,
+            inner: xs[axis + 1..].iter().product(),
+        })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        "gather_scalar"
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        if self.x.dtype == DType::I8 {
+            self.copy(e.data::<i8>(&self.x), e.out::<i8>(&self.y));
+        } else {
+            self.copy(e.data::<f32>(&self.x), e.out::<f32>(&self.y));
+        }
+    }
+
+    fn copy<T: Copy>(&self, x: &[T], y: &mut [T]) {
+        let (q, inner) = (self.indices.len(), self.inner);
+        for o in 0..self.outer {
+            for (j, &i) in self.indices.iter().enumerate() {
+                let src = (o * self.axis_len + i as usize) * inner;
+                let dst = (o * q + j) * inner;
+                y[dst..dst + inner].copy_from_slice(&x[src..src + inner]);
+            }
+        }
+    }
+}

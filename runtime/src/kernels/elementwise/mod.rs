@@ -177,3 +177,28 @@ pub fn dequantize(q: i8, scale: f32, zp: i32) -> f32 {
 pub fn requantize_i8(q: i8, zp_in: i32, zp_out: i32, mult: i32, shift: i32) -> i8 {
     (requantize(q as i32 - zp_in, mult, shift) + zp_out).clamp(-128, 127) as i8
 }
+
+/// The BINARY op's f32 functions (`sparq_format::layout::op::binary` codes); min and max give NaN
+/// when either operand is NaN (numpy's `minimum`/`maximum`).
+#[inline(always)]
+pub fn binary_f32(function: i32, a: f32, b: f32) -> f32 {
+    use sparq_format::layout::op::binary as f;
+    match function {
+        f::SUB => a - b,
+        f::DIV => a / b,
+        f::MIN | f::MAX if a.is_nan() || b.is_nan() => f32::NAN,
+        f::MIN => a.min(b),
+        f::MAX => a.max(b),
+        _ => libm::powf(a, b),
+    }
+}
+
+pub fn f32_binary_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[f32], b: &[f32], y: &mut [f32], function: i32) {
+    walk(dims, st, |o| y[o[2]] = binary_f32(function, a[o[0]], b[o[1]]));
+}
+
+/// Int8 min or max of codes that share one quantization.
+pub fn qs8_minmax_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i8], b: &[i8], y: &mut [i8], function: i32) {
+    let max = function == sparq_format::layout::op::binary::MAX;
+    walk(dims, st, |o| y[o[2]] = if max { a[o[0]].max(b[o[1]]) } else { a[o[0]].min(b[o[1]]) });
+}

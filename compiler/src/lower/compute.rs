@@ -1,0 +1,277 @@
+//! The lowering of the ops that become several runtime ops (format 1.4 kinds and the data
+//! movements built from RESHAPE, TRANSPOSE and CONCAT): matrix products of activations with Gemm's
+//! scaling and bias, reductions without keepdims, normalizations, variadic Min/Max, gathers,
+//! DepthToSpace/SpaceToDepth and Tile/Expand. Intermediate results are runtime tensors of their
+//! own (`<node>:<step>`); the last step writes the IR output.
+
+use super::state::Lowerer;
+use super::write::{bits, bytes_f32, bytes_i32};
+use crate::error::Result;
+use crate::ir::{Act, Node};
+use crate::quant::{requant, QParams};
+use sparq_format::layout::op as rop;
+use sparq_format::layout::OP_PARAMS;
+use sparq_format::{DType, Layout};
+
+const NO_PARAMS: [i32; OP_PARAMS] = [0; OP_PARAMS];
+
+impl Lowerer<'_> {
+    /// The output of one step of node `n`: the IR output (in `layout`) when `last`, else an
+    /// intermediate row-major tensor of `shape`.
+    fn step(
+        &mut self,
+        n: &Node,
+        last: bool,
+        tag: &str,
+        dt: DType,
+        shape: &[usize],
+        layout: Layout,
+        q: Option<QParams>,
+    ) -> u32 {
+        if last {
+            self.output(n.outputs[0], dt, layout, q)
+        } else {
+            self.act(&format!("{}:{tag}", n.name), dt, shape, Layout::RowMajor, q)
+        }
+    }
+
+    fn dims(&self, id: u32) -> Vec<usize> {
+        self.spec.tensors[id as usize].dims.clone()
+    }
+
+    /// An f32 element-wise step `y = x (op) c` with `c` a constant of `c_shape`.
+    fn f32_with_constant(&mut self, n: &Node, kind: u16, x: u32, c: &[f32], c_shape: &[usize], y: u32, tag: &str) {
+        let cid = self.constant(&format!("{}:{tag}", n.name), DType::F32, c_shape, bytes_f32(c), None);
+        let mut p = NO_PARAMS;
+        p[rop::ACT_MIN] = bits(f32::NEG_INFINITY);
+        p[rop::ACT_MAX] = bits(f32::INFINITY);
+        self.op(kind, &format!("{}:{tag}", n.name), vec![x, cid], y, p);
+    }
+
+    /// MatMul / Gemm of activations: MATMUL, then `* alpha`, `+ beta c`, and a reshape back
+    /// from the 2-d forms of 1-d operands.
+    pub(super) fn lower_matmul(&mut self, n: &Node, trans_a: bool, trans_b: bool, alpha: f32, beta: f32) -> Result<()> {
+        let g = self.g;
+        let out_shape = g.tensors[n.outputs[0]].shape.clone();
+        let mut ins = [0u32; 2];
+        for (k, &t) in n.inputs[..2].iter().enumerate() {
+            let id = self.get(t, DType::F32, None)?;
+            let s = g.tensors[t].shape.clone();
+            ins[k] = if s.len() == 1 {
+                // numpy: a 1-d left operand is a row, a 1-d right operand a column.
+                let two = if k == 0 { vec![1, s[0]] } else { vec![s[0], 1] };
+                let r = self.act(&format!("{}:operand{k}", n.name), DType::F32, &two, Layout::RowMajor, None);
+                self.op(rop::RESHAPE, &format!("{}:operand{k}", n.name), vec![id], r, NO_PARAMS);
+                r
+            } else {
+                id
+            };
+        }
+        let (sa, sb) = (self.dims(ins[0]), self.dims(ins[1]));
+        let (ra, rb) = (sa.len(), sb.len());
+        let m = if trans_a { sa[ra - 1] } else { sa[ra - 2] };
+        let nn = if trans_b { sb[rb - 2] } else { sb[rb - 1] };
+        let mut prod = crate::onnx::broadcast(&sa[..ra - 2], &sb[..rb - 2]).unwrap_or_default();
+        prod.extend([m, nn]);
+        let scale = alpha != 1.0;
+        let bias = n.inputs.get(2).copied();
+        let reshape = prod != out_shape;
+        let steps = 1 + scale as usize + bias.is_some() as usize + reshape as usize;
+        let mut done = 0;
+        let mut next = |this: &mut Self, tag: &str, shape: &[usize]| {
+            done += 1;
+            this.step(n, done == steps, tag, DType::F32, shape, Layout::RowMajor, None)
+        };
+        let mut p = NO_PARAMS;
+        p[rop::MATMUL_TRANSPOSE] = trans_a as i32 | (trans_b as i32) << 1;
+        let mut cur = next(self, "product", &prod);
+        self.op(rop::MATMUL, &n.name, ins.to_vec(), cur, p);
+        if scale {
+            let y = next(self, "alpha", &prod);
+            self.f32_with_constant(n, rop::MUL, cur, &[alpha], &[1], y, "alpha");
+            cur = y;
+        }
+        if let Some(c) = bias {
+            let y = next(self, "bias", &prod);
+            if g.is_const(c) {
+                let v: Vec<f32> = g.value(c).iter().map(|&x| beta * x).collect();
+                let cs = g.tensors[c].shape.clone();
+                self.f32_with_constant(n, rop::ADD, cur, &v, &cs, y, "c");
+            } else {
+                // The importer accepts a computed C only with beta = 1.
+                let ci = self.get(c, DType::F32, None)?;
+                let mut p = NO_PARAMS;
+                self.clamp_params(&mut p, Act::NONE, None);
+                self.op(rop::ADD, &format!("{}:c", n.name), vec![cur, ci], y, p);
+            }
+            cur = y;
+        }
+        if reshape {
+            let y = next(self, "reshape", &out_shape);
+            self.op(rop::RESHAPE, &format!("{}:reshape", n.name), vec![cur], y, NO_PARAMS);
+        }
+        Ok(())
+    }
+
+    /// REDUCE keeping the reduced axes, then a reshape when the node drops them.
+    pub(super) fn lower_reduce(&mut self, n: &Node, function: i32, axes: &[usize], select_last: bool) -> Result<()> {
+        let (x, out) = (n.inputs[0], n.outputs[0]);
+        let xi = self.get(x, DType::F32, None)?;
+        let mut keep = self.g.tensors[x].shape.clone();
+        let mut p = NO_PARAMS;
+        for &a in axes {
+            keep[a] = 1;
+            p[rop::REDUCE_AXES] |= 1 << a;
+        }
+        p[rop::FUNCTION] = function;
+        p[rop::REDUCE_SELECT_LAST] = select_last as i32;
+        let reshape = keep != self.g.tensors[out].shape;
+        let y = self.step(n, !reshape, "keepdims", DType::F32, &keep, Layout::RowMajor, None);
+        self.op(rop::REDUCE, &n.name, vec![xi], y, p);
+        if reshape {
+            let z = self.output(out, DType::F32, Layout::RowMajor, None);
+            self.op(rop::RESHAPE, &format!("{}:reshape", n.name), vec![y], z, NO_PARAMS);
+        }
+        Ok(())
+    }
+
+    /// NORMALIZE with the affine of the normalized shape (LayerNormalization), or NORMALIZE then
+    /// a per-channel multiply and add (InstanceNormalization).
+    pub(super) fn lower_normalize(&mut self, n: &Node, axis: usize, eps: f32, per_channel: bool) -> Result<()> {
+        let g = self.g;
+        let x = n.inputs[0];
+        let xi = self.get(x, DType::F32, Some(Layout::RowMajor))?;
+        let shape = g.tensors[x].shape.clone();
+        let mut p = NO_PARAMS;
+        p[rop::AXIS] = axis as i32;
+        p[rop::NORM_EPSILON] = bits(eps);
+        let (scale, bias) = (g.value(n.inputs[1]).to_vec(), g.value(n.inputs[2]).to_vec());
+        if !per_channel {
+            let inner: usize = shape[axis..].iter().product();
+            let s = self.constant(&format!("{}:scale", n.name), DType::F32, &[inner], bytes_f32(&scale), None);
+            let b = self.constant(&format!("{}:bias", n.name), DType::F32, &[inner], bytes_f32(&bias), None);
+            let y = self.output(n.outputs[0], DType::F32, Layout::RowMajor, None);
+            self.op(rop::NORMALIZE, &n.name, vec![xi, s, b], y, p);
+            return Ok(());
+        }
+        let normalized = self.act(&format!("{}:normalized", n.name), DType::F32, &shape, Layout::RowMajor, None);
+        self.op(rop::NORMALIZE, &n.name, vec![xi], normalized, p);
+        let mut cs = vec![shape[1]];
+        cs.extend(std::iter::repeat_n(1, shape.len() - 2));
+        let scaled = self.act(&format!("{}:scaled", n.name), DType::F32, &shape, Layout::RowMajor, None);
+        self.f32_with_constant(n, rop::MUL, normalized, &scale, &cs, scaled, "scale");
+        let layout = self.default_layout(n.outputs[0]);
+        let y = self.output(n.outputs[0], DType::F32, layout, None);
+        self.f32_with_constant(n, rop::ADD, scaled, &bias, &cs, y, "bias");
+        Ok(())
+    }
+
+    /// BINARY over two or more inputs, folded left; int8 Min/Max with every input requantized to
+    /// the output's quantization.
+    pub(super) fn lower_binary(&mut self, n: &Node, function: i32, float: bool) -> Result<()> {
+        let g = self.g;
+        let out = n.outputs[0];
+        let dt = if float { DType::F32 } else { DType::I8 };
+        let q = if float { None } else { Some(self.out_qp(out, Act::NONE)?) };
+        let mut ins = Vec::new();
+        for (k, &t) in n.inputs.iter().enumerate() {
+            let xi = self.get(t, dt, None)?;
+            let xi = match q {
+                Some(qo) if self.tensor_q(xi) != qo => {
+                    let m = requant::rescale(self.tensor_q(xi), qo);
+                    let mut rp = NO_PARAMS;
+                    rp[rop::MULT_A] = m.mult;
+                    rp[rop::SHIFT] = m.shift;
+                    let layout = self.spec.tensors[xi as usize].layout;
+                    let shape = g.tensors[t].shape.clone();
+                    let r = self.act(&format!("{}:requant{k}", n.name), dt, &shape, layout, Some(qo));
+                    self.op(rop::REQUANTIZE, &format!("{}:requantize{k}", n.name), vec![xi], r, rp);
+                    r
+                }
+                _ => xi,
+            };
+            ins.push(xi);
+        }
+        let mut p = NO_PARAMS;
+        p[rop::FUNCTION] = function;
+        let mut cur = ins[0];
+        let mut shape = self.dims(cur);
+        let layout = self.default_layout(out);
+        for (k, &b) in ins.iter().enumerate().skip(1) {
+            shape = crate::onnx::broadcast(&shape, &self.dims(b)).unwrap_or_default();
+            let y = self.step(n, k == ins.len() - 1, &format!("partial{k}"), dt, &shape, layout, q);
+            let name = if k == 1 { n.name.clone() } else { format!("{}:{k}", n.name) };
+            self.op(rop::BINARY, &name, vec![cur, b], y, p);
+            cur = y;
+        }
+        Ok(())
+    }
+
+    /// GATHER with the indices as an i32 constant.
+    pub(super) fn lower_gather(&mut self, n: &Node, axis: usize, float: bool) -> Result<()> {
+        let g = self.g;
+        let dt = if float { DType::F32 } else { DType::I8 };
+        let xi = self.get(n.inputs[0], dt, Some(Layout::RowMajor))?;
+        let it = &g.tensors[n.inputs[1]];
+        let idx: Vec<i32> = g.value(n.inputs[1]).iter().map(|&v| v as i32).collect();
+        let iid = self.constant(&format!("{}:indices", n.name), DType::I32, &it.shape, bytes_i32(&idx), None);
+        let mut p = NO_PARAMS;
+        p[rop::AXIS] = axis as i32;
+        let q = (!float).then(|| self.tensor_q(xi));
+        let y = self.output(n.outputs[0], dt, Layout::RowMajor, q);
+        self.op(rop::GATHER, &n.name, vec![xi, iid], y, p);
+        Ok(())
+    }
+
+    /// RESHAPE to `shape`, TRANSPOSE by `perm`, RESHAPE to the output (pure movement).
+    pub(super) fn lower_shuffle(&mut self, n: &Node, shape: &[usize], perm: &[usize], float: bool) -> Result<()> {
+        let dt = if float { DType::F32 } else { DType::I8 };
+        let xi = self.get(n.inputs[0], dt, None)?;
+        let q = (!float).then(|| self.tensor_q(xi));
+        let a = self.act(&format!("{}:split", n.name), dt, shape, Layout::RowMajor, q);
+        self.op(rop::RESHAPE, &format!("{}:split", n.name), vec![xi], a, NO_PARAMS);
+        let permuted: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
+        let b = self.act(&format!("{}:permuted", n.name), dt, &permuted, Layout::RowMajor, q);
+        let mut p = NO_PARAMS;
+        for (slot, &i) in perm.iter().enumerate() {
+            p[slot] = i as i32;
+        }
+        self.op(rop::TRANSPOSE, &n.name, vec![a], b, p);
+        let layout = self.default_layout(n.outputs[0]);
+        let y = self.output(n.outputs[0], dt, layout, q);
+        self.op(rop::RESHAPE, &format!("{}:merge", n.name), vec![b], y, NO_PARAMS);
+        Ok(())
+    }
+
+    /// Tile / Expand: a reshape to the output's rank, then CONCAT of copies along each axis that
+    /// grows (pure movement).
+    pub(super) fn lower_tile(&mut self, n: &Node, float: bool) -> Result<()> {
+        let g = self.g;
+        let dt = if float { DType::F32 } else { DType::I8 };
+        let out_shape = g.tensors[n.outputs[0]].shape.clone();
+        let mut cur = self.get(n.inputs[0], dt, None)?;
+        let q = (!float).then(|| self.tensor_q(cur));
+        let mut shape = vec![1usize; out_shape.len()];
+        let s = &g.tensors[n.inputs[0]].shape;
+        shape[out_shape.len() - s.len()..].copy_from_slice(s);
+        let grow: Vec<usize> = (0..shape.len()).filter(|&a| shape[a] != out_shape[a]).collect();
+        let layout = self.default_layout(n.outputs[0]);
+        if grow.is_empty() || shape.len() != s.len() {
+            let last = grow.is_empty();
+            let y = self.step(n, last, "rank", dt, &shape, layout, q);
+            self.op(rop::RESHAPE, &format!("{}:rank", n.name), vec![cur], y, NO_PARAMS);
+            cur = y;
+        }
+        for (k, &a) in grow.iter().enumerate() {
+            let copies = out_shape[a] / shape[a];
+            shape[a] = out_shape[a];
+            let y = self.step(n, k == grow.len() - 1, &format!("axis{a}"), dt, &shape, layout, q);
+            let mut p = NO_PARAMS;
+            p[rop::AXIS] = a as i32;
+            let name = if k == 0 { n.name.clone() } else { format!("{}:axis{a}", n.name) };
+            self.op(rop::CONCAT, &name, vec![cur; copies], y, p);
+            cur = y;
+        }
+        Ok(())
+    }
+}
