@@ -11,6 +11,12 @@ mod tensor_ops;
 pub use import::{decode, decodes, import};
 pub use importer::broadcast;
 
+/// The ONNX op types the importer handles (the op types of [`ops`]' table, sorted): a model
+/// using any other op type is refused at import.
+pub fn supported_ops() -> Vec<&'static str> {
+    ops::OPS.iter().map(|(name, _)| *name).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::builder::{mobile_block, Attr, OnnxBuilder};
