@@ -45,13 +45,19 @@ impl Reference {
         let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
         let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
         let v = out.get(i).ok_or_else(|| CompileError::Reference(format!("no output {i}")))?;
-        Ok(v.to_plain_array_view::<f32>().map_err(terr)?.iter().copied().collect())
+        values(v)
     }
 
     /// Run one sample; returns each named tensor, row-major in ONNX order.
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
         let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
         let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
-        out.iter().map(|v| v.to_plain_array_view::<f32>().map(|a| a.iter().copied().collect()).map_err(terr)).collect()
+        out.iter().map(|v| values(v)).collect()
     }
+}
+
+/// A tract output as f32 values (integer outputs, e.g. ArgMax's int64 indices, converted).
+fn values(v: &TValue) -> Result<Vec<f32>> {
+    let t = v.cast_to::<f32>().map_err(terr)?;
+    Ok(t.to_plain_array_view::<f32>().map_err(terr)?.iter().copied().collect())
 }

@@ -23,9 +23,38 @@ pub(super) struct Importer {
 
 /// Data type codes of ONNX TensorProto.
 pub(super) const FLOAT: i32 = 1;
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
+const UINT16: i32 = 4;
+const INT16: i32 = 5;
 const INT32: i32 = 6;
+const BOOL: i32 = 9;
+const FLOAT16: i32 = 10;
+const UINT32: i32 = 12;
+const UINT64: i32 = 13;
 const INT64: i32 = 7;
 const DOUBLE: i32 = 11;
+
+/// IEEE half precision to f32 (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let (sign, exp, frac) = ((h >> 15) as u32, ((h >> 10) & 0x1f) as u32, (h & 0x3ff) as u32);
+    let bits = match (exp, frac) {
+        (0, 0) => sign << 31,
+        (0, f) => {
+            // Subnormal: normalize.
+            let mut e = 127 - 15 + 1;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign << 31 | (e as u32) << 23 | (f & 0x3ff) << 13
+        }
+        (0x1f, f) => sign << 31 | 0xff << 23 | f << 13,
+        (e, f) => sign << 31 | (e + 127 - 15) << 23 | f << 13,
+    };
+    f32::from_bits(bits)
+}
 
 enum ConstData {
     F32(Vec<f32>),
@@ -69,6 +98,39 @@ fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
             };
             ConstData::I64(v)
         }
+        BOOL | INT8 | UINT8 | INT16 | UINT16 | UINT32 | UINT64 => {
+            let size = match t.data_type {
+                BOOL | INT8 | UINT8 => 1,
+                INT16 | UINT16 => 2,
+                UINT32 => 4,
+                _ => 8,
+            };
+            let v: Vec<i64> = if !raw.is_empty() {
+                raw.chunks_exact(size)
+                    .map(|c| match t.data_type {
+                        INT8 => c[0] as i8 as i64,
+                        BOOL | UINT8 => c[0] as i64,
+                        INT16 => i16::from_le_bytes([c[0], c[1]]) as i64,
+                        UINT16 => u16::from_le_bytes([c[0], c[1]]) as i64,
+                        UINT32 => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64,
+                        _ => u64::from_le_bytes(c.try_into().unwrap()) as i64,
+                    })
+                    .collect()
+            } else if !t.uint64_data.is_empty() {
+                t.uint64_data.iter().map(|&d| d as i64).collect()
+            } else {
+                t.int32_data.iter().map(|&d| d as i64).collect()
+            };
+            ConstData::I64(v)
+        }
+        FLOAT16 => {
+            let v: Vec<f32> = if !raw.is_empty() {
+                raw.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+            } else {
+                t.int32_data.iter().map(|&d| f16_to_f32(d as u16)).collect()
+            };
+            ConstData::F32(v)
+        }
         INT32 => {
             let v: Vec<i64> = if !raw.is_empty() {
                 raw.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()
@@ -77,7 +139,7 @@ fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
             };
             ConstData::I64(v)
         }
-        other => return Err(err(format!("data type {other} is not supported (float32, float64, int32, int64 are)"))),
+        other => return Err(err(format!("data type {other} is not supported (float, double, float16 and the integer and bool types are)"))),
     };
     let len = match &data {
         ConstData::F32(v) => v.len(),
@@ -165,18 +227,16 @@ impl Importer {
         Err(invalid(&node.name, &node.op_type, format!("input '{name}' must be a constant integer tensor")))
     }
 
-    pub(super) fn tensor_of(&self, node: &pb::NodeProto, name: &str) -> Result<usize> {
-        self.names.get(name).copied().ok_or_else(|| {
-            if self.ints.contains_key(name) {
-                invalid(
-                    &node.name,
-                    &node.op_type,
-                    format!("input '{name}' is an integer tensor; only float32 data flows through sparq"),
-                )
-            } else {
-                invalid(&node.name, &node.op_type, format!("input '{name}' is not produced by any earlier node"))
-            }
-        })
+    /// The IR tensor of ONNX tensor `name`; an integer constant used as data becomes a float
+    /// constant (exact for the small integers of shape arithmetic and test data).
+    pub(super) fn tensor_of(&mut self, node: &pb::NodeProto, name: &str) -> Result<usize> {
+        if let Some(&id) = self.names.get(name) {
+            return Ok(id);
+        }
+        if let Some(c) = self.ints.get(name).cloned() {
+            return Ok(self.add_tensor(name, c.shape, Some(c.data.iter().map(|&v| v as f32).collect())));
+        }
+        Err(invalid(&node.name, &node.op_type, format!("input '{name}' is not produced by any earlier node")))
     }
 
     pub(super) fn push(

@@ -128,6 +128,18 @@ fn identity(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let bad = |r: String| cx.bad(r);
     let input = |i: usize| cx.input(i);
     let out_name = cx.out_name.clone();
+    if cx.node.op_type == "Dropout" {
+        let training = match cx.inputs.get(2).filter(|s| !s.is_empty()) {
+            Some(t) => im.ints_of(cx.node, t)?.data.iter().any(|&v| v != 0),
+            None => attr_i(cx.node, "is_test", 1) == 0 && im.opset < 7,
+        };
+        if training {
+            return Err(bad("training_mode=true is not supported (inference only)".into()));
+        }
+        if cx.node.output.get(1).is_some_and(|m| !m.is_empty()) {
+            return Err(bad("the mask output is not supported".into()));
+        }
+    }
     let src = input(0)?;
     if let Some(&id) = im.names.get(src) {
         im.names.insert(out_name, id);
@@ -614,7 +626,8 @@ fn slice(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let shape = if let Some(c) = im.ints.get(data) {
         c.shape.clone()
     } else {
-        im.g.tensors[im.tensor_of(node, data)?].shape.clone()
+        let t = im.tensor_of(node, data)?;
+        im.g.tensors[t].shape.clone()
     };
     let rank = shape.len();
     let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
@@ -753,7 +766,12 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         "tf_half_pixel_for_nn" => 4,
         other => return Err(bad(format!("coordinate_transformation_mode={other} is not supported"))),
     };
-    let nearest = match attr_s(node, "nearest_mode").as_deref().unwrap_or("round_prefer_floor") {
+    if attr_i(node, "antialias", 0) != 0 {
+        return Err(bad("antialias=1 is not supported".into()));
+    }
+    // Before opset 11 (and for Upsample), nearest took the floor of the source coordinate.
+    let default_nearest = if im.opset < 11 || node.op_type == "Upsample" { "floor" } else { "round_prefer_floor" };
+    let nearest = match attr_s(node, "nearest_mode").as_deref().unwrap_or(default_nearest) {
         "round_prefer_floor" => 0,
         "round_prefer_ceil" => 1,
         "floor" => 2,
@@ -764,7 +782,7 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let opt = |i: usize| cx.inputs.get(i).copied().filter(|s| !s.is_empty());
     let scales_input = if im.opset >= 11 && node.op_type == "Resize" { opt(2) } else { opt(1) };
     let sizes_input = if im.opset >= 11 { opt(3) } else { None };
-    let floats = |im: &Importer, name: &str| -> Result<Vec<f32>> {
+    let floats = |im: &mut Importer, name: &str| -> Result<Vec<f32>> {
         let t = im.tensor_of(node, name)?;
         if !im.g.is_const(t) {
             return Err(bad("scales must be a constant".into()));

@@ -258,7 +258,7 @@ pub(super) fn global_pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
 }
 
 /// A constant operand of a normalization broadcast to `shape` (row-major values).
-fn const_to(im: &Importer, cx: &NodeCx<'_>, i: usize, shape: &[usize], default: f32) -> Result<Vec<f32>> {
+fn const_to(im: &mut Importer, cx: &NodeCx<'_>, i: usize, shape: &[usize], default: f32) -> Result<Vec<f32>> {
     let n: usize = shape.iter().product();
     let Some(name) = cx.inputs.get(i).filter(|s| !s.is_empty()) else {
         return Ok(vec![default; n]);
