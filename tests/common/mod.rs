@@ -323,8 +323,88 @@ pub fn upsample() -> TestModel {
     TestModel { name: "upsample", onnx: b.build(), input_shape: vec![1, 3, 7, 9] }
 }
 
+/// A small transformer encoder block over 8 tokens of 16 features (a ViT's core): layer
+/// normalizations, attention with matrix products of two activations (two heads, Transpose,
+/// Reshape, Softmax), a GELU MLP (the Erf pattern), a residual, Min/Max, Gather of the first
+/// token, reductions over the tokens and a Gemm head with transB.
+pub fn attention() -> TestModel {
+    let mut rng = Rng::new(9);
+    let (t, d, hd) = (8usize, 16usize, 8usize);
+    let mut b = OnnxBuilder::new("attention", 17);
+    let x = b.input("input", &[1, t, d]);
+    let ln = |b: &mut OnnxBuilder, rng: &mut Rng, x: &str| {
+        let g = b.constant(&[d], (0..d).map(|_| rng.uniform(0.5, 1.5)).collect());
+        let be = b.constant(&[d], rng.vec(d, 0.1));
+        b.node("LayerNormalization", &[x, &g, &be], vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-5))])
+    };
+    let h = ln(&mut b, &mut rng, &x);
+    let proj = |b: &mut OnnxBuilder, rng: &mut Rng, x: &str, k: usize, n: usize| {
+        let w = b.constant(&[k, n], rng.vec(k * n, (1.0 / k as f32).sqrt()));
+        b.node("MatMul", &[x, &w], vec![])
+    };
+    let heads = b.constant_i64(vec![1, t as i64, 2, hd as i64]);
+    let q = proj(&mut b, &mut rng, &h, d, d);
+    let q = b.node("Reshape", &[&q, &heads], vec![]);
+    let q = b.node("Transpose", &[&q], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+    let k = proj(&mut b, &mut rng, &h, d, d);
+    let k = b.node("Reshape", &[&k, &heads], vec![]);
+    let k = b.node("Transpose", &[&k], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+    let v = proj(&mut b, &mut rng, &h, d, d);
+    let v = b.node("Reshape", &[&v, &heads], vec![]);
+    let v = b.node("Transpose", &[&v], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+    let scores = b.node("MatMul", &[&q, &k], vec![]);
+    let sq = b.constant(&[], vec![(hd as f32).sqrt()]);
+    let scores = b.node("Div", &[&scores, &sq], vec![]);
+    let attn = b.node("Softmax", &[&scores], vec![("axis", Attr::Int(-1))]);
+    let ctx = b.node("MatMul", &[&attn, &v], vec![]);
+    let ctx = b.node("Transpose", &[&ctx], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+    let back = b.constant_i64(vec![1, t as i64, d as i64]);
+    let ctx = b.node("Reshape", &[&ctx, &back], vec![]);
+    let o = proj(&mut b, &mut rng, &ctx, d, d);
+    let r = b.node("Add", &[&x, &o], vec![]);
+    // MLP with the GELU of torch's export: x * 0.5 * (1 + erf(x / sqrt 2)).
+    let h = ln(&mut b, &mut rng, &r);
+    let h = proj(&mut b, &mut rng, &h, d, 2 * d);
+    let s2 = b.constant(&[], vec![std::f32::consts::SQRT_2]);
+    let e = b.node("Div", &[&h, &s2], vec![]);
+    let e = b.node("Erf", &[&e], vec![]);
+    let one = b.constant(&[], vec![1.0]);
+    let e = b.node("Add", &[&e, &one], vec![]);
+    let e = b.node("Mul", &[&h, &e], vec![]);
+    let half = b.constant(&[], vec![0.5]);
+    let h = b.node("Mul", &[&e, &half], vec![]);
+    let h = proj(&mut b, &mut rng, &h, 2 * d, d);
+    let r = b.node("Add", &[&r, &h], vec![]);
+    let lo = b.constant(&[], vec![-2.5]);
+    let r = b.node("Max", &[&r, &lo], vec![]);
+    // Pooling over the tokens three ways: the first token, the mean, the maximum; their
+    // difference with a computed operand (Sub of two activations).
+    let first = b.constant_i64(vec![0]);
+    let cls = b.node("Gather", &[&r, &first], vec![("axis", Attr::Int(1))]);
+    let cls = b.node("Flatten", &[&cls], vec![("axis", Attr::Int(1))]);
+    let mean = b.node("ReduceMean", &[&r], vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))]);
+    let max = b.node("ReduceMax", &[&r], vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))]);
+    let spread = b.node("Sub", &[&max, &mean], vec![]);
+    let pooled = b.node("Concat", &[&cls, &mean, &spread], vec![("axis", Attr::Int(1))]);
+    let w = b.constant(&[10, 3 * d], rng.vec(10 * 3 * d, (1.0 / (3 * d) as f32).sqrt()));
+    let bias = b.constant(&[10], rng.vec(10, 0.1));
+    let y = b.node("Gemm", &[&pooled, &w, &bias], vec![("transB", Attr::Int(1))]);
+    b.output(&y);
+    TestModel { name: "attention", onnx: b.build(), input_shape: vec![1, t, d] }
+}
+
 pub fn all_models() -> Vec<TestModel> {
-    vec![plain_cnn(), depthwise_separable(), residual(), concat(), mlp(), activations(), shuffle(), upsample()]
+    vec![
+        plain_cnn(),
+        depthwise_separable(),
+        residual(),
+        concat(),
+        mlp(),
+        activations(),
+        shuffle(),
+        upsample(),
+        attention(),
+    ]
 }
 
 /// Random model inputs, roughly N(0, 1).
