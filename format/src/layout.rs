@@ -329,6 +329,12 @@ pub mod op {
     /// Gather along slot [`AXIS`] with constant i32 indices (format 1.4): y's shape is x's with
     /// that axis replaced by the indices' shape; i8: same quantization.
     pub const GATHER: u16 = 27;
+    /// ONNX LSTM, f32 (format 1.4): inputs x `[T, B, I]`, W, R, bias (constants), h0, c0;
+    /// outputs y `[T, D, B, H]`, y_h and y_c `[D, B, H]`; slots [`RNN_DIRECTION`], [`RNN_CLIP`].
+    pub const LSTM: u16 = 28;
+    /// ONNX GRU, f32 (format 1.4): inputs x, W, R, bias, h0; outputs y and y_h; slots as LSTM and
+    /// [`RNN_LINEAR_BEFORE_RESET`].
+    pub const GRU: u16 = 29;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -359,6 +365,8 @@ pub mod op {
             REDUCE => "Reduce",
             NORMALIZE => "Normalize",
             GATHER => "Gather",
+            LSTM => "LSTM",
+            GRU => "GRU",
             _ => "unknown",
         }
     }
@@ -411,6 +419,11 @@ pub mod op {
     /// REDUCE slots (with [`FUNCTION`]).
     pub const REDUCE_AXES: usize = 1;
     pub const REDUCE_SELECT_LAST: usize = 2;
+    /// LSTM, GRU: 0 forward, 1 reverse, 2 bidirectional; the clip (f32 bits, 0: none); GRU's
+    /// linear_before_reset (0 or 1).
+    pub const RNN_DIRECTION: usize = 0;
+    pub const RNN_CLIP: usize = 1;
+    pub const RNN_LINEAR_BEFORE_RESET: usize = 2;
     /// NORMALIZE: epsilon (f32 bits; with [`AXIS`]).
     pub const NORM_EPSILON: usize = 1;
 
@@ -418,7 +431,7 @@ pub mod op {
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
             LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE | PAD | CONV_TRANSPOSE => 3,
-            MATMUL | BINARY | REDUCE | NORMALIZE | GATHER => 4,
+            MATMUL | BINARY | REDUCE | NORMALIZE | GATHER | LSTM | GRU => 4,
             _ => 0,
         }
     }
@@ -566,6 +579,8 @@ pub mod op {
             REDUCE => 1 << FUNCTION | 1 << REDUCE_AXES | 1 << REDUCE_SELECT_LAST,
             NORMALIZE => 1 << AXIS | 1 << NORM_EPSILON,
             GATHER => 1 << AXIS,
+            LSTM => 1 << RNN_DIRECTION | 1 << RNN_CLIP,
+            GRU => 1 << RNN_DIRECTION | 1 << RNN_CLIP | 1 << RNN_LINEAR_BEFORE_RESET,
             _ => return None,
         })
     }

@@ -133,6 +133,12 @@ impl<'a> Model<'a> {
                 let y = self.tensor(o.output(0));
                 (y.elements() * self.tensor(o.input(1)).dims[1]) as u64
             }
+            op::LSTM | op::GRU => {
+                let (x, y) = (self.tensor(o.input(0)), self.tensor(o.output(0)));
+                let gates = if o.kind == op::LSTM { 4 } else { 3 };
+                let hidden = y.dims[3];
+                (y.elements() * gates * (x.dims[2] + hidden)) as u64
+            }
             op::MATMUL => {
                 let (a, y) = (self.tensor(o.input(0)), self.tensor(o.output(0)));
                 let k = if o.params[op::MATMUL_TRANSPOSE] & 1 == 1 { a.dims[a.rank - 2] } else { a.dims[a.rank - 1] };

@@ -393,6 +393,47 @@ pub fn attention() -> TestModel {
     TestModel { name: "attention", onnx: b.build(), input_shape: vec![1, t, d] }
 }
 
+/// A keyword-spotting / text-recognizer style network: convolutional features read as a
+/// sequence (Reshape, Transpose), a bidirectional LSTM, a GRU (linear_before_reset, as torch
+/// exports it) whose last hidden state feeds a Gemm classifier.
+pub fn recurrent() -> TestModel {
+    let mut rng = Rng::new(10);
+    let mut b = OnnxBuilder::new("recurrent", 13);
+    let x = b.input("input", &[1, 4, 6, 10]);
+    let h = conv(&mut b, &mut rng, &x, 4, 8, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let s = b.constant_i64(vec![1, 48, 10]);
+    let h = b.node("Reshape", &[&h, &s], vec![]);
+    let seq = b.node("Transpose", &[&h], vec![("perm", Attr::Ints(vec![2, 0, 1]))]);
+    let (hl, hg) = (12usize, 16usize);
+    let w = b.constant(&[2, 4 * hl, 48], rng.vec(2 * 4 * hl * 48, 0.15));
+    let r = b.constant(&[2, 4 * hl, hl], rng.vec(2 * 4 * hl * hl, 0.3));
+    let bias = b.constant(&[2, 8 * hl], rng.vec(2 * 8 * hl, 0.1));
+    let y = b.node(
+        "LSTM",
+        &[&seq, &w, &r, &bias],
+        vec![("direction", Attr::Str("bidirectional".into())), ("hidden_size", Attr::Int(hl as i64))],
+    );
+    let y = b.node("Transpose", &[&y], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+    let s = b.constant_i64(vec![10, 1, 2 * hl as i64]);
+    let y = b.node("Reshape", &[&y, &s], vec![]);
+    let w = b.constant(&[1, 3 * hg, 2 * hl], rng.vec(3 * hg * 2 * hl, 0.2));
+    let r = b.constant(&[1, 3 * hg, hg], rng.vec(3 * hg * hg, 0.25));
+    let bias = b.constant(&[1, 6 * hg], rng.vec(6 * hg, 0.1));
+    let (_, yh) = b.node2(
+        "GRU",
+        &[&y, &w, &r, &bias],
+        vec![("hidden_size", Attr::Int(hg as i64)), ("linear_before_reset", Attr::Int(1))],
+    );
+    let s = b.constant_i64(vec![1, hg as i64]);
+    let f = b.node("Reshape", &[&yh, &s], vec![]);
+    let w = b.constant(&[5, hg], rng.vec(5 * hg, 0.4));
+    let bias = b.constant(&[5], rng.vec(5, 0.1));
+    let out = b.node("Gemm", &[&f, &w, &bias], vec![("transB", Attr::Int(1))]);
+    b.output(&out);
+    TestModel { name: "recurrent", onnx: b.build(), input_shape: vec![1, 4, 6, 10] }
+}
+
 pub fn all_models() -> Vec<TestModel> {
     vec![
         plain_cnn(),
@@ -404,6 +445,7 @@ pub fn all_models() -> Vec<TestModel> {
         shuffle(),
         upsample(),
         attention(),
+        recurrent(),
     ]
 }
 

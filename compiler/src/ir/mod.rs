@@ -156,6 +156,17 @@ pub enum Op {
     /// Tile and Expand: the input, with leading 1s up to the output's rank, repeated along each
     /// axis (output size / input size times).
     Tile,
+    /// ONNX LSTM (`lstm`) or GRU with default activations: inputs x `[T, B, I]`, W, R, bias
+    /// (constants, ONNX layouts), h0 (and c0 for the LSTM) `[D, B, H]`; `outputs` says which of
+    /// y `[T, D, B, H]`, y_h and y_c are the node's outputs (in that order).
+    Recurrent {
+        lstm: bool,
+        /// 0 forward, 1 reverse, 2 bidirectional.
+        direction: i32,
+        clip: f32,
+        linear_before_reset: bool,
+        outputs: [bool; 3],
+    },
 }
 
 impl Op {
@@ -168,7 +179,8 @@ impl Op {
             | Op::ConvTranspose { .. }
             | Op::MatMul { .. }
             | Op::Reduce { .. }
-            | Op::Normalize { .. } => true,
+            | Op::Normalize { .. }
+            | Op::Recurrent { .. } => true,
             Op::Binary { function } => !matches!(*function, binary::MIN | binary::MAX),
             _ => false,
         }
@@ -223,6 +235,8 @@ impl Op {
             Op::Gather { .. } => "Gather",
             Op::Shuffle { .. } => "Shuffle",
             Op::Tile => "Tile",
+            Op::Recurrent { lstm: true, .. } => "LSTM",
+            Op::Recurrent { .. } => "GRU",
         }
     }
 }

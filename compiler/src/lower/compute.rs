@@ -274,4 +274,47 @@ impl Lowerer<'_> {
         }
         Ok(())
     }
+
+    /// LSTM / GRU: one runtime op writing y, y_h (and y_c); the outputs the node does not have are
+    /// runtime-only tensors. Returns the bytes of weights.
+    pub(super) fn lower_recurrent(
+        &mut self,
+        n: &Node,
+        lstm: bool,
+        direction: i32,
+        clip: f32,
+        linear_before_reset: bool,
+        outputs: &[bool; 3],
+    ) -> Result<usize> {
+        let g = self.g;
+        let x = self.get(n.inputs[0], DType::F32, Some(Layout::RowMajor))?;
+        let mut ins = vec![x];
+        for &t in &n.inputs[1..] {
+            ins.push(self.get(t, DType::F32, Some(Layout::RowMajor))?);
+        }
+        let weight_bytes = n.inputs[1..4].iter().map(|&t| g.tensors[t].elements() * 4).sum();
+        let xs = &g.tensors[n.inputs[0]].shape;
+        let state = g.tensors[n.inputs[4]].shape.clone();
+        let y_shape = vec![xs[0], state[0], state[1], state[2]];
+        let count = if lstm { 3 } else { 2 };
+        let mut outs = Vec::new();
+        let mut present = n.outputs.iter();
+        for (k, tag) in ["y", "y_h", "y_c"].iter().enumerate().take(count) {
+            let shape = if k == 0 { y_shape.clone() } else { state.clone() };
+            let id = if outputs[k] {
+                let t = *present.next().expect("one IR output per present output");
+                self.output(t, DType::F32, Layout::RowMajor, None)
+            } else {
+                self.act(&format!("{}:{tag}", n.name), DType::F32, &shape, Layout::RowMajor, None)
+            };
+            outs.push(id);
+        }
+        let mut p = NO_PARAMS;
+        p[rop::RNN_DIRECTION] = direction;
+        p[rop::RNN_CLIP] = bits(clip);
+        p[rop::RNN_LINEAR_BEFORE_RESET] = linear_before_reset as i32;
+        let kind = if lstm { rop::LSTM } else { rop::GRU };
+        self.spec.ops.push(sparq_format::writer::OpSpec { kind, name: n.name.clone(), inputs: ins, outputs: outs, params: p });
+        Ok(weight_bytes)
+    }
 }

@@ -394,6 +394,9 @@ impl<'g> Lowerer<'g> {
             Op::Gather { axis } => self.lower_gather(n, *axis, float)?,
             Op::Shuffle { shape, perm } => self.lower_shuffle(n, shape, perm, float)?,
             Op::Tile => self.lower_tile(n, float)?,
+            Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs } => {
+                weight_bytes = self.lower_recurrent(n, *lstm, *direction, *clip, *linear_before_reset, outputs)?;
+            }
             Op::Softmax { axis } => {
                 let x = n.inputs[0];
                 let xi = self.get(x, dt, None)?;

@@ -571,3 +571,125 @@ pub(super) fn cast(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     }
     Err(cx.bad(format!("Cast of a computed tensor to type {to} is not supported (only float data flows through sparq)")))
 }
+
+/// LSTM and GRU (forward, reverse, bidirectional) with the default activations, constant
+/// weights, optional constant bias and initial states (computed or constant; zeros when absent).
+pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let lstm = node.op_type == "LSTM";
+    let gates = if lstm { 4 } else { 3 };
+    let opt = |i: usize| cx.inputs.get(i).copied().filter(|s| !s.is_empty());
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let xs = im.g.tensors[x].shape.clone();
+    if attr_i(node, "layout", 0) != 0 {
+        return Err(cx.bad("layout=1 (batch first) is not supported".into()));
+    }
+    if xs.len() != 3 {
+        return Err(cx.bad(format!("X must be [seq, batch, input], got {xs:?}")));
+    }
+    let (t, b, i) = (xs[0], xs[1], xs[2]);
+    let direction = match attr_s(node, "direction").as_deref().unwrap_or("forward") {
+        "forward" => 0,
+        "reverse" => 1,
+        "bidirectional" => 2,
+        d => return Err(cx.bad(format!("direction={d} is not supported"))),
+    };
+    let dirs = if direction == 2 { 2 } else { 1 };
+    let defaults: &[&str] = if lstm { &["Sigmoid", "Tanh", "Tanh"] } else { &["Sigmoid", "Tanh"] };
+    if let Some(a) = attr(node, "activations") {
+        let acts: Vec<String> = a.strings.iter().map(|s| String::from_utf8_lossy(s).to_lowercase()).collect();
+        let want: Vec<String> = (0..dirs).flat_map(|_| defaults.iter().map(|s| s.to_lowercase())).collect();
+        if acts != want {
+            return Err(cx.bad(format!("activations={acts:?} are not supported (the defaults {defaults:?} are)")));
+        }
+    }
+    if lstm && attr_i(node, "input_forget", 0) != 0 {
+        return Err(cx.bad("input_forget=1 is not supported".into()));
+    }
+    let w = im.tensor_of(node, cx.input(1)?)?;
+    let r = im.tensor_of(node, cx.input(2)?)?;
+    let ws = im.g.tensors[w].shape.clone();
+    if !im.g.is_const(w) || !im.g.is_const(r) {
+        return Err(cx.bad("W and R must be constants".into()));
+    }
+    if ws.len() != 3 || ws[0] != dirs || ws[2] != i || ws[1] % gates != 0 {
+        return Err(cx.bad(format!("W must be [{dirs}, {gates} * hidden, {i}], got {ws:?}")));
+    }
+    let h = ws[1] / gates;
+    if im.g.tensors[r].shape != [dirs, gates * h, h] {
+        return Err(cx.bad(format!("R must be [{dirs}, {}, {h}]", gates * h)));
+    }
+    if let Some(hs) = attr(node, "hidden_size").map(|a| a.i) {
+        if hs as usize != h {
+            return Err(cx.bad(format!("hidden_size={hs} but W gives {h}")));
+        }
+    }
+    let bias = match opt(3) {
+        Some(n) => {
+            let bt = im.tensor_of(node, n)?;
+            if !im.g.is_const(bt) || im.g.tensors[bt].shape != [dirs, 2 * gates * h] {
+                return Err(cx.bad(format!("B must be a constant [{dirs}, {}]", 2 * gates * h)));
+            }
+            bt
+        }
+        None => im.add_tensor(&format!("{}:bias", cx.out_name), vec![dirs, 2 * gates * h], Some(vec![0.0; dirs * 2 * gates * h])),
+    };
+    if let Some(n) = opt(4) {
+        let sl = im.ints_of(node, n)?;
+        if sl.data.iter().any(|&v| v as usize != t) {
+            return Err(cx.bad("sequence_lens other than the full sequence are not supported".into()));
+        }
+    }
+    let state = vec![dirs, b, h];
+    let state_input = |im: &mut Importer, k: usize, tag: &str| -> Result<usize> {
+        match opt(k) {
+            Some(n) => {
+                let s = im.tensor_of(node, n)?;
+                if im.g.tensors[s].shape != state {
+                    let got = im.g.tensors[s].shape.clone();
+                    return Err(cx.bad(format!("{tag} must be {state:?}, got {got:?}")));
+                }
+                Ok(s)
+            }
+            None => Ok(im.add_tensor(&format!("{}:{tag}", cx.out_name), state.clone(), Some(vec![0.0; dirs * b * h]))),
+        }
+    };
+    let h0 = state_input(im, 5, "initial_h")?;
+    let mut inputs = vec![x, w, r, bias, h0];
+    if lstm {
+        inputs.push(state_input(im, 6, "initial_c")?);
+        if let Some(n) = opt(7) {
+            let p = im.tensor_of(node, n)?;
+            if !im.g.is_const(p) || im.g.value(p).iter().any(|&v| v != 0.0) {
+                return Err(cx.bad("peepholes (P) are not supported".into()));
+            }
+        }
+    }
+    let clip = attr_f(node, "clip", 0.0);
+    if !(clip.is_finite() && clip >= 0.0) {
+        return Err(cx.bad(format!("clip={clip} must be finite and non-negative")));
+    }
+    let linear_before_reset = !lstm && attr_i(node, "linear_before_reset", 0) != 0;
+    let count = if lstm { 3 } else { 2 };
+    let mut present = [false; 3];
+    let mut outs = Vec::new();
+    for k in 0..count {
+        if let Some(name) = node.output.get(k).filter(|s| !s.is_empty()) {
+            let shape = if k == 0 { vec![t, dirs, b, h] } else { state.clone() };
+            present[k] = true;
+            outs.push(im.add_tensor(name, shape, None));
+        }
+    }
+    if outs.is_empty() {
+        return Err(cx.bad("no output is used".into()));
+    }
+    let name = if node.name.is_empty() { cx.out_name.clone() } else { node.name.clone() };
+    im.g.nodes.push(crate::ir::Node {
+        name,
+        onnx_op: node.op_type.clone(),
+        op: Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs: present },
+        inputs,
+        outputs: outs,
+    });
+    Ok(())
+}

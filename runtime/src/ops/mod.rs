@@ -16,6 +16,7 @@ pub mod matmul;
 pub mod movement;
 pub mod pool;
 pub mod quantize;
+pub mod recurrent;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;
@@ -56,6 +57,7 @@ pub enum Op<'a> {
     Reduce(reduce::Reduce<'a>),
     Normalize(reduce::Normalize<'a>),
     Gather(movement::Gather<'a>),
+    Recurrent(recurrent::Recurrent<'a>),
 }
 
 /// What decoding an op reads: the file, and the features its kernel may use.
@@ -102,6 +104,7 @@ impl<'a> Op<'a> {
             op::REDUCE => Op::Reduce(reduce::Reduce::decode(&d, o)?),
             op::NORMALIZE => Op::Normalize(reduce::Normalize::decode(&d, o)?),
             op::GATHER => Op::Gather(movement::Gather::decode(&d, o)?),
+            op::LSTM | op::GRU => Op::Recurrent(recurrent::Recurrent::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
         })
     }
@@ -131,6 +134,7 @@ impl<'a> Op<'a> {
             Op::Reduce(x) => x.kernel_name(),
             Op::Normalize(x) => x.kernel_name(),
             Op::Gather(x) => x.kernel_name(),
+            Op::Recurrent(x) => x.kernel_name(),
         }
     }
 
@@ -157,6 +161,7 @@ impl<'a> Op<'a> {
             Op::Reduce(x) => x.run(e),
             Op::Normalize(x) => x.run(e),
             Op::Gather(x) => x.run(e),
+            Op::Recurrent(x) => x.run(e),
         }
     }
 }
@@ -165,12 +170,25 @@ impl<'a> Op<'a> {
 /// overlapping the output, packed and block-sparse tensors only as weights.
 fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeError> {
     let bad = |reason| invalid(o, reason);
-    if o.output_count != 1 {
-        return Err(bad("must have exactly one output"));
+    // Recurrent ops also write their last states; every other kind has one output.
+    let n_out = match o.kind {
+        op::LSTM => 3,
+        op::GRU => 2,
+        _ => 1,
+    };
+    if o.output_count != n_out {
+        return Err(bad(if n_out == 1 { "must have exactly one output" } else { "wrong number of outputs" }));
     }
-    let y = d.view.tensor(o.output(0));
-    if y.storage != Storage::Arena {
+    let outs = || (0..o.output_count).map(|i| d.view.tensor(o.output(i)));
+    if outs().any(|y| y.storage != Storage::Arena) {
         return Err(bad("output is not an arena tensor"));
+    }
+    for i in 0..o.output_count {
+        for j in i + 1..o.output_count {
+            if o.output(i) == o.output(j) || overlaps(&d.view.tensor(o.output(i)), &d.view.tensor(o.output(j))) {
+                return Err(bad("outputs overlap in the arena"));
+            }
+        }
     }
     let n_in = o.input_count;
     // Input counts first: every later check may read any input the kind declares.
@@ -179,6 +197,8 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
         op::CONV_TRANSPOSE => n_in == 3,
         op::ADD | op::MUL | op::LOOKUP | op::MATMUL | op::BINARY | op::GATHER => n_in == 2,
         op::NORMALIZE => n_in == 1 || n_in == 3,
+        op::LSTM => n_in == 6,
+        op::GRU => n_in == 5,
         op::CONCAT => n_in >= 1,
         _ => n_in == 1,
     };
@@ -187,12 +207,12 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     }
     // Zero-size tensors are not supported (FORMAT.md, "Validation"): no kernel needs to handle an
     // empty operand, an empty reduction or an output it never writes.
-    if (0..n_in).map(|i| d.input(o, i)).chain([y]).any(|t| t.shape().contains(&0)) {
+    if (0..n_in).map(|i| d.input(o, i)).chain(outs()).any(|t| t.shape().contains(&0)) {
         return Err(bad("an operand has a zero-size dimension (zero-size tensors are not supported)"));
     }
     for i in 0..n_in {
         let x = d.input(o, i);
-        if overlaps(&x, &y) {
+        if outs().any(|y| overlaps(&x, &y)) {
             return Err(bad("output overlaps an input in the arena"));
         }
         let weight_slot = i == 1 && matches!(o.kind, op::CONV2D | op::FULLY_CONNECTED);
