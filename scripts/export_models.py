@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Export the real edge architectures of issue 22 to ONNX (opset 13) with torch/torchvision.
+"""Export the real edge architectures of issue 22 to ONNX with torch/torchvision (opset 13; 17 for
+the vision transformer, whose LayerNormalization is an operator from 17 on).
 
 Random weights (seeded): they do not change which operators a model needs. So that activations
 have realistic ranges (a freshly initialized network's logits can be ~1e-9, which says nothing
@@ -37,6 +38,109 @@ def classifiers():
     }
 
 
+def conv_bn(cin, cout, k, stride=1, padding=None, act=True):
+    layers = [
+        torch.nn.Conv2d(cin, cout, k, stride, k // 2 if padding is None else padding, bias=False),
+        torch.nn.BatchNorm2d(cout),
+    ]
+    if act:
+        layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+class DBNet(torch.nn.Module):
+    """A DBNet-style text detector (Liao et al. 2020) on a MobileNetV3-Small backbone: an FPN neck
+    (1x1 laterals, nearest upsampling and sums, every level resized to 1/4 and concatenated) and
+    the probability head (3x3 conv, two stride-2 transposed convolutions, sigmoid)."""
+
+    def __init__(self):
+        super().__init__()
+        f = torchvision.models.mobilenet_v3_small().features
+        self.stages = torch.nn.ModuleList([f[:2], f[2:4], f[4:9], f[9:]])  # strides 4, 8, 16, 32
+        chans = [16, 24, 48, 576]
+        self.lateral = torch.nn.ModuleList([torch.nn.Conv2d(c, 64, 1) for c in chans])
+        self.smooth = torch.nn.ModuleList([conv_bn(64, 16, 3) for _ in chans])
+        self.head = torch.nn.Sequential(
+            conv_bn(64, 16, 3),
+            torch.nn.ConvTranspose2d(16, 16, 2, 2),
+            torch.nn.BatchNorm2d(16),
+            torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(16, 1, 2, 2),
+            torch.nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        feats = []
+        for s in self.stages:
+            x = s(x)
+            feats.append(x)
+        lat = [l(f) for l, f in zip(self.lateral, feats)]
+        for i in range(len(lat) - 2, -1, -1):
+            lat[i] = lat[i] + torch.nn.functional.interpolate(lat[i + 1], scale_factor=2, mode="nearest")
+        size = lat[0].shape[2:]
+        outs = [torch.nn.functional.interpolate(sm(l), size=size, mode="nearest") for sm, l in zip(self.smooth, lat)]
+        return self.head(torch.cat(outs, 1))
+
+
+class CRNN(torch.nn.Module):
+    """A CRNN text recognizer (Shi et al. 2015): convolutions collapse a 32-pixel-high line to one
+    row, read as a sequence by a two-layer bidirectional LSTM, then per-step class scores."""
+
+    def __init__(self, classes=37):
+        super().__init__()
+        self.cnn = torch.nn.Sequential(
+            conv_bn(1, 32, 3), torch.nn.MaxPool2d(2, 2),
+            conv_bn(32, 64, 3), torch.nn.MaxPool2d(2, 2),
+            conv_bn(64, 96, 3), torch.nn.MaxPool2d((2, 1), (2, 1)),
+            conv_bn(96, 128, 3), torch.nn.MaxPool2d((2, 1), (2, 1)),
+            conv_bn(128, 128, (2, 1), padding=0),
+        )
+        self.rnn = torch.nn.LSTM(128, 64, num_layers=2, bidirectional=True)
+        self.fc = torch.nn.Linear(128, classes)
+
+    def forward(self, x):
+        f = self.cnn(x).squeeze(2).permute(2, 0, 1)  # [W, B, C]
+        y, _ = self.rnn(f)
+        return self.fc(y)
+
+
+class KWS(torch.nn.Module):
+    """A keyword-spotting network (in the style of Zhang et al. 2017, "Hello Edge": CRNN/GRU):
+    a convolution over 40 MFCCs x 49 frames, a two-layer GRU over time, the last step classified
+    into 12 keywords."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = conv_bn(1, 16, (10, 4), stride=(2, 2), padding=(5, 1))
+        self.gru = torch.nn.GRU(16 * 21, 64, num_layers=2, batch_first=True)
+        self.fc = torch.nn.Linear(64, 12)
+
+    def forward(self, x):
+        f = self.conv(x)  # [B, 16, 21, T]
+        b, c, h, t = f.shape
+        f = f.permute(0, 3, 1, 2).reshape(b, t, c * h)
+        y, _ = self.gru(f)
+        return self.fc(y[:, -1])
+
+
+def vit_tiny():
+    """A small vision transformer (torchvision's VisionTransformer: patch embedding, class token,
+    position embedding, LayerNorm, multi-head attention, GELU MLP)."""
+    return torchvision.models.VisionTransformer(
+        image_size=64, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+
+
+def others():
+    """name -> (constructor, input shape, opset)"""
+    return {
+        "dbnet_mobilenet_v3_small": (DBNet, (1, 3, 256, 256), 13),
+        "crnn": (CRNN, (1, 1, 32, 128), 13),
+        "vit_tiny": (vit_tiny, (1, 3, 64, 64), 17),
+        "kws_gru": (KWS, (1, 1, 40, 49), 13),
+    }
+
+
 class SegOut(torch.nn.Module):
     """torchvision segmentation models return a dict; export its 'out'."""
 
@@ -61,7 +165,7 @@ def recalibrate_batchnorm(model, shape, batches=8):
     model.eval()
 
 
-def export(name, make, shape, out_dir):
+def export(name, make, shape, out_dir, opset=13):
     torch.manual_seed(0)
     model = make()
     recalibrate_batchnorm(model, shape)
@@ -69,7 +173,7 @@ def export(name, make, shape, out_dir):
         model = SegOut(model).eval()
     x = torch.randn(*shape)
     path = os.path.join(out_dir, name + ".onnx")
-    torch.onnx.export(model, x, path, opset_version=13, dynamo=False, input_names=["input"], output_names=["output"])
+    torch.onnx.export(model, x, path, opset_version=opset, dynamo=False, input_names=["input"], output_names=["output"])
     print(f"{name}: {path} ({os.path.getsize(path)} bytes)")
 
 
@@ -80,6 +184,9 @@ def main():
     for name, (make, shape) in classifiers().items():
         if not wanted or name in wanted:
             export(name, make, shape, out_dir)
+    for name, (make, shape, opset) in others().items():
+        if not wanted or name in wanted:
+            export(name, make, shape, out_dir, opset)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Exp", unary),
     ("Expand", t::tile_expand),
     ("Flatten", flatten),
+    ("GRU", t::recurrent),
     ("Gather", gather),
     ("Gelu", unary),
-    ("GRU", t::recurrent),
     ("Gemm", gemm),
     ("GlobalAveragePool", t::global_pool),
     ("GlobalMaxPool", t::global_pool),
@@ -53,6 +53,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Max", t::binary_fn),
     ("MaxPool", pool),
     ("Min", t::binary_fn),
+    ("Mod", t::compare_ints),
     ("Mul", binary),
     ("Neg", unary),
     ("Not", t::not_ints),
@@ -1047,9 +1048,6 @@ fn concat(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         let s = &im.g.tensors[i].shape;
         if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d]) {
             return Err(bad(format!("input shapes {first:?} and {s:?} differ outside axis {axis}")));
-        }
-        if im.g.is_const(i) {
-            return Err(bad("constant inputs to Concat are not supported".into()));
         }
         out[axis] += s[axis];
     }

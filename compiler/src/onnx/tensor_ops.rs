@@ -490,7 +490,7 @@ fn ints_binary(im: &mut Importer, cx: &NodeCx<'_>, f: impl Fn(i64, i64) -> i64) 
     Ok(())
 }
 
-/// Equal, Less, Greater, And, Or of integer constants (shape arithmetic).
+/// Equal, Less, Greater, And, Or, Mod of integer constants (shape arithmetic).
 pub(super) fn compare_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     if !cx.inputs.iter().all(|n| im.ints.contains_key(*n)) {
         return Err(cx.bad("only constant integer operands are supported (shape arithmetic)".into()));
@@ -500,6 +500,16 @@ pub(super) fn compare_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         "Less" => ints_binary(im, cx, |x, y| (x < y) as i64),
         "Greater" => ints_binary(im, cx, |x, y| (x > y) as i64),
         "And" => ints_binary(im, cx, |x, y| (x != 0 && y != 0) as i64),
+        "Mod" if attr_i(cx.node, "fmod", 0) != 0 => ints_binary(im, cx, |x, y| if y == 0 { 0 } else { x % y }),
+        "Mod" => ints_binary(im, cx, |x, y| {
+            // The sign of the divisor (numpy's mod).
+            let m = if y == 0 { 0 } else { x % y };
+            if m != 0 && (m < 0) != (y < 0) {
+                m + y
+            } else {
+                m
+            }
+        }),
         _ => ints_binary(im, cx, |x, y| (x != 0 || y != 0) as i64),
     }
 }
