@@ -675,7 +675,7 @@ impl<'u, 'd> Gen<'u, 'd> {
         let mut out = [0usize; 2];
         for (a, o) in out.iter_mut().enumerate() {
             let (k, s, d) = (self.range(1, 4)?, self.range(1, 3)?, self.range(1, 2)?);
-            let full = (x.dims[2 + a] - 1) * s + d * (k - 1) + 1;
+            let full = x.dims[2 + a].saturating_sub(1) * s + d * (k - 1) + 1;
             let too_much = usize::from(self.chance(1, 30)?);
             let extra = self.range(0, s.max(d) - 1 + too_much)?;
             let (pb, pe) = (self.range(0, k - 1)?, self.range(0, k - 1)?);
