@@ -252,12 +252,64 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
             b.op(rop::DEQUANTIZE, vec![q], y, [0; OP_PARAMS]);
             (x, y)
         }
+        rop::MATMUL => {
+            // a `[2, n, 3]` times a constant `[1, 2, 3]` read transposed (`[3, 2]` per batch,
+            // broadcast over a's 2): y `[2, n, 2]`.
+            let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let w = b.f32s(&[1, 2, 3], 0.5);
+            let y = b.act(DType::F32, &[2, n, 2], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::MATMUL_TRANSPOSE] = 2;
+            b.op(kind, vec![x, w], y, p);
+            (x, y)
+        }
+        rop::BINARY => {
+            // x ^ 2 (Pow), the exponent a broadcast constant.
+            let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let e = b.f32s(&[1], 2.0);
+            let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::FUNCTION] = rop::binary::POW;
+            b.op(kind, vec![x, e], y, p);
+            (x, y)
+        }
+        rop::REDUCE => {
+            // The sum over axes 1 and 2: with n = 0 an empty reduction.
+            let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let y = b.act(DType::F32, &[2, 1, 1], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::FUNCTION] = rop::reduce::SUM;
+            p[rop::REDUCE_AXES] = 0b110;
+            b.op(kind, vec![x], y, p);
+            (x, y)
+        }
+        rop::NORMALIZE => {
+            let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let (scale, bias) = (b.f32s(&[n, 3], 2.0), b.f32s(&[n, 3], 0.5));
+            let y = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::AXIS] = 1;
+            p[rop::NORM_EPSILON] = f32_bits(1e-5);
+            b.op(kind, vec![x, scale, bias], y, p);
+            (x, y)
+        }
+        rop::GATHER => {
+            // Axis 2 of `[2, n, 3]` by indices `[2, 2]`: y `[2, n, 2, 2]`.
+            let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
+            let indices = [2i32, 0, 0, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let indices = b.constant(DType::I32, &[2, 2], indices);
+            let y = b.act(DType::F32, &[2, n, 2, 2], Layout::RowMajor, 0.0);
+            let mut p = [0; OP_PARAMS];
+            p[rop::AXIS] = 2;
+            b.op(kind, vec![x, indices], y, p);
+            (x, y)
+        }
         _ => unreachable!("op kind {kind}"),
     };
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 22] = [
+const KINDS: [u16; 27] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -280,6 +332,11 @@ const KINDS: [u16; 22] = [
     rop::RESIZE,
     rop::PAD,
     rop::CONV_TRANSPOSE,
+    rop::MATMUL,
+    rop::BINARY,
+    rop::REDUCE,
+    rop::NORMALIZE,
+    rop::GATHER,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {
@@ -516,6 +573,14 @@ fn the_reader_rejects_reserved_fields_newer_minors_and_features_above_the_declar
     common::fix_checksums(&mut bytes);
     let err = load(&bytes).unwrap_err().to_string();
     assert!(err.contains("Lookup") && err.contains("needs format 1.3"), "{err}");
+    // Each op kind of format 1.4 in a file that says 1.3.
+    for kind in [rop::MATMUL, rop::BINARY, rop::REDUCE, rop::NORMALIZE, rop::GATHER] {
+        let mut bytes = single_op(kind, 2);
+        bytes[10..12].copy_from_slice(&3u16.to_le_bytes());
+        common::fix_checksums(&mut bytes);
+        let err = load(&bytes).unwrap_err().to_string();
+        assert!(err.contains(rop::name(kind)) && err.contains("needs format 1.4"), "{err}");
+    }
     // The f32 golden file: an f32 tensor's scale is reserved as 0.
     let bytes = golden_with("residual_f32.sparq", |b| {
         let at = section(b, 3) + 52;

@@ -65,7 +65,7 @@ impl<'a> ConvTranspose<'a> {
             // Full output: (in - 1) * stride + dilation * (k - 1) + 1, plus output padding, minus pads.
             let full = (x.dims[2 + a] - 1) as u64 * s[a] as u64 + d[a] as u64 * (k[a] - 1) as u64 + 1;
             let extra = (y.dims[2 + a] as u64 + pad[a] as u64 + pad_end[a] as u64).checked_sub(full);
-            if !extra.is_some_and(|e| e < s[a].max(d[a]) as u64) {
+            if extra.is_none_or(|e| e >= s[a].max(d[a]) as u64) {
                 return Err(bad("output size does not match the window (and an output padding below the stride)"));
             }
         }

@@ -140,7 +140,16 @@ impl<'a> MatMul<'a> {
 
 /// One `[M, K] x [K, N]` product into row-major `y`, k ascending for every output.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_f32(a: &[f32], a_mk: [usize; 2], b: &[f32], b_kn: [usize; 2], y: &mut [f32], m: usize, k: usize, n: usize) {
+pub fn matmul_f32(
+    a: &[f32],
+    a_mk: [usize; 2],
+    b: &[f32],
+    b_kn: [usize; 2],
+    y: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
     for i in 0..m {
         let row = &mut y[i * n..(i + 1) * n];
         row.fill(0.0);

@@ -145,7 +145,11 @@ fn reduce_one(function: i32, select_last: bool, count: usize, walk: impl Fn(&mut
             walk(&mut |o| {
                 let v = x[o];
                 let better = i == 0
-                    || if max { v > best || (select_last && v == best) } else { v < best || (select_last && v == best) };
+                    || if max {
+                        v > best || (select_last && v == best)
+                    } else {
+                        v < best || (select_last && v == best)
+                    };
                 if better {
                     best = v;
                     at = i;
@@ -170,7 +174,10 @@ impl<'a> Normalize<'a> {
     pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
         let bad = |reason| invalid(o, reason);
         let (x, y) = (d.input(o, 0), d.view.tensor(o.output(0)));
-        if x.dtype != DType::F32 || y.dtype != DType::F32 || x.layout != Layout::RowMajor || y.layout != Layout::RowMajor
+        if x.dtype != DType::F32
+            || y.dtype != DType::F32
+            || x.layout != Layout::RowMajor
+            || y.layout != Layout::RowMajor
         {
             return Err(bad("input and output must be f32 row-major"));
         }

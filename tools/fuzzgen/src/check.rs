@@ -1,6 +1,7 @@
 //! What `sparq inspect` and `sparq run` do with a file, in-process: load with checksums on, walk
 //! every descriptor and every op's kernel on every path, then run one session per kernel path
-//! this CPU has (and one with two threads) and compare all output bytes with the scalar path's.
+//! this CPU has (and one with two threads) and compare all output bytes with the scalar path's
+//! (f32 outputs as values: every NaN equal to every NaN, see [`canonical_nan`]).
 //! Panics are not caught: a panic is the finding, and the driver sees the exit code.
 
 use core::mem::{offset_of, size_of};
@@ -208,13 +209,44 @@ fn run_once(model: &Model<'_>, path: &str, threads: usize, fill: u8) -> Result<V
     for i in 0..model.output_count() {
         let t = model.output(i).expect("output index in range");
         let data: Vec<u8> = match t.dtype {
-            DType::F32 => session.tensor::<f32>(&t).iter().flat_map(|v| v.to_le_bytes()).collect(),
+            DType::F32 => session.tensor::<f32>(&t).iter().flat_map(|&v| canonical_nan(v).to_le_bytes()).collect(),
             DType::I8 => session.tensor::<i8>(&t).iter().map(|&v| v as u8).collect(),
             DType::I32 => session.tensor::<i32>(&t).iter().flat_map(|v| v.to_le_bytes()).collect(),
         };
         outs.push(data);
     }
     Ok(outs)
+}
+
+/// `v`, or the one NaN `f32::NAN` for every NaN. Which NaN an operation on two NaNs returns
+/// (their sign and payload) depends on the operand order, which kernel paths may change (an FMA,
+/// another accumulation split), and on the CPU (x86's default NaN is negative, ARM's positive):
+/// IEEE 754 leaves it open, so outputs are compared as values, every NaN equal to every NaN,
+/// every other value to the bit.
+pub fn canonical_nan(v: f32) -> f32 {
+    if v.is_nan() {
+        f32::NAN
+    } else {
+        v
+    }
+}
+
+/// An `.npy` file's bytes with every NaN of an `<f4` array made [`canonical_nan`] (other files
+/// unchanged), for comparing the CLI's outputs as [`check`] compares a session's.
+pub fn canonical_npy(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    if out.len() < 10 || !out.starts_with(b"\x93NUMPY\x01\x00") {
+        return out;
+    }
+    let start = 10 + u16::from_le_bytes([out[8], out[9]]) as usize;
+    if start > out.len() || !out[10..start].windows(5).any(|w| w == b"'<f4'") {
+        return out;
+    }
+    for c in out[start..].chunks_exact_mut(4) {
+        let v = canonical_nan(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        c.copy_from_slice(&v.to_le_bytes());
+    }
+    out
 }
 
 fn compare(want: &[Vec<u8>], got: Result<Vec<Vec<u8>>, String>, run: &str) -> Option<Mismatch> {

@@ -5,7 +5,7 @@
 
 use arbitrary::{Result, Unstructured};
 use sparq_format::layout::op::{self, window};
-use sparq_format::layout::{Pack, OP_PARAMS};
+use sparq_format::layout::{Pack, MAX_RANK, OP_PARAMS};
 use sparq_format::sparse;
 use sparq_format::writer::{ModelSpec, OpSpec, TensorSpec};
 use sparq_format::{DType, Layout};
@@ -340,6 +340,78 @@ impl<'u, 'd> Gen<'u, 'd> {
         self.constant(DType::F32, dims, Layout::RowMajor, bytes_of_f32(&v), None)
     }
 
+    /// An f32 constant whose values are, with `special`, now and then zeros of either sign,
+    /// integers, infinities or NaN (Div, Pow and the NaN rules of Min and Max).
+    fn f32_special_constant(&mut self, dims: Vec<usize>, special: bool) -> u32 {
+        const SPECIAL: [f32; 8] = [0.0, -0.0, 2.0, -3.0, 0.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        let n = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                if special && self.rng.next().is_multiple_of(4) {
+                    SPECIAL[(self.rng.next() % SPECIAL.len() as u64) as usize]
+                } else {
+                    self.rng.f32()
+                }
+            })
+            .collect();
+        self.constant(DType::F32, dims, Layout::RowMajor, bytes_of_f32(&v), None)
+    }
+
+    /// The near-valid variant an op gets: 0 (none) most of the time, else one of `1..=variants`.
+    fn near_valid(&mut self, variants: usize) -> Result<usize> {
+        Ok(if self.chance(1, 40)? { self.range(1, variants)? } else { 0 })
+    }
+
+    /// A value of rank >= 2 (a rank-1 one reshaped to `[rows, cols]` or `[1, n]`).
+    fn coerce_matrix(&mut self, v: Value) -> Result<Value> {
+        if v.dims.len() >= 2 {
+            return Ok(v);
+        }
+        let e = v.elements();
+        let a = (2..=8).rev().find(|d| e.is_multiple_of(*d)).unwrap_or(1);
+        let dims = if self.chance(1, 2)? { vec![e / a, a] } else { vec![1, e] };
+        let y = self.arena(v.dtype, dims, Layout::RowMajor, Some((v.scale, v.zero_point)))?;
+        self.op(op::RESHAPE, vec![v.t], y.t, [0; OP_PARAMS]);
+        Ok(self.push(y))
+    }
+
+    /// Batch axes of a second operand against `batch` (both right-aligned, numpy's rules), at
+    /// most `MAX_RANK - 2` of them: where `batch` has an axis, its size or 1 (against a 1, and
+    /// with `grow`, any small size); leading axes `batch` lacks of size 1 (with `grow`, 1 to 3).
+    /// Returns them and the broadcast batch.
+    fn broadcast_batch(&mut self, batch: &[usize], grow: bool) -> Result<(Vec<usize>, Vec<usize>)> {
+        let rank = self.range(0, MAX_RANK - 2)?;
+        let n = rank.max(batch.len());
+        let (mut other, mut out) = (vec![0; rank], vec![0; n]);
+        for (j, o) in out.iter_mut().enumerate() {
+            let mine = (j + batch.len()).checked_sub(n).map(|i| batch[i]);
+            let theirs = match (j + rank).checked_sub(n) {
+                Some(i) => {
+                    let d = match mine {
+                        Some(d) if d != 1 => {
+                            if self.chance(1, 3)? {
+                                1
+                            } else {
+                                d
+                            }
+                        }
+                        _ if grow => self.range(1, 3)?,
+                        _ => 1,
+                    };
+                    other[i] = d;
+                    Some(d)
+                }
+                None => None,
+            };
+            *o = match (mine, theirs) {
+                (Some(1), Some(t)) | (None, Some(t)) => t,
+                (Some(m), _) => m,
+                (None, None) => unreachable!("axis j is in one of the two"),
+            };
+        }
+        Ok((other, out))
+    }
+
     // ---- the ops
 
     fn conv(&mut self, v: Value, depthwise: bool) -> Result<Value> {
@@ -601,13 +673,13 @@ impl<'u, 'd> Gen<'u, 'd> {
         let groups = if cin > 1 && self.chance(1, 3)? { cin } else { 1 };
         let cout = groups * self.range(1, 4)?;
         let mut out = [0usize; 2];
-        for a in 0..2 {
+        for (a, o) in out.iter_mut().enumerate() {
             let (k, s, d) = (self.range(1, 4)?, self.range(1, 3)?, self.range(1, 2)?);
-            let full = (x.dims[2 + a] - 1) * s + d * (k - 1) + 1;
+            let full = x.dims[2 + a].saturating_sub(1) * s + d * (k - 1) + 1;
             let too_much = usize::from(self.chance(1, 30)?);
             let extra = self.range(0, s.max(d) - 1 + too_much)?;
             let (pb, pe) = (self.range(0, k - 1)?, self.range(0, k - 1)?);
-            out[a] = (full + extra).saturating_sub(pb + pe).max(1);
+            *o = (full + extra).saturating_sub(pb + pe).max(1);
             let [ks, ss, ds, ps, pes] = if a == 0 {
                 [window::KERNEL_H, window::STRIDE_H, window::DILATION_H, window::PAD_TOP, window::PAD_BOTTOM]
             } else {
@@ -742,6 +814,241 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
+    /// An f32 matrix product of the chain's value (as a or as b) with a constant of broadcast
+    /// batch axes, or with itself; random transpose flags. Near-valid now and then: the
+    /// constant's K one too long, transpose flags out of range, an output of the wrong shape.
+    fn matmul(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_dtype(v, DType::F32)?;
+        let x = self.coerce_matrix(x)?;
+        let r = x.dims.len();
+        let (s0, s1) = (x.dims[r - 2], x.dims[r - 1]);
+        let x_batch = x.dims[..r - 2].to_vec();
+        let bad = self.near_valid(3)?;
+        let self_product = s0.max(s1) <= 32 && self.chance(1, 6)?;
+        let mut flags = self.range(0, 3)? as i32;
+        if self_product && s0 != s1 {
+            // x times itself: one side read transposed so that K agrees.
+            flags = if self.chance(1, 2)? { 1 } else { 2 };
+        }
+        let (ta, tb) = (flags & 1 == 1, flags & 2 == 2);
+        let (m, n, inputs, batch);
+        if self_product {
+            // a = x: `[M, K]` or (ta) `[K, M]`; b = x: `[K, N]` or (tb) `[N, K]`.
+            m = if ta { s1 } else { s0 };
+            n = if tb { s0 } else { s1 };
+            inputs = vec![x.t, x.t];
+            batch = x_batch;
+        } else {
+            let x_first = self.chance(1, 2)?;
+            let free = self.range(1, 8)?;
+            let k;
+            if x_first {
+                (m, k) = if ta { (s1, s0) } else { (s0, s1) };
+                n = free;
+            } else {
+                (k, n) = if tb { (s1, s0) } else { (s0, s1) };
+                m = free;
+            }
+            let kc = k + usize::from(bad == 1);
+            let grow = x.elements() * 8 <= MAX_ELEMENTS && kc * free <= 512;
+            let (c_batch, out) = self.broadcast_batch(&x_batch, grow)?;
+            // The constant's matrix as stored: b `[K, N]` / `[N, K]`, or a `[M, K]` / `[K, M]`.
+            let transposed = if x_first { tb } else { ta };
+            let stored_kfirst = transposed != x_first;
+            let mut dims = c_batch;
+            dims.extend(if stored_kfirst { [kc, free] } else { [free, kc] });
+            let special = self.chance(1, 4)?;
+            let c = self.f32_special_constant(dims, special);
+            inputs = if x_first { vec![x.t, c] } else { vec![c, x.t] };
+            batch = out;
+        }
+        let mut p = [0; OP_PARAMS];
+        p[op::MATMUL_TRANSPOSE] = if bad == 2 { *self.u.choose(&[4, -1, 7])? } else { flags };
+        let mut dims = batch;
+        dims.extend([m, n]);
+        if bad == 3 {
+            dims[0] += 1;
+        }
+        let y = self.arena(DType::F32, dims, Layout::RowMajor, None)?;
+        self.op(op::MATMUL, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    /// A BINARY function of the chain's value and itself, an earlier value of its shape or a
+    /// constant that broadcasts against it (either operand order, the constant now and then
+    /// adding a leading axis): f32 with every function (constants with zeros, infinities and NaN
+    /// now and then), or i8 MIN / MAX on one shared quantization. Near-valid now and then: an
+    /// unknown function, an i8 function other than MIN / MAX, an i8 constant quantized otherwise.
+    fn binary_fn(&mut self, v: Value) -> Result<Value> {
+        use op::binary as f;
+        let int8 = self.chance(1, 3)?;
+        let bad = self.near_valid(3)?;
+        let function = match (bad, int8) {
+            (1, _) => *self.u.choose(&[0, 6, -1])?,
+            (2, true) => *self.u.choose(&[f::SUB, f::DIV, f::POW])?,
+            (_, true) => *self.u.choose(&[f::MIN, f::MAX])?,
+            _ => self.range(f::SUB as usize, f::POW as usize)? as i32,
+        };
+        let x = self.coerce_dtype(v, if int8 { DType::I8 } else { DType::F32 })?;
+        let partner = self
+            .history
+            .iter()
+            .rev()
+            .find(|h| {
+                h.dims == x.dims
+                    && h.dtype == x.dtype
+                    && h.t != x.t
+                    && (h.dtype != DType::I8 || (h.scale == x.scale && h.zero_point == x.zero_point))
+            })
+            .cloned();
+        let mut y_dims = x.dims.clone();
+        let other = match self.range(0, 3)? {
+            0 => x.t,
+            1 if partner.is_some() => partner.unwrap().t,
+            _ => {
+                let skip = self.range(0, x.dims.len())?;
+                let mut dims: Vec<usize> = x.dims[skip..].to_vec();
+                for d in dims.iter_mut() {
+                    if self.chance(1, 2)? {
+                        *d = 1;
+                    }
+                }
+                if skip == 0 && x.dims.len() < MAX_RANK && x.elements() * 3 <= MAX_ELEMENTS && self.chance(1, 4)? {
+                    // An axis x lacks: the output has it too.
+                    let lead = self.range(1, 3)?;
+                    dims.insert(0, lead);
+                    y_dims.insert(0, lead);
+                }
+                let count: usize = dims.iter().product();
+                if int8 {
+                    let data = (0..count).map(|_| self.rng.i8() as u8).collect();
+                    let t = self.constant(DType::I8, dims, Layout::RowMajor, data, None);
+                    let (s, z) = if bad == 3 { self.quant()? } else { (x.scale, x.zero_point) };
+                    self.spec.tensors[t as usize].scale = s;
+                    self.spec.tensors[t as usize].zero_point = z;
+                    t
+                } else {
+                    let special = self.chance(1, 2)?;
+                    self.f32_special_constant(dims, special)
+                }
+            }
+        };
+        let inputs = if self.chance(1, 2)? { vec![x.t, other] } else { vec![other, x.t] };
+        let mut p = [0; OP_PARAMS];
+        p[op::FUNCTION] = function;
+        let layout = if y_dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { Layout::RowMajor };
+        let y = self.arena(x.dtype, y_dims, layout, Some((x.scale, x.zero_point)))?;
+        self.op(op::BINARY, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    /// An f32 reduction over a random non-empty set of axes, every function (argmax / argmin
+    /// with or without select_last). Near-valid now and then: an unknown function, an empty mask
+    /// or one past the rank, select_last on another function, an output axis of the wrong size.
+    fn reduce(&mut self, v: Value) -> Result<Value> {
+        use op::reduce as f;
+        let x = self.coerce_dtype(v, DType::F32)?;
+        let r = x.dims.len();
+        let bad = self.near_valid(4)?;
+        let function = if bad == 1 { *self.u.choose(&[0, 13])? } else { self.range(1, f::ARGMIN as usize)? as i32 };
+        let mut mask = self.range(1, ((1usize << r) - 1).max(1))? as i32;
+        if bad == 2 {
+            mask = if self.chance(1, 2)? { 0 } else { mask | 1 << r };
+        }
+        let select_last = match function {
+            f::ARGMAX | f::ARGMIN => self.range(0, 1)? as i32,
+            _ => i32::from(bad == 3),
+        };
+        let mut dims: Vec<usize> =
+            x.dims.iter().enumerate().map(|(a, &d)| if mask >> a & 1 == 1 { 1 } else { d }).collect();
+        if bad == 4 && r > 0 {
+            let a = self.range(0, r - 1)?;
+            dims[a] += 1;
+        }
+        let mut p = [0; OP_PARAMS];
+        p[op::FUNCTION] = function;
+        p[op::REDUCE_AXES] = mask;
+        p[op::REDUCE_SELECT_LAST] = select_last;
+        let layout = if r == 4 && self.chance(1, 3)? { Layout::Nhwc } else { Layout::RowMajor };
+        let y = self.arena(DType::F32, dims, layout, None)?;
+        self.op(op::REDUCE, vec![x.t], y.t, p);
+        Ok(self.push(y))
+    }
+
+    /// An f32 normalization over the trailing axes from a random one, with or without scale
+    /// and bias constants (shaped as those axes or flat). Near-valid now and then: the axis at
+    /// the rank, a negative or non-finite epsilon, scale and bias one too long, the bias missing.
+    fn normalize(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_dtype(v, DType::F32)?;
+        let x = self.coerce_row_major(x, false)?;
+        let r = x.dims.len();
+        let bad = self.near_valid(4)?;
+        let axis = if bad == 1 { r } else { self.range(0, r.saturating_sub(1))? };
+        let eps = if bad == 2 {
+            *self.u.choose(&[-1e-5, f32::NAN, f32::INFINITY])?
+        } else {
+            *self.u.choose(&[0.0, 1e-5, 1e-3, 0.5])?
+        };
+        let mut p = [0; OP_PARAMS];
+        p[op::AXIS] = axis as i32;
+        p[op::NORM_EPSILON] = f32_bits(eps);
+        let mut inputs = vec![x.t];
+        if bad >= 3 || self.chance(1, 2)? {
+            let trailing = x.dims.get(axis..).unwrap_or(&[]).to_vec();
+            let count: usize = trailing.iter().product();
+            let dims = match bad {
+                3 => vec![count + 1],
+                _ if self.chance(1, 3)? => vec![count],
+                _ => trailing,
+            };
+            let s = self.f32_constant(dims.clone());
+            inputs.push(s);
+            if bad != 4 {
+                let b = self.f32_constant(dims);
+                inputs.push(b);
+            }
+        }
+        let y = self.arena(DType::F32, x.dims.clone(), Layout::RowMajor, None)?;
+        self.op(op::NORMALIZE, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    /// A gather of the chain's value (f32 or i8, row-major) along a random axis with constant
+    /// indices of rank 0 to 2 (the output keeps rank 1 to 6), repeats allowed. Near-valid now
+    /// and then: an index outside the axis, the axis at the rank, an output of the wrong shape.
+    fn gather(&mut self, v: Value) -> Result<Value> {
+        let dtype = if self.chance(1, 2)? { v.dtype } else { self.pick_dtype()? };
+        let x = self.coerce_dtype(v, dtype)?;
+        let x = self.coerce_row_major(x, false)?;
+        let r = x.dims.len();
+        let bad = self.near_valid(3)?;
+        let axis = self.range(0, r.saturating_sub(1))?;
+        let q = self.range(usize::from(r <= 1), (MAX_RANK + 1 - r.min(MAX_RANK)).min(2))?;
+        let mut idims = Vec::with_capacity(q);
+        for _ in 0..q {
+            idims.push(self.range(1, 4)?);
+        }
+        let n = x.dims.get(axis).copied().unwrap_or(0);
+        let count: usize = idims.iter().product();
+        let mut idx: Vec<i32> = (0..count).map(|_| (self.rng.next() % n.max(1) as u64) as i32).collect();
+        if bad == 1 {
+            let j = self.range(0, count - 1)?;
+            idx[j] = if self.chance(1, 2)? { n as i32 } else { -1 };
+        }
+        let it = self.constant(DType::I32, idims.clone(), Layout::RowMajor, bytes_of_i32(&idx), None);
+        let mut p = [0; OP_PARAMS];
+        p[op::AXIS] = if bad == 2 { r as i32 } else { axis as i32 };
+        let mut dims = x.dims[..axis.min(r)].to_vec();
+        dims.extend(&idims);
+        dims.extend(x.dims.get(axis + 1..).unwrap_or(&[]));
+        if bad == 3 {
+            dims[0] += 1;
+        }
+        let y = self.arena(x.dtype, dims, Layout::RowMajor, Some((x.scale, x.zero_point)))?;
+        self.op(op::GATHER, vec![x.t, it], y.t, p);
+        Ok(self.push(y))
+    }
+
     fn step(&mut self, v: Value, kind: u16) -> Result<Value> {
         match kind {
             op::CONV2D => self.conv(v, false),
@@ -754,6 +1061,11 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::RESIZE => self.resize(v),
             op::PAD => self.pad(v),
             op::CONV_TRANSPOSE => self.conv_transpose(v),
+            op::MATMUL => self.matmul(v),
+            op::BINARY => self.binary_fn(v),
+            op::REDUCE => self.reduce(v),
+            op::NORMALIZE => self.normalize(v),
+            op::GATHER => self.gather(v),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -820,7 +1132,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 22] = [
+pub const KINDS: [u16; 27] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -843,6 +1155,11 @@ pub const KINDS: [u16; 22] = [
     op::RESIZE,
     op::PAD,
     op::CONV_TRANSPOSE,
+    op::MATMUL,
+    op::BINARY,
+    op::REDUCE,
+    op::NORMALIZE,
+    op::GATHER,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain

@@ -131,7 +131,7 @@ fn error_classes_ignore_numbers() {
 /// Every crash and misread the fuzzer found (`tests/fuzz/regressions/`): checked as the fuzzer
 /// checks a file, each is refused at load, or loads and runs with the same outputs on every
 /// kernel path and breaks no rule of FORMAT.md (the 4 GiB arena loads and is refused by the
-/// arena limit). A panic fails this test.
+/// arena limit; the `runs_` files are valid models and must run). A panic fails this test.
 #[test]
 fn every_regression_file_is_refused_or_runs_identically() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fuzz/regressions");
@@ -150,6 +150,10 @@ fn every_regression_file_is_refused_or_runs_identically() {
         assert!(outcome.nonconforming.is_none(), "{name}: {:?}", outcome.nonconforming);
         match &outcome.loaded {
             Err(e) => println!("{name}: refused: {e}"),
+            Ok(()) if name.starts_with("runs_") => {
+                assert!(outcome.ran, "{name} loads but did not run");
+                println!("{name}: runs identically on {:?}", outcome.paths);
+            }
             Ok(()) => {
                 assert!(name.starts_with("arena_declared"), "{name} loads");
                 let aligned = AlignedBytes::from_slice(&bytes);
@@ -159,4 +163,27 @@ fn every_regression_file_is_refused_or_runs_identically() {
             }
         }
     }
+}
+
+/// Outputs are compared as values: NaNs of another sign or payload (which operand order and CPU
+/// decide) are equal, every other value is compared to the bit.
+#[test]
+fn nans_compare_equal_whatever_their_bits() {
+    use sparq_fuzzgen::check::{canonical_nan, canonical_npy};
+    let negative = f32::from_bits(0xFFC0_0000);
+    assert!(negative.is_nan());
+    assert_eq!(canonical_nan(negative).to_bits(), f32::NAN.to_bits());
+    assert_eq!(canonical_nan(-0.0).to_bits(), (-0.0f32).to_bits());
+    assert_eq!(canonical_nan(f32::NEG_INFINITY), f32::NEG_INFINITY);
+    let npy = |v: &[f32]| {
+        let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }".to_string();
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        out
+    };
+    assert_eq!(canonical_npy(&npy(&[negative, 1.0])), canonical_npy(&npy(&[f32::NAN, 1.0])));
+    assert_ne!(canonical_npy(&npy(&[0.0, 1.0])), canonical_npy(&npy(&[-0.0, 1.0])));
 }

@@ -423,7 +423,7 @@ fn check_cli(args: &RunArgs, sparq: &Path, c: &Case, stats: &mut Stats) {
             failure = Some(format!("sparq run (SPARQ_KERNELS={path}): {f}"));
             break;
         }
-        let written = std::fs::read(&out).ok();
+        let written = std::fs::read(&out).ok().map(|b| sparq_fuzzgen::check::canonical_npy(&b));
         match (&first, written) {
             (None, Some(w)) => first = Some((path.to_string(), w)),
             (Some((p0, w0)), Some(w)) if *w0 != w => {
