@@ -126,9 +126,14 @@ class KWS(torch.nn.Module):
 def vit_tiny():
     """A small vision transformer (torchvision's VisionTransformer: patch embedding, class token,
     position embedding, LayerNorm, multi-head attention, GELU MLP)."""
-    return torchvision.models.VisionTransformer(
+    m = torchvision.models.VisionTransformer(
         image_size=64, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
     )
+    # torchvision initializes the classifier to zeros (fine-tuning starts there): random instead,
+    # so that the outputs say something.
+    torch.nn.init.normal_(m.heads.head.weight, std=0.1)
+    torch.nn.init.normal_(m.heads.head.bias, std=0.1)
+    return m
 
 
 def others():

@@ -645,7 +645,8 @@ fn slice(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             return Err(bad("a step of 0".into()));
         }
         let (s, n) = slice_axis(shape[a], starts[k], ends[k], steps[k]);
-        if n == 0 {
+        if n == 0 && !im.ints.contains_key(data) {
+            // (An empty integer constant is fine: shape arithmetic, e.g. `shape[dim + 1:]`.)
             return Err(bad(format!("the slice of axis {a} is empty (zero-size tensors are not supported)")));
         }
         (first[a], step[a], out[a]) = (s, steps[k], n);
