@@ -214,10 +214,12 @@ struct CompileArgs {
 #[derive(Args)]
 struct RunArgs {
     model: PathBuf,
-    /// Input .npy: the model's input shape, or N samples of it
-    #[arg(long)]
-    input: PathBuf,
-    /// Output .npy (first output), written atomically
+    /// Input .npy: the model's input shape, or N samples of it. Models with several inputs take one
+    /// `--input NAME=FILE.npy` per input (or FILE.npy in input order); every input has N samples
+    #[arg(long, required = true)]
+    input: Vec<String>,
+    /// Output .npy, written atomically; for a model with several outputs, a directory that receives
+    /// `<output name>.npy` for each
     #[arg(long)]
     output: PathBuf,
     #[command(flatten)]
@@ -372,30 +374,87 @@ fn compile(a: CompileArgs) -> Result<()> {
 }
 
 fn run(a: RunArgs) -> Result<()> {
-    sparq_compiler::check_output_path(&a.output)?;
+    // The output path is checked before any work (a directory: one file per output).
+    if !a.output.is_dir() {
+        sparq_compiler::check_output_path(&a.output)?;
+    }
     let mapped = open_model(&a.model)?;
     let model = mapped.model();
-    let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
-    let samples = data::load_samples(&a.input, input.shape(), &a.pre.to_preprocess())?;
-    let mut arena = new_arena(model)?;
-    let mut session = Session::with_options(model, arena.as_mut_slice(), session_options(1))?;
-    let out_t = model.output(0).ok_or_else(|| anyhow!("model has no output"))?;
-    let mut all = Vec::new();
-    for s in &samples {
-        session.set_input(0, s)?;
-        session.run();
-        all.extend_from_slice(session.output(0)?);
+    let (n_in, n_out) = (model.input_count(), model.output_count());
+    if n_out == 1 {
+        sparq_compiler::check_output_path(&a.output)?;
+    } else if a.output.exists() && !a.output.is_dir() {
+        bail!("--output {}: the model has {n_out} outputs, so --output must be a directory", a.output.display());
     }
-    let mut shape = out_t.shape().to_vec();
-    if samples.len() > 1 {
-        if shape.first() == Some(&1) {
-            shape[0] = samples.len();
-        } else {
-            shape.insert(0, samples.len());
+    // Which file feeds which input: NAME=FILE, or plain files in input order.
+    let names: Vec<&str> = (0..n_in).map(|i| model.input(i).map_or("", |t| t.name)).collect();
+    if a.input.len() != n_in {
+        bail!(
+            "the model has {n_in} input(s) ({}); got {} --input",
+            names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
+            a.input.len()
+        );
+    }
+    let mut files: Vec<Option<PathBuf>> = vec![None; n_in];
+    for (k, spec) in a.input.iter().enumerate() {
+        let (slot, file) = match spec.split_once('=') {
+            Some((name, file)) if !Path::new(spec).exists() => {
+                let i = names.iter().position(|n| *n == name).ok_or_else(|| {
+                    anyhow!("--input {spec}: the model has no input '{name}' (inputs: {})", names.join(", "))
+                })?;
+                (i, file)
+            }
+            _ => (k, spec.as_str()),
+        };
+        if files[slot].replace(PathBuf::from(file)).is_some() {
+            bail!("--input: input '{}' is given twice", names[slot]);
         }
     }
-    data::write_npy(&a.output, &shape, &all)?;
-    println!("ran {} sample(s); wrote {} with shape {:?}", samples.len(), a.output.display(), shape);
+    let mut inputs = Vec::with_capacity(n_in);
+    for (i, f) in files.iter().enumerate() {
+        let f = f.as_ref().ok_or_else(|| anyhow!("no --input for input '{}'", names[i]))?;
+        let t = model.input(i).ok_or_else(|| anyhow!("model has no input {i}"))?;
+        inputs.push(data::load_samples(f, t.shape(), &a.pre.to_preprocess())?);
+    }
+    let count = inputs[0].len();
+    if let Some(i) = inputs.iter().position(|s| s.len() != count) {
+        bail!("input '{}' has {} samples, input '{}' {count}", names[i], inputs[i].len(), names[0]);
+    }
+    let mut arena = new_arena(model)?;
+    let mut session = Session::with_options(model, arena.as_mut_slice(), session_options(1))?;
+    let mut all: Vec<Vec<f32>> = vec![Vec::new(); n_out];
+    for s in 0..count {
+        for (i, x) in inputs.iter().enumerate() {
+            session.set_input(i, &x[s])?;
+        }
+        session.run();
+        for (o, acc) in all.iter_mut().enumerate() {
+            acc.extend_from_slice(session.output(o)?);
+        }
+    }
+    if n_out > 1 {
+        std::fs::create_dir_all(&a.output)?;
+    }
+    for (o, values) in all.iter().enumerate() {
+        let t = model.output(o).ok_or_else(|| anyhow!("model has no output {o}"))?;
+        let mut shape = t.shape().to_vec();
+        if count > 1 {
+            if shape.first() == Some(&1) {
+                shape[0] = count;
+            } else {
+                shape.insert(0, count);
+            }
+        }
+        let path = if n_out == 1 {
+            a.output.clone()
+        } else {
+            let safe: String =
+                t.name.chars().map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+            a.output.join(format!("{safe}.npy"))
+        };
+        data::write_npy(&path, &shape, values)?;
+        println!("ran {count} sample(s); wrote {} with shape {shape:?}", path.display());
+    }
     Ok(())
 }
 

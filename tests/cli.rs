@@ -418,3 +418,48 @@ fn npy_dtypes_are_read_or_refused_by_name() {
     let (code, _, err) = sparq(&["compile", s(&good), "-o", s(&out2), "--calib", s(&i16s)]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A model with two inputs and two outputs: compiled, run with inputs by name (in any order) into
+/// a directory of outputs; wrong input counts and names are one-line errors.
+#[test]
+fn several_inputs_and_outputs_by_name() {
+    use sparq_compiler::onnx_builder::OnnxBuilder;
+    let d = tmpdir("multi");
+    let mut b = OnnxBuilder::new("two", 13);
+    let x = b.input("image", &[1, 2, 3]);
+    let st = b.input("state", &[1, 2, 3]);
+    let sum = b.node("Add", &[&x, &st], vec![]);
+    let prod = b.node("Mul", &[&x, &st], vec![]);
+    let diff = b.node("Sub", &[&prod, &sum], vec![]);
+    b.output(&sum);
+    b.output(&diff);
+    let onnx = d.join("two.onnx");
+    std::fs::write(&onnx, b.build()).unwrap();
+    let model = d.join("two.sparq");
+    let (code, _, err) = sparq(&["compile", s(&onnx), "--quant", "f32", "-o", s(&model)]);
+    assert_eq!(code, 0, "{err}");
+    let (xs, ss): (Vec<f32>, Vec<f32>) =
+        ((0..12).map(|i| i as f32).collect(), (0..12).map(|i| 0.5 * i as f32).collect());
+    write_npy(&d.join("x.npy"), &[2, 1, 2, 3], &xs);
+    write_npy(&d.join("s.npy"), &[2, 1, 2, 3], &ss);
+    let out = d.join("out");
+    let state_arg = format!("state={}", s(&d.join("s.npy")));
+    let image_arg = format!("image={}", s(&d.join("x.npy")));
+    let (code, stdout, err) =
+        sparq(&["run", s(&model), "--input", &state_arg, "--input", &image_arg, "--output", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let read =
+        |p: &Path| -> Vec<f32> { npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap().into_vec().unwrap() };
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let mut outs: Vec<Vec<f32>> = names.iter().map(|n| read(&out.join(n))).collect();
+    outs.sort_by(|a, b| a[1].total_cmp(&b[1]));
+    let want_sum: Vec<f32> = xs.iter().zip(&ss).map(|(a, b)| a + b).collect();
+    let want_diff: Vec<f32> = xs.iter().zip(&ss).map(|(a, b)| a * b - (a + b)).collect();
+    assert!(outs.contains(&want_sum) && outs.contains(&want_diff), "{outs:?}");
+    fails(&["run", s(&model), "--input", s(&d.join("x.npy")), "--output", s(&out)], "2 input(s)", None);
+    let bad = format!("nope={}", s(&d.join("x.npy")));
+    fails(&["run", s(&model), "--input", &bad, "--input", &image_arg, "--output", s(&out)], "no input 'nope'", None);
+}

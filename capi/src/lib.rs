@@ -293,6 +293,105 @@ pub unsafe extern "C" fn sparq_model_output_elements(model: *const sparq_model, 
     unsafe { model.as_ref() }.and_then(|m| m.model.output(index)).map_or(0, |t| t.elements())
 }
 
+/// Copy `name` NUL-terminated into `buf` (`len` bytes, truncated to fit); returns the name's full
+/// length in bytes (without the NUL), as `snprintf` does.
+///
+/// # Safety
+/// `buf` NULL or valid for `len` bytes.
+unsafe fn copy_name(name: &str, buf: *mut c_char, len: usize) -> usize {
+    if !buf.is_null() && len > 0 {
+        let n = name.len().min(len - 1);
+        // SAFETY: `buf` holds `len > n` bytes (the caller's contract).
+        unsafe {
+            core::ptr::copy_nonoverlapping(name.as_ptr().cast::<c_char>(), buf, n);
+            *buf.add(n) = 0;
+        }
+    }
+    name.len()
+}
+
+/// # Safety
+/// `model` a live model handle or NULL; `buf` NULL or valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_input_name(
+    model: *const sparq_model,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    // SAFETY: the caller's contract.
+    match unsafe { model.as_ref() }.and_then(|m| m.model.input(index)) {
+        Some(t) => unsafe { copy_name(t.name, buf, len) },
+        None => 0,
+    }
+}
+
+/// # Safety
+/// As `sparq_model_input_name`.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_output_name(
+    model: *const sparq_model,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    // SAFETY: the caller's contract.
+    match unsafe { model.as_ref() }.and_then(|m| m.model.output(index)) {
+        Some(t) => unsafe { copy_name(t.name, buf, len) },
+        None => 0,
+    }
+}
+
+/// The index of the input (`output` 0) or output (`output` 1) named `name`, or `SIZE_MAX`.
+///
+/// # Safety
+/// `model` a live model handle or NULL; `name` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_find(model: *const sparq_model, output: i32, name: *const c_char) -> usize {
+    // SAFETY: the caller's contract.
+    let (Some(m), false) = (unsafe { model.as_ref() }, name.is_null()) else {
+        return usize::MAX;
+    };
+    // SAFETY: the caller's contract.
+    let Ok(name) = unsafe { CStr::from_ptr(name) }.to_str() else {
+        return usize::MAX;
+    };
+    let name_at = |i: usize| if output != 0 { m.model.output(i) } else { m.model.input(i) }.map(|t| t.name);
+    let count = if output != 0 { m.model.output_count() } else { m.model.input_count() };
+    (0..count).find(|&i| name_at(i) == Some(name)).unwrap_or(usize::MAX)
+}
+
+/// The rank of input (`output` 0) or output (`output` 1) `index`, its dims (ONNX order) copied to
+/// `dims` (up to `max` of them); 0 if out of range.
+///
+/// # Safety
+/// `model` a live model handle or NULL; `dims` NULL or valid for `max` values.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_model_dims(
+    model: *const sparq_model,
+    output: i32,
+    index: usize,
+    dims: *mut usize,
+    max: usize,
+) -> usize {
+    // SAFETY: the caller's contract.
+    let Some(m) = (unsafe { model.as_ref() }) else {
+        return 0;
+    };
+    let t = if output != 0 { m.model.output(index) } else { m.model.input(index) };
+    let Some(t) = t else {
+        return 0;
+    };
+    let shape = t.shape();
+    if !dims.is_null() {
+        for (i, &d) in shape.iter().take(max).enumerate() {
+            // SAFETY: `i < max` (the caller's contract).
+            unsafe { *dims.add(i) = d };
+        }
+    }
+    shape.len()
+}
+
 /// `max_arena` as the C API reads it: 0 stands for the default limit.
 fn arena_limit(max_arena: usize) -> usize {
     if max_arena == 0 {

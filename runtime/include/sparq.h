@@ -55,6 +55,15 @@ size_t sparq_model_output_count(const sparq_model *model);
 /* Elements of input/output `index` (0 if out of range). Inputs and outputs are f32, ONNX (NCHW) order. */
 size_t sparq_model_input_elements(const sparq_model *model, size_t index);
 size_t sparq_model_output_elements(const sparq_model *model, size_t index);
+/* Several inputs and outputs (a recurrent model's states, a detector's boxes and scores): by index, or by name.
+ * sparq_model_input_name / _output_name copy the ONNX name NUL-terminated into `buf` (truncated to `len`) and
+ * return its full length (0 if out of range). sparq_model_find returns the index of the input (`output` 0) or
+ * output (`output` 1) named `name`, or SIZE_MAX. sparq_model_dims returns the rank of that input or output and
+ * copies up to `max` of its dims (ONNX order) into `dims` (0 if out of range). */
+size_t sparq_model_input_name(const sparq_model *model, size_t index, char *buf, size_t len);
+size_t sparq_model_output_name(const sparq_model *model, size_t index, char *buf, size_t len);
+size_t sparq_model_find(const sparq_model *model, int output, const char *name);
+size_t sparq_model_dims(const sparq_model *model, int output, size_t index, size_t *dims, size_t max);
 
 /* The default arena limit (1 GiB): a model that needs more is refused (SPARQ_ERROR_ARENA) unless the caller
  * raises the limit, so a file cannot make an app allocate whatever it declares. */

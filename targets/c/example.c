@@ -86,6 +86,25 @@ int main(int argc, char **argv) {
     printf("arena %zu bytes, %zu input(s) of %zu values, %zu output(s) of %zu values\n",
            sparq_model_arena_size(model), sparq_model_input_count(model), sparq_model_input_elements(model, 0),
            sparq_model_output_count(model), n);
+    /* Inputs and outputs by name: each one's name, dims, and the index its name finds. */
+    for (int out = 0; out < 2; out++) {
+        size_t count = out ? sparq_model_output_count(model) : sparq_model_input_count(model);
+        for (size_t i = 0; i < count; i++) {
+            char name[128];
+            size_t dims[6];
+            if (out) sparq_model_output_name(model, i, name, sizeof name);
+            else sparq_model_input_name(model, i, name, sizeof name);
+            size_t rank = sparq_model_dims(model, out, i, dims, 6);
+            printf("%s %zu '%s' [", out ? "output" : "input", i, name);
+            for (size_t k = 0; k < rank && k < 6; k++) printf(k ? ", %zu" : "%zu", dims[k]);
+            printf("]\n");
+            if (sparq_model_find(model, out, name) != i) {
+                fprintf(stderr, "sparq_model_find('%s') does not give %zu\n", name, i);
+                return 1;
+            }
+        }
+    }
+    if (sparq_model_find(model, 0, "no such input") != (size_t)-1) return 1;
     float *y = malloc(n * sizeof(float));
     if (run_model(model, threads, y, n)) return 1;
 

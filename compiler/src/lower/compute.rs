@@ -314,7 +314,13 @@ impl Lowerer<'_> {
         p[rop::RNN_CLIP] = bits(clip);
         p[rop::RNN_LINEAR_BEFORE_RESET] = linear_before_reset as i32;
         let kind = if lstm { rop::LSTM } else { rop::GRU };
-        self.spec.ops.push(sparq_format::writer::OpSpec { kind, name: n.name.clone(), inputs: ins, outputs: outs, params: p });
+        self.spec.ops.push(sparq_format::writer::OpSpec {
+            kind,
+            name: n.name.clone(),
+            inputs: ins,
+            outputs: outs,
+            params: p,
+        });
         Ok(weight_bytes)
     }
 }

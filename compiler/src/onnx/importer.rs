@@ -139,7 +139,11 @@ fn tensor_data(t: &pb::TensorProto) -> Result<(Vec<usize>, ConstData)> {
             };
             ConstData::I64(v)
         }
-        other => return Err(err(format!("data type {other} is not supported (float, double, float16 and the integer and bool types are)"))),
+        other => {
+            return Err(err(format!(
+                "data type {other} is not supported (float, double, float16 and the integer and bool types are)"
+            )))
+        }
     };
     let len = match &data {
         ConstData::F32(v) => v.len(),

@@ -3,8 +3,8 @@
 //! it does not), infers the output shape and adds IR nodes or import-time constants.
 
 use super::importer::{attr, attr_f, attr_i, attr_ints, broadcast, norm_axis, ImportFn, Importer, IntConst, NodeCx};
-use crate::error::Result;
 use super::tensor_ops as t;
+use crate::error::Result;
 use crate::ir::{Act, Op};
 
 /// The importer of each supported ONNX operator, by op type (ai.onnx domain). An op type not

@@ -96,13 +96,7 @@ pub(super) fn gemm_activations(im: &mut Importer, cx: &NodeCx<'_>, a: usize, b: 
 }
 
 /// `f(a, b)` over two constants with numpy broadcasting.
-fn fold_f32(
-    im: &mut Importer,
-    cx: &NodeCx<'_>,
-    a: usize,
-    b: usize,
-    f: impl Fn(f32, f32) -> f32,
-) -> Result<()> {
+fn fold_f32(im: &mut Importer, cx: &NodeCx<'_>, a: usize, b: usize, f: impl Fn(f32, f32) -> f32) -> Result<()> {
     let (sa, sb) = (im.g.tensors[a].shape.clone(), im.g.tensors[b].shape.clone());
     let out = broadcast(&sa, &sb).ok_or_else(|| cx.bad(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
     let va = broadcast_values(im.g.value(a), &sa, &out);
@@ -456,8 +450,7 @@ pub(super) fn range(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
     let names = [cx.input(0)?, cx.input(1)?, cx.input(2)?];
     if names.iter().all(|n| im.ints.contains_key(*n)) {
-        let v: Vec<i64> =
-            names.iter().map(|n| im.ints[*n].data.first().copied().unwrap_or(0)).collect::<Vec<_>>();
+        let v: Vec<i64> = names.iter().map(|n| im.ints[*n].data.first().copied().unwrap_or(0)).collect::<Vec<_>>();
         let (start, limit, delta) = (v[0], v[1], v[2]);
         if delta == 0 {
             return Err(cx.bad("delta is 0".into()));
@@ -579,7 +572,8 @@ pub(super) fn cast(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         im.ints.insert(cx.out_name.clone(), IntConst { shape: s, data });
         return Ok(());
     }
-    Err(cx.bad(format!("Cast of a computed tensor to type {to} is not supported (only float data flows through sparq)")))
+    Err(cx
+        .bad(format!("Cast of a computed tensor to type {to} is not supported (only float data flows through sparq)")))
 }
 
 /// LSTM and GRU (forward, reverse, bidirectional) with the default activations, constant
@@ -642,7 +636,11 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             }
             bt
         }
-        None => im.add_tensor(&format!("{}:bias", cx.out_name), vec![dirs, 2 * gates * h], Some(vec![0.0; dirs * 2 * gates * h])),
+        None => im.add_tensor(
+            &format!("{}:bias", cx.out_name),
+            vec![dirs, 2 * gates * h],
+            Some(vec![0.0; dirs * 2 * gates * h]),
+        ),
     };
     if let Some(n) = opt(4) {
         let sl = im.ints_of(node, n)?;

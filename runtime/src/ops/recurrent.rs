@@ -146,8 +146,13 @@ impl<'a> Recurrent<'a> {
     }
 
     pub(crate) fn run(&self, e: &Exec<'a, '_>) {
-        let (x, w, r, bias, h0) =
-            (e.data::<f32>(&self.x), e.data::<f32>(&self.w), e.data::<f32>(&self.r), e.data::<f32>(&self.bias), e.data::<f32>(&self.h0));
+        let (x, w, r, bias, h0) = (
+            e.data::<f32>(&self.x),
+            e.data::<f32>(&self.w),
+            e.data::<f32>(&self.r),
+            e.data::<f32>(&self.bias),
+            e.data::<f32>(&self.h0),
+        );
         let (y, y_h) = (e.out::<f32>(&self.y), e.out::<f32>(&self.y_h));
         let (t_n, b_n, i_n, h_n) = (self.steps, self.batch, self.input, self.hidden);
         let dirs = if self.direction == 2 { 2 } else { 1 };
