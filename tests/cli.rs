@@ -463,3 +463,46 @@ fn several_inputs_and_outputs_by_name() {
     let bad = format!("nope={}", s(&d.join("x.npy")));
     fails(&["run", s(&model), "--input", &bad, "--input", &image_arg, "--output", s(&out)], "no input 'nope'", None);
 }
+
+/// Bad models of the operators added with format 1.4: an LSTM whose initial state has the wrong
+/// shape, a zero-size input dimension, an unsupported attribute value: one line naming the node
+/// or input, exit code 1, no output file.
+#[test]
+fn bad_recurrent_and_zero_size_models_are_named() {
+    use sparq_compiler::onnx_builder::{Attr, OnnxBuilder};
+    let d = tmpdir("bad14");
+    let out = d.join("m.sparq");
+    let compile = |name: &str, onnx: Vec<u8>| {
+        let p = d.join(format!("{name}.onnx"));
+        std::fs::write(&p, onnx).unwrap();
+        p
+    };
+    // LSTM: initial_h [1, 1, 3] for hidden size 4.
+    let mut b = OnnxBuilder::new("lstm", 13);
+    let x = b.input("x", &[5, 1, 2]);
+    let w = b.constant(&[1, 16, 2], vec![0.1; 32]);
+    let r = b.constant(&[1, 16, 4], vec![0.1; 64]);
+    let bias = b.constant(&[1, 32], vec![0.0; 32]);
+    let h0 = b.constant(&[1, 1, 3], vec![0.0; 3]);
+    let y = b.node("LSTM", &[&x, &w, &r, &bias, "", &h0], vec![("hidden_size", Attr::Int(4))]);
+    b.output(&y);
+    let p = compile("lstm", b.build());
+    let e = fails(&["compile", s(&p), "--quant", "f32", "-o", s(&out)], "initial_h must be [1, 1, 4]", Some(&out));
+    assert!(e.contains("(LSTM)"), "{e}");
+    // A zero-size input dimension.
+    let mut b = OnnxBuilder::new("zero", 13);
+    let x = b.input("frames", &[1, 0, 8]);
+    let y = b.node("Relu", &[&x], vec![]);
+    b.output(&y);
+    let p = compile("zero", b.build());
+    fails(&["compile", s(&p), "--quant", "f32", "-o", s(&out)], "input 'frames': dimension 1", Some(&out));
+    // An unsupported attribute value, named with the node.
+    let mut b = OnnxBuilder::new("gru", 13);
+    let x = b.input("x", &[5, 1, 2]);
+    let w = b.constant(&[1, 12, 2], vec![0.1; 24]);
+    let r = b.constant(&[1, 12, 4], vec![0.1; 48]);
+    let y = b.node("GRU", &[&x, &w, &r], vec![("direction", Attr::Str("sideways".into()))]);
+    b.output(&y);
+    let p = compile("gru", b.build());
+    fails(&["compile", s(&p), "--quant", "f32", "-o", s(&out)], "direction=sideways is not supported", Some(&out));
+}

@@ -500,6 +500,12 @@ pub mod op {
         pub const MAX: i32 = 4;
         /// `a^b` (`powf`)
         pub const POW: i32 = 5;
+        /// Comparisons: 1.0 where true, else 0.0 (false when either operand is NaN).
+        pub const EQUAL: i32 = 6;
+        pub const LESS: i32 = 7;
+        pub const GREATER: i32 = 8;
+        pub const LESS_OR_EQUAL: i32 = 9;
+        pub const GREATER_OR_EQUAL: i32 = 10;
 
         pub const fn name(code: i32) -> Option<&'static str> {
             Some(match code {
@@ -508,6 +514,11 @@ pub mod op {
                 MIN => "Min",
                 MAX => "Max",
                 POW => "Pow",
+                EQUAL => "Equal",
+                LESS => "Less",
+                GREATER => "Greater",
+                LESS_OR_EQUAL => "LessOrEqual",
+                GREATER_OR_EQUAL => "GreaterOrEqual",
                 _ => return None,
             })
         }

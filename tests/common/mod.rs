@@ -393,17 +393,31 @@ pub fn attention() -> TestModel {
     TestModel { name: "attention", onnx: b.build(), input_shape: vec![1, t, d] }
 }
 
-/// A keyword-spotting / text-recognizer style network: convolutional features read as a
-/// sequence (Reshape, Transpose), a bidirectional LSTM, a GRU (linear_before_reset, as torch
+/// A keyword-spotting / text-recognizer style network: 1-d convolutional features read as a
+/// sequence (Transpose), a bidirectional LSTM, a GRU (linear_before_reset, as torch
 /// exports it) whose last hidden state feeds a Gemm classifier.
 pub fn recurrent() -> TestModel {
     let mut rng = Rng::new(10);
     let mut b = OnnxBuilder::new("recurrent", 13);
-    let x = b.input("input", &[1, 4, 6, 10]);
-    let h = conv(&mut b, &mut rng, &x, 4, 8, 3, vec![pads([1, 1, 1, 1])], 1);
+    // Audio-style 1-d front end: [N, C, L] convolutions and pooling (rank-3 inputs).
+    let x = b.input("input", &[1, 6, 20]);
+    let w = b.constant(&[24, 6, 3], rng.vec(24 * 6 * 3, 0.3));
+    let bias = b.constant(&[24], rng.vec(24, 0.1));
+    let h =
+        b.node("Conv", &[&x, &w, &bias], vec![("kernel_shape", Attr::Ints(vec![3])), ("pads", Attr::Ints(vec![1, 1]))]);
     let h = b.node("Relu", &[&h], vec![]);
-    let s = b.constant_i64(vec![1, 48, 10]);
-    let h = b.node("Reshape", &[&h, &s], vec![]);
+    let w = b.constant(&[48, 24, 3], rng.vec(48 * 24 * 3, 0.2));
+    let bias = b.constant(&[48], rng.vec(48, 0.1));
+    let h = b.node(
+        "Conv",
+        &[&h, &w, &bias],
+        vec![
+            ("kernel_shape", Attr::Ints(vec![3])),
+            ("pads", Attr::Ints(vec![1, 1])),
+            ("dilations", Attr::Ints(vec![1])),
+        ],
+    );
+    let h = b.node("MaxPool", &[&h], vec![("kernel_shape", Attr::Ints(vec![2])), ("strides", Attr::Ints(vec![2]))]);
     let seq = b.node("Transpose", &[&h], vec![("perm", Attr::Ints(vec![2, 0, 1]))]);
     let (hl, hg) = (12usize, 16usize);
     let w = b.constant(&[2, 4 * hl, 48], rng.vec(2 * 4 * hl * 48, 0.15));
@@ -431,7 +445,7 @@ pub fn recurrent() -> TestModel {
     let bias = b.constant(&[5], rng.vec(5, 0.1));
     let out = b.node("Gemm", &[&f, &w, &bias], vec![("transB", Attr::Int(1))]);
     b.output(&out);
-    TestModel { name: "recurrent", onnx: b.build(), input_shape: vec![1, 4, 6, 10] }
+    TestModel { name: "recurrent", onnx: b.build(), input_shape: vec![1, 6, 20] }
 }
 
 pub fn all_models() -> Vec<TestModel> {

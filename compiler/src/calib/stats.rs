@@ -252,17 +252,28 @@ fn calibrate_with(
     shapes.push(g.tensors[g.inputs[0]].shape.clone());
     names.push(input_name);
     // A graph output may be the graph input itself (an Identity or Dropout model).
-    let out_pos: Vec<usize> = g
+    // (`None`: a constant output, shape arithmetic folded away.)
+    let out_pos: Vec<Option<usize>> = g
         .outputs
         .iter()
-        .map(|&o| names.iter().position(|n| *n == g.tensors[o].name).expect("outputs are node outputs or the input"))
+        .map(|&o| {
+            let p = names.iter().position(|n| *n == g.tensors[o].name);
+            assert!(p.is_some() || g.is_const(o), "outputs are node outputs, the input or constants");
+            p
+        })
         .collect();
     let mut accs: Vec<Acc> = vec![Acc::new(); names.len()];
     let mut outputs = Vec::with_capacity(samples.len());
     let mut scratch = Vec::new();
     run(&mut |i, mut vals| {
         vals.push(samples[i].clone());
-        outputs.push(out_pos.iter().map(|&p| vals[p].clone()).collect());
+        outputs.push(
+            out_pos
+                .iter()
+                .zip(&g.outputs)
+                .map(|(p, &o)| p.map_or_else(|| g.value(o).to_vec(), |p| vals[p].clone()))
+                .collect(),
+        );
         for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
             record(acc, v, shape, sample_p, &mut scratch);
         }

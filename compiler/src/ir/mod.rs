@@ -142,6 +142,9 @@ pub enum Op {
         axis: usize,
         eps: f32,
         per_channel: bool,
+        /// LayerNormalization's optional outputs Mean and InvStdDev (node outputs 1 and 2 when
+        /// present, keepdims shapes).
+        stats: [bool; 2],
     },
     /// Gather along `axis` with constant indices (input 1, non-negative integers held as f32).
     Gather {

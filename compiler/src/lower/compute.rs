@@ -323,4 +323,86 @@ impl Lowerer<'_> {
         });
         Ok(weight_bytes)
     }
+
+    /// The NHWC input of a window op (convolution, pooling): a rank-3 `[N, C, L]` tensor (1-d) is
+    /// reshaped to `[N, C, 1, L]`.
+    pub(super) fn window_input(&mut self, x: usize, dt: DType) -> Result<u32> {
+        let s = self.g.tensors[x].shape.clone();
+        if s.len() != 3 {
+            return self.get(x, dt, Some(Layout::Nhwc));
+        }
+        let src = self.get(x, dt, None)?;
+        let q = (dt == DType::I8).then(|| self.tensor_q(src));
+        let name = format!("{}:2d", self.g.tensors[x].name);
+        let id = self.act(&name, dt, &[s[0], s[1], 1, s[2]], Layout::Nhwc, q);
+        self.op(rop::RESHAPE, &name, vec![src], id, NO_PARAMS);
+        Ok(id)
+    }
+
+    /// The NHWC output of a window op: the IR output, or for a rank-3 one an `[N, C, 1, L]`
+    /// tensor that [`Self::finish_window_output`] reshapes into it.
+    pub(super) fn window_output(&mut self, n: &Node, out: usize, dt: DType, q: Option<QParams>) -> u32 {
+        let s = self.g.tensors[out].shape.clone();
+        if s.len() != 3 {
+            return self.output(out, dt, Layout::Nhwc, q);
+        }
+        self.act(&format!("{}:2d", n.name), dt, &[s[0], s[1], 1, s[2]], Layout::Nhwc, q)
+    }
+
+    pub(super) fn finish_window_output(&mut self, n: &Node, out: usize, y: u32, dt: DType, q: Option<QParams>) {
+        if self.g.tensors[out].shape.len() == 3 {
+            let z = self.output(out, dt, Layout::RowMajor, q);
+            self.op(rop::RESHAPE, &format!("{}:1d", n.name), vec![y], z, NO_PARAMS);
+        }
+    }
+
+    /// LayerNormalization's Mean and InvStdDev outputs: REDUCE mean, then `1 / sqrt(mean((x -
+    /// mean)^2) + eps)` from BINARY, MUL, REDUCE, ADD and UNARY steps.
+    pub(super) fn lower_norm_stats(&mut self, n: &Node, axis: usize, eps: f32, stats: &[bool; 2]) -> Result<()> {
+        use sparq_format::layout::op::{binary, reduce, unary};
+        if !stats[0] && !stats[1] {
+            return Ok(());
+        }
+        let x = n.inputs[0];
+        let xi = self.get(x, DType::F32, Some(Layout::RowMajor))?;
+        let shape = self.g.tensors[x].shape.clone();
+        let kept: Vec<usize> = (0..shape.len()).map(|a| if a >= axis { 1 } else { shape[a] }).collect();
+        let mut rp = NO_PARAMS;
+        rp[rop::FUNCTION] = reduce::MEAN;
+        for a in axis..shape.len() {
+            rp[rop::REDUCE_AXES] |= 1 << a;
+        }
+        let mean = if stats[0] {
+            self.output(n.outputs[1], DType::F32, Layout::RowMajor, None)
+        } else {
+            self.act(&format!("{}:mean", n.name), DType::F32, &kept, Layout::RowMajor, None)
+        };
+        self.op(rop::REDUCE, &format!("{}:mean", n.name), vec![xi], mean, rp);
+        if !stats[1] {
+            return Ok(());
+        }
+        let tmp = |this: &mut Self, tag: &str, s: &[usize]| {
+            this.act(&format!("{}:{tag}", n.name), DType::F32, s, Layout::RowMajor, None)
+        };
+        let mut bp = NO_PARAMS;
+        bp[rop::FUNCTION] = binary::SUB;
+        let d = tmp(self, "centered", &shape);
+        self.op(rop::BINARY, &format!("{}:centered", n.name), vec![xi, mean], d, bp);
+        let mut mp = NO_PARAMS;
+        self.clamp_params(&mut mp, Act::NONE, None);
+        let sq = tmp(self, "squared", &shape);
+        self.op(rop::MUL, &format!("{}:squared", n.name), vec![d, d], sq, mp);
+        let var = tmp(self, "variance", &kept);
+        self.op(rop::REDUCE, &format!("{}:variance", n.name), vec![sq], var, rp);
+        let ve = tmp(self, "variance_eps", &kept);
+        self.f32_with_constant(n, rop::ADD, var, &[eps], &[1], ve, "eps");
+        let sd = tmp(self, "std", &kept);
+        let mut up = NO_PARAMS;
+        up[rop::FUNCTION] = unary::SQRT;
+        self.op(rop::UNARY, &format!("{}:std", n.name), vec![ve], sd, up);
+        let inv = self.output(n.outputs[2 - (!stats[0]) as usize], DType::F32, Layout::RowMajor, None);
+        up[rop::FUNCTION] = unary::RECIPROCAL;
+        self.op(rop::UNARY, &format!("{}:inv_std", n.name), vec![sd], inv, up);
+        Ok(())
+    }
 }

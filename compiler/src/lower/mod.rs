@@ -100,14 +100,15 @@ impl<'g> Lowerer<'g> {
                 p[win::GROUPS] = *group as i32;
                 let kind = if depthwise { rop::DEPTHWISE_CONV2D } else { rop::CONV2D };
                 let w_dims = if depthwise { vec![1, ws[2], ws[3], ws[0]] } else { vec![ws[0], ws[2], ws[3], ws[1]] };
-                let xi = self.get(x, dt, Some(Layout::Nhwc))?;
+                let xi = self.window_input(x, dt)?;
                 let inputs =
                     self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &w_dims, depthwise, *act, float)?;
                 weight_bytes = inputs.1;
                 let q = if float { None } else { Some(self.out_qp(out, *act)?) };
                 self.clamp_params(&mut p, *act, q);
-                let y = self.output(out, dt, Layout::Nhwc, q);
+                let y = self.window_output(n, out, dt, q);
                 self.op(kind, &n.name, inputs.0, y, p);
+                self.finish_window_output(n, out, y, dt, q);
             }
             Op::ChannelAffine { act } => {
                 // y = x * scale[c] + shift[c]: a 1x1 depthwise convolution.
@@ -322,10 +323,11 @@ impl<'g> Lowerer<'g> {
                 } else {
                     rop::MAX_POOL
                 };
-                let xi = self.get(x, dt, Some(Layout::Nhwc))?;
+                let xi = self.window_input(x, dt)?;
                 let q = if float { None } else { Some(self.tensor_q(xi)) };
-                let y = self.output(out, dt, Layout::Nhwc, q);
+                let y = self.window_output(n, out, dt, q);
                 self.op(kind, &n.name, vec![xi], y, p);
+                self.finish_window_output(n, out, y, dt, q);
             }
             Op::GlobalAveragePool => {
                 let x = n.inputs[0];
@@ -389,7 +391,10 @@ impl<'g> Lowerer<'g> {
                 self.lower_matmul(n, *trans_a, *trans_b, *alpha, *beta)?;
             }
             Op::Reduce { function, axes, select_last } => self.lower_reduce(n, *function, axes, *select_last)?,
-            Op::Normalize { axis, eps, per_channel } => self.lower_normalize(n, *axis, *eps, *per_channel)?,
+            Op::Normalize { axis, eps, per_channel, stats } => {
+                self.lower_normalize(n, *axis, *eps, *per_channel)?;
+                self.lower_norm_stats(n, *axis, *eps, stats)?;
+            }
             Op::Binary { function } => self.lower_binary(n, *function, float)?,
             Op::Gather { axis } => self.lower_gather(n, *axis, float)?,
             Op::Shuffle { shape, perm } => self.lower_shuffle(n, shape, perm, float)?,
@@ -529,7 +534,14 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         lw.node(n, float)?;
     }
     for &o in &g.outputs {
-        let id = lw.get(o, DType::F32, Some(Layout::RowMajor))?;
+        let mut id = lw.get(o, DType::F32, Some(Layout::RowMajor))?;
+        if g.is_const(o) {
+            // A constant output (shape arithmetic folded away): copied into an arena tensor.
+            let t = &g.tensors[o];
+            let y = lw.act(&format!("{}:output", t.name), DType::F32, &t.shape, Layout::RowMajor, None);
+            lw.op(rop::RESHAPE, &format!("{}:output", t.name), vec![id], y, [0; OP_PARAMS]);
+            id = y;
+        }
         lw.spec.outputs.push(id);
     }
     let liveness_bound = plan::plan_arena(&mut lw.spec);

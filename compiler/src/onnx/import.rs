@@ -60,6 +60,12 @@ pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>
                 reason: format!("shape {shape:?} is too large"),
             });
         }
+        if let Some(d) = shape.iter().position(|&d| d == 0) {
+            return Err(CompileError::Input {
+                name: input.name.clone(),
+                reason: format!("dimension {d} of {shape:?} is 0 (zero-size tensors are not supported)"),
+            });
+        }
         let id = im.add_tensor(&input.name, shape, None);
         im.g.inputs.push(id);
     }
@@ -96,12 +102,19 @@ pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>
         _ => return Err(CompileError::Nodes(failed)),
     }
     for out in &graph.output {
+        // An integer constant output (a Shape of a static tensor) is written as f32 values.
+        if let Some(c) = im.ints.get(&out.name).cloned() {
+            im.add_tensor(&out.name, c.shape, Some(c.data.iter().map(|&v| v as f32).collect()));
+        }
         let id = *im.names.get(&out.name).ok_or_else(|| CompileError::Tensor {
             name: out.name.clone(),
-            reason: "graph output is not computed by any supported node (or is a constant)".into(),
+            reason: "graph output is not computed by any supported node".into(),
         })?;
-        if im.g.is_const(id) {
-            return Err(CompileError::Tensor { name: out.name.clone(), reason: "graph output is a constant".into() });
+        if im.g.tensors[id].shape.contains(&0) {
+            return Err(CompileError::Tensor {
+                name: out.name.clone(),
+                reason: "graph output has a zero-size dimension (zero-size tensors are not supported)".into(),
+            });
         }
         im.g.outputs.push(id);
     }

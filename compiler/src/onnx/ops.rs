@@ -40,6 +40,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("GlobalAveragePool", t::global_pool),
     ("GlobalMaxPool", t::global_pool),
     ("Greater", t::compare_ints),
+    ("GreaterOrEqual", t::compare_ints),
     ("HardSigmoid", unary),
     ("HardSwish", unary),
     ("Identity", identity),
@@ -48,6 +49,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("LayerNormalization", t::layer_norm),
     ("LeakyRelu", unary),
     ("Less", t::compare_ints),
+    ("LessOrEqual", t::compare_ints),
     ("Log", unary),
     ("MatMul", matmul),
     ("Max", t::binary_fn),
@@ -161,6 +163,11 @@ fn shape(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let out_name = cx.out_name.clone();
     let x = im.tensor_of(node, input(0)?)?;
     let s: Vec<i64> = im.g.tensors[x].shape.iter().map(|&d| d as i64).collect();
+    // Opset 15: start and end (negative from the back, clamped).
+    let r = s.len() as i64;
+    let clampi = |v: i64| if v < 0 { (v + r).max(0) } else { v.min(r) };
+    let (a, b) = (clampi(attr_i(node, "start", 0)), clampi(attr_i(node, "end", r)));
+    let s: Vec<i64> = if a < b { s[a as usize..b as usize].to_vec() } else { Vec::new() };
     im.ints.insert(out_name, IntConst { shape: vec![s.len()], data: s });
     Ok(())
 }
@@ -273,14 +280,22 @@ fn concat_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
 
 /// Conv with constant weights `[O, I/group, KH, KW]` and optional constant bias.
 fn conv(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
-    let node = cx.node;
     let bad = |r: String| cx.bad(r);
     let input = |i: usize| cx.input(i);
     let inputs = &cx.inputs;
     let out_name = cx.out_name.clone();
-    let x = im.tensor_of(node, input(0)?)?;
-    let w = im.tensor_of(node, input(1)?)?;
-    let [n, c, h, wd] = im.rank4(node, x)?;
+    let x = im.tensor_of(cx.node, input(0)?)?;
+    let mut w = im.tensor_of(cx.node, input(1)?)?;
+    let one_d = im.g.tensors[x].shape.len() == 3;
+    let node2d = one_d.then(|| as_2d(cx.node));
+    let node = node2d.as_ref().unwrap_or(cx.node);
+    if one_d && im.g.is_const(w) && im.g.tensors[w].shape.len() == 3 {
+        // A 1-d convolution: weights [O, I/group, K] as [O, I/group, 1, K].
+        let s = im.g.tensors[w].shape.clone();
+        let v = im.g.value(w).to_vec();
+        w = im.add_tensor(&format!("{}:weights2d", out_name), vec![s[0], s[1], 1, s[2]], Some(v));
+    }
+    let [n, c, h, wd] = window_input(im, node, x)?;
     if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 4 {
         return Err(bad("weights must be a constant [O, I/group, KH, KW] tensor".into()));
     }
@@ -306,8 +321,32 @@ fn conv(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         }
         None => im.add_tensor(&format!("{}:bias", out_name), vec![ws[0]], Some(vec![0.0; ws[0]])),
     };
-    im.push(node, Op::Conv { window, group, act: Act::NONE }, vec![x, w, bias], vec![n, ws[0], oh, ow])?;
+    let out = if one_d { vec![n, ws[0], ow] } else { vec![n, ws[0], oh, ow] };
+    im.push(node, Op::Conv { window, group, act: Act::NONE }, vec![x, w, bias], out)?;
     Ok(())
+}
+
+/// The `[N, C, H, W]` a window op reads: a rank-4 input, or a rank-3 `[N, C, L]` one (1-d
+/// convolution and pooling) as `[N, C, 1, L]`.
+fn window_input(im: &Importer, node: &tract_onnx::pb::NodeProto, x: usize) -> Result<[usize; 4]> {
+    match im.g.tensors[x].shape[..] {
+        [n, c, l] => Ok([n, c, 1, l]),
+        _ => im.rank4(node, x),
+    }
+}
+
+/// A 1-d window node's attributes as the 2-d ones of a height-1 window: kernel `[1, k]`, strides
+/// `[1, s]`, dilations `[1, d]`, pads `[0, begin, 0, end]`.
+fn as_2d(node: &tract_onnx::pb::NodeProto) -> tract_onnx::pb::NodeProto {
+    let mut n = node.clone();
+    for a in &mut n.attribute {
+        match (a.name.as_str(), a.ints.len()) {
+            ("kernel_shape" | "strides" | "dilations", 1) => a.ints.insert(0, 1),
+            ("pads", 2) => a.ints = vec![0, a.ints[0], 0, a.ints[1]],
+            _ => {}
+        }
+    }
+    n
 }
 
 /// ConvTranspose with constant weights `[C_in, C_out/group, KH, KW]` and optional bias;
@@ -931,7 +970,10 @@ fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         return Err(bad("the Indices output is not supported".into()));
     }
     let x = im.tensor_of(node, input(0)?)?;
-    let [n, c, h, w] = im.rank4(node, x)?;
+    let one_d = im.g.tensors[x].shape.len() == 3;
+    let node2d = one_d.then(|| as_2d(cx.node));
+    let node = node2d.as_ref().unwrap_or(cx.node);
+    let [n, c, h, w] = window_input(im, node, x)?;
     let k = attr_ints(node, "kernel_shape").filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1));
     let k = k.ok_or_else(|| bad("kernel_shape must be two positive values".into()))?;
     let mut window = im.window(node, [h, w], [k[0] as usize, k[1] as usize])?;
@@ -967,7 +1009,8 @@ fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         }
         Op::AveragePool { window, count_include_pad }
     };
-    im.push(node, op, vec![x], vec![n, c, oh, ow])?;
+    let out = if one_d { vec![n, c, ow] } else { vec![n, c, oh, ow] };
+    im.push(node, op, vec![x], out)?;
     Ok(())
 }
 

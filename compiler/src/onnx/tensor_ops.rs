@@ -268,9 +268,6 @@ fn const_to(im: &mut Importer, cx: &NodeCx<'_>, i: usize, shape: &[usize], defau
 /// LayerNormalization over the axes from `axis`, with constant scale and bias.
 pub(super) fn layer_norm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
-    if node.output.iter().skip(1).any(|o| !o.is_empty()) {
-        return Err(cx.bad("the Mean and InvStdDev outputs are not supported".into()));
-    }
     let x = im.tensor_of(node, cx.input(0)?)?;
     let s = im.g.tensors[x].shape.clone();
     let axis = norm_axis(attr_i(node, "axis", -1), s.len()).ok_or_else(|| cx.bad("axis out of range".into()))?;
@@ -280,7 +277,26 @@ pub(super) fn layer_norm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let bias = const_to(im, cx, 2, inner, 0.0)?;
     let st = im.add_tensor(&format!("{}:scale", cx.out_name), inner.to_vec(), Some(scale));
     let bt = im.add_tensor(&format!("{}:bias", cx.out_name), inner.to_vec(), Some(bias));
-    im.push(node, Op::Normalize { axis, eps, per_channel: false }, vec![x, st, bt], s)
+    let y = im.add_tensor(&cx.out_name, s.clone(), None);
+    let mut outputs = vec![y];
+    let mut stats = [false; 2];
+    // Mean and InvStdDev (training-time outputs, supported for completeness): keepdims shapes.
+    let kept: Vec<usize> = (0..s.len()).map(|a| if a >= axis { 1 } else { s[a] }).collect();
+    for k in 0..2 {
+        if let Some(name) = node.output.get(k + 1).filter(|o| !o.is_empty()) {
+            stats[k] = true;
+            outputs.push(im.add_tensor(name, kept.clone(), None));
+        }
+    }
+    let name = if node.name.is_empty() { cx.out_name.clone() } else { node.name.clone() };
+    im.g.nodes.push(crate::ir::Node {
+        name,
+        onnx_op: node.op_type.clone(),
+        op: Op::Normalize { axis, eps, per_channel: false, stats },
+        inputs: vec![x, st, bt],
+        outputs,
+    });
+    Ok(())
 }
 
 /// InstanceNormalization: normalization over the spatial axes, per-channel constant affine.
@@ -296,7 +312,7 @@ pub(super) fn instance_norm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let st = im.add_tensor(&format!("{}:scale", cx.out_name), vec![s[1]], Some(scale));
     let bt = im.add_tensor(&format!("{}:bias", cx.out_name), vec![s[1]], Some(bias));
     let eps = attr_f(node, "epsilon", 1e-5);
-    im.push(node, Op::Normalize { axis: 2, eps, per_channel: true }, vec![x, st, bt], s)
+    im.push(node, Op::Normalize { axis: 2, eps, per_channel: true, stats: [false; 2] }, vec![x, st, bt], s)
 }
 
 /// Gather along an axis with constant indices: folded when the data is constant too.
@@ -486,12 +502,29 @@ fn ints_binary(im: &mut Importer, cx: &NodeCx<'_>, f: impl Fn(i64, i64) -> i64) 
 /// Equal, Less, Greater, And, Or, Mod of integer constants (shape arithmetic).
 pub(super) fn compare_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     if !cx.inputs.iter().all(|n| im.ints.contains_key(*n)) {
-        return Err(cx.bad("only constant integer operands are supported (shape arithmetic)".into()));
+        // Float comparisons: BINARY, 1.0 where true.
+        let function = match cx.node.op_type.as_str() {
+            "Equal" => bf::EQUAL,
+            "Less" => bf::LESS,
+            "Greater" => bf::GREATER,
+            "LessOrEqual" => bf::LESS_OR_EQUAL,
+            "GreaterOrEqual" => bf::GREATER_OR_EQUAL,
+            _ => return Err(cx.bad("only constant integer operands are supported (shape arithmetic)".into())),
+        };
+        let (a, b) = (im.tensor_of(cx.node, cx.input(0)?)?, im.tensor_of(cx.node, cx.input(1)?)?);
+        let (sa, sb) = (im.g.tensors[a].shape.clone(), im.g.tensors[b].shape.clone());
+        let out = broadcast(&sa, &sb).ok_or_else(|| cx.bad(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+        if im.g.is_const(a) && im.g.is_const(b) {
+            return fold_f32(im, cx, a, b, |x, y| sparq_runtime::kernels::elementwise::binary_f32(function, x, y));
+        }
+        return im.push(cx.node, Op::Binary { function }, vec![a, b], out);
     }
     match cx.node.op_type.as_str() {
         "Equal" => ints_binary(im, cx, |x, y| (x == y) as i64),
         "Less" => ints_binary(im, cx, |x, y| (x < y) as i64),
         "Greater" => ints_binary(im, cx, |x, y| (x > y) as i64),
+        "LessOrEqual" => ints_binary(im, cx, |x, y| (x <= y) as i64),
+        "GreaterOrEqual" => ints_binary(im, cx, |x, y| (x >= y) as i64),
         "And" => ints_binary(im, cx, |x, y| (x != 0 && y != 0) as i64),
         "Mod" if attr_i(cx.node, "fmod", 0) != 0 => ints_binary(im, cx, |x, y| if y == 0 { 0 } else { x % y }),
         "Mod" => ints_binary(im, cx, |x, y| {

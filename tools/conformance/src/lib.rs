@@ -338,7 +338,9 @@ fn prepare(dir: &Path, model: &pb::ModelProto, onnx: &[u8], freeze: bool) -> Res
         let g = frozen.graph.as_mut().expect("checked");
         for (k, (v, (proto, _, _))) in real.iter().zip(&ins).enumerate() {
             if k != keep {
-                g.initializer.push(pb::TensorProto { name: v.name.clone(), ..proto.clone() });
+                // The model's declared element type (test data may store bfloat16 as uint16).
+                let data_type = declared_type(v).unwrap_or(proto.data_type);
+                g.initializer.push(pb::TensorProto { name: v.name.clone(), data_type, ..proto.clone() });
             }
         }
         let kept = real[keep].name.clone();

@@ -189,7 +189,12 @@ pub fn binary_f32(function: i32, a: f32, b: f32) -> f32 {
         f::MIN | f::MAX if a.is_nan() || b.is_nan() => f32::NAN,
         f::MIN => a.min(b),
         f::MAX => a.max(b),
-        _ => libm::powf(a, b),
+        f::POW => libm::powf(a, b),
+        f::EQUAL => (a == b) as i32 as f32,
+        f::LESS => (a < b) as i32 as f32,
+        f::GREATER => (a > b) as i32 as f32,
+        f::LESS_OR_EQUAL => (a <= b) as i32 as f32,
+        _ => (a >= b) as i32 as f32,
     }
 }
 
