@@ -101,7 +101,11 @@ impl Moments {
         let x = if self.c.is_some() { x } else { None };
         match &node.op {
             Op::Conv { window, group, .. } => {
-                let (c, h, w) = (shape[1], shape[2], shape[3]);
+                // A 1-d convolution's `[N, C, L]` input is the `[N, C, 1, L]` of its 2-d window.
+                let (c, h, w) = match shape[..] {
+                    [_, c, l] => (c, 1, l),
+                    _ => (shape[1], shape[2], shape[3]),
+                };
                 let cin = c / group;
                 let [kh, kw] = window.kernel;
                 let [sh, sw] = window.strides;
