@@ -67,6 +67,11 @@ impl Builder {
         let name = format!("{}_{}", rop::name(kind), self.spec.ops.len());
         self.spec.ops.push(OpSpec { kind, name, inputs, outputs: vec![output], params });
     }
+    /// An op with several outputs (LSTM, GRU).
+    fn op_outputs(&mut self, kind: u16, inputs: Vec<u32>, outputs: Vec<u32>, params: [i32; OP_PARAMS]) {
+        let name = format!("{}_{}", rop::name(kind), self.spec.ops.len());
+        self.spec.ops.push(OpSpec { kind, name, inputs, outputs, params });
+    }
     fn finish(mut self, inputs: Vec<u32>, outputs: Vec<u32>) -> ModelSpec {
         self.spec.name = "degenerate".into();
         self.spec.arena_size = self.arena;
@@ -304,12 +309,39 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
             b.op(kind, vec![x, indices], y, p);
             (x, y)
         }
+        rop::LSTM | rop::GRU => {
+            // x `[T = n, B = 2, I = 3]`, H = 2: a bidirectional LSTM clipped at 3, a reverse GRU
+            // with linear_before_reset; y `[n, D, 2, 2]`, y_h (and y_c) `[D, 2, 2]`.
+            let lstm = kind == rop::LSTM;
+            let (gates, dirs, hidden) = (if lstm { 4 } else { 3 }, if lstm { 2 } else { 1 }, 2);
+            let x = b.act(DType::F32, &[n, 2, 3], Layout::RowMajor, 0.0);
+            let w = b.f32s(&[dirs, gates * hidden, 3], 0.25);
+            let r = b.f32s(&[dirs, gates * hidden, hidden], -0.5);
+            let bias = b.f32s(&[dirs, 2 * gates * hidden], 0.125);
+            let h0 = b.f32s(&[dirs, 2, hidden], 0.5);
+            let mut inputs = vec![x, w, r, bias, h0];
+            if lstm {
+                inputs.push(b.f32s(&[dirs, 2, hidden], -1.0));
+            }
+            let y = b.act(DType::F32, &[n, dirs, 2, hidden], Layout::RowMajor, 0.0);
+            let mut outputs = vec![y];
+            // y_h, and the LSTM's y_c.
+            for _ in 0..if lstm { 2 } else { 1 } {
+                outputs.push(b.act(DType::F32, &[dirs, 2, hidden], Layout::RowMajor, 0.0));
+            }
+            let mut p = [0; OP_PARAMS];
+            p[rop::RNN_DIRECTION] = if lstm { 2 } else { 1 };
+            p[rop::RNN_CLIP] = f32_bits(if lstm { 3.0 } else { 0.0 });
+            p[rop::RNN_LINEAR_BEFORE_RESET] = i32::from(!lstm);
+            b.op_outputs(kind, inputs, outputs, p);
+            (x, y)
+        }
         _ => unreachable!("op kind {kind}"),
     };
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 27] = [
+const KINDS: [u16; 29] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -337,6 +369,8 @@ const KINDS: [u16; 27] = [
     rop::REDUCE,
     rop::NORMALIZE,
     rop::GATHER,
+    rop::LSTM,
+    rop::GRU,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {
@@ -574,7 +608,7 @@ fn the_reader_rejects_reserved_fields_newer_minors_and_features_above_the_declar
     let err = load(&bytes).unwrap_err().to_string();
     assert!(err.contains("Lookup") && err.contains("needs format 1.3"), "{err}");
     // Each op kind of format 1.4 in a file that says 1.3.
-    for kind in [rop::MATMUL, rop::BINARY, rop::REDUCE, rop::NORMALIZE, rop::GATHER] {
+    for kind in [rop::MATMUL, rop::BINARY, rop::REDUCE, rop::NORMALIZE, rop::GATHER, rop::LSTM, rop::GRU] {
         let mut bytes = single_op(kind, 2);
         bytes[10..12].copy_from_slice(&3u16.to_le_bytes());
         common::fix_checksums(&mut bytes);

@@ -49,8 +49,9 @@ impl<'a> Model<'a> {
             // Inputs are written by the caller, never by an op: no op may output into them.
             let t = view.input(i);
             for k in 0..view.op_count() {
-                if view.op(k).output(0) == t {
-                    return Err(invalid(&view.op(k), "writes a graph input"));
+                let o = view.op(k);
+                if (0..o.output_count).any(|j| o.output(j) == t) {
+                    return Err(invalid(&o, "writes a graph input"));
                 }
             }
         }

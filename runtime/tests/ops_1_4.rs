@@ -1,6 +1,7 @@
-//! The op kinds of format 1.4 (MATMUL, BINARY, REDUCE, NORMALIZE, GATHER) on tiny models whose
-//! outputs are worked out by hand, on every kernel set this CPU runs (so, under qemu in
-//! `.ci/run`, the ARM ones too): each set gives the same bytes, and they are the expected values.
+//! The op kinds of format 1.4 (MATMUL, BINARY, REDUCE, NORMALIZE, GATHER, LSTM, GRU) on tiny
+//! models whose outputs are worked out by hand (the recurrent ones also against the ONNX
+//! formulas in f64), on every kernel set this CPU runs (so, under qemu in `.ci/run`, the ARM ones
+//! too): each set gives the same bytes, and they are the expected values.
 
 use sparq_runtime::format::layout::op::{self, binary, reduce};
 use sparq_runtime::format::layout::OP_PARAMS;
@@ -53,6 +54,11 @@ impl Builder {
         let name = format!("{}_{}", op::name(kind), self.spec.ops.len());
         self.spec.ops.push(OpSpec { kind, name, inputs, outputs: vec![output], params });
     }
+    /// An op with several outputs (LSTM, GRU).
+    fn op_outputs(&mut self, kind: u16, inputs: Vec<u32>, outputs: Vec<u32>, params: [i32; OP_PARAMS]) {
+        let name = format!("{}_{}", op::name(kind), self.spec.ops.len());
+        self.spec.ops.push(OpSpec { kind, name, inputs, outputs, params });
+    }
     fn finish(mut self, inputs: Vec<u32>, outputs: Vec<u32>) -> Vec<u8> {
         self.spec.name = "ops_1_4".into();
         self.spec.arena_size = self.arena;
@@ -65,23 +71,30 @@ impl Builder {
 /// Output 0 of `bytes` run with input 0 set to `input`, on every kernel set this CPU runs; the
 /// sets must agree to the bit.
 fn run(bytes: &[u8], input: &[f32]) -> Vec<f32> {
+    run_outputs(bytes, input).swap_remove(0)
+}
+
+/// Every output of `bytes` run with input 0 set to `input`, on every kernel set this CPU runs;
+/// the sets must agree to the bit.
+fn run_outputs(bytes: &[u8], input: &[f32]) -> Vec<Vec<f32>> {
     // SPARQ_KERNELS is process-wide and tests run on parallel threads: one forced set at a time.
     static FORCED: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = FORCED.lock().unwrap_or_else(|e| e.into_inner());
     let aligned = AlignedBytes::from_slice(bytes);
     let model = Model::from_bytes(aligned.as_slice()).unwrap();
-    let mut first: Option<(&str, Vec<f32>)> = None;
+    let mut first: Option<(&str, Vec<Vec<f32>>)> = None;
     for set in registry::available() {
         std::env::set_var("SPARQ_KERNELS", set.name());
         let mut arena = AlignedBytes::zeroed(model.arena_size());
         let mut s = Session::new(&model, arena.as_mut_slice()).unwrap();
         s.set_input(0, input).unwrap();
         s.run();
-        let out = s.output(0).unwrap().to_vec();
+        let out: Vec<Vec<f32>> = (0..model.output_count()).map(|i| s.output(i).unwrap().to_vec()).collect();
         match &first {
             None => first = Some((set.name(), out)),
             Some((name, want)) => {
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let bits =
+                    |v: &[Vec<f32>]| v.iter().map(|o| o.iter().map(|x| x.to_bits()).collect()).collect::<Vec<Vec<_>>>();
                 assert_eq!(bits(&out), bits(want), "kernel set {} differs from {name}", set.name());
             }
         }
@@ -337,4 +350,412 @@ fn binary_min_max_with_nan_and_int8_and_the_other_functions() {
         let got = run(&m.finish(vec![xt], vec![y]), &[-1.0, 0.5, 2.0, -10.0]);
         assert_eq!(got, want, "int8 {}", binary::name(function).unwrap());
     }
+}
+
+/// One recurrent op: its sizes and attributes.
+#[derive(Clone, Copy, Debug)]
+struct Rnn {
+    lstm: bool,
+    steps: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    /// 0 forward, 1 reverse, 2 both.
+    direction: i32,
+    clip: f32,
+    linear_before_reset: bool,
+}
+
+/// The constants of an [`Rnn`] (ONNX layouts: W `[D, gates H, I]`, R `[D, gates H, H]`, bias
+/// `[D, 2 gates H]`, h0 and c0 `[D, B, H]`).
+struct RnnWeights {
+    w: Vec<f32>,
+    r: Vec<f32>,
+    bias: Vec<f32>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+}
+
+impl Rnn {
+    fn gates(&self) -> usize {
+        if self.lstm {
+            4
+        } else {
+            3
+        }
+    }
+    fn dirs(&self) -> usize {
+        if self.direction == 2 {
+            2
+        } else {
+            1
+        }
+    }
+    /// Deterministic weights in about [-1, 1] (`seed` varies them).
+    fn weights(&self, seed: u32) -> RnnWeights {
+        let (g, d, h, i, b) = (self.gates(), self.dirs(), self.hidden, self.input, self.batch);
+        let mut k = seed;
+        let mut next = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    k = k.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    ((k >> 16) % 201) as f32 / 100.0 - 1.0
+                })
+                .collect()
+        };
+        RnnWeights {
+            w: next(d * g * h * i),
+            r: next(d * g * h * h),
+            bias: next(d * 2 * g * h),
+            h0: next(d * b * h),
+            c0: next(d * b * h),
+        }
+    }
+
+    /// The model: graph input x, constants W, R, bias, h0 (and c0); graph outputs y, y_h (and
+    /// y_c).
+    fn model(&self, c: &RnnWeights) -> Vec<u8> {
+        self.spec(c).to_bytes()
+    }
+    fn spec(&self, c: &RnnWeights) -> ModelSpec {
+        let (g, d, h, i, b, t) = (self.gates(), self.dirs(), self.hidden, self.input, self.batch, self.steps);
+        let mut m = Builder::default();
+        let x = m.f32_act(&[t, b, i]);
+        let mut inputs = vec![
+            x,
+            m.f32s(&[d, g * h, i], &c.w),
+            m.f32s(&[d, g * h, h], &c.r),
+            m.f32s(&[d, 2 * g * h], &c.bias),
+            m.f32s(&[d, b, h], &c.h0),
+        ];
+        if self.lstm {
+            inputs.push(m.f32s(&[d, b, h], &c.c0));
+        }
+        let mut outputs = vec![m.f32_act(&[t, d, b, h]), m.f32_act(&[d, b, h])];
+        if self.lstm {
+            outputs.push(m.f32_act(&[d, b, h]));
+        }
+        let mut p = [0; OP_PARAMS];
+        p[op::RNN_DIRECTION] = self.direction;
+        p[op::RNN_CLIP] = self.clip.to_bits() as i32;
+        p[op::RNN_LINEAR_BEFORE_RESET] = i32::from(self.linear_before_reset);
+        let kind = if self.lstm { op::LSTM } else { op::GRU };
+        m.op_outputs(kind, inputs, outputs.clone(), p);
+        m.spec.name = "ops_1_4".into();
+        m.spec.arena_size = m.arena;
+        m.spec.inputs = vec![x];
+        m.spec.outputs = outputs;
+        m.spec
+    }
+
+    /// ONNX's LSTM / GRU in f64, straight from the operator definitions: y `[T, D, B, H]`, y_h
+    /// (and y_c) `[D, B, H]`.
+    fn reference(&self, x: &[f32], c: &RnnWeights) -> Vec<Vec<f64>> {
+        let (g, dirs, hn, i_n, b_n, t_n) = (self.gates(), self.dirs(), self.hidden, self.input, self.batch, self.steps);
+        let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+        let clip = self.clip as f64;
+        let cl = |v: f64| if clip > 0.0 { v.clamp(-clip, clip) } else { v };
+        let mut y = vec![0.0; t_n * dirs * b_n * hn];
+        let mut y_h = vec![0.0; dirs * b_n * hn];
+        let mut y_c = vec![0.0; dirs * b_n * hn];
+        for d in 0..dirs {
+            let reverse = self.direction == 1 || d == 1;
+            for b in 0..b_n {
+                let state = (d * b_n + b) * hn;
+                let mut hs: Vec<f64> = c.h0[state..state + hn].iter().map(|&v| v as f64).collect();
+                let mut cs: Vec<f64> =
+                    if self.lstm { c.c0[state..state + hn].iter().map(|&v| v as f64).collect() } else { vec![0.0; hn] };
+                for s in 0..t_n {
+                    let t = if reverse { t_n - 1 - s } else { s };
+                    let xr = &x[(t * b_n + b) * i_n..][..i_n];
+                    // W x + Wb and R v + Rb of gate `gate`, unit `j`.
+                    let wx = |gate: usize, j: usize| {
+                        let row = (d * g + gate) * hn + j;
+                        c.bias[d * 2 * g * hn + gate * hn + j] as f64
+                            + (0..i_n).map(|k| c.w[row * i_n + k] as f64 * xr[k] as f64).sum::<f64>()
+                    };
+                    let rv = |gate: usize, j: usize, v: &[f64]| {
+                        let row = (d * g + gate) * hn + j;
+                        c.bias[d * 2 * g * hn + (g + gate) * hn + j] as f64
+                            + (0..hn).map(|k| c.r[row * hn + k] as f64 * v[k]).sum::<f64>()
+                    };
+                    let mut next = vec![0.0; hn];
+                    if self.lstm {
+                        for j in 0..hn {
+                            let it = sig(cl(wx(0, j) + rv(0, j, &hs)));
+                            let ot = sig(cl(wx(1, j) + rv(1, j, &hs)));
+                            let ft = sig(cl(wx(2, j) + rv(2, j, &hs)));
+                            let ct = cl(wx(3, j) + rv(3, j, &hs)).tanh();
+                            cs[j] = ft * cs[j] + it * ct;
+                            next[j] = ot * cs[j].tanh();
+                        }
+                    } else {
+                        let rt: Vec<f64> = (0..hn).map(|j| sig(cl(wx(1, j) + rv(1, j, &hs)))).collect();
+                        let r_h: Vec<f64> = (0..hn).map(|k| rt[k] * hs[k]).collect();
+                        for j in 0..hn {
+                            let zt = sig(cl(wx(0, j) + rv(0, j, &hs)));
+                            let cand = if self.linear_before_reset {
+                                wx(2, j) + rt[j] * rv(2, j, &hs)
+                            } else {
+                                wx(2, j) + rv(2, j, &r_h)
+                            };
+                            next[j] = (1.0 - zt) * cl(cand).tanh() + zt * hs[j];
+                        }
+                    }
+                    hs = next;
+                    let out = ((t * dirs + d) * b_n + b) * hn;
+                    y[out..out + hn].copy_from_slice(&hs);
+                }
+                y_h[state..state + hn].copy_from_slice(&hs);
+                y_c[state..state + hn].copy_from_slice(&cs);
+            }
+        }
+        if self.lstm {
+            vec![y, y_h, y_c]
+        } else {
+            vec![y, y_h]
+        }
+    }
+
+    /// Run on every kernel set and compare with [`Rnn::reference`]; also y_h (and y_c) against y's
+    /// rows of each direction's last step, to the bit. Returns the outputs.
+    fn check(&self, c: &RnnWeights, x: &[f32]) -> Vec<Vec<f32>> {
+        let got = run_outputs(&self.model(c), x);
+        let want = self.reference(x, c);
+        assert_eq!(got.len(), want.len(), "{self:?}");
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.len(), w.len(), "{self:?} output {k}");
+            for (e, (&g, &w)) in g.iter().zip(w).enumerate() {
+                assert!((g as f64 - w).abs() <= 2e-6, "{self:?} output {k} element {e}: {g}, expected {w}");
+            }
+        }
+        let (dirs, bh) = (self.dirs(), self.batch * self.hidden);
+        for d in 0..dirs {
+            let last = if self.direction == 1 || d == 1 { 0 } else { self.steps - 1 };
+            let row = &got[0][(last * dirs + d) * bh..][..bh];
+            assert_eq!(&got[1][d * bh..(d + 1) * bh], row, "{self:?}: y_h of direction {d} is y at t = {last}");
+        }
+        got
+    }
+}
+
+fn sigmoid(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// LSTM with H = I = B = 1 and T = 2, worked out step by step (gates i, o, f, c), then every
+/// direction with and without clip against the ONNX formulas, and a larger one (B = 2, I = 3,
+/// H = 2, T = 3).
+#[test]
+fn lstm_forward_reverse_bidirectional_and_clip() {
+    let one = Rnn {
+        lstm: true,
+        steps: 2,
+        batch: 1,
+        input: 1,
+        hidden: 1,
+        direction: 0,
+        clip: 0.0,
+        linear_before_reset: false,
+    };
+    // Gates i, o, f, c: W x, R h, then Wb and Rb.
+    let c = RnnWeights {
+        w: vec![0.5, -0.25, 1.0, 0.75],
+        r: vec![0.25, -0.5, 0.125, 1.0],
+        bias: vec![0.125, 0.25, -0.5, 0.0, 0.0, -0.125, 0.5, 0.25],
+        h0: vec![0.5],
+        c0: vec![-0.5],
+    };
+    let x = [1.0f32, -2.0];
+    let got = one.check(&c, &x);
+    // By hand: step 1 (x = 1, h = 0.5, c = -0.5), step 2 (x = -2, h = h1, c = c1).
+    let step = |x: f64, h: f64, cp: f64| {
+        let i = sigmoid(0.125 + 0.0 + 0.5 * x + 0.25 * h);
+        let o = sigmoid(0.25 - 0.125 - 0.25 * x - 0.5 * h);
+        let f = sigmoid(-0.5 + 0.5 + 1.0 * x + 0.125 * h);
+        let g = (0.0 + 0.25 + 0.75 * x + 1.0 * h).tanh();
+        let c = f * cp + i * g;
+        (o * c.tanh(), c)
+    };
+    let (h1, c1) = step(1.0, 0.5, -0.5);
+    let (h2, c2) = step(-2.0, h1, c1);
+    assert_close(&got[0], &[h1 as f32, h2 as f32], "LSTM y by hand");
+    assert_close(&got[1], &[h2 as f32], "LSTM y_h by hand");
+    assert_close(&got[2], &[c2 as f32], "LSTM y_c by hand");
+    // Reverse: x[1] first, y[1] = its state, y_h = y[0].
+    let reverse = Rnn { direction: 1, ..one }.check(&c, &x);
+    let (r1, rc1) = step(-2.0, 0.5, -0.5);
+    let (r0, rc0) = step(1.0, r1, rc1);
+    assert_close(&reverse[0], &[r0 as f32, r1 as f32], "reverse LSTM y by hand");
+    assert_close(&reverse[1], &[r0 as f32], "reverse LSTM y_h by hand");
+    assert_close(&reverse[2], &[rc0 as f32], "reverse LSTM y_c by hand");
+    // Both directions, the second direction with its own weights: y [T, 2, 1, 1].
+    let both = Rnn { direction: 2, ..one };
+    let mut c2w = both.weights(1);
+    c2w.w = [c.w.clone(), c2w.w[4..].to_vec()].concat();
+    c2w.r = [c.r.clone(), c2w.r[4..].to_vec()].concat();
+    c2w.bias = [c.bias.clone(), c2w.bias[8..].to_vec()].concat();
+    c2w.h0[0] = 0.5;
+    c2w.c0[0] = -0.5;
+    let got = both.check(&c2w, &x);
+    assert_close(
+        &[got[0][0], got[0][2]],
+        &[h1 as f32, h2 as f32],
+        "bidirectional LSTM: direction 0 is the forward one",
+    );
+    // Clipped: every gate pre-activation clamped to [-0.5, 0.5].
+    for direction in 0..3 {
+        for clip in [0.0, 0.5, 3.0] {
+            let rnn = Rnn { direction, clip, ..one };
+            rnn.check(&rnn.weights(7 + direction as u32), &x);
+            let big = Rnn { batch: 2, input: 3, hidden: 2, steps: 3, ..rnn };
+            let x: Vec<f32> = (0..18).map(|k| (k as f32 * 0.37).sin() * 2.0).collect();
+            big.check(&big.weights(100 + direction as u32), &x);
+        }
+    }
+    // A clip of 0.5 changes the hand-computed result: the pre-activations clamped.
+    let clipped = Rnn { clip: 0.5, ..one }.check(&c, &x);
+    let cl = |v: f64| v.clamp(-0.5, 0.5);
+    let i = sigmoid(cl(0.125 + 0.5 + 0.25 * 0.5));
+    let o = sigmoid(cl(0.125 - 0.25 - 0.5 * 0.5));
+    let f = sigmoid(cl(1.0 + 0.125 * 0.5));
+    let g = cl(0.25 + 0.75 + 0.5).tanh();
+    let c1 = f * -0.5 + i * g;
+    assert_close(&clipped[0][..1], &[(o * c1.tanh()) as f32], "clipped LSTM step 1 by hand");
+}
+
+/// GRU with H = I = B = 1 and T = 2 worked out step by step (gates z, r, h) with
+/// linear_before_reset 0 and 1, then every direction with and without clip, and a larger one.
+#[test]
+fn gru_linear_before_reset_directions_and_clip() {
+    let one = Rnn {
+        lstm: false,
+        steps: 2,
+        batch: 1,
+        input: 1,
+        hidden: 1,
+        direction: 0,
+        clip: 0.0,
+        linear_before_reset: false,
+    };
+    // Gates z, r, h.
+    let c = RnnWeights {
+        w: vec![0.5, -1.0, 0.75],
+        r: vec![0.25, 0.5, -1.5],
+        bias: vec![0.125, 0.25, -0.25, -0.5, 0.125, 0.5],
+        h0: vec![0.5],
+        c0: vec![],
+    };
+    let x = [1.0f32, -2.0];
+    for lbr in [false, true] {
+        let rnn = Rnn { linear_before_reset: lbr, ..one };
+        let got = rnn.check(&c, &x);
+        let step = |x: f64, h: f64| {
+            let z = sigmoid(0.125 - 0.5 + 0.5 * x + 0.25 * h);
+            let r = sigmoid(0.25 + 0.125 - 1.0 * x + 0.5 * h);
+            let cand = if lbr { 0.75 * x - 0.25 + r * (-1.5 * h + 0.5) } else { 0.75 * x - 1.5 * (r * h) + 0.5 - 0.25 };
+            (1.0 - z) * cand.tanh() + z * h
+        };
+        let h1 = step(1.0, 0.5);
+        let h2 = step(-2.0, h1);
+        assert_close(&got[0], &[h1 as f32, h2 as f32], &format!("GRU y by hand, linear_before_reset {lbr}"));
+        assert_close(&got[1], &[h2 as f32], &format!("GRU y_h by hand, linear_before_reset {lbr}"));
+        let reverse = Rnn { direction: 1, ..rnn }.check(&c, &x);
+        let r1 = step(-2.0, 0.5);
+        let r0 = step(1.0, r1);
+        assert_close(&reverse[0], &[r0 as f32, r1 as f32], "reverse GRU y by hand");
+        assert_close(&reverse[1], &[r0 as f32], "reverse GRU y_h by hand");
+        for direction in 0..3 {
+            for clip in [0.0, 0.25, 3.0] {
+                let rnn = Rnn { direction, clip, ..rnn };
+                rnn.check(&rnn.weights(11 + direction as u32), &x);
+                let big = Rnn { batch: 2, input: 3, hidden: 2, steps: 3, ..rnn };
+                let x: Vec<f32> = (0..18).map(|k| (k as f32 * 0.61).cos() * 1.5).collect();
+                big.check(&big.weights(200 + direction as u32), &x);
+            }
+        }
+    }
+}
+
+/// Bad operands of the recurrent ops are typed load errors: an output too few or too many,
+/// outputs that are one tensor or overlap in the arena, an output over the input, an output that
+/// is a graph input.
+#[test]
+fn recurrent_ops_with_bad_outputs_are_refused_at_load() {
+    use sparq_runtime::RuntimeError;
+    let lstm = Rnn {
+        lstm: true,
+        steps: 2,
+        batch: 1,
+        input: 2,
+        hidden: 2,
+        direction: 0,
+        clip: 0.0,
+        linear_before_reset: false,
+    };
+    let gru = Rnn { lstm: false, ..lstm };
+    let reason = |bytes: Vec<u8>| -> (&'static str, &'static str) {
+        let aligned = AlignedBytes::from_slice(&bytes);
+        match Model::from_bytes(aligned.as_slice()) {
+            Err(RuntimeError::InvalidOp { index: 0, kind, reason }) => (kind, reason),
+            Err(e) => panic!("not an InvalidOp of op 0: {e}"),
+            Ok(_) => panic!("loads"),
+        }
+    };
+    // Edit the op (and tensors) of a valid model before writing it.
+    let edited = |rnn: Rnn, edit: &dyn Fn(&mut ModelSpec)| -> Vec<u8> {
+        let c = rnn.weights(3);
+        let bytes = rnn.model(&c);
+        let aligned = AlignedBytes::from_slice(&bytes);
+        Model::from_bytes(aligned.as_slice()).expect("the unedited model loads");
+        let mut spec = rnn.spec(&c);
+        edit(&mut spec);
+        spec.to_bytes()
+    };
+    for rnn in [lstm, gru] {
+        let kind = if rnn.lstm { "LSTM" } else { "GRU" };
+        let n = if rnn.lstm { 3 } else { 2 };
+        // One output too few, one too many.
+        let fewer = edited(rnn, &|s| {
+            s.ops[0].outputs.pop();
+        });
+        assert_eq!(reason(fewer), (kind, "wrong number of outputs"));
+        let more = edited(rnn, &|s| {
+            let extra = arena_like(s, s.ops[0].outputs[1]);
+            s.ops[0].outputs.push(extra);
+        });
+        assert_eq!(reason(more), (kind, "wrong number of outputs"));
+        // y_h is y; the last output at y_h's offset.
+        let same = edited(rnn, &|s| s.ops[0].outputs[1] = s.ops[0].outputs[0]);
+        assert_eq!(reason(same), (kind, "outputs overlap in the arena"));
+        let over = edited(rnn, &|s| {
+            let (a, b) = (s.ops[0].outputs[n - 2] as usize, s.ops[0].outputs[n - 1] as usize);
+            s.tensors[b].arena_offset = s.tensors[a].arena_offset;
+        });
+        assert_eq!(reason(over), (kind, "outputs overlap in the arena"));
+        // y_h over x.
+        let on_input = edited(rnn, &|s| {
+            let (x, yh) = (s.ops[0].inputs[0] as usize, s.ops[0].outputs[1] as usize);
+            s.tensors[yh].arena_offset = s.tensors[x].arena_offset;
+        });
+        assert_eq!(reason(on_input), (kind, "output overlaps an input in the arena"));
+        // The last output a second graph input (one the op does not read): the loader looked at
+        // an op's first output only.
+        let writes_input = edited(rnn, &|s| {
+            let last = *s.ops[0].outputs.last().unwrap();
+            s.inputs.push(last);
+            s.outputs.retain(|&o| o != last);
+        });
+        assert_eq!(reason(writes_input), (kind, "writes a graph input"));
+    }
+}
+
+/// A new arena tensor shaped as tensor `t`, after the others.
+fn arena_like(s: &mut ModelSpec, t: u32) -> u32 {
+    let mut new = s.tensors[t as usize].clone();
+    new.name = format!("t{}", s.tensors.len());
+    new.arena_offset = s.arena_size.div_ceil(64) * 64;
+    s.arena_size = new.arena_offset + (new.dims.iter().product::<usize>() * 4).div_ceil(64) * 64;
+    s.tensors.push(new);
+    (s.tensors.len() - 1) as u32
 }

@@ -6,20 +6,54 @@
 use super::{check_constant, invalid, Decoder, Exec};
 use crate::error::RuntimeError;
 use sparq_format::layout::op;
-use sparq_format::{DType, Layout, OpInfo, TensorInfo};
+use sparq_format::{DType, Layout, OpInfo, Storage, TensorInfo};
+
+/// Where an f32 operand's data is: all that `Exec::data` and `Exec::out` read of its
+/// descriptor. (A whole `TensorInfo` is about 120 bytes; with six of them the op would make every
+/// op of a session's plan, an enum, twice as large.)
+#[derive(Clone, Copy)]
+pub struct Operand {
+    storage: Storage,
+    data_offset: usize,
+    data_size: usize,
+}
+
+impl Operand {
+    fn of(t: &TensorInfo<'_>) -> Operand {
+        Operand { storage: t.storage, data_offset: t.data_offset, data_size: t.data_size }
+    }
+    /// A descriptor with this place, for `Exec` (shape and name are not read).
+    fn info(self) -> TensorInfo<'static> {
+        TensorInfo {
+            index: 0,
+            name: "",
+            dtype: DType::F32,
+            rank: 0,
+            dims: [0; sparq_format::layout::MAX_RANK],
+            layout: Layout::RowMajor,
+            storage: self.storage,
+            data_offset: self.data_offset,
+            data_size: self.data_size,
+            scale: 0.0,
+            zero_point: 0,
+            pack: None,
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 pub struct Recurrent<'a> {
     pub lstm: bool,
-    pub x: TensorInfo<'a>,
-    pub w: TensorInfo<'a>,
-    pub r: TensorInfo<'a>,
-    pub bias: TensorInfo<'a>,
-    pub h0: TensorInfo<'a>,
-    pub c0: Option<TensorInfo<'a>>,
-    pub y: TensorInfo<'a>,
-    pub y_h: TensorInfo<'a>,
-    pub y_c: Option<TensorInfo<'a>>,
+    pub x: Operand,
+    /// The constants W, R and bias (resolved at decode).
+    pub w: &'a [f32],
+    pub r: &'a [f32],
+    pub bias: &'a [f32],
+    pub h0: Operand,
+    pub c0: Option<Operand>,
+    pub y: Operand,
+    pub y_h: Operand,
+    pub y_c: Option<Operand>,
     /// 0 forward, 1 reverse, 2 both.
     pub direction: i32,
     pub clip: f32,
@@ -112,15 +146,15 @@ impl<'a> Recurrent<'a> {
         }
         Ok(Recurrent {
             lstm,
-            x,
-            w,
-            r,
-            bias,
-            h0,
-            c0,
-            y,
-            y_h,
-            y_c,
+            x: Operand::of(&x),
+            w: d.constant(&w),
+            r: d.constant(&r),
+            bias: d.constant(&bias),
+            h0: Operand::of(&h0),
+            c0: c0.as_ref().map(Operand::of),
+            y: Operand::of(&y),
+            y_h: Operand::of(&y_h),
+            y_c: y_c.as_ref().map(Operand::of),
             direction,
             clip,
             linear_before_reset,
@@ -146,21 +180,16 @@ impl<'a> Recurrent<'a> {
     }
 
     pub(crate) fn run(&self, e: &Exec<'a, '_>) {
-        let (x, w, r, bias, h0) = (
-            e.data::<f32>(&self.x),
-            e.data::<f32>(&self.w),
-            e.data::<f32>(&self.r),
-            e.data::<f32>(&self.bias),
-            e.data::<f32>(&self.h0),
-        );
-        let (y, y_h) = (e.out::<f32>(&self.y), e.out::<f32>(&self.y_h));
+        let (x, w, r, bias) = (e.data::<f32>(&self.x.info()), self.w, self.r, self.bias);
+        let h0 = e.data::<f32>(&self.h0.info());
+        let (y, y_h) = (e.out::<f32>(&self.y.info()), e.out::<f32>(&self.y_h.info()));
         let (t_n, b_n, i_n, h_n) = (self.steps, self.batch, self.input, self.hidden);
         let dirs = if self.direction == 2 { 2 } else { 1 };
         let gates = if self.lstm { 4 } else { 3 };
         let clip = |v: f32| if self.clip > 0.0 { v.clamp(-self.clip, self.clip) } else { v };
-        let mut y_c = self.y_c.map(|t| e.out::<f32>(&t));
+        let mut y_c = self.y_c.map(|t| e.out::<f32>(&t.info()));
         if let (Some(c), Some(c0)) = (y_c.as_deref_mut(), self.c0) {
-            c.copy_from_slice(e.data::<f32>(&c0));
+            c.copy_from_slice(e.data::<f32>(&c0.info()));
         }
         for d in 0..dirs {
             let reverse = self.direction == 1 || d == 1;

@@ -5,7 +5,7 @@
 //! Panics are not caught: a panic is the finding, and the driver sees the exit code.
 
 use core::mem::{offset_of, size_of};
-use sparq_format::layout::{section, FileHeader, ModelMeta, OpDesc, SectionEntry, VERSION_MINOR};
+use sparq_format::layout::{op, section, FileHeader, ModelMeta, OpDesc, SectionEntry, VERSION_MINOR};
 use sparq_format::{DType, Storage};
 use sparq_runtime::cpu::PATHS;
 use sparq_runtime::{AlignedBytes, Features, Model, Session, SessionOptions};
@@ -107,6 +107,9 @@ pub fn nonconforming(bytes: &[u8], model: &Model<'_>) -> Option<String> {
         }
     }
     let v = model.view();
+    if let Some(broken) = op_outputs_nonconforming(model) {
+        return Some(broken);
+    }
     let tensors_end = (0..v.tensor_count())
         .map(|i| v.tensor(i))
         .filter(|t| t.storage == Storage::Arena)
@@ -121,6 +124,55 @@ pub fn nonconforming(bytes: &[u8], model: &Model<'_>) -> Option<String> {
             "a {declared}-byte arena (tensors end at byte {tensors_end}) passes the {}-byte limit",
             sparq_runtime::DEFAULT_MAX_ARENA
         ));
+    }
+    None
+}
+
+/// The outputs a kind has (FORMAT.md, OPS: "output_count: 1; LSTM 3 and GRU 2").
+pub fn expected_outputs(kind: u16) -> usize {
+    match kind {
+        op::LSTM => 3,
+        op::GRU => 2,
+        _ => 1,
+    }
+}
+
+/// FORMAT.md's rules on an op's outputs, checked on the descriptors alone: the kind's output
+/// count; arena tensors whose byte ranges overlap none of the op's arena inputs nor each other
+/// (two outputs naming one tensor overlap); no output a graph input.
+fn op_outputs_nonconforming(model: &Model<'_>) -> Option<String> {
+    let v = model.view();
+    let overlap = |a: usize, b: usize| {
+        let (a, b) = (v.tensor(a), v.tensor(b));
+        a.storage == Storage::Arena
+            && b.storage == Storage::Arena
+            && a.data_size > 0
+            && b.data_size > 0
+            && a.data_offset < b.data_offset.saturating_add(b.data_size)
+            && b.data_offset < a.data_offset.saturating_add(a.data_size)
+    };
+    let graph_inputs: Vec<usize> = (0..v.input_count()).map(|i| v.input(i)).collect();
+    for k in 0..model.op_count() {
+        let o = model.op(k);
+        let want = expected_outputs(o.kind);
+        if o.output_count != want {
+            return Some(format!("loads with op {k} of kind {} having {} outputs, not {want}", o.kind, o.output_count));
+        }
+        for j in 0..o.output_count {
+            let y = o.output(j);
+            if v.tensor(y).storage != Storage::Arena {
+                return Some(format!("loads with op {k}'s output {j} not an arena tensor"));
+            }
+            if graph_inputs.contains(&y) {
+                return Some(format!("loads with op {k}'s output {j} a graph input"));
+            }
+            if (0..j).any(|i| o.output(i) == y || overlap(o.output(i), y)) {
+                return Some(format!("loads with op {k}'s output {j} overlapping another output"));
+            }
+            if (0..o.input_count).any(|i| overlap(o.input(i), y)) {
+                return Some(format!("loads with op {k}'s output {j} overlapping an input"));
+            }
+        }
     }
     None
 }
@@ -141,7 +193,9 @@ fn dataflow_defined(model: &Model<'_>) -> bool {
                 return false;
             }
         }
-        written[o.output(0)] = true;
+        for j in 0..o.output_count {
+            written[o.output(j)] = true;
+        }
     }
     (0..model.output_count()).all(|i| written[v.output(i)])
 }

@@ -135,8 +135,13 @@ impl<'u, 'd> Gen<'u, 'd> {
     }
 
     fn op(&mut self, kind: u16, inputs: Vec<u32>, output: u32, params: [i32; OP_PARAMS]) {
+        self.op_outputs(kind, inputs, vec![output], params);
+    }
+
+    /// An op with several outputs (LSTM, GRU).
+    fn op_outputs(&mut self, kind: u16, inputs: Vec<u32>, outputs: Vec<u32>, params: [i32; OP_PARAMS]) {
         let name = format!("{}_{}", op::name(kind), self.spec.ops.len());
-        self.spec.ops.push(OpSpec { kind, name, inputs, outputs: vec![output], params });
+        self.spec.ops.push(OpSpec { kind, name, inputs, outputs, params });
     }
 
     fn push(&mut self, v: Value) -> Value {
@@ -1049,6 +1054,168 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
+    /// The chain's value as an f32 row-major sequence `[T, B, I]` with small T, B and I: as it is
+    /// if it already is one, else (the first at most 96 elements of) it reshaped.
+    fn coerce_sequence(&mut self, v: Value) -> Result<Value> {
+        let x = self.coerce_dtype(v, DType::F32)?;
+        if x.dims.len() == 3 && x.layout == Layout::RowMajor && x.dims[0] <= 8 && x.dims[1] <= 4 && x.dims[2] <= 16 {
+            return Ok(x);
+        }
+        let e = x.elements();
+        let mut x = x;
+        // (A reshape to a dense row-major shape takes any layout.)
+        if e > 96 {
+            // The flat value, then a slice of its first (or some later) elements.
+            let flat = self.arena(DType::F32, vec![e], Layout::RowMajor, None)?;
+            self.op(op::RESHAPE, vec![x.t], flat.t, [0; OP_PARAMS]);
+            let flat = self.push(flat);
+            let n = self.range(1, 96)?;
+            let mut p = [0; OP_PARAMS];
+            p[op::SLICE_START] = self.range(0, e - n)? as i32;
+            p[op::SLICE_STEP] = 1;
+            let y = self.arena(DType::F32, vec![n], Layout::RowMajor, None)?;
+            self.op(op::SLICE, vec![flat.t], y.t, p);
+            x = self.push(y);
+        }
+        let n = x.elements();
+        let largest_divisor = |n: usize, at_most: usize| (1..=at_most.max(1)).rev().find(|d| n.is_multiple_of(*d));
+        let t_max = self.range(1, 6)?;
+        let t = largest_divisor(n, t_max).unwrap_or(1);
+        let b_max = self.range(1, 3)?;
+        let b = largest_divisor(n / t.max(1), b_max).unwrap_or(1);
+        let dims = if n == 0 { vec![0, 1, 1] } else { vec![t, b, n / (t * b)] };
+        let y = self.arena(DType::F32, dims, Layout::RowMajor, None)?;
+        self.op(op::RESHAPE, vec![x.t], y.t, [0; OP_PARAMS]);
+        Ok(self.push(y))
+    }
+
+    /// An f32 recurrent weight constant: small values, or now and then with zeros, infinities
+    /// and NaN, or large (the gates saturate, or overflow to infinity).
+    fn rnn_constant(&mut self, dims: Vec<usize>) -> Result<u32> {
+        Ok(match self.range(0, 7)? {
+            0 => self.f32_special_constant(dims, true),
+            1 => {
+                let big = *self.u.choose(&[30.0f32, 1e4, 1e30, f32::MAX])?;
+                let n = dims.iter().product();
+                let v: Vec<f32> = (0..n).map(|_| self.rng.f32() * big).collect();
+                self.constant(DType::F32, dims, Layout::RowMajor, bytes_of_f32(&v), None)
+            }
+            _ => self.f32_constant(dims),
+        })
+    }
+
+    /// An initial state `[D, B, H]`: an earlier value of that shape (an earlier recurrent op's
+    /// last state, say) or a constant.
+    fn rnn_state(&mut self, dims: Vec<usize>) -> Result<u32> {
+        let earlier: Vec<u32> = self
+            .history
+            .iter()
+            .filter(|h| h.dims == dims && h.dtype == DType::F32 && h.layout == Layout::RowMajor)
+            .map(|h| h.t)
+            .collect();
+        if !earlier.is_empty() && self.chance(2, 3)? {
+            return Ok(*self.u.choose(&earlier)?);
+        }
+        self.rnn_constant(dims)
+    }
+
+    /// An ONNX LSTM or GRU over the chain's value read as `[T, B, I]`: H of 1 to 4, a random
+    /// direction (forward, reverse, both), clip 0 or positive, GRU's linear_before_reset 0 or 1,
+    /// W, R and bias constants (now and then with non-finite or large values), h0 and c0
+    /// constants or earlier values of their shape. The outputs y `[T, D, B, H]`, y_h (and y_c)
+    /// `[D, B, H]` are new arena tensors; the chain goes on from y or y_h. Near-valid now and
+    /// then: an output too few or too many, an initial state of the wrong shape, a direction
+    /// outside 0..=2 or disagreeing with W's D, a negative or non-finite clip, a bad
+    /// linear_before_reset, outputs overlapping each other or the input, an output that is a graph
+    /// input.
+    fn recurrent(&mut self, v: Value, kind: u16) -> Result<Value> {
+        let lstm = kind == op::LSTM;
+        let gates = if lstm { 4 } else { 3 };
+        let x = self.coerce_sequence(v)?;
+        let (t, b, i) = (x.dims[0], x.dims[1], x.dims[2]);
+        let bad = self.near_valid(6)?;
+        let hidden = self.range(1, 4)?;
+        let direction = self.range(0, 2)?;
+        let dirs = if direction == 2 { 2 } else { 1 };
+        let w = self.rnn_constant(vec![dirs, gates * hidden, i])?;
+        let r = self.rnn_constant(vec![dirs, gates * hidden, hidden])?;
+        let bias = self.rnn_constant(vec![dirs, 2 * gates * hidden])?;
+        let state = vec![dirs, b, hidden];
+        let mut wrong_state = state.clone();
+        if bad == 2 {
+            let a = self.range(0, 2)?;
+            wrong_state[a] += 1;
+        }
+        let h0_dims = if bad == 2 && (!lstm || self.chance(1, 2)?) { wrong_state.clone() } else { state.clone() };
+        let mut inputs = vec![x.t, w, r, bias];
+        let h0 = self.rnn_state(h0_dims.clone())?;
+        inputs.push(h0);
+        if lstm {
+            let c0_dims = if bad == 2 && h0_dims == state { wrong_state } else { state.clone() };
+            let c0 = self.rnn_state(c0_dims)?;
+            inputs.push(c0);
+        }
+        let mut p = [0; OP_PARAMS];
+        p[op::RNN_DIRECTION] = match bad {
+            // Out of range, or disagreeing with W's D.
+            3 => *self.u.choose(&[3, -1, i32::MAX, if direction == 2 { 0 } else { 2 }])?,
+            _ => direction as i32,
+        };
+        let clip = if bad == 4 {
+            *self.u.choose(&[-1.0f32, -1e-30, f32::NAN, f32::INFINITY])?
+        } else {
+            *self.u.choose(&[0.0f32, 0.0, 0.5, 1.0, 3.0, 1e30])?
+        };
+        p[op::RNN_CLIP] = f32_bits(clip);
+        if !lstm {
+            p[op::RNN_LINEAR_BEFORE_RESET] = self.range(0, 1)? as i32;
+        }
+        if bad == 5 {
+            p[op::RNN_LINEAR_BEFORE_RESET] = if lstm { *self.u.choose(&[1, 2])? } else { *self.u.choose(&[2, -1])? };
+        }
+        let y = self.arena(DType::F32, vec![t, dirs, b, hidden], Layout::RowMajor, None)?;
+        let y_h = self.arena(DType::F32, state.clone(), Layout::RowMajor, None)?;
+        let mut outputs = vec![y.t, y_h.t];
+        let y_c = if lstm {
+            let c = self.arena(DType::F32, state.clone(), Layout::RowMajor, None)?;
+            outputs.push(c.t);
+            Some(c)
+        } else {
+            None
+        };
+        if bad == 1 {
+            if self.chance(1, 2)? {
+                outputs.pop();
+            } else {
+                let extra = self.arena(DType::F32, state.clone(), Layout::RowMajor, None)?;
+                outputs.push(extra.t);
+            }
+        }
+        if bad == 6 && self.chance(1, 4)? {
+            // An output that is also a graph input (one the op does not read).
+            let o = self.range(1, outputs.len() - 1)?;
+            self.spec.inputs.push(outputs[o]);
+        } else if bad == 6 {
+            // One output over another one or over the input (same offset or the same tensor).
+            let o = self.range(1, outputs.len() - 1)?;
+            let onto = if self.chance(1, 3)? { x.t } else { outputs[self.range(0, o - 1)?] };
+            if self.chance(1, 3)? {
+                outputs[o] = onto;
+            } else {
+                let at = self.spec.tensors[onto as usize].arena_offset;
+                self.spec.tensors[outputs[o] as usize].arena_offset = at;
+            }
+        }
+        self.op_outputs(kind, inputs, outputs, p);
+        // Every output joins the history (h0 / c0 and residual partners); the chain's value last.
+        if let Some(c) = y_c {
+            self.push(c);
+        }
+        let (other, next) = if self.chance(1, 3)? { (y, y_h) } else { (y_h, y) };
+        self.push(other);
+        Ok(self.push(next))
+    }
+
     fn step(&mut self, v: Value, kind: u16) -> Result<Value> {
         match kind {
             op::CONV2D => self.conv(v, false),
@@ -1066,6 +1233,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::REDUCE => self.reduce(v),
             op::NORMALIZE => self.normalize(v),
             op::GATHER => self.gather(v),
+            op::LSTM | op::GRU => self.recurrent(v, kind),
             op::MAX_POOL | op::AVERAGE_POOL => self.pool(v, kind),
             op::GLOBAL_AVERAGE_POOL => self.global_pool(v),
             op::RESHAPE => self.reshape(v),
@@ -1132,7 +1300,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 27] = [
+pub const KINDS: [u16; 29] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -1160,6 +1328,8 @@ pub const KINDS: [u16; 27] = [
     op::REDUCE,
     op::NORMALIZE,
     op::GATHER,
+    op::LSTM,
+    op::GRU,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
