@@ -104,6 +104,9 @@ impl<'a> Recurrent<'a> {
             return Err(bad("R must be [D, gates * H, H]"));
         }
         check_constant(o, &r, DType::F32, dirs * gates * hidden * hidden, "R must be an f32 constant")?;
+        if bias.shape() != [dirs, 2 * gates * hidden] {
+            return Err(bad("bias must be [D, 2 gates H]"));
+        }
         check_constant(o, &bias, DType::F32, dirs * 2 * gates * hidden, "bias must be an f32 constant [D, 2 gates H]")?;
         let state = [dirs, batch, hidden];
         if h0.shape() != state {
