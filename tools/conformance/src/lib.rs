@@ -338,8 +338,12 @@ fn prepare(dir: &Path, model: &pb::ModelProto, onnx: &[u8], freeze: bool) -> Res
         let g = frozen.graph.as_mut().expect("checked");
         for (k, (v, (proto, _, _))) in real.iter().zip(&ins).enumerate() {
             if k != keep {
-                // The model's declared element type (test data may store bfloat16 as uint16).
-                let data_type = declared_type(v).unwrap_or(proto.data_type);
+                // Test data may store float16/bfloat16/float8 values as uint16 or uint8: the
+                // model's declared type says what they are.
+                let data_type = match declared_type(v) {
+                    Some(d @ (10 | 16..=20)) => d,
+                    _ => proto.data_type,
+                };
                 g.initializer.push(pb::TensorProto { name: v.name.clone(), data_type, ..proto.clone() });
             }
         }
