@@ -54,6 +54,13 @@ fn int8_path_is_within_quantization_error() {
             c.bytes.len()
         );
         assert!(a.sqnr_db >= 30.0, "{}: int8 SQNR {:.1} dB < 30 dB", m.name, a.sqnr_db);
+        // Ops without an int8 kernel run in f32, and the report says why.
+        for (name, _, why) in &c.report.float_layers {
+            assert!(why.starts_with("no int8 kernel for "), "{}: {name} in f32: {why}", m.name);
+        }
+        if m.name == "recurrent" {
+            assert!(c.report.float_layers.iter().any(|(_, _, w)| w.ends_with("LSTM")), "{:?}", c.report.float_layers);
+        }
         assert!(a.top1_agreement >= 0.9, "{}: int8 top-1 agreement {:.3}", m.name, a.top1_agreement);
     }
 }
@@ -74,6 +81,7 @@ fn keep_float_mixes_precisions() {
     let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
     assert_eq!(c.report.float_layers.len(), 1);
     assert_eq!(c.report.float_layers[0].0, dw);
+    assert!(c.report.float_layers[0].2.contains("--keep-float"), "{:?}", c.report.float_layers);
     assert!(c.report.op_counts.get("Dequantize").copied().unwrap_or(0) >= 1);
     let a = c.report.calibration.unwrap();
     assert!(a.sqnr_db >= 30.0, "mixed model SQNR {:.1}", a.sqnr_db);
@@ -154,7 +162,7 @@ fn mixed_precision_search_reaches_its_target() {
     println!("plain int8 {:.3} -> mixed {:.3} with {:?} in f32", before, after, mixed.kept);
     assert!(!mixed.kept.is_empty());
     assert!(after >= mixed.goal, "agreement {after} below the search goal {}", mixed.goal);
-    let kept: Vec<&String> = c.report.float_layers.iter().map(|(n, _)| n).collect();
+    let kept: Vec<&String> = c.report.float_layers.iter().map(|(n, _, _)| n).collect();
     assert_eq!(kept.len(), mixed.kept.len());
     assert!(mixed.sensitivity.len() == 3, "every weighted layer is a candidate");
 }

@@ -278,6 +278,14 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
             b.op(kind, vec![x, e], y, p);
             (x, y)
         }
+        rop::WHERE => {
+            // Select between x and a broadcast constant on a broadcast constant condition.
+            let x = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            let (c, other) = (b.f32s(&[1], 1.0), b.f32s(&[1], 2.0));
+            let y = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+            b.op(kind, vec![c, x, other], y, [0; OP_PARAMS]);
+            (x, y)
+        }
         rop::REDUCE => {
             // The sum over axes 1 and 2: with n = 0 an empty reduction.
             let x = b.act(DType::F32, &[2, n, 3], Layout::RowMajor, 0.0);
@@ -341,7 +349,7 @@ fn single_op_spec(kind: u16, n: usize) -> ModelSpec {
     b.finish(vec![x], vec![y])
 }
 
-const KINDS: [u16; 29] = [
+const KINDS: [u16; 30] = [
     rop::CONV2D,
     rop::DEPTHWISE_CONV2D,
     rop::FULLY_CONNECTED,
@@ -371,6 +379,7 @@ const KINDS: [u16; 29] = [
     rop::GATHER,
     rop::LSTM,
     rop::GRU,
+    rop::WHERE,
 ];
 
 fn load(bytes: &[u8]) -> Result<(), RuntimeError> {
@@ -608,7 +617,7 @@ fn the_reader_rejects_reserved_fields_newer_minors_and_features_above_the_declar
     let err = load(&bytes).unwrap_err().to_string();
     assert!(err.contains("Lookup") && err.contains("needs format 1.3"), "{err}");
     // Each op kind of format 1.4 in a file that says 1.3.
-    for kind in [rop::MATMUL, rop::BINARY, rop::REDUCE, rop::NORMALIZE, rop::GATHER, rop::LSTM, rop::GRU] {
+    for kind in [rop::MATMUL, rop::BINARY, rop::REDUCE, rop::NORMALIZE, rop::GATHER, rop::LSTM, rop::GRU, rop::WHERE] {
         let mut bytes = single_op(kind, 2);
         bytes[10..12].copy_from_slice(&3u16.to_le_bytes());
         common::fix_checksums(&mut bytes);

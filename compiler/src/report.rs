@@ -15,7 +15,8 @@ pub struct Report {
     pub macs: u64,
     pub nodes: usize,
     pub op_counts: BTreeMap<&'static str, usize>,
-    pub float_layers: Vec<(String, usize)>,
+    /// Layers left in f32 in an int8 model: name, bytes of f32 weights, why.
+    pub float_layers: Vec<(String, usize, String)>,
     pub arena_bytes: usize,
     pub liveness_bound: usize,
     pub calibration: Option<Agreement>,
@@ -53,7 +54,13 @@ impl Report {
                 .layers
                 .iter()
                 .filter(|l| l.precision == Precision::F32)
-                .map(|l| (l.name.clone(), l.weight_bytes))
+                .map(|l| {
+                    let why = match g.nodes.iter().find(|n| n.name == l.name) {
+                        Some(n) if n.op.float_only() => format!("no int8 kernel for {}", n.onnx_op),
+                        _ => "kept in f32 (--keep-float or --min-agreement)".to_string(),
+                    };
+                    (l.name.clone(), l.weight_bytes, why)
+                })
                 .collect()
         } else {
             Vec::new()
@@ -151,10 +158,10 @@ impl fmt::Display for Report {
             writeln!(f, "  sensitivity output SQNR with only that layer in int8, worst first: {}", top.join(", "))?;
         }
         if !self.float_layers.is_empty() {
-            let extra: usize = self.float_layers.iter().map(|(_, b)| b).sum();
+            let extra: usize = self.float_layers.iter().map(|(_, b, _)| b).sum();
             writeln!(f, "  f32 layers  {} ({} of f32 weights)", self.float_layers.len(), human_bytes(extra))?;
-            for (name, b) in &self.float_layers {
-                writeln!(f, "                {name}  ({})", human_bytes(*b))?;
+            for (name, b, why) in &self.float_layers {
+                writeln!(f, "                {name}  ({}; {why})", human_bytes(*b))?;
             }
         }
         if !self.channels.is_empty() {

@@ -335,6 +335,9 @@ pub mod op {
     /// ONNX GRU, f32 (format 1.4): inputs x, W, R, bias, h0; outputs y and y_h; slots as LSTM and
     /// [`RNN_LINEAR_BEFORE_RESET`].
     pub const GRU: u16 = 29;
+    /// Select (format 1.4): inputs cond, a, b (f32, numpy broadcasting to y): `y = cond != 0 ? a :
+    /// b`.
+    pub const WHERE: u16 = 30;
 
     pub fn name(kind: u16) -> &'static str {
         match kind {
@@ -367,6 +370,7 @@ pub mod op {
             GATHER => "Gather",
             LSTM => "LSTM",
             GRU => "GRU",
+            WHERE => "Where",
             _ => "unknown",
         }
     }
@@ -409,6 +413,9 @@ pub mod op {
     pub const RESIZE_NEAREST: usize = 2;
     pub const RESIZE_SCALE_H: usize = 3;
     pub const RESIZE_SCALE_W: usize = 4;
+    /// RESIZE cubic (mode 2, format 1.4): the coefficient `a` (f32 bits) and exclude_outside (0, 1).
+    pub const RESIZE_CUBIC_A: usize = 5;
+    pub const RESIZE_EXCLUDE_OUTSIDE: usize = 6;
     /// PAD slots.
     pub const PAD_BEFORE: usize = 0;
     pub const PAD_AFTER: usize = 6;
@@ -427,11 +434,21 @@ pub mod op {
     /// NORMALIZE: epsilon (f32 bits; with [`AXIS`]).
     pub const NORM_EPSILON: usize = 1;
 
+    /// The first format minor that defines op `kind` with parameters `params` (a kind's later
+    /// modes: RESIZE's cubic mode is 1.4).
+    pub const fn op_minor(kind: u16, params: &[i32; crate::layout::OP_PARAMS]) -> u16 {
+        if kind == RESIZE && params[RESIZE_MODE] == 2 {
+            4
+        } else {
+            since_minor(kind)
+        }
+    }
+
     /// The first format minor that defines op `kind` (0 for the kinds of 1.0).
     pub const fn since_minor(kind: u16) -> u16 {
         match kind {
             LOOKUP | UNARY | TRANSPOSE | SLICE | RESIZE | PAD | CONV_TRANSPOSE => 3,
-            MATMUL | BINARY | REDUCE | NORMALIZE | GATHER | LSTM | GRU => 4,
+            MATMUL | BINARY | REDUCE | NORMALIZE | GATHER | LSTM | GRU | WHERE => 4,
             _ => 0,
         }
     }
@@ -579,11 +596,11 @@ pub mod op {
             AVERAGE_POOL => WINDOW | 1 << window::GROUPS,
             GLOBAL_AVERAGE_POOL | REQUANTIZE => RESCALE,
             CONCAT | SOFTMAX => 1 << AXIS,
-            RESHAPE | QUANTIZE | DEQUANTIZE | LOOKUP => 0,
+            RESHAPE | QUANTIZE | DEQUANTIZE | LOOKUP | WHERE => 0,
             UNARY => 1 << FUNCTION | 1 << ALPHA | 1 << BETA,
             TRANSPOSE => (1 << 6) - 1,
             SLICE => (1 << 12) - 1,
-            RESIZE => (1 << 5) - 1,
+            RESIZE => (1 << 7) - 1,
             PAD => (1 << 14) - 1,
             MATMUL => 1 << MATMUL_TRANSPOSE,
             BINARY => 1 << FUNCTION,

@@ -451,7 +451,8 @@ impl<'a> FileView<'a> {
         zero_field(self.bytes, at + offset_of!(OpDesc, flags), 2, "op flags")?;
         zero_field(self.bytes, at + offset_of!(OpDesc, reserved), 4, "op reserved field")?;
         let kind = read_u16(o, offset_of!(OpDesc, kind));
-        let needed = op::since_minor(kind);
+        let params: [i32; OP_PARAMS] = core::array::from_fn(|s| read_u32(o, offset_of!(OpDesc, params) + 4 * s) as i32);
+        let needed = op::op_minor(kind, &params);
         if self.version_minor < needed {
             let offset = (at + offset_of!(OpDesc, kind)) as u64;
             return Err(FormatError::MinorTooLow {

@@ -199,8 +199,8 @@ impl ModelSpec {
             version_minor: match self.version_minor {
                 // The lowest minor version that can express the file, so older readers keep
                 // reading files that use nothing newer.
-                0 if self.ops.iter().any(|o| op::since_minor(o.kind) >= 3) => {
-                    self.ops.iter().map(|o| op::since_minor(o.kind)).max().unwrap_or(3)
+                0 if self.ops.iter().any(|o| op::op_minor(o.kind, &o.params) >= 3) => {
+                    self.ops.iter().map(|o| op::op_minor(o.kind, &o.params)).max().unwrap_or(3)
                 }
                 0 if self.tensors.iter().any(|t| t.layout == Layout::BlockSparse) => 2,
                 0 if self.tensors.iter().any(|t| t.pack.is_some()) => 1,

@@ -759,3 +759,30 @@ fn arena_like(s: &mut ModelSpec, t: u32) -> u32 {
     s.tensors.push(new);
     (s.tensors.len() - 1) as u32
 }
+
+/// WHERE: a computed condition (NaN counts as true) selects between x and a broadcast row; the
+/// comparisons of BINARY give the 1.0 / 0.0 conditions.
+#[test]
+fn where_selects_and_comparisons_give_conditions() {
+    // x = [[1, -2], [NaN, 0]] as the condition; a = x + 10 row [10, 20]; b = the constant 7.
+    let mut m = Builder::default();
+    let x = m.f32_act(&[2, 2]);
+    let row = m.f32s(&[2], &[10.0, 20.0]);
+    let seven = m.f32s(&[1], &[7.0]);
+    let y = m.f32_act(&[2, 2]);
+    m.op(op::WHERE, vec![x, row, seven], y, [0; OP_PARAMS]);
+    let bytes = m.finish(vec![x], vec![y]);
+    assert_close(&run(&bytes, &[1.0, -2.0, f32::NAN, 0.0]), &[10.0, 20.0, 10.0, 7.0], "where");
+    let x = [1.0, 2.0, f32::NAN, 4.0];
+    let c = [2.0, 2.0, 2.0, 3.0];
+    for (function, want) in [
+        (binary::EQUAL, [0.0, 1.0, 0.0, 0.0]),
+        (binary::LESS, [1.0, 0.0, 0.0, 0.0]),
+        (binary::GREATER, [0.0, 0.0, 0.0, 1.0]),
+        (binary::LESS_OR_EQUAL, [1.0, 1.0, 0.0, 0.0]),
+        (binary::GREATER_OR_EQUAL, [0.0, 1.0, 0.0, 1.0]),
+    ] {
+        let got = run(&binary_model(function, &[4], &[4], &c, false), &x);
+        assert_close(&got, &want, binary::name(function).unwrap());
+    }
+}

@@ -97,6 +97,8 @@ pub enum Op {
     /// the scales the coordinate transformation divides by.
     Resize {
         linear: bool,
+        /// Cubic (then `linear` is false): Keys' coefficient `a` and exclude_outside.
+        cubic: Option<(f32, bool)>,
         coord: i32,
         nearest: i32,
         scales: [f32; 2],
@@ -162,6 +164,8 @@ pub enum Op {
     /// ONNX LSTM (`lstm`) or GRU with default activations: inputs x `[T, B, I]`, W, R, bias
     /// (constants, ONNX layouts), h0 (and c0 for the LSTM) `[D, B, H]`; `outputs` says which of
     /// y `[T, D, B, H]`, y_h and y_c are the node's outputs (in that order).
+    /// `cond != 0 ? a : b` (inputs cond, a, b), numpy broadcasting.
+    Where,
     Recurrent {
         lstm: bool,
         /// 0 forward, 1 reverse, 2 bidirectional.
@@ -179,11 +183,13 @@ impl Op {
         use sparq_format::layout::op::binary;
         match self {
             Op::Resize { linear: true, .. }
+            | Op::Resize { cubic: Some(_), .. }
             | Op::ConvTranspose { .. }
             | Op::MatMul { .. }
             | Op::Reduce { .. }
             | Op::Normalize { .. }
-            | Op::Recurrent { .. } => true,
+            | Op::Recurrent { .. }
+            | Op::Where => true,
             Op::Binary { function } => !matches!(*function, binary::MIN | binary::MAX),
             _ => false,
         }
@@ -238,6 +244,7 @@ impl Op {
             Op::Gather { .. } => "Gather",
             Op::Shuffle { .. } => "Shuffle",
             Op::Tile => "Tile",
+            Op::Where => "Where",
             Op::Recurrent { lstm: true, .. } => "LSTM",
             Op::Recurrent { .. } => "GRU",
         }

@@ -260,10 +260,15 @@ impl<'g> Lowerer<'g> {
                 let kind = if matches!(n.op, Op::Transpose { .. }) { rop::TRANSPOSE } else { rop::SLICE };
                 self.op(kind, &n.name, vec![xi], y, p);
             }
-            Op::Resize { linear, coord, nearest, scales } => {
+            Op::Resize { linear, cubic, coord, nearest, scales } => {
                 let x = n.inputs[0];
                 let xi = self.get(x, dt, None)?;
                 p[rop::RESIZE_MODE] = *linear as i32;
+                if let Some((a, exclude)) = cubic {
+                    p[rop::RESIZE_MODE] = 2;
+                    p[rop::RESIZE_CUBIC_A] = bits(*a);
+                    p[rop::RESIZE_EXCLUDE_OUTSIDE] = *exclude as i32;
+                }
                 p[rop::RESIZE_COORD] = *coord;
                 p[rop::RESIZE_NEAREST] = *nearest;
                 p[rop::RESIZE_SCALE_H] = bits(scales[0]);
@@ -399,6 +404,12 @@ impl<'g> Lowerer<'g> {
             Op::Gather { axis } => self.lower_gather(n, *axis, float)?,
             Op::Shuffle { shape, perm } => self.lower_shuffle(n, shape, perm, float)?,
             Op::Tile => self.lower_tile(n, float)?,
+            Op::Where => {
+                let ins = n.inputs.iter().map(|&t| self.get(t, DType::F32, None)).collect::<Result<Vec<_>>>()?;
+                let layout = self.default_layout(out);
+                let y = self.output(out, DType::F32, layout, None);
+                self.op(rop::WHERE, &n.name, ins, y, p);
+            }
             Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs } => {
                 weight_bytes = self.lower_recurrent(n, *lstm, *direction, *clip, *linear_before_reset, outputs)?;
             }

@@ -138,11 +138,23 @@ fn identity(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             Some(t) => im.ints_of(cx.node, t)?.data.iter().any(|&v| v != 0),
             None => attr_i(cx.node, "is_test", 1) == 0 && im.opset < 7,
         };
-        if training {
-            return Err(bad("training_mode=true is not supported (inference only)".into()));
+        // Training with a ratio of 0 drops nothing: the identity too.
+        let ratio = match cx.inputs.get(1).filter(|s| !s.is_empty()) {
+            Some(r) => {
+                let t = im.tensor_of(cx.node, r)?;
+                im.g.value(t).first().copied().unwrap_or(0.5)
+            }
+            None => attr_f(cx.node, "ratio", 0.5),
+        };
+        if training && ratio != 0.0 {
+            return Err(bad("training_mode=true is not supported (inference only; random by definition)".into()));
         }
-        if cx.node.output.get(1).is_some_and(|m| !m.is_empty()) {
-            return Err(bad("the mask output is not supported".into()));
+        if let Some(mask) = cx.node.output.get(1).filter(|m| !m.is_empty()) {
+            // Nothing dropped: the mask is all true.
+            let x = im.tensor_of(cx.node, input(0)?)?;
+            let shape = im.g.tensors[x].shape.clone();
+            let n = shape.iter().product();
+            im.add_tensor(mask, shape, Some(vec![1.0; n]));
         }
     }
     let src = input(0)?;
@@ -788,10 +800,11 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let x = im.tensor_of(node, cx.input(0)?)?;
     let [n, c, h, w] = im.rank4(node, x)?;
     let mode = attr_s(node, "mode").unwrap_or_else(|| "nearest".into());
-    let linear = match mode.as_str() {
-        "nearest" => false,
-        "linear" | "bilinear" => true,
-        other => return Err(bad(format!("mode={other} is not supported (nearest, linear)"))),
+    let (linear, cubic) = match mode.as_str() {
+        "nearest" => (false, None),
+        "linear" | "bilinear" => (true, None),
+        "cubic" => (false, Some((attr_f(node, "cubic_coeff_a", -0.75), attr_i(node, "exclude_outside", 0) != 0))),
+        other => return Err(bad(format!("mode={other} is not supported (nearest, linear, cubic)"))),
     };
     let coord_name = attr_s(node, "coordinate_transformation_mode").unwrap_or_else(|| {
         // Before opset 11 (and for Upsample) the transformation was asymmetric.
@@ -832,9 +845,48 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         }
         Ok(im.g.value(t).to_vec())
     };
+    // Opset 18: scales or sizes for the listed axes only.
+    let axes: Option<Vec<usize>> = match attr_ints(node, "axes") {
+        None => None,
+        Some(a) => Some(
+            a.iter()
+                .map(|&v| norm_axis(v, 4).ok_or_else(|| bad(format!("axis {v} out of range"))))
+                .collect::<Result<_>>()?,
+        ),
+    };
+    let widen = |v: Vec<f64>, fill: [f64; 4]| -> Result<Vec<f64>> {
+        match &axes {
+            None => Ok(v),
+            Some(a) if a.len() == v.len() => {
+                let mut full = fill.to_vec();
+                for (&ax, x) in a.iter().zip(v) {
+                    full[ax] = x;
+                }
+                Ok(full)
+            }
+            Some(a) => Err(bad(format!("{} values for axes {a:?}", v.len()))),
+        }
+    };
+    let dims = [n as f64, c as f64, h as f64, w as f64];
     let (scales, out) = match (sizes_input, scales_input) {
         (Some(sz), _) => {
-            let sizes = im.ints_of(node, sz)?.data;
+            let raw = im.ints_of(node, sz)?.data.iter().map(|&v| v as f64).collect();
+            let mut full = widen(raw, dims)?;
+            let policy = attr_s(node, "keep_aspect_ratio_policy").unwrap_or_else(|| "stretch".into());
+            if policy != "stretch" && full.len() == 4 {
+                // One scale for the resized axes: the smallest (not_larger) or largest (not_smaller).
+                let listed: Vec<usize> = axes.clone().unwrap_or_else(|| (0..4).collect());
+                let ratios = listed.iter().map(|&a| full[a] / dims[a]);
+                let r = match policy.as_str() {
+                    "not_larger" => ratios.fold(f64::INFINITY, f64::min),
+                    "not_smaller" => ratios.fold(0.0, f64::max),
+                    p => return Err(bad(format!("keep_aspect_ratio_policy={p} is not supported"))),
+                };
+                for &a in &listed {
+                    full[a] = (dims[a] * r).round();
+                }
+            }
+            let sizes: Vec<i64> = full.iter().map(|&v| v as i64).collect();
             if sizes.len() != 4 || sizes[0] != n as i64 || sizes[1] != c as i64 || sizes[2] < 1 || sizes[3] < 1 {
                 return Err(bad(format!("sizes {sizes:?} must keep N and C and be positive")));
             }
@@ -842,10 +894,11 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             ([oh as f32 / h as f32, ow as f32 / w as f32], [oh, ow])
         }
         (None, Some(sc)) => {
-            let s = match im.ints.get(sc) {
-                Some(c) => c.data.iter().map(|&v| v as f32).collect(),
-                None => floats(im, sc)?,
+            let raw: Vec<f64> = match im.ints.get(sc) {
+                Some(c) => c.data.iter().map(|&v| v as f64).collect(),
+                None => floats(im, sc)?.iter().map(|&v| v as f64).collect(),
             };
+            let s: Vec<f32> = widen(raw, [1.0; 4])?.iter().map(|&v| v as f32).collect();
             if s.len() != 4 || s[0] != 1.0 || s[1] != 1.0 || !(s[2] > 0.0 && s[3] > 0.0) {
                 return Err(bad(format!("scales {s:?} must be [1, 1, sh, sw] with positive sh, sw")));
             }
@@ -864,7 +917,7 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     if out[0] == 0 || out[1] == 0 {
         return Err(bad("the output would be empty (zero-size tensors are not supported)".into()));
     }
-    im.push(node, Op::Resize { linear, coord, nearest, scales }, vec![x], vec![n, c, out[0], out[1]])?;
+    im.push(node, Op::Resize { linear, cubic, coord, nearest, scales }, vec![x], vec![n, c, out[0], out[1]])?;
     Ok(())
 }
 
@@ -883,9 +936,23 @@ fn pad(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     } else {
         attr_ints(node, "pads").or_else(|| attr_ints(node, "paddings")).unwrap_or_default()
     };
-    if opt(3).is_some() {
-        return Err(bad("the axes input is not supported".into()));
-    }
+    // Opset 18: pads for the listed axes only (begins, then ends).
+    let pads = match opt(3) {
+        None => pads,
+        Some(a) => {
+            let axes = im.ints_of(node, a)?.data;
+            if pads.len() != 2 * axes.len() {
+                return Err(bad(format!("{} pads for {} axes", pads.len(), axes.len())));
+            }
+            let mut full = vec![0i64; 2 * rank];
+            for (k, &ax) in axes.iter().enumerate() {
+                let ax = norm_axis(ax, rank).ok_or_else(|| bad(format!("axis {ax} out of range")))?;
+                full[ax] = pads[k];
+                full[rank + ax] = pads[axes.len() + k];
+            }
+            full
+        }
+    };
     if pads.len() != 2 * rank || rank > 6 {
         return Err(bad(format!("{} pads for a rank-{rank} input", pads.len())));
     }

@@ -509,6 +509,9 @@ pub(super) fn compare_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             "Greater" => bf::GREATER,
             "LessOrEqual" => bf::LESS_OR_EQUAL,
             "GreaterOrEqual" => bf::GREATER_OR_EQUAL,
+            // Booleans are 0.0 / 1.0: and, or are min, max.
+            "And" => bf::MIN,
+            "Or" => bf::MAX,
             _ => return Err(cx.bad("only constant integer operands are supported (shape arithmetic)".into())),
         };
         let (a, b) = (im.tensor_of(cx.node, cx.input(0)?)?, im.tensor_of(cx.node, cx.input(1)?)?);
@@ -540,17 +543,37 @@ pub(super) fn compare_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     }
 }
 
-/// Not of an integer constant.
+/// Not of an integer constant, or of a computed boolean (0.0 / 1.0): `1 - x`.
 pub(super) fn not_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    if !im.ints.contains_key(cx.input(0)?) {
+        let x = im.tensor_of(cx.node, cx.input(0)?)?;
+        let s = im.g.tensors[x].shape.clone();
+        let one = im.add_tensor(&format!("{}:one", cx.out_name), vec![], Some(vec![1.0]));
+        return im.push(cx.node, Op::Binary { function: bf::SUB }, vec![one, x], s);
+    }
     let c = im.ints_of(cx.node, cx.input(0)?)?;
     let data = c.data.iter().map(|&v| (v == 0) as i64).collect();
     im.ints.insert(cx.out_name.clone(), IntConst { shape: c.shape, data });
     Ok(())
 }
 
-/// Where on constants (a constant condition; integer or float branches).
+/// Where of computed tensors (a condition from a comparison is 0.0 / 1.0): the WHERE op.
+fn where_computed(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let ids = (0..3).map(|i| im.tensor_of(cx.node, cx.input(i)?)).collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::new();
+    for &t in &ids {
+        let s = &im.g.tensors[t].shape;
+        out = broadcast(&out, s).ok_or_else(|| cx.bad(format!("shapes {out:?} and {s:?} do not broadcast")))?;
+    }
+    im.push(cx.node, Op::Where, ids, out)
+}
+
+/// Where: folded on constants (a constant condition; integer or float branches), else WHERE.
 pub(super) fn where_const(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
+    if !im.ints.contains_key(cx.input(0)?) {
+        return where_computed(im, cx);
+    }
     let cond = im.ints_of(node, cx.input(0)?)?;
     let (xn, yn) = (cx.input(1)?, cx.input(2)?);
     if im.ints.contains_key(xn) && im.ints.contains_key(yn) {
@@ -566,7 +589,7 @@ pub(super) fn where_const(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     }
     let (x, y) = (im.tensor_of(node, xn)?, im.tensor_of(node, yn)?);
     if !im.g.is_const(x) || !im.g.is_const(y) {
-        return Err(cx.bad("Where of computed tensors is not supported (constant branches are)".into()));
+        return where_computed(im, cx);
     }
     let (sx, sy) = (im.g.tensors[x].shape.clone(), im.g.tensors[y].shape.clone());
     let out = broadcast(&cond.shape, &sx)

@@ -277,3 +277,42 @@ impl<'a> BinaryFn<'a> {
         }
     }
 }
+
+/// `WHERE`: `y = cond != 0 ? a : b` over f32 operands broadcasting to y (any layouts).
+#[derive(Clone, Copy)]
+pub struct Select<'a> {
+    pub c: TensorInfo<'a>,
+    pub a: TensorInfo<'a>,
+    pub b: TensorInfo<'a>,
+    pub y: TensorInfo<'a>,
+    pub dims: [usize; R],
+    pub strides: [[usize; R]; 4],
+}
+
+impl<'a> Select<'a> {
+    pub(crate) fn decode(d: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
+        expect_inputs(o, 3)?;
+        let (c, a, b, y) = (d.input(o, 0), d.input(o, 1), d.input(o, 2), d.view.tensor(o.output(0)));
+        if [&c, &a, &b, &y].iter().any(|t| t.dtype != DType::F32) {
+            return Err(invalid(o, "operands must be f32"));
+        }
+        if !broadcasts_to(&c, &y) || !broadcasts_to(&a, &y) || !broadcasts_to(&b, &y) {
+            return Err(invalid(o, "operand shapes do not broadcast to the output shape"));
+        }
+        let dims = padded_dims(y.shape());
+        let strides = [aligned(&c, y.shape()), aligned(&a, y.shape()), aligned(&b, y.shape()), aligned(&y, y.shape())];
+        Ok(Select { c, a, b, y, dims, strides })
+    }
+
+    pub fn kernel_name(&self) -> &'static str {
+        "f32_where_strided_scalar"
+    }
+
+    pub(crate) fn run(&self, e: &Exec<'a, '_>) {
+        let (c, a, b) = (e.data::<f32>(&self.c), e.data::<f32>(&self.a), e.data::<f32>(&self.b));
+        let y = e.out::<f32>(&self.y);
+        crate::kernels::strided::walk(&self.dims, &self.strides, |o| {
+            y[o[3]] = if c[o[0]] != 0.0 { a[o[1]] } else { b[o[2]] };
+        });
+    }
+}

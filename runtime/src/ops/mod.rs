@@ -58,6 +58,7 @@ pub enum Op<'a> {
     Normalize(reduce::Normalize<'a>),
     Gather(movement::Gather<'a>),
     Recurrent(recurrent::Recurrent<'a>),
+    Select(elementwise::Select<'a>),
 }
 
 /// What decoding an op reads: the file, and the features its kernel may use.
@@ -105,6 +106,7 @@ impl<'a> Op<'a> {
             op::NORMALIZE => Op::Normalize(reduce::Normalize::decode(&d, o)?),
             op::GATHER => Op::Gather(movement::Gather::decode(&d, o)?),
             op::LSTM | op::GRU => Op::Recurrent(recurrent::Recurrent::decode(&d, o)?),
+            op::WHERE => Op::Select(elementwise::Select::decode(&d, o)?),
             _ => return Err(RuntimeError::UnknownOp { index: o.index, kind: o.kind }),
         })
     }
@@ -135,6 +137,7 @@ impl<'a> Op<'a> {
             Op::Normalize(x) => x.kernel_name(),
             Op::Gather(x) => x.kernel_name(),
             Op::Recurrent(x) => x.kernel_name(),
+            Op::Select(x) => x.kernel_name(),
         }
     }
 
@@ -162,6 +165,7 @@ impl<'a> Op<'a> {
             Op::Normalize(x) => x.run(e),
             Op::Gather(x) => x.run(e),
             Op::Recurrent(x) => x.run(e),
+            Op::Select(x) => x.run(e),
         }
     }
 }
@@ -199,6 +203,7 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
         op::NORMALIZE => n_in == 1 || n_in == 3,
         op::LSTM => n_in == 6,
         op::GRU => n_in == 5,
+        op::WHERE => n_in == 3,
         op::CONCAT => n_in >= 1,
         _ => n_in == 1,
     };

@@ -21,6 +21,8 @@ pub struct Resize<'a> {
     pub x: TensorInfo<'a>,
     pub y: TensorInfo<'a>,
     pub linear: bool,
+    /// Cubic: Keys' coefficient `a` and exclude_outside (mode 2; `linear` is false).
+    pub cubic: Option<(f32, bool)>,
     pub coord: i32,
     pub nearest: i32,
     pub axes: [Axis; 2],
@@ -81,12 +83,29 @@ impl<'a> Resize<'a> {
             return Err(bad("resize takes [N, C, H, W] and keeps N and C"));
         }
         let p = &o.params;
-        let linear = match p[op::RESIZE_MODE] {
-            0 => false,
-            1 => true,
-            _ => return Err(bad("unknown resize mode")),
+        let mode = p[op::RESIZE_MODE];
+        if !(0..=2).contains(&mode) {
+            return Err(bad("unknown resize mode"));
+        }
+        let linear = mode == 1;
+        let cubic = if mode == 2 {
+            let a = o.param_f32(op::RESIZE_CUBIC_A);
+            let exclude = match p[op::RESIZE_EXCLUDE_OUTSIDE] {
+                0 => false,
+                1 => true,
+                _ => return Err(bad("exclude_outside must be 0 or 1")),
+            };
+            if !a.is_finite() {
+                return Err(bad("the cubic coefficient must be finite"));
+            }
+            Some((a, exclude))
+        } else {
+            if p[op::RESIZE_CUBIC_A] != 0 || p[op::RESIZE_EXCLUDE_OUTSIDE] != 0 {
+                return Err(bad("cubic parameters on a non-cubic resize"));
+            }
+            None
         };
-        if x.dtype != y.dtype || !(x.dtype == DType::F32 || (x.dtype == DType::I8 && !linear)) {
+        if x.dtype != y.dtype || !(x.dtype == DType::F32 || (x.dtype == DType::I8 && mode == 0)) {
             return Err(bad("resize is f32, or int8 for nearest"));
         }
         same_quant(o, &x, &y)?;
@@ -102,11 +121,13 @@ impl<'a> Resize<'a> {
             }
             axes[k] = Axis { len_in: x.dims[2 + k], len_out: y.dims[2 + k], scale };
         }
-        Ok(Resize { x, y, linear, coord, nearest, axes })
+        Ok(Resize { x, y, linear, cubic, coord, nearest, axes })
     }
 
     pub fn kernel_name(&self) -> &'static str {
-        if self.linear {
+        if self.cubic.is_some() {
+            "f32_resize_cubic_scalar"
+        } else if self.linear {
             "f32_resize_linear_scalar"
         } else {
             "resize_nearest_scalar"
@@ -117,6 +138,8 @@ impl<'a> Resize<'a> {
         let (x, y) = (&self.x, &self.y);
         if x.dtype == DType::I8 {
             self.nearest_copy(e.data::<i8>(x), e.out::<i8>(y))
+        } else if let Some((a, exclude)) = self.cubic {
+            self.bicubic(e.data::<f32>(x), e.out::<f32>(y), a, exclude)
         } else if self.linear {
             self.bilinear(e.data::<f32>(x), e.out::<f32>(y))
         } else {
@@ -161,4 +184,54 @@ impl<'a> Resize<'a> {
             yd[yo] = top + (bottom - top) * wy;
         });
     }
+
+    fn bicubic(&self, xd: &[f32], yd: &mut [f32], a: f32, exclude: bool) {
+        let sx = logical_strides(&self.x);
+        let [ah, aw] = &self.axes;
+        self.each_output(|base, oy, ox, yo, _| {
+            let (ys, wy) = cubic_taps(source(self.coord, ah, oy), ah.len_in, a, exclude);
+            let (xs, wx) = cubic_taps(source(self.coord, aw, ox), aw.len_in, a, exclude);
+            let mut acc = 0.0;
+            for (&iy, &cy) in ys.iter().zip(&wy) {
+                let mut row = 0.0;
+                for (&ix, &cx) in xs.iter().zip(&wx) {
+                    row += cx * xd[base + iy * sx[2] + ix * sx[3]];
+                }
+                acc += cy * row;
+            }
+            yd[yo] = acc;
+        });
+    }
+}
+
+/// The four input indices (clamped: edge padding) and Keys' weights of cubic interpolation at
+/// source coordinate `v`, as ONNX's reference computes them.
+fn cubic_taps(v: f32, len: usize, a: f32, exclude: bool) -> ([usize; 4], [f32; 4]) {
+    let mut i0 = libm::floorf(v);
+    let mut t = v - i0;
+    if t == 0.0 {
+        // ONNX takes the four nearest inputs with ties to the lower index: a whole coordinate
+        // is the third of its taps.
+        t = 1.0;
+        i0 -= 1.0;
+    }
+    let far = |d: f32| ((a * d - 5.0 * a) * d + 8.0 * a) * d - 4.0 * a;
+    let near = |d: f32| ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0;
+    let mut w = [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)];
+    let first = i0 as isize - 1;
+    let mut idx = [0usize; 4];
+    for k in 0..4 {
+        let i = first + k as isize;
+        if exclude && (i < 0 || i >= len as isize) {
+            w[k] = 0.0;
+        }
+        idx[k] = i.clamp(0, len as isize - 1) as usize;
+    }
+    if exclude {
+        let sum: f32 = w.iter().sum();
+        for c in &mut w {
+            *c /= sum;
+        }
+    }
+    (idx, w)
 }

@@ -628,8 +628,14 @@ impl<'u, 'd> Gen<'u, 'd> {
     fn resize(&mut self, v: Value) -> Result<Value> {
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
-        let linear = x.dtype == DType::F32 && self.chance(1, 2)?;
-        p[op::RESIZE_MODE] = linear as i32;
+        // f32: nearest, linear or cubic (format 1.4; its coefficient now and then not finite, its
+        // exclude_outside now and then invalid).
+        let mode = if x.dtype == DType::F32 { self.range(0, 2)? as i32 } else { 0 };
+        p[op::RESIZE_MODE] = mode;
+        if mode == 2 {
+            p[op::RESIZE_CUBIC_A] = f32_bits(*self.u.choose(&[-0.75f32, -0.5, 0.0, 2.0, f32::NAN])?);
+            p[op::RESIZE_EXCLUDE_OUTSIDE] = *self.u.choose(&[0, 1, 1, 2])?;
+        }
         p[op::RESIZE_COORD] = self.range(0, 4)? as i32;
         p[op::RESIZE_NEAREST] = self.range(0, 3)? as i32;
         let (oh, ow) = (self.range(1, 2 * x.dims[2] + 1)?, self.range(1, 2 * x.dims[3] + 1)?);
@@ -889,10 +895,10 @@ impl<'u, 'd> Gen<'u, 'd> {
         let int8 = self.chance(1, 3)?;
         let bad = self.near_valid(3)?;
         let function = match (bad, int8) {
-            (1, _) => *self.u.choose(&[0, 6, -1])?,
-            (2, true) => *self.u.choose(&[f::SUB, f::DIV, f::POW])?,
+            (1, _) => *self.u.choose(&[0, 11, -1])?,
+            (2, true) => *self.u.choose(&[f::SUB, f::DIV, f::POW, f::LESS])?,
             (_, true) => *self.u.choose(&[f::MIN, f::MAX])?,
-            _ => self.range(f::SUB as usize, f::POW as usize)? as i32,
+            _ => self.range(f::SUB as usize, f::GREATER_OR_EQUAL as usize)? as i32,
         };
         let x = self.coerce_dtype(v, if int8 { DType::I8 } else { DType::F32 })?;
         let partner = self
@@ -944,6 +950,39 @@ impl<'u, 'd> Gen<'u, 'd> {
         let layout = if y_dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { Layout::RowMajor };
         let y = self.arena(x.dtype, y_dims, layout, Some((x.scale, x.zero_point)))?;
         self.op(op::BINARY, inputs, y.t, p);
+        Ok(self.push(y))
+    }
+
+    /// WHERE: the chain's value selects (as the condition, or as a branch) between operands of
+    /// its shape or broadcasting constants (zeros, infinities and NaN now and then). Near-valid
+    /// now and then: an int8 operand, a constant that does not broadcast.
+    fn select(&mut self, v: Value) -> Result<Value> {
+        let bad = self.near_valid(2)?;
+        let x = self.coerce_dtype(v, if bad == 1 { DType::I8 } else { DType::F32 })?;
+        let operand = |this: &mut Self| -> Result<u32> {
+            if this.chance(1, 3)? {
+                return Ok(x.t);
+            }
+            let skip = this.range(0, x.dims.len())?;
+            let mut dims: Vec<usize> = x.dims[skip..].to_vec();
+            for d in dims.iter_mut() {
+                if this.chance(1, 2)? {
+                    *d = 1;
+                }
+            }
+            if bad == 2 && !dims.is_empty() {
+                dims[0] += 1;
+            }
+            let special = this.chance(1, 2)?;
+            Ok(this.f32_special_constant(dims, special))
+        };
+        let (c, a, b) = (operand(self)?, operand(self)?, operand(self)?);
+        let mut inputs = vec![c, a, b];
+        let at = self.range(0, 2)?;
+        inputs[at] = x.t;
+        let layout = if x.dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { Layout::RowMajor };
+        let y = self.arena(DType::F32, x.dims.clone(), layout, None)?;
+        self.op(op::WHERE, inputs, y.t, [0; OP_PARAMS]);
         Ok(self.push(y))
     }
 
@@ -1230,6 +1269,7 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::CONV_TRANSPOSE => self.conv_transpose(v),
             op::MATMUL => self.matmul(v),
             op::BINARY => self.binary_fn(v),
+            op::WHERE => self.select(v),
             op::REDUCE => self.reduce(v),
             op::NORMALIZE => self.normalize(v),
             op::GATHER => self.gather(v),
@@ -1300,7 +1340,7 @@ impl<'u, 'd> Gen<'u, 'd> {
 }
 
 /// Every op kind of the format, for the chain to draw from.
-pub const KINDS: [u16; 29] = [
+pub const KINDS: [u16; 30] = [
     op::CONV2D,
     op::DEPTHWISE_CONV2D,
     op::FULLY_CONNECTED,
@@ -1330,6 +1370,7 @@ pub const KINDS: [u16; 29] = [
     op::GATHER,
     op::LSTM,
     op::GRU,
+    op::WHERE,
 ];
 
 /// A random `.sparq` file: one f32 graph input (now and then an int8 or a second one), a chain
