@@ -54,11 +54,15 @@ pub enum Op {
     Clip {
         act: Act,
     },
+    /// Pooling over `window`; a 3-d one (`[N, C, D, H, W]`) also over `depth`, a window over
+    /// `[D, H*W]` with kernel `[kd, 1]`, applied first.
     MaxPool {
         window: Window,
+        depth: Option<Window>,
     },
     AveragePool {
         window: Window,
+        depth: Option<Window>,
         count_include_pad: bool,
     },
     GlobalAveragePool,
@@ -173,6 +177,9 @@ pub enum Op {
         clip: f32,
         linear_before_reset: bool,
         outputs: [bool; 3],
+        /// ONNX `layout=1`: X `[batch, seq, input]`, states `[batch, dirs, hidden]`, Y `[batch,
+        /// seq, dirs, hidden]` (the lowering transposes around the runtime's seq-first op).
+        batch_first: bool,
     },
 }
 

@@ -7,7 +7,7 @@
 use super::state::Lowerer;
 use super::write::{bits, bytes_f32, bytes_i32};
 use crate::error::Result;
-use crate::ir::{Act, Node};
+use crate::ir::{Act, Node, Window};
 use crate::quant::{requant, QParams};
 use sparq_format::layout::op as rop;
 use sparq_format::layout::OP_PARAMS;
@@ -285,26 +285,51 @@ impl Lowerer<'_> {
         clip: f32,
         linear_before_reset: bool,
         outputs: &[bool; 3],
+        batch_first: bool,
     ) -> Result<usize> {
         let g = self.g;
-        let x = self.get(n.inputs[0], DType::F32, Some(Layout::RowMajor))?;
-        let mut ins = vec![x];
-        for &t in &n.inputs[1..] {
-            ins.push(self.get(t, DType::F32, Some(Layout::RowMajor))?);
+        // Batch first (ONNX layout=1): X and the states are transposed into the runtime's
+        // seq-first order, the outputs back.
+        let transpose = |this: &mut Self, src: u32, tag: &str, dims: &[usize], perm: &[usize]| {
+            let id = this.act(&format!("{}:{tag}", n.name), DType::F32, dims, Layout::RowMajor, None);
+            let mut p = NO_PARAMS;
+            for (slot, &a) in perm.iter().enumerate() {
+                p[slot] = a as i32;
+            }
+            this.op(rop::TRANSPOSE, &format!("{}:{tag}", n.name), vec![src], id, p);
+            id
+        };
+        let swap01 = |s: &[usize]| vec![s[1], s[0], s[2]];
+        let mut ins = Vec::new();
+        for (k, &t) in n.inputs.iter().enumerate() {
+            let id = self.get(t, DType::F32, Some(Layout::RowMajor))?;
+            let seq_first = batch_first && (k == 0 || k >= 4);
+            let s = g.tensors[t].shape.clone();
+            ins.push(if seq_first {
+                transpose(self, id, &format!("seq_first{k}"), &swap01(&s), &[1, 0, 2])
+            } else {
+                id
+            });
         }
         let weight_bytes = n.inputs[1..4].iter().map(|&t| g.tensors[t].elements() * 4).sum();
         let xs = &g.tensors[n.inputs[0]].shape;
+        let seq = if batch_first { xs[1] } else { xs[0] };
         let state = g.tensors[n.inputs[4]].shape.clone();
-        let y_shape = vec![xs[0], state[0], state[1], state[2]];
+        let state = if batch_first { swap01(&state) } else { state };
+        let y_shape = vec![seq, state[0], state[1], state[2]];
         let count = if lstm { 3 } else { 2 };
         let mut outs = Vec::new();
+        let mut finals = Vec::new();
         let mut present = n.outputs.iter();
         for (k, tag) in ["y", "y_h", "y_c"].iter().enumerate().take(count) {
             let shape = if k == 0 { y_shape.clone() } else { state.clone() };
-            let id = if outputs[k] {
+            let id = if outputs[k] && !batch_first {
                 let t = *present.next().expect("one IR output per present output");
                 self.output(t, DType::F32, Layout::RowMajor, None)
             } else {
+                if outputs[k] {
+                    finals.push((k, *present.next().expect("one IR output per present output"), shape.clone()));
+                }
                 self.act(&format!("{}:{tag}", n.name), DType::F32, &shape, Layout::RowMajor, None)
             };
             outs.push(id);
@@ -318,9 +343,23 @@ impl Lowerer<'_> {
             kind,
             name: n.name.clone(),
             inputs: ins,
-            outputs: outs,
+            outputs: outs.clone(),
             params: p,
         });
+        for (k, t, shape) in finals {
+            let (perm, dims): (&[usize], Vec<usize>) = if k == 0 {
+                (&[2, 0, 1, 3], vec![shape[2], shape[0], shape[1], shape[3]])
+            } else {
+                (&[1, 0, 2], swap01(&shape))
+            };
+            let y = self.output(t, DType::F32, Layout::RowMajor, None);
+            let mut p = NO_PARAMS;
+            for (slot, &a) in perm.iter().enumerate() {
+                p[slot] = a as i32;
+            }
+            debug_assert_eq!(self.g.tensors[t].shape, dims);
+            self.op(rop::TRANSPOSE, &format!("{}:batch_first{k}", n.name), vec![outs[k]], y, p);
+        }
         Ok(weight_bytes)
     }
 
@@ -354,6 +393,43 @@ impl Lowerer<'_> {
             let z = self.output(out, dt, Layout::RowMajor, q);
             self.op(rop::RESHAPE, &format!("{}:1d", n.name), vec![y], z, NO_PARAMS);
         }
+    }
+
+    /// A 3-d pooling `[N, C, D, H, W]` as two 2-d passes (separable, see the importer): over
+    /// `[N, C, D, H*W]` with the depth window, then over `[N, C*D', H, W]` with `p`'s window.
+    /// Both keep the input's quantization, as 2-d pooling does.
+    pub(super) fn lower_pool_3d(
+        &mut self,
+        n: &Node,
+        kind: u16,
+        depth: &Window,
+        p: [i32; OP_PARAMS],
+        dt: DType,
+    ) -> Result<()> {
+        let (x, out) = (n.inputs[0], n.outputs[0]);
+        let [b, c, d, h, w] = self.g.tensors[x].shape[..] else { unreachable!("3-d pooling of a rank-5 tensor") };
+        let [_, _, od, oh, ow] = self.g.tensors[out].shape[..] else { unreachable!("3-d pooling of a rank-5 tensor") };
+        let src = self.get(x, dt, None)?;
+        let q = (dt == DType::I8).then(|| self.tensor_q(src));
+        let tmp = |this: &mut Self, tag: &str, dims: &[usize]| {
+            this.act(&format!("{}:{tag}", n.name), dt, dims, Layout::Nhwc, q)
+        };
+        let a = tmp(self, "depth_in", &[b, c, d, h * w]);
+        self.op(rop::RESHAPE, &format!("{}:depth_in", n.name), vec![src], a, NO_PARAMS);
+        let mut pd = p;
+        super::write::set_window(&mut pd, depth);
+        let dp = tmp(self, "depth", &[b, c, od, h * w]);
+        self.op(kind, &format!("{}:depth", n.name), vec![a], dp, pd);
+        // A reshape converts layouts but has one row-major side: through a row-major copy.
+        let flat = self.act(&format!("{}:depth_rows", n.name), dt, &[b, c * od, h, w], Layout::RowMajor, q);
+        self.op(rop::RESHAPE, &format!("{}:depth_rows", n.name), vec![dp], flat, NO_PARAMS);
+        let hw = tmp(self, "hw_in", &[b, c * od, h, w]);
+        self.op(rop::RESHAPE, &format!("{}:hw_in", n.name), vec![flat], hw, NO_PARAMS);
+        let y = tmp(self, "hw", &[b, c * od, oh, ow]);
+        self.op(kind, &n.name, vec![hw], y, p);
+        let z = self.output(out, dt, Layout::RowMajor, q);
+        self.op(rop::RESHAPE, &format!("{}:3d", n.name), vec![y], z, NO_PARAMS);
+        Ok(())
     }
 
     /// LayerNormalization's Mean and InvStdDev outputs: REDUCE mean, then `1 / sqrt(mean((x -

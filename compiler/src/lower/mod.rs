@@ -282,7 +282,7 @@ impl<'g> Lowerer<'g> {
             Op::ConvTranspose { window, group } => {
                 // f32 only (`Op::float_only`): weights as ONNX orders them, bias, no clamp.
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
-                let xi = self.get(x, DType::F32, Some(Layout::Nhwc))?;
+                let xi = self.window_input(x, DType::F32)?;
                 set_window(&mut p, window);
                 p[win::GROUPS] = *group as i32;
                 self.clamp_params(&mut p, Act::NONE, None);
@@ -296,8 +296,9 @@ impl<'g> Lowerer<'g> {
                     None,
                 );
                 weight_bytes = (g.value(w).len() + g.value(b).len()) * 4;
-                let y = self.output(out, DType::F32, Layout::Nhwc, None);
+                let y = self.window_output(n, out, DType::F32, None);
                 self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid], y, p);
+                self.finish_window_output(n, out, y, DType::F32, None);
             }
             Op::Pad { before, after, mode, value } => {
                 let x = n.inputs[0];
@@ -319,7 +320,7 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::PAD, &n.name, vec![xi], y, p);
             }
-            Op::MaxPool { window } | Op::AveragePool { window, .. } => {
+            Op::MaxPool { window, depth } | Op::AveragePool { window, depth, .. } => {
                 let x = n.inputs[0];
                 set_window(&mut p, window);
                 let kind = if let Op::AveragePool { count_include_pad, .. } = n.op {
@@ -328,11 +329,15 @@ impl<'g> Lowerer<'g> {
                 } else {
                     rop::MAX_POOL
                 };
-                let xi = self.window_input(x, dt)?;
-                let q = if float { None } else { Some(self.tensor_q(xi)) };
-                let y = self.window_output(n, out, dt, q);
-                self.op(kind, &n.name, vec![xi], y, p);
-                self.finish_window_output(n, out, y, dt, q);
+                if let Some(dw) = depth {
+                    self.lower_pool_3d(n, kind, dw, p, dt)?;
+                } else {
+                    let xi = self.window_input(x, dt)?;
+                    let q = if float { None } else { Some(self.tensor_q(xi)) };
+                    let y = self.window_output(n, out, dt, q);
+                    self.op(kind, &n.name, vec![xi], y, p);
+                    self.finish_window_output(n, out, y, dt, q);
+                }
             }
             Op::GlobalAveragePool => {
                 let x = n.inputs[0];
@@ -410,8 +415,9 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, DType::F32, layout, None);
                 self.op(rop::WHERE, &n.name, ins, y, p);
             }
-            Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs } => {
-                weight_bytes = self.lower_recurrent(n, *lstm, *direction, *clip, *linear_before_reset, outputs)?;
+            Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs, batch_first } => {
+                weight_bytes =
+                    self.lower_recurrent(n, *lstm, *direction, *clip, *linear_before_reset, outputs, *batch_first)?;
             }
             Op::Softmax { axis } => {
                 let x = n.inputs[0];

@@ -5,7 +5,7 @@
 use super::importer::{attr, attr_f, attr_i, attr_ints, broadcast, norm_axis, ImportFn, Importer, IntConst, NodeCx};
 use super::tensor_ops as t;
 use crate::error::Result;
-use crate::ir::{Act, Op};
+use crate::ir::{Act, Op, Window};
 
 /// The importer of each supported ONNX operator, by op type (ai.onnx domain). An op type not
 /// listed here is an [`CompileError::UnsupportedOp`](crate::error::CompileError::UnsupportedOp).
@@ -354,6 +354,7 @@ fn as_2d(node: &tract_onnx::pb::NodeProto) -> tract_onnx::pb::NodeProto {
     for a in &mut n.attribute {
         match (a.name.as_str(), a.ints.len()) {
             ("kernel_shape" | "strides" | "dilations", 1) => a.ints.insert(0, 1),
+            ("output_padding", 1) => a.ints.insert(0, 0),
             ("pads", 2) => a.ints = vec![0, a.ints[0], 0, a.ints[1]],
             _ => {}
         }
@@ -361,15 +362,24 @@ fn as_2d(node: &tract_onnx::pb::NodeProto) -> tract_onnx::pb::NodeProto {
     n
 }
 
-/// ConvTranspose with constant weights `[C_in, C_out/group, KH, KW]` and optional bias;
-/// explicit pads and output_padding (output_shape and the SAME auto_pads are not supported).
+/// ConvTranspose with constant weights `[C_in, C_out/group, KH, KW]` (or `[C_in, C_out/group,
+/// K]` for 1-d) and optional bias; explicit pads and output_padding, or an output_shape or SAME
+/// auto_pad from which the pads follow (ONNX's equations; an output longer than the full one gets
+/// the difference as output padding at the end).
 fn conv_transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     use super::importer::attr_s;
-    let node = cx.node;
     let bad = |r: String| cx.bad(r);
-    let x = im.tensor_of(node, cx.input(0)?)?;
-    let w = im.tensor_of(node, cx.input(1)?)?;
-    let [n, c, h, wd] = im.rank4(node, x)?;
+    let x = im.tensor_of(cx.node, cx.input(0)?)?;
+    let mut w = im.tensor_of(cx.node, cx.input(1)?)?;
+    let one_d = im.g.tensors[x].shape.len() == 3;
+    let node2d = one_d.then(|| as_2d(cx.node));
+    let node = node2d.as_ref().unwrap_or(cx.node);
+    if one_d && im.g.is_const(w) && im.g.tensors[w].shape.len() == 3 {
+        let s = im.g.tensors[w].shape.clone();
+        let v = im.g.value(w).to_vec();
+        w = im.add_tensor(&format!("{}:weights2d", cx.out_name), vec![s[0], s[1], 1, s[2]], Some(v));
+    }
+    let [n, c, h, wd] = window_input(im, node, x)?;
     if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 4 {
         return Err(bad("weights must be a constant [C_in, C_out/group, KH, KW] tensor".into()));
     }
@@ -378,27 +388,65 @@ fn conv_transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     if ws[0] != c || c % group != 0 {
         return Err(bad(format!("weights {ws:?} do not match {c} input channels in {group} groups")));
     }
-    if attr(node, "output_shape").is_some() {
-        return Err(bad("the output_shape attribute is not supported (give pads and output_padding)".into()));
+    let auto_pad = attr_s(node, "auto_pad").unwrap_or_default();
+    let same = matches!(auto_pad.as_str(), "SAME_UPPER" | "SAME_LOWER");
+    if !matches!(auto_pad.as_str(), "" | "NOTSET" | "VALID") && !same {
+        return Err(bad(format!("auto_pad {auto_pad} is not supported")));
     }
-    if !matches!(attr_s(node, "auto_pad").as_deref(), None | Some("NOTSET") | Some("") | Some("VALID")) {
-        return Err(bad("auto_pad SAME_UPPER / SAME_LOWER is not supported".into()));
+    // The window's strides and dilations (its pads are replaced below when the output is given).
+    let mut plain = node.clone();
+    plain.attribute.retain(|a| a.name != "auto_pad" && (a.name != "pads" || !same));
+    let mut window = im.window(&plain, [h, wd], [ws[2], ws[3]])?;
+    if auto_pad == "VALID" {
+        window.pads = [0; 4];
     }
-    let window = im.window(node, [h, wd], [ws[2], ws[3]])?;
-    let out_pad = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0, 0]);
-    if out_pad.len() != 2 || out_pad.iter().any(|&v| v < 0) {
-        return Err(bad("output_padding must be two non-negative values".into()));
+    let out_pad: Vec<usize> = match attr_ints(node, "output_padding") {
+        None => vec![0, 0],
+        Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 0) => v.iter().map(|&x| x as usize).collect(),
+        Some(_) => return Err(bad("output_padding must have one non-negative value per spatial axis".into())),
+    };
+    for a in 0..2 {
+        if out_pad[a] >= window.strides[a].max(window.dilations[a]) {
+            return Err(bad("output_padding must be smaller than the stride or the dilation".into()));
+        }
     }
+    let full = |a: usize| ([h, wd][a] - 1) * window.strides[a] + window.dilations[a] * (ws[2 + a] - 1) + 1 + out_pad[a];
+    // The requested spatial output: output_shape (its last spatial values), or SAME's in * stride.
+    let wanted: Option<[usize; 2]> = match attr_ints(cx.node, "output_shape") {
+        Some(v) if v.len() >= if one_d { 1 } else { 2 } && v.iter().all(|&x| x > 0) => {
+            let v: Vec<usize> = v.iter().map(|&x| x as usize).collect();
+            Some(if one_d { [1, v[v.len() - 1]] } else { [v[v.len() - 2], v[v.len() - 1]] })
+        }
+        Some(v) => return Err(bad(format!("output_shape {v:?} must give the spatial output sizes"))),
+        None if same => Some([h * window.strides[0], wd * window.strides[1]]),
+        None => None,
+    };
     let mut out = [0usize; 2];
     for a in 0..2 {
-        let full =
-            ([h, wd][a] - 1) * window.strides[a] + window.dilations[a] * (ws[2 + a] - 1) + 1 + out_pad[a] as usize;
-        out[a] = full
-            .checked_sub(window.pads[a] + window.pads[a + 2])
-            .filter(|&v| v > 0)
-            .ok_or_else(|| bad(format!("pads {:?} leave no output", window.pads)))?;
-        if out_pad[a] as usize >= window.strides[a].max(window.dilations[a]) {
-            return Err(bad("output_padding must be smaller than the stride or the dilation".into()));
+        let f = full(a);
+        if let Some(want) = wanted {
+            let total = f as i64 - want[a] as i64;
+            let total_pos = total.max(0) as usize;
+            let (small, big) = (total_pos / 2, total_pos - total_pos / 2);
+            let (begin, end) = if auto_pad == "SAME_UPPER" { (small, big) } else { (big, small) };
+            window.pads[a] = begin;
+            window.pads[a + 2] = end;
+            if total < 0 {
+                // Longer than the full output: the rest is output padding (bias only).
+                let extra = (-total) as usize;
+                if out_pad[a] + extra >= window.strides[a].max(window.dilations[a]) {
+                    return Err(bad(format!(
+                        "output_shape {} on axis {a} exceeds the full output {f} by the stride or more",
+                        want[a]
+                    )));
+                }
+            }
+            out[a] = want[a];
+        } else {
+            out[a] = f
+                .checked_sub(window.pads[a] + window.pads[a + 2])
+                .filter(|&v| v > 0)
+                .ok_or_else(|| bad(format!("pads {:?} leave no output", window.pads)))?;
         }
     }
     let cout = ws[1] * group;
@@ -412,7 +460,8 @@ fn conv_transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         }
         None => im.add_tensor(&format!("{}:bias", cx.out_name), vec![cout], Some(vec![0.0; cout])),
     };
-    im.push(node, Op::ConvTranspose { window, group }, vec![x, w, bias], vec![n, cout, out[0], out[1]])?;
+    let shape = if one_d { vec![n, cout, out[1]] } else { vec![n, cout, out[0], out[1]] };
+    im.push(cx.node, Op::ConvTranspose { window, group }, vec![x, w, bias], shape)?;
     Ok(())
 }
 
@@ -1027,25 +1076,58 @@ fn clip(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// MaxPool and AveragePool over a 2-d window.
+/// MaxPool and AveragePool over a 1-d, 2-d or 3-d window. A 3-d window is separable (the max of
+/// a box is the max over depth of the max over height and width; so is the mean, as the box's tap
+/// count is the product of its axes' counts): it becomes a depth window and a 2-d window, which
+/// the lowering runs as two 2-d pooling passes.
 fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
     let bad = |r: String| cx.bad(r);
-    let input = |i: usize| cx.input(i);
-    let op_type = cx.node.op_type.as_str();
     if node.output.len() > 1 && !node.output[1].is_empty() {
         return Err(bad("the Indices output is not supported".into()));
     }
-    let x = im.tensor_of(node, input(0)?)?;
-    let one_d = im.g.tensors[x].shape.len() == 3;
-    let node2d = one_d.then(|| as_2d(cx.node));
-    let node = node2d.as_ref().unwrap_or(cx.node);
-    let [n, c, h, w] = window_input(im, node, x)?;
+    let x = im.tensor_of(node, cx.input(0)?)?;
+    let shape = im.g.tensors[x].shape.clone();
+    let count_include_pad = attr_i(node, "count_include_pad", 0) != 0;
+    let (window, depth, out) = match shape[..] {
+        [n, c, d, h, w] => {
+            let (depth_node, hw_node) = split_3d(cx)?;
+            let (dw, [od, _]) = pool_window(im, cx, &depth_node, [d, h * w], count_include_pad)?;
+            let (window, [oh, ow]) = pool_window(im, cx, &hw_node, [h, w], count_include_pad)?;
+            (window, Some(dw), vec![n, c, od, oh, ow])
+        }
+        _ => {
+            let one_d = shape.len() == 3;
+            let node2d = one_d.then(|| as_2d(node));
+            let node = node2d.as_ref().unwrap_or(node);
+            let [n, c, h, w] = window_input(im, node, x)?;
+            let (window, [oh, ow]) = pool_window(im, cx, node, [h, w], count_include_pad)?;
+            (window, None, if one_d { vec![n, c, ow] } else { vec![n, c, oh, ow] })
+        }
+    };
+    let op = if node.op_type == "MaxPool" {
+        Op::MaxPool { window, depth }
+    } else {
+        Op::AveragePool { window, depth, count_include_pad }
+    };
+    im.push(node, op, vec![x], out)?;
+    Ok(())
+}
+
+/// The 2-d window of a pooling node (attributes as a 2-d node's) over an `in_hw` input, with
+/// ceil_mode's last partial window, and the output extent.
+fn pool_window(
+    im: &Importer,
+    cx: &NodeCx<'_>,
+    node: &tract_onnx::pb::NodeProto,
+    [h, w]: [usize; 2],
+    count_include_pad: bool,
+) -> Result<(Window, [usize; 2])> {
+    let bad = |r: String| cx.bad(r);
     let k = attr_ints(node, "kernel_shape").filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1));
-    let k = k.ok_or_else(|| bad("kernel_shape must be two positive values".into()))?;
+    let k = k.ok_or_else(|| bad("kernel_shape must have one positive value per spatial axis".into()))?;
     let mut window = im.window(node, [h, w], [k[0] as usize, k[1] as usize])?;
     let [mut oh, mut ow] = im.window_out(node, &window, [h, w])?;
-    let count_include_pad = attr_i(node, "count_include_pad", 0) != 0;
     if attr_i(node, "ceil_mode", 0) != 0 {
         // ceil_mode: a last, partial window where the floor would drop it, unless it would start
         // past the input and the leading padding (as ONNX Runtime and PyTorch count). It reads
@@ -1059,7 +1141,7 @@ fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
                 ceil -= 1;
             }
             let extra = ((ceil - 1) * stride + span).saturating_sub(padded);
-            if extra > 0 && op_type == "AveragePool" && count_include_pad {
+            if extra > 0 && node.op_type == "AveragePool" && count_include_pad {
                 return Err(bad(
                     "ceil_mode=1 with count_include_pad=1 and a partial last window is not supported".into()
                 ));
@@ -1068,17 +1150,31 @@ fn pool(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             *out = ceil;
         }
     }
-    let op = if op_type == "MaxPool" {
-        Op::MaxPool { window }
-    } else {
-        if window.dilations != [1, 1] {
-            return Err(bad("dilated average pooling is not supported".into()));
+    Ok((window, [oh, ow]))
+}
+
+/// A 3-d window node's attributes as two 2-d nodes: the depth window (kernel `[kd, 1]` over
+/// `[D, H*W]`) and the height-width window.
+fn split_3d(cx: &NodeCx<'_>) -> Result<(tract_onnx::pb::NodeProto, tract_onnx::pb::NodeProto)> {
+    let (mut depth, mut hw) = (cx.node.clone(), cx.node.clone());
+    for (d, h) in depth.attribute.iter_mut().zip(&mut hw.attribute) {
+        let v = d.ints.clone();
+        match (d.name.as_str(), v.len()) {
+            ("kernel_shape" | "strides" | "dilations", 3) => {
+                d.ints = vec![v[0], 1];
+                h.ints = vec![v[1], v[2]];
+            }
+            ("pads", 6) => {
+                d.ints = vec![v[0], 0, v[3], 0];
+                h.ints = vec![v[1], v[2], v[4], v[5]];
+            }
+            ("kernel_shape" | "strides" | "dilations" | "pads", n) => {
+                return Err(cx.bad(format!("attribute {} has {n} values for 3 spatial axes", d.name)));
+            }
+            _ => {}
         }
-        Op::AveragePool { window, count_include_pad }
-    };
-    let out = if one_d { vec![n, c, ow] } else { vec![n, c, oh, ow] };
-    im.push(node, op, vec![x], out)?;
-    Ok(())
+    }
+    Ok((depth, hw))
 }
 
 /// Flatten: a Reshape to two dimensions.

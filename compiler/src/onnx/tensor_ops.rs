@@ -641,13 +641,16 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let opt = |i: usize| cx.inputs.get(i).copied().filter(|s| !s.is_empty());
     let x = im.tensor_of(node, cx.input(0)?)?;
     let xs = im.g.tensors[x].shape.clone();
-    if attr_i(node, "layout", 0) != 0 {
-        return Err(cx.bad("layout=1 (batch first) is not supported".into()));
-    }
+    let batch_first = match attr_i(node, "layout", 0) {
+        0 => false,
+        1 => true,
+        l => return Err(cx.bad(format!("layout={l} is not supported (0 or 1)"))),
+    };
     if xs.len() != 3 {
-        return Err(cx.bad(format!("X must be [seq, batch, input], got {xs:?}")));
+        let want = if batch_first { "[batch, seq, input]" } else { "[seq, batch, input]" };
+        return Err(cx.bad(format!("X must be {want}, got {xs:?}")));
     }
-    let (t, b, i) = (xs[0], xs[1], xs[2]);
+    let (t, b, i) = if batch_first { (xs[1], xs[0], xs[2]) } else { (xs[0], xs[1], xs[2]) };
     let direction = match attr_s(node, "direction").as_deref().unwrap_or("forward") {
         "forward" => 0,
         "reverse" => 1,
@@ -704,7 +707,7 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
             return Err(cx.bad("sequence_lens other than the full sequence are not supported".into()));
         }
     }
-    let state = vec![dirs, b, h];
+    let state = if batch_first { vec![b, dirs, h] } else { vec![dirs, b, h] };
     let state_input = |im: &mut Importer, k: usize, tag: &str| -> Result<usize> {
         match opt(k) {
             Some(n) => {
@@ -739,7 +742,11 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let mut outs = Vec::new();
     for k in 0..count {
         if let Some(name) = node.output.get(k).filter(|s| !s.is_empty()) {
-            let shape = if k == 0 { vec![t, dirs, b, h] } else { state.clone() };
+            let shape = match (k, batch_first) {
+                (0, false) => vec![t, dirs, b, h],
+                (0, true) => vec![b, t, dirs, h],
+                _ => state.clone(),
+            };
             present[k] = true;
             outs.push(im.add_tensor(name, shape, None));
         }
@@ -751,7 +758,7 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     im.g.nodes.push(crate::ir::Node {
         name,
         onnx_op: node.op_type.clone(),
-        op: Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs: present },
+        op: Op::Recurrent { lstm, direction, clip, linear_before_reset, outputs: present, batch_first },
         inputs,
         outputs: outs,
     });
