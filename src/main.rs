@@ -133,9 +133,11 @@ struct CompileArgs {
     /// Output .sparq file (written atomically)
     #[arg(short, long)]
     output: PathBuf,
-    /// Calibration data: a .npy array of N samples, or a directory of PNG/JPEG images
+    /// Calibration data: a .npy array of N samples, a directory of PNG/JPEG images or of one .npy per
+    /// sample; for a model with several inputs, `--calib NAME=PATH` per input (repeated) or one .npz
+    /// with an array named after each input
     #[arg(long)]
-    calib: Option<PathBuf>,
+    calib: Vec<String>,
     /// Use at most this many calibration samples (the first ones)
     #[arg(long)]
     calib_limit: Option<usize>,
@@ -229,9 +231,10 @@ struct RunArgs {
 #[derive(Args)]
 struct EvalArgs {
     model: PathBuf,
-    /// Evaluation inputs: a .npy array of N samples, or a directory of images
-    #[arg(long)]
-    data: PathBuf,
+    /// Evaluation inputs: a .npy array of N samples, a directory of images or of one .npy per sample;
+    /// for a model with several inputs, `--data NAME=PATH` per input (repeated) or one .npz
+    #[arg(long, required = true)]
+    data: Vec<String>,
     /// Integer class labels (.npy, N values)
     #[arg(long)]
     labels: Option<PathBuf>,
@@ -317,16 +320,15 @@ fn compile(a: CompileArgs) -> Result<()> {
         QuantArg::F32 => Precision::F32,
     };
     let g = sparq_compiler::load_graph(&onnx, &what, &shapes)?;
-    let input_shape = g.tensors[g.inputs[0]].shape.clone();
-    let mut samples = match &a.calib {
-        Some(p) => data::load_samples(p, &input_shape, &a.pre.to_preprocess())?,
-        None => Vec::new(),
+    let inputs: Vec<(String, Vec<usize>)> =
+        g.inputs.iter().map(|&i| (g.tensors[i].name.clone(), g.tensors[i].shape.clone())).collect();
+    let mut samples = if a.calib.is_empty() {
+        Vec::new()
+    } else {
+        data::concat_samples(&data::load_inputs(&a.calib, &inputs, &a.pre.to_preprocess(), "--calib", true)?)
     };
     if let Some(n) = a.calib_limit {
         samples.truncate(n);
-    }
-    if let Some(p) = &a.calib {
-        data::check_finite(&samples, &input_shape, &p.display().to_string())?;
     }
     let prune = match (&a.prune, &a.prune_file) {
         (Some(spec), _) => Some(PrunePolicy::parse(spec, a.prune_pattern.parse()?)?),
@@ -380,46 +382,15 @@ fn run(a: RunArgs) -> Result<()> {
     }
     let mapped = open_model(&a.model)?;
     let model = mapped.model();
-    let (n_in, n_out) = (model.input_count(), model.output_count());
+    let n_out = model.output_count();
     if n_out == 1 {
         sparq_compiler::check_output_path(&a.output)?;
     } else if a.output.exists() && !a.output.is_dir() {
         bail!("--output {}: the model has {n_out} outputs, so --output must be a directory", a.output.display());
     }
-    // Which file feeds which input: NAME=FILE, or plain files in input order.
-    let names: Vec<&str> = (0..n_in).map(|i| model.input(i).map_or("", |t| t.name)).collect();
-    if a.input.len() != n_in {
-        bail!(
-            "the model has {n_in} input(s) ({}); got {} --input",
-            names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
-            a.input.len()
-        );
-    }
-    let mut files: Vec<Option<PathBuf>> = vec![None; n_in];
-    for (k, spec) in a.input.iter().enumerate() {
-        let (slot, file) = match spec.split_once('=') {
-            Some((name, file)) if !Path::new(spec).exists() => {
-                let i = names.iter().position(|n| *n == name).ok_or_else(|| {
-                    anyhow!("--input {spec}: the model has no input '{name}' (inputs: {})", names.join(", "))
-                })?;
-                (i, file)
-            }
-            _ => (k, spec.as_str()),
-        };
-        if files[slot].replace(PathBuf::from(file)).is_some() {
-            bail!("--input: input '{}' is given twice", names[slot]);
-        }
-    }
-    let mut inputs = Vec::with_capacity(n_in);
-    for (i, f) in files.iter().enumerate() {
-        let f = f.as_ref().ok_or_else(|| anyhow!("no --input for input '{}'", names[i]))?;
-        let t = model.input(i).ok_or_else(|| anyhow!("model has no input {i}"))?;
-        inputs.push(data::load_samples(f, t.shape(), &a.pre.to_preprocess())?);
-    }
+    // Which file feeds which input: NAME=FILE, plain files in input order, or one .npz.
+    let inputs = data::load_inputs(&a.input, &model_inputs(model), &a.pre.to_preprocess(), "--input", false)?;
     let count = inputs[0].len();
-    if let Some(i) = inputs.iter().position(|s| s.len() != count) {
-        bail!("input '{}' has {} samples, input '{}' {count}", names[i], inputs[i].len(), names[0]);
-    }
     let mut arena = new_arena(model)?;
     let mut session = Session::with_options(model, arena.as_mut_slice(), session_options(1))?;
     let mut all: Vec<Vec<f32>> = vec![Vec::new(); n_out];
@@ -458,6 +429,11 @@ fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// A compiled model's inputs: name and shape, in input order.
+fn model_inputs(model: &Model<'_>) -> Vec<(String, Vec<usize>)> {
+    (0..model.input_count()).filter_map(|i| model.input(i)).map(|t| (t.name.to_string(), t.shape().to_vec())).collect()
+}
+
 fn read_labels(path: &Path) -> Result<Vec<i64>> {
     let a = data::read_npy(path)?;
     Ok(a.data.iter().map(|&v| v as i64).collect())
@@ -466,8 +442,8 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
 fn eval(a: EvalArgs) -> Result<()> {
     let mapped = open_model(&a.model)?;
     let model = mapped.model();
-    let input = model.input(0).ok_or_else(|| anyhow!("model has no input"))?;
-    let samples = data::load_samples(&a.data, input.shape(), &a.pre.to_preprocess())?;
+    let inputs = model_inputs(model);
+    let samples = data::concat_samples(&data::load_inputs(&a.data, &inputs, &a.pre.to_preprocess(), "--data", false)?);
     let labels = a.labels.as_deref().map(read_labels).transpose()?;
     if let Some(l) = &labels {
         if l.len() != samples.len() {
@@ -486,10 +462,9 @@ fn eval(a: EvalArgs) -> Result<()> {
                 &r.display().to_string(),
             );
             if g0.is_err() {
-                // Dynamic dims: take the shape from the compiled model.
-                let m = sparq_compiler::import::decode(&onnx, "")?;
-                if let Some(i) = m.graph.as_ref().and_then(|g| g.input.first()) {
-                    shapes.insert(i.name.clone(), input.shape().to_vec());
+                // Dynamic dims: take the shapes from the compiled model.
+                for (name, shape) in &inputs {
+                    shapes.insert(name.clone(), shape.clone());
                 }
             }
             let g = sparq_compiler::load_graph(&onnx, &r.display().to_string(), &shapes)?;

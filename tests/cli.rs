@@ -464,6 +464,78 @@ fn several_inputs_and_outputs_by_name() {
     fails(&["run", s(&model), "--input", &bad, "--input", &image_arg, "--output", s(&out)], "no input 'nope'", None);
 }
 
+/// An `.npz` archive of f32 arrays (`numpy.savez`, compressed).
+fn write_npz(path: &Path, arrays: &[(&str, &[usize], &[f32])]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, shape, data) in arrays {
+        let tmp = path.with_extension(format!("{name}.npy"));
+        write_npy(&tmp, shape, data);
+        zip.start_file(format!("{name}.npy"), opts).unwrap();
+        zip.write_all(&std::fs::read(&tmp).unwrap()).unwrap();
+        std::fs::remove_file(&tmp).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// A two-input model (audio features and a GRU state) compiled to int8 from per-input calibration
+/// data (a .npy for one input, a directory of one .npy per sample for the other), evaluated and run
+/// from one .npz; bad input specifications are one-line errors.
+#[test]
+fn several_inputs_calibrate_evaluate_and_run() {
+    let d = tmpdir("multi-int8");
+    let m = common::stateful();
+    let onnx = d.join("stateful.onnx");
+    std::fs::write(&onnx, &m.onnx).unwrap();
+    write_npy(&d.join("features.npy"), &[24, 1, 6, 16], &common::samples(&[1, 6, 16], 24, 1).concat());
+    let states = d.join("states");
+    std::fs::create_dir_all(&states).unwrap();
+    for (i, st) in common::samples(&[1, 1, 12], 24, 2).iter().enumerate() {
+        write_npy(&states.join(format!("{i:03}.npy")), &[1, 1, 12], st);
+    }
+    let model = d.join("stateful.sparq");
+    let f_arg = format!("features={}", s(&d.join("features.npy")));
+    let s_arg = format!("state={}", s(&states));
+    let (code, out, err) = sparq(&["compile", s(&onnx), "--calib", &s_arg, "--calib", &f_arg, "-o", s(&model)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("compile report (int8)") && out.contains("GRU"), "{out}");
+    let (feats, sts) = (common::samples(&[1, 6, 16], 8, 3).concat(), common::samples(&[1, 1, 12], 8, 4).concat());
+    let npz = d.join("eval.npz");
+    write_npz(&npz, &[("state", &[8, 1, 1, 12], &sts), ("features", &[8, 1, 6, 16], &feats)]);
+    let (code, out, err) = sparq(&["eval", s(&model), "--data", s(&npz), "--reference", s(&onnx)]);
+    assert_eq!(code, 0, "{err}");
+    let sqnr: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("output SQNR"))
+        .and_then(|v| v.trim().trim_end_matches(" dB").parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(sqnr >= 25.0, "int8 output SQNR {sqnr} dB: {out}");
+    let outdir = d.join("out");
+    let (code, out, err) = sparq(&["run", s(&model), "--input", s(&npz), "--output", s(&outdir)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ran 8 sample(s)"), "{out}");
+    assert_eq!(std::fs::read_dir(&outdir).unwrap().count(), 2);
+    let bad = d.join("bad.sparq");
+    fails(
+        &["compile", s(&onnx), "--calib", &f_arg, "-o", s(&bad)],
+        "2 input(s) ('features', 'state'); got 1",
+        Some(&bad),
+    );
+    let short = d.join("short.npz");
+    write_npz(&short, &[("features", &[8, 1, 6, 16], &feats)]);
+    fails(&["compile", s(&onnx), "--calib", s(&short), "-o", s(&bad)], "has no array 'state'", Some(&bad));
+    let few = d.join("few.npy");
+    write_npy(&few, &[3, 1, 1, 12], &sts[..36]);
+    let few_arg = format!("state={}", s(&few));
+    fails(&["compile", s(&onnx), "--calib", &f_arg, "--calib", &few_arg, "-o", s(&bad)], "has 3 samples", Some(&bad));
+    fails(
+        &["compile", s(&onnx), "--calib", s(&npz), "--prune", "0.5", "-o", s(&bad)],
+        "pruning needs a model with one input",
+        Some(&bad),
+    );
+}
+
 /// Bad models of the operators added with format 1.4: an LSTM whose initial state has the wrong
 /// shape, a zero-size input dimension, an unsupported attribute value: one line naming the node
 /// or input, exit code 1, no output file.
@@ -501,7 +573,7 @@ fn bad_recurrent_and_zero_size_models_are_named() {
     let x = b.input("x", &[5, 1, 2]);
     let w = b.constant(&[1, 12, 2], vec![0.1; 24]);
     let r = b.constant(&[1, 12, 4], vec![0.1; 48]);
-    let y = b.node("GRU", &[&x, &w, &r], vec![("direction", Attr::Str("sideways".into()))]);
+    let y = b.node("GRU", &[&x, &w, &r], vec![("direction", Attr::Str("sideways"))]);
     b.output(&y);
     let p = compile("gru", b.build());
     fails(&["compile", s(&p), "--quant", "f32", "-o", s(&out)], "direction=sideways is not supported", Some(&out));

@@ -65,6 +65,49 @@ fn int8_path_is_within_quantization_error() {
     }
 }
 
+/// A model with two inputs (audio features and a GRU state) and two outputs (scores and the new
+/// state): a sample concatenates both inputs; f32 matches tract on both outputs, int8 compiles from
+/// calibration samples of both inputs and stays within quantization error.
+#[test]
+fn several_inputs_compile_in_f32_and_int8() {
+    let m = common::stateful();
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    assert_eq!(g.input_lens(), [96, 12]);
+    let make = |n: usize, seed: u64| -> Vec<Vec<f32>> {
+        let feats = common::samples(&[1, 6, 16], n, seed);
+        let states = common::samples(&[1, 1, 12], n, seed + 100);
+        sparq_compiler::data::concat_samples(&[feats, states])
+    };
+    let refs_of = |samples: &[Vec<f32>]| {
+        let names = g.outputs.iter().map(|&o| g.tensors[o].name.clone()).collect();
+        let r = Reference::new(&m.onnx, &g, names).expect("tract");
+        samples.iter().map(|s| r.run(s).expect("tract run")).collect::<Vec<_>>()
+    };
+    let test = make(16, 41);
+    let refs = refs_of(&test);
+    let opts = CompileOptions { precision: Precision::F32, ..Default::default() };
+    let c = sparq_compiler::compile(&m.onnx, m.name, &[], &opts).unwrap();
+    let outs = eval::run_sparq(&c.bytes, &test, None).unwrap();
+    for k in 0..2 {
+        let scale = refs.iter().flat_map(|r| &r[k]).fold(0f32, |a, v| a.max(v.abs()));
+        let worst = outs
+            .iter()
+            .zip(&refs)
+            .flat_map(|(o, r)| o[k].iter().zip(&r[k]))
+            .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(worst <= 1e-4 * scale, "output {k}: f32 differs from tract by {worst} (scale {scale})");
+    }
+    let c = sparq_compiler::compile(&m.onnx, m.name, &make(32, 42), &CompileOptions::default()).unwrap();
+    let outs = eval::run_sparq(&c.bytes, &test, None).unwrap();
+    let a = eval::compare(&outs, &refs, None);
+    println!("stateful int8: SQNR {:.1} dB, top-1 agreement {:.1}%", a.sqnr_db, a.top1_agreement * 100.0);
+    assert!(a.sqnr_db >= 25.0, "int8 SQNR {:.1} dB", a.sqnr_db);
+    assert!(c.report.float_layers.iter().any(|(_, _, w)| w.ends_with("GRU")), "{:?}", c.report.float_layers);
+    // A sample of the wrong length names both inputs' total.
+    let err = sparq_compiler::compile(&m.onnx, m.name, &[vec![0.0; 96]], &CompileOptions::default()).err().unwrap();
+    assert!(err.to_string().contains("the model's 2 inputs have 108"), "{err}");
+}
+
 #[test]
 fn keep_float_mixes_precisions() {
     let m = common::depthwise_separable();

@@ -1,5 +1,10 @@
-//! Input data for calibration, evaluation and `sparq run`: `.npy` arrays or directories of
-//! images, turned into model-ready f32 samples.
+//! Input data for calibration, evaluation and `sparq run`: `.npy` arrays, `.npz` archives (one
+//! array per model input), directories of images or of one `.npy` per sample, turned into
+//! model-ready f32 samples.
+//!
+//! A model with several inputs gets its data per input ([`load_inputs`]); a sample of such a
+//! model, as the compiler's calibration and evaluation take it, is every input's values
+//! concatenated in the model's input order ([`concat_samples`]).
 //!
 //! Rules: uint8 data (a u8 `.npy` or images) is scaled to [0, 1] first; then, if given,
 //! `(x - mean[c]) / std[c]` per channel. Data laid out NHWC (`--layout nhwc`, the default for
@@ -269,21 +274,202 @@ pub fn to_samples(a: &Array, input_shape: &[usize], pre: &Preprocess, what: &str
     Ok(samples)
 }
 
-/// Load `.npy` or an image directory as samples for a model input of `input_shape`.
+/// Load `.npy`, a directory of images or of `.npy` files (one sample each, sorted by name) as
+/// samples for a model input of `input_shape`.
 pub fn load_samples(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Result<Vec<Vec<f32>>> {
     let what = path.display().to_string();
     if !path.exists() {
         return Err(CompileError::Io { path: path.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
     }
     let a = if path.is_dir() {
-        if input_shape.len() != 4 {
-            return Err(CompileError::Data("image directories need a rank-4 NCHW model input".into()));
+        match read_npy_dir(path)? {
+            Some(a) => a,
+            None if input_shape.len() != 4 => {
+                return Err(CompileError::Data(format!(
+                    "{what}: a directory of images needs a rank-4 NCHW model input (this one is {input_shape:?}); \
+                     give a .npy file, or a directory of one .npy per sample"
+                )))
+            }
+            None => read_image_dir(path, input_shape[2], input_shape[3])?,
         }
-        read_image_dir(path, input_shape[2], input_shape[3])?
+    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz")) {
+        let mut arrays = read_npz(path)?;
+        if arrays.len() != 1 {
+            let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(CompileError::Data(format!(
+                "{what}: {} arrays ({}) for one input; name the input's array after it",
+                arrays.len(),
+                names.join(", ")
+            )));
+        }
+        arrays.remove(0).1
     } else {
         read_npy(path)?
     };
     to_samples(&a, input_shape, pre, &what)
+}
+
+/// A directory's `.npy` files (sorted by name), one sample each, stacked; `None` when it has none.
+fn read_npy_dir(dir: &Path) -> Result<Option<Array>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|source| CompileError::Io { path: dir.into(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
+    let mut stacked: Option<Array> = None;
+    for f in &files {
+        let a = read_npy(f)?;
+        match &mut stacked {
+            None => {
+                let mut shape = vec![1];
+                shape.extend_from_slice(&a.shape);
+                stacked = Some(Array { shape, data: a.data, was_u8: a.was_u8 });
+            }
+            Some(s) => {
+                if s.shape[1..] != a.shape[..] || s.was_u8 != a.was_u8 {
+                    return Err(CompileError::Data(format!(
+                        "{}: shape {:?} differs from the directory's first sample {:?}",
+                        f.display(),
+                        a.shape,
+                        &s.shape[1..]
+                    )));
+                }
+                s.shape[0] += 1;
+                s.data.extend_from_slice(&a.data);
+            }
+        }
+    }
+    Ok(stacked)
+}
+
+/// The arrays of a `.npz` archive (`numpy.savez`, compressed or not), by name without `.npy`,
+/// in archive order.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>> {
+    use std::io::Read;
+    let what = path.display().to_string();
+    let bad = |r: String| CompileError::Data(format!("{what}: {r}"));
+    let file = std::fs::File::open(path).map_err(|source| CompileError::Io { path: path.into(), source })?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a .npz archive ({e})")))?;
+    let mut out = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(format!("entry {i}: {e}")))?;
+        let name = entry.name().to_string();
+        // The size a corrupt archive claims is not trusted for the allocation.
+        let mut bytes = Vec::with_capacity((entry.size() as usize).min(1 << 26));
+        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+        let array = parse_npy(&bytes, &format!("{what}:{name}"))?;
+        out.push((name.strip_suffix(".npy").unwrap_or(&name).to_string(), array));
+    }
+    Ok(out)
+}
+
+/// The data for every model input (`inputs`: name and shape, in the model's order), from a
+/// command-line flag's values `specs`: one `.npz` whose arrays are named after the inputs, or one
+/// `NAME=PATH` per input, or plain paths in input order (each a `.npy`, an image directory or a
+/// directory of `.npy` samples). Every input must get the same number of samples; with `finite`,
+/// every value must be a finite number (calibration data), and the error names the file. Returns
+/// each input's samples.
+pub fn load_inputs(
+    specs: &[String],
+    inputs: &[(String, Vec<usize>)],
+    pre: &Preprocess,
+    flag: &str,
+    finite: bool,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let err = |r: String| CompileError::Data(format!("{flag}: {r}"));
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+    let listed = || names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let is_npz = |p: &str| Path::new(p).extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    let mut per_input: Vec<Option<(String, Vec<Vec<f32>>)>> = vec![None; inputs.len()];
+    if specs.len() == 1 && is_npz(&specs[0]) && Path::new(&specs[0]).is_file() {
+        let path = Path::new(&specs[0]);
+        let mut arrays = read_npz(path)?;
+        for (i, (name, shape)) in inputs.iter().enumerate() {
+            // One input and one array: whatever its name (`numpy.savez(f, x)` calls it arr_0).
+            let only = inputs.len() == 1 && arrays.len() == 1;
+            let k = arrays.iter().position(|(n, _)| n == name || only).ok_or_else(|| {
+                let have: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+                err(format!(
+                    "{} has no array '{name}' for input '{name}' (arrays: {})",
+                    path.display(),
+                    have.join(", ")
+                ))
+            })?;
+            let (n, a) = arrays.remove(k);
+            let what = format!("{}:{n}", path.display());
+            per_input[i] = Some((what.clone(), to_samples(&a, shape, pre, &what)?));
+        }
+    } else {
+        if specs.len() != inputs.len() {
+            return Err(err(format!(
+                "the model has {} input(s) ({}); got {} (give NAME=PATH per input, or one .npz with an array per input)",
+                inputs.len(),
+                listed(),
+                specs.len()
+            )));
+        }
+        for (k, spec) in specs.iter().enumerate() {
+            let (slot, file) = match spec.split_once('=') {
+                Some((name, file)) if !Path::new(spec).exists() => {
+                    let i = names.iter().position(|n| *n == name).ok_or_else(|| {
+                        err(format!("{spec}: the model has no input '{name}' (inputs: {})", listed()))
+                    })?;
+                    (i, file)
+                }
+                _ => (k, spec.as_str()),
+            };
+            if per_input[slot].is_some() {
+                return Err(err(format!("input '{}' is given twice", names[slot])));
+            }
+            let path = Path::new(file);
+            per_input[slot] = Some((path.display().to_string(), load_samples(path, &inputs[slot].1, pre)?));
+        }
+    }
+    let per_input: Vec<(String, Vec<Vec<f32>>)> = per_input
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| p.ok_or_else(|| err(format!("no data for input '{}'", names[i]))))
+        .collect::<Result<_>>()?;
+    let count = per_input[0].1.len();
+    if let Some(i) = per_input.iter().position(|(_, s)| s.len() != count) {
+        return Err(err(format!(
+            "input '{}' has {} samples ({}), input '{}' {count} ({})",
+            names[i],
+            per_input[i].1.len(),
+            per_input[i].0,
+            names[0],
+            per_input[0].0
+        )));
+    }
+    if finite {
+        for ((what, samples), (_, shape)) in per_input.iter().zip(inputs) {
+            check_finite(samples, shape, what)?;
+        }
+    }
+    Ok(per_input.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Samples of a several-input model as the compiler takes them: sample `s` is every input's
+/// sample `s`, concatenated in input order.
+pub fn concat_samples(per_input: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
+    let count = per_input.first().map_or(0, |p| p.len());
+    (0..count).map(|s| per_input.iter().flat_map(|p| p[s].iter().copied()).collect()).collect()
+}
+
+/// Sample `s`'s values for each input, from a concatenated sample and the inputs' element counts.
+pub fn split_sample<'a>(sample: &'a [f32], lens: &[usize]) -> Vec<&'a [f32]> {
+    let mut rest = sample;
+    lens.iter()
+        .map(|&n| {
+            let (head, tail) = rest.split_at(n.min(rest.len()));
+            rest = tail;
+            head
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -38,8 +38,6 @@ pub enum CompileError {
     Runtime(#[from] sparq_runtime::RuntimeError),
     #[error("int8 compilation needs calibration data (--calib)")]
     MissingCalibration,
-    #[error("models with several inputs cannot be calibrated yet (this one has {0})")]
-    SeveralInputs(usize),
     #[error("{option} has {given} values but the input has {channels} channels")]
     PreprocessChannels { option: &'static str, given: usize, channels: usize },
     #[error(

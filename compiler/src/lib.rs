@@ -147,21 +147,40 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // The model is imported once; every later step is a pass over this graph.
     let mut g = load_graph(onnx, what, &opts.input_shapes)?;
     let macs_before = g.macs();
-    let in_len: usize = g.tensors[g.inputs[0]].elements();
+    // A sample is every input's values, concatenated in input order.
+    let lens = g.input_lens();
+    let in_len: usize = lens.iter().sum();
     if let Some(bad) = samples.iter().find(|s| s.len() != in_len) {
-        return Err(CompileError::Data(format!(
-            "calibration sample has {} values, the model input has {in_len}",
-            bad.len()
-        )));
+        let what = if lens.len() == 1 {
+            "the model input has".to_string()
+        } else {
+            format!("the model's {} inputs have", lens.len())
+        };
+        return Err(CompileError::Data(format!("calibration sample has {} values, {what} {in_len}", bad.len())));
     }
     // A NaN or infinity would give tensors non-finite ranges, and the model a scale the runtime
     // refuses at the very end: name the sample instead.
-    data::check_finite(samples, &g.tensors[g.inputs[0]].shape, "calibration data")?;
+    for (k, &input) in g.inputs.iter().enumerate() {
+        let offset: usize = lens[..k].iter().sum();
+        let piece: Vec<Vec<f32>> = samples.iter().map(|s| s[offset..offset + lens[k]].to_vec()).collect();
+        let what = if lens.len() == 1 {
+            "calibration data".to_string()
+        } else {
+            format!("calibration data of input '{}'", g.tensors[input].name)
+        };
+        data::check_finite(&piece, &g.tensors[input].shape, &what)?;
+    }
     if opts.precision == Precision::Int8 && samples.is_empty() {
         return Err(CompileError::MissingCalibration);
     }
     let weight_pruning = opts.prune.as_ref().filter(|p| !p.is_empty());
     let pruning = weight_pruning.is_some() || opts.prune_channels.is_some();
+    if pruning && g.inputs.len() != 1 {
+        return Err(CompileError::Data(format!(
+            "pruning needs a model with one input; this one has {} (compile without --prune / --prune-channels)",
+            g.inputs.len()
+        )));
+    }
     // The float reference (tract) runs once, on the original model: its outputs are what the
     // report compares with; its statistics calibrate the model when no pass changes it, and
     // otherwise rank the weights and correct the biases of the pruning passes (see `prune`,

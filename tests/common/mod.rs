@@ -266,38 +266,35 @@ pub fn upsample() -> TestModel {
     let h = b.node("Relu", &[&h], vec![]);
     // Pads: reflect (asymmetric), edge, a constant 0.25 (7x9 -> 10x12 -> conv 8x10 -> 10x12).
     let p = b.constant_i64(vec![0, 0, 1, 2, 0, 0, 2, 1]);
-    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("reflect".into()))]);
+    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("reflect"))]);
     let h = conv(&mut b, &mut rng, &h, 6, 6, 3, vec![], 1);
     let p = b.constant_i64(vec![0, 0, 0, 1, 0, 0, 1, 0]);
-    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("edge".into()))]);
+    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("edge"))]);
     let p = b.constant_i64(vec![0, 0, 1, 0, 0, 0, 0, 1]);
     let v = b.constant(&[], vec![0.25]);
     let h = b.node("Pad", &[&h, &p, &v], vec![]);
     let roi = b.constant(&[0], vec![]);
     let up = b.constant(&[4], vec![1.0, 1.0, 2.0, 2.0]);
-    let h = b.node("Resize", &[&h, &roi, &up], vec![("mode", Attr::Str("nearest".into()))]);
+    let h = b.node("Resize", &[&h, &roi, &up], vec![("mode", Attr::Str("nearest"))]);
     let h = conv(&mut b, &mut rng, &h, 6, 6, 3, vec![pads([1, 1, 1, 1])], 1);
     let no_scales = b.constant(&[0], vec![]);
     let sizes = b.constant_i64(vec![1, 6, 11, 13]);
     let h = b.node(
         "Resize",
         &[&h, &roi, &no_scales, &sizes],
-        vec![
-            ("mode", Attr::Str("linear".into())),
-            ("coordinate_transformation_mode", Attr::Str("align_corners".into())),
-        ],
+        vec![("mode", Attr::Str("linear")), ("coordinate_transformation_mode", Attr::Str("align_corners"))],
     );
     let h = b.node("Relu", &[&h], vec![]);
     let down = b.constant(&[4], vec![1.0, 1.0, 0.5, 0.5]);
-    let h = b.node("Resize", &[&h, &roi, &down], vec![("mode", Attr::Str("linear".into()))]);
+    let h = b.node("Resize", &[&h, &roi, &down], vec![("mode", Attr::Str("linear"))]);
     let up3 = b.constant(&[4], vec![1.0, 1.0, 1.5, 1.5]);
     let h = b.node(
         "Resize",
         &[&h, &roi, &up3],
         vec![
-            ("mode", Attr::Str("nearest".into())),
-            ("coordinate_transformation_mode", Attr::Str("asymmetric".into())),
-            ("nearest_mode", Attr::Str("floor".into())),
+            ("mode", Attr::Str("nearest")),
+            ("coordinate_transformation_mode", Attr::Str("asymmetric")),
+            ("nearest_mode", Attr::Str("floor")),
         ],
     );
     // Transposed convolutions (DBNet's upsampling head): stride 2 with pads and an output
@@ -426,7 +423,7 @@ pub fn recurrent() -> TestModel {
     let y = b.node(
         "LSTM",
         &[&seq, &w, &r, &bias],
-        vec![("direction", Attr::Str("bidirectional".into())), ("hidden_size", Attr::Int(hl as i64))],
+        vec![("direction", Attr::Str("bidirectional")), ("hidden_size", Attr::Int(hl as i64))],
     );
     let y = b.node("Transpose", &[&y], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
     let s = b.constant_i64(vec![10, 1, 2 * hl as i64]);
@@ -446,6 +443,40 @@ pub fn recurrent() -> TestModel {
     let out = b.node("Gemm", &[&f, &w, &bias], vec![("transB", Attr::Int(1))]);
     b.output(&out);
     TestModel { name: "recurrent", onnx: b.build(), input_shape: vec![1, 6, 20] }
+}
+
+/// A streaming keyword spotter with two inputs and two outputs: audio features `[1, 6, 16]`
+/// through a 1-d convolution into a batch-first GRU (ONNX `layout=1`) whose initial state is the
+/// second input `state` `[1, 1, 12]`; outputs the class scores and the new state.
+pub fn stateful() -> TestModel {
+    let mut rng = Rng::new(12);
+    let mut b = OnnxBuilder::new("stateful", 14);
+    let x = b.input("features", &[1, 6, 16]);
+    let state = b.input("state", &[1, 1, 12]);
+    let w = b.constant(&[16, 6, 3], rng.vec(16 * 6 * 3, 0.3));
+    let bias = b.constant(&[16], rng.vec(16, 0.1));
+    let h =
+        b.node("Conv", &[&x, &w, &bias], vec![("kernel_shape", Attr::Ints(vec![3])), ("pads", Attr::Ints(vec![1, 1]))]);
+    let h = b.node("Relu", &[&h], vec![]);
+    // [1, 16 channels, 16 steps] -> batch first [1, 16 steps, 16 channels].
+    let seq = b.node("Transpose", &[&h], vec![("perm", Attr::Ints(vec![0, 2, 1]))]);
+    let hg = 12usize;
+    let w = b.constant(&[1, 3 * hg, 16], rng.vec(3 * hg * 16, 0.2));
+    let r = b.constant(&[1, 3 * hg, hg], rng.vec(3 * hg * hg, 0.25));
+    let bias = b.constant(&[1, 6 * hg], rng.vec(6 * hg, 0.1));
+    let (_, yh) = b.node2(
+        "GRU",
+        &[&seq, &w, &r, &bias, "", &state],
+        vec![("hidden_size", Attr::Int(hg as i64)), ("layout", Attr::Int(1))],
+    );
+    let s = b.constant_i64(vec![1, hg as i64]);
+    let f = b.node("Reshape", &[&yh, &s], vec![]);
+    let w = b.constant(&[5, hg], rng.vec(5 * hg, 0.4));
+    let bias = b.constant(&[5], rng.vec(5, 0.1));
+    let out = b.node("Gemm", &[&f, &w, &bias], vec![("transB", Attr::Int(1))]);
+    b.output(&out);
+    b.output(&yh);
+    TestModel { name: "stateful", onnx: b.build(), input_shape: vec![1, 6, 16] }
 }
 
 pub fn all_models() -> Vec<TestModel> {
@@ -586,4 +617,5 @@ pub fn residual_group(dead: usize) -> TestModel {
 
 /// Recompute every CRC-32 of a `.sparq` file, so that a deliberate change reaches the reader's
 /// semantic checks (the fuzzer's own).
+#[allow(unused_imports)]
 pub use sparq_fuzzgen::fix_checksums;

@@ -4,7 +4,8 @@
 use crate::error::Result;
 use sparq_runtime::{AlignedBytes, Model, Session};
 
-/// Run a `.sparq` (already validated bytes) over samples; returns per-sample, per-output values.
+/// Run a `.sparq` (already validated bytes) over samples (each the model inputs' values
+/// concatenated in input order); returns per-sample, per-output values.
 pub fn run_sparq(
     bytes: &[u8],
     samples: &[Vec<f32>],
@@ -14,9 +15,12 @@ pub fn run_sparq(
     let model = Model::from_bytes(&aligned)?;
     let mut arena = AlignedBytes::try_zeroed(model.check_arena(sparq_runtime::DEFAULT_MAX_ARENA)?)?;
     let mut session = Session::new(&model, arena.as_mut_slice())?;
+    let lens = input_lens(&model);
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {
-        session.set_input(0, s)?;
+        for (i, x) in crate::data::split_sample(s, &lens).into_iter().enumerate() {
+            session.set_input(i, x)?;
+        }
         session.run();
         let outs = (0..model.output_count())
             .map(|i| session.output(i).map(|o| o.to_vec()))
@@ -46,7 +50,13 @@ pub fn run_graph_f32(
     crate::ir::rewrite::remove_dead(&mut sub);
     let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
     let file = AlignedBytes::from_slice(&lower::lower(&sub, &lower::Stats::default(), &opts)?.spec.to_bytes());
-    run_samples(&file, samples.len(), &|i| vec![&samples[i][..]], f)
+    let lens = g.input_lens();
+    run_samples(&file, samples.len(), &|i| crate::data::split_sample(&samples[i], &lens), f)
+}
+
+/// Each input's element count of a compiled model, in input order.
+fn input_lens(model: &Model<'_>) -> Vec<usize> {
+    (0..model.input_count()).map(|i| model.input(i).map_or(0, |t| t.shape().iter().product())).collect()
 }
 
 /// Run the model `file` on `count` samples, the inputs of sample `i` being `inputs(i)`, on up to

@@ -243,14 +243,19 @@ fn calibrate_with(
     let sample_p = methods.iter().find_map(|m| if let CalibMethod::SamplePercentile(p) = m { Some(*p) } else { None });
     let need_hist = methods.iter().any(|m| matches!(m, CalibMethod::Percentile(_) | CalibMethod::Mse));
     let mut names = activation_names(g);
-    // The graph input is tracked like the activations, as entry `names.len()`.
-    let input_name = g.tensors[g.inputs[0]].name.clone();
+    // The graph inputs are tracked like the activations, as the last entries.
     let mut shapes: Vec<Vec<usize>> = names
         .iter()
         .map(|n| g.tensors.iter().find(|t| &t.name == n).map(|t| t.shape.clone()).unwrap_or_default())
         .collect();
-    shapes.push(g.tensors[g.inputs[0]].shape.clone());
-    names.push(input_name);
+    for &i in &g.inputs {
+        shapes.push(g.tensors[i].shape.clone());
+        names.push(g.tensors[i].name.clone());
+    }
+    let lens = g.input_lens();
+    let with_inputs = |vals: &mut Vec<Vec<f32>>, i: usize| {
+        vals.extend(crate::data::split_sample(&samples[i], &lens).into_iter().map(|x| x.to_vec()));
+    };
     // A graph output may be the graph input itself (an Identity or Dropout model).
     // (`None`: a constant output, shape arithmetic folded away.)
     let out_pos: Vec<Option<usize>> = g
@@ -266,7 +271,7 @@ fn calibrate_with(
     let mut outputs = Vec::with_capacity(samples.len());
     let mut scratch = Vec::new();
     run(&mut |i, mut vals| {
-        vals.push(samples[i].clone());
+        with_inputs(&mut vals, i);
         outputs.push(
             out_pos
                 .iter()
@@ -285,7 +290,7 @@ fn calibrate_with(
         // Second pass: histograms over each tensor's observed range.
         hists = accs.iter().map(|a| Histogram::new(a.min, a.max)).collect();
         run(&mut |i, mut vals| {
-            vals.push(samples[i].clone());
+            with_inputs(&mut vals, i);
             for (h, v) in hists.iter_mut().zip(&vals) {
                 h.add(v);
             }

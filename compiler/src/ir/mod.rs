@@ -292,6 +292,11 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Each graph input's element count, in input order (a sample of a several-input model is
+    /// these inputs' values concatenated: see `data::concat_samples`).
+    pub fn input_lens(&self) -> Vec<usize> {
+        self.inputs.iter().map(|&i| self.tensors[i].elements()).collect()
+    }
     pub fn is_const(&self, t: usize) -> bool {
         self.tensors[t].value.is_some()
     }
