@@ -123,6 +123,38 @@ pub(super) fn fold_binary(im: &mut Importer, cx: &NodeCx<'_>, a: usize, b: usize
 /// Sub and Div by a computed divisor, Pow, Min and Max (two or more inputs).
 pub(super) fn binary_fn(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let node = cx.node;
+    let names: Vec<&str> = cx.inputs.iter().copied().filter(|s| !s.is_empty()).collect();
+    if matches!(node.op_type.as_str(), "Min" | "Max")
+        && !names.is_empty()
+        && names.iter().all(|s| im.ints.contains_key(*s))
+    {
+        // Shape arithmetic (e.g. the padded shape of a center crop): folded, numpy broadcasting.
+        let mut acc = im.ints_of(node, names[0])?;
+        for name in &names[1..] {
+            let b = im.ints_of(node, name)?;
+            let shape = broadcast(&acc.shape, &b.shape)
+                .ok_or_else(|| cx.bad(format!("shapes {:?} and {:?} do not broadcast", acc.shape, b.shape)))?;
+            let n: usize = shape.iter().product();
+            if !(acc.data.len() == 1 || acc.data.len() == n) || !(b.data.len() == 1 || b.data.len() == n) {
+                return Err(cx.bad("integer broadcasting beyond scalars is not supported".into()));
+            }
+            let at = |v: &[i64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+            let max = node.op_type == "Max";
+            let data = (0..n)
+                .map(|i| {
+                    let (x, y) = (at(&acc.data, i), at(&b.data, i));
+                    if max {
+                        x.max(y)
+                    } else {
+                        x.min(y)
+                    }
+                })
+                .collect();
+            acc = IntConst { shape, data };
+        }
+        im.ints.insert(cx.out_name.clone(), acc);
+        return Ok(());
+    }
     let ids = cx.inputs.iter().filter(|s| !s.is_empty()).map(|s| im.tensor_of(node, s)).collect::<Result<Vec<_>>>()?;
     let function = match node.op_type.as_str() {
         "Sub" => bf::SUB,
