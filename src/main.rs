@@ -150,6 +150,10 @@ struct CompileArgs {
     /// Fix an input's shape, e.g. input=1,3,224,224 (repeatable)
     #[arg(long)]
     input_shape: Vec<String>,
+    /// Make an input a constant, e.g. sr=16000 (repeatable): a mode or sample-rate input then selects
+    /// its branch (If) at compile time, and the compiled model no longer takes it
+    #[arg(long)]
+    input_value: Vec<String>,
     /// Precision of the compiled model
     #[arg(long, value_enum, default_value = "int8")]
     quant: QuantArg,
@@ -241,8 +245,29 @@ struct EvalArgs {
     /// The original float ONNX model, run by tract as the reference
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// Inputs of the reference made constants, as `compile --input-value` did (repeatable)
+    #[arg(long)]
+    input_value: Vec<String>,
     #[command(flatten)]
     pre: PreprocessArgs,
+}
+
+/// `--input-value NAME=V1,V2,...` values, in the order given.
+fn parse_values(specs: &[String]) -> Result<Vec<(String, Vec<f64>)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, vals) = spec
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--input-value {spec}: expected NAME=V1,V2,... (e.g. sr=16000)"))?;
+            let v = vals
+                .split(',')
+                .map(|x| x.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| anyhow!("--input-value {spec}: values must be numbers separated by commas"))?;
+            Ok((name.to_string(), v))
+        })
+        .collect()
 }
 
 fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
@@ -276,9 +301,10 @@ fn compile(a: CompileArgs) -> Result<()> {
         // Before any work: an unwritable output would otherwise fail only after the compile.
         sparq_compiler::check_output_path(&a.output)?;
     }
-    let onnx = read_file(&a.model)?;
     let what = a.model.display().to_string();
     let shapes = parse_shapes(&a.input_shape)?;
+    let values = parse_values(&a.input_value)?;
+    let onnx = sparq_compiler::import::freeze_inputs(&read_file(&a.model)?, &what, &values, &shapes)?;
     if a.list_nodes {
         let g = sparq_compiler::load_graph(&onnx, &what, &shapes)?;
         for n in &g.nodes {
@@ -454,7 +480,13 @@ fn eval(a: EvalArgs) -> Result<()> {
     println!("{} samples", samples.len());
     match &a.reference {
         Some(r) => {
-            let onnx = read_file(r)?;
+            let values = parse_values(&a.input_value)?;
+            let onnx = sparq_compiler::import::freeze_inputs(
+                &read_file(r)?,
+                &r.display().to_string(),
+                &values,
+                &HashMap::new(),
+            )?;
             let mut shapes = HashMap::new();
             let g0 = sparq_compiler::import::import(
                 &sparq_compiler::import::decode(&onnx, &r.display().to_string())?,

@@ -172,6 +172,7 @@ impl Frontier {
                 nodes: g.nodes[segment.clone()].to_vec(),
                 inputs: inputs.clone(),
                 outputs: computed.clone(),
+                branches: Vec::new(),
             };
             let opts = LowerOptions { precision: Precision::F32, ..Default::default() };
             let lowered = lower::lower(&sub, &lower::Stats::default(), &opts)?;

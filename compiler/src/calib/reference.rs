@@ -32,6 +32,13 @@ impl Reference {
     /// Load `onnx` in tract with the graph's (static) input shapes, exposing `names` as outputs.
     pub fn new(onnx: &[u8], g: &Graph, names: Vec<String>) -> Result<Reference> {
         BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let inlined;
+        let onnx = if g.branches.is_empty() {
+            onnx
+        } else {
+            inlined = crate::onnx::import::inline_branches(onnx, &g.branches)?;
+            &inlined[..]
+        };
         let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(terr)?;
         // tract's inputs by name: the ONNX graph inputs that are not initializers, as sparq's.
         let outlets = model.input_outlets().map_err(terr)?.to_vec();

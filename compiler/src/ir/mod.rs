@@ -285,6 +285,10 @@ pub struct Node {
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub name: String,
+    /// The If nodes the importer resolved at compile time (by name, or first output when
+    /// unnamed) and whether their then-branch was taken: the float reference runs the ONNX model
+    /// with those branches spliced in (`import::inline_branches`), so it sees every tensor name.
+    pub branches: Vec<(String, bool)>,
     pub tensors: Vec<Tensor>,
     pub nodes: Vec<Node>,
     pub inputs: Vec<usize>,

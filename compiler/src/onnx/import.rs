@@ -25,6 +25,127 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<pb::ModelProto> {
 }
 
 /// Import a decoded model. `input_shapes` overrides (or fixes dynamic) input dims by name.
+/// `onnx` with the inputs named in `values` made constants (`sparq compile --input-value`): an
+/// input that only selects a branch or a mode (e.g. a sample rate) is then folded at compile time.
+/// Each input's declared shape must be static (or given in `shapes`) and hold as many values as
+/// given; its declared element type (float, int64, int32, bool) is kept. The tract reference and
+/// the compiler both read the returned model.
+pub fn freeze_inputs(
+    onnx: &[u8],
+    what: &str,
+    values: &[(String, Vec<f64>)],
+    shapes: &HashMap<String, Vec<usize>>,
+) -> Result<Vec<u8>> {
+    if values.is_empty() {
+        return Ok(onnx.to_vec());
+    }
+    let mut model = decode(onnx, what)?;
+    let graph = model
+        .graph
+        .as_mut()
+        .ok_or_else(|| CompileError::NotOnnx { what: what.to_string(), reason: "it has no graph".into() })?;
+    for (name, v) in values {
+        let err = |reason: String| CompileError::Input { name: name.clone(), reason };
+        let pos = graph
+            .input
+            .iter()
+            .position(|i| &i.name == name)
+            .ok_or_else(|| err("--input-value names an input the model does not have".into()))?;
+        let input = &graph.input[pos];
+        let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(pb::type_proto::Value::TensorType(t)) => t.clone(),
+            _ => return Err(err("not a tensor input".into())),
+        };
+        let dims: Vec<usize> = match shapes.get(name) {
+            Some(s) => s.clone(),
+            None => tt
+                .shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v as usize),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                })
+                .unwrap_or(Some(Vec::new()))
+                .ok_or_else(|| err("its shape has dynamic dimensions: give it with --input-shape too".into()))?,
+        };
+        let count: usize = dims.iter().product();
+        if count != v.len() {
+            return Err(err(format!("--input-value gives {} values for shape {dims:?} ({count} values)", v.len())));
+        }
+        let mut t = pb::TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: tt.elem_type,
+            ..Default::default()
+        };
+        match tt.elem_type {
+            FLOAT => t.float_data = v.iter().map(|&x| x as f32).collect(),
+            7 => t.int64_data = v.iter().map(|&x| x as i64).collect(),
+            6 | 9 => t.int32_data = v.iter().map(|&x| x as i32).collect(),
+            other => {
+                return Err(err(format!(
+                    "--input-value: element type {other} is not supported (float, int64, int32, bool)"
+                )))
+            }
+        }
+        graph.initializer.push(t);
+        graph.input.remove(pos);
+    }
+    Ok(model.encode_to_vec())
+}
+
+/// `onnx` with the If nodes of `branches` (as the importer resolved them: name or first output,
+/// then-branch taken) replaced by the taken branch's nodes and an Identity per output, nested Ifs
+/// too: what the float reference runs, so that every tensor the compiler names exists in it.
+pub fn inline_branches(onnx: &[u8], branches: &[(String, bool)]) -> Result<Vec<u8>> {
+    fn splice(
+        nodes: &[pb::NodeProto],
+        choices: &HashMap<&str, bool>,
+        out: &mut Vec<pb::NodeProto>,
+        inits: &mut Vec<pb::TensorProto>,
+    ) {
+        for n in nodes {
+            let key = if n.name.is_empty() { n.output.first().map_or("", |s| s.as_str()) } else { n.name.as_str() };
+            let taken = (n.op_type == "If").then(|| choices.get(key)).flatten();
+            let branch = taken.and_then(|&then| {
+                let which = if then { "then_branch" } else { "else_branch" };
+                n.attribute.iter().find(|a| a.name == which).and_then(|a| a.g.as_ref())
+            });
+            let Some(g) = branch else {
+                out.push(n.clone());
+                continue;
+            };
+            inits.extend(g.initializer.iter().cloned());
+            splice(&g.node, choices, out, inits);
+            for (o, b) in n.output.iter().zip(&g.output) {
+                if !o.is_empty() {
+                    out.push(pb::NodeProto {
+                        op_type: "Identity".into(),
+                        name: format!("{key}:{o}"),
+                        input: vec![b.name.clone()],
+                        output: vec![o.clone()],
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    let mut model = decode(onnx, "the model")?;
+    let choices: HashMap<&str, bool> = branches.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    if let Some(g) = model.graph.as_mut() {
+        let (mut nodes, mut inits) = (Vec::new(), Vec::new());
+        splice(&g.node, &choices, &mut nodes, &mut inits);
+        g.node = nodes;
+        g.initializer.extend(inits);
+    }
+    Ok(model.encode_to_vec())
+}
+
 pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>, what: &str) -> Result<Graph> {
     let graph = model
         .graph
@@ -116,6 +237,11 @@ pub fn import(model: &pb::ModelProto, input_shapes: &HashMap<String, Vec<usize>>
                 reason: "graph output has a zero-size dimension (zero-size tensors are not supported)".into(),
             });
         }
+        // An output reached through Identity (or an If's branch) keeps the graph output's name,
+        // which is what users look it up by (tract knows both names for the same values).
+        if im.g.tensors[id].name != out.name && !im.g.inputs.contains(&id) && !im.g.outputs.contains(&id) {
+            im.g.tensors[id].name = out.name.clone();
+        }
         im.g.outputs.push(id);
     }
     Ok(im.g)
@@ -128,7 +254,10 @@ fn input_shape(input: &pb::ValueInfoProto, overrides: &HashMap<String, Vec<usize
         _ => return Err(err("not a tensor input")),
     };
     if tt.elem_type != FLOAT {
-        return Err(err("only float32 inputs are supported"));
+        return Err(err(
+            "only float32 inputs are supported (an integer input that selects a mode, such as a sample rate, \
+             can be made a constant with --input-value NAME=VALUE)",
+        ));
     }
     if let Some(s) = overrides.get(&input.name) {
         if let Some(shape) = &tt.shape {
@@ -185,7 +314,7 @@ fn input_shape(input: &pb::ValueInfoProto, overrides: &HashMap<String, Vec<usize
 }
 
 /// Import one node with the importer [`OPS`] registers for its op type.
-fn import_node(im: &mut Importer, node: &pb::NodeProto) -> Result<()> {
+pub(super) fn import_node(im: &mut Importer, node: &pb::NodeProto) -> Result<()> {
     if !(node.domain.is_empty() || node.domain == "ai.onnx") {
         return Err(im.unsupported(node));
     }

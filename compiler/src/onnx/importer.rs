@@ -251,6 +251,10 @@ impl Importer {
         out_shape: Vec<usize>,
     ) -> Result<()> {
         let out_name = node.output.first().ok_or_else(|| invalid(&node.name, &node.op_type, "has no output"))?;
+        if let Some(v) = self.fold(&op, &inputs, &out_shape) {
+            self.add_tensor(out_name, out_shape, Some(v));
+            return Ok(());
+        }
         let out = self.add_tensor(out_name, out_shape, None);
         let name = if node.name.is_empty() { out_name.clone() } else { node.name.clone() };
         self.g.nodes.push(Node { name, onnx_op: node.op_type.clone(), op, inputs, outputs: vec![out] });
@@ -267,11 +271,84 @@ impl Importer {
         out_shape: Vec<usize>,
     ) -> Result<()> {
         let out_name = node.output.get(k).ok_or_else(|| invalid(&node.name, &node.op_type, "missing output"))?;
+        if let Some(v) = self.fold(&op, &inputs, &out_shape) {
+            self.add_tensor(out_name, out_shape, Some(v));
+            return Ok(());
+        }
         let out = self.add_tensor(out_name, out_shape, None);
         let base = if node.name.is_empty() { out_name.clone() } else { node.name.clone() };
         let name = if k == 0 { base } else { format!("{base}:{k}") };
         self.g.nodes.push(Node { name, onnx_op: node.op_type.clone(), op, inputs, outputs: vec![out] });
         Ok(())
+    }
+
+    /// The value of a data-movement op whose inputs are all constants (weights an exporter
+    /// reorders with Slice, Concat, Transpose, Reshape or Unsqueeze, as PyTorch's LSTM export
+    /// does): folded at import, so that the consumer sees a constant.
+    fn fold(&self, op: &Op, inputs: &[usize], out_shape: &[usize]) -> Option<Vec<f32>> {
+        if inputs.is_empty() || !inputs.iter().all(|&t| self.g.is_const(t)) {
+            return None;
+        }
+        let x = inputs[0];
+        let (xs, xv) = (&self.g.tensors[x].shape, self.g.value(x));
+        let n: usize = out_shape.iter().product();
+        // Row-major strides of the input.
+        let strides = |s: &[usize]| -> Vec<usize> {
+            let mut st = vec![1; s.len()];
+            for a in (0..s.len().saturating_sub(1)).rev() {
+                st[a] = st[a + 1] * s[a + 1];
+            }
+            st
+        };
+        let index = |mut i: usize, shape: &[usize]| -> Vec<usize> {
+            let mut at = vec![0; shape.len()];
+            for a in (0..shape.len()).rev() {
+                at[a] = i % shape[a].max(1);
+                i /= shape[a].max(1);
+            }
+            at
+        };
+        match op {
+            Op::Reshape if xv.len() == n => Some(xv.to_vec()),
+            Op::Transpose { perm } if perm.len() == xs.len() => {
+                let st = strides(xs);
+                Some(
+                    (0..n)
+                        .map(|i| {
+                            let at = index(i, out_shape);
+                            xv[at.iter().zip(perm).map(|(&j, &p)| j * st[p]).sum::<usize>()]
+                        })
+                        .collect(),
+                )
+            }
+            Op::Slice { starts, steps } if starts.len() == xs.len() => {
+                let st = strides(xs);
+                Some(
+                    (0..n)
+                        .map(|i| {
+                            let at = index(i, out_shape);
+                            let off: i64 = (0..at.len())
+                                .map(|a| (starts[a] as i64 + at[a] as i64 * steps[a]) * st[a] as i64)
+                                .sum();
+                            xv[off as usize]
+                        })
+                        .collect(),
+                )
+            }
+            Op::Concat { axis } => {
+                let outer: usize = out_shape[..*axis].iter().product();
+                let mut v = Vec::with_capacity(n);
+                for o in 0..outer {
+                    for &t in inputs {
+                        let s = &self.g.tensors[t].shape;
+                        let inner: usize = s[*axis..].iter().product();
+                        v.extend_from_slice(&self.g.value(t)[o * inner..(o + 1) * inner]);
+                    }
+                }
+                (v.len() == n).then_some(v)
+            }
+            _ => None,
+        }
     }
 
     pub(super) fn window(&self, node: &pb::NodeProto, in_hw: [usize; 2], kernel: [usize; 2]) -> Result<Window> {

@@ -49,6 +49,95 @@ mod tests {
         assert_eq!(g.tensors[g.inputs[0]].shape, [1, 3, 5, 8]);
     }
 
+    /// A model whose integer `mode` input selects a branch (as silero-vad's sample rate does):
+    /// frozen with `freeze_inputs`, the If folds to its taken branch, the graph output keeps its
+    /// name through the Identity, and the float reference (tract) runs the spliced model.
+    #[test]
+    fn an_if_on_a_frozen_input_imports_the_taken_branch() {
+        use prost::Message;
+        use tract_onnx::pb;
+        let branch = |op: &str| -> pb::GraphProto {
+            let mut b = OnnxBuilder::new(op, 13);
+            let y = b.node(op, &["x"], vec![]);
+            b.output(&y);
+            pb::ModelProto::decode(&b.build()[..]).unwrap().graph.unwrap()
+        };
+        let mut b = OnnxBuilder::new("modes", 13);
+        let x = b.input("x", &[1, 4]);
+        let mode = b.input("mode", &[1]);
+        let one = b.constant_i64(vec![1]);
+        let c = b.node("Equal", &[&mode, &one], vec![]);
+        let y = b.node("If", &[&c], vec![]);
+        let out = b.node("Identity", &[&y], vec![]);
+        b.output(&out);
+        let mut m = pb::ModelProto::decode(&b.build()[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        let Some(pb::type_proto::Value::TensorType(t)) = g.input[1].r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            panic!()
+        };
+        t.elem_type = 7;
+        let node = g.node.iter_mut().find(|n| n.op_type == "If").unwrap();
+        for (name, op) in [("then_branch", "Relu"), ("else_branch", "Neg")] {
+            node.attribute.push(pb::AttributeProto {
+                name: name.into(),
+                r#type: 5,
+                g: Some(branch(op)),
+                ..Default::default()
+            });
+        }
+        let onnx = m.encode_to_vec();
+        let e = load(&onnx).unwrap_err().to_string();
+        assert!(e.contains("input 'mode'") && e.contains("--input-value"), "{e}");
+        for (v, op) in [(1.0, "Relu"), (0.0, "Neg")] {
+            let frozen =
+                super::import::freeze_inputs(&onnx, "m", &[("mode".into(), vec![v])], &Default::default()).unwrap();
+            let g = load(&frozen).unwrap();
+            let ops: Vec<&str> = g.nodes.iter().map(|n| n.onnx_op.as_str()).collect();
+            assert_eq!(ops, [op]);
+            assert_eq!(g.inputs.len(), 1);
+            assert_eq!(g.tensors[g.outputs[0]].name, out);
+            assert_eq!(g.branches.len(), 1);
+            let r = crate::reference::Reference::new(&frozen, &g, vec![out.clone()]).unwrap();
+            let y = r.run(&[-1.0, 2.0, -3.0, 4.0]).unwrap();
+            let want = if v == 1.0 { [0.0, 2.0, 0.0, 4.0] } else { [1.0, -2.0, 3.0, -4.0] };
+            assert_eq!(y[0], want);
+        }
+        let e = super::import::freeze_inputs(&onnx, "m", &[("mode".into(), vec![1.0, 2.0])], &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 values for shape [1]"), "{e}");
+    }
+
+    /// Weights an exporter reorders with Slice, Concat and Transpose of initializers (PyTorch's
+    /// LSTM gates, for one) are folded at import: the consumer sees a constant.
+    #[test]
+    fn movement_of_constants_folds_at_import() {
+        let mut b = OnnxBuilder::new("fold", 13);
+        let x = b.input("x", &[1, 3]);
+        let w = b.constant(&[4, 3], (0..12).map(|v| v as f32).collect());
+        let (s0, e0, s1, e1, ax) = (
+            b.constant_i64(vec![2]),
+            b.constant_i64(vec![4]),
+            b.constant_i64(vec![0]),
+            b.constant_i64(vec![2]),
+            b.constant_i64(vec![0]),
+        );
+        let hi = b.node("Slice", &[&w, &s0, &e0, &ax], vec![]);
+        let lo = b.node("Slice", &[&w, &s1, &e1, &ax], vec![]);
+        let swapped = b.node("Concat", &[&hi, &lo], vec![("axis", Attr::Int(0))]);
+        let wt = b.node("Transpose", &[&swapped], vec![("perm", Attr::Ints(vec![1, 0]))]);
+        let y = b.node("MatMul", &[&x, &wt], vec![]);
+        b.output(&y);
+        let g = load(&b.build()).unwrap();
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.onnx_op.as_str()).collect();
+        assert_eq!(ops, ["MatMul"]);
+        let dense = &g.nodes[0];
+        assert!(g.is_const(dense.inputs[1]));
+        // Rows 2, 3, 0, 1 of w as the [N, K] weights of the dense layer.
+        assert_eq!(g.value(dense.inputs[1])[..6], [6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+    }
+
     #[test]
     fn the_op_table_is_sorted_and_has_each_op_once() {
         let names: Vec<&str> = super::ops::OPS.iter().map(|(n, _)| *n).collect();

@@ -44,6 +44,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("HardSigmoid", unary),
     ("HardSwish", unary),
     ("Identity", identity),
+    ("If", t::if_node),
     ("InstanceNormalization", t::instance_norm),
     ("LSTM", t::recurrent),
     ("LayerNormalization", t::layer_norm),
@@ -79,6 +80,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Resize", resize),
     ("Shape", shape),
     ("Sigmoid", unary),
+    ("Size", size),
     ("Slice", slice),
     ("Softmax", softmax),
     ("Softplus", unary),
@@ -165,6 +167,20 @@ fn identity(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     } else {
         return Err(bad(format!("input '{src}' is not produced by any earlier node")));
     }
+    Ok(())
+}
+
+/// Size of a static tensor (its element count): an integer scalar constant.
+fn size(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let name = cx.input(0)?;
+    let n = match im.ints.get(name) {
+        Some(c) => c.data.len(),
+        None => {
+            let x = im.tensor_of(cx.node, name)?;
+            im.g.tensors[x].elements()
+        }
+    };
+    im.ints.insert(cx.out_name.clone(), IntConst { shape: vec![], data: vec![n as i64] });
     Ok(())
 }
 

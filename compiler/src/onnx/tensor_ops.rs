@@ -796,3 +796,54 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     });
     Ok(())
 }
+
+/// If with a condition known at compile time (shape arithmetic, or an input frozen with
+/// `--input-value`): the taken branch's nodes are imported in its place (nested Ifs too) and its
+/// outputs become the If's. A computed condition is refused by name.
+pub(super) fn if_node(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
+    let node = cx.node;
+    let cond_name = cx.input(0)?;
+    let cond = if im.ints.contains_key(cond_name) {
+        im.ints_of(node, cond_name)?.data
+    } else {
+        match im.names.get(cond_name) {
+            Some(&t) if im.g.is_const(t) => im.g.value(t).iter().map(|&v| (v != 0.0) as i64).collect(),
+            _ => {
+                return Err(cx.bad(
+                    "the condition is computed from the model's inputs (only conditions known at compile time \
+                     are supported; freeze an input with --input-value)"
+                        .into(),
+                ))
+            }
+        }
+    };
+    if cond.len() != 1 {
+        return Err(cx.bad(format!("the condition has {} values, not one", cond.len())));
+    }
+    let which = if cond[0] != 0 { "then_branch" } else { "else_branch" };
+    let key = if node.name.is_empty() { cx.out_name.clone() } else { node.name.clone() };
+    im.g.branches.push((key, cond[0] != 0));
+    let branch = attr(node, which).and_then(|a| a.g.as_ref()).ok_or_else(|| cx.bad(format!("no {which} graph")))?;
+    for init in &branch.initializer {
+        im.add_initializer(init)?;
+    }
+    for n in &branch.node {
+        super::import::import_node(im, n)?;
+    }
+    if branch.output.len() != node.output.len() {
+        return Err(cx.bad(format!("{which} has {} outputs, the If {}", branch.output.len(), node.output.len())));
+    }
+    for (out, b) in node.output.iter().zip(&branch.output) {
+        if out.is_empty() {
+            continue;
+        }
+        if let Some(&id) = im.names.get(&b.name) {
+            im.names.insert(out.clone(), id);
+        } else if let Some(c) = im.ints.get(&b.name).cloned() {
+            im.ints.insert(out.clone(), c);
+        } else {
+            return Err(cx.bad(format!("{which} output '{}' is not computed", b.name)));
+        }
+    }
+    Ok(())
+}
