@@ -175,6 +175,57 @@ fn activation_patterns_become_one_op_each() {
     assert_eq!(count(&f32c, "Mul"), 1, "{:?}", f32c.report.op_counts);
 }
 
+/// PP-LCNet's block as PaddleOCR exports it: Conv, a scalar Mul and a per-channel Add (a learnable
+/// affine), hard-swish spelled out as `x * clip(x + 3, 0, 6) / 6`, another scalar affine. The
+/// rewrites fold the first affine into the convolution and the rest into one hard-swish with a
+/// post affine: two ops (a lookup table in int8), f32 still matching tract.
+#[test]
+fn affine_blocks_fold_into_the_convolution_and_one_activation() {
+    use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};
+    let mut rng = Rng::new(5);
+    let mut b = OnnxBuilder::new("lcnet", 13);
+    let x = b.input("input", &[1, 3, 8, 8]);
+    let w = b.constant(&[8, 3, 3, 3], rng.vec(8 * 27, 0.4));
+    let bias = b.constant(&[8], rng.vec(8, 0.1));
+    let h = b.node("Conv", &[&x, &w, &bias], vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+    let s = b.constant(&[1], vec![0.9]);
+    let h = b.node("Mul", &[&s, &h], vec![]);
+    let shift = b.constant(&[8, 1, 1], rng.vec(8, 0.5));
+    let a = b.node("Add", &[&h, &shift], vec![]);
+    let three = b.constant(&[], vec![3.0]);
+    let t = b.node("Add", &[&a, &three], vec![]);
+    let (lo, hi) = (b.constant(&[], vec![0.0]), b.constant(&[], vec![6.0]));
+    let t = b.node("Clip", &[&t, &lo, &hi], vec![]);
+    let m = b.node("Mul", &[&a, &t], vec![]);
+    let six = b.constant(&[], vec![6.0]);
+    let hs = b.node("Div", &[&m, &six], vec![]);
+    let s2 = b.constant(&[1], vec![0.5]);
+    let y = b.node("Mul", &[&s2, &hs], vec![]);
+    let b2 = b.constant(&[1], vec![-0.1]);
+    let y = b.node("Add", &[&y, &b2], vec![]);
+    b.output(&y);
+    let m = common::TestModel { name: "lcnet", onnx: b.build(), input_shape: vec![1, 3, 8, 8] };
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.type_name()).collect();
+    assert_eq!(ops, ["Conv", "HardSwish"], "{ops:?}");
+    assert!(matches!(g.nodes[1].op, sparq_compiler::ir::Op::Unary { post: [0.5, -0.1], .. }), "{:?}", g.nodes[1].op);
+    let samples = common::samples(&m.input_shape, 8, 7);
+    let opts = CompileOptions { precision: Precision::F32, ..Default::default() };
+    let c = sparq_compiler::compile(&m.onnx, m.name, &[], &opts).unwrap();
+    let outs = eval::run_sparq(&c.bytes, &samples, None).unwrap();
+    let refs = reference_outputs(&m, &samples);
+    let scale = refs.iter().flat_map(|r| &r[0]).fold(0f32, |a, v| a.max(v.abs()));
+    let worst =
+        outs.iter().zip(&refs).flat_map(|(o, r)| o[0].iter().zip(&r[0])).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(worst <= 1e-5 * scale, "f32 differs from tract by {worst} (scale {scale})");
+    let int8 =
+        sparq_compiler::compile(&m.onnx, m.name, &common::samples(&m.input_shape, 16, 8), &CompileOptions::default())
+            .unwrap();
+    assert_eq!(int8.report.op_counts.get("Lookup"), Some(&1), "{:?}", int8.report.op_counts);
+    let a = eval::compare(&eval::run_sparq(&int8.bytes, &samples, None).unwrap(), &refs, None);
+    assert!(a.sqnr_db >= 30.0, "int8 SQNR {:.1} dB", a.sqnr_db);
+}
+
 #[test]
 fn mixed_precision_search_reaches_its_target() {
     use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};

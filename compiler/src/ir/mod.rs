@@ -86,6 +86,9 @@ pub enum Op {
         function: i32,
         alpha: f32,
         beta: f32,
+        /// `y = post[0] * f(x) + post[1]`: a scalar affine the graph applies after the function
+        /// (absorbed by `rewrite::fold_unary_affine`; in int8 it is part of the lookup table).
+        post: [f32; 2],
     },
     /// Output axis `i` is input axis `perm[i]`.
     Transpose {

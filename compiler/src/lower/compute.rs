@@ -398,6 +398,26 @@ impl Lowerer<'_> {
         }
     }
 
+    /// An f32 unary function with a scalar affine after it (`Op::Unary::post`): UNARY, then MUL
+    /// and ADD by the constants.
+    pub(super) fn lower_unary_affine(
+        &mut self,
+        n: &Node,
+        xi: u32,
+        p: [i32; OP_PARAMS],
+        post: [f32; 2],
+        layout: Layout,
+    ) {
+        let out = n.outputs[0];
+        let dims = self.g.tensors[out].shape.clone();
+        let f = self.act(&format!("{}:function", n.name), DType::F32, &dims, layout, None);
+        self.op(rop::UNARY, &n.name, vec![xi], f, p);
+        let s = self.act(&format!("{}:scaled", n.name), DType::F32, &dims, layout, None);
+        self.f32_with_constant(n, rop::MUL, f, &[post[0]], &[1], s, "post_scale");
+        let y = self.output(out, DType::F32, layout, None);
+        self.f32_with_constant(n, rop::ADD, s, &[post[1]], &[1], y, "post_shift");
+    }
+
     /// A 3-d pooling `[N, C, D, H, W]` as two 2-d passes (separable, see the importer): over
     /// `[N, C, D, H*W]` with the depth window, then over `[N, C*D', H, W]` with `p`'s window.
     /// Both keep the input's quantization, as 2-d pooling does.

@@ -215,7 +215,7 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::CLAMP, &n.name, vec![xi], y, p);
             }
-            Op::Unary { function, alpha, beta } => {
+            Op::Unary { function, alpha, beta, post } => {
                 let x = n.inputs[0];
                 let xi = self.get(x, dt, None)?;
                 let layout = self.spec.tensors[xi as usize].layout;
@@ -223,13 +223,18 @@ impl<'g> Lowerer<'g> {
                     p[rop::FUNCTION] = *function;
                     p[rop::ALPHA] = bits(*alpha);
                     p[rop::BETA] = bits(*beta);
-                    let y = self.output(out, dt, layout, None);
-                    self.op(rop::UNARY, &n.name, vec![xi], y, p);
+                    if *post == [1.0, 0.0] {
+                        let y = self.output(out, dt, layout, None);
+                        self.op(rop::UNARY, &n.name, vec![xi], y, p);
+                    } else {
+                        self.lower_unary_affine(n, xi, p, *post, layout);
+                    }
                 } else {
                     // The function on every int8 input code, quantized to the output's range: the
-                    // dequantization, the function and the quantization in one 256-byte table.
+                    // dequantization, the function (and its scalar affine) and the quantization in
+                    // one 256-byte table.
                     let (qx, qy) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
-                    let table = requant::lookup_table(*function, *alpha, *beta, qx, qy);
+                    let table = requant::lookup_table(*function, *alpha, *beta, *post, qx, qy);
                     weight_bytes = table.len();
                     let tid = self.constant(&format!("{}:table", n.name), DType::I8, &[256], table, None);
                     let y = self.output(out, dt, layout, Some(qy));

@@ -637,7 +637,7 @@ fn unary(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         im.add_tensor(&cx.out_name.clone(), s, Some(v));
         return Ok(());
     }
-    im.push(node, Op::Unary { function, alpha, beta }, vec![x], s)?;
+    im.push(node, Op::Unary { function, alpha, beta, post: [1.0, 0.0] }, vec![x], s)?;
     Ok(())
 }
 

@@ -123,11 +123,11 @@ pub fn act_bounds(act: Act, q: QParams) -> (i32, i32) {
 /// entry `q + 128` is `quantize(f(s_x (q - z_x)), s_y, z_y)` for every int8 code `q`, so the
 /// input's dequantization, the function (the runtime's own f32 definition) and the output's
 /// quantization are one 256-byte lookup.
-pub fn lookup_table(function: i32, alpha: f32, beta: f32, qx: QParams, qy: QParams) -> Vec<u8> {
+pub fn lookup_table(function: i32, alpha: f32, beta: f32, post: [f32; 2], qx: QParams, qy: QParams) -> Vec<u8> {
     (-128i32..128)
         .map(|q| {
             let real = qx.scale * (q - qx.zero_point) as f32;
-            let v = sparq_runtime::kernels::unary::apply(function, alpha, beta, real);
+            let v = post[0] * sparq_runtime::kernels::unary::apply(function, alpha, beta, real) + post[1];
             quantize_f32(v, qy.scale, qy.zero_point) as u8
         })
         .collect()
@@ -233,7 +233,7 @@ mod tests {
     fn lookup_tables_quantize_the_function_of_each_code() {
         use sparq_format::layout::op::unary::{HARD_SWISH, SIGMOID};
         let (qx, qy) = (QParams { scale: 0.05, zero_point: -3 }, QParams { scale: 1.0 / 256.0, zero_point: -128 });
-        let t = lookup_table(SIGMOID, 0.0, 0.0, qx, qy);
+        let t = lookup_table(SIGMOID, 0.0, 0.0, [1.0, 0.0], qx, qy);
         assert_eq!(t.len(), 256);
         for (i, &v) in t.iter().enumerate() {
             let x = 0.05 * (i as f32 - 128.0 + 3.0);
@@ -246,10 +246,16 @@ mod tests {
             HARD_SWISH,
             0.0,
             0.0,
+            [1.0, 0.0],
             QParams { scale: 0.1, zero_point: 0 },
             QParams { scale: 0.1, zero_point: 0 },
         );
         assert_eq!(h[128] as i8, 0);
         assert_eq!(h[128 + 60] as i8, 60, "hard-swish is the identity above 3");
+        // A scalar affine after the function is part of the table: 0.5 * hswish(x) - 1.
+        let q = QParams { scale: 0.1, zero_point: 0 };
+        let a = lookup_table(HARD_SWISH, 0.0, 0.0, [0.5, -1.0], q, q);
+        assert_eq!(a[128] as i8, -10);
+        assert_eq!(a[128 + 60] as i8, 20);
     }
 }
