@@ -464,6 +464,35 @@ fn several_inputs_and_outputs_by_name() {
     fails(&["run", s(&model), "--input", &bad, "--input", &image_arg, "--output", s(&out)], "no input 'nope'", None);
 }
 
+/// `--input-value` makes an input a constant: the compiled model no longer takes it, and bad
+/// values are one-line errors naming the input.
+#[test]
+fn input_value_freezes_an_input() {
+    use sparq_compiler::onnx_builder::OnnxBuilder;
+    let d = tmpdir("freeze");
+    let mut b = OnnxBuilder::new("gain", 13);
+    let x = b.input("x", &[1, 4]);
+    let gain = b.input("gain", &[1]);
+    let y = b.node("Mul", &[&x, &gain], vec![]);
+    b.output(&y);
+    let onnx = d.join("gain.onnx");
+    std::fs::write(&onnx, b.build()).unwrap();
+    let model = d.join("gain.sparq");
+    let (code, _, err) =
+        sparq(&["compile", s(&onnx), "--quant", "f32", "--input-value", "gain=2.5", "-o", s(&model)]);
+    assert_eq!(code, 0, "{err}");
+    write_npy(&d.join("x.npy"), &[1, 4], &[1.0, -2.0, 0.5, 4.0]);
+    let out = d.join("y.npy");
+    let (code, _, err) = sparq(&["run", s(&model), "--input", s(&d.join("x.npy")), "--output", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    let y: Vec<f32> = npyz::NpyFile::new(std::fs::File::open(&out).unwrap()).unwrap().into_vec().unwrap();
+    assert_eq!(y, [2.5, -5.0, 1.25, 10.0]);
+    let bad = d.join("bad.sparq");
+    fails(&["compile", s(&onnx), "--input-value", "gain=1,2", "-o", s(&bad)], "input 'gain'", Some(&bad));
+    fails(&["compile", s(&onnx), "--input-value", "nope=1", "-o", s(&bad)], "input 'nope'", Some(&bad));
+    fails(&["compile", s(&onnx), "--input-value", "gain", "-o", s(&bad)], "expected NAME=V1,V2", Some(&bad));
+}
+
 /// An `.npz` archive of f32 arrays (`numpy.savez`, compressed).
 fn write_npz(path: &Path, arrays: &[(&str, &[usize], &[f32])]) {
     use std::io::Write;
