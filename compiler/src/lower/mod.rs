@@ -21,7 +21,7 @@ use state::Lowerer;
 use crate::error::{invalid, Result};
 use crate::ir::*;
 use crate::quant::{act_qparams, bias, clamped_qparams, requant, QParams};
-use layout::{hwc, ohwi, transpose_i8};
+use layout::{conv_transpose_channel_order, hwc, ohwi, transpose_i8};
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
 use sparq_format::writer::ModelSpec;
@@ -273,14 +273,41 @@ impl<'g> Lowerer<'g> {
                 p[rop::RESIZE_NEAREST] = *nearest;
                 p[rop::RESIZE_SCALE_H] = bits(scales[0]);
                 p[rop::RESIZE_SCALE_W] = bits(scales[1]);
-                // Nearest is a copy: int8 keeps the input's quantization.
+                // Nearest is a copy and linear a convex combination: int8 keeps the input's
+                // quantization (linear in Q11 fixed point, format 1.5).
                 let q = if float { None } else { Some(self.tensor_q(xi)) };
                 let layout = self.spec.tensors[xi as usize].layout;
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::RESIZE, &n.name, vec![xi], y, p);
             }
+            Op::ConvTranspose { window, group } if !float => {
+                // int8 (format 1.5): weights in ONNX order, symmetric per output channel; bias,
+                // multipliers and shifts per output channel as a convolution's.
+                let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+                let xi = self.window_input(x, DType::I8)?;
+                set_window(&mut p, window);
+                p[win::GROUPS] = *group as i32;
+                let ws = g.tensors[w].shape.clone();
+                let cout = ws[1] * *group;
+                let (by_channel, index) = conv_transpose_channel_order(g.value(w), &ws, *group);
+                let (q_by_channel, scales) = quantize_per_channel(&by_channel, cout);
+                let q: Vec<i8> = index.iter().map(|&i| q_by_channel[i]).collect();
+                let (qx, qo) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
+                let requant::ChannelRequant { bias: b32, mult, shift } =
+                    requant::channel_outputs(qx, &scales, qo, &g.value(b)[..cout]);
+                let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
+                let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[cout], bytes_i32(&b32), None);
+                let mid =
+                    self.constant(&format!("{}:multiplier", n.name), DType::I32, &[cout], bytes_i32(&mult), None);
+                let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[cout], bytes_i32(&shift), None);
+                weight_bytes = q.len() + cout * 12;
+                self.clamp_params(&mut p, Act::NONE, Some(qo));
+                let y = self.window_output(n, out, DType::I8, Some(qo));
+                self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid, mid, sid], y, p);
+                self.finish_window_output(n, out, y, DType::I8, Some(qo));
+            }
             Op::ConvTranspose { window, group } => {
-                // f32 only (`Op::float_only`): weights as ONNX orders them, bias, no clamp.
+                // f32: weights as ONNX orders them, bias, no clamp.
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
                 let xi = self.window_input(x, DType::F32)?;
                 set_window(&mut p, window);
