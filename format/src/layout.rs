@@ -627,3 +627,34 @@ pub mod op {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::op::{self, binary};
+    use super::{DType, OP_PARAMS};
+
+    /// The int8 forms of 1.5 need 1.5; the same kinds in f32, and their other int8 forms, keep
+    /// the minor that introduced them.
+    #[test]
+    fn op_minor_depends_on_the_dtype_for_the_int8_forms_of_1_5() {
+        let with = |slot: usize, v: i32| {
+            let mut p = [0i32; OP_PARAMS];
+            p[slot] = v;
+            p
+        };
+        let linear = with(op::RESIZE_MODE, 1);
+        assert_eq!(op::op_minor(op::RESIZE, &linear, DType::I8), 5);
+        assert_eq!(op::op_minor(op::RESIZE, &linear, DType::F32), 3);
+        assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_MODE, 0), DType::I8), 3);
+        assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_MODE, 2), DType::F32), 4);
+        let none = [0i32; OP_PARAMS];
+        assert_eq!(op::op_minor(op::CONV_TRANSPOSE, &none, DType::I8), 5);
+        assert_eq!(op::op_minor(op::CONV_TRANSPOSE, &none, DType::F32), 3);
+        for (function, minor) in [(binary::SUB, 5), (binary::MIN, 4), (binary::MAX, 4)] {
+            assert_eq!(op::op_minor(op::BINARY, &with(op::FUNCTION, function), DType::I8), minor);
+            assert_eq!(op::op_minor(op::BINARY, &with(op::FUNCTION, function), DType::F32), 4);
+        }
+        assert_eq!(op::op_minor(op::ADD, &none, DType::I8), 0);
+        assert_eq!(super::VERSION_MINOR, 5);
+    }
+}

@@ -424,19 +424,59 @@ fn int8_sub_of_equal_operands_is_exactly_zero() {
 fn int8_forms_need_format_1_5() {
     let minor = |bytes: &[u8]| u16::from_le_bytes([bytes[10], bytes[11]]);
     let q = (0.1f32, 0);
-    let (int8, f32m) = resize_models([1, 1, 2, 2], [4, 4], 0, q, Layout::Nhwc, Layout::Nhwc);
-    assert_eq!((minor(&int8), minor(&f32m)), (5, 3));
+    let (resize, resize_f32) = resize_models([1, 1, 2, 2], [4, 4], 0, q, Layout::Nhwc, Layout::Nhwc);
+    assert_eq!((minor(&resize), minor(&resize_f32)), (5, 3));
     let c = ConvT { cin: 1, cout: 1, groups: 1, k: [1, 1], s: [1, 1], pads: [0; 4], hw: [2, 2], out_hw: [2, 2] };
-    let (int8, f32m) = conv_transpose_models(&c, &[1.0], &[0.0], q, q);
-    assert_eq!((minor(&int8), minor(&f32m)), (5, 3));
-    let (int8, f32m) = sub_models(&[4], &[4], &[4], [Layout::RowMajor; 3], [q; 3]);
-    assert_eq!((minor(&int8), minor(&f32m)), (5, 4));
-    let mut old = int8.clone();
-    old[10..12].copy_from_slice(&4u16.to_le_bytes());
-    fix_checksums(&mut old);
-    let aligned = AlignedBytes::from_slice(&old);
-    let err = Model::from_bytes(aligned.as_slice()).err().expect("refused").to_string();
-    assert!(err.contains("Binary") && err.contains("needs format 1.5"), "{err}");
+    let (conv_t, conv_t_f32) = conv_transpose_models(&c, &[1.0], &[0.0], q, q);
+    assert_eq!((minor(&conv_t), minor(&conv_t_f32)), (5, 3));
+    let (sub, sub_f32) = sub_models(&[4], &[4], &[4], [Layout::RowMajor; 3], [q; 3]);
+    assert_eq!((minor(&sub), minor(&sub_f32)), (5, 4));
+    // int8 nearest keeps format 1.3.
+    let mut nearest = resize.clone();
+    let ops = nearest_ops_offset(&nearest);
+    // The RESIZE is op 1 (after the QUANTIZE): its mode slot 0 to nearest.
+    let at = ops + 128 + 24;
+    nearest[at..at + 4].copy_from_slice(&0i32.to_le_bytes());
+    fix_section_crc(&mut nearest, 4);
+    assert!(Model::from_bytes(AlignedBytes::from_slice(&nearest).as_slice()).is_ok(), "a 1.5 file may hold 1.3 ops");
+    for (bytes, name) in [(resize, "Resize"), (conv_t, "ConvTranspose"), (sub, "Binary")] {
+        let mut old = bytes.clone();
+        old[10..12].copy_from_slice(&4u16.to_le_bytes());
+        fix_checksums(&mut old);
+        let aligned = AlignedBytes::from_slice(&old);
+        let err = Model::from_bytes(aligned.as_slice()).err().expect("refused").to_string();
+        assert!(err.contains(name) && err.contains("needs format 1.5"), "{name}: {err}");
+        assert!(Model::from_bytes(AlignedBytes::from_slice(&bytes).as_slice()).is_ok());
+    }
+}
+
+/// File offset of section `kind`'s bytes (from the section table).
+fn section(b: &[u8], kind: u32) -> (usize, usize, usize) {
+    let count = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+    (0..count)
+        .map(|i| 64 + 32 * i)
+        .find(|&e| u32::from_le_bytes(b[e..e + 4].try_into().unwrap()) == kind)
+        .map(|e| {
+            let offset = u64::from_le_bytes(b[e + 8..e + 16].try_into().unwrap()) as usize;
+            let size = u64::from_le_bytes(b[e + 16..e + 24].try_into().unwrap()) as usize;
+            (e, offset, size)
+        })
+        .expect("section")
+}
+
+fn nearest_ops_offset(b: &[u8]) -> usize {
+    section(b, 4).1
+}
+
+/// Recompute section `kind`'s CRC, then the table's and the header's.
+fn fix_section_crc(b: &mut [u8], kind: u32) {
+    let (entry, offset, size) = section(b, kind);
+    let crc = crc32(&b[offset..offset + size]);
+    b[entry + 24..entry + 28].copy_from_slice(&crc.to_le_bytes());
+    let count = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+    let table = crc32(&b[64..64 + 32 * count]);
+    b[20..24].copy_from_slice(&table.to_le_bytes());
+    fix_checksums(b);
 }
 
 /// Recompute the header CRC after editing the header (the section table is untouched).
