@@ -602,6 +602,27 @@ mod tests {
     }
 
     #[test]
+    fn conv_transpose_weights_in_output_channel_order() {
+        // [C_in 4, C_out/g 3, 2, 1] with 2 groups: output channel co = g * 3 + col reads the
+        // inputs of group g; its taps are contiguous in channel order.
+        let shape = [4, 3, 2, 1];
+        let w: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let (by_channel, index) = conv_transpose_channel_order(&w, &shape, 2);
+        let mut seen = index.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..24).collect::<Vec<_>>());
+        for (i, &to) in index.iter().enumerate() {
+            assert_eq!(by_channel[to], w[i]);
+        }
+        // Output channel 4 (group 1, column 1): inputs 2 and 3, taps 0 and 1.
+        let expect: Vec<f32> = [(2, 1, 0), (2, 1, 1), (3, 1, 0), (3, 1, 1)]
+            .iter()
+            .map(|&(ci, col, t)| w[(ci * 3 + col) * 2 + t])
+            .collect();
+        assert_eq!(&by_channel[4 * 4..5 * 4], &expect[..]);
+    }
+
+    #[test]
     fn f32_lowering_keeps_the_graph_and_plans_an_aligned_arena() {
         let g = graph();
         let l =
