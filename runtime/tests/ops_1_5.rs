@@ -18,7 +18,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn tensor(&mut self, dtype: DType, dims: &[usize], layout: Layout, data: Option<Vec<u8>>, quant: (f32, i32)) -> u32 {
+    fn tensor(
+        &mut self,
+        dtype: DType,
+        dims: &[usize],
+        layout: Layout,
+        data: Option<Vec<u8>>,
+        quant: (f32, i32),
+    ) -> u32 {
         let offset = if data.is_some() {
             0
         } else {
@@ -43,10 +50,22 @@ impl Builder {
         self.tensor(dtype, dims, layout, None, quant)
     }
     fn f32s(&mut self, dims: &[usize], v: &[f32]) -> u32 {
-        self.tensor(DType::F32, dims, Layout::RowMajor, Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()), (0.0, 0))
+        self.tensor(
+            DType::F32,
+            dims,
+            Layout::RowMajor,
+            Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            (0.0, 0),
+        )
     }
     fn i32s(&mut self, dims: &[usize], v: &[i32]) -> u32 {
-        self.tensor(DType::I32, dims, Layout::RowMajor, Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()), (0.0, 0))
+        self.tensor(
+            DType::I32,
+            dims,
+            Layout::RowMajor,
+            Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            (0.0, 0),
+        )
     }
     fn i8s(&mut self, dims: &[usize], v: &[i8]) -> u32 {
         self.tensor(DType::I8, dims, Layout::RowMajor, Some(v.iter().map(|&x| x as u8).collect()), (0.0, 0))
@@ -142,7 +161,14 @@ fn resize_params(mode: i32, coord: i32, scales: [f32; 2]) -> [i32; OP_PARAMS] {
 
 /// An int8 bilinear resize of `[N, C, H, W]` (input layout `lx`, output layout `ly`), and the
 /// same resize in f32.
-fn resize_models(dims: [usize; 4], out_hw: [usize; 2], coord: i32, q: (f32, i32), lx: Layout, ly: Layout) -> (Vec<u8>, Vec<u8>) {
+fn resize_models(
+    dims: [usize; 4],
+    out_hw: [usize; 2],
+    coord: i32,
+    q: (f32, i32),
+    lx: Layout,
+    ly: Layout,
+) -> (Vec<u8>, Vec<u8>) {
     let out = [dims[0], dims[1], out_hw[0], out_hw[1]];
     let scales = [out_hw[0] as f32 / dims[2] as f32, out_hw[1] as f32 / dims[3] as f32];
     let mut b = Builder::default();
@@ -181,7 +207,8 @@ fn int8_bilinear_resize_matches_f32_on_the_dequantized_input() {
                 .into_iter()
                 .enumerate()
         {
-            let layouts = [(Layout::Nhwc, Layout::Nhwc), (Layout::RowMajor, Layout::Nhwc), (Layout::Nhwc, Layout::RowMajor)];
+            let layouts =
+                [(Layout::Nhwc, Layout::Nhwc), (Layout::RowMajor, Layout::Nhwc), (Layout::Nhwc, Layout::RowMajor)];
             let (lx, ly) = layouts[k % layouts.len()];
             let (int8, f32m) = resize_models(dims, out_hw, coord, q, lx, ly);
             let x = values(dims.iter().product(), 10 + k as u64, 6.0);
@@ -219,7 +246,13 @@ fn int8_bilinear_2x_upscale_interpolates_exactly_between_codes() {
 
 /// Per-output-channel symmetric int8 weights of ONNX-order `[C_in, C_out/g, KH, KW]` weights, and
 /// each output channel's scale.
-fn quantize_conv_transpose_weights(w: &[f32], cin: usize, cout: usize, groups: usize, kk: usize) -> (Vec<i8>, Vec<f32>) {
+fn quantize_conv_transpose_weights(
+    w: &[f32],
+    cin: usize,
+    cout: usize,
+    groups: usize,
+    kk: usize,
+) -> (Vec<i8>, Vec<f32>) {
     let (cin_g, cout_g) = (cin / groups, cout / groups);
     let index = |ci: usize, col: usize, t: usize| (ci * cout_g + col) * kk + t;
     let mut scales = vec![1.0f32; cout];
@@ -252,7 +285,8 @@ struct ConvT {
 fn conv_transpose_models(c: &ConvT, w: &[f32], bias: &[f32], qx: (f32, i32), qy: (f32, i32)) -> (Vec<u8>, Vec<u8>) {
     let kk = c.k[0] * c.k[1];
     let (wq, ws) = quantize_conv_transpose_weights(w, c.cin, c.cout, c.groups, kk);
-    let b32: Vec<i32> = bias.iter().zip(&ws).map(|(&b, &s)| (b as f64 / (qx.0 as f64 * s as f64)).round() as i32).collect();
+    let b32: Vec<i32> =
+        bias.iter().zip(&ws).map(|(&b, &s)| (b as f64 / (qx.0 as f64 * s as f64)).round() as i32).collect();
     let (mult, shift): (Vec<i32>, Vec<i32>) =
         ws.iter().map(|&s| quantize_multiplier(qx.0 as f64 * s as f64 / qy.0 as f64)).unzip();
     let mut p = [0; OP_PARAMS];
@@ -389,7 +423,8 @@ fn int8_sub_matches_f32_on_every_add_kernel_shape() {
     let q = [(0.03f32, -10), (0.05f32, 7), (0.06f32, 2)];
     // Contiguous (the SIMD add kernels, with tails), a broadcast (the strided walk), and a
     // per-channel vector on either side of an NHWC tensor (the per-pixel rows).
-    let cases: [(&[usize], &[usize], &[usize], [Layout; 3]); 5] = [
+    type Case<'a> = (&'a [usize], &'a [usize], &'a [usize], [Layout; 3]);
+    let cases: [Case<'_>; 5] = [
         (&[1, 4, 5, 7], &[1, 4, 5, 7], &[1, 4, 5, 7], [nhwc, nhwc, nhwc]),
         (&[2, 67], &[2, 67], &[2, 67], [rm, rm, rm]),
         (&[2, 3, 4], &[1, 3, 1], &[2, 3, 4], [rm, rm, rm]),
@@ -444,7 +479,7 @@ fn int8_forms_need_format_1_5() {
         old[10..12].copy_from_slice(&4u16.to_le_bytes());
         fix_checksums(&mut old);
         let aligned = AlignedBytes::from_slice(&old);
-        let err = Model::from_bytes(aligned.as_slice()).err().expect("refused").to_string();
+        let err = Model::from_bytes(aligned.as_slice()).expect_err("refused").to_string();
         assert!(err.contains(name) && err.contains("needs format 1.5"), "{name}: {err}");
         assert!(Model::from_bytes(AlignedBytes::from_slice(&bytes).as_slice()).is_ok());
     }

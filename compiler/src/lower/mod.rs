@@ -297,8 +297,7 @@ impl<'g> Lowerer<'g> {
                     requant::channel_outputs(qx, &scales, qo, &g.value(b)[..cout]);
                 let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[cout], bytes_i32(&b32), None);
-                let mid =
-                    self.constant(&format!("{}:multiplier", n.name), DType::I32, &[cout], bytes_i32(&mult), None);
+                let mid = self.constant(&format!("{}:multiplier", n.name), DType::I32, &[cout], bytes_i32(&mult), None);
                 let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[cout], bytes_i32(&shift), None);
                 weight_bytes = q.len() + cout * 12;
                 self.clamp_params(&mut p, Act::NONE, Some(qo));
@@ -463,6 +462,8 @@ impl<'g> Lowerer<'g> {
             precision: if float { Precision::F32 } else { Precision::Int8 },
             weight_bytes,
             matrix: self.matrix.take(),
+            why_f32: (float && self.sub_of_f32_operands.get(self.layers.len()) == Some(&true))
+                .then_some(SUB_OF_F32_OPERANDS),
         });
         Ok(())
     }
@@ -536,6 +537,34 @@ impl<'g> Lowerer<'g> {
     }
 }
 
+/// Why an int8 model's Sub can run in f32 although it has an int8 kernel.
+pub const SUB_OF_F32_OPERANDS: &str =
+    "Sub of f32 operands (in int8 each would need a Quantize; in f32 the result needs at most one)";
+
+/// Which nodes of `g` are Subs whose operands are all computed in f32, are graph inputs (f32)
+/// or constants, given the precision of the nodes before them (`float_node`, updated in place:
+/// such a Sub runs in f32). In int8 it would quantize both operands first, paying two Quantize
+/// ops and their rounding for what an f32 Sub does exactly (x - ReduceMax(x) in an expanded
+/// softmax: exactly 0 at the maximum in f32, possibly not in int8).
+fn keep_f32_subs(g: &Graph, float_node: &mut [bool]) -> Vec<bool> {
+    let mut kept = vec![false; g.nodes.len()];
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        if float_node[i] || !matches!(n.op, Op::Binary { function: rop::binary::SUB }) {
+            continue;
+        }
+        let int8_operand = n
+            .inputs
+            .iter()
+            .any(|&t| g.nodes[..i].iter().enumerate().any(|(j, p)| !float_node[j] && p.outputs.contains(&t)));
+        if !int8_operand {
+            float_node[i] = true;
+            kept[i] = true;
+        }
+    }
+    kept
+}
+
 pub struct Lowered {
     pub spec: ModelSpec,
     pub layers: Vec<LayerInfo>,
@@ -550,6 +579,12 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
             return Err(crate::error::CompileError::NoSuchNode(k.clone()));
         }
     }
+    let mut float_node: Vec<bool> = g
+        .nodes
+        .iter()
+        .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name) || n.op.float_only())
+        .collect();
+    let sub_of_f32_operands = keep_f32_subs(g, &mut float_node);
     let mut lw = Lowerer {
         g,
         ranges: &stats.ranges,
@@ -561,11 +596,8 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         pack: opts.pack,
         sparse: opts.sparse,
         matrix: None,
-        float_node: g
-            .nodes
-            .iter()
-            .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name) || n.op.float_only())
-            .collect(),
+        float_node,
+        sub_of_f32_operands,
     };
     for &i in &g.inputs {
         let t = &g.tensors[i];

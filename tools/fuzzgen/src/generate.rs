@@ -707,7 +707,13 @@ impl<'u, 'd> Gen<'u, 'd> {
         if dtype == DType::I8 {
             self.i8_clamp(&mut p)?;
             let m = self.i8_matrix(cin, cout / groups * kh * kw);
-            inputs.push(self.constant(DType::I8, wdims, Layout::RowMajor, m.into_iter().map(|v| v as u8).collect(), None));
+            inputs.push(self.constant(
+                DType::I8,
+                wdims,
+                Layout::RowMajor,
+                m.into_iter().map(|v| v as u8).collect(),
+                None,
+            ));
             inputs.extend(self.i8_output_stage(cout, cin / groups * kh * kw)?);
         } else {
             self.f32_clamp(&mut p)?;
