@@ -501,7 +501,7 @@ fn bad_recurrent_and_zero_size_models_are_named() {
     let x = b.input("x", &[5, 1, 2]);
     let w = b.constant(&[1, 12, 2], vec![0.1; 24]);
     let r = b.constant(&[1, 12, 4], vec![0.1; 48]);
-    let y = b.node("GRU", &[&x, &w, &r], vec![("direction", Attr::Str("sideways".into()))]);
+    let y = b.node("GRU", &[&x, &w, &r], vec![("direction", Attr::Str("sideways"))]);
     b.output(&y);
     let p = compile("gru", b.build());
     fails(&["compile", s(&p), "--quant", "f32", "-o", s(&out)], "direction=sideways is not supported", Some(&out));

@@ -266,38 +266,35 @@ pub fn upsample() -> TestModel {
     let h = b.node("Relu", &[&h], vec![]);
     // Pads: reflect (asymmetric), edge, a constant 0.25 (7x9 -> 10x12 -> conv 8x10 -> 10x12).
     let p = b.constant_i64(vec![0, 0, 1, 2, 0, 0, 2, 1]);
-    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("reflect".into()))]);
+    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("reflect"))]);
     let h = conv(&mut b, &mut rng, &h, 6, 6, 3, vec![], 1);
     let p = b.constant_i64(vec![0, 0, 0, 1, 0, 0, 1, 0]);
-    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("edge".into()))]);
+    let h = b.node("Pad", &[&h, &p], vec![("mode", Attr::Str("edge"))]);
     let p = b.constant_i64(vec![0, 0, 1, 0, 0, 0, 0, 1]);
     let v = b.constant(&[], vec![0.25]);
     let h = b.node("Pad", &[&h, &p, &v], vec![]);
     let roi = b.constant(&[0], vec![]);
     let up = b.constant(&[4], vec![1.0, 1.0, 2.0, 2.0]);
-    let h = b.node("Resize", &[&h, &roi, &up], vec![("mode", Attr::Str("nearest".into()))]);
+    let h = b.node("Resize", &[&h, &roi, &up], vec![("mode", Attr::Str("nearest"))]);
     let h = conv(&mut b, &mut rng, &h, 6, 6, 3, vec![pads([1, 1, 1, 1])], 1);
     let no_scales = b.constant(&[0], vec![]);
     let sizes = b.constant_i64(vec![1, 6, 11, 13]);
     let h = b.node(
         "Resize",
         &[&h, &roi, &no_scales, &sizes],
-        vec![
-            ("mode", Attr::Str("linear".into())),
-            ("coordinate_transformation_mode", Attr::Str("align_corners".into())),
-        ],
+        vec![("mode", Attr::Str("linear")), ("coordinate_transformation_mode", Attr::Str("align_corners"))],
     );
     let h = b.node("Relu", &[&h], vec![]);
     let down = b.constant(&[4], vec![1.0, 1.0, 0.5, 0.5]);
-    let h = b.node("Resize", &[&h, &roi, &down], vec![("mode", Attr::Str("linear".into()))]);
+    let h = b.node("Resize", &[&h, &roi, &down], vec![("mode", Attr::Str("linear"))]);
     let up3 = b.constant(&[4], vec![1.0, 1.0, 1.5, 1.5]);
     let h = b.node(
         "Resize",
         &[&h, &roi, &up3],
         vec![
-            ("mode", Attr::Str("nearest".into())),
-            ("coordinate_transformation_mode", Attr::Str("asymmetric".into())),
-            ("nearest_mode", Attr::Str("floor".into())),
+            ("mode", Attr::Str("nearest")),
+            ("coordinate_transformation_mode", Attr::Str("asymmetric")),
+            ("nearest_mode", Attr::Str("floor")),
         ],
     );
     // Transposed convolutions (DBNet's upsampling head): stride 2 with pads and an output
@@ -347,7 +344,7 @@ pub fn decoder_head() -> TestModel {
     let p = conv(&mut b, &mut rng, &h, 8, 6, 1, vec![], 1);
     let roi = b.constant(&[0], vec![]);
     let two = b.constant(&[4], vec![1.0, 1.0, 2.0, 2.0]);
-    let p = b.node("Resize", &[&p, &roi, &two], vec![("mode", Attr::Str("linear".into()))]);
+    let p = b.node("Resize", &[&p, &roi, &two], vec![("mode", Attr::Str("linear"))]);
     // Their difference, then bilinear to fixed sizes (align_corners), back down
     // (pytorch_half_pixel), a 1x1 head.
     let d = b.node("Sub", &[&up, &p], vec![]);
@@ -356,19 +353,13 @@ pub fn decoder_head() -> TestModel {
     let d = b.node(
         "Resize",
         &[&d, &roi, &no_scales, &sizes],
-        vec![
-            ("mode", Attr::Str("linear".into())),
-            ("coordinate_transformation_mode", Attr::Str("align_corners".into())),
-        ],
+        vec![("mode", Attr::Str("linear")), ("coordinate_transformation_mode", Attr::Str("align_corners"))],
     );
     let sizes = b.constant_i64(vec![1, 6, 6, 7]);
     let d = b.node(
         "Resize",
         &[&d, &roi, &no_scales, &sizes],
-        vec![
-            ("mode", Attr::Str("linear".into())),
-            ("coordinate_transformation_mode", Attr::Str("pytorch_half_pixel".into())),
-        ],
+        vec![("mode", Attr::Str("linear")), ("coordinate_transformation_mode", Attr::Str("pytorch_half_pixel"))],
     );
     let y = conv(&mut b, &mut rng, &d, 6, 2, 1, vec![], 1);
     b.output(&y);
@@ -478,7 +469,7 @@ pub fn recurrent() -> TestModel {
     let y = b.node(
         "LSTM",
         &[&seq, &w, &r, &bias],
-        vec![("direction", Attr::Str("bidirectional".into())), ("hidden_size", Attr::Int(hl as i64))],
+        vec![("direction", Attr::Str("bidirectional")), ("hidden_size", Attr::Int(hl as i64))],
     );
     let y = b.node("Transpose", &[&y], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
     let s = b.constant_i64(vec![10, 1, 2 * hl as i64]);
@@ -638,4 +629,5 @@ pub fn residual_group(dead: usize) -> TestModel {
 
 /// Recompute every CRC-32 of a `.sparq` file, so that a deliberate change reaches the reader's
 /// semantic checks (the fuzzer's own).
+#[allow(unused_imports)]
 pub use sparq_fuzzgen::fix_checksums;

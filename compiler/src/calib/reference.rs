@@ -52,7 +52,7 @@ impl Reference {
     pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
         let t = Tensor::from_shape(&self.input_shape, input).map_err(terr)?;
         let out = self.plan.run(tvec!(t.into())).map_err(terr)?;
-        out.iter().map(|v| values(v)).collect()
+        out.iter().map(values).collect()
     }
 }
 

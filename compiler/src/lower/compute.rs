@@ -18,6 +18,7 @@ const NO_PARAMS: [i32; OP_PARAMS] = [0; OP_PARAMS];
 impl Lowerer<'_> {
     /// The output of one step of node `n`: the IR output (in `layout`) when `last`, else an
     /// intermediate row-major tensor of `shape`.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
         n: &Node,
@@ -40,6 +41,7 @@ impl Lowerer<'_> {
     }
 
     /// An f32 element-wise step `y = x (op) c` with `c` a constant of `c_shape`.
+    #[allow(clippy::too_many_arguments)]
     fn f32_with_constant(&mut self, n: &Node, kind: u16, x: u32, c: &[f32], c_shape: &[usize], y: u32, tag: &str) {
         let cid = self.constant(&format!("{}:{tag}", n.name), DType::F32, c_shape, bytes_f32(c), None);
         let mut p = NO_PARAMS;
@@ -293,6 +295,7 @@ impl Lowerer<'_> {
 
     /// LSTM / GRU: one runtime op writing y, y_h (and y_c); the outputs the node does not have are
     /// runtime-only tensors. Returns the bytes of weights.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn lower_recurrent(
         &mut self,
         n: &Node,

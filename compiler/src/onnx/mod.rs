@@ -129,7 +129,7 @@ mod tests {
             vec![
                 ("kernel_shape", Attr::Ints(vec![2, 2])),
                 ("storage_order", Attr::Int(1)),
-                ("auto_pad", Attr::Str("WEIRD".into())),
+                ("auto_pad", Attr::Str("WEIRD")),
             ],
         );
         let y = b.node("Sinh", &[&m], vec![]);

@@ -405,8 +405,8 @@ fn conv_transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 0) => v.iter().map(|&x| x as usize).collect(),
         Some(_) => return Err(bad("output_padding must have one non-negative value per spatial axis".into())),
     };
-    for a in 0..2 {
-        if out_pad[a] >= window.strides[a].max(window.dilations[a]) {
+    for (a, &pad) in out_pad.iter().enumerate().take(2) {
+        if pad >= window.strides[a].max(window.dilations[a]) {
             return Err(bad("output_padding must be smaller than the stride or the dilation".into()));
         }
     }

@@ -282,9 +282,9 @@ pub(super) fn layer_norm(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let mut stats = [false; 2];
     // Mean and InvStdDev (training-time outputs, supported for completeness): keepdims shapes.
     let kept: Vec<usize> = (0..s.len()).map(|a| if a >= axis { 1 } else { s[a] }).collect();
-    for k in 0..2 {
+    for (k, stat) in stats.iter_mut().enumerate() {
         if let Some(name) = node.output.get(k + 1).filter(|o| !o.is_empty()) {
-            stats[k] = true;
+            *stat = true;
             outputs.push(im.add_tensor(name, kept.clone(), None));
         }
     }
@@ -675,7 +675,7 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     if !im.g.is_const(w) || !im.g.is_const(r) {
         return Err(cx.bad("W and R must be constants".into()));
     }
-    if ws.len() != 3 || ws[0] != dirs || ws[2] != i || ws[1] % gates != 0 {
+    if ws.len() != 3 || ws[0] != dirs || ws[2] != i || !ws[1].is_multiple_of(gates) {
         return Err(cx.bad(format!("W must be [{dirs}, {gates} * hidden, {i}], got {ws:?}")));
     }
     let h = ws[1] / gates;
@@ -740,14 +740,14 @@ pub(super) fn recurrent(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let count = if lstm { 3 } else { 2 };
     let mut present = [false; 3];
     let mut outs = Vec::new();
-    for k in 0..count {
+    for (k, seen) in present.iter_mut().enumerate().take(count) {
         if let Some(name) = node.output.get(k).filter(|s| !s.is_empty()) {
             let shape = match (k, batch_first) {
                 (0, false) => vec![t, dirs, b, h],
                 (0, true) => vec![b, t, dirs, h],
                 _ => state.clone(),
             };
-            present[k] = true;
+            *seen = true;
             outs.push(im.add_tensor(name, shape, None));
         }
     }
