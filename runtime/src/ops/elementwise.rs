@@ -1,6 +1,7 @@
 //! Binary element-wise family: `Add` and `Mul` with numpy broadcasting, int8 (requantized) or f32
-//! (with the fused clamp); int8 `Sub` (BINARY, format 1.5) runs as int8 `Add` with `-mult_b`. Operands of one shape and layout run the family's contiguous kernels;
-//! broadcasts and mixed layouts walk strides.
+//! (with the fused clamp); int8 `Sub` (BINARY, format 1.5) runs as int8 `Add` with `-mult_b`.
+//! Operands of one shape and layout run the family's contiguous kernels; broadcasts and mixed
+//! layouts walk strides.
 
 use super::{broadcasts_to, check_clamp_f32, check_clamp_i8, check_mult_shift, expect_inputs, invalid, Decoder, Exec};
 use crate::error::RuntimeError;
