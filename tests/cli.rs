@@ -478,8 +478,7 @@ fn input_value_freezes_an_input() {
     let onnx = d.join("gain.onnx");
     std::fs::write(&onnx, b.build()).unwrap();
     let model = d.join("gain.sparq");
-    let (code, _, err) =
-        sparq(&["compile", s(&onnx), "--quant", "f32", "--input-value", "gain=2.5", "-o", s(&model)]);
+    let (code, _, err) = sparq(&["compile", s(&onnx), "--quant", "f32", "--input-value", "gain=2.5", "-o", s(&model)]);
     assert_eq!(code, 0, "{err}");
     write_npy(&d.join("x.npy"), &[1, 4], &[1.0, -2.0, 0.5, 4.0]);
     let out = d.join("y.npy");

@@ -265,8 +265,11 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 let outs = eval::run_sparq(&l.spec.to_bytes(), &samples[..sub], Some(&pb))?;
                 let sqnr = eval::compare(&outs, &c.outputs[..sub], None).sqnr_db;
                 tried.push((*m, sqnr));
-                if sqnr > best {
-                    best = sqnr;
+                // A NaN SQNR (the outputs are NaN) ranks last, but some candidate is always
+                // chosen: without one, lowering would find no statistics at all.
+                let rank = if sqnr.is_nan() { f64::NEG_INFINITY } else { sqnr };
+                if rank > best || tried.len() == 1 {
+                    best = rank;
                     chosen = (*m, stats.clone());
                 }
             }

@@ -57,7 +57,7 @@ impl Report {
                 .map(|l| {
                     let why = match g.nodes.iter().find(|n| n.name == l.name) {
                         Some(n) if n.op.float_only() => format!("no int8 kernel for {}", n.onnx_op),
-                        _ => "kept in f32 (--keep-float or --min-agreement)".to_string(),
+                        _ => l.why_f32.unwrap_or("kept in f32 (--keep-float or --min-agreement)").to_string(),
                     };
                     (l.name.clone(), l.weight_bytes, why)
                 })

@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 4;
+pub const VERSION_MINOR: u16 = 5;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -301,22 +301,27 @@ pub mod op {
     /// (0 nearest, 1 linear), [`RESIZE_COORD`] (0 half_pixel, 1 asymmetric, 2 align_corners,
     /// 3 pytorch_half_pixel, 4 tf_half_pixel_for_nn), [`RESIZE_NEAREST`] (0 round_prefer_floor,
     /// 1 round_prefer_ceil, 2 floor, 3 ceil), [`RESIZE_SCALE_H`], [`RESIZE_SCALE_W`] (f32 bits).
+    /// int8: nearest (1.3) and linear (1.5, Q11 fixed-point weights), one quantization in and out.
     pub const RESIZE: u16 = 20;
     /// Padding (format 1.3): output index `j` of axis `i` reads input index `j - before[i]`
     /// (`before` in slot [`PAD_BEFORE`]` + i`, `after` in [`PAD_AFTER`]` + i`); outside the input,
     /// slot [`PAD_MODE`] decides: 0 the constant of slot [`PAD_VALUE`] (f32 bits; int8: its
     /// quantized code), 1 reflect, 2 edge.
     pub const PAD: u16 = 21;
-    /// Transposed convolution, f32 (format 1.3): x, y NHWC; weights `[C_in, C_out/groups, KH,
-    /// KW]` (ONNX order), bias `[C_out]`; the window slots of CONV2D (pads crop the full output),
-    /// the output padding implied by y's size; the f32 clamp slots.
+    /// Transposed convolution (format 1.3; int8 since 1.5): x, y NHWC; weights `[C_in,
+    /// C_out/groups, KH, KW]` (ONNX order), bias `[C_out]`; the window slots of CONV2D (pads crop
+    /// the full output), the output padding implied by y's size; the clamp slots. int8: weights
+    /// i8 symmetric per output channel, then bias i32, multiplier i32 and shift i32 per output
+    /// channel, as CONV2D.
     pub const CONV_TRANSPOSE: u16 = 22;
     /// Matrix product of two f32 tensors (format 1.4): `a [..., M, K]`, `b [..., K, N]`, batch
     /// axes broadcast (numpy `matmul`), y row-major `[..., M, N]`; slot [`MATMUL_TRANSPOSE`] bit 0:
     /// a is stored `[..., K, M]`, bit 1: b is stored `[..., N, K]`.
     pub const MATMUL: u16 = 23;
     /// Binary element-wise function with numpy broadcasting (format 1.4): slot [`FUNCTION`] (see
-    /// [`binary`]); f32, or i8 for MIN and MAX with one quantization for all three operands.
+    /// [`binary`]); f32, or i8 for MIN and MAX with one quantization for all three operands, or
+    /// i8 SUB (format 1.5) requantized as ADD with slots [`MULT_A`], [`MULT_B`], [`SHIFT`] and the
+    /// clamp: `zp_y + round(((a - zp_a) mult_a - (b - zp_b) mult_b) / 2^shift)`.
     pub const BINARY: u16 = 24;
     /// Reduction of f32 over the axes of slot [`REDUCE_AXES`] (a bit mask; y keeps them with
     /// size 1), function in slot [`FUNCTION`] (see [`reduce`]); ARGMAX/ARGMIN give the index as
@@ -434,10 +439,18 @@ pub mod op {
     /// NORMALIZE: epsilon (f32 bits; with [`AXIS`]).
     pub const NORM_EPSILON: usize = 1;
 
-    /// The first format minor that defines op `kind` with parameters `params` (a kind's later
-    /// modes: RESIZE's cubic mode is 1.4).
-    pub const fn op_minor(kind: u16, params: &[i32; crate::layout::OP_PARAMS]) -> u16 {
-        if kind == RESIZE && params[RESIZE_MODE] == 2 {
+    /// The first format minor that defines op `kind` with parameters `params` and output element
+    /// type `dtype` (a kind's later modes and forms: RESIZE's cubic mode is 1.4; int8 RESIZE
+    /// linear, int8 CONV_TRANSPOSE and int8 BINARY Sub are 1.5).
+    pub const fn op_minor(kind: u16, params: &[i32; crate::layout::OP_PARAMS], dtype: crate::layout::DType) -> u16 {
+        let int8 = matches!(dtype, crate::layout::DType::I8);
+        if int8
+            && ((kind == RESIZE && params[RESIZE_MODE] == 1)
+                || kind == CONV_TRANSPOSE
+                || (kind == BINARY && params[FUNCTION] == binary::SUB))
+        {
+            5
+        } else if kind == RESIZE && params[RESIZE_MODE] == 2 {
             4
         } else {
             since_minor(kind)
@@ -603,7 +616,8 @@ pub mod op {
             RESIZE => (1 << 7) - 1,
             PAD => (1 << 14) - 1,
             MATMUL => 1 << MATMUL_TRANSPOSE,
-            BINARY => 1 << FUNCTION,
+            // int8 Sub (1.5) requantizes as ADD does: clamp, both multipliers, shift.
+            BINARY => 1 << FUNCTION | ACT | RESCALE | 1 << MULT_B,
             REDUCE => 1 << FUNCTION | 1 << REDUCE_AXES | 1 << REDUCE_SELECT_LAST,
             NORMALIZE => 1 << AXIS | 1 << NORM_EPSILON,
             GATHER => 1 << AXIS,
@@ -611,5 +625,36 @@ pub mod op {
             GRU => 1 << RNN_DIRECTION | 1 << RNN_CLIP | 1 << RNN_LINEAR_BEFORE_RESET,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::op::{self, binary};
+    use super::{DType, OP_PARAMS};
+
+    /// The int8 forms of 1.5 need 1.5; the same kinds in f32, and their other int8 forms, keep
+    /// the minor that introduced them.
+    #[test]
+    fn op_minor_depends_on_the_dtype_for_the_int8_forms_of_1_5() {
+        let with = |slot: usize, v: i32| {
+            let mut p = [0i32; OP_PARAMS];
+            p[slot] = v;
+            p
+        };
+        let linear = with(op::RESIZE_MODE, 1);
+        assert_eq!(op::op_minor(op::RESIZE, &linear, DType::I8), 5);
+        assert_eq!(op::op_minor(op::RESIZE, &linear, DType::F32), 3);
+        assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_MODE, 0), DType::I8), 3);
+        assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_MODE, 2), DType::F32), 4);
+        let none = [0i32; OP_PARAMS];
+        assert_eq!(op::op_minor(op::CONV_TRANSPOSE, &none, DType::I8), 5);
+        assert_eq!(op::op_minor(op::CONV_TRANSPOSE, &none, DType::F32), 3);
+        for (function, minor) in [(binary::SUB, 5), (binary::MIN, 4), (binary::MAX, 4)] {
+            assert_eq!(op::op_minor(op::BINARY, &with(op::FUNCTION, function), DType::I8), minor);
+            assert_eq!(op::op_minor(op::BINARY, &with(op::FUNCTION, function), DType::F32), 4);
+        }
+        assert_eq!(op::op_minor(op::ADD, &none, DType::I8), 0);
+        assert_eq!(super::VERSION_MINOR, 5);
     }
 }

@@ -452,16 +452,6 @@ impl<'a> FileView<'a> {
         zero_field(self.bytes, at + offset_of!(OpDesc, reserved), 4, "op reserved field")?;
         let kind = read_u16(o, offset_of!(OpDesc, kind));
         let params: [i32; OP_PARAMS] = core::array::from_fn(|s| read_u32(o, offset_of!(OpDesc, params) + 4 * s) as i32);
-        let needed = op::op_minor(kind, &params);
-        if self.version_minor < needed {
-            let offset = (at + offset_of!(OpDesc, kind)) as u64;
-            return Err(FormatError::MinorTooLow {
-                minor: self.version_minor,
-                needed,
-                feature: op::name(kind),
-                offset,
-            });
-        }
         if let Some(used) = op::param_slots(kind) {
             for slot in (0..OP_PARAMS).filter(|&s| used & (1 << s) == 0) {
                 let value = read_u32(o, offset_of!(OpDesc, params) + 4 * slot);
@@ -485,6 +475,21 @@ impl<'a> FileView<'a> {
         }
         if n_out == 0 {
             return Err(bad("op has no output"));
+        }
+        // The minor an op needs may depend on its element type (int8 forms of 1.5): the first
+        // output's, read from its (already checked) tensor descriptor.
+        let out = read_u32(list, 4 * n_in) as usize;
+        let dtype_at = out * 64 + offset_of!(TensorDesc, dtype);
+        let dtype = self.tensors.get(dtype_at).and_then(|&d| DType::from_u8(d)).unwrap_or(DType::F32);
+        let needed = op::op_minor(kind, &params, dtype);
+        if self.version_minor < needed {
+            let offset = (at + offset_of!(OpDesc, kind)) as u64;
+            return Err(FormatError::MinorTooLow {
+                minor: self.version_minor,
+                needed,
+                feature: op::name(kind),
+                offset,
+            });
         }
         Ok(())
     }

@@ -64,6 +64,12 @@ fn put<T: Copy>(out: &mut Vec<u8>, v: &T) {
 }
 
 impl ModelSpec {
+    /// The minor op `o` needs (`op::op_minor` with its first output's element type).
+    fn op_minor(&self, o: &OpSpec) -> u16 {
+        let dtype = o.outputs.first().and_then(|&t| self.tensors.get(t as usize)).map_or(DType::F32, |t| t.dtype);
+        op::op_minor(o.kind, &o.params, dtype)
+    }
+
     /// Serialize to bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut strings = Vec::new();
@@ -199,8 +205,8 @@ impl ModelSpec {
             version_minor: match self.version_minor {
                 // The lowest minor version that can express the file, so older readers keep
                 // reading files that use nothing newer.
-                0 if self.ops.iter().any(|o| op::op_minor(o.kind, &o.params) >= 3) => {
-                    self.ops.iter().map(|o| op::op_minor(o.kind, &o.params)).max().unwrap_or(3)
+                0 if self.ops.iter().any(|o| self.op_minor(o) >= 3) => {
+                    self.ops.iter().map(|o| self.op_minor(o)).max().unwrap_or(3)
                 }
                 0 if self.tensors.iter().any(|t| t.layout == Layout::BlockSparse) => 2,
                 0 if self.tensors.iter().any(|t| t.pack.is_some()) => 1,

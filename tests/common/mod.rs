@@ -320,6 +320,52 @@ pub fn upsample() -> TestModel {
     TestModel { name: "upsample", onnx: b.build(), input_shape: vec![1, 3, 7, 9] }
 }
 
+/// A decoder head with the int8 forms of format 1.5: a stride-2 ConvTranspose (pads, output
+/// padding) and a grouped one, bilinear Resizes (half_pixel up, align_corners to fixed sizes,
+/// pytorch_half_pixel), and a Sub of two computed branches (a difference of features, as
+/// DBNet's and LR-ASPP's heads combine branches).
+pub fn decoder_head() -> TestModel {
+    let mut rng = Rng::new(15);
+    let mut b = OnnxBuilder::new("decoder_head", 13);
+    let x = b.input("input", &[1, 3, 8, 10]);
+    let h = conv(&mut b, &mut rng, &x, 3, 8, 3, vec![pads([1, 1, 1, 1]), strides(2)], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    // Branch 1: ConvTranspose x2 (4x5 -> 8x10), then a grouped one with kernel 3 and pads (same size).
+    let wt = b.constant(&[8, 6, 3, 3], rng.vec(8 * 6 * 9, 0.25));
+    let bt = b.constant(&[6], rng.vec(6, 0.1));
+    let up = b.node(
+        "ConvTranspose",
+        &[&h, &wt, &bt],
+        vec![strides(2), pads([1, 1, 1, 1]), ("output_padding", Attr::Ints(vec![1, 1]))],
+    );
+    let wg = b.constant(&[6, 2, 3, 3], rng.vec(6 * 2 * 9, 0.3));
+    let up = b.node("ConvTranspose", &[&up, &wg], vec![("group", Attr::Int(3)), pads([1, 1, 1, 1]), strides(1)]);
+    // Branch 2: bilinear x2 of another 1x1 projection (half_pixel, 4x5 -> 8x10).
+    let p = conv(&mut b, &mut rng, &h, 8, 6, 1, vec![], 1);
+    let roi = b.constant(&[0], vec![]);
+    let two = b.constant(&[4], vec![1.0, 1.0, 2.0, 2.0]);
+    let p = b.node("Resize", &[&p, &roi, &two], vec![("mode", Attr::Str("linear"))]);
+    // Their difference, then bilinear to fixed sizes (align_corners), back down
+    // (pytorch_half_pixel), a 1x1 head.
+    let d = b.node("Sub", &[&up, &p], vec![]);
+    let no_scales = b.constant(&[0], vec![]);
+    let sizes = b.constant_i64(vec![1, 6, 13, 15]);
+    let d = b.node(
+        "Resize",
+        &[&d, &roi, &no_scales, &sizes],
+        vec![("mode", Attr::Str("linear")), ("coordinate_transformation_mode", Attr::Str("align_corners"))],
+    );
+    let sizes = b.constant_i64(vec![1, 6, 6, 7]);
+    let d = b.node(
+        "Resize",
+        &[&d, &roi, &no_scales, &sizes],
+        vec![("mode", Attr::Str("linear")), ("coordinate_transformation_mode", Attr::Str("pytorch_half_pixel"))],
+    );
+    let y = conv(&mut b, &mut rng, &d, 6, 2, 1, vec![], 1);
+    b.output(&y);
+    TestModel { name: "decoder_head", onnx: b.build(), input_shape: vec![1, 3, 8, 10] }
+}
+
 /// A small transformer encoder block over 8 tokens of 16 features (a ViT's core): layer
 /// normalizations, attention with matrix products of two activations (two heads, Transpose,
 /// Reshape, Softmax), a GELU MLP (the Erf pattern), a residual, Min/Max, Gather of the first

@@ -192,15 +192,13 @@ impl Op {
     pub fn float_only(&self) -> bool {
         use sparq_format::layout::op::binary;
         match self {
-            Op::Resize { linear: true, .. }
-            | Op::Resize { cubic: Some(_), .. }
-            | Op::ConvTranspose { .. }
+            Op::Resize { cubic: Some(_), .. }
             | Op::MatMul { .. }
             | Op::Reduce { .. }
             | Op::Normalize { .. }
             | Op::Recurrent { .. }
             | Op::Where => true,
-            Op::Binary { function } => !matches!(*function, binary::MIN | binary::MAX),
+            Op::Binary { function } => !matches!(*function, binary::SUB | binary::MIN | binary::MAX),
             _ => false,
         }
     }

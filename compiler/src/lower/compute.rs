@@ -19,6 +19,7 @@ impl Lowerer<'_> {
     #[allow(clippy::too_many_arguments)]
     /// The output of one step of node `n`: the IR output (in `layout`) when `last`, else an
     /// intermediate row-major tensor of `shape`.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
         n: &Node,
@@ -175,6 +176,22 @@ impl Lowerer<'_> {
         let out = n.outputs[0];
         let dt = if float { DType::F32 } else { DType::I8 };
         let q = if float { None } else { Some(self.out_qp(out, Act::NONE)?) };
+        if let (Some(qo), rop::binary::SUB) = (q, function) {
+            // int8 Sub (format 1.5): int8 Add's requantization of both operands, `mult_b` negated
+            // by the runtime; no Requantize ops in front.
+            let (ai, bi) = (self.get(n.inputs[0], dt, None)?, self.get(n.inputs[1], dt, None)?);
+            let m = requant::add(self.tensor_q(ai), self.tensor_q(bi), qo);
+            let mut p = NO_PARAMS;
+            p[rop::FUNCTION] = function;
+            p[rop::MULT_A] = m.mult_a;
+            p[rop::MULT_B] = m.mult_b;
+            p[rop::SHIFT] = m.shift;
+            (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds(Act::NONE, qo);
+            let layout = self.default_layout(out);
+            let y = self.output(out, dt, layout, q);
+            self.op(rop::BINARY, &n.name, vec![ai, bi], y, p);
+            return Ok(());
+        }
         let mut ins = Vec::new();
         for (k, &t) in n.inputs.iter().enumerate() {
             let xi = self.get(t, dt, None)?;

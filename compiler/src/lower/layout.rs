@@ -43,6 +43,30 @@ pub(super) fn hwc(w: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
+/// Transposed-convolution weights `[C_in, C_out/g, KH, KW]` (ONNX order) with their index in
+/// output-channel order `[C_out, C_in/g, KH, KW]` (each output channel's taps contiguous, the
+/// order `quantize_per_channel` reads): `(f(w) in channel order, channel-order index of each
+/// ONNX-order element)`.
+pub(super) fn conv_transpose_channel_order(w: &[f32], shape: &[usize], groups: usize) -> (Vec<f32>, Vec<usize>) {
+    let (cin, cout_g, kk) = (shape[0], shape[1], shape[2] * shape[3]);
+    let cin_g = cin / groups.max(1);
+    let mut out = vec![0f32; w.len()];
+    let mut index = vec![0usize; w.len()];
+    for ci in 0..cin {
+        let (g, i) = (ci / cin_g, ci % cin_g);
+        for col in 0..cout_g {
+            let co = g * cout_g + col;
+            for t in 0..kk {
+                let from = (ci * cout_g + col) * kk + t;
+                let to = (co * cin_g + i) * kk + t;
+                out[to] = w[from];
+                index[from] = to;
+            }
+        }
+    }
+    (out, index)
+}
+
 /// Reorder per-channel int8 weights from `[C, taps]` (quantization order) to `[taps, C]`.
 pub(super) fn transpose_i8(q: &[i8], c: usize) -> Vec<i8> {
     let taps = q.len() / c.max(1);

@@ -21,7 +21,7 @@ use state::Lowerer;
 use crate::error::{invalid, Result};
 use crate::ir::*;
 use crate::quant::{act_qparams, bias, clamped_qparams, requant, QParams};
-use layout::{hwc, ohwi, transpose_i8};
+use layout::{conv_transpose_channel_order, hwc, ohwi, transpose_i8};
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
 use sparq_format::writer::ModelSpec;
@@ -278,14 +278,40 @@ impl<'g> Lowerer<'g> {
                 p[rop::RESIZE_NEAREST] = *nearest;
                 p[rop::RESIZE_SCALE_H] = bits(scales[0]);
                 p[rop::RESIZE_SCALE_W] = bits(scales[1]);
-                // Nearest is a copy: int8 keeps the input's quantization.
+                // Nearest is a copy and linear a convex combination: int8 keeps the input's
+                // quantization (linear in Q11 fixed point, format 1.5).
                 let q = if float { None } else { Some(self.tensor_q(xi)) };
                 let layout = self.spec.tensors[xi as usize].layout;
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::RESIZE, &n.name, vec![xi], y, p);
             }
+            Op::ConvTranspose { window, group } if !float => {
+                // int8 (format 1.5): weights in ONNX order, symmetric per output channel; bias,
+                // multipliers and shifts per output channel as a convolution's.
+                let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+                let xi = self.window_input(x, DType::I8)?;
+                set_window(&mut p, window);
+                p[win::GROUPS] = *group as i32;
+                let ws = g.tensors[w].shape.clone();
+                let cout = ws[1] * *group;
+                let (by_channel, index) = conv_transpose_channel_order(g.value(w), &ws, *group);
+                let (q_by_channel, scales) = quantize_per_channel(&by_channel, cout);
+                let q: Vec<i8> = index.iter().map(|&i| q_by_channel[i]).collect();
+                let (qx, qo) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
+                let requant::ChannelRequant { bias: b32, mult, shift } =
+                    requant::channel_outputs(qx, &scales, qo, &g.value(b)[..cout]);
+                let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
+                let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[cout], bytes_i32(&b32), None);
+                let mid = self.constant(&format!("{}:multiplier", n.name), DType::I32, &[cout], bytes_i32(&mult), None);
+                let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[cout], bytes_i32(&shift), None);
+                weight_bytes = q.len() + cout * 12;
+                self.clamp_params(&mut p, Act::NONE, Some(qo));
+                let y = self.window_output(n, out, DType::I8, Some(qo));
+                self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid, mid, sid], y, p);
+                self.finish_window_output(n, out, y, DType::I8, Some(qo));
+            }
             Op::ConvTranspose { window, group } => {
-                // f32 only (`Op::float_only`): weights as ONNX orders them, bias, no clamp.
+                // f32: weights as ONNX orders them, bias, no clamp.
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
                 let xi = self.window_input(x, DType::F32)?;
                 set_window(&mut p, window);
@@ -441,6 +467,8 @@ impl<'g> Lowerer<'g> {
             precision: if float { Precision::F32 } else { Precision::Int8 },
             weight_bytes,
             matrix: self.matrix.take(),
+            why_f32: (float && self.sub_of_f32_operands.get(self.layers.len()) == Some(&true))
+                .then_some(SUB_OF_F32_OPERANDS),
         });
         Ok(())
     }
@@ -514,6 +542,34 @@ impl<'g> Lowerer<'g> {
     }
 }
 
+/// Why an int8 model's Sub can run in f32 although it has an int8 kernel.
+pub const SUB_OF_F32_OPERANDS: &str =
+    "Sub of f32 operands (in int8 each would need a Quantize; in f32 the result needs at most one)";
+
+/// Which nodes of `g` are Subs whose operands are all computed in f32, are graph inputs (f32)
+/// or constants, given the precision of the nodes before them (`float_node`, updated in place:
+/// such a Sub runs in f32). In int8 it would quantize both operands first, paying two Quantize
+/// ops and their rounding for what an f32 Sub does exactly (x - ReduceMax(x) in an expanded
+/// softmax: exactly 0 at the maximum in f32, possibly not in int8).
+fn keep_f32_subs(g: &Graph, float_node: &mut [bool]) -> Vec<bool> {
+    let mut kept = vec![false; g.nodes.len()];
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        if float_node[i] || !matches!(n.op, Op::Binary { function: rop::binary::SUB }) {
+            continue;
+        }
+        let int8_operand = n
+            .inputs
+            .iter()
+            .any(|&t| g.nodes[..i].iter().enumerate().any(|(j, p)| !float_node[j] && p.outputs.contains(&t)));
+        if !int8_operand {
+            float_node[i] = true;
+            kept[i] = true;
+        }
+    }
+    kept
+}
+
 pub struct Lowered {
     pub spec: ModelSpec,
     pub layers: Vec<LayerInfo>,
@@ -528,6 +584,12 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
             return Err(crate::error::CompileError::NoSuchNode(k.clone()));
         }
     }
+    let mut float_node: Vec<bool> = g
+        .nodes
+        .iter()
+        .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name) || n.op.float_only())
+        .collect();
+    let sub_of_f32_operands = keep_f32_subs(g, &mut float_node);
     let mut lw = Lowerer {
         g,
         ranges: &stats.ranges,
@@ -539,11 +601,8 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         pack: opts.pack,
         sparse: opts.sparse,
         matrix: None,
-        float_node: g
-            .nodes
-            .iter()
-            .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name) || n.op.float_only())
-            .collect(),
+        float_node,
+        sub_of_f32_operands,
     };
     for &i in &g.inputs {
         let t = &g.tensors[i];
@@ -577,6 +636,27 @@ mod tests {
 
     fn graph() -> Graph {
         crate::load_graph(&mobile_block(5), "test.onnx", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn conv_transpose_weights_in_output_channel_order() {
+        // [C_in 4, C_out/g 3, 2, 1] with 2 groups: output channel co = g * 3 + col reads the
+        // inputs of group g; its taps are contiguous in channel order.
+        let shape = [4, 3, 2, 1];
+        let w: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let (by_channel, index) = conv_transpose_channel_order(&w, &shape, 2);
+        let mut seen = index.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..24).collect::<Vec<_>>());
+        for (i, &to) in index.iter().enumerate() {
+            assert_eq!(by_channel[to], w[i]);
+        }
+        // Output channel 4 (group 1, column 1): inputs 2 and 3, taps 0 and 1.
+        let expect: Vec<f32> = [(2, 1, 0), (2, 1, 1), (3, 1, 0), (3, 1, 1)]
+            .iter()
+            .map(|&(ci, col, t)| w[(ci * 3 + col) * 2 + t])
+            .collect();
+        assert_eq!(&by_channel[4 * 4..5 * 4], &expect[..]);
     }
 
     #[test]

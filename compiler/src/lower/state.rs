@@ -17,6 +17,9 @@ pub struct LayerInfo {
     pub weight_bytes: usize,
     /// Int8 weight matrices (convolutions with one group, fully-connected): dense or sparse.
     pub matrix: Option<MatrixKernel>,
+    /// Why an op with an int8 kernel runs in f32 anyway (lowering's own choice, see
+    /// `lower::SUB_OF_F32_OPERANDS`).
+    pub why_f32: Option<&'static str>,
 }
 
 /// The state of one lowering: the graph, the statistics, the program being written and what
@@ -34,6 +37,8 @@ pub(super) struct Lowerer<'g> {
     pub(super) layers: Vec<LayerInfo>,
     /// Precision chosen for each IR node.
     pub(super) float_node: Vec<bool>,
+    /// Subs kept in f32 because their operands are f32 (`keep_f32_subs`).
+    pub(super) sub_of_f32_operands: Vec<bool>,
     pub(super) pack: Option<Pack>,
     pub(super) sparse: SparseChoice,
     /// The matrix kernel chosen for the node being lowered.

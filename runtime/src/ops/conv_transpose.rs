@@ -1,36 +1,42 @@
-//! Transposed convolution (f32): every output pixel gathers the input pixels whose stride-spread
-//! window covers it (`oy + pad_top - ky * dilation = iy * stride`), so each output is written once,
-//! bias first, then clamped. int8 models run it in f32 between a dequantize and a quantize.
+//! Transposed convolution, f32 or int8 (format 1.5): every output pixel gathers the input pixels
+//! whose stride-spread window covers it (`oy + pad_top - ky * dilation = iy * stride`), so each
+//! output is written once: bias first, then the taps, then the clamp (f32) or CONV2D's
+//! requantization with its per-channel multipliers (int8: `acc = bias + sum (x - zp_x) w` in
+//! i32, `Requant::apply`).
 
-use super::{check_clamp_f32, check_constant, expect_inputs, invalid, Decoder, Exec, MAX_REDUCTION};
+use super::{invalid, output_stage, Decoder, Exec, OutputStage, MAX_REDUCTION};
 use crate::error::RuntimeError;
+use crate::kernels::conv::Requant;
 use crate::kernels::strided::logical_strides;
-use sparq_format::layout::op::{self, window};
+use sparq_format::layout::op::window;
 use sparq_format::{DType, Layout, OpInfo, Storage, TensorInfo};
+
+/// The weights and output stage: f32 (bias, clamp) or int8 (per-channel requantization).
+#[derive(Clone, Copy)]
+pub enum ConvTransposeKernel<'a> {
+    F32 { w: &'a [f32], bias: &'a [f32], lo: f32, hi: f32 },
+    Qs8 { w: &'a [i8], rq: Requant<'a> },
+}
 
 #[derive(Clone, Copy)]
 pub struct ConvTranspose<'a> {
     pub x: TensorInfo<'a>,
     pub y: TensorInfo<'a>,
-    pub w: &'a [f32],
-    pub bias: &'a [f32],
+    pub kernel: ConvTransposeKernel<'a>,
     /// kernel h/w, stride h/w, pad top/left, dilation h/w, groups.
     pub k: [usize; 2],
     pub s: [usize; 2],
     pub pad: [usize; 2],
     pub d: [usize; 2],
     pub groups: usize,
-    pub lo: f32,
-    pub hi: f32,
 }
 
 impl<'a> ConvTranspose<'a> {
     pub(crate) fn decode(dc: &Decoder<'_, 'a>, o: &OpInfo<'a>) -> Result<Self, RuntimeError> {
         let bad = |reason| invalid(o, reason);
-        expect_inputs(o, 3)?;
-        let (x, w, b, y) = (dc.input(o, 0), dc.input(o, 1), dc.input(o, 2), dc.view.tensor(o.output(0)));
-        if x.dtype != DType::F32 || y.dtype != DType::F32 {
-            return Err(bad("transposed convolution is f32"));
+        let (x, w, y) = (dc.input(o, 0), dc.input(o, 1), dc.view.tensor(o.output(0)));
+        if x.dtype != y.dtype || x.dtype == DType::I32 {
+            return Err(bad("transposed convolution is f32 or int8, input and output alike"));
         }
         if x.storage != Storage::Arena || x.layout != Layout::Nhwc || y.layout != Layout::Nhwc {
             return Err(bad("input and output must be NHWC arena tensors"));
@@ -54,13 +60,16 @@ impl<'a> ConvTranspose<'a> {
         if cin % groups != 0 || cout % groups != 0 || x.dims[0] != y.dims[0] {
             return Err(bad("groups must divide input and output channels; batch kept"));
         }
-        if w.storage != Storage::Constant || w.dtype != DType::F32 || w.shape() != [cin, cout / groups, k[0], k[1]] {
-            return Err(bad("weights must be an f32 constant [C_in, C_out/groups, KH, KW]"));
+        if w.storage != Storage::Constant
+            || w.dtype != x.dtype
+            || w.layout != Layout::RowMajor
+            || w.shape() != [cin, cout / groups, k[0], k[1]]
+        {
+            return Err(bad("weights must be a row-major constant [C_in, C_out/groups, KH, KW] of the input's dtype"));
         }
         if (cin / groups).saturating_mul(k[0] * k[1]) > MAX_REDUCTION {
             return Err(bad("reduction longer than 65536 taps"));
         }
-        check_constant(o, &b, DType::F32, cout, "bias must be an f32 constant with one value per output channel")?;
         for a in 0..2 {
             // Full output: (in - 1) * stride + dilation * (k - 1) + 1, plus output padding, minus pads.
             let full = (x.dims[2 + a] - 1) as u64 * s[a] as u64 + d[a] as u64 * (k[a] - 1) as u64 + 1;
@@ -69,28 +78,53 @@ impl<'a> ConvTranspose<'a> {
                 return Err(bad("output size does not match the window (and an output padding below the stride)"));
             }
         }
-        check_clamp_f32(o)?;
-        Ok(ConvTranspose {
-            x,
-            y,
-            w: dc.constant(&w),
-            bias: dc.constant(&b),
-            k,
-            s,
-            pad,
-            d,
-            groups,
-            lo: o.param_f32(op::ACT_MIN),
-            hi: o.param_f32(op::ACT_MAX),
-        })
+        // f32: x, w, bias and the f32 clamp; int8: x, w, bias, multipliers, shifts (CONV2D's).
+        let kernel = match output_stage(dc, o, &x, &y, cout)? {
+            OutputStage::F32 { bias, lo, hi } => ConvTransposeKernel::F32 { w: dc.constant(&w), bias, lo, hi },
+            OutputStage::Int8(rq) => ConvTransposeKernel::Qs8 { w: dc.constant(&w), rq },
+        };
+        Ok(ConvTranspose { x, y, kernel, k, s, pad, d, groups })
     }
 
     pub fn kernel_name(&self) -> &'static str {
-        "f32_conv_transpose_scalar"
+        match self.kernel {
+            ConvTransposeKernel::F32 { .. } => "f32_conv_transpose_scalar",
+            ConvTransposeKernel::Qs8 { .. } => "qs8_conv_transpose_scalar",
+        }
     }
 
     pub(crate) fn run(&self, e: &Exec<'a, '_>) {
-        let (xd, yd) = (e.data::<f32>(&self.x), e.out::<f32>(&self.y));
+        match self.kernel {
+            ConvTransposeKernel::F32 { w, bias, lo, hi } => {
+                let (xd, yd) = (e.data::<f32>(&self.x), e.out::<f32>(&self.y));
+                self.gather(
+                    |co| bias[co],
+                    |acc, xi, wi| *acc += xd[xi] * w[wi],
+                    |(_, at), acc| yd[at] = acc.clamp(lo, hi),
+                );
+            }
+            ConvTransposeKernel::Qs8 { w, ref rq } => {
+                let (xd, yd) = (e.data::<i8>(&self.x), e.out::<i8>(&self.y));
+                let zp = rq.input_zero_point;
+                // i32 sums wrap as CONV2D's kernels do (only reachable at the longest reductions).
+                self.gather(
+                    |co| rq.bias[co],
+                    |acc, xi, wi| *acc = acc.wrapping_add((xd[xi] as i32 - zp) * w[wi] as i32),
+                    |(co, at), acc| yd[at] = rq.apply(co, acc),
+                );
+            }
+        }
+    }
+
+    /// The loop both element types share: for every output element, `init(co)`, then `add_tap(acc,
+    /// x index, w index)` over the taps that land on an input, then `store((co, y index), acc)`.
+    #[inline(always)]
+    fn gather<A: Copy>(
+        &self,
+        init: impl Fn(usize) -> A,
+        mut add_tap: impl FnMut(&mut A, usize, usize),
+        mut store: impl FnMut((usize, usize), A),
+    ) {
         let (sx, sy) = (logical_strides(&self.x), logical_strides(&self.y));
         let (xdim, ydim) = (&self.x.dims, &self.y.dims);
         let (cin_g, cout_g) = (xdim[1] / self.groups, ydim[1] / self.groups);
@@ -104,19 +138,19 @@ impl<'a> ConvTranspose<'a> {
                 for ox in 0..ydim[3] {
                     for co in 0..ydim[1] {
                         let (g, col) = (co / cout_g, co % cout_g);
-                        let mut acc = self.bias[co];
+                        let mut acc = init(co);
                         for ky in 0..self.k[0] {
                             let Some(iy) = tap(0, oy, ky) else { continue };
                             for kx in 0..self.k[1] {
                                 let Some(ix) = tap(1, ox, kx) else { continue };
                                 let base = n * sx[0] + iy * sx[2] + ix * sx[3];
                                 for ci in g * cin_g..(g + 1) * cin_g {
-                                    let wv = self.w[((ci * cout_g + col) * self.k[0] + ky) * self.k[1] + kx];
-                                    acc += xd[base + ci * sx[1]] * wv;
+                                    let wi = ((ci * cout_g + col) * self.k[0] + ky) * self.k[1] + kx;
+                                    add_tap(&mut acc, base + ci * sx[1], wi);
                                 }
                             }
                         }
-                        yd[n * sy[0] + co * sy[1] + oy * sy[2] + ox * sy[3]] = acc.clamp(self.lo, self.hi);
+                        store((co, n * sy[0] + co * sy[1] + oy * sy[2] + ox * sy[3]), acc);
                     }
                 }
             }

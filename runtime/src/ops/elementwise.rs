@@ -1,6 +1,7 @@
 //! Binary element-wise family: `Add` and `Mul` with numpy broadcasting, int8 (requantized) or f32
-//! (with the fused clamp). Operands of one shape and layout run the family's contiguous kernels;
-//! broadcasts and mixed layouts walk strides.
+//! (with the fused clamp); int8 `Sub` (BINARY, format 1.5) runs as int8 `Add` with `-mult_b`.
+//! Operands of one shape and layout run the family's contiguous kernels; broadcasts and mixed
+//! layouts walk strides.
 
 use super::{broadcasts_to, check_clamp_f32, check_clamp_i8, check_mult_shift, expect_inputs, invalid, Decoder, Exec};
 use crate::error::RuntimeError;
@@ -53,6 +54,15 @@ pub enum BinaryKernel {
     },
 }
 
+/// Whether op `o` is a BINARY Sub with an int8 output: decoded as [`Binary`] (int8 Add's
+/// kernels with the second multiplier negated), not [`BinaryFn`].
+pub(crate) fn is_qs8_sub(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> bool {
+    o.kind == op::BINARY
+        && o.params[op::FUNCTION] == op::binary::SUB
+        && o.output_count >= 1
+        && d.view.tensor(o.output(0)).dtype == DType::I8
+}
+
 #[derive(Clone, Copy)]
 pub struct Binary<'a> {
     pub a: TensorInfo<'a>,
@@ -95,20 +105,27 @@ impl<'a> Binary<'a> {
         } else {
             None
         };
+        // BINARY reaches here only as int8 Sub (`is_qs8_sub`).
+        let sub = o.kind == op::BINARY;
+        if sub && y.dtype != DType::I8 {
+            return Err(bad("only int8 sub runs on the add kernels"));
+        }
         let kernel = if y.dtype == DType::I8 {
             check_clamp_i8(o)?;
             check_mult_shift(o, op::MULT_A)?;
-            if o.kind == op::ADD {
+            if o.kind == op::ADD || sub {
                 check_mult_shift(o, op::MULT_B)?;
                 if p[op::SHIFT] < 2 {
                     return Err(bad("add shift must be at least 2"));
                 }
+                // `a - b`: the add with `-mult_b` (in (-2^31, 0], so the negation cannot overflow;
+                // every add kernel multiplies signed 32 x 32 -> 64 bits).
                 let params = AddParams {
                     zp_a: a.zero_point,
                     zp_b: b.zero_point,
                     zp_out: y.zero_point,
                     mult_a: p[op::MULT_A],
-                    mult_b: p[op::MULT_B],
+                    mult_b: if sub { -p[op::MULT_B] } else { p[op::MULT_B] },
                     shift: p[op::SHIFT],
                     act_min: p[op::ACT_MIN],
                     act_max: p[op::ACT_MAX],
@@ -243,13 +260,16 @@ impl<'a> BinaryFn<'a> {
         if a.dtype != y.dtype || b.dtype != y.dtype {
             return Err(bad("operands must share one dtype"));
         }
+        if (op::ACT_MIN..=op::SHIFT).any(|s| o.params[s] != 0) {
+            return Err(bad("requantization and clamp slots are used only by int8 sub"));
+        }
         match y.dtype {
             DType::F32 => {}
             DType::I8 if matches!(function, f::MIN | f::MAX) => {
                 super::same_quant(o, &a, &y)?;
                 super::same_quant(o, &b, &y)?;
             }
-            _ => return Err(bad("operands must be f32 (or i8 for min and max)")),
+            _ => return Err(bad("operands must be f32 (or i8 for sub, min and max)")),
         }
         if !broadcasts_to(&a, &y) || !broadcasts_to(&b, &y) {
             return Err(bad("operand shapes do not broadcast to the output shape"));

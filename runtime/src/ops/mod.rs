@@ -101,6 +101,8 @@ impl<'a> Op<'a> {
             op::SOFTMAX => Op::Softmax(softmax::Softmax::decode(&d, o)?),
             op::QUANTIZE | op::DEQUANTIZE | op::REQUANTIZE => Op::Quantize(quantize::Quantize::decode(&d, o)?),
             op::MATMUL => Op::MatMul(matmul::MatMul::decode(&d, o)?),
+            // int8 Sub (format 1.5) is int8 Add with the second multiplier negated: one kernel.
+            op::BINARY if elementwise::is_qs8_sub(&d, o) => Op::Binary(elementwise::Binary::decode(&d, o)?),
             op::BINARY => Op::BinaryFn(elementwise::BinaryFn::decode(&d, o)?),
             op::REDUCE => Op::Reduce(reduce::Reduce::decode(&d, o)?),
             op::NORMALIZE => Op::Normalize(reduce::Normalize::decode(&d, o)?),
@@ -198,7 +200,7 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     // Input counts first: every later check may read any input the kind declares.
     let counts_ok = match o.kind {
         op::CONV2D | op::DEPTHWISE_CONV2D | op::FULLY_CONNECTED => (3..=5).contains(&n_in),
-        op::CONV_TRANSPOSE => n_in == 3,
+        op::CONV_TRANSPOSE => n_in == 3 || n_in == 5,
         op::ADD | op::MUL | op::LOOKUP | op::MATMUL | op::BINARY | op::GATHER => n_in == 2,
         op::NORMALIZE => n_in == 1 || n_in == 3,
         op::LSTM => n_in == 6,

@@ -1,7 +1,8 @@
 //! Resize family: nearest or bilinear resampling of the two spatial axes of a rank-4
 //! `[N, C, H, W]` tensor (any layout), with ONNX's coordinate transformations and nearest
-//! rounding modes. f32 both ways; int8 nearest (a copy: same quantization). int8 bilinear runs in
-//! f32 between a dequantize and a quantize (the compiler inserts them).
+//! rounding modes. f32 both ways; int8 nearest (a copy: same quantization) and int8 bilinear
+//! (format 1.5: same quantization, Q11 fixed-point weights, see [`LINEAR_BITS`]). int8 cubic runs
+//! in f32 between a dequantize and a quantize (the compiler inserts them).
 
 use super::{expect_inputs, invalid, same_quant, Decoder, Exec};
 use crate::error::RuntimeError;
@@ -66,6 +67,34 @@ fn nearest_index(mode: i32, v: f32, len: usize) -> usize {
     (r.max(0.0) as usize).min(len - 1)
 }
 
+/// Fraction bits of the int8 bilinear weights: each axis' weight of its second tap is
+/// `round_half_away(frac * 2^11)` in `[0, 2^11]`, so the two-axis sum of weights is exactly
+/// `2^22` and `|acc| <= 128 * 2^22 < 2^31` (no i32 overflow).
+pub const LINEAR_BITS: u32 = 11;
+const LINEAR_ONE: i32 = 1 << LINEAR_BITS;
+
+/// The two input indices and the Q11 weight of the second along an axis (int8 bilinear). The
+/// source coordinate and its fraction are the f32 path's (IEEE operations, identical on every
+/// ISA); `frac * 2^11` is exact in f32, and its rounding half away from zero is exact too.
+pub fn linear_taps_q11(v: f32, len: usize) -> (usize, usize, i32) {
+    let (i0, i1, frac) = linear_taps(v, len);
+    let w = libm::roundf(frac * LINEAR_ONE as f32) as i32;
+    (i0, i1, w.clamp(0, LINEAR_ONE))
+}
+
+/// Bilinear interpolation of four int8 codes with Q11 weights `wx`, `wy` (the second tap's):
+/// exact i32 sums, one rounding half away from zero of `acc / 2^22`. The codes share one
+/// quantization and the weights sum to `2^22`, so the zero point passes through unchanged.
+#[inline(always)]
+pub fn bilinear_i8(x00: i8, x01: i8, x10: i8, x11: i8, wx: i32, wy: i32) -> i8 {
+    let top = x00 as i32 * (LINEAR_ONE - wx) + x01 as i32 * wx;
+    let bottom = x10 as i32 * (LINEAR_ONE - wx) + x11 as i32 * wx;
+    let acc = top * (LINEAR_ONE - wy) + bottom * wy;
+    let half = 1i32 << (2 * LINEAR_BITS - 1);
+    let q = if acc >= 0 { (acc + half) >> (2 * LINEAR_BITS) } else { -((-acc + half) >> (2 * LINEAR_BITS)) };
+    q.clamp(-128, 127) as i8
+}
+
 /// The two input indices and the weight of the second for linear interpolation.
 fn linear_taps(v: f32, len: usize) -> (usize, usize, f32) {
     let v = v.clamp(0.0, (len - 1) as f32);
@@ -105,8 +134,8 @@ impl<'a> Resize<'a> {
             }
             None
         };
-        if x.dtype != y.dtype || !(x.dtype == DType::F32 || (x.dtype == DType::I8 && mode == 0)) {
-            return Err(bad("resize is f32, or int8 for nearest"));
+        if x.dtype != y.dtype || !(x.dtype == DType::F32 || (x.dtype == DType::I8 && mode <= 1)) {
+            return Err(bad("resize is f32, or int8 for nearest and linear"));
         }
         same_quant(o, &x, &y)?;
         let (coord, nearest) = (p[op::RESIZE_COORD], p[op::RESIZE_NEAREST]);
@@ -127,6 +156,8 @@ impl<'a> Resize<'a> {
     pub fn kernel_name(&self) -> &'static str {
         if self.cubic.is_some() {
             "f32_resize_cubic_scalar"
+        } else if self.linear && self.x.dtype == DType::I8 {
+            "qs8_resize_linear_scalar"
         } else if self.linear {
             "f32_resize_linear_scalar"
         } else {
@@ -136,7 +167,9 @@ impl<'a> Resize<'a> {
 
     pub(crate) fn run(&self, e: &Exec<'a, '_>) {
         let (x, y) = (&self.x, &self.y);
-        if x.dtype == DType::I8 {
+        if x.dtype == DType::I8 && self.linear {
+            self.bilinear_q11(e.data::<i8>(x), e.out::<i8>(y))
+        } else if x.dtype == DType::I8 {
             self.nearest_copy(e.data::<i8>(x), e.out::<i8>(y))
         } else if let Some((a, exclude)) = self.cubic {
             self.bicubic(e.data::<f32>(x), e.out::<f32>(y), a, exclude)
@@ -183,6 +216,37 @@ impl<'a> Resize<'a> {
             let bottom = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * wx;
             yd[yo] = top + (bottom - top) * wy;
         });
+    }
+
+    /// int8 bilinear: the H taps and weights are computed once per output row, the W taps once
+    /// per output column of that row and shared by every batch and channel (no table: the
+    /// runtime does not allocate while running).
+    fn bilinear_q11(&self, xd: &[i8], yd: &mut [i8]) {
+        let (sx, sy) = (logical_strides(&self.x), logical_strides(&self.y));
+        let [ah, aw] = &self.axes;
+        let d = &self.y.dims;
+        for oy in 0..d[2] {
+            let (y0, y1, wy) = linear_taps_q11(source(self.coord, ah, oy), ah.len_in);
+            for ox in 0..d[3] {
+                let (x0, x1, wx) = linear_taps_q11(source(self.coord, aw, ox), aw.len_in);
+                let (r0, r1) = (y0 * sx[2], y1 * sx[2]);
+                let (c0, c1) = (x0 * sx[3], x1 * sx[3]);
+                for n in 0..d[0] {
+                    for c in 0..d[1] {
+                        let base = n * sx[0] + c * sx[1];
+                        let v = bilinear_i8(
+                            xd[base + r0 + c0],
+                            xd[base + r0 + c1],
+                            xd[base + r1 + c0],
+                            xd[base + r1 + c1],
+                            wx,
+                            wy,
+                        );
+                        yd[n * sy[0] + c * sy[1] + oy * sy[2] + ox * sy[3]] = v;
+                    }
+                }
+            }
+        }
     }
 
     fn bicubic(&self, xd: &[f32], yd: &mut [f32], a: f32, exclude: bool) {
@@ -234,4 +298,39 @@ fn cubic_taps(v: f32, len: usize, a: f32, exclude: bool) -> ([usize; 4], [f32; 4
         }
     }
     (idx, w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Q11 kernel against the exact bilinear value of the same weights (f64, rounded half
+    /// away from zero): equal on every weight pair of a sweep and on the code extremes; and
+    /// within 0.63 codes of the value with the unrounded f32 fractions.
+    #[test]
+    fn bilinear_i8_rounds_the_exact_fixed_point_value_half_away_from_zero() {
+        let codes = [(-128i8, 127i8, -128i8, 127i8), (5, -7, 100, -100), (-1, 0, 0, 0), (127, 127, 127, 127)];
+        for &(a, b, c, d) in &codes {
+            for wx in (0..=LINEAR_ONE).step_by(37).chain([0, 1, 1024, 2047, 2048]) {
+                for wy in (0..=LINEAR_ONE).step_by(53).chain([0, 1, 1024, 2047, 2048]) {
+                    let (fx, fy) = (wx as f64 / 2048.0, wy as f64 / 2048.0);
+                    let top = a as f64 * (1.0 - fx) + b as f64 * fx;
+                    let bottom = c as f64 * (1.0 - fx) + d as f64 * fx;
+                    let exact = top * (1.0 - fy) + bottom * fy;
+                    assert_eq!(bilinear_i8(a, b, c, d, wx, wy) as f64, exact.round(), "{a} {b} {c} {d} {wx} {wy}");
+                }
+            }
+        }
+        // A constant stays itself at any weights.
+        assert!((0..=LINEAR_ONE).all(|w| bilinear_i8(-77, -77, -77, -77, w, LINEAR_ONE - w) == -77));
+        // Weights from fractions: rounded half away from zero, in [0, 2048].
+        assert_eq!(linear_taps_q11(0.25, 4), (0, 1, 512));
+        assert_eq!(linear_taps_q11(2.5 + 1.0 / 4096.0, 4), (2, 3, 1025)); // 1024.5 -> 1025
+        assert_eq!(linear_taps_q11(2.5 + 1.0 / 8192.0, 4), (2, 3, 1024)); // 1024.25
+        assert_eq!(linear_taps_q11(-3.0, 4), (0, 1, 0));
+        assert_eq!(linear_taps_q11(9.0, 4), (3, 3, 0));
+        let v = 1.0 + 0.9999f32;
+        let (_, _, w) = linear_taps_q11(v, 4);
+        assert_eq!(w, 2048);
+    }
 }

@@ -629,8 +629,8 @@ impl<'u, 'd> Gen<'u, 'd> {
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
         // f32: nearest, linear or cubic (format 1.4; its coefficient now and then not finite, its
-        // exclude_outside now and then invalid).
-        let mode = if x.dtype == DType::F32 { self.range(0, 2)? as i32 } else { 0 };
+        // exclude_outside now and then invalid); i8: nearest or linear (format 1.5).
+        let mode = if x.dtype == DType::F32 { self.range(0, 2)? as i32 } else { self.range(0, 1)? as i32 };
         p[op::RESIZE_MODE] = mode;
         if mode == 2 {
             p[op::RESIZE_CUBIC_A] = f32_bits(*self.u.choose(&[-0.75f32, -0.5, 0.0, 2.0, f32::NAN])?);
@@ -674,10 +674,12 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(self.push(y))
     }
 
-    /// An f32 transposed convolution: random kernel, stride, dilation, pads, groups and output
-    /// padding (now and then one too large).
+    /// A transposed convolution, f32 or int8 (format 1.5: i8 weights, CONV2D's output stage):
+    /// random kernel, stride, dilation, pads, groups and output padding (now and then one too
+    /// large).
     fn conv_transpose(&mut self, v: Value) -> Result<Value> {
-        let x = self.coerce_dtype(v, DType::F32)?;
+        let dtype = self.pick_dtype()?;
+        let x = self.coerce_dtype(v, dtype)?;
         let x = self.coerce_nhwc(x)?;
         let mut p = [0; OP_PARAMS];
         let cin = x.dims[1];
@@ -699,12 +701,27 @@ impl<'u, 'd> Gen<'u, 'd> {
             (p[ks], p[ss], p[ds], p[ps], p[pes]) = (k as i32, s as i32, d as i32, pb as i32, pe as i32);
         }
         p[window::GROUPS] = groups as i32;
-        self.f32_clamp(&mut p)?;
         let (kh, kw) = (p[window::KERNEL_H] as usize, p[window::KERNEL_W] as usize);
-        let w = self.f32_constant(vec![cin, cout / groups, kh, kw]);
-        let b = self.f32_constant(vec![cout]);
-        let y = self.arena(DType::F32, vec![x.dims[0], cout, out[0], out[1]], Layout::Nhwc, None)?;
-        self.op(op::CONV_TRANSPOSE, vec![x.t, w, b], y.t, p);
+        let wdims = vec![cin, cout / groups, kh, kw];
+        let mut inputs = vec![x.t];
+        if dtype == DType::I8 {
+            self.i8_clamp(&mut p)?;
+            let m = self.i8_matrix(cin, cout / groups * kh * kw);
+            inputs.push(self.constant(
+                DType::I8,
+                wdims,
+                Layout::RowMajor,
+                m.into_iter().map(|v| v as u8).collect(),
+                None,
+            ));
+            inputs.extend(self.i8_output_stage(cout, cin / groups * kh * kw)?);
+        } else {
+            self.f32_clamp(&mut p)?;
+            inputs.push(self.f32_constant(wdims));
+            inputs.push(self.f32_constant(vec![cout]));
+        }
+        let y = self.arena(dtype, vec![x.dims[0], cout, out[0], out[1]], Layout::Nhwc, None)?;
+        self.op(op::CONV_TRANSPOSE, inputs, y.t, p);
         Ok(self.push(y))
     }
 
@@ -888,16 +905,17 @@ impl<'u, 'd> Gen<'u, 'd> {
     /// A BINARY function of the chain's value and itself, an earlier value of its shape or a
     /// constant that broadcasts against it (either operand order, the constant now and then
     /// adding a leading axis): f32 with every function (constants with zeros, infinities and NaN
-    /// now and then), or i8 MIN / MAX on one shared quantization. Near-valid now and then: an
-    /// unknown function, an i8 function other than MIN / MAX, an i8 constant quantized otherwise.
+    /// now and then), i8 MIN / MAX on one shared quantization, or i8 SUB (format 1.5: ADD's
+    /// requantization slots). Near-valid now and then: an unknown function, an i8 function other
+    /// than SUB / MIN / MAX, an i8 constant quantized otherwise.
     fn binary_fn(&mut self, v: Value) -> Result<Value> {
         use op::binary as f;
         let int8 = self.chance(1, 3)?;
         let bad = self.near_valid(3)?;
         let function = match (bad, int8) {
             (1, _) => *self.u.choose(&[0, 11, -1])?,
-            (2, true) => *self.u.choose(&[f::SUB, f::DIV, f::POW, f::LESS])?,
-            (_, true) => *self.u.choose(&[f::MIN, f::MAX])?,
+            (2, true) => *self.u.choose(&[f::DIV, f::POW, f::LESS])?,
+            (_, true) => *self.u.choose(&[f::SUB, f::MIN, f::MAX])?,
             _ => self.range(f::SUB as usize, f::GREATER_OR_EQUAL as usize)? as i32,
         };
         let x = self.coerce_dtype(v, if int8 { DType::I8 } else { DType::F32 })?;
@@ -947,8 +965,18 @@ impl<'u, 'd> Gen<'u, 'd> {
         let inputs = if self.chance(1, 2)? { vec![x.t, other] } else { vec![other, x.t] };
         let mut p = [0; OP_PARAMS];
         p[op::FUNCTION] = function;
+        let mut quant = Some((x.scale, x.zero_point));
+        if int8 && function == f::SUB {
+            // ADD's slots; its own output quantization.
+            self.i8_clamp(&mut p)?;
+            let shift = self.u.int_in_range(2..=30)?;
+            p[op::SHIFT] = shift;
+            p[op::MULT_A] = self.u.int_in_range(0..=(1i32 << (shift - 1).min(30)))?;
+            p[op::MULT_B] = self.u.int_in_range(0..=(1i32 << (shift - 1).min(30)))?;
+            quant = None;
+        }
         let layout = if y_dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { Layout::RowMajor };
-        let y = self.arena(x.dtype, y_dims, layout, Some((x.scale, x.zero_point)))?;
+        let y = self.arena(x.dtype, y_dims, layout, quant)?;
         self.op(op::BINARY, inputs, y.t, p);
         Ok(self.push(y))
     }
