@@ -63,7 +63,7 @@ mod tests {
             pb::ModelProto::decode(&b.build()[..]).unwrap().graph.unwrap()
         };
         let mut b = OnnxBuilder::new("modes", 13);
-        let x = b.input("x", &[1, 4]);
+        b.input("x", &[1, 4]);
         let mode = b.input("mode", &[1]);
         let one = b.constant_i64(vec![1]);
         let c = b.node("Equal", &[&mode, &one], vec![]);
