@@ -232,6 +232,45 @@ fn affine_blocks_fold_into_the_convolution_and_one_activation() {
     assert!(a.sqnr_db >= 30.0, "int8 SQNR {:.1} dB", a.sqnr_db);
 }
 
+/// A ConvTranspose whose windows do not overlap (kernel 2, stride 2: a detection head's upsampling)
+/// runs as a 1x1 convolution and a depth-to-space on the GEMM kernels, f32 and int8; one with
+/// overlapping windows (kernel 3, stride 2) keeps the transposed-convolution kernel.
+#[test]
+fn non_overlapping_conv_transpose_runs_as_a_pointwise_convolution() {
+    use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};
+    for (k, pixel_shuffle) in [(2usize, true), (3, false)] {
+        let mut rng = Rng::new(9);
+        let mut b = OnnxBuilder::new("up", 13);
+        let x = b.input("input", &[1, 6, 5, 7]);
+        let w = b.constant(&[6, 4, k, k], rng.vec(6 * 4 * k * k, 0.3));
+        let bias = b.constant(&[4], rng.vec(4, 0.2));
+        let attrs = vec![("kernel_shape", Attr::Ints(vec![k as i64; 2])), ("strides", Attr::Ints(vec![2, 2]))];
+        let y = b.node("ConvTranspose", &[&x, &w, &bias], attrs);
+        b.output(&y);
+        let m = common::TestModel { name: "up", onnx: b.build(), input_shape: vec![1, 6, 5, 7] };
+        let samples = common::samples(&m.input_shape, 6, 3);
+        let refs = reference_outputs(&m, &samples);
+        let opts = CompileOptions { precision: Precision::F32, ..Default::default() };
+        let c = sparq_compiler::compile(&m.onnx, m.name, &[], &opts).unwrap();
+        let ops = &c.report.op_counts;
+        assert_eq!(ops.contains_key("ConvTranspose"), !pixel_shuffle, "kernel {k}: {ops:?}");
+        assert_eq!(ops.contains_key("Conv2d"), pixel_shuffle, "kernel {k}: {ops:?}");
+        let outs = eval::run_sparq(&c.bytes, &samples, None).unwrap();
+        let scale = refs.iter().flat_map(|r| &r[0]).fold(0f32, |a, v| a.max(v.abs()));
+        let worst = outs
+            .iter()
+            .zip(&refs)
+            .flat_map(|(o, r)| o[0].iter().zip(&r[0]))
+            .fold(0f32, |a, (p, q)| a.max((p - q).abs()));
+        assert!(worst <= 1e-5 * scale, "kernel {k}: f32 differs from tract by {worst} (scale {scale})");
+        let calib = common::samples(&m.input_shape, 16, 4);
+        let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &CompileOptions::default()).unwrap();
+        assert!(c.report.float_layers.is_empty(), "{:?}", c.report.float_layers);
+        let a = eval::compare(&eval::run_sparq(&c.bytes, &samples, None).unwrap(), &refs, None);
+        assert!(a.sqnr_db >= 25.0, "kernel {k}: int8 SQNR {:.1} dB", a.sqnr_db);
+    }
+}
+
 #[test]
 fn mixed_precision_search_reaches_its_target() {
     use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};

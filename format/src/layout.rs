@@ -299,7 +299,7 @@ pub mod op {
     pub const SLICE: u16 = 19;
     /// Spatial resize of a rank-4 `[N, C, H, W]` tensor (format 1.3): slot [`RESIZE_MODE`]
     /// (0 nearest, 1 linear), [`RESIZE_COORD`] (0 half_pixel, 1 asymmetric, 2 align_corners,
-    /// 3 pytorch_half_pixel, 4 tf_half_pixel_for_nn), [`RESIZE_NEAREST`] (0 round_prefer_floor,
+    /// 3 pytorch_half_pixel, 4 tf_half_pixel_for_nn, 5 half_pixel_symmetric (1.5)), [`RESIZE_NEAREST`] (0 round_prefer_floor,
     /// 1 round_prefer_ceil, 2 floor, 3 ceil), [`RESIZE_SCALE_H`], [`RESIZE_SCALE_W`] (f32 bits).
     /// int8: nearest (1.3) and linear (1.5, Q11 fixed-point weights), one quantization in and out.
     pub const RESIZE: u16 = 20;
@@ -444,10 +444,11 @@ pub mod op {
     /// linear, int8 CONV_TRANSPOSE and int8 BINARY Sub are 1.5).
     pub const fn op_minor(kind: u16, params: &[i32; crate::layout::OP_PARAMS], dtype: crate::layout::DType) -> u16 {
         let int8 = matches!(dtype, crate::layout::DType::I8);
-        if int8
-            && ((kind == RESIZE && params[RESIZE_MODE] == 1)
-                || kind == CONV_TRANSPOSE
-                || (kind == BINARY && params[FUNCTION] == binary::SUB))
+        if (kind == RESIZE && params[RESIZE_COORD] == 5)
+            || int8
+                && ((kind == RESIZE && params[RESIZE_MODE] == 1)
+                    || kind == CONV_TRANSPOSE
+                    || (kind == BINARY && params[FUNCTION] == binary::SUB))
         {
             5
         } else if kind == RESIZE && params[RESIZE_MODE] == 2 {
@@ -647,6 +648,7 @@ mod tests {
         assert_eq!(op::op_minor(op::RESIZE, &linear, DType::F32), 3);
         assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_MODE, 0), DType::I8), 3);
         assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_MODE, 2), DType::F32), 4);
+        assert_eq!(op::op_minor(op::RESIZE, &with(op::RESIZE_COORD, 5), DType::F32), 5);
         let none = [0i32; OP_PARAMS];
         assert_eq!(op::op_minor(op::CONV_TRANSPOSE, &none, DType::I8), 5);
         assert_eq!(op::op_minor(op::CONV_TRANSPOSE, &none, DType::F32), 3);

@@ -415,6 +415,92 @@ impl Lowerer<'_> {
         }
     }
 
+    /// A transposed convolution whose windows do not overlap (kernel = stride, no padding, no
+    /// dilation, one group: the 2x upsampling of detection and segmentation heads) is a 1x1
+    /// convolution to `kh * kw * C_out` channels followed by a depth-to-space (DCR) shuffle:
+    /// output pixel `(y * s + ky, x * s + kx)` channel `co` is `x[y, x] . W[:, co, ky, kx] + b[co]`.
+    /// It then runs on the GEMM kernels (int8 or f32) instead of the transposed-convolution
+    /// gather. Returns the weight bytes, or `None` when the windows overlap.
+    pub(super) fn lower_conv_transpose_pixels(
+        &mut self,
+        n: &Node,
+        window: &Window,
+        group: usize,
+        float: bool,
+    ) -> Result<Option<usize>> {
+        use super::write::{bytes_i8, set_window};
+        use crate::quant::quantize_per_channel;
+        let g = self.g;
+        let (x, w, b, out) = (n.inputs[0], n.inputs[1], n.inputs[2], n.outputs[0]);
+        let (xs, ws, ys) = (&g.tensors[x].shape, &g.tensors[w].shape, &g.tensors[out].shape);
+        if group != 1
+            || xs.len() != 4
+            || window.kernel != window.strides
+            || window.pads != [0; 4]
+            || window.dilations != [1, 1]
+            || ys[2] != xs[2] * window.strides[0]
+            || ys[3] != xs[3] * window.strides[1]
+            || window.kernel[0] != window.kernel[1]
+        {
+            return Ok(None);
+        }
+        let (cin, cout, s) = (ws[0], ws[1], window.kernel[0]);
+        let n_out = s * s * cout;
+        // Rows (ky, kx, co) of the 1x1 weights, columns ci; the bias repeats per (ky, kx).
+        let mut wm = vec![0f32; n_out * cin];
+        for ci in 0..cin {
+            for co in 0..cout {
+                for t in 0..s * s {
+                    wm[(t * cout + co) * cin + ci] = g.value(w)[(ci * cout + co) * s * s + t];
+                }
+            }
+        }
+        let bias: Vec<f32> = (0..n_out).map(|r| g.value(b)[r % cout]).collect();
+        let dt = if float { DType::F32 } else { DType::I8 };
+        let xi = self.get(x, dt, Some(Layout::Nhwc))?;
+        let mut p = NO_PARAMS;
+        set_window(&mut p, &Window { kernel: [1, 1], strides: [1, 1], pads: [0; 4], dilations: [1, 1] });
+        p[sparq_format::layout::op::window::GROUPS] = 1;
+        let name = |tag: &str| format!("{}:{tag}", n.name);
+        let w_dims = [n_out, 1, 1, cin];
+        let (inputs, q, bytes) = if float {
+            let wid = self.constant(&name("weights"), DType::F32, &w_dims, bytes_f32(&wm), None);
+            let bid = self.constant(&name("bias"), DType::F32, &[n_out], bytes_f32(&bias), None);
+            self.clamp_params(&mut p, Act::NONE, None);
+            (vec![xi, wid, bid], None, (wm.len() + n_out) * 4)
+        } else {
+            let (qw, scales) = quantize_per_channel(&wm, n_out);
+            let (qx, qo) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
+            let requant::ChannelRequant { bias: b32, mult, shift } = requant::channel_outputs(qx, &scales, qo, &bias);
+            let wid = self.matrix_constant(&name("weights"), &w_dims, &qw, true);
+            let bid = self.constant(&name("bias"), DType::I32, &[n_out], bytes_i32(&b32), None);
+            let mid = self.constant(&name("multiplier"), DType::I32, &[n_out], bytes_i32(&mult), None);
+            let sid = self.constant(&name("shift"), DType::I32, &[n_out], bytes_i32(&shift), None);
+            self.clamp_params(&mut p, Act::NONE, Some(qo));
+            let _ = bytes_i8;
+            (vec![xi, wid, bid, mid, sid], Some(qo), qw.len() + n_out * 12)
+        };
+        let (bn, h, wd) = (xs[0], xs[2], xs[3]);
+        let pixels = self.act(&name("pixels"), dt, &[bn, n_out, h, wd], Layout::Nhwc, q);
+        self.op(rop::CONV2D, &n.name, inputs, pixels, p);
+        // Depth-to-space, DCR: [N, s, s, C, H, W] -> [N, C, H, s, W, s].
+        let split = [bn, s, s, cout, h, wd];
+        let a = self.act(&name("split"), dt, &split, Layout::RowMajor, q);
+        self.op(rop::RESHAPE, &name("split"), vec![pixels], a, NO_PARAMS);
+        let perm = [0usize, 3, 4, 1, 5, 2];
+        let permuted: Vec<usize> = perm.iter().map(|&i| split[i]).collect();
+        let t = self.act(&name("shuffled"), dt, &permuted, Layout::RowMajor, q);
+        let mut tp = NO_PARAMS;
+        for (slot, &i) in perm.iter().enumerate() {
+            tp[slot] = i as i32;
+        }
+        self.op(rop::TRANSPOSE, &name("shuffled"), vec![a], t, tp);
+        let layout = self.default_layout(out);
+        let y = self.output(out, dt, layout, q);
+        self.op(rop::RESHAPE, &name("merge"), vec![t], y, NO_PARAMS);
+        Ok(Some(bytes))
+    }
+
     /// An f32 unary function with a scalar affine after it (`Op::Unary::post`): UNARY, then MUL
     /// and ADD by the constants.
     pub(super) fn lower_unary_affine(

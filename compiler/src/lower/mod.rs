@@ -285,51 +285,57 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, layout, q);
                 self.op(rop::RESIZE, &n.name, vec![xi], y, p);
             }
-            Op::ConvTranspose { window, group } if !float => {
-                // int8 (format 1.5): weights in ONNX order, symmetric per output channel; bias,
-                // multipliers and shifts per output channel as a convolution's.
-                let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
-                let xi = self.window_input(x, DType::I8)?;
-                set_window(&mut p, window);
-                p[win::GROUPS] = *group as i32;
-                let ws = g.tensors[w].shape.clone();
-                let cout = ws[1] * *group;
-                let (by_channel, index) = conv_transpose_channel_order(g.value(w), &ws, *group);
-                let (q_by_channel, scales) = quantize_per_channel(&by_channel, cout);
-                let q: Vec<i8> = index.iter().map(|&i| q_by_channel[i]).collect();
-                let (qx, qo) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
-                let requant::ChannelRequant { bias: b32, mult, shift } =
-                    requant::channel_outputs(qx, &scales, qo, &g.value(b)[..cout]);
-                let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
-                let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[cout], bytes_i32(&b32), None);
-                let mid = self.constant(&format!("{}:multiplier", n.name), DType::I32, &[cout], bytes_i32(&mult), None);
-                let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[cout], bytes_i32(&shift), None);
-                weight_bytes = q.len() + cout * 12;
-                self.clamp_params(&mut p, Act::NONE, Some(qo));
-                let y = self.window_output(n, out, DType::I8, Some(qo));
-                self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid, mid, sid], y, p);
-                self.finish_window_output(n, out, y, DType::I8, Some(qo));
-            }
             Op::ConvTranspose { window, group } => {
-                // f32: weights as ONNX orders them, bias, no clamp.
-                let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
-                let xi = self.window_input(x, DType::F32)?;
-                set_window(&mut p, window);
-                p[win::GROUPS] = *group as i32;
-                self.clamp_params(&mut p, Act::NONE, None);
-                let ws = g.tensors[w].shape.clone();
-                let wid = self.constant(&format!("{}:weights", n.name), DType::F32, &ws, bytes_f32(g.value(w)), None);
-                let bid = self.constant(
-                    &format!("{}:bias", n.name),
-                    DType::F32,
-                    &[g.value(b).len()],
-                    bytes_f32(g.value(b)),
-                    None,
-                );
-                weight_bytes = (g.value(w).len() + g.value(b).len()) * 4;
-                let y = self.window_output(n, out, DType::F32, None);
-                self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid], y, p);
-                self.finish_window_output(n, out, y, DType::F32, None);
+                if let Some(bytes) = self.lower_conv_transpose_pixels(n, window, *group, float)? {
+                    // Non-overlapping windows: a 1x1 convolution and a depth-to-space.
+                    weight_bytes = bytes;
+                } else if !float {
+                    // int8 (format 1.5): weights in ONNX order, symmetric per output channel; bias,
+                    // multipliers and shifts per output channel as a convolution's.
+                    let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+                    let xi = self.window_input(x, DType::I8)?;
+                    set_window(&mut p, window);
+                    p[win::GROUPS] = *group as i32;
+                    let ws = g.tensors[w].shape.clone();
+                    let cout = ws[1] * *group;
+                    let (by_channel, index) = conv_transpose_channel_order(g.value(w), &ws, *group);
+                    let (q_by_channel, scales) = quantize_per_channel(&by_channel, cout);
+                    let q: Vec<i8> = index.iter().map(|&i| q_by_channel[i]).collect();
+                    let (qx, qo) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
+                    let requant::ChannelRequant { bias: b32, mult, shift } =
+                        requant::channel_outputs(qx, &scales, qo, &g.value(b)[..cout]);
+                    let wid = self.constant(&format!("{}:weights", n.name), DType::I8, &ws, bytes_i8(&q), None);
+                    let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[cout], bytes_i32(&b32), None);
+                    let mid =
+                        self.constant(&format!("{}:multiplier", n.name), DType::I32, &[cout], bytes_i32(&mult), None);
+                    let sid = self.constant(&format!("{}:shift", n.name), DType::I32, &[cout], bytes_i32(&shift), None);
+                    weight_bytes = q.len() + cout * 12;
+                    self.clamp_params(&mut p, Act::NONE, Some(qo));
+                    let y = self.window_output(n, out, DType::I8, Some(qo));
+                    self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid, mid, sid], y, p);
+                    self.finish_window_output(n, out, y, DType::I8, Some(qo));
+                } else {
+                    // f32: weights as ONNX orders them, bias, no clamp.
+                    let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
+                    let xi = self.window_input(x, DType::F32)?;
+                    set_window(&mut p, window);
+                    p[win::GROUPS] = *group as i32;
+                    self.clamp_params(&mut p, Act::NONE, None);
+                    let ws = g.tensors[w].shape.clone();
+                    let wid =
+                        self.constant(&format!("{}:weights", n.name), DType::F32, &ws, bytes_f32(g.value(w)), None);
+                    let bid = self.constant(
+                        &format!("{}:bias", n.name),
+                        DType::F32,
+                        &[g.value(b).len()],
+                        bytes_f32(g.value(b)),
+                        None,
+                    );
+                    weight_bytes = (g.value(w).len() + g.value(b).len()) * 4;
+                    let y = self.window_output(n, out, DType::F32, None);
+                    self.op(rop::CONV_TRANSPOSE, &n.name, vec![xi, wid, bid], y, p);
+                    self.finish_window_output(n, out, y, DType::F32, None);
+                }
             }
             Op::Pad { before, after, mode, value } => {
                 let x = n.inputs[0];

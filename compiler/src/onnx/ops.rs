@@ -857,7 +857,8 @@ fn binary_ints(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
 
 /// Resize (opset 10+) and Upsample of the spatial axes of `[N, C, H, W]`: constant scales or
 /// sizes (shape arithmetic folds to them), modes nearest and linear, every coordinate
-/// transformation but tf_crop_and_resize, every nearest rounding.
+/// transformation but tf_crop_and_resize (half_pixel_symmetric needs format 1.5), every nearest
+/// rounding.
 fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     use super::importer::attr_s;
     let node = cx.node;
@@ -885,6 +886,7 @@ fn resize(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
         "align_corners" => 2,
         "pytorch_half_pixel" => 3,
         "tf_half_pixel_for_nn" => 4,
+        "half_pixel_symmetric" => 5,
         other => return Err(bad(format!("coordinate_transformation_mode={other} is not supported"))),
     };
     if attr_i(node, "antialias", 0) != 0 {

@@ -49,6 +49,13 @@ fn source(coord: i32, a: &Axis, o: usize) -> f32 {
             }
         }
         4 => (o + 0.5) / a.scale,
+        5 => {
+            // half_pixel_symmetric: half_pixel about the input's centre, shifted by how much the
+            // integer output length differs from `scale * len_in`.
+            let adjustment = a.len_out as f32 / (a.scale * a.len_in as f32);
+            let offset = a.len_in as f32 / 2.0 * (1.0 - adjustment);
+            offset + (o + 0.5) / a.scale - 0.5
+        }
         _ => (o + 0.5) / a.scale - 0.5,
     }
 }
@@ -139,7 +146,7 @@ impl<'a> Resize<'a> {
         }
         same_quant(o, &x, &y)?;
         let (coord, nearest) = (p[op::RESIZE_COORD], p[op::RESIZE_NEAREST]);
-        if !(0..=4).contains(&coord) || !(0..=3).contains(&nearest) {
+        if !(0..=5).contains(&coord) || !(0..=3).contains(&nearest) {
             return Err(bad("unknown coordinate transformation or nearest mode"));
         }
         let mut axes = [Axis { len_in: 0, len_out: 0, scale: 0.0 }; 2];
@@ -195,27 +202,53 @@ impl<'a> Resize<'a> {
         }
     }
 
+    /// Nearest: the source row once per output row, the source column once per output pixel,
+    /// then every batch and channel copied (one contiguous run per pixel in NHWC).
     fn nearest_copy<T: Copy>(&self, xd: &[T], yd: &mut [T]) {
-        let sx = logical_strides(&self.x);
+        let (sx, sy) = (logical_strides(&self.x), logical_strides(&self.y));
         let [ah, aw] = &self.axes;
-        self.each_output(|base, oy, ox, yo, _| {
+        let d = &self.y.dims;
+        let c_all = d[1];
+        for oy in 0..d[2] {
             let iy = nearest_index(self.nearest, source(self.coord, ah, oy), ah.len_in);
-            let ix = nearest_index(self.nearest, source(self.coord, aw, ox), aw.len_in);
-            yd[yo] = xd[base + iy * sx[2] + ix * sx[3]];
-        });
+            for ox in 0..d[3] {
+                let ix = nearest_index(self.nearest, source(self.coord, aw, ox), aw.len_in);
+                for n in 0..d[0] {
+                    let (xb, yb) = (n * sx[0] + iy * sx[2] + ix * sx[3], n * sy[0] + oy * sy[2] + ox * sy[3]);
+                    if sx[1] == 1 && sy[1] == 1 {
+                        yd[yb..yb + c_all].copy_from_slice(&xd[xb..xb + c_all]);
+                    } else {
+                        for c in 0..c_all {
+                            yd[yb + c * sy[1]] = xd[xb + c * sx[1]];
+                        }
+                    }
+                }
+            }
+        }
     }
 
+    /// f32 bilinear: taps and weights once per output row and pixel, shared by every batch and
+    /// channel.
     fn bilinear(&self, xd: &[f32], yd: &mut [f32]) {
-        let sx = logical_strides(&self.x);
+        let (sx, sy) = (logical_strides(&self.x), logical_strides(&self.y));
         let [ah, aw] = &self.axes;
-        self.each_output(|base, oy, ox, yo, _| {
+        let d = &self.y.dims;
+        for oy in 0..d[2] {
             let (y0, y1, wy) = linear_taps(source(self.coord, ah, oy), ah.len_in);
-            let (x0, x1, wx) = linear_taps(source(self.coord, aw, ox), aw.len_in);
-            let at = |iy: usize, ix: usize| xd[base + iy * sx[2] + ix * sx[3]];
-            let top = at(y0, x0) + (at(y0, x1) - at(y0, x0)) * wx;
-            let bottom = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * wx;
-            yd[yo] = top + (bottom - top) * wy;
-        });
+            for ox in 0..d[3] {
+                let (x0, x1, wx) = linear_taps(source(self.coord, aw, ox), aw.len_in);
+                let (r0, r1, c0, c1) = (y0 * sx[2], y1 * sx[2], x0 * sx[3], x1 * sx[3]);
+                for n in 0..d[0] {
+                    for c in 0..d[1] {
+                        let base = n * sx[0] + c * sx[1];
+                        let at = |r: usize, col: usize| xd[base + r + col];
+                        let top = at(r0, c0) + (at(r0, c1) - at(r0, c0)) * wx;
+                        let bottom = at(r1, c0) + (at(r1, c1) - at(r1, c0)) * wx;
+                        yd[n * sy[0] + c * sy[1] + oy * sy[2] + ox * sy[3]] = top + (bottom - top) * wy;
+                    }
+                }
+            }
+        }
     }
 
     /// int8 bilinear: the H taps and weights are computed once per output row, the W taps once
