@@ -636,7 +636,8 @@ impl<'u, 'd> Gen<'u, 'd> {
             p[op::RESIZE_CUBIC_A] = f32_bits(*self.u.choose(&[-0.75f32, -0.5, 0.0, 2.0, f32::NAN])?);
             p[op::RESIZE_EXCLUDE_OUTSIDE] = *self.u.choose(&[0, 1, 1, 2])?;
         }
-        p[op::RESIZE_COORD] = self.range(0, 4)? as i32;
+        // 5 half_pixel_symmetric (format 1.5).
+        p[op::RESIZE_COORD] = self.range(0, 5)? as i32;
         p[op::RESIZE_NEAREST] = self.range(0, 3)? as i32;
         let (oh, ow) = (self.range(1, 2 * x.dims[2] + 1)?, self.range(1, 2 * x.dims[3] + 1)?);
         let scale = |o: usize, i: usize| o as f32 / i.max(1) as f32;
