@@ -380,6 +380,8 @@ pub const QS8_MUL: &[Entry<MulFn>] = &[
     entry!("qs8_mul_scalar", Features::NONE, SCALAR_TILE, None, any, mul_scalar),
     #[cfg(target_arch = "x86_64")]
     entry!("qs8_mul_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs8_mul_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs8_mul_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs8_mul_avx512),
     #[cfg(target_arch = "aarch64")]
     entry!("qs8_mul_x4_neon", Features::NEON, tile(1, 4, 1), None, any, super::elementwise::neon::qs8_mul_neon),
 ];

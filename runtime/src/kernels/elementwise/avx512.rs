@@ -1,7 +1,7 @@
-//! x86-64 AVX-512 (F, BW) element-wise kernels on contiguous operands: int8 add and f32 -> int8
+//! x86-64 AVX-512 (F, BW) element-wise kernels on contiguous operands: int8 add and multiply, f32 -> int8
 //! quantization, 16 lanes per step, bit-exact to their scalar specifications in [`super`].
 
-use super::AddParams;
+use super::{AddParams, MulParams};
 use core::arch::x86_64::*;
 
 /// [`qs8_add_avx2`] on 16 lanes per step with AVX-512: the same exact 64-bit sums of the even
@@ -46,6 +46,51 @@ pub unsafe fn qs8_add_avx512(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
     for j in vec..len {
         y[j] = crate::kernels::elementwise::add_i8_one(p, a[j], b[j]);
     }
+}
+
+/// [`crate::kernels::elementwise::qs8_mul_contiguous_scalar`] on 16 lanes per step: the centred
+/// operands multiplied in i32 (`|(a - zp_a)(b - zp_b)| <= 255 * 255`, exact), the product times
+/// the multiplier in 64 bits for the even and odd lanes (`vpmuldq`), rounded and shifted
+/// arithmetically (`vpsraq`) as `requantize` does, clamped to `+-2^16` (beyond it the int8 result
+/// saturates either way), interleaved, the output zero point added, narrowed with saturation and
+/// clamped to the activation range: exactly `requantize_to_i8` per lane.
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F/BW.
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
+pub unsafe fn qs8_mul_avx512(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
+    let len = a.len().min(b.len()).min(y.len());
+    let vec = len / 16 * 16;
+    let s = _mm512_set1_epi64(p.shift as i64);
+    let round = _mm512_set1_epi64(1i64 << (p.shift - 1));
+    let m = _mm512_set1_epi32(p.mult);
+    let (za, zb) = (_mm512_set1_epi32(p.zp_a), _mm512_set1_epi32(p.zp_b));
+    let (lo, hi) = (_mm512_set1_epi64(-1 << 16), _mm512_set1_epi64(1 << 16));
+    let zo = _mm512_set1_epi32(p.zp_out);
+    let (act_lo, act_hi) = (_mm_set1_epi8(p.act_min as i8), _mm_set1_epi8(p.act_max as i8));
+    let idx = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    let half = |prod: __m512i| {
+        let t = _mm512_add_epi64(_mm512_mul_epi32(prod, m), round);
+        _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(t, s), lo), hi)
+    };
+    let mut i = 0;
+    while i < vec {
+        // SAFETY: `i + 16 <= len` for all three slices.
+        unsafe {
+            let av = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128(a.as_ptr().add(i).cast())), za);
+            let bv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128(b.as_ptr().add(i).cast())), zb);
+            let prod = _mm512_mullo_epi32(av, bv);
+            let even = half(prod);
+            let odd = half(_mm512_srli_epi64(prod, 32));
+            let v = _mm512_add_epi32(_mm512_permutex2var_epi32(even, idx, odd), zo);
+            let bytes = _mm_min_epi8(_mm_max_epi8(_mm512_cvtsepi32_epi8(v), act_lo), act_hi);
+            _mm_storeu_si128(y.as_mut_ptr().add(i).cast(), bytes);
+        }
+        i += 16;
+    }
+    // The rest (a channel count such as 72 or 120 leaves 8): AVX2's 8 lanes, then scalar.
+    // SAFETY: AVX2 is available (this function's contract).
+    unsafe { super::avx2::qs8_mul_avx2(&a[vec..len], &b[vec..len], &mut y[vec..len], p) }
 }
 
 /// [`qs8_quantize_avx2`] on 16 lanes per step with AVX-512: the same IEEE division, NaN to 0,
