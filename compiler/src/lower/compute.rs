@@ -428,7 +428,7 @@ impl Lowerer<'_> {
         group: usize,
         float: bool,
     ) -> Result<Option<usize>> {
-        use super::write::{bytes_i8, set_window};
+        use super::write::set_window;
         use crate::quant::quantize_per_channel;
         let g = self.g;
         let (x, w, b, out) = (n.inputs[0], n.inputs[1], n.inputs[2], n.outputs[0]);
@@ -477,7 +477,6 @@ impl Lowerer<'_> {
             let mid = self.constant(&name("multiplier"), DType::I32, &[n_out], bytes_i32(&mult), None);
             let sid = self.constant(&name("shift"), DType::I32, &[n_out], bytes_i32(&shift), None);
             self.clamp_params(&mut p, Act::NONE, Some(qo));
-            let _ = bytes_i8;
             (vec![xi, wid, bid, mid, sid], Some(qo), qw.len() + n_out * 12)
         };
         let (bn, h, wd) = (xs[0], xs[2], xs[3]);

@@ -317,11 +317,8 @@ fn conv(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let one_d = im.g.tensors[x].shape.len() == 3;
     let node2d = one_d.then(|| as_2d(cx.node));
     let node = node2d.as_ref().unwrap_or(cx.node);
-    if one_d && im.g.is_const(w) && im.g.tensors[w].shape.len() == 3 {
-        // A 1-d convolution: weights [O, I/group, K] as [O, I/group, 1, K].
-        let s = im.g.tensors[w].shape.clone();
-        let v = im.g.value(w).to_vec();
-        w = im.add_tensor(&format!("{}:weights2d", out_name), vec![s[0], s[1], 1, s[2]], Some(v));
+    if one_d {
+        w = weights_2d(im, w, &out_name);
     }
     let [n, c, h, wd] = window_input(im, node, x)?;
     if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 4 {
@@ -363,6 +360,17 @@ fn window_input(im: &Importer, node: &tract_onnx::pb::NodeProto, x: usize) -> Re
     }
 }
 
+/// The constant weights `[A, B, K]` of a 1-d (transposed) convolution as `[A, B, 1, K]`, the 2-d
+/// weights of a height-1 window; anything else unchanged (the caller checks it).
+fn weights_2d(im: &mut Importer, w: usize, out_name: &str) -> usize {
+    if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 3 {
+        return w;
+    }
+    let s = im.g.tensors[w].shape.clone();
+    let v = im.g.value(w).to_vec();
+    im.add_tensor(&format!("{out_name}:weights2d"), vec![s[0], s[1], 1, s[2]], Some(v))
+}
+
 /// A 1-d window node's attributes as the 2-d ones of a height-1 window: kernel `[1, k]`, strides
 /// `[1, s]`, dilations `[1, d]`, pads `[0, begin, 0, end]`.
 fn as_2d(node: &tract_onnx::pb::NodeProto) -> tract_onnx::pb::NodeProto {
@@ -390,10 +398,8 @@ fn conv_transpose(im: &mut Importer, cx: &NodeCx<'_>) -> Result<()> {
     let one_d = im.g.tensors[x].shape.len() == 3;
     let node2d = one_d.then(|| as_2d(cx.node));
     let node = node2d.as_ref().unwrap_or(cx.node);
-    if one_d && im.g.is_const(w) && im.g.tensors[w].shape.len() == 3 {
-        let s = im.g.tensors[w].shape.clone();
-        let v = im.g.value(w).to_vec();
-        w = im.add_tensor(&format!("{}:weights2d", cx.out_name), vec![s[0], s[1], 1, s[2]], Some(v));
+    if one_d {
+        w = weights_2d(im, w, &cx.out_name);
     }
     let [n, c, h, wd] = window_input(im, node, x)?;
     if !im.g.is_const(w) || im.g.tensors[w].shape.len() != 4 {
