@@ -145,6 +145,11 @@ struct CompileArgs {
     /// percentile of all values (99.99), or a per-sample percentile averaged over samples (sample99.999)
     #[arg(long, default_value = "auto")]
     calib_method: String,
+    /// How int8 weights are rounded: nearest, gptq (second-order, column by column), adaround (learned
+    /// up/down rounding, for layers with few weights per channel) or auto (per layer, whichever changes
+    /// the layer's outputs least on held-out calibration samples)
+    #[arg(long, default_value = "auto")]
+    weight_rounding: String,
     #[command(flatten)]
     pre: PreprocessArgs,
     /// Fix an input's shape, e.g. input=1,3,224,224 (repeatable)
@@ -369,6 +374,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         input_shapes: shapes,
         keep_float: a.keep_float.clone(),
         calib_method,
+        weight_rounding: a.weight_rounding.parse().map_err(|e: String| anyhow::anyhow!("--weight-rounding: {e}"))?,
         min_agreement: a.min_agreement,
         agreement_margin: a.agreement_margin,
         progress: true,
@@ -395,6 +401,14 @@ fn compile(a: CompileArgs) -> Result<()> {
         );
         for r in rows {
             println!("    {:>6.1} dB  {:<4} {:<18} {}", r.sqnr_db, r.dtype, r.op, r.name);
+        }
+        if !compiled.report.rounding.is_empty() {
+            println!(
+                "  rounding    each layer's own output SQNR on the held-out calibration samples (float inputs): nearest -> kept"
+            );
+            for l in &compiled.report.rounding {
+                println!("    {:>6.1} -> {:>5.1} dB  {:<8} {}", l.sqnr_nearest, l.sqnr, l.method.name(), l.name);
+            }
         }
     }
     println!("wrote {} ({} bytes)", a.output.display(), compiled.bytes.len());

@@ -291,10 +291,16 @@ fn mixed_precision_search_reaches_its_target() {
     b.output(&y);
     let onnx = b.build();
     let calib = common::samples(&[1, 3, 8, 8], 48, 13);
-    let plain = sparq_compiler::compile(&onnx, "wide", &calib, &CompileOptions::default()).unwrap();
+    // Nearest rounding, so that plain int8 loses something for the search to win back (and the
+    // search and its check see the same samples).
+    let nearest = CompileOptions {
+        weight_rounding: sparq_compiler::compress::rounding::WeightRounding::Nearest,
+        ..Default::default()
+    };
+    let plain = sparq_compiler::compile(&onnx, "wide", &calib, &nearest).unwrap();
     let before = plain.report.calibration.unwrap().top1_agreement;
     assert!(before < 1.0, "plain int8 already agrees everywhere ({before}); the test needs a harder model");
-    let opts = CompileOptions { min_agreement: Some(0.99), ..Default::default() };
+    let opts = CompileOptions { min_agreement: Some(0.99), ..nearest };
     let c = sparq_compiler::compile(&onnx, "wide", &calib, &opts).unwrap();
     let mixed = c.report.mixed.as_ref().expect("search ran");
     let after = c.report.calibration.unwrap().top1_agreement;
@@ -436,4 +442,52 @@ fn decoder_head_runs_conv_transpose_resize_and_sub_in_int8() {
     .unwrap();
     let a = eval::compare(&eval::run_sparq(&f.bytes, &test, None).unwrap(), &reference_outputs(&m, &test), None);
     assert!(a.sqnr_db > 80.0, "f32 SQNR {:.1} dB", a.sqnr_db);
+}
+
+/// Weight rounding from calibration data (`--weight-rounding`): every method compiles a model
+/// within quantization error on fresh samples; GPTQ and AdaRound write other weights than
+/// round-to-nearest; `auto` keeps, per layer, a method no worse than nearest on the held-out
+/// calibration samples, and the report says which.
+#[test]
+fn every_weight_rounding_compiles_a_close_model() {
+    use sparq_compiler::compress::rounding::{WeightRounding, ADAROUND_MAX_K};
+    let m = common::residual();
+    let calib = common::samples(&m.input_shape, 32, 61);
+    let test = common::samples(&m.input_shape, 24, 62);
+    let refs = reference_outputs(&m, &test);
+    let g = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap();
+    let widths: std::collections::HashMap<String, usize> = sparq_compiler::compress::rounding::layers(&g)
+        .iter()
+        .map(|n| (n.name.clone(), g.tensors[n.inputs[1]].shape[1..].iter().product()))
+        .collect();
+    assert!(!widths.is_empty());
+    let mut files = Vec::new();
+    for method in [WeightRounding::Nearest, WeightRounding::Gptq, WeightRounding::AdaRound, WeightRounding::Auto] {
+        let opts = CompileOptions { weight_rounding: method, ..Default::default() };
+        let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+        let a = eval::compare(&eval::run_sparq(&c.bytes, &test, None).unwrap(), &refs, None);
+        println!("{}: SQNR {:.1} dB on fresh samples", method.name(), a.sqnr_db);
+        assert!(a.sqnr_db >= 25.0, "{}: SQNR {:.1} dB", method.name(), a.sqnr_db);
+        let r = &c.report.rounding;
+        match method {
+            WeightRounding::Nearest => assert!(r.is_empty()),
+            _ => assert_eq!(r.len(), widths.len(), "{}: every conv/fc layer is rounded", method.name()),
+        }
+        for l in r {
+            let expected = match method {
+                WeightRounding::AdaRound if widths[&l.name] > ADAROUND_MAX_K => WeightRounding::Gptq,
+                WeightRounding::Auto => l.method,
+                m => m,
+            };
+            assert_eq!(l.method, expected, "{}", l.name);
+            if method == WeightRounding::Auto {
+                assert!(l.sqnr >= l.sqnr_nearest, "{}: {:.1} < {:.1} dB", l.name, l.sqnr, l.sqnr_nearest);
+            }
+        }
+        // A quarter of the samples is held out of the rounding (and of every other choice).
+        assert_eq!(c.report.agreement_held_out, method != WeightRounding::Nearest);
+        files.push(c.bytes);
+    }
+    assert_ne!(files[0], files[1], "GPTQ changes the weights written");
+    assert_ne!(files[0], files[2], "AdaRound changes the weights written");
 }

@@ -40,6 +40,8 @@ pub struct CompileOptions {
     pub input_shapes: HashMap<String, Vec<usize>>,
     pub keep_float: Vec<String>,
     pub calib_method: CalibMethod,
+    /// How int8 weights are rounded (`--weight-rounding`; see [`compress::rounding`]).
+    pub weight_rounding: compress::rounding::WeightRounding,
     /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
     /// calibration set reaches this fraction.
     pub min_agreement: Option<f64>,
@@ -88,6 +90,7 @@ impl Default for CompileOptions {
             input_shapes: HashMap::new(),
             keep_float: Vec::new(),
             calib_method: CalibMethod::Auto,
+            weight_rounding: compress::rounding::WeightRounding::Auto,
             min_agreement: None,
             agreement_margin: 0.25,
             progress: false,
@@ -181,6 +184,17 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             g.inputs.len()
         )));
     }
+    // The re-fitting of pruned layers and the rounding of weights use the calibration samples; a
+    // quarter of them is held out of both, and of the activation ranges, and the report's
+    // agreement is measured on it, so that it is not flattered by the fits (a re-fitted classifier
+    // can match its own fitting samples far better than new data).
+    let refit = opts.prune_reconstruct && pruning && samples.len() >= 8;
+    let rounding = opts.precision == Precision::Int8
+        && opts.weight_rounding != compress::rounding::WeightRounding::Nearest
+        && !samples.is_empty();
+    let split = (refit || rounding) && samples.len() >= 8;
+    let n_fit = if split { samples.len() - samples.len() / 4 } else { samples.len() };
+    let held_out = if split { n_fit } else { 0 };
     // The float reference (tract) runs once, on the original model: its outputs are what the
     // report compares with; its statistics calibrate the model when no pass changes it, and
     // otherwise rank the weights and correct the biases of the pruning passes (see `prune`,
@@ -191,17 +205,11 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         let method = if pruning { CalibMethod::MinMax } else { opts.calib_method };
         let pb =
             progress::bar(samples.len(), if pruning { "pruning statistics" } else { "calibrating" }, opts.progress);
-        let c = calib::calibrate(onnx, &g, samples, method, &pb)?;
+        let c = calib::stats::calibrate_fit(onnx, &g, samples, n_fit, method, &pb)?;
         pb.finish_and_clear();
         Some(c)
     };
     let stats = original.as_ref().filter(|_| pruning).map(|c| c.candidates[0].1.clone());
-    // The re-fitting of pruned layers uses the calibration samples; a quarter of them is held out
-    // of it, and the report's agreement is measured on those, so that it is not flattered by the
-    // fit (a re-fitted classifier can match its own fitting samples far better than new data).
-    let refit = opts.prune_reconstruct && stats.is_some() && samples.len() >= 8;
-    let n_fit = if refit { samples.len() - samples.len() / 4 } else { samples.len() };
-    let held_out = if refit { n_fit } else { 0 };
     // The compression pipeline: channel pruning before weight pruning, each pass reading the
     // original model's statistics and the fitting samples.
     let mut passes: Vec<Box<dyn compress::Pass>> = Vec::new();
@@ -230,7 +238,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let calib = match original {
         Some(c) if pruning => {
             let pb = progress::bar(samples.len(), "calibrating", opts.progress);
-            let mut changed = calib::stats::calibrate_graph(&g, samples, opts.calib_method, &pb)?;
+            let mut changed = calib::stats::calibrate_graph_fit(&g, samples, n_fit, opts.calib_method, &pb)?;
             pb.finish_and_clear();
             // Agreement is measured against the original float model.
             changed.outputs = c.outputs;
@@ -238,8 +246,25 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         }
         other => other,
     };
+    // Weight rounding from the calibration data, on the graph as the passes left it.
+    let (rounded, rounding_report) = if rounding {
+        let pb = progress::bar(0, "rounding weights", opts.progress);
+        let r = compress::rounding::round_weights(
+            &g,
+            &samples[..n_fit],
+            &samples[n_fit..],
+            opts.weight_rounding,
+            &pb,
+        )?;
+        pb.finish_and_clear();
+        r
+    } else {
+        Default::default()
+    };
+    let rounded = std::sync::Arc::new(rounded);
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
     let lower_opts = |keep: &HashSet<String>| lower::LowerOptions {
+        rounded: rounded.clone(),
         precision: opts.precision,
         keep_float: keep.clone(),
         pack: opts.target.pack,
@@ -291,8 +316,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 let search = policy::mixed_precision_search(
                     &g,
                     ranges,
-                    samples,
-                    &c.outputs,
+                    &samples[..n_fit],
+                    &c.outputs[..n_fit],
                     target,
                     &lower_opts(&keep),
                     opts.agreement_margin,
@@ -317,6 +342,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     }
     report.macs_before = macs_before;
     report.agreement_held_out = held_out > 0;
+    report.rounding = rounding_report;
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
     }

@@ -31,8 +31,12 @@ pub struct Report {
     pub channels: Vec<crate::compress::channels::ChainPruned>,
     /// MACs of the model before any pruning.
     pub macs_before: u64,
-    /// The agreement was measured on the calibration samples held out of the pruning re-fit.
+    /// The agreement was measured on the calibration samples held out of the activation ranges,
+    /// the weight rounding, the pruning re-fit and the mixed-precision search.
     pub agreement_held_out: bool,
+    /// Per layer rounded from calibration data: the method kept and its output SQNR on the
+    /// held-out calibration samples, against nearest rounding's (`--weight-rounding`).
+    pub rounding: Vec<crate::compress::rounding::LayerRounding>,
 }
 
 impl Report {
@@ -71,6 +75,7 @@ impl Report {
             channels: Vec::new(),
             macs_before: g.macs(),
             agreement_held_out: false,
+            rounding: Vec::new(),
             precision,
             onnx_bytes,
             sparq_bytes,
@@ -141,6 +146,29 @@ impl fmt::Display for Report {
             } else {
                 writeln!(f, "  ranges      {m} (output SQNR of each tried: {})", t.join(", "))?;
             }
+        }
+        if !self.rounding.is_empty() {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for l in &self.rounding {
+                *counts.entry(l.method.name()).or_insert(0) += 1;
+            }
+            let counts: Vec<String> = counts.iter().map(|(m, c)| format!("{m} {c}")).collect();
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            };
+            let worst = self.rounding.iter().map(|l| l.sqnr).fold(f64::INFINITY, f64::min);
+            let worst_nearest = self.rounding.iter().map(|l| l.sqnr_nearest).fold(f64::INFINITY, f64::min);
+            writeln!(
+                f,
+                "  rounding    weights of {} layers: {}; layer output SQNR on held-out calibration samples median {:.1} dB, worst {:.1} dB (nearest: {:.1} / {:.1} dB)",
+                self.rounding.len(),
+                counts.join(", "),
+                median(&mut self.rounding.iter().map(|l| l.sqnr).collect()),
+                worst,
+                median(&mut self.rounding.iter().map(|l| l.sqnr_nearest).collect()),
+                worst_nearest,
+            )?;
         }
         if let Some(m) = &self.mixed {
             writeln!(
@@ -263,7 +291,7 @@ impl fmt::Display for Report {
                 f,
                 "  agreement   vs original float model on {} calibration samples{}: top-1 {:.2}% (expected on new data {:.2}%), output SQNR {:.1} dB",
                 a.samples,
-                if self.agreement_held_out { " held out of the pruning re-fit" } else { "" },
+                if self.agreement_held_out { " held out of every choice (ranges, rounding, re-fit, precision)" } else { "" },
                 a.top1_agreement * 100.0,
                 a.expected_agreement * 100.0,
                 a.sqnr_db

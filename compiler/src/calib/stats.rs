@@ -193,6 +193,20 @@ pub fn calibrate(
     method: CalibMethod,
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration> {
+    calibrate_fit(onnx, g, samples, samples.len(), method, progress)
+}
+
+/// [`calibrate`] with the ranges (and channel means) taken from the first `fit` samples only; the
+/// float outputs are recorded for all of them, so the others can measure the compiled model on
+/// data no statistic saw.
+pub fn calibrate_fit(
+    onnx: &[u8],
+    g: &Graph,
+    samples: &[Vec<f32>],
+    fit: usize,
+    method: CalibMethod,
+    progress: &indicatif::ProgressBar,
+) -> Result<Calibration> {
     let reference = Reference::new(onnx, g, activation_names(g))?;
     let run = |f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>| -> Result<()> {
         for (i, s) in samples.iter().enumerate() {
@@ -200,7 +214,7 @@ pub fn calibrate(
         }
         Ok(())
     };
-    calibrate_with(g, samples, method, progress, &run)
+    calibrate_with(g, samples, fit, method, progress, &run)
 }
 
 /// Run `g` (a graph changed by passes, with no ONNX of its own) in f32 with sparq's runtime over
@@ -208,6 +222,17 @@ pub fn calibrate(
 pub fn calibrate_graph(
     g: &Graph,
     samples: &[Vec<f32>],
+    method: CalibMethod,
+    progress: &indicatif::ProgressBar,
+) -> Result<Calibration> {
+    calibrate_graph_fit(g, samples, samples.len(), method, progress)
+}
+
+/// [`calibrate_graph`] with statistics from the first `fit` samples (see [`calibrate_fit`]).
+pub fn calibrate_graph_fit(
+    g: &Graph,
+    samples: &[Vec<f32>],
+    fit: usize,
     method: CalibMethod,
     progress: &indicatif::ProgressBar,
 ) -> Result<Calibration> {
@@ -223,13 +248,15 @@ pub fn calibrate_graph(
     let run = |f: &mut dyn FnMut(usize, Vec<Vec<f32>>) -> Result<()>| -> Result<()> {
         super::eval::run_graph_f32(g, &outputs, samples, f)
     };
-    calibrate_with(g, samples, method, progress, &run)
+    calibrate_with(g, samples, fit, method, progress, &run)
 }
 
-/// Statistics of `g`'s activations over `samples`, with the values given by `run`.
+/// Statistics of `g`'s activations over the first `fit` of `samples`, with the values given by
+/// `run` (the outputs are kept for all samples).
 fn calibrate_with(
     g: &Graph,
     samples: &[Vec<f32>],
+    fit: usize,
     method: CalibMethod,
     progress: &indicatif::ProgressBar,
     run: &ForEachSample<'_>,
@@ -279,8 +306,10 @@ fn calibrate_with(
                 .map(|(p, &o)| p.map_or_else(|| g.value(o).to_vec(), |p| vals[p].clone()))
                 .collect(),
         );
-        for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
-            record(acc, v, shape, sample_p, &mut scratch);
+        if i < fit {
+            for ((acc, v), shape) in accs.iter_mut().zip(&vals).zip(&shapes) {
+                record(acc, v, shape, sample_p, &mut scratch);
+            }
         }
         progress.inc(1);
         Ok(())
@@ -290,9 +319,11 @@ fn calibrate_with(
         // Second pass: histograms over each tensor's observed range.
         hists = accs.iter().map(|a| Histogram::new(a.min, a.max)).collect();
         run(&mut |i, mut vals| {
-            with_inputs(&mut vals, i);
-            for (h, v) in hists.iter_mut().zip(&vals) {
-                h.add(v);
+            if i < fit {
+                with_inputs(&mut vals, i);
+                for (h, v) in hists.iter_mut().zip(&vals) {
+                    h.add(v);
+                }
             }
             Ok(())
         })?;

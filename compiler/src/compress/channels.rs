@@ -282,7 +282,7 @@ pub fn prune_channels(
                     g.tensors[p.inputs[1]].shape[1..].iter().product::<usize>() <= super::reconstruct::MAX_REFIT_K
                 })
                 .collect();
-            super::reconstruct::layer_moments(g, &consumers, samples)?
+            super::reconstruct::layer_moments(g, &consumers, samples, &indicatif::ProgressBar::hidden())?
         }
         None => HashMap::new(),
     };

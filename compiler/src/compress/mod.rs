@@ -9,6 +9,7 @@
 pub mod channels;
 pub mod prune;
 pub mod reconstruct;
+pub mod rounding;
 
 use crate::error::Result;
 use crate::ir::{Graph, Stats};

@@ -14,9 +14,9 @@ use sparq_format::{DType, Layout};
 use sparq_runtime::quant::quantize_f32;
 
 /// `[O, I/g, KH, KW]` -> `[O, KH, KW, I/g]`.
-pub(super) fn ohwi(w: &[f32], shape: &[usize]) -> Vec<f32> {
+pub(super) fn ohwi<T: Copy + Default>(w: &[T], shape: &[usize]) -> Vec<T> {
     let (o, i, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
-    let mut out = vec![0f32; w.len()];
+    let mut out = vec![T::default(); w.len()];
     for a in 0..o {
         for b in 0..i {
             for y in 0..kh {

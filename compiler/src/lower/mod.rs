@@ -20,7 +20,7 @@ use state::Lowerer;
 
 use crate::error::{invalid, Result};
 use crate::ir::*;
-use crate::quant::{act_qparams, bias, clamped_qparams, requant, QParams};
+use crate::quant::{act_qparams, bias, clamped_qparams, requant, QParams, RoundedWeights};
 use layout::{conv_transpose_channel_order, hwc, ohwi, transpose_i8};
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
@@ -39,6 +39,9 @@ pub struct LowerOptions {
     pub pack: Option<Pack>,
     /// Which of those weight matrices are stored block-sparse (for the sparse kernels).
     pub sparse: SparseChoice,
+    /// Int8 weights already rounded from calibration data (GPTQ, AdaRound), by layer name; the
+    /// other layers' weights are rounded to nearest here.
+    pub rounded: std::sync::Arc<HashMap<String, RoundedWeights>>,
 }
 
 impl<'g> Lowerer<'g> {
@@ -153,8 +156,13 @@ impl<'g> Lowerer<'g> {
                 let ws = g.tensors[w].shape.clone();
                 let xi = self.get(x, DType::I8, Some(Layout::RowMajor))?;
                 let qx = self.tensor_q(xi);
-                let (q, scales) = quantize_per_channel(g.value(w), ws[0]);
-                let bias = g.value(b);
+                let (q, scales, bias) = match self.rounded.get(&n.name) {
+                    Some(r) => (r.q.clone(), r.scales.clone(), r.bias.clone()),
+                    None => {
+                        let (q, scales) = quantize_per_channel(g.value(w), ws[0]);
+                        (q, scales, g.value(b).to_vec())
+                    }
+                };
                 let (b32, acc_scale) = requant::float_output(qx, &scales, &bias[..ws[0]]);
                 let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, true);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
@@ -517,11 +525,21 @@ impl<'g> Lowerer<'g> {
             let bid = self.constant(&format!("{}:bias", n.name), DType::F32, &[out_c], bytes_f32(bias), None);
             return Ok((vec![xi, wid, bid], wv.len() * 4));
         }
-        let (q, scales) = quantize_per_channel(&reordered, out_c);
-        // Bias correction with the input's calibrated channel means, where there are some.
-        let bias = match self.means.get(&self.g.tensors[x].name) {
-            Some(mean) => bias::corrected_bias(mean, &reordered, &q, &scales, bias, ws, depthwise),
-            None => bias.to_vec(),
+        let (q, scales, bias) = match self.rounded.get(&n.name) {
+            // Rounded from calibration data, the bias already absorbing the rounding's error.
+            Some(r) if r.q.len() == w.len() => {
+                let q = if ws.len() == 4 && !depthwise { ohwi(&r.q, ws) } else { r.q.clone() };
+                (q, r.scales.clone(), r.bias.clone())
+            }
+            _ => {
+                let (q, scales) = quantize_per_channel(&reordered, out_c);
+                // Bias correction with the input's calibrated channel means, where there are some.
+                let bias = match self.means.get(&self.g.tensors[x].name) {
+                    Some(mean) => bias::corrected_bias(mean, &reordered, &q, &scales, bias, ws, depthwise),
+                    None => bias.to_vec(),
+                };
+                (q, scales, bias)
+            }
         };
         let qx = self.tensor_q(xi);
         let qo = self.out_qp(out, act)?;
@@ -606,6 +624,7 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         layers: Vec::new(),
         pack: opts.pack,
         sparse: opts.sparse,
+        rounded: opts.rounded.clone(),
         matrix: None,
         float_node,
         sub_of_f32_operands,

@@ -41,6 +41,8 @@ pub(super) struct Lowerer<'g> {
     pub(super) sub_of_f32_operands: Vec<bool>,
     pub(super) pack: Option<Pack>,
     pub(super) sparse: SparseChoice,
+    /// Weights rounded from calibration data, by layer name (`LowerOptions::rounded`).
+    pub(super) rounded: std::sync::Arc<HashMap<String, crate::quant::RoundedWeights>>,
     /// The matrix kernel chosen for the node being lowered.
     pub(super) matrix: Option<MatrixKernel>,
 }

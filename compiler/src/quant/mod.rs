@@ -43,12 +43,33 @@ pub fn quantize_per_channel(w: &[f32], channels: usize) -> (Vec<i8>, Vec<f32>) {
     let mut scales = vec![1.0f32; channels];
     for c in 0..channels {
         let ws = &w[c * per..(c + 1) * per];
-        let max = ws.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let s = channel_scale(ws);
         scales[c] = s;
         for (d, &v) in q[c * per..(c + 1) * per].iter_mut().zip(ws) {
             *d = (v / s).round().clamp(-127.0, 127.0) as i8;
         }
     }
     (q, scales)
+}
+
+/// A layer's int8 weights rounded by a method other than round-to-nearest (GPTQ, AdaRound; see
+/// `compress::rounding`), which lowering writes as they are: `q` in the IR weight layout
+/// (`[O, I/g, KH, KW]` or `[O, I]`, rows of `K` taps), the per-channel scales they were rounded
+/// on, and the bias that absorbs their mean error (instead of lowering's bias correction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundedWeights {
+    pub q: Vec<i8>,
+    pub scales: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The symmetric per-channel scale of one row of weights: `max |w| / 127` (1 for a zero row),
+/// as [`quantize_per_channel`] computes it.
+pub fn channel_scale(row: &[f32]) -> f32 {
+    let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if max > 0.0 {
+        max / 127.0
+    } else {
+        1.0
+    }
 }
