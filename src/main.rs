@@ -150,6 +150,13 @@ struct CompileArgs {
     /// the layer's outputs least on held-out calibration samples)
     #[arg(long, default_value = "auto")]
     weight_rounding: String,
+    /// Cross-layer equalization of int8 activations: scale the channels of tensors written by
+    /// convolutions (no activation or ReLU) and read by convolutions, exactly, so that one int8 scale
+    /// serves all their channels
+    /// (off by default: on MobileNetV2, whose ReLU6 leaves only its residual bottlenecks to scale, it
+    /// measured no better)
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    equalize: bool,
     #[command(flatten)]
     pre: PreprocessArgs,
     /// Fix an input's shape, e.g. input=1,3,224,224 (repeatable)
@@ -375,6 +382,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         keep_float: a.keep_float.clone(),
         calib_method,
         weight_rounding: a.weight_rounding.parse().map_err(|e: String| anyhow::anyhow!("--weight-rounding: {e}"))?,
+        equalize: a.equalize,
         min_agreement: a.min_agreement,
         agreement_margin: a.agreement_margin,
         progress: true,
@@ -395,7 +403,13 @@ fn compile(a: CompileArgs) -> Result<()> {
     print!("{}", compiled.report);
     if a.per_layer && !samples.is_empty() {
         let n = samples.len().min(16);
-        let rows = sparq_compiler::eval::per_layer_sqnr(&onnx, &g, &compiled.bytes, &samples[..n])?;
+        let unscale: std::collections::HashMap<String, Vec<f32>> = compiled
+            .report
+            .equalized
+            .iter()
+            .flat_map(|e| e.members.iter().map(|m| (m.clone(), e.scales.clone())))
+            .collect();
+        let rows = sparq_compiler::eval::per_layer_sqnr(&onnx, &g, &compiled.bytes, &samples[..n], &unscale)?;
         println!(
             "  per layer   output SQNR vs the float model on {n} calibration samples (errors accumulate downstream):"
         );

@@ -42,6 +42,8 @@ pub struct CompileOptions {
     pub calib_method: CalibMethod,
     /// How int8 weights are rounded (`--weight-rounding`; see [`compress::rounding`]).
     pub weight_rounding: compress::rounding::WeightRounding,
+    /// Cross-layer equalization of int8 activations (`--equalize`; see [`compress::equalize`]).
+    pub equalize: bool,
     /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
     /// calibration set reaches this fraction.
     pub min_agreement: Option<f64>,
@@ -91,6 +93,7 @@ impl Default for CompileOptions {
             keep_float: Vec::new(),
             calib_method: CalibMethod::Auto,
             weight_rounding: compress::rounding::WeightRounding::Auto,
+            equalize: false,
             min_agreement: None,
             agreement_margin: 0.25,
             progress: false,
@@ -103,6 +106,10 @@ impl Default for CompileOptions {
         }
     }
 }
+
+/// The graph's tensors are split into this many segments (graph order) whose activation ranges
+/// are chosen among the calibration candidates one segment at a time (`--calib-method auto`).
+pub const RANGE_SEGMENTS: usize = 8;
 
 pub struct Compiled {
     pub bytes: Vec<u8>,
@@ -233,10 +240,16 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         // Nothing pruned: the report still shows the zeros already in the model.
         records.push(compress::Record::Prune(prune::survey(&g)));
     }
+    // Equalization of activation channels, measured on (up to 32 of) the fitting samples.
+    let equalized = if opts.precision == Precision::Int8 && opts.equalize && !samples.is_empty() {
+        compress::equalize::equalize(&mut g, &samples[..n_fit.min(32)])?
+    } else {
+        Vec::new()
+    };
     // Calibration: the original model's statistics, or, when passes changed the graph, those of
     // the changed graph run in f32 by sparq's runtime (it has no ONNX of its own).
     let calib = match original {
-        Some(c) if pruning => {
+        Some(c) if pruning || !equalized.is_empty() => {
             let pb = progress::bar(samples.len(), "calibrating", opts.progress);
             let mut changed = calib::stats::calibrate_graph_fit(&g, samples, n_fit, opts.calib_method, &pb)?;
             pb.finish_and_clear();
@@ -278,26 +291,59 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // with the runtime on (up to 32 of) the calibration samples.
     let mut chosen = (CalibMethod::MinMax, lower::Stats::default());
     let mut tried = Vec::new();
+    let mut segments = Vec::new();
     if let Some(c) = &calib {
         if c.candidates.len() == 1 || opts.precision == Precision::F32 {
             chosen = c.candidates[0].clone();
         } else {
-            let sub = samples.len().min(32);
-            let pb = progress::bar(c.candidates.len() * sub, "ranges", opts.progress);
-            let mut best = f64::NEG_INFINITY;
-            for (m, stats) in &c.candidates {
+            // Measured on (up to 32 of) the fitting samples, never the held-out ones.
+            let sub = n_fit.min(32);
+            let evals = c.candidates.len() + RANGE_SEGMENTS * (c.candidates.len() - 1);
+            let pb = progress::bar(evals * sub, "ranges", opts.progress);
+            let measure = |stats: &lower::Stats| -> Result<f64> {
                 let l = lower::lower(&g, stats, &lower_opts(&keep))?;
                 let outs = eval::run_sparq(&l.spec.to_bytes(), &samples[..sub], Some(&pb))?;
                 let sqnr = eval::compare(&outs, &c.outputs[..sub], None).sqnr_db;
+                // A NaN SQNR (the outputs are NaN) ranks last.
+                Ok(if sqnr.is_nan() { f64::NEG_INFINITY } else { sqnr })
+            };
+            let mut best = f64::NEG_INFINITY;
+            for (m, stats) in &c.candidates {
+                let sqnr = measure(stats)?;
                 tried.push((*m, sqnr));
-                // A NaN SQNR (the outputs are NaN) ranks last, but some candidate is always
-                // chosen: without one, lowering would find no statistics at all.
-                let rank = if sqnr.is_nan() { f64::NEG_INFINITY } else { sqnr };
-                if rank > best || tried.len() == 1 {
-                    best = rank;
+                // Some candidate is always chosen: without one, lowering would find no
+                // statistics at all.
+                if sqnr > best || tried.len() == 1 {
+                    best = sqnr;
                     chosen = (*m, stats.clone());
                 }
             }
+            // Then per segment of the graph (its tensors in graph order, the inputs first), the
+            // candidate whose ranges there measure best with the rest as chosen so far.
+            let mut names: Vec<&String> = g.inputs.iter().map(|&i| &g.tensors[i].name).collect();
+            names.extend(g.nodes.iter().flat_map(|n| n.outputs.iter().map(|&o| &g.tensors[o].name)));
+            let count = RANGE_SEGMENTS.min(names.len());
+            for k in 0..count {
+                let seg = &names[k * names.len() / count..(k + 1) * names.len() / count];
+                let mut kept = chosen.0;
+                for (m, stats) in c.candidates.iter().filter(|(m, _)| *m != chosen.0) {
+                    let mut trial = chosen.1.clone();
+                    for &n in seg {
+                        if let Some(r) = stats.ranges.get(n) {
+                            trial.ranges.insert(n.clone(), *r);
+                        }
+                    }
+                    let sqnr = measure(&trial)?;
+                    // A clear gain only (a hundredth of a dB is noise of the samples).
+                    if sqnr > best + 0.05 {
+                        best = sqnr;
+                        chosen.1 = trial;
+                        kept = *m;
+                    }
+                }
+                segments.push((seg.first().map(|s| s.to_string()).unwrap_or_default(), kept));
+            }
+            tried.push((chosen.0, best));
             pb.finish_and_clear();
         }
     }
@@ -343,8 +389,10 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     report.macs_before = macs_before;
     report.agreement_held_out = held_out > 0;
     report.rounding = rounding_report;
+    report.equalized = equalized;
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
+        report.range_segments = segments;
     }
     Ok(Compiled { bytes, report })
 }

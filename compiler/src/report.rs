@@ -22,7 +22,10 @@ pub struct Report {
     pub calibration: Option<Agreement>,
     pub mixed: Option<MixedPrecision>,
     /// Calibration method used, and (for `auto`) the output SQNR of each one tried.
+    /// (With `auto`, the last entry of the tried list is the final choice after the segments.)
     pub calibration_method: Option<(crate::calib::CalibMethod, Vec<(crate::calib::CalibMethod, f64)>)>,
+    /// With `auto`: per segment of the graph (its first tensor), the range method kept there.
+    pub range_segments: Vec<(String, crate::calib::CalibMethod)>,
     /// Per prunable layer: its pattern and sparsity (pruned here, or already in the model).
     pub sparsity: Vec<crate::compress::prune::LayerSparsity>,
     /// Per int8 weight matrix (by layer): dense or block-sparse, and its stored bytes.
@@ -37,6 +40,8 @@ pub struct Report {
     /// Per layer rounded from calibration data: the method kept and its output SQNR on the
     /// held-out calibration samples, against nearest rounding's (`--weight-rounding`).
     pub rounding: Vec<crate::compress::rounding::LayerRounding>,
+    /// Groups of activations equalized across channels (`--equalize`).
+    pub equalized: Vec<crate::compress::equalize::Equalized>,
 }
 
 impl Report {
@@ -76,6 +81,7 @@ impl Report {
             macs_before: g.macs(),
             agreement_held_out: false,
             rounding: Vec::new(),
+            equalized: Vec::new(),
             precision,
             onnx_bytes,
             sparq_bytes,
@@ -89,6 +95,7 @@ impl Report {
             calibration,
             mixed,
             calibration_method: None,
+            range_segments: Vec::new(),
             sparsity: Vec::new(),
         }
     }
@@ -140,11 +147,48 @@ impl fmt::Display for Report {
             self.arena_bytes as f64 / self.liveness_bound.max(1) as f64
         )?;
         if let Some((m, tried)) = &self.calibration_method {
-            let t: Vec<String> = tried.iter().map(|(m, s)| format!("{m} {s:.1} dB")).collect();
-            if t.is_empty() {
+            if tried.is_empty() {
                 writeln!(f, "  ranges      {m}")?;
-            } else {
+            } else if self.range_segments.is_empty() {
+                let t: Vec<String> = tried.iter().map(|(m, s)| format!("{m} {s:.1} dB")).collect();
                 writeln!(f, "  ranges      {m} (output SQNR of each tried: {})", t.join(", "))?;
+            } else {
+                // The last entry is the result after the per-segment choice.
+                let (each, last) = tried.split_at(tried.len() - 1);
+                let t: Vec<String> = each.iter().map(|(m, s)| format!("{m} {s:.1} dB")).collect();
+                writeln!(f, "  ranges      {m} (output SQNR on fitting samples of each tried: {})", t.join(", "))?;
+                let changed: Vec<String> = self
+                    .range_segments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, sm))| sm != m)
+                    .map(|(k, (n, sm))| format!("{sm} in segment {} (from {})", k + 1, short(n)))
+                    .collect();
+                writeln!(
+                    f,
+                    "              then per graph segment ({} in graph order): {} -> {:.1} dB",
+                    self.range_segments.len(),
+                    if changed.is_empty() { "none changed".to_string() } else { changed.join(", ") },
+                    last.first().map_or(f64::NAN, |l| l.1)
+                )?;
+            }
+        }
+        if !self.equalized.is_empty() {
+            writeln!(
+                f,
+                "  equalized   {} activation group(s) scaled per channel (exact; spread of channel ranges, largest / median):",
+                self.equalized.len()
+            )?;
+            for e in &self.equalized {
+                writeln!(
+                    f,
+                    "                {}  {} tensor(s) x {} channels  {:.1}x -> {:.1}x",
+                    short(&e.tensor),
+                    e.tensors,
+                    e.channels,
+                    e.spread_before,
+                    e.spread_after
+                )?;
             }
         }
         if !self.rounding.is_empty() {

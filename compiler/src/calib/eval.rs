@@ -300,6 +300,9 @@ struct Capture<'m> {
     /// (signal, noise) per wanted tensor, against `reference` of the current sample.
     acc: Vec<(f64, f64)>,
     reference: Vec<Vec<f32>>,
+    /// Tensors the compiler scaled per channel (equalization): the factor of each channel, which
+    /// the comparison divides out.
+    unscale: &'m std::collections::HashMap<String, Vec<f32>>,
 }
 
 impl sparq_runtime::Observer for Capture<'_> {
@@ -320,6 +323,7 @@ impl sparq_runtime::Observer for Capture<'_> {
         };
         // Logical (NCHW) index -> physical offset.
         let d = t.shape();
+        let unscale = self.unscale.get(t.name).filter(|f| d.len() == 4 && f.len() == d[1]);
         let (mut sig, mut noise) = (0f64, 0f64);
         for (i, &rv) in r.iter().enumerate() {
             let phys = if t.layout == sparq_format::Layout::Nhwc {
@@ -330,7 +334,10 @@ impl sparq_runtime::Observer for Capture<'_> {
             } else {
                 i
             };
-            let v = value(phys);
+            let mut v = value(phys);
+            if let Some(f) = unscale {
+                v /= f[(i / (d[2] * d[3])) % d[1]];
+            }
             sig += (rv as f64).powi(2);
             noise += ((v - rv) as f64).powi(2);
         }
@@ -340,7 +347,16 @@ impl sparq_runtime::Observer for Capture<'_> {
 }
 
 /// SQNR of every layer's output against the float model (tract), over `samples`.
-pub fn per_layer_sqnr(onnx: &[u8], g: &crate::ir::Graph, bytes: &[u8], samples: &[Vec<f32>]) -> Result<Vec<LayerSqnr>> {
+///
+/// `unscale` names the tensors the compiler scaled per channel (equalization) with each channel's
+/// factor, divided out before comparing.
+pub fn per_layer_sqnr(
+    onnx: &[u8],
+    g: &crate::ir::Graph,
+    bytes: &[u8],
+    samples: &[Vec<f32>],
+    unscale: &std::collections::HashMap<String, Vec<f32>>,
+) -> Result<Vec<LayerSqnr>> {
     let names: Vec<String> = g.nodes.iter().map(|n| g.tensors[n.outputs[0]].name.clone()).collect();
     let reference = super::reference::Reference::new(onnx, g, names.clone())?;
     let wanted: std::collections::HashMap<String, usize> =
@@ -349,7 +365,8 @@ pub fn per_layer_sqnr(onnx: &[u8], g: &crate::ir::Graph, bytes: &[u8], samples: 
     let model = Model::from_bytes(&aligned)?;
     let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
     let mut session = Session::new(&model, arena.as_mut_slice())?;
-    let mut cap = Capture { model: &model, wanted: &wanted, acc: vec![(0.0, 0.0); names.len()], reference: Vec::new() };
+    let mut cap =
+        Capture { model: &model, wanted: &wanted, acc: vec![(0.0, 0.0); names.len()], reference: Vec::new(), unscale };
     for s in samples {
         cap.reference = reference.run(s)?;
         session.set_input(0, s)?;

@@ -20,7 +20,9 @@ pub enum CalibMethod {
     /// clipping outside) over a histogram of all calibration values.
     Mse,
     /// Try min/max, global 99.99th and per-sample 99.999th percentiles; keep the one whose
-    /// compiled model has the best output SQNR against the float model (measured with the runtime).
+    /// compiled model has the best output SQNR against the float model (measured with the runtime
+    /// on fitting samples), then, segment by segment of the graph, another one's ranges where they
+    /// measure better (`RANGE_SEGMENTS`).
     Auto,
 }
 

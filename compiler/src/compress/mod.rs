@@ -7,6 +7,7 @@
 //! further implementations of [`Pass`] (with their own [`Record`] variants).
 
 pub mod channels;
+pub mod equalize;
 pub mod prune;
 pub mod reconstruct;
 pub mod rounding;

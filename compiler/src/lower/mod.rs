@@ -481,8 +481,13 @@ impl<'g> Lowerer<'g> {
             precision: if float { Precision::F32 } else { Precision::Int8 },
             weight_bytes,
             matrix: self.matrix.take(),
-            why_f32: (float && self.sub_of_f32_operands.get(self.layers.len()) == Some(&true))
-                .then_some(SUB_OF_F32_OPERANDS),
+            why_f32: if float && self.sub_of_f32_operands.get(self.layers.len()) == Some(&true) {
+                Some(SUB_OF_F32_OPERANDS)
+            } else if float && self.reshape_between_f32.get(self.layers.len()) == Some(&true) {
+                Some(RESHAPE_BETWEEN_F32)
+            } else {
+                None
+            },
         });
         Ok(())
     }
@@ -567,6 +572,9 @@ impl<'g> Lowerer<'g> {
 }
 
 /// Why an int8 model's Sub can run in f32 although it has an int8 kernel.
+/// Why a Reshape runs in f32 in an int8 model (a `LayerInfo::why_f32`).
+pub const RESHAPE_BETWEEN_F32: &str = "a reshape between f32 layers (int8 would only add a quantization round trip)";
+
 pub const SUB_OF_F32_OPERANDS: &str =
     "Sub of f32 operands (in int8 each would need a Quantize; in f32 the result needs at most one)";
 
@@ -613,6 +621,27 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         .iter()
         .map(|n| opts.precision == Precision::F32 || opts.keep_float.contains(&n.name) || n.op.float_only())
         .collect();
+    // A reshape between f32 layers stays f32: in int8 it would only add a quantization round
+    // trip (fixed point, for chains of them).
+    let mut reshape_between_f32 = vec![false; g.nodes.len()];
+    loop {
+        let mut changed = false;
+        for (i, n) in g.nodes.iter().enumerate() {
+            if float_node[i] || !matches!(n.op, Op::Reshape) || g.outputs.contains(&n.outputs[0]) {
+                continue;
+            }
+            let consumers = g.consumers(n.outputs[0]);
+            let from_f32 = g.producer(n.inputs[0]).is_some_and(|p| float_node[p]);
+            if from_f32 && !consumers.is_empty() && consumers.iter().all(|&c| float_node[c]) {
+                float_node[i] = true;
+                reshape_between_f32[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
     let sub_of_f32_operands = keep_f32_subs(g, &mut float_node);
     let mut lw = Lowerer {
         g,
@@ -628,6 +657,7 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         matrix: None,
         float_node,
         sub_of_f32_operands,
+        reshape_between_f32,
     };
     for &i in &g.inputs {
         let t = &g.tensors[i];

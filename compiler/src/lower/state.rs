@@ -39,6 +39,8 @@ pub(super) struct Lowerer<'g> {
     pub(super) float_node: Vec<bool>,
     /// Subs kept in f32 because their operands are f32 (`keep_f32_subs`).
     pub(super) sub_of_f32_operands: Vec<bool>,
+    /// Reshapes kept in f32 between f32 layers (`lower::RESHAPE_BETWEEN_F32`).
+    pub(super) reshape_between_f32: Vec<bool>,
     pub(super) pack: Option<Pack>,
     pub(super) sparse: SparseChoice,
     /// Weights rounded from calibration data, by layer name (`LowerOptions::rounded`).
