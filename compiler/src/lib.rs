@@ -262,13 +262,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // Weight rounding from the calibration data, on the graph as the passes left it.
     let (rounded, rounding_report) = if rounding {
         let pb = progress::bar(0, "rounding weights", opts.progress);
-        let r = compress::rounding::round_weights(
-            &g,
-            &samples[..n_fit],
-            &samples[n_fit..],
-            opts.weight_rounding,
-            &pb,
-        )?;
+        let r = compress::rounding::round_weights(&g, &samples[..n_fit], &samples[n_fit..], opts.weight_rounding, &pb)?;
         pb.finish_and_clear();
         r
     } else {

@@ -174,7 +174,14 @@ pub fn round_weights(
 
 /// Round one layer (`n` rows of `k` weights `w`, bias `b`, on `scales`) with `method` against
 /// the moments `m`.
-pub fn round_layer(m: &Moments, n: usize, w: &[f32], b: &[f32], scales: &[f32], method: WeightRounding) -> RoundedWeights {
+pub fn round_layer(
+    m: &Moments,
+    n: usize,
+    w: &[f32],
+    b: &[f32],
+    scales: &[f32],
+    method: WeightRounding,
+) -> RoundedWeights {
     let k = m.k;
     let d = k + 1;
     let per_group = (n / m.groups.max(1)).max(1);
