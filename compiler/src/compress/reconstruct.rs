@@ -464,17 +464,8 @@ pub fn nm_mask(
         let (h, c) = (mo.h(gi), mo.c(gi));
         let rows = gi * per_group..((gi + 1) * per_group).min(n);
         let Some(dense) = factor(&h, d, (0..d).collect(), mo.damp_scale()) else { continue };
-        let mut hp = vec![0f64; d * d];
-        for (i, &oi) in order.iter().enumerate() {
-            for (j, &oj) in order.iter().enumerate() {
-                hp[i * d + j] = h[oi * d + oj];
-            }
-            if oi < k {
-                hp[i * d + i] += dense.damp;
-            }
-        }
-        // U: the upper Cholesky factor of H^-1 (H^-1 = U' U).
-        let Some(uf) = inverse_upper_factor(&hp, d) else { continue };
+        // U: the upper Cholesky factor of H^-1 (H^-1 = U' U), in the processing order.
+        let Some(uf) = sweep_factor(&h, d, &order, dense.damp) else { continue };
         let u = |i: usize, j: usize| uf[i * d + j];
         for r in rows {
             let w0: Vec<f64> = set.w[r * k..(r + 1) * k].iter().map(|&v| v as f64).chain([set.b[r] as f64]).collect();
@@ -520,6 +511,23 @@ pub(crate) fn cholesky(a: &mut [f64], m: usize) -> bool {
         }
     }
     true
+}
+
+/// The factor of an OBS column sweep over `h` (`d x d`, the bias last) in the order `order`:
+/// `h` permuted to that order, `damp` added to the weight coordinates' diagonal (not the bias's),
+/// then [`inverse_upper_factor`]. Shared by [`nm_mask`] and GPTQ's rounding.
+pub(crate) fn sweep_factor(h: &[f64], d: usize, order: &[usize], damp: f64) -> Option<Vec<f64>> {
+    let k = d - 1;
+    let mut hp = vec![0f64; d * d];
+    for (i, &oi) in order.iter().enumerate() {
+        for (j, &oj) in order.iter().enumerate() {
+            hp[i * d + j] = h[oi * d + oj];
+        }
+        if oi < k {
+            hp[i * d + i] += damp;
+        }
+    }
+    inverse_upper_factor(&hp, d)
 }
 
 /// The upper-triangular `U` (row-major `d x d`) with `A^-1 = U' U`, of a symmetric positive

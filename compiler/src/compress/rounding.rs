@@ -30,7 +30,7 @@
 //! is smallest on the last quarter — data the rounding never saw. The report lists each layer's
 //! output SQNR on that quarter under nearest rounding and under the method kept.
 
-use super::reconstruct::{dampening, inverse_upper_factor, layer_moments, Moments, MAX_REFIT_K};
+use super::reconstruct::{dampening, layer_moments, sweep_factor, Moments, MAX_REFIT_K};
 use crate::error::Result;
 use crate::ir::{Graph, Node, Op};
 use crate::quant::{channel_scale, RoundedWeights};
@@ -231,16 +231,7 @@ fn gptq_factor(h: &[f64], d: usize, m: &Moments) -> Option<(Vec<usize>, Vec<f64>
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| h[b * d + b].total_cmp(&h[a * d + a]).then(a.cmp(&b)));
     order.push(k);
-    let mut hp = vec![0f64; d * d];
-    for (i, &oi) in order.iter().enumerate() {
-        for (j, &oj) in order.iter().enumerate() {
-            hp[i * d + j] = h[oi * d + oj];
-        }
-        if oi < k {
-            hp[i * d + i] += damp;
-        }
-    }
-    inverse_upper_factor(&hp, d).map(|u| (order, u))
+    sweep_factor(h, d, &order, damp).map(|u| (order, u))
 }
 
 /// One row through GPTQ's sweep; returns the bias, which takes the remaining error. A weight that
