@@ -125,6 +125,64 @@ fn bench_depthwise(c: &mut Criterion) {
     g.finish();
 }
 
+/// The A16W8 kernels (int16 activations, int8 weights; format 1.6) on the same MobileNetV2
+/// shapes as the int8 GEMM and depthwise benches, weights packed as the compiler writes them for
+/// x86-64 and aarch64 (and row-major, the generic target's layout).
+fn bench_qs16(c: &mut Criterion) {
+    let shapes = [
+        ("56x56_24to144_1x1", geometry(56, 24, 144, 1, 1, 1)),
+        ("56x56_144to24_1x1", geometry(56, 144, 24, 1, 1, 1)),
+        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
+        ("7x7_960to320_1x1", geometry(7, 960, 320, 1, 1, 1)),
+        ("224x224_3to32_3x3s2", geometry(224, 3, 32, 3, 2, 1)),
+    ];
+    let mut g = quick(c, "qs16_gemm");
+    for (name, geo) in shapes {
+        let k = geo.kernel_h * geo.kernel_w * geo.in_c;
+        let x: Vec<i16> = bytes(geo.in_h * geo.in_w * geo.in_c, 1).iter().map(|&v| v as i16 * 97).collect();
+        let w = bytes(geo.out_c * k, 2);
+        let packed = SIMD_PACK.pack(geo.out_c, k, &w);
+        let p = params(geo.out_c);
+        let r = rq(&p);
+        let mut y = vec![0i16; geo.out_h * geo.out_w * geo.out_c];
+        g.throughput(Throughput::Elements(geo.macs()));
+        for (m, layout) in [
+            (WeightMatrix { data: &packed, n: geo.out_c, k, pack: Some(SIMD_PACK) }, "packed"),
+            (WeightMatrix { data: &w, n: geo.out_c, k, pack: None }, "rowmajor"),
+        ] {
+            for e in runnable(registry::QS16_GEMM, &conv_query(&geo, m.pack, k)) {
+                // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
+                g.bench_with_input(BenchmarkId::new(format!("{}_{layout}", e.name), name), &geo, |b, geo| {
+                    b.iter(|| unsafe { (e.f)(geo, &x, &m, &r, &mut y) })
+                });
+            }
+        }
+    }
+    g.finish();
+    let shapes = [
+        ("112x112_c32_s1", geometry(112, 32, 32, 3, 1, 32)),
+        ("56x56_c144_s1", geometry(56, 144, 144, 3, 1, 144)),
+        ("14x14_c576_s1", geometry(14, 576, 576, 3, 1, 576)),
+        ("7x7_c960_s1", geometry(7, 960, 960, 3, 1, 960)),
+    ];
+    let mut g = quick(c, "qs16_dwconv");
+    for (name, geo) in shapes {
+        let x: Vec<i16> = bytes(geo.in_h * geo.in_w * geo.in_c, 3).iter().map(|&v| v as i16 * 97).collect();
+        let w = bytes(9 * geo.in_c, 4);
+        let p = params(geo.out_c);
+        let r = rq(&p);
+        let mut y = vec![0i16; geo.out_h * geo.out_w * geo.out_c];
+        g.throughput(Throughput::Elements(geo.macs()));
+        for e in runnable(registry::QS16_DWCONV, &conv_query(&geo, None, 9)) {
+            // SAFETY: as above.
+            g.bench_with_input(BenchmarkId::new(e.name, name), &geo, |b, geo| {
+                b.iter(|| unsafe { (e.f)(geo, &x, &w, &r, &mut y) })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Int8 residual add (56x56x24 and 14x14x96 of MobileNetV2), and the f32-output classifier.
 fn bench_elementwise_and_fc(c: &mut Criterion) {
     let mut g = quick(c, "qs8_add");
@@ -351,5 +409,14 @@ fn bench_f32(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_depthwise, bench_elementwise_and_fc, bench_sparse, bench_pool, bench_f32);
+criterion_group!(
+    benches,
+    bench_gemm,
+    bench_depthwise,
+    bench_qs16,
+    bench_elementwise_and_fc,
+    bench_sparse,
+    bench_pool,
+    bench_f32
+);
 criterion_main!(benches);

@@ -172,6 +172,10 @@ struct CompileArgs {
     /// Keep this node in f32 inside an int8 model (repeatable)
     #[arg(long)]
     keep_float: Vec<String>,
+    /// Run this convolution or fully-connected node with int16 activations and int8 weights
+    /// (A16W8) inside an int8 model (repeatable; `all`: every one that can)
+    #[arg(long)]
+    int16: Vec<String>,
     /// Keep the most sensitive layers in f32 until the expected top-1 agreement with the float
     /// model on the calibration data reaches this fraction (e.g. 0.97)
     #[arg(long)]
@@ -380,6 +384,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         precision,
         input_shapes: shapes,
         keep_float: a.keep_float.clone(),
+        int16: a.int16.clone(),
         calib_method,
         weight_rounding: a.weight_rounding.parse().map_err(|e: String| anyhow::anyhow!("--weight-rounding: {e}"))?,
         equalize: a.equalize,

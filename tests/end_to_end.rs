@@ -496,3 +496,62 @@ fn every_weight_rounding_compiles_a_close_model() {
     assert_ne!(files[0], files[1], "GPTQ changes the weights written");
     assert_ne!(files[0], files[2], "AdaRound changes the weights written");
 }
+
+/// Int16 activations with int8 weights (A16W8, format 1.6) wherever they apply (`--int16 all`):
+/// every generated model compiles, declares format 1.6, reports its int16 layers, is at least as
+/// close to the float model as plain int8 on fresh samples, and gives bit-identical outputs on
+/// every kernel path of this CPU and with 1 or 3 threads.
+#[test]
+fn int16_layers_run_closer_than_int8_and_identically_on_every_kernel_path() {
+    use sparq_runtime::cpu::{Features, PATHS};
+    use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
+    // SPARQ_KERNELS is process-wide: one forced path at a time (other tests' sessions may pick it
+    // up meanwhile, which changes none of their results: every path is bit-exact).
+    static FORCED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let run_on = |bytes: &[u8], path: &str, threads: usize, samples: &[Vec<f32>]| -> Vec<u32> {
+        let _one = FORCED.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var("SPARQ_KERNELS", path);
+        let aligned = AlignedBytes::from_slice(bytes);
+        let model = Model::from_bytes(&aligned).unwrap();
+        let mut arena = AlignedBytes::zeroed(model.arena_size());
+        let opts = SessionOptions { threads, ..Default::default() };
+        let mut s = Session::with_options(&model, arena.as_mut_slice(), opts).unwrap();
+        let mut out = Vec::new();
+        for x in samples {
+            s.set_input(0, x).unwrap();
+            s.run();
+            out.extend(s.output(0).unwrap().iter().map(|v| v.to_bits()));
+        }
+        std::env::remove_var("SPARQ_KERNELS");
+        out
+    };
+    let cpu = Features::detect();
+    let paths: Vec<&str> = PATHS.iter().filter(|p| p.on(cpu).is_some()).map(|p| p.name).collect();
+    for m in common::all_models() {
+        let calib = common::samples(&m.input_shape, 32, 21);
+        let test = common::samples(&m.input_shape, 12, 22);
+        let refs = reference_outputs(&m, &test);
+        let int8 = sparq_compiler::compile(&m.onnx, m.name, &calib, &CompileOptions::default()).unwrap();
+        let opts = CompileOptions { int16: vec!["all".into()], ..Default::default() };
+        let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        let layers = c.report.int16_layers.iter().filter(|(_, why)| why.is_none()).count();
+        assert!(layers > 0, "{}: no int16 layer ({:?})", m.name, c.report.int16_layers);
+        assert_eq!(sparq_format::FileView::parse(&c.bytes).unwrap().version_minor, 6, "{}", m.name);
+        let a8 = eval::compare(&eval::run_sparq(&int8.bytes, &test, None).unwrap(), &refs, None);
+        let a16 = eval::compare(&eval::run_sparq(&c.bytes, &test, None).unwrap(), &refs, None);
+        println!(
+            "{:<20} {layers} int16 layers: SQNR {:.1} dB (int8 {:.1} dB), {} bytes (int8 {})",
+            m.name,
+            a16.sqnr_db,
+            a8.sqnr_db,
+            c.bytes.len(),
+            int8.bytes.len()
+        );
+        assert!(a16.sqnr_db >= a8.sqnr_db - 0.5, "{}: int16 {:.1} dB < int8 {:.1} dB", m.name, a16.sqnr_db, a8.sqnr_db);
+        let want = run_on(&c.bytes, "scalar", 1, &test[..4]);
+        for p in &paths {
+            assert!(run_on(&c.bytes, p, 1, &test[..4]) == want, "{}: kernel path {p} differs from scalar", m.name);
+        }
+        assert!(run_on(&c.bytes, paths.last().unwrap(), 3, &test[..4]) == want, "{}: 3 threads differ", m.name);
+    }
+}

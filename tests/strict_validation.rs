@@ -714,3 +714,69 @@ fn per_channel_broadcasts_match_the_written_out_operand() {
         }
     }
 }
+
+/// An int16 fully-connected layer (format 1.6): f32 `[1, k]` quantized to int16, A16W8 with int8
+/// weights `w` `[n, k]` and bias `bias`, dequantized; `edit` changes the spec before writing.
+fn int16_fc(n: usize, k: usize, w: i8, bias: i32, edit: impl FnOnce(&mut ModelSpec)) -> Vec<u8> {
+    let mut b = Builder::default();
+    let x = b.act(DType::F32, &[1, k], Layout::RowMajor, 0.0);
+    let q = b.act(DType::I16, &[1, k], Layout::RowMajor, 1.0 / 4096.0);
+    b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
+    let wt = b.constant(DType::I8, &[n, k], vec![w as u8; n * k]);
+    let bias = b.i32s(&[n], bias);
+    let (m, s) = sparq_runtime::quant::quantize_multiplier(1.0 / 32.0);
+    let mult = b.i32s(&[n], m);
+    let shift = b.i32s(&[n], s);
+    let y = b.act(DType::I16, &[1, n], Layout::RowMajor, 1.0 / 1024.0);
+    let mut p = [0i32; OP_PARAMS];
+    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = (i16::MIN as i32, i16::MAX as i32);
+    b.op(rop::FULLY_CONNECTED, vec![q, wt, bias, mult, shift], y, p);
+    let z = b.act(DType::F32, &[1, n], Layout::RowMajor, 0.0);
+    b.op(rop::DEQUANTIZE, vec![y], z, [0; OP_PARAMS]);
+    let mut spec = b.finish(vec![x], vec![z]);
+    edit(&mut spec);
+    spec.to_bytes()
+}
+
+/// Int16 tensors (format 1.6) are refused where they are not defined, each with a reason: in a
+/// file that declares 1.5, as a constant, with a zero point, as an operand of an op without an
+/// int16 form, and in a layer whose int32 accumulator could overflow. The legal file loads,
+/// declares 1.6 and gives the same outputs on every kernel path.
+#[test]
+fn int16_tensors_are_refused_where_format_1_6_does_not_define_them() {
+    let ok = int16_fc(3, 40, 5, 100, |_| {});
+    assert_eq!(sparq_format::FileView::parse(&ok).unwrap().version_minor, 6);
+    let want = run_on(&ok, "scalar");
+    // x = (i % 7) / 4 - 0.5 -> codes 4096 x; acc = 100 + 5 sum(codes); y = acc / 32 (rounded half
+    // up) codes of 1/1024.
+    let codes: i32 = (0..40).map(|i| (((i % 7) as f32 * 0.25 - 0.5) * 4096.0) as i32).sum();
+    let acc = 100 + 5 * codes;
+    let expect = ((acc as f64 / 32.0 + 0.5).floor() / 1024.0) as f32;
+    assert_eq!(want, [expect; 3]);
+    for p in paths() {
+        assert_eq!(run_on(&ok, p), want, "int16 fully-connected on {p}");
+    }
+    let declared_1_5 = int16_fc(3, 40, 5, 100, |s| s.version_minor = 5);
+    let err = load(&declared_1_5).unwrap_err().to_string();
+    assert!(err.contains("i16 tensor") && err.contains("1.6"), "{err}");
+    let zero_point = int16_fc(3, 40, 5, 100, |s| s.tensors[1].zero_point = 3);
+    let err = load(&zero_point).unwrap_err().to_string();
+    assert!(err.contains("int16 zero point"), "{err}");
+    let constant = int16_fc(3, 40, 5, 100, |s| {
+        s.tensors[2].dtype = DType::I16;
+        s.tensors[2].data = Some(vec![5; 2 * 3 * 40]);
+    });
+    let err = load(&constant).unwrap_err().to_string();
+    assert!(err.contains("int16 tensors are activations"), "{err}");
+    // 127 * 32768 * 600 > 2^31: the accumulator could overflow.
+    let overflow = int16_fc(2, 600, 127, 0, |_| {});
+    let err = load(&overflow).unwrap_err().to_string();
+    assert!(err.contains("op 1 (FullyConnected)") && err.contains("overflow"), "{err}");
+    // Int16 operands of a Mul (the int16 `x` twice into the layer's `[1, 40]` output).
+    let mul = int16_fc(40, 40, 1, 0, |s| {
+        s.ops[1] =
+            OpSpec { kind: rop::MUL, name: "mul".into(), inputs: vec![1, 1], outputs: vec![7], params: [0; OP_PARAMS] };
+    });
+    let err = load(&mul).unwrap_err().to_string();
+    assert!(err.contains("Mul") && err.contains("int16"), "{err}");
+}

@@ -39,6 +39,9 @@ pub struct CompileOptions {
     pub precision: Precision,
     pub input_shapes: HashMap<String, Vec<usize>>,
     pub keep_float: Vec<String>,
+    /// Convolutions and fully-connected layers run with int16 activations (A16W8) inside an int8
+    /// model, by node name; `all` names every one that can.
+    pub int16: Vec<String>,
     pub calib_method: CalibMethod,
     /// How int8 weights are rounded (`--weight-rounding`; see [`compress::rounding`]).
     pub weight_rounding: compress::rounding::WeightRounding,
@@ -91,6 +94,7 @@ impl Default for CompileOptions {
             precision: Precision::Int8,
             input_shapes: HashMap::new(),
             keep_float: Vec::new(),
+            int16: Vec::new(),
             calib_method: CalibMethod::Auto,
             weight_rounding: compress::rounding::WeightRounding::Auto,
             equalize: false,
@@ -270,7 +274,13 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     };
     let rounded = std::sync::Arc::new(rounded);
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
-    let lower_opts = |keep: &HashSet<String>| lower::LowerOptions {
+    let mut int16: HashSet<String> = if opts.int16.iter().any(|n| n == "all") {
+        policy::int16_candidates(&g).into_iter().collect()
+    } else {
+        opts.int16.iter().cloned().collect()
+    };
+    let lower_opts16 = |keep: &HashSet<String>, int16: &HashSet<String>| lower::LowerOptions {
+        int16: int16.clone(),
         rounded: rounded.clone(),
         precision: opts.precision,
         keep_float: keep.clone(),
@@ -281,6 +291,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             SparseMode::Never => lower::SparseChoice::Never,
         },
     };
+    let lower_opts = |keep: &HashSet<String>| lower_opts16(keep, &int16);
     // Pick the calibration candidate whose compiled model is closest to the float model, measured
     // with the runtime on (up to 32 of) the calibration samples.
     let mut chosen = (CalibMethod::MinMax, lower::Stats::default());
@@ -364,7 +375,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                     opts.progress,
                 )?;
                 keep = search.kept.iter().cloned().collect::<HashSet<_>>().union(&keep).cloned().collect();
-                lowered = lower::lower(&g, ranges, &lower_opts(&keep))?;
+                int16.extend(search.int16.iter().cloned());
+                lowered = lower::lower(&g, ranges, &lower_opts16(&keep, &int16))?;
                 bytes = lowered.spec.to_bytes();
                 let outs = eval::run_sparq(&bytes, samples, None)?;
                 agr = eval::compare(&outs[held_out..], &c.outputs[held_out..], None);

@@ -17,6 +17,9 @@ pub struct Report {
     pub op_counts: BTreeMap<&'static str, usize>,
     /// Layers left in f32 in an int8 model: name, bytes of f32 weights, why.
     pub float_layers: Vec<(String, usize, String)>,
+    /// Layers asked to run in int16 (`--int16`, `--min-agreement`): name, and why one runs in
+    /// int8 after all.
+    pub int16_layers: Vec<(String, Option<&'static str>)>,
     pub arena_bytes: usize,
     pub liveness_bound: usize,
     pub calibration: Option<Agreement>,
@@ -74,6 +77,12 @@ impl Report {
         } else {
             Vec::new()
         };
+        let int16_layers = lowered
+            .layers
+            .iter()
+            .filter(|l| l.precision == Precision::Int16 || l.why_not_int16.is_some())
+            .map(|l| (l.name.clone(), l.why_not_int16))
+            .collect();
         let matrices = lowered.layers.iter().filter_map(|l| Some((l.name.clone(), l.matrix?))).collect();
         Report {
             matrices,
@@ -90,6 +99,7 @@ impl Report {
             nodes: g.nodes.len(),
             op_counts,
             float_layers,
+            int16_layers,
             arena_bytes: lowered.spec.arena_size,
             liveness_bound: lowered.liveness_bound,
             calibration,
@@ -125,6 +135,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = match self.precision {
             Precision::Int8 => "int8",
+            Precision::Int16 => "int16",
             Precision::F32 => "f32",
         };
         writeln!(f, "compile report ({p})")?;
@@ -215,19 +226,37 @@ impl fmt::Display for Report {
             )?;
         }
         if let Some(m) = &self.mixed {
+            let all16 = m
+                .all_int16_agreement
+                .map(|a| format!("; every int16 candidate in int16: {:.1}% expected", a * 100.0))
+                .unwrap_or_default();
             writeln!(
                 f,
-                "  mixed       target top-1 agreement {:.1}% (searched for {:.1}% expected on calibration): kept {} layer(s) in f32 (all-int8 SQNR {:.1} dB)",
+                "  mixed       target top-1 agreement {:.1}% (searched for {:.1}% expected on calibration{all16}): {} layer(s) int16, {} in f32 (all-int8 SQNR {:.1} dB)",
                 m.target * 100.0,
                 m.goal * 100.0,
+                m.int16.len(),
                 m.kept.len(),
                 m.baseline_sqnr_db
             )?;
-        }
-        if let Some(m) = &self.mixed {
             let top: Vec<String> =
                 m.sensitivity.iter().take(8).map(|(n, db)| format!("{} ({db:.1} dB)", short(n))).collect();
-            writeln!(f, "  sensitivity output SQNR with only that layer in int8, worst first: {}", top.join(", "))?;
+            let others = if m.kept.is_empty() && !m.int16.is_empty() { "int16" } else { "f32" };
+            writeln!(
+                f,
+                "  sensitivity output SQNR with only that layer in int8 (the others {others}), worst first: {}",
+                top.join(", ")
+            )?;
+        }
+        if !self.int16_layers.is_empty() {
+            let n = self.int16_layers.iter().filter(|(_, why)| why.is_none()).count();
+            writeln!(f, "  int16       {n} layer(s) with int16 activations and int8 weights (A16W8)")?;
+            for (name, why) in &self.int16_layers {
+                match why {
+                    None => writeln!(f, "                {name}")?,
+                    Some(why) => writeln!(f, "                {name}  (kept int8: {why})")?,
+                }
+            }
         }
         if !self.float_layers.is_empty() {
             let extra: usize = self.float_layers.iter().map(|(_, b, _)| b).sum();

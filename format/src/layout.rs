@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 5;
+pub const VERSION_MINOR: u16 = 6;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -92,6 +92,8 @@ pub enum DType {
     F32 = 1,
     I8 = 2,
     I32 = 3,
+    /// Activations only (format 1.6): symmetric int16, zero point 0.
+    I16 = 4,
 }
 
 impl DType {
@@ -100,6 +102,7 @@ impl DType {
             1 => Some(DType::F32),
             2 => Some(DType::I8),
             3 => Some(DType::I32),
+            4 => Some(DType::I16),
             _ => None,
         }
     }
@@ -107,6 +110,7 @@ impl DType {
         match self {
             DType::F32 | DType::I32 => 4,
             DType::I8 => 1,
+            DType::I16 => 2,
         }
     }
     pub const fn name(self) -> &'static str {
@@ -114,6 +118,7 @@ impl DType {
             DType::F32 => "f32",
             DType::I8 => "i8",
             DType::I32 => "i32",
+            DType::I16 => "i16",
         }
     }
 }
@@ -444,6 +449,10 @@ pub mod op {
     /// linear, int8 CONV_TRANSPOSE and int8 BINARY Sub are 1.5).
     pub const fn op_minor(kind: u16, params: &[i32; crate::layout::OP_PARAMS], dtype: crate::layout::DType) -> u16 {
         let int8 = matches!(dtype, crate::layout::DType::I8);
+        if matches!(dtype, crate::layout::DType::I16) {
+            // The int16 forms of 1.6 (A16W8 layers and the conversions to and from int16).
+            return 6;
+        }
         if (kind == RESIZE && params[RESIZE_COORD] == 5)
             || int8
                 && ((kind == RESIZE && params[RESIZE_MODE] == 1)
@@ -657,6 +666,8 @@ mod tests {
             assert_eq!(op::op_minor(op::BINARY, &with(op::FUNCTION, function), DType::F32), 4);
         }
         assert_eq!(op::op_minor(op::ADD, &none, DType::I8), 0);
-        assert_eq!(super::VERSION_MINOR, 5);
+        assert_eq!(op::op_minor(op::CONV2D, &none, DType::I16), 6);
+        assert_eq!(op::op_minor(op::REQUANTIZE, &none, DType::I16), 6);
+        assert_eq!(super::VERSION_MINOR, 6);
     }
 }

@@ -352,6 +352,7 @@ impl<'a> FileView<'a> {
         let storage = Storage::from_u8(t[offset_of!(TensorDesc, storage)]).ok_or(bad("unknown storage"))?;
         let pack_bits = read_u32(t, offset_of!(TensorDesc, pack));
         let needed = match layout {
+            _ if dtype == DType::I16 => Some((6, "an i16 tensor")),
             Layout::Packed => Some((1, "a packed weight layout")),
             Layout::BlockSparse => Some((2, "a block-sparse weight layout")),
             _ => None,
@@ -428,7 +429,18 @@ impl<'a> FileView<'a> {
         let zp = read_u32(t, offset_of!(TensorDesc, zero_point)) as i32;
         // Constant int8 weights are quantized per channel (their scales are folded into the
         // consuming op's multipliers) and may carry scale 0; activations need a real scale.
-        if dtype != DType::I8 {
+        if dtype == DType::I16 {
+            // Int16 (1.6): activations only, symmetric.
+            if storage != Storage::Arena {
+                return Err(bad("int16 tensors are activations (arena tensors) only"));
+            }
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(bad("int16 tensor scale is not a positive finite number"));
+            }
+            if zp != 0 {
+                return Err(bad("int16 zero point is not 0 (int16 activations are symmetric)"));
+            }
+        } else if dtype != DType::I8 {
             // Quantization parameters are reserved as 0 on f32 and i32 tensors.
             zero_field(self.bytes, at + offset_of!(TensorDesc, scale), 4, "scale of an f32/i32 tensor")?;
             zero_field(self.bytes, at + offset_of!(TensorDesc, zero_point), 4, "zero point of an f32/i32 tensor")?;

@@ -205,6 +205,8 @@ impl ModelSpec {
             version_minor: match self.version_minor {
                 // The lowest minor version that can express the file, so older readers keep
                 // reading files that use nothing newer.
+                // An int16 tensor (1.6), wherever it is.
+                0 if self.tensors.iter().any(|t| t.dtype == DType::I16) => 6,
                 0 if self.ops.iter().any(|o| self.op_minor(o) >= 3) => {
                     self.ops.iter().map(|o| self.op_minor(o)).max().unwrap_or(3)
                 }

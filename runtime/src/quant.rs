@@ -85,6 +85,26 @@ pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
     (r + zero_point).clamp(-128, 127) as i8
 }
 
+/// Quantize a real value to int16 (format 1.6; symmetric, zero point 0):
+/// `clamp(round_half_away_from_zero(x / scale), -32768, 32767)`, NaN to 0.
+#[inline(always)]
+pub fn quantize_f32_i16(x: f32, scale: f32) -> i16 {
+    let q = x / scale;
+    let q = if q.is_nan() { 0.0 } else { q.clamp(-1.0e6, 1.0e6) };
+    let t = q as i32;
+    let frac = q - t as f32;
+    let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
+    r.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+}
+
+/// Requantize an int8 or int16 code to another scale (REQUANTIZE, and the conversions between
+/// int8 and int16 of format 1.6): `clamp(zp_out + round((q - zp_in) mult / 2^shift), lo, hi)`
+/// with `[lo, hi]` the output type's range.
+#[inline(always)]
+pub fn requantize_code(q: i32, zp_in: i32, zp_out: i32, mult: i32, shift: i32, lo: i32, hi: i32) -> i32 {
+    requantize(q - zp_in, mult, shift).saturating_add(zp_out).clamp(lo, hi)
+}
+
 #[inline(always)]
 pub fn dequantize_i8(q: i8, scale: f32, zero_point: i32) -> f32 {
     scale * (q as i32 - zero_point) as f32

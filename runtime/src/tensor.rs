@@ -13,6 +13,9 @@ impl Element for f32 {
 impl Element for i8 {
     const DTYPE: DType = DType::I8;
 }
+impl Element for i16 {
+    const DTYPE: DType = DType::I16;
+}
 impl Element for i32 {
     const DTYPE: DType = DType::I32;
 }
@@ -23,6 +26,6 @@ pub fn constant_slice<'a, T: Element>(view: &FileView<'a>, t: &TensorInfo<'_>) -
     debug_assert_eq!(t.dtype.size(), core::mem::size_of::<T>());
     // SAFETY: the reader checked that the WEIGHTS section starts at a 4-byte aligned address and
     // that every constant starts at a multiple of 64 from it and lies inside it, with
-    // `data_size = elements * size_of::<T>()`. Every bit pattern is a valid `T` (f32, i8, i32).
+    // `data_size = elements * size_of::<T>()`. Every bit pattern is a valid `T` (f32, i8, i16, i32).
     unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / core::mem::size_of::<T>()) }
 }

@@ -4,7 +4,7 @@
 //! 127 inputs, +-127 weights).
 
 use sparq_runtime::kernels::conv::{ConvGeometry, Requant};
-use sparq_runtime::kernels::gemm::Pack;
+use sparq_runtime::kernels::gemm::{Pack, WeightMatrix, SIMD_PACK};
 use sparq_runtime::kernels::registry::{self, KernelSet};
 use sparq_runtime::quant::quantize_multiplier;
 
@@ -829,4 +829,251 @@ fn f32_convolution_matches_scalar() {
         }
     }
     println!("{cases} f32 convolution cases bit-exact (to the bit, signed zeros included) on {:?}", sets);
+}
+
+/// int16 inputs: random, or all at an extreme (`edge` 1: -32768, 2: 32767).
+fn i16s(rng: &mut Rng, n: usize, edge: u64) -> Vec<i16> {
+    (0..n)
+        .map(|_| match edge {
+            1 => i16::MIN,
+            2 => i16::MAX,
+            _ => rng.next() as i16,
+        })
+        .collect()
+}
+
+/// Int8 weights of `rows` channels of `k` taps as large as the A16W8 no-overflow rule allows
+/// (`|bias| + 32768 sum |w| < 2^31` per channel, what the loader checks), at most 127.
+fn a16w8_weights(rng: &mut Rng, n: usize, k: usize, bias: &[i32], edge: u64) -> Vec<i8> {
+    let worst_bias = bias.iter().map(|b| b.unsigned_abs() as i64).max().unwrap_or(0);
+    let cap = ((i32::MAX as i64 - worst_bias) / (32768 * k as i64)).min(127) as i32;
+    (0..n * k)
+        .map(|i| match edge {
+            1 | 2 => (if i % 3 == 0 { -cap } else { cap }) as i8,
+            _ => ((rng.next() % (2 * cap as u64 + 1)) as i32 - cap) as i8,
+        })
+        .collect()
+}
+
+/// The A16W8 kernels (int16 activations, int8 weights, format 1.6) of every path against the
+/// scalar specification, and the specification against an exact i64 evaluation: GEMM
+/// convolutions (1x1 direct, 3x3 with padding and stride, reductions past the SIMD kernels'
+/// stack rows), fully-connected rows, depthwise 3x3 / 5x5 / 7x7 over channel counts around
+/// every vector width, wide multipliers and int16 activation ranges.
+#[test]
+fn int16_activation_kernels_match_scalar_and_exact_arithmetic() {
+    use sparq_runtime::kernels::qs16::fits_i32;
+    use sparq_runtime::quant::requantize;
+    let sets = sets();
+    let mut rng = Rng(0xA16_0008_5EED_2026);
+    let i16_range = |rng: &mut Rng| match rng.next() % 3 {
+        0 => (i16::MIN as i32, i16::MAX as i32),
+        1 => (0, 6000 + (rng.next() % 20000) as i32),
+        _ => (-((rng.next() % 30000) as i32), (rng.next() % 30000) as i32),
+    };
+    let (mut gemm_cases, mut dw_cases) = (0, 0);
+    // GEMM: (cin, cout, kernel, stride, pad); 3x3x256 = 2304 taps exceeds the SIMD row length.
+    for &(cin, cout, k, stride, pad) in &[
+        (1usize, 1usize, 1usize, 1usize, 0usize),
+        (3, 16, 3, 2, 1),
+        (15, 7, 1, 1, 0),
+        (16, 9, 1, 1, 0),
+        (17, 33, 3, 1, 1),
+        (32, 4, 1, 1, 0),
+        (33, 5, 3, 1, 1),
+        (64, 17, 1, 2, 0),
+        (96, 24, 1, 1, 0),
+        (256, 3, 3, 1, 1),
+    ] {
+        for edge in 0..3 {
+            let g = square(1 + (edge as usize % 2), (5, 6), cin, cout, k, stride, pad, 1);
+            let x = i16s(&mut rng, g.batch * g.in_h * g.in_w * cin, edge);
+            let q = wide_quant(&mut rng, cout);
+            let taps = k * k * cin;
+            let wt = a16w8_weights(&mut rng, cout, taps, &q.bias, edge);
+            assert!(fits_i32(&wt, &q.bias, cout, taps, false));
+            let mut r = rq(&q, &mut rng);
+            (r.input_zero_point, r.output_zero_point) = (0, 0);
+            (r.act_min, r.act_max) = i16_range(&mut rng);
+            let pixels = g.batch * g.out_h * g.out_w;
+            let row_major = WeightMatrix { data: &wt, n: cout, k: taps, pack: None };
+            let packed_data = SIMD_PACK.pack(cout, taps, &wt);
+            let packed = WeightMatrix { data: &packed_data, n: cout, k: taps, pack: Some(SIMD_PACK) };
+            let mut want = vec![0i16; pixels * cout];
+            registry::SCALAR.qs16_gemm(&g, &x, &row_major, &r, &mut want);
+            // Exact: the i64 sum never leaves i32, so the specification's i32 sum is it.
+            for p in 0..pixels {
+                let (ow, oh, n) = (p % g.out_w, (p / g.out_w) % g.out_h, p / (g.out_w * g.out_h));
+                for oc in 0..cout {
+                    let mut acc = q.bias[oc] as i64;
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            let (ih, iw) =
+                                ((oh * stride + kh) as i64 - pad as i64, (ow * stride + kw) as i64 - pad as i64);
+                            if ih < 0 || iw < 0 || ih >= g.in_h as i64 || iw >= g.in_w as i64 {
+                                continue;
+                            }
+                            for c in 0..cin {
+                                let xv = x[((n * g.in_h + ih as usize) * g.in_w + iw as usize) * cin + c] as i64;
+                                acc += xv * wt[oc * taps + (kh * k + kw) * cin + c] as i64;
+                            }
+                        }
+                    }
+                    assert!(acc.abs() <= i32::MAX as i64);
+                    let v = requantize(acc as i32, q.mult[oc], q.shift[oc]).clamp(r.act_min, r.act_max);
+                    assert_eq!(want[p * cout + oc] as i32, v, "scalar A16W8 GEMM inexact: cin {cin} k {k}");
+                }
+            }
+            for set in &sets {
+                for (m, layout) in [(&row_major, "row-major"), (&packed, "packed")] {
+                    let mut got = vec![0i16; want.len()];
+                    set.qs16_gemm(&g, &x, m, &r, &mut got);
+                    assert_eq!(
+                        got, want,
+                        "{set:?} A16W8 GEMM ({layout}) differs: cin {cin} cout {cout} k {k} stride {stride} edge {edge}"
+                    );
+                    // Fully-connected: the same kernel over rows of `taps` inputs.
+                    if k == 1 && stride == 1 {
+                        let fc = ConvGeometry::rows(pixels, cin, cout);
+                        let mut rows = vec![0i16; want.len()];
+                        set.qs16_gemm(&fc, &x, m, &r, &mut rows);
+                        assert_eq!(
+                            rows, want,
+                            "{set:?} A16W8 fully-connected ({layout}) differs: cin {cin} cout {cout}"
+                        );
+                    }
+                }
+            }
+            gemm_cases += 1;
+        }
+    }
+    for &c in &[1usize, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 64, 65, 96, 144, 200] {
+        for &(k, stride) in &[(3usize, 1usize), (3, 2), (5, 1), (7, 2), (1, 1)] {
+            for edge in 0..3 {
+                let g = square(1, (6, 7), c, c, k, stride, k / 2, c);
+                let x = i16s(&mut rng, g.in_h * g.in_w * c, edge);
+                let q = wide_quant(&mut rng, c);
+                // [KH, KW, C]: the rule per channel, over its k*k taps.
+                let per_channel = a16w8_weights(&mut rng, c, k * k, &q.bias, edge);
+                let wt: Vec<i8> = (0..k * k * c).map(|i| per_channel[(i % c) * k * k + i / c]).collect();
+                assert!(fits_i32(&wt, &q.bias, c, k * k, true));
+                let mut r = rq(&q, &mut rng);
+                (r.input_zero_point, r.output_zero_point) = (0, 0);
+                (r.act_min, r.act_max) = i16_range(&mut rng);
+                let mut want = vec![0i16; g.out_h * g.out_w * c];
+                registry::SCALAR.qs16_dwconv(&g, &x, &wt, &r, &mut want);
+                for set in &sets {
+                    let mut got = vec![0i16; want.len()];
+                    set.qs16_dwconv(&g, &x, &wt, &r, &mut got);
+                    assert_eq!(got, want, "{set:?} A16W8 depthwise differs: c {c} k {k} stride {stride} edge {edge}");
+                }
+                dw_cases += 1;
+            }
+        }
+    }
+    // The rule refuses what could overflow: 127 * 32768 * 600 > 2^31.
+    assert!(!fits_i32(&[127i8; 600], &[0], 1, 600, false));
+    println!(
+        "{gemm_cases} A16W8 GEMM cases and {dw_cases} A16W8 depthwise cases bit-exact (the scalar exact) on {:?}",
+        sets
+    );
+}
+
+/// The int16 add, f32 -> int16 quantization and int8 <-> int16 conversions (format 1.6) of every
+/// path against their scalar specifications: multipliers over the range the compiler writes, random and extreme int16
+/// operands, int16 activation ranges; exact halves, NaN, infinities and values past the int16
+/// range for the quantization.
+#[test]
+fn int16_add_quantization_and_conversions_match_scalar() {
+    use sparq_runtime::kernels::elementwise::{qs16_add_contiguous_scalar, qs16_quantize_scalar, AddParams};
+    let sets = sets();
+    let mut rng = Rng(0xB7E1_5162_8AED_2A6B);
+    let (mut adds, mut quants) = (0, 0);
+    for &len in &[0usize, 1, 7, 8, 9, 15, 16, 17, 31, 1000] {
+        for edge in 0..3 {
+            for _ in 0..10 {
+                let a = i16s(&mut rng, len, edge);
+                let b = i16s(&mut rng, len, if edge == 0 { 0 } else { 3 - edge });
+                let ma = 2f64.powf(-8.0 + (rng.next() % 900) as f64 / 100.0);
+                let mb = 2f64.powf(-8.0 + (rng.next() % 900) as f64 / 100.0);
+                let (m, s) = quantize_multiplier(ma.max(mb));
+                let (act_min, act_max) = match rng.next() % 3 {
+                    0 => (i16::MIN as i32, i16::MAX as i32),
+                    1 => (0, (rng.next() % 32768) as i32),
+                    _ => (-((rng.next() % 32768) as i32), (rng.next() % 32768) as i32),
+                };
+                let p = AddParams {
+                    zp_a: 0,
+                    zp_b: 0,
+                    zp_out: 0,
+                    mult_a: (m as f64 * ma / ma.max(mb)).round() as i32,
+                    mult_b: (m as f64 * mb / ma.max(mb)).round() as i32,
+                    shift: s.max(2),
+                    act_min,
+                    act_max,
+                };
+                let mut want = vec![0i16; len];
+                qs16_add_contiguous_scalar(&a, &b, &mut want, &p);
+                for set in &sets {
+                    let mut got = vec![0i16; len];
+                    set.qs16_add(&a, &b, &mut got, &p);
+                    assert_eq!(got, want, "{set:?} int16 add differs: len {len} {p:?}");
+                }
+                adds += 1;
+            }
+        }
+        for &scale in &[1.0f32, 1.0 / 4096.0, 3.9e-5, 250.0] {
+            let special =
+                [0.5, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, f32::NAN, f32::INFINITY, -f32::INFINITY, 4e4, -0.0];
+            let x: Vec<f32> = (0..len)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        special[i % special.len()] * scale
+                    } else {
+                        ((rng.next() % 2_000_001) as f32 - 1.0e6) * scale / 25.0
+                    }
+                })
+                .collect();
+            let mut want = vec![0i16; len];
+            qs16_quantize_scalar(&x, &mut want, scale);
+            for set in &sets {
+                let mut got = vec![0i16; len];
+                set.qs16_quantize(&x, &mut got, scale);
+                assert_eq!(got, want, "{set:?} int16 quantization differs: len {len} scale {scale}");
+            }
+            quants += 1;
+        }
+    }
+    // Conversions between int8 and int16 codes, multipliers of the compiler's range (s8 / s16 up
+    // to ~2^9, and back), zero points on the int8 side.
+    use sparq_runtime::kernels::elementwise::{qs16_narrow_scalar, qs16_widen_scalar, Rescale};
+    let mut conversions = 0;
+    for &len in &[0usize, 1, 7, 8, 9, 15, 16, 17, 1000] {
+        for edge in 0..3 {
+            for &m in &[300.7f64, 128.0, 1.0, 0.0039, 1.0 / 256.5, 3.1e-5] {
+                let (mult, shift) = quantize_multiplier(m);
+                let p = Rescale { zp_in: (rng.next() % 256) as i32 - 128, zp_out: 0, mult, shift };
+                let x8 = rng.i8s(len, edge);
+                let mut want = vec![0i16; len];
+                qs16_widen_scalar(&x8, &mut want, &p);
+                let q = Rescale { zp_in: 0, zp_out: (rng.next() % 256) as i32 - 128, mult, shift };
+                let x16 = i16s(&mut rng, len, edge);
+                let mut want8 = vec![0i8; len];
+                qs16_narrow_scalar(&x16, &mut want8, &q);
+                for set in &sets {
+                    let mut got = vec![0i16; len];
+                    set.qs16_widen(&x8, &mut got, &p);
+                    assert_eq!(got, want, "{set:?} int8 -> int16 differs: len {len} {p:?}");
+                    let mut got8 = vec![0i8; len];
+                    set.qs16_narrow(&x16, &mut got8, &q);
+                    assert_eq!(got8, want8, "{set:?} int16 -> int8 differs: len {len} {q:?}");
+                }
+                conversions += 2;
+            }
+        }
+    }
+    println!(
+        "{adds} int16 add, {quants} int16 quantization and {conversions} int8 <-> int16 conversion cases bit-exact on {:?}",
+        sets
+    );
 }

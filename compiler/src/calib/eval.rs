@@ -318,6 +318,7 @@ impl sparq_runtime::Observer for Capture<'_> {
             match t.dtype {
                 sparq_format::DType::I8 => t.scale * (bytes[phys] as i8 as i32 - t.zero_point) as f32,
                 sparq_format::DType::F32 => f32::from_le_bytes(bytes[4 * phys..4 * phys + 4].try_into().unwrap()),
+                sparq_format::DType::I16 => t.scale * i16::from_le_bytes([bytes[2 * phys], bytes[2 * phys + 1]]) as f32,
                 sparq_format::DType::I32 => 0.0,
             }
         };

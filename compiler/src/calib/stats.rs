@@ -340,6 +340,8 @@ fn calibrate_with(
         .zip(&accs)
         .map(|(n, a)| (n.clone(), a.channel_sq.iter().map(|&s| (s / a.channel_count.max(1.0)).sqrt() as f32).collect()))
         .collect();
+    let extremes: HashMap<String, Range> =
+        names.iter().zip(&accs).map(|(n, a)| (n.clone(), Range { min: a.min, max: a.max })).collect();
     let candidates = methods
         .iter()
         .map(|&m| {
@@ -360,7 +362,8 @@ fn calibrate_with(
                     (n.clone(), r)
                 })
                 .collect();
-            (m, Stats { ranges, channel_means: channel_means.clone(), channel_rms: channel_rms.clone() })
+            let (channel_means, channel_rms, extremes) = (channel_means.clone(), channel_rms.clone(), extremes.clone());
+            (m, Stats { ranges, extremes, channel_means, channel_rms })
         })
         .collect();
     Ok(Calibration { candidates, outputs })

@@ -14,6 +14,9 @@ pub struct Range {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub ranges: HashMap<String, Range>,
+    /// The smallest and largest value of each tensor over the calibration data, whatever
+    /// `ranges` clips: int16 tensors (format 1.6) cover them, having the levels to spare.
+    pub extremes: HashMap<String, Range>,
     /// Mean of each channel (axis 1) over the calibration data, for bias correction.
     pub channel_means: HashMap<String, Vec<f32>>,
     /// Root mean square of each channel, for activation-aware pruning.

@@ -472,7 +472,7 @@ impl Lowerer<'_> {
             let (qw, scales) = quantize_per_channel(&wm, n_out);
             let (qx, qo) = (self.tensor_q(xi), self.out_qp(out, Act::NONE)?);
             let requant::ChannelRequant { bias: b32, mult, shift } = requant::channel_outputs(qx, &scales, qo, &bias);
-            let wid = self.matrix_constant(&name("weights"), &w_dims, &qw, true);
+            let wid = self.matrix_constant(&name("weights"), &w_dims, &qw, true, false);
             let bid = self.constant(&name("bias"), DType::I32, &[n_out], bytes_i32(&b32), None);
             let mid = self.constant(&name("multiplier"), DType::I32, &[n_out], bytes_i32(&mult), None);
             let sid = self.constant(&name("shift"), DType::I32, &[n_out], bytes_i32(&shift), None);

@@ -7,7 +7,7 @@ use super::state::Lowerer;
 use super::write::{bytes_f32, bytes_i8};
 use crate::error::{CompileError, Result};
 use crate::ir::Range;
-use crate::quant::{act_qparams, QParams};
+use crate::quant::{act_qparams, requant, QParams};
 use sparq_format::layout::op as rop;
 use sparq_format::layout::OP_PARAMS;
 use sparq_format::{DType, Layout};
@@ -138,26 +138,41 @@ impl Lowerer<'_> {
         }
         let target_layout = layout.unwrap_or_else(|| self.default_layout(t));
         let params = [0i32; OP_PARAMS];
+        let missing = || CompileError::Tensor {
+            name: name.clone(),
+            reason: "internal: tensor used before it is computed".into(),
+        };
         let id = if let Some((src, _)) = self.existing(t, dtype) {
             // Same dtype, other layout.
-            let q = (dtype == DType::I8).then(|| self.qp(t)).transpose()?;
+            let q = match dtype {
+                DType::I8 => Some(self.qp(t)?),
+                DType::I16 => Some(self.tensor_q(src)),
+                _ => None,
+            };
             let id = self.act(&format!("{name}:{}", layout_tag(target_layout)), dtype, &shape, target_layout, q);
             self.op(rop::RESHAPE, &format!("{name}:to_{}", layout_tag(target_layout)), vec![src], id, params);
             id
-        } else if dtype == DType::I8 {
-            let (src, _) = self.existing(t, DType::F32).ok_or_else(|| CompileError::Tensor {
-                name: name.clone(),
-                reason: "internal: tensor used before it is computed".into(),
-            })?;
-            let q = self.qp(t)?;
-            let id = self.act(&format!("{name}:q"), DType::I8, &shape, target_layout, Some(q));
-            self.op(rop::QUANTIZE, &format!("{name}:quantize"), vec![src], id, params);
+        } else if dtype == DType::I8 || dtype == DType::I16 {
+            // From the other integer variant (the conversions around int16 layers, format 1.6),
+            // else from f32.
+            let (q, other, tag) =
+                if dtype == DType::I8 { (self.qp(t)?, DType::I16, "q") } else { (self.qp16(t)?, DType::I8, "q16") };
+            let id = self.act(&format!("{name}:{tag}"), dtype, &shape, target_layout, Some(q));
+            if let Some((src, _)) = self.existing(t, other) {
+                let m = requant::rescale(self.tensor_q(src), q);
+                let mut rp = [0i32; OP_PARAMS];
+                rp[rop::MULT_A] = m.mult;
+                rp[rop::SHIFT] = m.shift;
+                self.op(rop::REQUANTIZE, &format!("{name}:to_{}", dtype.name()), vec![src], id, rp);
+            } else {
+                let (src, _) = self.existing(t, DType::F32).ok_or_else(missing)?;
+                let op_name =
+                    if dtype == DType::I8 { format!("{name}:quantize") } else { format!("{name}:quantize16") };
+                self.op(rop::QUANTIZE, &op_name, vec![src], id, params);
+            }
             id
         } else {
-            let (src, _) = self.existing(t, DType::I8).ok_or_else(|| CompileError::Tensor {
-                name: name.clone(),
-                reason: "internal: tensor used before it is computed".into(),
-            })?;
+            let (src, _) = self.existing(t, DType::I8).or_else(|| self.existing(t, DType::I16)).ok_or_else(missing)?;
             let id = self.act(&format!("{name}:f32"), DType::F32, &shape, target_layout, None);
             self.op(rop::DEQUANTIZE, &format!("{name}:dequantize"), vec![src], id, params);
             id
@@ -170,8 +185,14 @@ impl Lowerer<'_> {
     pub(super) fn output(&mut self, t: usize, dtype: DType, layout: Layout, q: Option<QParams>) -> u32 {
         let name = self.g.tensors[t].name.clone();
         let shape = self.g.tensors[t].shape.clone();
-        if let Some(q) = q {
-            self.qparams.insert(t, q);
+        match q {
+            Some(q) if dtype == DType::I16 => {
+                self.qparams16.insert(t, q);
+            }
+            Some(q) => {
+                self.qparams.insert(t, q);
+            }
+            None => {}
         }
         let id = self.act(&name, dtype, &shape, layout, q);
         self.variants.insert((t, dtype as u8, layout as u8), id);

@@ -20,7 +20,9 @@ use state::Lowerer;
 
 use crate::error::{invalid, Result};
 use crate::ir::*;
-use crate::quant::{act_qparams, bias, clamped_qparams, requant, QParams, RoundedWeights};
+use crate::quant::{
+    act_qparams, act_qparams16, bias, clamped_qparams, clamped_qparams16, requant, QParams, RoundedWeights,
+};
 use layout::{conv_transpose_channel_order, hwc, ohwi, transpose_i8};
 use sparq_format::layout::op::{self as rop, window as win};
 use sparq_format::layout::{Pack, OP_PARAMS};
@@ -42,6 +44,9 @@ pub struct LowerOptions {
     /// Int8 weights already rounded from calibration data (GPTQ, AdaRound), by layer name; the
     /// other layers' weights are rounded to nearest here.
     pub rounded: std::sync::Arc<HashMap<String, RoundedWeights>>,
+    /// Convolutions (one group, or depthwise) and fully-connected layers of an int8 model run
+    /// with int16 activations and int8 weights (A16W8, format 1.6), by node name.
+    pub int16: HashSet<String>,
 }
 
 impl<'g> Lowerer<'g> {
@@ -57,6 +62,34 @@ impl<'g> Lowerer<'g> {
         })?;
         let q = act_qparams(r);
         self.qparams.insert(t, q);
+        Ok(q)
+    }
+
+    /// Int16 quantization of IR tensor `t` (symmetric, from calibration).
+    pub(super) fn qp16(&mut self, t: usize) -> Result<QParams> {
+        if let Some(q) = self.qparams16.get(&t) {
+            return Ok(*q);
+        }
+        let name = &self.g.tensors[t].name;
+        let r = self.extremes.get(name).or_else(|| self.ranges.get(name)).copied().ok_or_else(|| {
+            crate::error::CompileError::Tensor {
+                name: name.clone(),
+                reason: "no calibration statistics for this tensor".into(),
+            }
+        })?;
+        let q = act_qparams16(r);
+        self.qparams16.insert(t, q);
+        Ok(q)
+    }
+
+    /// [`Self::out_qp`] of an int16 output: the calibrated range clipped to the activation.
+    fn out_qp16(&mut self, t: usize, act: Act) -> Result<QParams> {
+        let name = self.g.tensors[t].name.clone();
+        let r = self.extremes.get(&name).or_else(|| self.ranges.get(&name)).copied().ok_or_else(|| {
+            crate::error::CompileError::Tensor { name, reason: "no calibration statistics for this tensor".into() }
+        })?;
+        let q = clamped_qparams16(r, act);
+        self.qparams16.insert(t, q);
         Ok(q)
     }
 
@@ -93,6 +126,7 @@ impl<'g> Lowerer<'g> {
         let dt = if float { DType::F32 } else { DType::I8 };
         let mut p = [0i32; OP_PARAMS];
         let mut weight_bytes = 0;
+        let (mut int16, mut why_not_int16) = (false, None);
         match &n.op {
             Op::Conv { window, group, act } => {
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
@@ -103,12 +137,34 @@ impl<'g> Lowerer<'g> {
                 p[win::GROUPS] = *group as i32;
                 let kind = if depthwise { rop::DEPTHWISE_CONV2D } else { rop::CONV2D };
                 let w_dims = if depthwise { vec![1, ws[2], ws[3], ws[0]] } else { vec![ws[0], ws[2], ws[3], ws[1]] };
+                let wanted16 = self.int16_node.get(self.layers.len()) == Some(&true) && !float;
+                if wanted16 {
+                    why_not_int16 = if ws.len() != 4 || g.tensors[x].shape.len() != 4 || (!depthwise && *group != 1) {
+                        Some(INT16_SHAPE)
+                    } else if !self.int16_fits(n, x, out, g.value(w), &ws, g.value(b), depthwise, *act)? {
+                        Some(INT16_OVERFLOW)
+                    } else {
+                        None
+                    };
+                    int16 = why_not_int16.is_none();
+                }
+                let dt = if int16 { DType::I16 } else { dt };
                 let xi = self.window_input(x, dt)?;
                 let inputs =
-                    self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &w_dims, depthwise, *act, float)?;
+                    self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &w_dims, depthwise, *act, float, int16)?;
                 weight_bytes = inputs.1;
-                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
-                self.clamp_params(&mut p, *act, q);
+                let q = if float {
+                    None
+                } else if int16 {
+                    Some(self.out_qp16(out, *act)?)
+                } else {
+                    Some(self.out_qp(out, *act)?)
+                };
+                if int16 {
+                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
+                } else {
+                    self.clamp_params(&mut p, *act, q);
+                }
                 let y = self.window_output(n, out, dt, q);
                 self.op(kind, &n.name, inputs.0, y, p);
                 self.finish_window_output(n, out, y, dt, q);
@@ -142,6 +198,7 @@ impl<'g> Lowerer<'g> {
                     true,
                     *act,
                     float,
+                    false,
                 )?;
                 weight_bytes = inputs.1;
                 let q = if float { None } else { Some(self.out_qp(out, *act)?) };
@@ -149,7 +206,9 @@ impl<'g> Lowerer<'g> {
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(rop::DEPTHWISE_CONV2D, &n.name, inputs.0, y, p);
             }
-            Op::Dense { act } if !float && !self.has_int8_consumer(out) => {
+            Op::Dense { act }
+                if !float && !self.has_int8_consumer(out) && self.int16_node.get(self.layers.len()) != Some(&true) =>
+            {
                 // The output leaves the int8 domain (e.g. logits): emit f32 from the int32
                 // accumulator instead of rounding it to 256 levels first.
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
@@ -164,7 +223,7 @@ impl<'g> Lowerer<'g> {
                     }
                 };
                 let (b32, acc_scale) = requant::float_output(qx, &scales, &bias[..ws[0]]);
-                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, true);
+                let wid = self.matrix_constant(&format!("{}:weights", n.name), &ws, &q, true, false);
                 let bid = self.constant(&format!("{}:bias", n.name), DType::I32, &[ws[0]], bytes_i32(&b32), None);
                 let sid = self.constant(
                     &format!("{}:output_scale", n.name),
@@ -181,21 +240,49 @@ impl<'g> Lowerer<'g> {
             Op::Dense { act } => {
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
                 let ws = g.tensors[w].shape.clone();
+                if self.int16_node.get(self.layers.len()) == Some(&true) && !float {
+                    why_not_int16 = (!self.int16_fits(n, x, out, g.value(w), &ws, g.value(b), false, *act)?)
+                        .then_some(INT16_OVERFLOW);
+                    int16 = why_not_int16.is_none();
+                }
+                let dt = if int16 { DType::I16 } else { dt };
                 let xi = self.get(x, dt, Some(Layout::RowMajor))?;
-                let inputs = self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &ws, false, *act, float)?;
+                let inputs =
+                    self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &ws, false, *act, float, int16)?;
                 weight_bytes = inputs.1;
-                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
-                self.clamp_params(&mut p, *act, q);
+                let q = if float {
+                    None
+                } else if int16 {
+                    Some(self.out_qp16(out, *act)?)
+                } else {
+                    Some(self.out_qp(out, *act)?)
+                };
+                if int16 {
+                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
+                } else {
+                    self.clamp_params(&mut p, *act, q);
+                }
                 let y = self.output(out, dt, Layout::RowMajor, q);
                 self.op(rop::FULLY_CONNECTED, &n.name, inputs.0, y, p);
             }
             Op::Add { act } | Op::Mul { act } => {
                 let is_add = matches!(n.op, Op::Add { .. });
                 let (a, b) = (n.inputs[0], n.inputs[1]);
+                if self.int16_node.get(self.layers.len()) == Some(&true) && !float {
+                    why_not_int16 = (!is_add || g.is_const(a) || g.is_const(b)).then_some(INT16_SHAPE);
+                    int16 = why_not_int16.is_none();
+                }
+                let dt = if int16 { DType::I16 } else { dt };
                 let ai = self.get(a, dt, None)?;
                 let bi = self.get(b, dt, None)?;
                 let layout = self.default_layout(out);
-                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
+                let q = if float {
+                    None
+                } else if int16 {
+                    Some(self.out_qp16(out, *act)?)
+                } else {
+                    Some(self.out_qp(out, *act)?)
+                };
                 if let Some(qo) = q {
                     let qa = self.tensor_q(ai);
                     let qb = self.tensor_q(bi);
@@ -210,7 +297,11 @@ impl<'g> Lowerer<'g> {
                         p[rop::SHIFT] = m.shift;
                     }
                 }
-                self.clamp_params(&mut p, *act, q);
+                if int16 {
+                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
+                } else {
+                    self.clamp_params(&mut p, *act, q);
+                }
                 let y = self.output(out, dt, layout, q);
                 self.op(if is_add { rop::ADD } else { rop::MUL }, &n.name, vec![ai, bi], y, p);
             }
@@ -386,10 +477,18 @@ impl<'g> Lowerer<'g> {
             }
             Op::GlobalAveragePool => {
                 let x = n.inputs[0];
+                int16 = self.int16_node.get(self.layers.len()) == Some(&true) && !float;
+                let dt = if int16 { DType::I16 } else { dt };
                 let xi = self.get(x, dt, Some(Layout::Nhwc))?;
                 let s = &g.tensors[x].shape;
                 let hw = s[2] * s[3];
-                let q = if float { None } else { Some(self.out_qp(out, Act::NONE)?) };
+                let q = if float {
+                    None
+                } else if int16 {
+                    Some(self.out_qp16(out, Act::NONE)?)
+                } else {
+                    Some(self.out_qp(out, Act::NONE)?)
+                };
                 if let Some(qo) = q {
                     let qi = self.tensor_q(xi);
                     let m = requant::global_avg(qi, qo, hw);
@@ -410,6 +509,10 @@ impl<'g> Lowerer<'g> {
             }
             Op::Reshape => {
                 let x = n.inputs[0];
+                // After an int16 producer (and before int16 consumers, say a classifier after a
+                // pooling), a reshape moves int16 codes rather than rounding them to int8.
+                int16 = !float && self.existing(x, DType::I16).is_some() && self.existing(x, DType::I8).is_none();
+                let dt = if int16 { DType::I16 } else { dt };
                 let xi = self.get(x, dt, None)?;
                 let q = if float { None } else { Some(self.tensor_q(xi)) };
                 let y = self.output(out, dt, Layout::RowMajor, q);
@@ -478,8 +581,15 @@ impl<'g> Lowerer<'g> {
         self.layers.push(LayerInfo {
             name: n.name.clone(),
             op: n.onnx_op.clone(),
-            precision: if float { Precision::F32 } else { Precision::Int8 },
+            precision: if float {
+                Precision::F32
+            } else if int16 {
+                Precision::Int16
+            } else {
+                Precision::Int8
+            },
             weight_bytes,
+            why_not_int16,
             matrix: self.matrix.take(),
             why_f32: if float && self.sub_of_f32_operands.get(self.layers.len()) == Some(&true) {
                 Some(SUB_OF_F32_OPERANDS)
@@ -513,41 +623,19 @@ impl<'g> Lowerer<'g> {
         depthwise: bool,
         act: Act,
         float: bool,
+        int16: bool,
     ) -> Result<(Vec<u32>, usize)> {
         let out_c = ws[0];
-        let reordered = if ws.len() == 4 {
-            if depthwise {
-                w.to_vec() // per-channel order first; transposed to [KH, KW, C] after quantizing
-            } else {
-                ohwi(w, ws)
-            }
-        } else {
-            w.to_vec()
-        };
+        let reordered = reordered_weights(w, ws, depthwise);
         if float {
             let wv = if depthwise { hwc(w, ws) } else { reordered };
             let wid = self.constant(&format!("{}:weights", n.name), DType::F32, w_dims, bytes_f32(&wv), None);
             let bid = self.constant(&format!("{}:bias", n.name), DType::F32, &[out_c], bytes_f32(bias), None);
             return Ok((vec![xi, wid, bid], wv.len() * 4));
         }
-        let (q, scales, bias) = match self.rounded.get(&n.name) {
-            // Rounded from calibration data, the bias already absorbing the rounding's error.
-            Some(r) if r.q.len() == w.len() => {
-                let q = if ws.len() == 4 && !depthwise { ohwi(&r.q, ws) } else { r.q.clone() };
-                (q, r.scales.clone(), r.bias.clone())
-            }
-            _ => {
-                let (q, scales) = quantize_per_channel(&reordered, out_c);
-                // Bias correction with the input's calibrated channel means, where there are some.
-                let bias = match self.means.get(&self.g.tensors[x].name) {
-                    Some(mean) => bias::corrected_bias(mean, &reordered, &q, &scales, bias, ws, depthwise),
-                    None => bias.to_vec(),
-                };
-                (q, scales, bias)
-            }
-        };
+        let (q, scales, bias) = self.quantized_weights(n, x, w, &reordered, ws, bias, depthwise);
         let qx = self.tensor_q(xi);
-        let qo = self.out_qp(out, act)?;
+        let qo = if int16 { self.out_qp16(out, act)? } else { self.out_qp(out, act)? };
         let requant::ChannelRequant { bias: b32, mult, shift } =
             requant::channel_outputs(qx, &scales, qo, &bias[..out_c]);
         let name = format!("{}:weights", n.name);
@@ -560,7 +648,7 @@ impl<'g> Lowerer<'g> {
                 Op::Conv { window, .. } => window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4],
                 _ => true,
             };
-            self.matrix_constant(&name, w_dims, &q, pointwise)
+            self.matrix_constant(&name, w_dims, &q, pointwise, int16)
         } else {
             self.constant(&name, DType::I8, w_dims, bytes_i8(&q), None)
         };
@@ -570,6 +658,80 @@ impl<'g> Lowerer<'g> {
         Ok((vec![xi, wid, bid, mid, sid], q.len() + out_c * 12))
     }
 }
+
+impl Lowerer<'_> {
+    /// A Conv/Dense's int8 weights in the runtime's row order (`[O, KH, KW, I/g]`, depthwise
+    /// `[C, taps]`), their per-channel scales and the bias: rounded from calibration data (the
+    /// bias absorbing the rounding's error), or to nearest with bias correction from the input's
+    /// calibrated channel means where there are some.
+    #[allow(clippy::too_many_arguments)]
+    fn quantized_weights(
+        &self,
+        n: &Node,
+        x: usize,
+        w: &[f32],
+        reordered: &[f32],
+        ws: &[usize],
+        bias: &[f32],
+        depthwise: bool,
+    ) -> (Vec<i8>, Vec<f32>, Vec<f32>) {
+        match self.rounded.get(&n.name) {
+            Some(r) if r.q.len() == w.len() => {
+                let q = if ws.len() == 4 && !depthwise { ohwi(&r.q, ws) } else { r.q.clone() };
+                (q, r.scales.clone(), r.bias.clone())
+            }
+            _ => {
+                let (q, scales) = quantize_per_channel(reordered, ws[0]);
+                let bias = match self.means.get(&self.g.tensors[x].name) {
+                    Some(mean) => bias::corrected_bias(mean, reordered, &q, &scales, bias, ws, depthwise),
+                    None => bias.to_vec(),
+                };
+                (q, scales, bias)
+            }
+        }
+    }
+
+    /// Whether a Conv/Dense can run in int16 (A16W8) without an int32 overflow: the runtime's
+    /// rule ([`sparq_runtime::kernels::qs16::fits_i32`]) on the weights and the int32 bias it
+    /// would get at the int16 scales of its input and output.
+    #[allow(clippy::too_many_arguments)]
+    fn int16_fits(
+        &mut self,
+        n: &Node,
+        x: usize,
+        out: usize,
+        w: &[f32],
+        ws: &[usize],
+        bias: &[f32],
+        depthwise: bool,
+        act: Act,
+    ) -> Result<bool> {
+        let reordered = reordered_weights(w, ws, depthwise);
+        let (q, scales, bias) = self.quantized_weights(n, x, w, &reordered, ws, bias, depthwise);
+        let (qx, qo) = (self.qp16(x)?, self.out_qp16(out, act)?);
+        let out_c = ws[0];
+        let r = requant::channel_outputs(qx, &scales, qo, &bias[..out_c]);
+        // Rows of taps per output channel (depthwise too: `[C, taps]` before the transpose).
+        Ok(sparq_runtime::kernels::qs16::fits_i32(&q, &r.bias, out_c, q.len() / out_c.max(1), false))
+    }
+}
+
+/// A Conv/Dense's f32 weights in the order they are quantized in: `[O, KH, KW, I/g]` for a
+/// convolution, per channel `[C, taps]` for a depthwise one (transposed to `[KH, KW, C]` after
+/// quantizing), `[N, K]` for a fully-connected layer.
+fn reordered_weights(w: &[f32], ws: &[usize], depthwise: bool) -> Vec<f32> {
+    if ws.len() == 4 && !depthwise {
+        ohwi(w, ws)
+    } else {
+        w.to_vec()
+    }
+}
+
+/// Why a layer asked to run in int16 runs in int8 (`LayerInfo::why_not_int16`).
+pub const INT16_OVERFLOW: &str =
+    "its int32 accumulator could overflow with int16 inputs (|bias| + 32768 sum |w| > 2^31 - 1 for some channel)";
+pub const INT16_SHAPE: &str =
+    "int16 covers convolutions with one group or depthwise ones on rank-4 inputs, fully-connected layers, Adds of two computed tensors and global average pooling";
 
 /// Why an int8 model's Sub can run in f32 although it has an int8 kernel.
 /// Why a Reshape runs in f32 in an int8 model (a `LayerInfo::why_f32`).
@@ -611,7 +773,7 @@ pub struct Lowered {
 
 /// Lower `g` with activation ranges `ranges` (by tensor name; unused for f32).
 pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
-    for k in &opts.keep_float {
+    for k in opts.keep_float.iter().chain(&opts.int16) {
         if !g.nodes.iter().any(|n| &n.name == k) {
             return Err(crate::error::CompileError::NoSuchNode(k.clone()));
         }
@@ -646,10 +808,20 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
     let mut lw = Lowerer {
         g,
         ranges: &stats.ranges,
+        extremes: &stats.extremes,
         means: &stats.channel_means,
         spec: ModelSpec { name: g.name.clone(), ..Default::default() },
         variants: HashMap::new(),
         qparams: HashMap::new(),
+        qparams16: HashMap::new(),
+        int16_node: g
+            .nodes
+            .iter()
+            .map(|n| {
+                opts.int16.contains(&n.name)
+                    && matches!(n.op, Op::Conv { .. } | Op::Dense { .. } | Op::Add { .. } | Op::GlobalAveragePool)
+            })
+            .collect(),
         layers: Vec::new(),
         pack: opts.pack,
         sparse: opts.sparse,

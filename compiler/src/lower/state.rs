@@ -20,6 +20,8 @@ pub struct LayerInfo {
     /// Why an op with an int8 kernel runs in f32 anyway (lowering's own choice, see
     /// `lower::SUB_OF_F32_OPERANDS`).
     pub why_f32: Option<&'static str>,
+    /// Why a layer asked to run in int16 runs in int8 (`lower::INT16_OVERFLOW`, ...).
+    pub why_not_int16: Option<&'static str>,
 }
 
 /// The state of one lowering: the graph, the statistics, the program being written and what
@@ -29,11 +31,17 @@ pub struct LayerInfo {
 pub(super) struct Lowerer<'g> {
     pub(super) g: &'g Graph,
     pub(super) ranges: &'g HashMap<String, Range>,
+    /// Unclipped ranges for int16 tensors (`Stats::extremes`; `ranges` where missing).
+    pub(super) extremes: &'g HashMap<String, Range>,
     pub(super) means: &'g HashMap<String, Vec<f32>>,
     pub(super) spec: ModelSpec,
     /// (IR tensor, dtype, layout) -> runtime tensor
     pub(super) variants: HashMap<(usize, u8, u8), u32>,
     pub(super) qparams: HashMap<usize, QParams>,
+    /// Int16 quantization of IR tensors that have an int16 variant (format 1.6).
+    pub(super) qparams16: HashMap<usize, QParams>,
+    /// Nodes asked to run with int16 activations (`LowerOptions::int16`).
+    pub(super) int16_node: Vec<bool>,
     pub(super) layers: Vec<LayerInfo>,
     /// Precision chosen for each IR node.
     pub(super) float_node: Vec<bool>,

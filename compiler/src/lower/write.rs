@@ -101,10 +101,18 @@ impl Lowerer<'_> {
     /// whose crossover differs from larger kernels'), else packed into panels when the target
     /// wants.
     /// (The storage choice is `packing`'s.)
-    pub(super) fn matrix_constant(&mut self, name: &str, dims: &[usize], q: &[i8], pointwise: bool) -> u32 {
+    /// An int16 layer's matrix (`dense`) is never block-sparse: its kernels read panels or rows.
+    pub(super) fn matrix_constant(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        q: &[i8],
+        pointwise: bool,
+        dense: bool,
+    ) -> u32 {
         let (n, k) = (dims[0], q.len() / dims[0].max(1));
         let block_density = sparse::block_density(sparse::KERNEL_BLOCK, n, k, q);
-        let sparse = self.sparse.is_sparse(block_density, k, pointwise);
+        let sparse = !dense && self.sparse.is_sparse(block_density, k, pointwise);
         let id = self.constant(name, DType::I8, dims, bytes_i8(q), None);
         let t = &mut self.spec.tensors[id as usize];
         if sparse {

@@ -15,8 +15,14 @@ pub struct MixedPrecision {
     pub goal: f64,
     /// Layers kept in f32, most sensitive first.
     pub kept: Vec<String>,
+    /// Layers given int16 activations (A16W8), most sensitive first.
+    pub int16: Vec<String>,
+    /// Expected agreement on the calibration set with every int16 candidate in int16 (`None`:
+    /// no int16 candidate).
+    pub all_int16_agreement: Option<f64>,
     /// (layer, logit SQNR in dB with only this layer in int8) for every candidate, most
-    /// sensitive (lowest) first.
+    /// sensitive (lowest) first: the f32 search's (the others f32), or when int16 alone reaches
+    /// the goal, the int16 search's (the others int16).
     pub sensitivity: Vec<(String, f64)>,
     pub baseline_sqnr_db: f64,
 }
@@ -27,6 +33,27 @@ fn candidates(g: &Graph) -> Vec<String> {
     g.nodes.iter().filter(|n| !matches!(n.op, Op::Reshape)).map(|n| n.name.clone()).collect()
 }
 
+/// Layers that can run with int16 activations (A16W8): convolutions with one group or depthwise,
+/// fully-connected layers (their f32 output, e.g. logits, then comes from int16 codes), Adds of two
+/// computed tensors and global average pooling (lowering keeps one in int8 when its accumulator could overflow,
+/// and says why).
+pub fn int16_candidates(g: &Graph) -> Vec<String> {
+    g.nodes
+        .iter()
+        .filter(|n| match &n.op {
+            Op::Conv { group, .. } => {
+                let (x, w) = (&g.tensors[n.inputs[0]].shape, &g.tensors[n.inputs[1]].shape);
+                x.len() == 4 && w.len() == 4 && (*group == 1 || (*group == x[1] && w[0] == x[1]))
+            }
+            Op::Dense { .. } => true,
+            Op::Add { .. } => n.inputs.iter().all(|&t| !g.is_const(t)),
+            Op::GlobalAveragePool => g.tensors[n.inputs[0]].shape.len() == 4,
+            _ => false,
+        })
+        .map(|n| n.name.clone())
+        .collect()
+}
+
 fn measure(
     g: &Graph,
     stats: &lower::Stats,
@@ -35,15 +62,31 @@ fn measure(
     samples: &[Vec<f32>],
     reference: &[Vec<Vec<f32>>],
 ) -> Result<Agreement> {
-    let lowered = lower::lower(g, stats, &lower::LowerOptions { keep_float: keep.clone(), ..base.clone() })?;
+    measure_with(g, stats, &lower::LowerOptions { keep_float: keep.clone(), ..base.clone() }, samples, reference)
+}
+
+fn measure_with(
+    g: &Graph,
+    stats: &lower::Stats,
+    opts: &lower::LowerOptions,
+    samples: &[Vec<f32>],
+    reference: &[Vec<Vec<f32>>],
+) -> Result<Agreement> {
+    let lowered = lower::lower(g, stats, opts)?;
     let bytes = lowered.spec.to_bytes();
     let outs = eval::run_sparq(&bytes, samples, None)?;
     Ok(eval::compare(&outs, reference, None))
 }
 
-/// Find the fewest layers to keep in f32 for top-1 agreement `target`, on top of the options
-/// `base` (its `keep_float` layers are kept in any case).
+/// Find the fewest layers to raise above int8 for top-1 agreement `target`, on top of the options
+/// `base` (its `keep_float` and `int16` layers are kept in any case), int16 (A16W8) before f32:
 ///
+/// 0. If every int16 candidate ([`int16_candidates`]) in int16 reaches the goal (below) on the
+///    calibration set, the same two steps rank the int16 candidates (each alone in int8, the
+///    others int16) and bisect for the fewest int16 layers, and no layer is f32. Otherwise every
+///    candidate is int16 and the two steps choose f32 layers on top. Int16 keeps the int8
+///    weights (the file grows by nothing but conversions) and runs int16 kernels, cheaper than
+///    f32 ones.
 /// 1. Sensitivity, on up to 16 calibration samples: the logit SQNR of the model with *only* that
 ///    layer in int8 and everything else in f32. That isolates the error each layer adds (its
 ///    weights, its quantized input and output) from the errors of the others; measuring instead
@@ -66,6 +109,81 @@ pub fn mixed_precision_search(
     margin: f64,
     progress: bool,
 ) -> Result<MixedPrecision> {
+    let goal = target + (1.0 - target) * margin;
+    let sub = samples.len().min(16);
+    // Int16 first: it keeps int8 weights (the file barely grows) and costs less time than f32.
+    let cands16: Vec<String> =
+        int16_candidates(g).into_iter().filter(|c| !base.keep_float.contains(c) && !base.int16.contains(c)).collect();
+    let mut all16 = base.int16.clone();
+    all16.extend(cands16.iter().cloned());
+    let all_int16_agreement = if cands16.is_empty() {
+        None
+    } else {
+        let opts = lower::LowerOptions { int16: all16.clone(), ..base.clone() };
+        Some(measure_with(g, stats, &opts, samples, reference)?.expected_agreement)
+    };
+    if all_int16_agreement.is_some_and(|a| a >= goal) {
+        let baseline = measure_with(g, stats, base, &samples[..sub], &reference[..sub])?;
+        // Sensitivity: the output SQNR with only this layer in int8, every other candidate int16.
+        let pb = crate::progress::bar(cands16.len(), "int16 sensitivity", progress);
+        let mut sens = Vec::new();
+        for c in &cands16 {
+            let mut int16 = all16.clone();
+            int16.remove(c);
+            let opts = lower::LowerOptions { int16, ..base.clone() };
+            sens.push((c.clone(), measure_with(g, stats, &opts, &samples[..sub], &reference[..sub])?.sqnr_db));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        sens.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let top = |k: usize| -> HashSet<String> {
+            let mut int16 = base.int16.clone();
+            int16.extend(sens[..k].iter().map(|(c, _)| c.clone()));
+            int16
+        };
+        let (mut lo, mut hi) = (0usize, sens.len());
+        let pb = crate::progress::bar(((sens.len() + 1) as f64).log2().ceil() as usize, "int16 search", progress);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let opts = lower::LowerOptions { int16: top(mid), ..base.clone() };
+            if measure_with(g, stats, &opts, samples, reference)?.expected_agreement >= goal {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        return Ok(MixedPrecision {
+            target,
+            goal,
+            kept: Vec::new(),
+            int16: sens[..lo].iter().map(|(c, _)| c.clone()).collect(),
+            all_int16_agreement,
+            sensitivity: sens,
+            baseline_sqnr_db: baseline.sqnr_db,
+        });
+    }
+    // Int16 everywhere it applies is not enough: f32 layers on top of it.
+    let base = &lower::LowerOptions { int16: all16.clone(), ..base.clone() };
+    let mut found = f32_search(g, stats, samples, reference, target, base, goal, progress)?;
+    found.int16 = cands16.into_iter().filter(|c| !found.kept.contains(c)).collect();
+    found.all_int16_agreement = all_int16_agreement;
+    Ok(found)
+}
+
+/// The f32 part of [`mixed_precision_search`] (steps 1 and 2 above) on top of `base`.
+#[allow(clippy::too_many_arguments)]
+fn f32_search(
+    g: &Graph,
+    stats: &lower::Stats,
+    samples: &[Vec<f32>],
+    reference: &[Vec<Vec<f32>>],
+    target: f64,
+    base: &lower::LowerOptions,
+    goal: f64,
+    progress: bool,
+) -> Result<MixedPrecision> {
     let already = &base.keep_float;
     let cands: Vec<String> = candidates(g).into_iter().filter(|c| !already.contains(c)).collect();
     let sub = samples.len().min(16);
@@ -82,7 +200,6 @@ pub fn mixed_precision_search(
     }
     pb.finish_and_clear();
     sens.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let goal = target + (1.0 - target) * margin;
     let keep_top = |k: usize| -> HashSet<String> {
         let mut keep = already.clone();
         keep.extend(sens[..k].iter().map(|(c, _)| c.clone()));
@@ -101,5 +218,13 @@ pub fn mixed_precision_search(
     }
     pb.finish_and_clear();
     let kept = sens[..lo].iter().map(|(c, _)| c.clone()).collect();
-    Ok(MixedPrecision { target, goal, kept, sensitivity: sens, baseline_sqnr_db: baseline.sqnr_db })
+    Ok(MixedPrecision {
+        target,
+        goal,
+        kept,
+        int16: Vec::new(),
+        all_int16_agreement: None,
+        sensitivity: sens,
+        baseline_sqnr_db: baseline.sqnr_db,
+    })
 }

@@ -12,6 +12,9 @@ use crate::ir::{Act, Range};
 pub enum Precision {
     #[default]
     Int8,
+    /// Int16 activations with int8 weights (A16W8, format 1.6): a layer's precision between
+    /// int8 and f32, for convolutions and fully-connected layers.
+    Int16,
     F32,
 }
 
@@ -28,6 +31,25 @@ pub fn act_qparams(r: Range) -> QParams {
     let scale = ((hi - lo) / 255.0).max(1e-8);
     let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
     QParams { scale, zero_point: zp }
+}
+
+/// Headroom of int16 ranges over the calibrated extremes: values twice as large as any the
+/// calibration data produced still fit, for 6 dB of int16's 96 (an int8 range has no levels to
+/// spare; an int16 one does, and data never seen goes past the calibration's extremes).
+pub const INT16_HEADROOM: f32 = 2.0;
+
+/// Symmetric int16 parameters covering `INT16_HEADROOM` times `[min, max]` (format 1.6: zero
+/// point 0, so padding is 0).
+pub fn act_qparams16(r: Range) -> QParams {
+    let m = r.min.abs().max(r.max.abs()) * INT16_HEADROOM;
+    QParams { scale: (m / 32767.0).max(1e-10), zero_point: 0 }
+}
+
+/// [`act_qparams16`] clipped to a fused activation's bounds (headroom past them is useless).
+pub fn clamped_qparams16(r: Range, act: Act) -> QParams {
+    let (lo, hi) = (r.min * INT16_HEADROOM, r.max * INT16_HEADROOM);
+    let m = lo.max(act.lo).abs().max(hi.min(act.hi).abs());
+    QParams { scale: (m / 32767.0).max(1e-10), zero_point: 0 }
 }
 
 /// The output parameters of a node with a fused activation clamp: its calibrated range `r`

@@ -119,6 +119,14 @@ pub fn act_bounds(act: Act, q: QParams) -> (i32, i32) {
     (lo.max(-128), hi.min(127).max(lo.max(-128)))
 }
 
+/// [`act_bounds`] for an int16 output (format 1.6): the clamp's bounds as int16 codes.
+pub fn act_bounds16(act: Act, q: QParams) -> (i32, i32) {
+    let code = |v: f32| sparq_runtime::quant::quantize_f32_i16(v, q.scale) as i32;
+    let lo = if act.lo.is_finite() { code(act.lo) } else { i16::MIN as i32 };
+    let hi = if act.hi.is_finite() { code(act.hi) } else { i16::MAX as i32 };
+    (lo, hi.max(lo))
+}
+
 /// The int8 lookup table of an element-wise function (UNARY codes, parameters `alpha`, `beta`):
 /// entry `q + 128` is `quantize(f(s_x (q - z_x)), s_y, z_y)` for every int8 code `q`, so the
 /// input's dequantization, the function (the runtime's own f32 definition) and the output's

@@ -9,6 +9,7 @@ pub mod fc;
 pub mod gemm;
 pub mod lut;
 pub mod pool;
+pub mod qs16;
 pub mod registry;
 pub mod softmax;
 pub mod spgemm;

@@ -10,7 +10,7 @@
 //! `sparq inspect` / `sparq bench --per-op`), never a silent per-call fallback.
 
 use super::conv::{ConvGeometry, Requant};
-use super::elementwise::{AddParams, MulParams};
+use super::elementwise::{AddParams, MulParams, Rescale};
 use super::fc::F32Out;
 use super::gemm::{WeightMatrix, MAX_SIMD_K, SIMD_PACK};
 use super::pool::GlobalPool;
@@ -19,12 +19,20 @@ pub use crate::cpu::{Features, PathSpec, PATHS};
 use sparq_format::layout::Pack;
 
 pub type ConvFn = unsafe fn(&ConvGeometry, &[i8], &[i8], &Requant<'_>, &mut [i8]);
+/// Int16 activations, int8 weights: GEMM on an `N x K` matrix (row-major or packed panels).
+pub type Qs16GemmFn = unsafe fn(&ConvGeometry, &[i16], &WeightMatrix<'_>, &Requant<'_>, &mut [i16]);
+/// Int16 activations, int8 depthwise weights `[KH, KW, C]`.
+pub type Qs16DwFn = unsafe fn(&ConvGeometry, &[i16], &[i8], &Requant<'_>, &mut [i16]);
 pub type FcFn = unsafe fn(usize, usize, usize, &[i8], &[i8], &Requant<'_>, &mut [i8]);
 pub type GemmFn = unsafe fn(&ConvGeometry, &[i8], &WeightMatrix<'_>, &Requant<'_>, &mut [i8]);
 pub type SpGemmFn = unsafe fn(&ConvGeometry, &[i8], &BlockSparse<'_>, &Requant<'_>, &mut [i8]);
 pub type AddFn = unsafe fn(&[i8], &[i8], &mut [i8], &AddParams);
 pub type MulFn = unsafe fn(&[i8], &[i8], &mut [i8], &MulParams);
 pub type QuantizeFn = unsafe fn(&[f32], &mut [i8], f32, i32);
+pub type Qs16QuantizeFn = unsafe fn(&[f32], &mut [i16], f32);
+pub type Qs16AddFn = unsafe fn(&[i16], &[i16], &mut [i16], &AddParams);
+pub type Qs16WidenFn = unsafe fn(&[i8], &mut [i16], &Rescale);
+pub type Qs16NarrowFn = unsafe fn(&[i16], &mut [i8], &Rescale);
 pub type LutFn = unsafe fn(&[i8; 256], &[i8], &mut [i8]);
 pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
@@ -108,6 +116,22 @@ fn simd_k4(q: &Query) -> bool {
 fn f32_simd(q: &Query) -> bool {
     q.geometry.groups == 1 && q.geometry.in_c <= super::conv::F32_SIMD_MAX_IN_C
 }
+/// Row-major weights and a reduction whose int16 im2col rows the A16W8 GEMM kernels keep on the
+/// stack.
+#[allow(dead_code)]
+fn qs16_rowmajor_k(q: &Query) -> bool {
+    q.pack.is_none() && q.k <= super::qs16::MAX_SIMD_K
+}
+/// A depthwise window the x86 A16W8 kernels keep on the stack.
+#[allow(dead_code)]
+fn qs16_dw_taps(q: &Query) -> bool {
+    q.geometry.kernel_h * q.geometry.kernel_w <= super::qs16::MAX_DW_TAPS
+}
+/// A reduction whose int16 im2col rows the packed A16W8 GEMM kernels keep on the stack.
+#[allow(dead_code)]
+fn qs16_simd_k(q: &Query) -> bool {
+    q.k <= super::qs16::MAX_SIMD_K
+}
 #[cfg(sparq_arm_neon)]
 fn armv7_dw(q: &Query) -> bool {
     q.geometry.kernel_h * q.geometry.kernel_w <= super::depthwise::armv7::MAX_TAPS
@@ -126,6 +150,12 @@ unsafe fn gemm_scalar(g: &ConvGeometry, x: &[i8], w: &WeightMatrix<'_>, rq: &Req
 unsafe fn spgemm_scalar(g: &ConvGeometry, x: &[i8], w: &BlockSparse<'_>, rq: &Requant<'_>, y: &mut [i8]) {
     super::spgemm::qs8_spgemm_scalar(g, x, w, rq, y)
 }
+unsafe fn qs16_gemm_scalar(g: &ConvGeometry, x: &[i16], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i16]) {
+    super::qs16::scalar::qs16_gemm_scalar(g, x, w, rq, y)
+}
+unsafe fn qs16_dw_scalar(g: &ConvGeometry, x: &[i16], w: &[i8], rq: &Requant<'_>, y: &mut [i16]) {
+    super::qs16::scalar::qs16_dwconv_scalar(g, x, w, rq, y)
+}
 unsafe fn fc_scalar(m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
     super::fc::scalar::qs8_fc_scalar(m, k, n, x, w, rq, y)
 }
@@ -137,6 +167,18 @@ unsafe fn spfc_f32out_scalar(m: usize, x: &[i8], w: &BlockSparse<'_>, out: &F32O
 }
 unsafe fn add_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
     super::elementwise::qs8_add_contiguous_scalar(a, b, y, p)
+}
+unsafe fn qs16_add_scalar(a: &[i16], b: &[i16], y: &mut [i16], p: &AddParams) {
+    super::elementwise::qs16_add_contiguous_scalar(a, b, y, p)
+}
+unsafe fn qs16_quantize_scalar(x: &[f32], y: &mut [i16], scale: f32) {
+    super::elementwise::qs16_quantize_scalar(x, y, scale)
+}
+unsafe fn qs16_widen_scalar(x: &[i8], y: &mut [i16], p: &Rescale) {
+    super::elementwise::qs16_widen_scalar(x, y, p)
+}
+unsafe fn qs16_narrow_scalar(x: &[i16], y: &mut [i8], p: &Rescale) {
+    super::elementwise::qs16_narrow_scalar(x, y, p)
 }
 unsafe fn mul_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
     super::elementwise::qs8_mul_contiguous_scalar(a, b, y, p)
@@ -279,6 +321,78 @@ pub const QS8_GEMM: &[Entry<GemmFn>] = &[
     ),
 ];
 
+/// A16W8 GEMM-convolution (one group; fully-connected layers as 1x1 over rows) on an `N x K`
+/// int8 weight matrix, row-major or packed in [`SIMD_PACK`] panels, int16 activations in and
+/// out (format 1.6).
+pub const QS16_GEMM: &[Entry<Qs16GemmFn>] = &[
+    entry!("qs16_gemm_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_gemm_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_gemm_4x2c16_avx2", AVX2, tile(4, 2, 16), None, qs16_rowmajor_k, super::qs16::avx2::qs16_gemm_4x2_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs16_gemm_4x8c4_avx2",
+        AVX2,
+        tile(4, 8, 4),
+        Some(SIMD_PACK),
+        qs16_simd_k,
+        super::qs16::avx2::qs16_gemm_4x8c4_avx2
+    ),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs16_gemm_4x4c32_avx512vnni",
+        AVX512VNNI,
+        tile(4, 4, 32),
+        None,
+        qs16_rowmajor_k,
+        super::qs16::avx512vnni::qs16_gemm_4x4_avx512vnni
+    ),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs16_gemm_8x16c4_avx512vnni",
+        AVX512VNNI,
+        tile(8, 16, 4),
+        Some(SIMD_PACK),
+        qs16_simd_k,
+        super::qs16::avx512vnni::qs16_gemm_8x16c4_avx512vnni
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs16_gemm_4x2c8_neon",
+        Features::NEON,
+        tile(4, 2, 8),
+        None,
+        qs16_rowmajor_k,
+        super::qs16::neon::qs16_gemm_4x2_neon
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs16_gemm_2x8c4_neon",
+        Features::NEON,
+        tile(2, 8, 4),
+        Some(SIMD_PACK),
+        qs16_simd_k,
+        super::qs16::neon::qs16_gemm_2x8c4_neon
+    ),
+];
+
+/// A16W8 depthwise convolution, weights `[KH, KW, C]` int8, int16 activations (format 1.6).
+pub const QS16_DWCONV: &[Entry<Qs16DwFn>] = &[
+    entry!("qs16_dwconv_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_dw_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_dwconv_c16_avx2", AVX2, tile(1, 16, 2), None, qs16_dw_taps, super::qs16::avx2::qs16_dwconv_c16_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs16_dwconv_c32_avx512vnni",
+        AVX512VNNI,
+        tile(1, 32, 2),
+        None,
+        qs16_dw_taps,
+        super::qs16::avx512vnni::qs16_dwconv_c32_avx512vnni
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs16_dwconv_c8_neon", Features::NEON, tile(1, 8, 1), None, any, super::qs16::neon::qs16_dwconv_c8_neon),
+];
+
 /// Int8 block-sparse GEMM-convolution (one group) on [`KERNEL_BLOCK`] blocks.
 pub const QS8_SPGEMM: &[Entry<SpGemmFn>] = &[
     entry!("qs8_spgemm_scalar", Features::NONE, SCALAR_TILE, None, any, spgemm_scalar),
@@ -373,6 +487,49 @@ pub const QS8_ADD: &[Entry<AddFn>] = &[
     entry!("qs8_add_x32_avx512", AVX512, tile(1, 32, 1), None, any, super::elementwise::avx512::qs8_add_avx512),
     #[cfg(target_arch = "aarch64")]
     entry!("qs8_add_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::elementwise::neon::qs8_add_neon),
+];
+
+/// Int16 add (format 1.6) of contiguous operands of one shape and layout.
+pub const QS16_ADD: &[Entry<Qs16AddFn>] = &[
+    entry!("qs16_add_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_add_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_add_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_add_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_add_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs16_add_avx512),
+];
+
+/// f32 -> int16 quantization (format 1.6) of a contiguous slice.
+pub const QS16_QUANTIZE: &[Entry<Qs16QuantizeFn>] = &[
+    entry!("qs16_quantize_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_quantize_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_quantize_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_quantize_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs16_quantize_x16_avx512",
+        AVX512,
+        tile(1, 16, 1),
+        None,
+        any,
+        super::elementwise::avx512::qs16_quantize_avx512
+    ),
+];
+
+/// Int8 to int16 codes (REQUANTIZE, format 1.6) of contiguous operands of one shape and layout.
+pub const QS16_WIDEN: &[Entry<Qs16WidenFn>] = &[
+    entry!("qs16_widen_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_widen_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_widen_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_widen_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_widen_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs16_widen_avx512),
+];
+
+/// Int16 to int8 codes (REQUANTIZE, format 1.6) of contiguous operands of one shape and layout.
+pub const QS16_NARROW: &[Entry<Qs16NarrowFn>] = &[
+    entry!("qs16_narrow_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_narrow_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_narrow_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_narrow_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!("qs16_narrow_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs16_narrow_avx512),
 ];
 
 /// Int8 multiply of contiguous operands of one shape and layout.
@@ -470,6 +627,12 @@ pub fn all_entries() -> impl Iterator<Item = (&'static str, &'static str, Featur
         .chain(of("qs8_dwconv", QS8_DWCONV))
         .chain(of("qs8_gemm", QS8_GEMM))
         .chain(of("qs8_spgemm", QS8_SPGEMM))
+        .chain(of("qs16_gemm", QS16_GEMM))
+        .chain(of("qs16_dwconv", QS16_DWCONV))
+        .chain(of("qs16_add", QS16_ADD))
+        .chain(of("qs16_quantize", QS16_QUANTIZE))
+        .chain(of("qs16_widen", QS16_WIDEN))
+        .chain(of("qs16_narrow", QS16_NARROW))
         .chain(of("qs8_fc", QS8_FC))
         .chain(of("qs8_fc_f32out", QS8_FC_F32OUT))
         .chain(of("qs8_spfc_f32out", QS8_SPFC_F32OUT))
@@ -542,6 +705,16 @@ impl KernelSet {
         // SAFETY: as above.
         unsafe { (e.f)(g, x, w, rq, y) }
     }
+    pub fn qs16_gemm(&self, g: &ConvGeometry, x: &[i16], w: &WeightMatrix<'_>, rq: &Requant<'_>, y: &mut [i16]) {
+        let e = self.entry(QS16_GEMM, &conv_query(g, w.pack, w.k));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, w, rq, y) }
+    }
+    pub fn qs16_dwconv(&self, g: &ConvGeometry, x: &[i16], w: &[i8], rq: &Requant<'_>, y: &mut [i16]) {
+        let e = self.entry(QS16_DWCONV, &conv_query(g, None, g.kernel_h * g.kernel_w));
+        // SAFETY: as above.
+        unsafe { (e.f)(g, x, w, rq, y) }
+    }
     #[allow(clippy::too_many_arguments)]
     pub fn qs8_fc(&self, m: usize, k: usize, n: usize, x: &[i8], w: &[i8], rq: &Requant<'_>, y: &mut [i8]) {
         let e = self.entry(QS8_FC, &conv_query(&ConvGeometry::rows(m, k, n), None, k));
@@ -562,6 +735,26 @@ impl KernelSet {
         let e = self.entry(QS8_ADD, &Query::default());
         // SAFETY: as above.
         unsafe { (e.f)(a, b, y, p) }
+    }
+    pub fn qs16_add(&self, a: &[i16], b: &[i16], y: &mut [i16], p: &AddParams) {
+        let e = self.entry(QS16_ADD, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(a, b, y, p) }
+    }
+    pub fn qs16_quantize(&self, x: &[f32], y: &mut [i16], scale: f32) {
+        let e = self.entry(QS16_QUANTIZE, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(x, y, scale) }
+    }
+    pub fn qs16_widen(&self, x: &[i8], y: &mut [i16], p: &Rescale) {
+        let e = self.entry(QS16_WIDEN, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(x, y, p) }
+    }
+    pub fn qs16_narrow(&self, x: &[i16], y: &mut [i8], p: &Rescale) {
+        let e = self.entry(QS16_NARROW, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(x, y, p) }
     }
     pub fn qs8_mul(&self, a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
         let e = self.entry(QS8_MUL, &Query::default());

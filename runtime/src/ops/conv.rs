@@ -7,7 +7,8 @@ use crate::error::RuntimeError;
 use crate::kernels::conv::{ConvGeometry, Requant};
 use crate::kernels::gemm::WeightMatrix;
 use crate::kernels::registry::{
-    resolve, ConvFn, F32ConvFn, GemmFn, Query, SpGemmFn, F32_CONV, QS8_CONV, QS8_GEMM, QS8_SPGEMM,
+    resolve, ConvFn, F32ConvFn, GemmFn, Qs16DwFn, Qs16GemmFn, Query, SpGemmFn, F32_CONV, QS16_GEMM, QS8_CONV, QS8_GEMM,
+    QS8_SPGEMM,
 };
 use crate::kernels::spgemm::BlockSparse;
 use sparq_format::layout::op::window;
@@ -22,6 +23,10 @@ pub enum ConvKernel<'a> {
     Gemm { name: &'static str, f: GemmFn, w: WeightMatrix<'a>, rq: Requant<'a> },
     /// Int8, one group, on block-sparse weights.
     Sparse { name: &'static str, f: SpGemmFn, w: BlockSparse<'a>, rq: Requant<'a> },
+    /// Int16 activations, int8 weights, one group, on a weight matrix (packed or row-major).
+    Int16 { name: &'static str, f: Qs16GemmFn, w: WeightMatrix<'a>, rq: Requant<'a> },
+    /// Int16 activations, int8 depthwise weights `[KH, KW, C]`.
+    Int16Dw { name: &'static str, f: Qs16DwFn, w: &'a [i8], rq: Requant<'a> },
     /// f32.
     F32 { name: &'static str, f: F32ConvFn, w: &'a [f32], bias: &'a [f32], lo: f32, hi: f32 },
 }
@@ -32,6 +37,8 @@ impl ConvKernel<'_> {
             ConvKernel::Direct { name, .. }
             | ConvKernel::Gemm { name, .. }
             | ConvKernel::Sparse { name, .. }
+            | ConvKernel::Int16 { name, .. }
+            | ConvKernel::Int16Dw { name, .. }
             | ConvKernel::F32 { name, .. } => name,
         }
     }
@@ -51,6 +58,12 @@ impl ConvKernel<'_> {
             ConvKernel::Sparse { f, ref w, ref rq, .. } => {
                 e.conv_rows(g, e.data::<i8>(x), e.out::<i8>(y), &|g, x, y| unsafe { f(g, x, w, rq, y) })
             }
+            ConvKernel::Int16 { f, ref w, ref rq, .. } => {
+                e.conv_rows(g, e.data::<i16>(x), e.out::<i16>(y), &|g, x, y| unsafe { f(g, x, w, rq, y) })
+            }
+            ConvKernel::Int16Dw { f, w, ref rq, .. } => {
+                e.conv_rows(g, e.data::<i16>(x), e.out::<i16>(y), &|g, x, y| unsafe { f(g, x, w, rq, y) })
+            }
             ConvKernel::F32 { f, w, bias, lo, hi, .. } => {
                 e.conv_rows(g, e.data::<f32>(x), e.out::<f32>(y), &|g, x, y| unsafe { f(g, x, w, bias, lo, hi, y) })
             }
@@ -65,16 +78,22 @@ pub(crate) fn sparse_view<'a>(d: &Decoder<'_, 'a>, w: &TensorInfo<'_>) -> Option
     Some(BlockSparse::view(d.view.constant_bytes(w), w.dims[0], k, block))
 }
 
-/// The kernel of an int8 or f32 layer with one group (or of a fully-connected layer as a 1x1
-/// convolution over rows, `g = rows(m, k, n)`), on weights `w` with `k` reduction steps.
+/// The kernel of an int8, int16 or f32 layer with one group (or of a fully-connected layer as a
+/// 1x1 convolution over rows, `g = rows(m, k, n)`), on weights `w` with `k` reduction steps.
 pub(crate) fn matrix_kernel<'a>(
     d: &Decoder<'_, 'a>,
+    o: &OpInfo<'_>,
     g: &ConvGeometry,
     w: &TensorInfo<'_>,
     k: usize,
     stage: OutputStage<'a>,
-) -> ConvKernel<'a> {
-    match stage {
+) -> Result<ConvKernel<'a>, RuntimeError> {
+    Ok(match stage {
+        OutputStage::Int16(rq) => {
+            let m = super::qs16_weights(d, o, w, &rq, (g.out_c, k))?;
+            let e = resolve(QS16_GEMM, d.features, &Query { geometry: *g, pack: m.pack, k });
+            ConvKernel::Int16 { name: e.name, f: e.f, w: m, rq }
+        }
         OutputStage::Int8(rq) => {
             if let Some(sw) = sparse_view(d, w) {
                 let e = resolve(QS8_SPGEMM, d.features, &Query { geometry: *g, pack: Some(sw.block), k });
@@ -89,7 +108,7 @@ pub(crate) fn matrix_kernel<'a>(
             let e = resolve(F32_CONV, d.features, &Query { geometry: *g, pack: None, k });
             ConvKernel::F32 { name: e.name, f: e.f, w: d.constant(w), bias, lo, hi }
         }
-    }
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -120,13 +139,18 @@ impl<'a> Conv<'a> {
         }
         if w.layout == Layout::Nhwc
             || (matches!(w.layout, Layout::Packed | Layout::BlockSparse) && (groups != 1 || w.dtype != DType::I8))
+            || (x.dtype == DType::I16 && w.layout == Layout::BlockSparse)
         {
             return Err(bad(
                 "weights must be row-major, or packed / block-sparse for an int8 convolution with one group",
             ));
         }
-        if w.storage != Storage::Constant || w.dtype != x.dtype {
-            return Err(bad("weights must be a constant of the input's dtype"));
+        let int16 = x.dtype == DType::I16;
+        if int16 && groups != 1 {
+            return Err(bad("an int16 convolution has one group (depthwise ones are DepthwiseConv2d)"));
+        }
+        if w.storage != Storage::Constant || (w.dtype != x.dtype && !int16) {
+            return Err(bad("weights must be a constant of the input's dtype (int8 for an int16 input)"));
         }
         let k = g.kernel_h * g.kernel_w * (cin / groups);
         if k > MAX_REDUCTION {
@@ -139,7 +163,7 @@ impl<'a> Conv<'a> {
                 let e = resolve(QS8_CONV, d.features, &Query { geometry: g, pack: None, k });
                 ConvKernel::Direct { name: e.name, f: e.f, w: d.constant(&w), rq }
             }
-            stage => matrix_kernel(d, &g, &w, k, stage),
+            stage => matrix_kernel(d, o, &g, &w, k, stage)?,
         };
         Ok(Conv { x, y, geometry: g, kernel })
     }

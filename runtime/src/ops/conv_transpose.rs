@@ -82,6 +82,7 @@ impl<'a> ConvTranspose<'a> {
         let kernel = match output_stage(dc, o, &x, &y, cout)? {
             OutputStage::F32 { bias, lo, hi } => ConvTransposeKernel::F32 { w: dc.constant(&w), bias, lo, hi },
             OutputStage::Int8(rq) => ConvTransposeKernel::Qs8 { w: dc.constant(&w), rq },
+            OutputStage::Int16(_) => return Err(invalid(o, "ConvTranspose has no int16 form")),
         };
         Ok(ConvTranspose { x, y, kernel, k, s, pad, d, groups })
     }

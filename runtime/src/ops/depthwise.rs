@@ -5,8 +5,8 @@ use super::conv::ConvKernel;
 use super::{invalid, output_stage, window_geometry, Decoder, Exec, OutputStage, MAX_REDUCTION};
 use crate::error::RuntimeError;
 use crate::kernels::conv::ConvGeometry;
-use crate::kernels::registry::{resolve, Query, F32_DWCONV, QS8_DWCONV};
-use sparq_format::{Layout, OpInfo, Storage, TensorInfo};
+use crate::kernels::registry::{resolve, Query, F32_DWCONV, QS16_DWCONV, QS8_DWCONV};
+use sparq_format::{DType, Layout, OpInfo, Storage, TensorInfo};
 
 #[derive(Clone, Copy)]
 pub struct Depthwise<'a> {
@@ -34,8 +34,8 @@ impl<'a> Depthwise<'a> {
                 "weights must be row-major, or packed / block-sparse for an int8 convolution with one group",
             ));
         }
-        if w.storage != Storage::Constant || w.dtype != x.dtype {
-            return Err(bad("weights must be a constant of the input's dtype"));
+        if w.storage != Storage::Constant || (w.dtype != x.dtype && x.dtype != DType::I16) {
+            return Err(bad("weights must be a constant of the input's dtype (int8 for an int16 input)"));
         }
         if g.kernel_h * g.kernel_w > MAX_REDUCTION {
             return Err(bad("reduction longer than 65536 taps (int32 accumulator could overflow)"));
@@ -45,6 +45,14 @@ impl<'a> Depthwise<'a> {
             OutputStage::Int8(rq) => {
                 let e = resolve(QS8_DWCONV, d.features, &q);
                 ConvKernel::Direct { name: e.name, f: e.f, w: d.constant(&w), rq }
+            }
+            OutputStage::Int16(rq) => {
+                let wv: &[i8] = d.constant(&w);
+                if !crate::kernels::qs16::fits_i32(wv, rq.bias, cin, g.kernel_h * g.kernel_w, true) {
+                    return Err(bad(super::QS16_OVERFLOW));
+                }
+                let e = resolve(QS16_DWCONV, d.features, &q);
+                ConvKernel::Int16Dw { name: e.name, f: e.f, w: wv, rq }
             }
             OutputStage::F32 { bias, lo, hi } => {
                 let e = resolve(F32_DWCONV, d.features, &q);

@@ -6,7 +6,7 @@
 use super::{broadcasts_to, check_clamp_f32, check_clamp_i8, check_mult_shift, expect_inputs, invalid, Decoder, Exec};
 use crate::error::RuntimeError;
 use crate::kernels::elementwise::{self as ew, AddParams, MulParams};
-use crate::kernels::registry::{resolve, AddFn, MulFn, Query, QS8_ADD, QS8_MUL};
+use crate::kernels::registry::{resolve, AddFn, MulFn, Qs16AddFn, Query, QS16_ADD, QS8_ADD, QS8_MUL};
 use crate::kernels::strided::{aligned, padded_dims, R};
 use sparq_format::layout::op;
 use sparq_format::{DType, Layout, OpInfo, TensorInfo};
@@ -19,6 +19,16 @@ pub enum BinaryKernel {
         params: AddParams,
     },
     Qs8AddStrided {
+        params: AddParams,
+    },
+    /// Int16 add (format 1.6), any broadcast and layouts.
+    Qs16AddStrided {
+        params: AddParams,
+    },
+    /// Int16 add of operands of one shape and layout.
+    Qs16Add {
+        name: &'static str,
+        f: Qs16AddFn,
         params: AddParams,
     },
     Qs8Mul {
@@ -81,7 +91,10 @@ impl<'a> Binary<'a> {
         let (a, b, y) = (d.input(o, 0), d.input(o, 1), d.view.tensor(o.output(0)));
         let p = &o.params;
         if a.dtype != y.dtype || b.dtype != y.dtype || y.dtype == DType::I32 {
-            return Err(bad("operands must all be f32 or all i8"));
+            return Err(bad("operands must all be f32, all i8 or all i16"));
+        }
+        if y.dtype == DType::I16 && o.kind != op::ADD {
+            return Err(bad("int16 operands are added only (no int16 Mul or Sub)"));
         }
         if !broadcasts_to(&a, &y) || !broadcasts_to(&b, &y) {
             return Err(bad("operand shapes do not broadcast to the output shape"));
@@ -110,7 +123,30 @@ impl<'a> Binary<'a> {
         if sub && y.dtype != DType::I8 {
             return Err(bad("only int8 sub runs on the add kernels"));
         }
-        let kernel = if y.dtype == DType::I8 {
+        let kernel = if y.dtype == DType::I16 {
+            super::check_clamp_i16(o)?;
+            check_mult_shift(o, op::MULT_A)?;
+            check_mult_shift(o, op::MULT_B)?;
+            if p[op::SHIFT] < 2 {
+                return Err(bad("add shift must be at least 2"));
+            }
+            let params = AddParams {
+                zp_a: a.zero_point,
+                zp_b: b.zero_point,
+                zp_out: y.zero_point,
+                mult_a: p[op::MULT_A],
+                mult_b: p[op::MULT_B],
+                shift: p[op::SHIFT],
+                act_min: p[op::ACT_MIN],
+                act_max: p[op::ACT_MAX],
+            };
+            if contiguous {
+                let e = resolve(QS16_ADD, d.features, &Query::default());
+                BinaryKernel::Qs16Add { name: e.name, f: e.f, params }
+            } else {
+                BinaryKernel::Qs16AddStrided { params }
+            }
+        } else if y.dtype == DType::I8 {
             check_clamp_i8(o)?;
             check_mult_shift(o, op::MULT_A)?;
             if o.kind == op::ADD || sub {
@@ -191,6 +227,8 @@ impl<'a> Binary<'a> {
             BinaryKernel::Qs8Add { name, .. } | BinaryKernel::Qs8Mul { name, .. } => name,
             BinaryKernel::Qs8AddRows { name, .. } | BinaryKernel::Qs8MulRows { name, .. } => name,
             BinaryKernel::Qs8AddStrided { .. } => "qs8_add_strided_scalar",
+            BinaryKernel::Qs16AddStrided { .. } => "qs16_add_strided_scalar",
+            BinaryKernel::Qs16Add { name, .. } => name,
             BinaryKernel::Qs8MulStrided { .. } => "qs8_mul_strided_scalar",
             BinaryKernel::F32Add { .. } => "f32_add_strided_scalar",
             BinaryKernel::F32Mul { .. } => "f32_mul_strided_scalar",
@@ -205,6 +243,11 @@ impl<'a> Binary<'a> {
             BinaryKernel::Qs8Add { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
             BinaryKernel::Qs8AddStrided { ref params } => {
                 ew::qs8_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
+            }
+            // SAFETY: resolved for features this CPU has; operands of one shape, validated at load.
+            BinaryKernel::Qs16Add { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
+            BinaryKernel::Qs16AddStrided { ref params } => {
+                ew::qs16_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
             }
             // SAFETY: as above.
             BinaryKernel::Qs8Mul { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },

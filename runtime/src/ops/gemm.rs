@@ -46,8 +46,8 @@ impl<'a> FullyConnected<'a> {
         if x.storage != Storage::Arena || x.layout != Layout::RowMajor || y.layout != Layout::RowMajor || x.rank == 0 {
             return Err(bad("input and output must be row-major arena tensors"));
         }
-        if w.rank != 2 || w.storage != Storage::Constant || w.dtype != x.dtype {
-            return Err(bad("weights must be a [N, K] constant of the input's dtype"));
+        if w.rank != 2 || w.storage != Storage::Constant || (w.dtype != x.dtype && x.dtype != DType::I16) {
+            return Err(bad("weights must be a [N, K] constant of the input's dtype (int8 for an int16 input)"));
         }
         if w.layout == Layout::Nhwc || (w.layout == Layout::Packed && w.dtype != DType::I8) {
             return Err(bad("weights must be row-major, or packed int8"));
@@ -109,7 +109,7 @@ impl<'a> FullyConnected<'a> {
                     let e = resolve(QS8_FC, d.features, &q);
                     FcKernel::RowMajor { name: e.name, f: e.f, w: d.constant(&w), rq }
                 }
-                stage => FcKernel::Matrix(matrix_kernel(d, &g, &w, k, stage)),
+                stage => FcKernel::Matrix(matrix_kernel(d, o, &g, &w, k, stage)?),
             }
         };
         if let FcKernel::Matrix(ConvKernel::Direct { .. }) = kernel {
@@ -146,8 +146,12 @@ impl<'a> FullyConnected<'a> {
                     let g = ConvGeometry::rows(m, k, n);
                     unsafe { f(&g, e.data(&self.x), w, bias, lo, hi, e.out(&self.y)) }
                 }
+                ConvKernel::Int16 { f, ref w, ref rq, .. } => {
+                    let g = ConvGeometry::rows(m, k, n);
+                    unsafe { f(&g, e.data(&self.x), w, rq, e.out(&self.y)) }
+                }
                 // Refused by `decode`.
-                ConvKernel::Direct { .. } => {}
+                ConvKernel::Direct { .. } | ConvKernel::Int16Dw { .. } => {}
             },
             FcKernel::RowMajor { f, w, ref rq, .. } => unsafe { f(m, k, n, e.data(&self.x), w, rq, e.out(&self.y)) },
             FcKernel::F32Out { f, ref w, ref out, .. } => unsafe { f(m, e.data(&self.x), w, out, e.out(&self.y)) },

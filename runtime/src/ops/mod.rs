@@ -217,6 +217,27 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
     if (0..n_in).map(|i| d.input(o, i)).chain(outs()).any(|t| t.shape().contains(&0)) {
         return Err(bad("an operand has a zero-size dimension (zero-size tensors are not supported)"));
     }
+    // Int16 tensors (format 1.6): symmetric activations, only where a kernel reads them.
+    let i16_kind = matches!(
+        o.kind,
+        op::CONV2D
+            | op::DEPTHWISE_CONV2D
+            | op::FULLY_CONNECTED
+            | op::QUANTIZE
+            | op::DEQUANTIZE
+            | op::REQUANTIZE
+            | op::RESHAPE
+            | op::ADD
+            | op::GLOBAL_AVERAGE_POOL
+    );
+    for t in (0..n_in).map(|i| d.input(o, i)).chain(outs()).filter(|t| t.dtype == DType::I16) {
+        if !i16_kind {
+            return Err(bad("int16 operands are only read by Conv2d, DepthwiseConv2d, FullyConnected, Add, GlobalAveragePool, Reshape and (de/re)quantize"));
+        }
+        if t.storage != Storage::Arena || t.zero_point != 0 || !(t.scale.is_finite() && t.scale > 0.0) {
+            return Err(bad("an int16 tensor must be an arena tensor with zero point 0 and a positive finite scale"));
+        }
+    }
     for i in 0..n_in {
         let x = d.input(o, i);
         if outs().any(|y| overlaps(&x, &y)) {
@@ -333,8 +354,9 @@ pub(crate) fn broadcasts_to(a: &TensorInfo<'_>, out: &TensorInfo<'_>) -> bool {
 }
 
 pub(crate) fn same_quant(o: &OpInfo<'_>, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Result<(), RuntimeError> {
-    if x.dtype != y.dtype || (x.dtype == DType::I8 && (x.scale != y.scale || x.zero_point != y.zero_point)) {
-        return Err(invalid(o, "int8 input and output must share scale and zero point"));
+    let quantized = matches!(x.dtype, DType::I8 | DType::I16);
+    if x.dtype != y.dtype || (quantized && (x.scale != y.scale || x.zero_point != y.zero_point)) {
+        return Err(invalid(o, "int8 / int16 input and output must share scale and zero point"));
     }
     Ok(())
 }
@@ -345,6 +367,45 @@ pub(crate) fn check_clamp_i8(o: &OpInfo<'_>) -> Result<(), RuntimeError> {
         return Err(invalid(o, "activation clamp outside [-128, 127]"));
     }
     Ok(())
+}
+
+pub(crate) fn check_clamp_i16(o: &OpInfo<'_>) -> Result<(), RuntimeError> {
+    let (lo, hi) = (o.params[op::ACT_MIN], o.params[op::ACT_MAX]);
+    let range = i16::MIN as i32..=i16::MAX as i32;
+    if !range.contains(&lo) || !range.contains(&hi) || lo > hi {
+        return Err(invalid(o, "activation clamp outside [-32768, 32767]"));
+    }
+    Ok(())
+}
+
+/// Why an int16 layer's weights are refused: its int32 accumulator could overflow.
+pub(crate) const QS16_OVERFLOW: &str =
+    "int16 layer whose int32 accumulator could overflow (|bias| + 32768 sum |w| > 2^31 - 1)";
+
+/// The int8 weight matrix (`n x k`, row-major or packed panels) of an int16 GEMM layer (format
+/// 1.6), checked: an int8 constant whose int32 accumulator cannot overflow for any int16 input
+/// (`|bias| + 32768 sum |w|` per output channel, [`crate::kernels::qs16::fits_i32`]).
+pub(crate) fn qs16_weights<'a>(
+    d: &Decoder<'_, 'a>,
+    o: &OpInfo<'_>,
+    w: &TensorInfo<'_>,
+    rq: &Requant<'_>,
+    (n, k): (usize, usize),
+) -> Result<crate::kernels::gemm::WeightMatrix<'a>, RuntimeError> {
+    if w.dtype != DType::I8 || w.storage != Storage::Constant || !matches!(w.layout, Layout::RowMajor | Layout::Packed)
+    {
+        return Err(invalid(o, "an int16 layer's weights must be an int8 constant, row-major or packed"));
+    }
+    let m = crate::kernels::gemm::WeightMatrix { data: d.constant::<i8>(w), n, k, pack: w.pack };
+    // Sums of |w| per row, in whatever layout (packed panels pad with zeros).
+    let fits = (0..n).all(|c| {
+        let sum: i64 = m.row_from(c, 0).take(k).map(|v| (v as i64).abs()).sum();
+        (rq.bias[c] as i64).abs() + 32768 * sum <= i32::MAX as i64
+    });
+    if !fits {
+        return Err(invalid(o, QS16_OVERFLOW));
+    }
+    Ok(m)
 }
 
 pub(crate) fn check_clamp_f32(o: &OpInfo<'_>) -> Result<(), RuntimeError> {
@@ -379,7 +440,13 @@ pub(crate) fn check_constant(
 /// (returned as `Err(bias)`), int8 layers bias, multipliers and shifts per output channel.
 pub(crate) enum OutputStage<'a> {
     Int8(Requant<'a>),
-    F32 { bias: &'a [f32], lo: f32, hi: f32 },
+    /// Int16 activations, int8 weights (format 1.6); the weights are checked by the op.
+    Int16(Requant<'a>),
+    F32 {
+        bias: &'a [f32],
+        lo: f32,
+        hi: f32,
+    },
 }
 
 pub(crate) fn output_stage<'a>(
@@ -405,9 +472,9 @@ pub(crate) fn output_stage<'a>(
             check_clamp_f32(o)?;
             Ok(OutputStage::F32 { bias: d.constant(&b), lo: o.param_f32(op::ACT_MIN), hi: o.param_f32(op::ACT_MAX) })
         }
-        DType::I8 => {
+        DType::I8 | DType::I16 => {
             if o.input_count != 5 {
-                return Err(invalid(o, "int8 layers take input, weights, bias, multipliers and shifts"));
+                return Err(invalid(o, "int8 and int16 layers take input, weights, bias, multipliers and shifts"));
             }
             let (b, m, s) = (d.input(o, 2), d.input(o, 3), d.input(o, 4));
             check_constant(
@@ -423,8 +490,7 @@ pub(crate) fn output_stage<'a>(
             if mult.iter().any(|&m| m < 0) || shift.iter().any(|s| !(MIN_SHIFT..=MAX_SHIFT).contains(s)) {
                 return Err(invalid(o, "requantization multiplier or shift out of range"));
             }
-            check_clamp_i8(o)?;
-            Ok(OutputStage::Int8(Requant {
+            let rq = Requant {
                 bias: d.constant(&b),
                 mult,
                 shift,
@@ -432,7 +498,13 @@ pub(crate) fn output_stage<'a>(
                 output_zero_point: y.zero_point,
                 act_min: o.params[op::ACT_MIN],
                 act_max: o.params[op::ACT_MAX],
-            }))
+            };
+            if x.dtype == DType::I16 {
+                check_clamp_i16(o)?;
+                return Ok(OutputStage::Int16(rq));
+            }
+            check_clamp_i8(o)?;
+            Ok(OutputStage::Int8(rq))
         }
         DType::I32 => Err(invalid(o, "i32 activations are not supported")),
     }

@@ -372,6 +372,8 @@ impl<'a> Pad<'a> {
 fn copy_strided(e: &Exec<'_, '_>, dims: &[usize; R], st: &[[usize; R]; 2], x: &TensorInfo<'_>, y: &TensorInfo<'_>) {
     if x.dtype == DType::I8 {
         ew::map_strided(dims, st, e.data::<i8>(x), e.out::<i8>(y), |v| v)
+    } else if x.dtype == DType::I16 {
+        ew::map_strided(dims, st, e.data::<i16>(x), e.out::<i16>(y), |v| v)
     } else {
         ew::map_strided(dims, st, e.data::<f32>(x), e.out::<f32>(y), |v| v)
     }

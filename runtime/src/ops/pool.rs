@@ -82,7 +82,15 @@ impl<'a> Pool<'a> {
 
 #[derive(Clone, Copy)]
 pub enum GlobalPoolKernel {
-    Qs8 { name: &'static str, f: GlobalAvgPoolFn, params: GlobalPool },
+    Qs8 {
+        name: &'static str,
+        f: GlobalAvgPoolFn,
+        params: GlobalPool,
+    },
+    /// Int16 (format 1.6).
+    Qs16 {
+        params: GlobalPool,
+    },
     F32,
 }
 
@@ -107,7 +115,23 @@ impl<'a> GlobalAveragePool<'a> {
         if x.dims[2] * x.dims[3] > (1 << 23) {
             return Err(bad("pooling window too large for a 32-bit sum"));
         }
-        let kernel = if y.dtype == DType::I8 {
+        let kernel = if y.dtype == DType::I16 {
+            if x.dims[2] * x.dims[3] > 1 << 16 {
+                return Err(bad("int16 pooling window too large for a 32-bit sum"));
+            }
+            check_mult_shift(o, op::MULT_A)?;
+            GlobalPoolKernel::Qs16 {
+                params: GlobalPool {
+                    batch: x.dims[0],
+                    hw: x.dims[2] * x.dims[3],
+                    channels: x.dims[1],
+                    zp_in: 0,
+                    zp_out: 0,
+                    mult: o.params[op::MULT_A],
+                    shift: o.params[op::SHIFT],
+                },
+            }
+        } else if y.dtype == DType::I8 {
             check_mult_shift(o, op::MULT_A)?;
             let params = GlobalPool {
                 batch: x.dims[0],
@@ -129,6 +153,7 @@ impl<'a> GlobalAveragePool<'a> {
     pub fn kernel_name(&self) -> &'static str {
         match self.kernel {
             GlobalPoolKernel::Qs8 { name, .. } => name,
+            GlobalPoolKernel::Qs16 { .. } => "qs16_global_avg_pool_scalar",
             GlobalPoolKernel::F32 => "f32_global_avg_pool_scalar",
         }
     }
@@ -138,6 +163,7 @@ impl<'a> GlobalAveragePool<'a> {
         match self.kernel {
             // SAFETY: resolved for features this CPU has; operands validated at load.
             GlobalPoolKernel::Qs8 { f, ref params, .. } => unsafe { f(params, e.data(x), e.out(y)) },
+            GlobalPoolKernel::Qs16 { ref params } => pool::qs16_global_avg_pool(params, e.data(x), e.out(y)),
             GlobalPoolKernel::F32 => {
                 pool::f32_global_avg_pool(x.dims[0], x.dims[2] * x.dims[3], x.dims[1], e.data(x), e.out(y))
             }

@@ -265,6 +265,7 @@ fn run_once(model: &Model<'_>, path: &str, threads: usize, fill: u8) -> Result<V
         let data: Vec<u8> = match t.dtype {
             DType::F32 => session.tensor::<f32>(&t).iter().flat_map(|&v| canonical_nan(v).to_le_bytes()).collect(),
             DType::I8 => session.tensor::<i8>(&t).iter().map(|&v| v as u8).collect(),
+            DType::I16 => session.tensor::<i16>(&t).iter().flat_map(|v| v.to_le_bytes()).collect(),
             DType::I32 => session.tensor::<i32>(&t).iter().flat_map(|v| v.to_le_bytes()).collect(),
         };
         outs.push(data);

@@ -40,6 +40,26 @@ pub fn qs8_add_contiguous_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams
     }
 }
 
+/// Int16 add (format 1.6): [`add_i8_one`]'s arithmetic on int16 codes, the sum in i64, the
+/// shifted result clamped to +-2^20 before the zero point and the int16 activation clamp.
+#[inline(always)]
+pub fn add_i16_one(p: &AddParams, a: i16, b: i16) -> i16 {
+    let sum = (a as i32 - p.zp_a) as i64 * p.mult_a as i64 + (b as i32 - p.zp_b) as i64 * p.mult_b as i64;
+    let v = ((sum + (1i64 << (p.shift - 1))) >> p.shift).clamp(-1 << 20, 1 << 20) as i32 + p.zp_out;
+    v.clamp(p.act_min, p.act_max) as i16
+}
+
+/// [`add_i16_one`] over operands of one shape and layout.
+pub fn qs16_add_contiguous_scalar(a: &[i16], b: &[i16], y: &mut [i16], p: &AddParams) {
+    for ((o, &x), &z) in y.iter_mut().zip(a).zip(b) {
+        *o = add_i16_one(p, x, z);
+    }
+}
+
+pub fn qs16_add_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i16], b: &[i16], y: &mut [i16], p: &AddParams) {
+    walk(dims, st, |o| y[o[2]] = add_i16_one(p, a[o[0]], b[o[1]]));
+}
+
 pub fn qs8_add_scalar(dims: &[usize; R], st: &[[usize; R]; 3], a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
     walk(dims, st, |o| y[o[2]] = add_i8_one(p, a[o[0]], b[o[1]]));
 }
@@ -94,6 +114,76 @@ pub fn qs8_quantize_scalar(x: &[f32], y: &mut [i8], scale: f32, zp: i32) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o = quantize_f32(v, scale, zp);
     }
+}
+
+/// A conversion between int8 and int16 codes (REQUANTIZE, format 1.6): `clamp(zp_out + round((q -
+/// zp_in) mult / 2^shift), output range)` ([`crate::quant::requantize_code`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Rescale {
+    pub zp_in: i32,
+    pub zp_out: i32,
+    pub mult: i32,
+    pub shift: i32,
+}
+
+/// Int8 codes to int16 ones over contiguous slices: the reference of the vector forms.
+pub fn qs16_widen_scalar(x: &[i8], y: &mut [i16], p: &Rescale) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = crate::quant::requantize_code(v as i32, p.zp_in, p.zp_out, p.mult, p.shift, -32768, 32767) as i16;
+    }
+}
+
+/// Int16 codes to int8 ones over contiguous slices: the reference of the vector forms.
+pub fn qs16_narrow_scalar(x: &[i16], y: &mut [i8], p: &Rescale) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = crate::quant::requantize_code(v as i32, p.zp_in, p.zp_out, p.mult, p.shift, -128, 127) as i8;
+    }
+}
+
+/// [`crate::quant::quantize_f32_i16`] over a contiguous slice (format 1.6): the reference for
+/// the kernel sets' vector forms.
+pub fn qs16_quantize_scalar(x: &[f32], y: &mut [i16], scale: f32) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = crate::quant::quantize_f32_i16(v, scale);
+    }
+}
+
+/// [`crate::quant::quantize_f32_i16`] over a strided walk (format 1.6: an int16 model input),
+/// the outer axes visited in order of decreasing output stride as [`quantize_strided`] does (the
+/// NCHW -> NHWC input conversion fills each output row while it is in L1); runs contiguous in
+/// `x` are quantized in chunks by `slice` (a kernel set's contiguous quantize), then scattered.
+pub fn quantize_strided_i16(
+    dims: &[usize; R],
+    st: &[[usize; R]; 2],
+    x: &[f32],
+    y: &mut [i16],
+    scale: f32,
+    slice: impl Fn(&[f32], &mut [i16]),
+) {
+    const CHUNK: usize = 256;
+    let mut buf = [0i16; CHUNK];
+    let mut order: [usize; R] = core::array::from_fn(|d| d);
+    order[..R - 1].sort_unstable_by_key(|&d| (dims[d] > 1, core::cmp::Reverse(st[1][d])));
+    let dims: [usize; R] = core::array::from_fn(|d| dims[order[d]]);
+    let st: [[usize; R]; 2] = core::array::from_fn(|k| core::array::from_fn(|d| st[k][order[d]]));
+    walk_rows(&dims, &st, |base, len, step| {
+        if step[0] != 1 {
+            for i in 0..len {
+                y[base[1] + i * step[1]] = crate::quant::quantize_f32_i16(x[base[0] + i * step[0]], scale);
+            }
+            return;
+        }
+        let mut start = 0;
+        while start < len {
+            let n = CHUNK.min(len - start);
+            slice(&x[base[0] + start..][..n], &mut buf[..n]);
+            let ys = &mut y[base[1] + start * step[1]..][..(n - 1) * step[1] + 1];
+            for (i, &v) in buf[..n].iter().enumerate() {
+                ys[i * step[1]] = v;
+            }
+            start += n;
+        }
+    });
 }
 
 /// `quantize` over a strided walk: runs that are contiguous in `x` (the usual NCHW -> NHWC

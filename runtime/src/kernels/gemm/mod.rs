@@ -96,7 +96,14 @@ impl Iterator for RowIter<'_> {
 /// Fill `row[..k]` with the im2col row of output pixel `pixel` (`n, oh, ow` flattened), mapping
 /// each input value through `f` and padding taps to `pad`; `row[k..]` is left as is.
 #[inline(always)]
-pub fn im2col_row<T: Copy>(g: &ConvGeometry, x: &[i8], pixel: usize, row: &mut [T], pad: T, f: impl Fn(i8) -> T) {
+pub fn im2col_row<S: Copy, T: Copy>(
+    g: &ConvGeometry,
+    x: &[S],
+    pixel: usize,
+    row: &mut [T],
+    pad: T,
+    f: impl Fn(S) -> T,
+) {
     let ow = pixel % g.out_w;
     let oh = (pixel / g.out_w) % g.out_h;
     let n = pixel / (g.out_w * g.out_h);

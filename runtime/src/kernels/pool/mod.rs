@@ -138,6 +138,30 @@ pub fn qs8_global_avg_pool(p: &GlobalPool, x: &[i8], y: &mut [i8]) {
     }
 }
 
+/// Int16 global average pooling (format 1.6; symmetric codes): the i32 sum of each channel over
+/// the window (at most 2^16 positions, exact), requantized to int16.
+pub fn qs16_global_avg_pool(p: &GlobalPool, x: &[i16], y: &mut [i16]) {
+    let GlobalPool { batch, hw, channels: c_all, zp_out, mult, shift, .. } = *p;
+    for n in 0..batch {
+        let xn = &x[n * hw * c_all..][..hw * c_all];
+        let yn = &mut y[n * c_all..][..c_all];
+        let mut acc = [0i32; 64];
+        for c0 in (0..c_all).step_by(64) {
+            let len = 64.min(c_all - c0);
+            acc[..len].fill(0);
+            for p in 0..hw {
+                for (a, &v) in acc[..len].iter_mut().zip(&xn[p * c_all + c0..][..len]) {
+                    *a += v as i32;
+                }
+            }
+            for (o, &a) in yn[c0..c0 + len].iter_mut().zip(&acc[..len]) {
+                let v = crate::quant::requantize(a, mult, shift).saturating_add(zp_out);
+                *o = v.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+            }
+        }
+    }
+}
+
 pub fn f32_global_avg_pool(batch: usize, hw: usize, c_all: usize, x: &[f32], y: &mut [f32]) {
     for n in 0..batch {
         let yo = &mut y[n * c_all..][..c_all];
