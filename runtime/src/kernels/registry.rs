@@ -496,6 +496,8 @@ pub const QS16_ADD: &[Entry<Qs16AddFn>] = &[
     entry!("qs16_add_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_add_avx2),
     #[cfg(target_arch = "x86_64")]
     entry!("qs16_add_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs16_add_avx512),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs16_add_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::elementwise::neon::qs16_add_neon),
 ];
 
 /// f32 -> int16 quantization (format 1.6) of a contiguous slice.
@@ -521,6 +523,8 @@ pub const QS16_WIDEN: &[Entry<Qs16WidenFn>] = &[
     entry!("qs16_widen_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_widen_avx2),
     #[cfg(target_arch = "x86_64")]
     entry!("qs16_widen_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs16_widen_avx512),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs16_widen_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::elementwise::neon::qs16_widen_neon),
 ];
 
 /// Int16 to int8 codes (REQUANTIZE, format 1.6) of contiguous operands of one shape and layout.
@@ -530,6 +534,8 @@ pub const QS16_NARROW: &[Entry<Qs16NarrowFn>] = &[
     entry!("qs16_narrow_x8_avx2", AVX2, tile(1, 8, 1), None, any, super::elementwise::avx2::qs16_narrow_avx2),
     #[cfg(target_arch = "x86_64")]
     entry!("qs16_narrow_x16_avx512", AVX512, tile(1, 16, 1), None, any, super::elementwise::avx512::qs16_narrow_avx512),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs16_narrow_x8_neon", Features::NEON, tile(1, 8, 1), None, any, super::elementwise::neon::qs16_narrow_neon),
 ];
 
 /// Int8 multiply of contiguous operands of one shape and layout.

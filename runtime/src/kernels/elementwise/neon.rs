@@ -1,7 +1,8 @@
-//! aarch64 NEON element-wise kernels on contiguous operands: int8 add and multiply, bit-exact to
-//! their scalar specifications in [`super`].
+//! aarch64 NEON element-wise kernels on contiguous operands: int8 add and multiply, int16 add and
+//! the conversions between int8 and int16 codes (format 1.6), bit-exact to their scalar
+//! specifications in [`super`].
 
-use super::{AddParams, MulParams};
+use super::{AddParams, MulParams, Rescale};
 use crate::kernels::arm::{load_requant4, requant4};
 use crate::kernels::conv::Requant;
 use core::arch::aarch64::*;
@@ -83,4 +84,117 @@ pub unsafe fn qs8_mul_neon(a: &[i8], b: &[i8], y: &mut [i8], p: &MulParams) {
         }
     }
     crate::kernels::elementwise::qs8_mul_contiguous_scalar(&a[vec..len], &b[vec..len], &mut y[vec..len], p);
+}
+
+/// [`crate::kernels::elementwise::add_i16_one`] over contiguous int16 operands (format 1.6), 8
+/// lanes per step: [`qs8_add_neon`]'s 64-bit sums (`smull` / `smlal`), rounding shift and
+/// saturating narrow to i32, clamped to the activation range (inside the scalar's +-2^20),
+/// narrowed to i16.
+///
+/// # Safety
+/// NEON is part of the aarch64 baseline; nothing else is required.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs16_add_neon(a: &[i16], b: &[i16], y: &mut [i16], p: &AddParams) {
+    let len = a.len().min(b.len()).min(y.len());
+    let vec = len / 8 * 8;
+    let mut i = 0;
+    // SAFETY: every load and store below covers `i .. i + 8 <= len` of its slice.
+    unsafe {
+        let (za, zb) = (vdupq_n_s32(p.zp_a), vdupq_n_s32(p.zp_b));
+        let (ma, mb) = (vdup_n_s32(p.mult_a), vdup_n_s32(p.mult_b));
+        let round = vdupq_n_s64(1i64 << (p.shift - 1));
+        let neg = vdupq_n_s64(-(p.shift as i64));
+        let (lo, hi) = (vdupq_n_s32(p.act_min - p.zp_out), vdupq_n_s32(p.act_max - p.zp_out));
+        let zo = vdupq_n_s32(p.zp_out);
+        let half = |da: int32x2_t, db: int32x2_t| {
+            let t = vmlal_s32(vmull_s32(da, ma), db, mb);
+            vqmovn_s64(vshlq_s64(vaddq_s64(t, round), neg))
+        };
+        while i < vec {
+            let (av, bv) = (vld1q_s16(a.as_ptr().add(i)), vld1q_s16(b.as_ptr().add(i)));
+            let (a0, a1) = (vsubq_s32(vmovl_s16(vget_low_s16(av)), za), vsubq_s32(vmovl_high_s16(av), za));
+            let (b0, b1) = (vsubq_s32(vmovl_s16(vget_low_s16(bv)), zb), vsubq_s32(vmovl_high_s16(bv), zb));
+            let r0 = vcombine_s32(half(vget_low_s32(a0), vget_low_s32(b0)), half(vget_high_s32(a0), vget_high_s32(b0)));
+            let r1 = vcombine_s32(half(vget_low_s32(a1), vget_low_s32(b1)), half(vget_high_s32(a1), vget_high_s32(b1)));
+            let r0 = vaddq_s32(vminq_s32(vmaxq_s32(r0, lo), hi), zo);
+            let r1 = vaddq_s32(vminq_s32(vmaxq_s32(r1, lo), hi), zo);
+            vst1q_s16(y.as_mut_ptr().add(i), vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r1)));
+            i += 8;
+        }
+    }
+    for j in vec..len {
+        y[j] = crate::kernels::elementwise::add_i16_one(p, a[j], b[j]);
+    }
+}
+
+/// [`crate::kernels::elementwise::qs16_widen_scalar`], 8 lanes per step: the centred codes
+/// requantized by [`requant4`] with the op's one multiplier and shift, narrowed to int16.
+///
+/// # Safety
+/// NEON is part of the aarch64 baseline; nothing else is required.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs16_widen_neon(x: &[i8], y: &mut [i16], p: &Rescale) {
+    let len = x.len().min(y.len());
+    let vec = len / 8 * 8;
+    let (mult, shift) = ([p.mult; 4], [p.shift; 4]);
+    let rq = Requant {
+        bias: &[],
+        mult: &mult,
+        shift: &shift,
+        input_zero_point: p.zp_in,
+        output_zero_point: p.zp_out,
+        act_min: 0,
+        act_max: 0,
+    };
+    let mut i = 0;
+    // SAFETY: every load and store below covers `i .. i + 8 <= len` of its slice.
+    unsafe {
+        let k = load_requant4(&rq, 0, 4);
+        let zi = vdupq_n_s32(p.zp_in);
+        while i < vec {
+            let v = vmovl_s8(vld1_s8(x.as_ptr().add(i)));
+            let (v0, v1) = (vsubq_s32(vmovl_s16(vget_low_s16(v)), zi), vsubq_s32(vmovl_high_s16(v), zi));
+            let r0 = requant4(v0, &k, p.zp_out, -32768, 32767);
+            let r1 = requant4(v1, &k, p.zp_out, -32768, 32767);
+            vst1q_s16(y.as_mut_ptr().add(i), vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r1)));
+            i += 8;
+        }
+    }
+    crate::kernels::elementwise::qs16_widen_scalar(&x[vec..len], &mut y[vec..len], p);
+}
+
+/// [`crate::kernels::elementwise::qs16_narrow_scalar`], 8 lanes per step (see
+/// [`qs16_widen_neon`]), narrowed to int8.
+///
+/// # Safety
+/// NEON is part of the aarch64 baseline; nothing else is required.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs16_narrow_neon(x: &[i16], y: &mut [i8], p: &Rescale) {
+    let len = x.len().min(y.len());
+    let vec = len / 8 * 8;
+    let (mult, shift) = ([p.mult; 4], [p.shift; 4]);
+    let rq = Requant {
+        bias: &[],
+        mult: &mult,
+        shift: &shift,
+        input_zero_point: p.zp_in,
+        output_zero_point: p.zp_out,
+        act_min: 0,
+        act_max: 0,
+    };
+    let mut i = 0;
+    // SAFETY: every load and store below covers `i .. i + 8 <= len` of its slice.
+    unsafe {
+        let k = load_requant4(&rq, 0, 4);
+        let zi = vdupq_n_s32(p.zp_in);
+        while i < vec {
+            let v = vld1q_s16(x.as_ptr().add(i));
+            let (v0, v1) = (vsubq_s32(vmovl_s16(vget_low_s16(v)), zi), vsubq_s32(vmovl_high_s16(v), zi));
+            let r0 = requant4(v0, &k, p.zp_out, -128, 127);
+            let r1 = requant4(v1, &k, p.zp_out, -128, 127);
+            vst1_s8(y.as_mut_ptr().add(i), vqmovn_s16(vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r1))));
+            i += 8;
+        }
+    }
+    crate::kernels::elementwise::qs16_narrow_scalar(&x[vec..len], &mut y[vec..len], p);
 }
