@@ -21,7 +21,11 @@ fn bench_mobilenet(c: &mut Criterion) {
         return;
     }
     let onnx = std::fs::read(&onnx_path).expect("read model");
-    let pre = Preprocess { mean: Some(vec![0.485, 0.456, 0.406]), std: Some(vec![0.229, 0.224, 0.225]), layout: None };
+    let pre = Preprocess {
+        mean: Some(vec![0.485, 0.456, 0.406]),
+        std: Some(vec![0.229, 0.224, 0.225]),
+        ..Default::default()
+    };
     let mut samples = data::load_samples(&crops, &[1, 3, 224, 224], &pre).expect("crops");
     samples.truncate(16);
     let compiled =

@@ -106,6 +106,13 @@ impl Latency {
 /// Fill every input with a fixed deterministic pattern.
 fn fill_inputs(session: &mut Session<'_, '_>, model: &Model<'_>) -> Result<()> {
     for i in 0..model.input_count() {
+        let t = model.input(i).ok_or_else(|| anyhow!("model has no input {i}"))?;
+        if t.dtype == sparq_runtime::format::DType::I8 {
+            // A camera-frame model (--input-dtype u8): uint8 frames.
+            let frame: Vec<u8> = (0..t.elements()).map(|k| ((k * 7919) % 255) as u8).collect();
+            session.set_input_u8(i, &frame)?;
+            continue;
+        }
         let x = session.input_mut(i)?;
         for (k, v) in x.iter_mut().enumerate() {
             *v = ((k * 7919) % 255) as f32 / 255.0 - 0.5;

@@ -51,7 +51,21 @@ pub fn inspect(path: &Path) -> Result<()> {
         format!("'{}' {} {} {:?}{q}", t.name, t.dtype.name(), shape(t.shape()), t.layout)
     };
     for i in 0..model.input_count() {
-        println!("input {i}:  {}", describe(&model.input(i).ok_or_else(|| anyhow!("missing input"))?));
+        let t = model.input(i).ok_or_else(|| anyhow!("missing input"))?;
+        // An int8 input with zero point -128 takes uint8 frames (compile --input-dtype u8).
+        let frames = if t.dtype == DType::I8 && t.zero_point == -128 {
+            let s = t.shape();
+            let (c, h, w) =
+                (s.get(1).copied().unwrap_or(1), s.get(2).copied().unwrap_or(1), s.get(3).copied().unwrap_or(1));
+            if t.layout == sparq_format::Layout::Nhwc {
+                format!("  (uint8 frames, memory order H x W x C = {h} x {w} x {c})")
+            } else {
+                format!("  (uint8 frames, memory order C x H x W = {c} x {h} x {w})")
+            }
+        } else {
+            String::new()
+        };
+        println!("input {i}:  {}{frames}", describe(&t));
     }
     for i in 0..model.output_count() {
         println!("output {i}: {}", describe(&model.output(i).ok_or_else(|| anyhow!("missing output"))?));

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sparq_compiler::data::{self, DataLayout, Preprocess};
 use sparq_compiler::prune::PrunePolicy;
-use sparq_compiler::{CalibMethod, CompileOptions, Precision, SparseMode};
+use sparq_compiler::{CalibMethod, CompileOptions, Frames, Precision, SparseMode};
 use sparq_runtime::{AlignedBytes, MappedModel, Model, Session};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,12 @@ enum SparseArg {
     Never,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InputDTypeArg {
+    F32,
+    U8,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LayoutArg {
     Nchw,
@@ -122,6 +128,7 @@ impl PreprocessArgs {
                 LayoutArg::Nchw => DataLayout::Nchw,
                 LayoutArg::Nhwc => DataLayout::Nhwc,
             }),
+            frames: false,
         }
     }
 }
@@ -169,6 +176,15 @@ struct CompileArgs {
     /// Precision of the compiled model
     #[arg(long, value_enum, default_value = "int8")]
     quant: QuantArg,
+    /// The model's input: f32 tensors, or u8 camera frames (uint8 images, normalized by the model
+    /// itself with --mean/--std folded into its first op, so an app feeds frames without a float
+    /// pass; `run` and `eval` then take uint8 data, the C API sparq_session_set_input_u8)
+    #[arg(long, value_enum, default_value = "f32")]
+    input_dtype: InputDTypeArg,
+    /// Memory layout of the u8 frames (with --input-dtype u8): nhwc (the default; height, width,
+    /// channels: what cameras and image decoders produce) or nchw
+    #[arg(long, value_enum)]
+    input_layout: Option<LayoutArg>,
     /// Keep this node in f32 inside an int8 model (repeatable)
     #[arg(long)]
     keep_float: Vec<String>,
@@ -357,6 +373,9 @@ fn compile(a: CompileArgs) -> Result<()> {
             format!("--target {t}: unknown target (expected one of {})", names.join(", "))
         })?,
     };
+    if a.input_layout.is_some() && a.input_dtype != InputDTypeArg::U8 {
+        bail!("--input-layout is the layout of uint8 frames: it needs --input-dtype u8");
+    }
     let precision = match a.quant {
         QuantArg::Int8 => Precision::Int8,
         QuantArg::F32 => Precision::F32,
@@ -401,6 +420,17 @@ fn compile(a: CompileArgs) -> Result<()> {
             SparseArg::Always => SparseMode::Always,
             SparseArg::Never => SparseMode::Never,
         },
+        frames: match a.input_dtype {
+            InputDTypeArg::F32 => None,
+            InputDTypeArg::U8 => Some(Frames {
+                layout: match a.input_layout {
+                    Some(LayoutArg::Nchw) => data::DataLayout::Nchw,
+                    _ => data::DataLayout::Nhwc,
+                },
+                mean: a.pre.mean.clone().unwrap_or_else(|| vec![0.0]),
+                std: a.pre.std.clone().unwrap_or_else(|| vec![1.0]),
+            }),
+        },
     };
     let compiled = sparq_compiler::compile(&onnx, &what, &samples, &opts)?;
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)
@@ -414,7 +444,18 @@ fn compile(a: CompileArgs) -> Result<()> {
             .iter()
             .flat_map(|e| e.members.iter().map(|m| (m.clone(), e.scales.clone())))
             .collect();
-        let rows = sparq_compiler::eval::per_layer_sqnr(&onnx, &g, &compiled.bytes, &samples[..n], &unscale)?;
+        let frames = opts
+            .frames
+            .as_ref()
+            .map(|f| sparq_compiler::ir::frames::frame_values(&samples[..n], inputs[0].1[1], &f.mean, &f.std));
+        let rows = sparq_compiler::eval::per_layer_sqnr(
+            &onnx,
+            &g,
+            &compiled.bytes,
+            &samples[..n],
+            frames.as_deref(),
+            &unscale,
+        )?;
         println!(
             "  per layer   output SQNR vs the float model on {n} calibration samples (errors accumulate downstream):"
         );
@@ -448,7 +489,16 @@ fn run(a: RunArgs) -> Result<()> {
         bail!("--output {}: the model has {n_out} outputs, so --output must be a directory", a.output.display());
     }
     // Which file feeds which input: NAME=FILE, plain files in input order, or one .npz.
-    let inputs = data::load_inputs(&a.input, &model_inputs(model), &a.pre.to_preprocess(), "--input", false)?;
+    let pre = match frame_preprocess(model, &a.pre) {
+        Some(pre) => {
+            if a.pre.mean.is_some() || a.pre.std.is_some() {
+                bail!("the model takes uint8 camera frames and normalizes them itself (it was compiled with --input-dtype u8): drop --mean/--std");
+            }
+            pre
+        }
+        None => a.pre.to_preprocess(),
+    };
+    let inputs = data::load_inputs(&a.input, &model_inputs(model), &pre, "--input", false)?;
     let count = inputs[0].len();
     let mut arena = new_arena(model)?;
     let mut session = Session::with_options(model, arena.as_mut_slice(), session_options(1))?;
@@ -488,6 +538,18 @@ fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// For a model taking uint8 camera frames (`compile --input-dtype u8`: an int8 input), how its
+/// data are read: uint8 kept as 0..=255, laid out as the input is unless `--layout` says otherwise.
+fn frame_preprocess(model: &Model<'_>, pre: &PreprocessArgs) -> Option<Preprocess> {
+    let t = model.input(0).filter(|t| t.dtype == sparq_runtime::format::DType::I8)?;
+    let layout = match (pre.layout, t.layout) {
+        (Some(LayoutArg::Nchw), _) => DataLayout::Nchw,
+        (Some(LayoutArg::Nhwc), _) | (None, sparq_runtime::format::Layout::Nhwc) => DataLayout::Nhwc,
+        (None, _) => DataLayout::Nchw,
+    };
+    Some(Preprocess { layout: Some(layout), frames: true, ..Default::default() })
+}
+
 /// A compiled model's inputs: name and shape, in input order.
 fn model_inputs(model: &Model<'_>) -> Vec<(String, Vec<usize>)> {
     (0..model.input_count()).filter_map(|i| model.input(i)).map(|t| (t.name.to_string(), t.shape().to_vec())).collect()
@@ -503,14 +565,19 @@ fn eval(a: EvalArgs) -> Result<()> {
     let model = mapped.model();
     let inputs = model_inputs(model);
     let samples = data::concat_samples(&data::load_inputs(&a.data, &inputs, &a.pre.to_preprocess(), "--data", false)?);
+    // A model taking camera frames gets the uint8 data as they are; --mean/--std then only
+    // prepare the float reference's input.
+    let frames = frame_preprocess(model, &a.pre)
+        .map(|pre| data::load_inputs(&a.data, &inputs, &pre, "--data", false).map(|d| data::concat_samples(&d)))
+        .transpose()?;
     let labels = a.labels.as_deref().map(read_labels).transpose()?;
     if let Some(l) = &labels {
         if l.len() != samples.len() {
             bail!("{} labels for {} samples", l.len(), samples.len());
         }
     }
-    let outs = sparq_compiler::eval::run_sparq(mapped.bytes(), &samples, None)?;
-    println!("{} samples", samples.len());
+    let outs = sparq_compiler::eval::run_sparq(mapped.bytes(), frames.as_ref().unwrap_or(&samples), None)?;
+    println!("{} samples{}", samples.len(), if frames.is_some() { " (uint8 frames)" } else { "" });
     match &a.reference {
         Some(r) => {
             let values = parse_values(&a.input_value)?;

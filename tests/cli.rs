@@ -606,3 +606,73 @@ fn bad_recurrent_and_zero_size_models_are_named() {
     let p = compile("gru", b.build());
     fails(&["compile", s(&p), "--quant", "f32", "-o", s(&out)], "direction=sideways is not supported", Some(&out));
 }
+
+#[test]
+fn camera_frames_compile_run_eval_and_bench() {
+    let d = tmpdir("frames");
+    let m = common::depthwise_separable();
+    let onnx = d.join("m.onnx");
+    std::fs::write(&onnx, &m.onnx).unwrap();
+    // 16 uint8 frames, N x H x W x C.
+    let frames: Vec<u8> = (0..16 * 16 * 16 * 4).map(|i| ((i * 7919 + i / 97) % 256) as u8).collect();
+    let frames_path = d.join("frames.npy");
+    write_raw_npy(&frames_path, "|u1", &[16, 16, 16, 4], &frames);
+    let (mean, std) = ("0.485,0.456,0.406,0.5", "0.229,0.224,0.225,0.25");
+    let out = d.join("m.sparq");
+    let (code, stdout, err) = sparq(&[
+        "compile",
+        s(&onnx),
+        "-o",
+        s(&out),
+        "--calib",
+        s(&frames_path),
+        "--mean",
+        mean,
+        "--std",
+        std,
+        "--input-dtype",
+        "u8",
+        "--per-layer",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("uint8 frames"), "{stdout}");
+    let (code, stdout, err) = sparq(&["inspect", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("i8 [1, 4, 16, 16] Nhwc scale 1.000000 zero_point -128  (uint8 frames"), "{stdout}");
+    let y = d.join("y.npy");
+    let (code, _, err) = sparq(&["run", s(&out), "--input", s(&frames_path), "--output", s(&y)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sparq_compiler::data::read_npy(&y).unwrap().shape, vec![16, 7]);
+    // The reference takes the frames normalized by --mean/--std; the model takes them as they are.
+    let (code, stdout, err) =
+        sparq(&["eval", s(&out), "--data", s(&frames_path), "--reference", s(&onnx), "--mean", mean, "--std", std]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("(uint8 frames)") && stdout.contains("agreement"), "{stdout}");
+    let sqnr: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("output SQNR"))
+        .and_then(|v| v.trim().trim_end_matches(" dB").parse().ok())
+        .unwrap();
+    assert!(sqnr > 20.0, "{stdout}");
+    let (code, _, err) = sparq(&["bench", s(&out), "--iters", "3", "--warmup", "1"]);
+    assert_eq!(code, 0, "{err}");
+    // Float data, or a normalization the model already does, are named.
+    let floats = d.join("floats.npy");
+    write_npy(&floats, &[1, 4, 16, 16], &vec![0.5; 4 * 16 * 16]);
+    fails(
+        &["run", s(&out), "--input", s(&floats), "--output", s(&d.join("z.npy"))],
+        "not uint8",
+        Some(&d.join("z.npy")),
+    );
+    fails(
+        &["run", s(&out), "--input", s(&frames_path), "--output", s(&d.join("z.npy")), "--mean", mean],
+        "drop --mean/--std",
+        Some(&d.join("z.npy")),
+    );
+    fails(
+        &["compile", s(&onnx), "-o", s(&d.join("n.sparq")), "--calib", s(&frames_path), "--input-layout", "nchw"],
+        "needs --input-dtype u8",
+        Some(&d.join("n.sparq")),
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

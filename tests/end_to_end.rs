@@ -555,3 +555,146 @@ fn int16_layers_run_closer_than_int8_and_identically_on_every_kernel_path() {
         assert!(run_on(&c.bytes, paths.last().unwrap(), 3, &test[..4]) == want, "{}: 3 threads differ", m.name);
     }
 }
+
+#[test]
+fn camera_frames_run_without_a_float_pass_and_match_the_float_input_model() {
+    use sparq_compiler::{data::DataLayout, Frames};
+    use sparq_format::{DType, Layout};
+    use sparq_runtime::{AlignedBytes, Model, RuntimeError, Session};
+    let m = common::depthwise_separable();
+    let (c, h, w) = (m.input_shape[1], m.input_shape[2], m.input_shape[3]);
+    let (mean, std) = (vec![0.485f32, 0.456, 0.406, 0.5], vec![0.229f32, 0.224, 0.225, 0.25]);
+    // uint8 frames, H x W x C as a camera gives them, and what the float model takes from them.
+    let mut rng = sparq_compiler::onnx_builder::Rng::new(33);
+    let frames: Vec<Vec<u8>> =
+        (0..40).map(|_| (0..h * w * c).map(|_| (rng.uniform(0.0, 256.0) as u32).min(255) as u8).collect()).collect();
+    let nchw = |f: &[u8]| -> Vec<u8> {
+        let mut out = vec![0u8; f.len()];
+        for ch in 0..c {
+            for p in 0..h * w {
+                out[ch * h * w + p] = f[p * c + ch];
+            }
+        }
+        out
+    };
+    let normalized: Vec<Vec<f32>> = frames
+        .iter()
+        .map(|f| {
+            nchw(f)
+                .iter()
+                .enumerate()
+                .map(|(k, &u)| (u as f32 / 255.0 - mean[k / (h * w)]) / std[k / (h * w)])
+                .collect()
+        })
+        .collect();
+    let (calib, test) = normalized.split_at(32);
+    let refs = reference_outputs(&m, test);
+    let compile = |frames: Option<DataLayout>, precision: Precision| {
+        let opts = CompileOptions {
+            precision,
+            frames: frames.map(|layout| Frames { layout, mean: mean.clone(), std: std.clone() }),
+            ..Default::default()
+        };
+        sparq_compiler::compile(&m.onnx, m.name, calib, &opts).unwrap()
+    };
+    let float_input = compile(None, Precision::Int8);
+    let nhwc = compile(Some(DataLayout::Nhwc), Precision::Int8);
+    let rowmajor = compile(Some(DataLayout::Nchw), Precision::Int8);
+    let f32_frames = compile(Some(DataLayout::Nhwc), Precision::F32);
+    // Runs a file on the test frames, fed as uint8 bytes (`set_input_u8`) or as real values.
+    let run = |bytes: &[u8], feed: &dyn Fn(&mut Session<'_, '_>, usize) -> Result<(), RuntimeError>| {
+        let aligned = AlignedBytes::from_slice(bytes);
+        let model = Model::from_bytes(&aligned).unwrap();
+        let mut arena = AlignedBytes::zeroed(model.arena_size());
+        let mut s = Session::new(&model, arena.as_mut_slice()).unwrap();
+        (0..test.len())
+            .map(|k| {
+                feed(&mut s, k).unwrap();
+                s.run();
+                vec![s.output(0).unwrap().to_vec()]
+            })
+            .collect::<Vec<_>>()
+    };
+    for (file, layout) in [(&nhwc, Layout::Nhwc), (&rowmajor, Layout::RowMajor), (&f32_frames, Layout::Nhwc)] {
+        let aligned = AlignedBytes::from_slice(&file.bytes);
+        let model = Model::from_bytes(&aligned).unwrap();
+        let t = model.input(0).unwrap();
+        assert_eq!((t.dtype, t.scale, t.zero_point, t.layout), (DType::I8, 1.0, -128, layout));
+        assert_eq!(t.shape(), m.input_shape.as_slice());
+        assert!(file.report.calibration.is_some());
+    }
+    let u8_nhwc = |s: &mut Session<'_, '_>, k: usize| s.set_input_u8(0, &frames[32 + k]);
+    let out_nhwc = run(&nhwc.bytes, &u8_nhwc);
+    // NCHW frames: the same int8 arithmetic after a layout change, so the same bits.
+    let out_rowmajor = run(&rowmajor.bytes, &|s, k| s.set_input_u8(0, &nchw(&frames[32 + k])));
+    assert_eq!(out_rowmajor, out_nhwc);
+    // Real values (0..=255, logical NCHW order) are quantized to the same codes.
+    let values: Vec<Vec<f32>> = frames[32..].iter().map(|f| nchw(f).iter().map(|&u| u as f32).collect()).collect();
+    assert_eq!(run(&nhwc.bytes, &|s, k| s.set_input(0, &values[k])), out_nhwc);
+    assert_eq!(eval::run_sparq(&nhwc.bytes, &values, None).unwrap(), out_nhwc);
+    // The per-channel tables give every byte the code the float-input model's Quantize gives
+    // its normalized value: the same outputs, bit for bit.
+    assert_eq!(sparq_format::FileView::parse(&nhwc.bytes).unwrap().version_minor, 7);
+    assert_eq!(out_nhwc, eval::run_sparq(&float_input.bytes, test, None).unwrap());
+    // In f32 the frame is dequantized and normalized exactly (to f32 rounding).
+    let a_f32 = eval::compare(&run(&f32_frames.bytes, &u8_nhwc), &refs, None);
+    assert!(a_f32.sqnr_db >= 80.0, "{}", a_f32.sqnr_db);
+    // With an int16 first layer the frame is normalized into int16 (int16 tables): the same
+    // outputs as the float-input int16 model's, bit for bit.
+    let int16 = |frames: Option<DataLayout>| {
+        let opts = CompileOptions {
+            int16: vec!["all".into()],
+            frames: frames.map(|layout| Frames { layout, mean: mean.clone(), std: std.clone() }),
+            ..Default::default()
+        };
+        sparq_compiler::compile(&m.onnx, m.name, calib, &opts).unwrap()
+    };
+    let (i16_float_input, i16_frames) = (int16(None), int16(Some(DataLayout::Nhwc)));
+    assert!(i16_frames.report.int16_layers.iter().any(|(n, why)| n == "input:normalize" && why.is_none()));
+    assert_eq!(run(&i16_frames.bytes, &u8_nhwc), eval::run_sparq(&i16_float_input.bytes, test, None).unwrap());
+    // With the first layer kept in f32, the frame is normalized in f32 too (no int8 step).
+    let first = sparq_compiler::load_graph(&m.onnx, m.name, &Default::default()).unwrap().nodes[0].name.clone();
+    let keep = |frames: Option<DataLayout>| {
+        let opts = CompileOptions {
+            keep_float: vec![first.clone()],
+            frames: frames.map(|layout| Frames { layout, mean: mean.clone(), std: std.clone() }),
+            ..Default::default()
+        };
+        sparq_compiler::compile(&m.onnx, m.name, calib, &opts).unwrap()
+    };
+    let (keep_float_input, keep_frames) = (keep(None), keep(Some(DataLayout::Nhwc)));
+    assert!(keep_frames.report.to_string().contains("normalized by the model's first op (f32"));
+    let same = eval::compare(
+        &run(&keep_frames.bytes, &u8_nhwc),
+        &eval::run_sparq(&keep_float_input.bytes, test, None).unwrap(),
+        None,
+    );
+    assert!(same.sqnr_db > 60.0, "{}", same.sqnr_db);
+    // Frames go only to a model that takes them, and must have the input's size.
+    let aligned = AlignedBytes::from_slice(&float_input.bytes);
+    let model = Model::from_bytes(&aligned).unwrap();
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut s = Session::new(&model, arena.as_mut_slice()).unwrap();
+    let err = s.set_input_u8(0, &frames[0]).unwrap_err();
+    assert!(matches!(err, RuntimeError::InputNotU8 { index: 0 }), "{err}");
+    assert!(err.to_string().contains("--input-dtype u8"), "{err}");
+    let aligned = AlignedBytes::from_slice(&nhwc.bytes);
+    let model = Model::from_bytes(&aligned).unwrap();
+    let mut arena = AlignedBytes::zeroed(model.arena_size());
+    let mut s = Session::new(&model, arena.as_mut_slice()).unwrap();
+    let err = s.set_input_u8(0, &frames[0][1..]).unwrap_err();
+    assert!(matches!(err, RuntimeError::InputLength { index: 0, .. }), "{err}");
+    assert!(matches!(s.input_mut(0), Err(RuntimeError::InputDType { index: 0 })));
+    // A model without one image input is refused before any work, by name.
+    let frames_opts = |c: usize| CompileOptions {
+        frames: Some(Frames { layout: DataLayout::Nhwc, mean: vec![0.5; c], std: vec![0.25; c] }),
+        ..Default::default()
+    };
+    let mlp = common::mlp();
+    let err = sparq_compiler::compile(&mlp.onnx, mlp.name, &common::samples(&mlp.input_shape, 4, 1), &frames_opts(1))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("needs an image input"), "{err}");
+    let err = sparq_compiler::compile(&m.onnx, m.name, calib, &frames_opts(3)).err().expect("refused");
+    assert!(err.to_string().contains("--mean"), "{err}");
+}

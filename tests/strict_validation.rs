@@ -780,3 +780,81 @@ fn int16_tensors_are_refused_where_format_1_6_does_not_define_them() {
     let err = load(&mul).unwrap_err().to_string();
     assert!(err.contains("Mul") && err.contains("int16"), "{err}");
 }
+
+/// QUANTIZE (scale 1/4) -> LOOKUP with one table per channel (format 1.7; table `c` maps code
+/// `q` to `q (c + 1)`) in `layout` -> DEQUANTIZE, on a `[1, c, 2, 3]` input; `edit` breaks it.
+fn per_channel_lookup(c: usize, layout: Layout, edit: impl FnOnce(&mut ModelSpec)) -> Vec<u8> {
+    per_channel_lookup_into(DType::I8, c, layout, edit)
+}
+
+/// `per_channel_lookup` into int8 or (int16 tables, y scale 1/100) int16.
+fn per_channel_lookup_into(dtype: DType, c: usize, layout: Layout, edit: impl FnOnce(&mut ModelSpec)) -> Vec<u8> {
+    let mut b = Builder::default();
+    let x = b.act(DType::F32, &[1, c, 2, 3], Layout::RowMajor, 0.0);
+    let q = b.act(DType::I8, &[1, c, 2, 3], layout, 0.25);
+    b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
+    let entry = |ch: usize, k: i32| (k - 128) * (ch as i32 + 1);
+    let tables: Vec<u8> = if dtype == DType::I16 {
+        (0..c).flat_map(|ch| (0..256).flat_map(move |k| ((entry(ch, k) * 100) as i16).to_le_bytes())).collect()
+    } else {
+        (0..c).flat_map(|ch| (0..256).map(move |k| entry(ch, k).clamp(-128, 127) as i8 as u8)).collect()
+    };
+    let t = b.constant(dtype, &[c, 256], tables);
+    let y = b.act(dtype, &[1, c, 2, 3], layout, if dtype == DType::I16 { 0.01 } else { 1.0 });
+    let mut p = [0i32; OP_PARAMS];
+    p[rop::LOOKUP_PER_CHANNEL] = 1;
+    b.op(rop::LOOKUP, vec![q, t], y, p);
+    let z = b.act(DType::F32, &[1, c, 2, 3], Layout::RowMajor, 0.0);
+    b.op(rop::DEQUANTIZE, vec![y], z, [0; OP_PARAMS]);
+    let mut spec = b.finish(vec![x], vec![z]);
+    edit(&mut spec);
+    spec.to_bytes()
+}
+
+/// Per-channel lookup tables (format 1.7, how a model taking uint8 camera frames normalizes
+/// them) give each channel its own table in either layout, on every kernel path; a file declaring
+/// 1.6, a table of the wrong shape, an unknown flag or layouts that differ are refused by name.
+#[test]
+fn per_channel_lookup_tables_are_format_1_7_and_checked() {
+    for (c, layout) in [(3, Layout::Nhwc), (3, Layout::RowMajor), (5, Layout::Nhwc), (2, Layout::Nhwc)] {
+        let ok = per_channel_lookup(c, layout, |_| {});
+        assert_eq!(sparq_format::FileView::parse(&ok).unwrap().version_minor, 7);
+        // x_i = (i % 7) / 4 - 1/2: code i % 7 - 2, in channel i / 6.
+        let want: Vec<f32> = (0..c * 6).map(|i| ((i % 7) as f32 - 2.0) * (i / 6 + 1) as f32).collect();
+        for p in paths() {
+            assert_eq!(run_on(&ok, p), want, "{c} channels, {layout:?}, on {p}");
+        }
+    }
+    let declared_1_6 = per_channel_lookup(3, Layout::Nhwc, |s| s.version_minor = 6);
+    let err = load(&declared_1_6).unwrap_err().to_string();
+    assert!(err.contains("Lookup") && err.contains("1.7"), "{err}");
+    let wrong_shape = per_channel_lookup(3, Layout::Nhwc, |s| s.tensors[2].dims = vec![3 * 256]);
+    let err = load(&wrong_shape).unwrap_err().to_string();
+    assert!(err.contains("[C, 256]"), "{err}");
+    let flag = per_channel_lookup(3, Layout::Nhwc, |s| s.ops[1].params[rop::LOOKUP_PER_CHANNEL] = 2);
+    let err = load(&flag).unwrap_err().to_string();
+    assert!(err.contains("per-channel flag"), "{err}");
+    let layouts = per_channel_lookup(3, Layout::Nhwc, |s| s.tensors[3].layout = Layout::RowMajor);
+    let err = load(&layouts).unwrap_err().to_string();
+    assert!(err.contains("output of its layout"), "{err}");
+    // Into int16 (int16 tables: the one int16 constant 1.7 defines).
+    let ok16 = per_channel_lookup_into(DType::I16, 3, Layout::Nhwc, |_| {});
+    assert_eq!(sparq_format::FileView::parse(&ok16).unwrap().version_minor, 7);
+    let want: Vec<f32> = (0..18).map(|i| ((i % 7) as f32 - 2.0) * (i / 6 + 1) as f32).collect();
+    for p in paths() {
+        let got = run_on(&ok16, p);
+        assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-4), "int16 tables on {p}: {got:?}");
+    }
+    let declared_1_6 = per_channel_lookup_into(DType::I16, 3, Layout::Nhwc, |s| s.version_minor = 6);
+    let err = load(&declared_1_6).unwrap_err().to_string();
+    assert!(err.contains("1.7 lookup tables"), "{err}");
+    let int8_tables = per_channel_lookup_into(DType::I16, 3, Layout::Nhwc, |s| {
+        s.tensors[2].dtype = DType::I8;
+        s.tensors[2].data = Some(vec![0; 3 * 256]);
+    });
+    let err = load(&int8_tables).unwrap_err().to_string();
+    assert!(err.contains("of the output's dtype"), "{err}");
+    let one_table =
+        per_channel_lookup_into(DType::I16, 3, Layout::Nhwc, |s| s.ops[1].params[rop::LOOKUP_PER_CHANNEL] = 0);
+    assert!(load(&one_table).is_err());
+}

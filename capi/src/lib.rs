@@ -107,7 +107,8 @@ fn status_of(e: &RuntimeError) -> sparq_status {
         RuntimeError::NoSuchInput { .. }
         | RuntimeError::NoSuchOutput { .. }
         | RuntimeError::InputLength { .. }
-        | RuntimeError::InputDType { .. } => SPARQ_ERROR_ARGUMENT,
+        | RuntimeError::InputDType { .. }
+        | RuntimeError::InputNotU8 { .. } => SPARQ_ERROR_ARGUMENT,
         #[cfg(feature = "std")]
         RuntimeError::Io(_) => SPARQ_ERROR_IO,
         _ => SPARQ_ERROR_RUNTIME,
@@ -536,6 +537,29 @@ pub unsafe extern "C" fn sparq_session_set_input_i8(
                 *d = sparq_runtime::quant::dequantize_i8(v, scale, zero_point);
             }
             Ok(())
+        })
+    }
+}
+
+/// # Safety
+/// `session` a live session handle; `data` `len` readable bytes; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn sparq_session_set_input_u8(
+    session: *mut sparq_session,
+    index: usize,
+    data: *const u8,
+    len: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> sparq_status {
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        guard(err, err_len, || {
+            let s = session.as_mut().ok_or_else(|| argument("session must not be NULL"))?;
+            if data.is_null() {
+                return Err(argument("data must not be NULL"));
+            }
+            s.session.set_input_u8(index, core::slice::from_raw_parts(data, len)).map_err(runtime)
         })
     }
 }

@@ -64,6 +64,7 @@ fn c_example_compiles_runs_and_matches_rust() {
             assert!(run.status.success(), "{name}: {stdout}{}", String::from_utf8_lossy(&run.stderr));
             assert!(stdout.contains("corrupted model -> invalid .sparq file"), "{stdout}");
             assert!(stdout.contains("missing file -> "), "{stdout}");
+            assert!(stdout.contains("uint8 frame into an f32 input -> input 0 does not take uint8 frames"), "{stdout}");
             let line = stdout.lines().find(|l| l.starts_with("outputs:")).unwrap();
             let c: Vec<f32> = line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect();
             assert_eq!(c, rust_outputs(&model), "{name}: C and Rust outputs differ");

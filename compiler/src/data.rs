@@ -26,6 +26,10 @@ pub struct Preprocess {
     pub std: Option<Vec<f32>>,
     /// Layout of the stored data; `None` picks NHWC for u8/images and NCHW for float arrays.
     pub layout: Option<DataLayout>,
+    /// The data are uint8 camera frames for a model that takes them (`--input-dtype u8`): their
+    /// values stay 0..=255 (no scaling, no mean/std: the model normalizes), and float data is
+    /// refused.
+    pub frames: bool,
 }
 
 /// A loaded array: shape and values as f32, plus whether it was stored as u8.
@@ -203,6 +207,11 @@ pub fn read_image_dir(dir: &Path, h: usize, w: usize) -> Result<Array> {
 /// Split an array into per-sample model inputs of `input_shape` (which has batch 1 or the
 /// per-sample batch), applying the preprocessing rules.
 pub fn to_samples(a: &Array, input_shape: &[usize], pre: &Preprocess, what: &str) -> Result<Vec<Vec<f32>>> {
+    if pre.frames && !a.was_u8 {
+        return Err(CompileError::Data(format!(
+            "{what}: the model takes uint8 camera frames (it was compiled with --input-dtype u8); this data is not uint8"
+        )));
+    }
     let per_sample: usize = input_shape.iter().product();
     let layout = pre.layout.unwrap_or(if a.was_u8 { DataLayout::Nhwc } else { DataLayout::Nchw });
     let shape_err = || {
@@ -255,6 +264,10 @@ pub fn to_samples(a: &Array, input_shape: &[usize], pre: &Preprocess, what: &str
             }
         } else {
             x.copy_from_slice(src);
+        }
+        if pre.frames {
+            samples.push(x);
+            continue;
         }
         let plane = per_sample / channels;
         for (i, v) in x.iter_mut().enumerate() {

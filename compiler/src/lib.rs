@@ -74,6 +74,17 @@ pub struct CompileOptions {
     /// Block-sparse storage of int8 weight matrices (`--sparse`): the target's measured crossover
     /// by default.
     pub sparse: SparseMode,
+    /// `--input-dtype u8`: the model takes uint8 camera frames (see [`ir::frames`]).
+    pub frames: Option<Frames>,
+}
+
+/// A model input of uint8 camera frames: their memory layout and the normalization the model
+/// applies itself (`(u / 255 - mean[c]) / std[c]`, one value or one per channel).
+#[derive(Clone, Debug)]
+pub struct Frames {
+    pub layout: data::DataLayout,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
 }
 
 /// `--sparse`: which int8 weight matrices are stored block-sparse.
@@ -107,6 +118,7 @@ impl Default for CompileOptions {
             prune_channels_residual: false,
             prune_reconstruct: true,
             sparse: SparseMode::Auto,
+            frames: None,
         }
     }
 }
@@ -161,6 +173,10 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // The model is imported once; every later step is a pass over this graph.
     let mut g = load_graph(onnx, what, &opts.input_shapes)?;
     let macs_before = g.macs();
+    if let Some(f) = &opts.frames {
+        // Refuse a model that cannot take frames before any work.
+        ir::frames::frame_input(&g, &ir::Stats::default(), &f.mean, &f.std)?;
+    }
     // A sample is every input's values, concatenated in input order.
     let lens = g.input_lens();
     let in_len: usize = lens.iter().sum();
@@ -290,6 +306,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             SparseMode::Always => lower::SparseChoice::Always,
             SparseMode::Never => lower::SparseChoice::Never,
         },
+        frames: None,
     };
     let lower_opts = |keep: &HashSet<String>| lower_opts16(keep, &int16);
     // Pick the calibration candidate whose compiled model is closest to the float model, measured
@@ -385,6 +402,38 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         }
         agreement = Some(agr);
     }
+    if let Some(f) = &opts.frames {
+        // Every choice above was made on the float-input graph; the normalization node in front
+        // keeps the input's statistics, and the report measures the file as written, on frames.
+        let (framed, framed_stats) = ir::frames::frame_input(&g, ranges, &f.mean, &f.std)?;
+        let layout = match f.layout {
+            data::DataLayout::Nhwc => sparq_format::Layout::Nhwc,
+            data::DataLayout::Nchw => sparq_format::Layout::RowMajor,
+        };
+        let frame_input = lower::FrameInput { layout, mean: f.mean.clone(), std: f.std.clone() };
+        // The frame is normalized in int16 when the layer reading it runs in int16 (the int8
+        // grid of the normalized input would cost that layer precision the frame has).
+        // Likewise in f32 when it runs in f32 (it then gets the frame's exact values).
+        let input = g.inputs[0];
+        let normalize = format!("{}:normalize", g.tensors[input].name);
+        let (mut int16_framed, mut keep_framed) = (int16.clone(), keep.clone());
+        let consumers: Vec<&String> = g.consumers(input).iter().map(|&c| &g.nodes[c].name).collect();
+        if consumers.iter().any(|c| keep.contains(*c)) {
+            keep_framed.insert(normalize);
+        } else if consumers.iter().any(|c| int16.contains(*c)) {
+            int16_framed.insert(normalize);
+        }
+        let lo = lower::LowerOptions { frames: Some(frame_input), ..lower_opts16(&keep_framed, &int16_framed) };
+        lowered = lower::lower(&framed, &framed_stats, &lo)?;
+        bytes = lowered.spec.to_bytes();
+        if let (Some(c), Some(_)) = (&calib, &agreement) {
+            let channels = g.tensors[g.inputs[0]].shape[1];
+            let raw = ir::frames::frame_values(samples, channels, &f.mean, &f.std);
+            let outs = eval::run_sparq(&bytes, &raw, None)?;
+            agreement = Some(eval::compare(&outs[held_out..], &c.outputs[held_out..], None));
+        }
+        g = framed;
+    }
     // The file must load in the runtime it targets.
     let aligned = sparq_runtime::AlignedBytes::from_slice(&bytes);
     sparq_runtime::Model::from_bytes(&aligned)?;
@@ -396,6 +445,15 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     report.agreement_held_out = held_out > 0;
     report.rounding = rounding_report;
     report.equalized = equalized;
+    if let Some(f) = &opts.frames {
+        let layout = if f.layout == data::DataLayout::Nhwc { "NHWC" } else { "NCHW" };
+        let dtype = match lowered.layers.first().map(|l| l.precision) {
+            Some(Precision::F32) => "f32",
+            Some(Precision::Int16) => "int16 tables",
+            _ => "int8 tables",
+        };
+        report.frames = Some((layout, dtype));
+    }
     if calib.is_some() && opts.precision == Precision::Int8 {
         report.calibration_method = Some((chosen.0, tried));
         report.range_segments = segments;

@@ -45,6 +45,8 @@ pub struct Report {
     pub rounding: Vec<crate::compress::rounding::LayerRounding>,
     /// Groups of activations equalized across channels (`--equalize`).
     pub equalized: Vec<crate::compress::equalize::Equalized>,
+    /// `--input-dtype u8`: the frames' memory layout and the dtype the model normalizes them in.
+    pub frames: Option<(&'static str, &'static str)>,
 }
 
 impl Report {
@@ -91,6 +93,7 @@ impl Report {
             agreement_held_out: false,
             rounding: Vec::new(),
             equalized: Vec::new(),
+            frames: None,
             precision,
             onnx_bytes,
             sparq_bytes,
@@ -157,6 +160,12 @@ impl fmt::Display for Report {
             human_bytes(self.liveness_bound),
             self.arena_bytes as f64 / self.liveness_bound.max(1) as f64
         )?;
+        if let Some((layout, dtype)) = self.frames {
+            writeln!(
+                f,
+                "  input       uint8 frames ({layout}), normalized by the model's first op ({dtype}, mean/std folded in)"
+            )?;
+        }
         if let Some((m, tried)) = &self.calibration_method {
             if tried.is_empty() {
                 writeln!(f, "  ranges      {m}")?;

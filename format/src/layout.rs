@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'S', b'P', b'Q', b'\r', b'\n', 0x1A, b'\n'];
 /// Readers reject files whose major version differs from this one.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor revisions only add optional sections; readers skip sections they do not know.
-pub const VERSION_MINOR: u16 = 6;
+pub const VERSION_MINOR: u16 = 7;
 /// Every section and every constant tensor blob starts at a multiple of this many bytes.
 pub const ALIGN: usize = 64;
 /// Maximum tensor rank.
@@ -410,6 +410,9 @@ pub mod op {
     pub const SHIFT: usize = 16;
     /// CONCAT, SOFTMAX: logical axis.
     pub const AXIS: usize = 17;
+    /// LOOKUP (1.7): 1 for one table per channel (axis 1 of a rank-4 `x`; table `[C, 256]`), 0
+    /// for one table.
+    pub const LOOKUP_PER_CHANNEL: usize = 0;
     /// UNARY: the function ([`unary`] codes) and its f32 parameters (as bits).
     pub const FUNCTION: usize = 0;
     pub const ALPHA: usize = 1;
@@ -449,6 +452,10 @@ pub mod op {
     /// linear, int8 CONV_TRANSPOSE and int8 BINARY Sub are 1.5).
     pub const fn op_minor(kind: u16, params: &[i32; crate::layout::OP_PARAMS], dtype: crate::layout::DType) -> u16 {
         let int8 = matches!(dtype, crate::layout::DType::I8);
+        if kind == LOOKUP && params[LOOKUP_PER_CHANNEL] != 0 {
+            // Per-channel tables into int8 or int16 (1.7: camera frames normalized).
+            return 7;
+        }
         if matches!(dtype, crate::layout::DType::I16) {
             // The int16 forms of 1.6 (A16W8 layers and the conversions to and from int16).
             return 6;
@@ -619,7 +626,8 @@ pub mod op {
             AVERAGE_POOL => WINDOW | 1 << window::GROUPS,
             GLOBAL_AVERAGE_POOL | REQUANTIZE => RESCALE,
             CONCAT | SOFTMAX => 1 << AXIS,
-            RESHAPE | QUANTIZE | DEQUANTIZE | LOOKUP | WHERE => 0,
+            RESHAPE | QUANTIZE | DEQUANTIZE | WHERE => 0,
+            LOOKUP => 1 << LOOKUP_PER_CHANNEL,
             UNARY => 1 << FUNCTION | 1 << ALPHA | 1 << BETA,
             TRANSPOSE => (1 << 6) - 1,
             SLICE => (1 << 12) - 1,
@@ -668,6 +676,9 @@ mod tests {
         assert_eq!(op::op_minor(op::ADD, &none, DType::I8), 0);
         assert_eq!(op::op_minor(op::CONV2D, &none, DType::I16), 6);
         assert_eq!(op::op_minor(op::REQUANTIZE, &none, DType::I16), 6);
-        assert_eq!(super::VERSION_MINOR, 6);
+        assert_eq!(op::op_minor(op::LOOKUP, &none, DType::I8), 3);
+        assert_eq!(op::op_minor(op::LOOKUP, &with(op::LOOKUP_PER_CHANNEL, 1), DType::I8), 7);
+        assert_eq!(op::op_minor(op::LOOKUP, &with(op::LOOKUP_PER_CHANNEL, 1), DType::I16), 7);
+        assert_eq!(super::VERSION_MINOR, 7);
     }
 }

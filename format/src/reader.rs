@@ -429,11 +429,19 @@ impl<'a> FileView<'a> {
         let zp = read_u32(t, offset_of!(TensorDesc, zero_point)) as i32;
         // Constant int8 weights are quantized per channel (their scales are folded into the
         // consuming op's multipliers) and may carry scale 0; activations need a real scale.
-        if dtype == DType::I16 {
-            // Int16 (1.6): activations only, symmetric.
-            if storage != Storage::Arena {
-                return Err(bad("int16 tensors are activations (arena tensors) only"));
+        if dtype == DType::I16 && storage != Storage::Arena {
+            // Int16 constants (1.7): the tables of a per-channel LOOKUP into int16, whose codes
+            // are the output's (scale and zero point 0).
+            if self.version_minor < 7 {
+                return Err(bad(
+                    "int16 tensors are activations (arena tensors) only, or from format 1.7 lookup tables",
+                ));
             }
+            if scale != 0.0 || zp != 0 {
+                return Err(bad("an int16 constant (a lookup table) has scale and zero point 0"));
+            }
+        } else if dtype == DType::I16 {
+            // Int16 (1.6): activations, symmetric.
             if !(scale.is_finite() && scale > 0.0) {
                 return Err(bad("int16 tensor scale is not a positive finite number"));
             }

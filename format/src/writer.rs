@@ -204,15 +204,20 @@ impl ModelSpec {
             version_major: VERSION_MAJOR,
             version_minor: match self.version_minor {
                 // The lowest minor version that can express the file, so older readers keep
-                // reading files that use nothing newer.
-                // An int16 tensor (1.6), wherever it is.
-                0 if self.tensors.iter().any(|t| t.dtype == DType::I16) => 6,
-                0 if self.ops.iter().any(|o| self.op_minor(o) >= 3) => {
-                    self.ops.iter().map(|o| self.op_minor(o)).max().unwrap_or(3)
+                // reading files that use nothing newer: the highest any op or tensor needs (an
+                // int16 tensor 1.6, wherever it is; block-sparse 1.2; packed 1.1).
+                0 => {
+                    let tensors = self.tensors.iter().map(|t| {
+                        if t.dtype == DType::I16 {
+                            6
+                        } else if t.layout == Layout::BlockSparse {
+                            2
+                        } else {
+                            u16::from(t.pack.is_some())
+                        }
+                    });
+                    self.ops.iter().map(|o| self.op_minor(o)).chain(tensors).max().unwrap_or(0)
                 }
-                0 if self.tensors.iter().any(|t| t.layout == Layout::BlockSparse) => 2,
-                0 if self.tensors.iter().any(|t| t.pack.is_some()) => 1,
-                0 => 0,
                 v => v,
             },
             header_size: 64,

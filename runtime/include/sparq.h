@@ -88,6 +88,12 @@ sparq_status sparq_session_set_input_f32(sparq_session *session, size_t index, c
  * bytes; they are converted into the model's f32 input. */
 sparq_status sparq_session_set_input_i8(sparq_session *session, size_t index, const int8_t *data, size_t len,
                                         float scale, int32_t zero_point, char *err, size_t err_len);
+/* Set input `index` of a model compiled for camera frames (`sparq compile --input-dtype u8`) from a
+ * uint8 frame of `len` bytes in the input's memory order (H, W, C for an NHWC input, as cameras and
+ * image decoders produce; C, H, W for NCHW). The model normalizes it itself (mean/std are folded into
+ * its first op): no float pass. SPARQ_ERROR_ARGUMENT for an input that does not take uint8 frames. */
+sparq_status sparq_session_set_input_u8(sparq_session *session, size_t index, const uint8_t *data, size_t len,
+                                        char *err, size_t err_len);
 /* Run every op. Performs no allocation and no check (all checks happened at load and create). */
 sparq_status sparq_session_run(sparq_session *session, char *err, size_t err_len);
 /* Copy output `index` (`len` must equal sparq_model_output_elements) into `out`. */

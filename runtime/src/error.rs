@@ -52,6 +52,10 @@ pub enum RuntimeError {
     InputDType {
         index: usize,
     },
+    /// `set_input_u8` on an input that does not take uint8 frames.
+    InputNotU8 {
+        index: usize,
+    },
     /// `SPARQ_KERNELS` names a kernel path this CPU cannot run (or that does not exist).
     KernelsUnavailable,
     /// More than one thread asked for where threads are unavailable (no_std), or zero.
@@ -102,6 +106,11 @@ impl fmt::Display for RuntimeError {
                 write!(f, "input {index} expects {expected} values, {given} given (wrong input shape)")
             }
             InputDType { index } => write!(f, "input {index} is not an f32 tensor"),
+            InputNotU8 { index } => write!(
+                f,
+                "input {index} does not take uint8 frames (compile the model with --input-dtype u8: an int8 input \
+                 with zero point -128)"
+            ),
             KernelsUnavailable => {
                 write!(f, "SPARQ_KERNELS names a kernel path this CPU cannot run (paths: scalar; x86-64: avx2, avxvnni, avx512, avx512vnni; aarch64: neon, dotprod; armv7: armv7-neon)")
             }

@@ -138,13 +138,62 @@ impl<'s, 'a> Session<'s, 'a> {
         Ok(self.tensor_mut::<f32>(&t))
     }
 
-    /// Copy `data` (logical order) into input `i`, checking its length.
+    /// Copy `data` (logical order) into input `i`, checking its length. An int8 input (a model
+    /// compiled for camera frames, `--input-dtype u8`) takes the real values too: they are
+    /// quantized with the input's scale and zero point and stored in its layout (NHWC frames are
+    /// transposed from the logical NCHW order); [`Session::set_input_u8`] is the copy-free way.
     pub fn set_input(&mut self, i: usize, data: &[f32]) -> Result<(), RuntimeError> {
+        let t = self.model.input(i).ok_or(RuntimeError::NoSuchInput { index: i, count: self.model.input_count() })?;
+        if t.dtype == DType::I8 {
+            if t.elements() != data.len() {
+                return Err(RuntimeError::InputLength { index: i, expected: t.elements(), given: data.len() });
+            }
+            let (scale, zp) = (t.scale, t.zero_point);
+            let nhwc = nhwc_dims(&t);
+            let slot = self.tensor_mut::<i8>(&t);
+            match nhwc {
+                Some((n, c, hw)) => {
+                    for b in 0..n {
+                        for ch in 0..c {
+                            for p in 0..hw {
+                                let x = data[(b * c + ch) * hw + p];
+                                slot[(b * hw + p) * c + ch] = crate::quant::quantize_f32(x, scale, zp);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    for (d, &x) in slot.iter_mut().zip(data) {
+                        *d = crate::quant::quantize_f32(x, scale, zp);
+                    }
+                }
+            }
+            return Ok(());
+        }
         let slot = self.input_mut(i)?;
         if slot.len() != data.len() {
             return Err(RuntimeError::InputLength { index: i, expected: slot.len(), given: data.len() });
         }
         slot.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Copy a uint8 frame into input `i` of a model compiled for camera frames
+    /// (`--input-dtype u8`: an int8 input with zero point -128, whose codes are the bytes with the
+    /// top bit flipped), in the input's memory order: `H, W, C` for an NHWC input (what cameras
+    /// and image decoders produce), `C, H, W` for a row-major one. No float pass: the model's
+    /// first op normalizes the frame in int8.
+    pub fn set_input_u8(&mut self, i: usize, frame: &[u8]) -> Result<(), RuntimeError> {
+        let t = self.model.input(i).ok_or(RuntimeError::NoSuchInput { index: i, count: self.model.input_count() })?;
+        if t.dtype != DType::I8 || t.zero_point != -128 {
+            return Err(RuntimeError::InputNotU8 { index: i });
+        }
+        if t.elements() != frame.len() {
+            return Err(RuntimeError::InputLength { index: i, expected: t.elements(), given: frame.len() });
+        }
+        for (d, &u) in self.tensor_mut::<i8>(&t).iter_mut().zip(frame) {
+            *d = (u ^ 0x80) as i8;
+        }
         Ok(())
     }
 
@@ -216,4 +265,10 @@ fn build_plan<'s, 'a>(
     }
     // SAFETY: the first `count` slots were initialized above; the slice borrows `bytes`.
     Ok(unsafe { core::slice::from_raw_parts(steps, count) })
+}
+
+/// `(N, C, H*W)` of a rank-4 NHWC tensor (its `dims` are `N, C, H, W`), `None` for row-major.
+fn nhwc_dims(t: &TensorInfo<'_>) -> Option<(usize, usize, usize)> {
+    let d = t.shape();
+    (t.layout == sparq_format::Layout::Nhwc && d.len() == 4).then(|| (d[0], d[1], d[2] * d[3]))
 }

@@ -582,6 +582,36 @@ fn table_lookup_matches_scalar() {
     println!("{cases} table lookup cases bit-exact on {:?}", sets);
 }
 
+/// Per-channel tables (format 1.7; camera frames): the unrolled pixel loops (1, 3, 4 interleaved
+/// channels) and the general walk against the definition, `tables[channel(i)][x_i + 128]`.
+#[test]
+fn per_channel_lookup_matches_its_definition() {
+    use sparq_runtime::kernels::lut::qs8_lut_per_channel_scalar;
+    let mut rng = Rng(0x510E_527F_ADE6_82D1);
+    let mut cases = 0;
+    for channels in 1..=6 {
+        for inner in [1usize, 2, 7, 49] {
+            for outer in [1usize, 3] {
+                let tables: Vec<i8> = (0..channels * 256).map(|_| rng.next() as i8).collect();
+                let len = outer * channels * inner;
+                let x: Vec<i8> = (0..len).map(|_| rng.next() as i8).collect();
+                let mut got = vec![0i8; len];
+                qs8_lut_per_channel_scalar(&tables, channels, inner, &x, &mut got);
+                for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
+                    let c = (i / inner) % channels;
+                    assert_eq!(
+                        g,
+                        tables[c * 256 + (v as i32 + 128) as usize],
+                        "{channels} channels, inner {inner}, {i}"
+                    );
+                }
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} per-channel lookup cases");
+}
+
 #[test]
 fn int8_mul_matches_scalar() {
     use sparq_runtime::kernels::elementwise::{qs8_mul_contiguous_scalar, MulParams};

@@ -54,6 +54,10 @@ static int run_model(sparq_model *model, size_t threads, float *out, size_t n) {
     /* Bad input: wrong length, out-of-range index. */
     if (sparq_session_set_input_f32(session, 0, x, in_len + 1, err, sizeof err) != SPARQ_ERROR_ARGUMENT) return 1;
     printf("wrong input length -> %s\n", err);
+    /* uint8 camera frames go only to a model compiled for them (--input-dtype u8). */
+    if (sparq_session_set_input_u8(session, 0, (const uint8_t *)q, in_len, err, sizeof err) != SPARQ_ERROR_ARGUMENT)
+        return 1;
+    printf("uint8 frame into an f32 input -> %s\n", err);
     if (sparq_session_get_output_f32(session, 9, out, n, err, sizeof err) != SPARQ_ERROR_ARGUMENT) return 1;
     sparq_session_free(session);
     /* A limit below what the model declares is refused before anything is allocated. */

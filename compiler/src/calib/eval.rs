@@ -356,6 +356,7 @@ pub fn per_layer_sqnr(
     g: &crate::ir::Graph,
     bytes: &[u8],
     samples: &[Vec<f32>],
+    frames: Option<&[Vec<f32>]>,
     unscale: &std::collections::HashMap<String, Vec<f32>>,
 ) -> Result<Vec<LayerSqnr>> {
     let names: Vec<String> = g.nodes.iter().map(|n| g.tensors[n.outputs[0]].name.clone()).collect();
@@ -368,9 +369,10 @@ pub fn per_layer_sqnr(
     let mut session = Session::new(&model, arena.as_mut_slice())?;
     let mut cap =
         Capture { model: &model, wanted: &wanted, acc: vec![(0.0, 0.0); names.len()], reference: Vec::new(), unscale };
-    for s in samples {
+    for (k, s) in samples.iter().enumerate() {
         cap.reference = reference.run(s)?;
-        session.set_input(0, s)?;
+        // A model taking camera frames gets them (`frames`: the same samples as 0..=255 values).
+        session.set_input(0, frames.and_then(|f| f.get(k)).unwrap_or(s))?;
         session.run_observed(&mut cap);
     }
     Ok(g.nodes

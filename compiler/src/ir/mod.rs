@@ -1,6 +1,7 @@
 //! sparq's graph IR: static shapes, f32 compute tensors, constants held as f32 (weights) or i64
 //! (shape arithmetic, folded away at import).
 
+pub mod frames;
 pub mod rewrite;
 pub mod stats;
 

@@ -47,6 +47,20 @@ pub struct LowerOptions {
     /// Convolutions (one group, or depthwise) and fully-connected layers of an int8 model run
     /// with int16 activations and int8 weights (A16W8, format 1.6), by node name.
     pub int16: HashSet<String>,
+    /// The graph's one input is a uint8 camera frame (`--input-dtype u8`, see
+    /// [`crate::ir::frames`]).
+    pub frames: Option<FrameInput>,
+}
+
+/// A uint8 frame input: an int8 input of scale 1 and zero point -128 (codes: the frame's bytes
+/// with the top bit flipped) in `layout` (NHWC or row-major NCHW). In int8 its normalization
+/// node becomes per-channel lookup tables (format 1.7) holding, for each byte, the code the float
+/// path (`(u / 255 - mean[c]) / std[c]`, then QUANTIZE) would give.
+#[derive(Clone, Debug)]
+pub struct FrameInput {
+    pub layout: Layout,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
 }
 
 impl<'g> Lowerer<'g> {
@@ -184,25 +198,34 @@ impl<'g> Lowerer<'g> {
                 let window = Window { kernel: [1, 1], strides: [1, 1], pads: [0; 4], dilations: [1, 1] };
                 set_window(&mut p, &window);
                 p[win::GROUPS] = c as i32;
-                let xi = self.get(x, dt, Some(Layout::Nhwc))?;
                 let ws = vec![c, 1, 1, 1];
-                let inputs = self.weights(
-                    n,
-                    xi,
-                    x,
-                    out,
-                    g.value(n.inputs[1]),
-                    &ws,
-                    g.value(n.inputs[2]),
-                    &[1, 1, 1, c],
-                    true,
-                    *act,
-                    float,
-                    false,
-                )?;
+                let (scale, shift) = (g.value(n.inputs[1]), g.value(n.inputs[2]));
+                if self.int16_node.get(self.layers.len()) == Some(&true) && !float {
+                    int16 = self.int16_fits(n, x, out, scale, &ws, shift, true, *act)?;
+                    why_not_int16 = (!int16).then_some(INT16_OVERFLOW);
+                }
+                let dt = if int16 { DType::I16 } else { dt };
+                if let (Some(f), false, true) = (&self.frames, float, g.inputs.first() == Some(&x)) {
+                    // The frame's normalization in int8 or int16: a table per channel, no arithmetic.
+                    let f = f.clone();
+                    weight_bytes = self.frame_tables(n, x, out, *act, &f, int16)?;
+                    return self.finish_layer(n, float, int16, weight_bytes, why_not_int16);
+                }
+                let xi = self.get(x, dt, Some(Layout::Nhwc))?;
+                let inputs = self.weights(n, xi, x, out, scale, &ws, shift, &[1, 1, 1, c], true, *act, float, int16)?;
                 weight_bytes = inputs.1;
-                let q = if float { None } else { Some(self.out_qp(out, *act)?) };
-                self.clamp_params(&mut p, *act, q);
+                let q = if float {
+                    None
+                } else if int16 {
+                    Some(self.out_qp16(out, *act)?)
+                } else {
+                    Some(self.out_qp(out, *act)?)
+                };
+                if int16 {
+                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
+                } else {
+                    self.clamp_params(&mut p, *act, q);
+                }
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(rop::DEPTHWISE_CONV2D, &n.name, inputs.0, y, p);
             }
@@ -578,6 +601,18 @@ impl<'g> Lowerer<'g> {
                 self.op(rop::SOFTMAX, &n.name, vec![xi], y, p);
             }
         }
+        self.finish_layer(n, float, int16, weight_bytes, why_not_int16)
+    }
+
+    /// Record node `n`'s lowering in the report's layer list.
+    fn finish_layer(
+        &mut self,
+        n: &Node,
+        float: bool,
+        int16: bool,
+        weight_bytes: usize,
+        why_not_int16: Option<&'static str>,
+    ) -> Result<()> {
         self.layers.push(LayerInfo {
             name: n.name.clone(),
             op: n.onnx_op.clone(),
@@ -600,6 +635,38 @@ impl<'g> Lowerer<'g> {
             },
         });
         Ok(())
+    }
+
+    /// The int8 normalization of a uint8 frame input `x` into `out`: LOOKUP with a table per
+    /// channel (format 1.7) holding, for every byte, the code the float path gives it (the
+    /// preprocessing of `data::to_samples`, then QUANTIZE's rounding), so the model sees the same
+    /// codes as when it is given float input. Returns the tables' bytes.
+    fn frame_tables(&mut self, n: &Node, x: usize, out: usize, act: Act, f: &FrameInput, int16: bool) -> Result<usize> {
+        use sparq_runtime::quant::{quantize_f32, quantize_f32_i16};
+        let c = self.g.tensors[x].shape[1];
+        let xi = self.get(x, DType::I8, None)?;
+        let qo = if int16 { self.out_qp16(out, act)? } else { self.out_qp(out, act)? };
+        let at = |v: &[f32], ch: usize| v[if v.len() == 1 { 0 } else { ch }];
+        // Index `code + 128` is byte `u` (the input's codes are `u - 128`).
+        let values: Vec<f32> = (0..c)
+            .flat_map(|ch| {
+                (0..256u32).map(move |u| ((u as f32 / 255.0 - at(&f.mean, ch)) / at(&f.std, ch)).clamp(act.lo, act.hi))
+            })
+            .collect();
+        let (dtype, bytes) = if int16 {
+            let t: Vec<u8> = values.iter().flat_map(|&v| quantize_f32_i16(v, qo.scale).to_le_bytes()).collect();
+            (DType::I16, t)
+        } else {
+            (DType::I8, bytes_i8(&values.iter().map(|&v| quantize_f32(v, qo.scale, qo.zero_point)).collect::<Vec<_>>()))
+        };
+        let table_bytes = bytes.len();
+        let tid = self.constant(&format!("{}:tables", n.name), dtype, &[c, 256], bytes, None);
+        let mut p = [0; OP_PARAMS];
+        p[rop::LOOKUP_PER_CHANNEL] = 1;
+        let layout = self.spec.tensors[xi as usize].layout;
+        let y = self.output(out, dtype, layout, Some(qo));
+        self.op(rop::LOOKUP, &n.name, vec![xi, tid], y, p);
+        Ok(table_bytes)
     }
 
     /// Whether an int8 node reads IR tensor `t`.
@@ -731,7 +798,7 @@ fn reordered_weights(w: &[f32], ws: &[usize], depthwise: bool) -> Vec<f32> {
 pub const INT16_OVERFLOW: &str =
     "its int32 accumulator could overflow with int16 inputs (|bias| + 32768 sum |w| > 2^31 - 1 for some channel)";
 pub const INT16_SHAPE: &str =
-    "int16 covers convolutions with one group or depthwise ones on rank-4 inputs, fully-connected layers, Adds of two computed tensors and global average pooling";
+    "int16 covers convolutions with one group or depthwise ones on rank-4 inputs, fully-connected layers, Adds of two computed tensors global average pooling and per-channel affines (BatchNormalization) on rank-4 inputs";
 
 /// Why an int8 model's Sub can run in f32 although it has an int8 kernel.
 /// Why a Reshape runs in f32 in an int8 model (a `LayerInfo::why_f32`).
@@ -819,7 +886,14 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
             .iter()
             .map(|n| {
                 opts.int16.contains(&n.name)
-                    && matches!(n.op, Op::Conv { .. } | Op::Dense { .. } | Op::Add { .. } | Op::GlobalAveragePool)
+                    && matches!(
+                        n.op,
+                        Op::Conv { .. }
+                            | Op::Dense { .. }
+                            | Op::Add { .. }
+                            | Op::GlobalAveragePool
+                            | Op::ChannelAffine { .. }
+                    )
             })
             .collect(),
         layers: Vec::new(),
@@ -830,11 +904,21 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         float_node,
         sub_of_f32_operands,
         reshape_between_f32,
+        frames: opts.frames.clone(),
     };
     for &i in &g.inputs {
         let t = &g.tensors[i];
-        let id = lw.act(&t.name.clone(), DType::F32, &t.shape.clone(), Layout::RowMajor, None);
-        lw.variants.insert((i, DType::F32 as u8, Layout::RowMajor as u8), id);
+        let (dtype, layout, q) = match &opts.frames {
+            Some(f) => (DType::I8, f.layout, Some(QParams { scale: 1.0, zero_point: -128 })),
+            None => (DType::F32, Layout::RowMajor, None),
+        };
+        let id = lw.act(&t.name.clone(), dtype, &t.shape.clone(), layout, q);
+        lw.variants.insert((i, dtype as u8, layout as u8), id);
+        if let Some(q) = q {
+            lw.qparams.insert(i, q);
+            // Widened for an int16 consumer, the frame's values exactly.
+            lw.qparams16.insert(i, QParams { scale: 1.0, zero_point: 0 });
+        }
         lw.spec.inputs.push(id);
     }
     for (i, n) in g.nodes.iter().enumerate() {

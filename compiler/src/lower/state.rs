@@ -49,6 +49,8 @@ pub(super) struct Lowerer<'g> {
     pub(super) sub_of_f32_operands: Vec<bool>,
     /// Reshapes kept in f32 between f32 layers (`lower::RESHAPE_BETWEEN_F32`).
     pub(super) reshape_between_f32: Vec<bool>,
+    /// The graph's input is a uint8 frame (`--input-dtype u8`).
+    pub(super) frames: Option<super::FrameInput>,
     pub(super) pack: Option<Pack>,
     pub(super) sparse: SparseChoice,
     /// Weights rounded from calibration data, by layer name (`LowerOptions::rounded`).

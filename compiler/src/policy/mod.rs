@@ -47,7 +47,7 @@ pub fn int16_candidates(g: &Graph) -> Vec<String> {
             }
             Op::Dense { .. } => true,
             Op::Add { .. } => n.inputs.iter().all(|&t| !g.is_const(t)),
-            Op::GlobalAveragePool => g.tensors[n.inputs[0]].shape.len() == 4,
+            Op::GlobalAveragePool | Op::ChannelAffine { .. } => g.tensors[n.inputs[0]].shape.len() == 4,
             _ => false,
         })
         .map(|n| n.name.clone())

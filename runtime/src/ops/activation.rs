@@ -36,6 +36,19 @@ pub enum ActivationKernel<'a> {
     Qs8LutStrided {
         table: &'a [i8; 256],
     },
+    /// One table per channel (1.7), operands of one layout: `channels` tables of 256, channel
+    /// of element `i` `(i / inner) % channels`.
+    Qs8LutPerChannel {
+        tables: &'a [i8],
+        channels: usize,
+        inner: usize,
+    },
+    /// The same into int16 codes (int16 tables).
+    Qs16LutPerChannel {
+        tables: &'a [i16],
+        channels: usize,
+        inner: usize,
+    },
     F32Unary {
         function: i32,
         alpha: f32,
@@ -59,19 +72,44 @@ impl<'a> Activation<'a> {
         if x.elements() != y.elements() {
             return Err(invalid(o, "input and output element counts differ"));
         }
+        // A per-channel LOOKUP (1.7) maps int8 to int8 or, with int16 tables, to int16.
+        let per_channel = o.kind == op::LOOKUP && o.params[op::LOOKUP_PER_CHANNEL] != 0;
         let dtype = match o.kind {
             op::CLAMP if x.dtype != DType::I32 => x.dtype,
             op::LOOKUP => DType::I8,
             op::UNARY => DType::F32,
             _ => DType::I32,
         };
-        if x.dtype != dtype || y.dtype != dtype || dtype == DType::I32 {
+        let y_ok = y.dtype == dtype || (per_channel && y.dtype == DType::I16);
+        if x.dtype != dtype || !y_ok || dtype == DType::I32 {
             return Err(invalid(o, "wrong input or output dtype"));
         }
         if x.shape() != y.shape() {
             return Err(invalid(o, "input and output shapes differ"));
         }
         let kernel = match o.kind {
+            op::LOOKUP if o.params[op::LOOKUP_PER_CHANNEL] != 0 => {
+                let t = d.input(o, 1);
+                if o.params[op::LOOKUP_PER_CHANNEL] != 1 {
+                    return Err(invalid(o, "the per-channel flag must be 0 or 1"));
+                }
+                if x.rank != 4 || x.layout != y.layout {
+                    return Err(invalid(o, "per-channel tables need a rank-4 input and an output of its layout"));
+                }
+                let channels = x.dims[1];
+                if t.storage != Storage::Constant || t.dtype != y.dtype || t.shape() != [channels, 256] {
+                    return Err(invalid(
+                        o,
+                        "per-channel tables must be a constant [C, 256] (C: input channels) of the output's dtype",
+                    ));
+                }
+                let inner = if x.layout == sparq_format::Layout::Nhwc { 1 } else { x.dims[2] * x.dims[3] };
+                if y.dtype == DType::I16 {
+                    ActivationKernel::Qs16LutPerChannel { tables: d.constant::<i16>(&t), channels, inner }
+                } else {
+                    ActivationKernel::Qs8LutPerChannel { tables: d.constant::<i8>(&t), channels, inner }
+                }
+            }
             op::LOOKUP => {
                 let t = d.input(o, 1);
                 if t.storage != Storage::Constant || t.dtype != DType::I8 || t.shape() != [256] {
@@ -117,6 +155,8 @@ impl<'a> Activation<'a> {
             ActivationKernel::F32Clamp { .. } => "f32_clamp_strided_scalar",
             ActivationKernel::Qs8Lut { name, .. } => name,
             ActivationKernel::Qs8LutStrided { .. } => "qs8_lut_strided_scalar",
+            ActivationKernel::Qs8LutPerChannel { .. } => "qs8_lut_per_channel_scalar",
+            ActivationKernel::Qs16LutPerChannel { .. } => "qs16_lut_per_channel_scalar",
             ActivationKernel::F32Unary { .. } => "f32_unary_strided_scalar",
         }
     }
@@ -133,6 +173,12 @@ impl<'a> Activation<'a> {
             // SAFETY: the entry was resolved for this CPU's features; the operands are the
             // input's and output's whole, equal-length data (checked at decode).
             ActivationKernel::Qs8Lut { f, table, .. } => unsafe { f(table, e.data::<i8>(x), e.out::<i8>(y)) },
+            ActivationKernel::Qs8LutPerChannel { tables, channels, inner } => {
+                lut::qs8_lut_per_channel_scalar(tables, channels, inner, e.data::<i8>(x), e.out::<i8>(y))
+            }
+            ActivationKernel::Qs16LutPerChannel { tables, channels, inner } => {
+                lut::qs16_lut_per_channel_scalar(tables, channels, inner, e.data::<i8>(x), e.out::<i16>(y))
+            }
             ActivationKernel::Qs8LutStrided { table } => {
                 ew::map_strided(dims, st, e.data::<i8>(x), e.out::<i8>(y), |v| lut::lookup(table, v))
             }

@@ -229,12 +229,18 @@ fn check_operands(d: &Decoder<'_, '_>, o: &OpInfo<'_>) -> Result<(), RuntimeErro
             | op::RESHAPE
             | op::ADD
             | op::GLOBAL_AVERAGE_POOL
+            | op::LOOKUP
     );
-    for t in (0..n_in).map(|i| d.input(o, i)).chain(outs()).filter(|t| t.dtype == DType::I16) {
+    for (k, t) in (0..n_in).map(|i| d.input(o, i)).chain(outs()).enumerate().filter(|(_, t)| t.dtype == DType::I16) {
         if !i16_kind {
-            return Err(bad("int16 operands are only read by Conv2d, DepthwiseConv2d, FullyConnected, Add, GlobalAveragePool, Reshape and (de/re)quantize"));
+            return Err(bad("int16 operands are only read by Conv2d, DepthwiseConv2d, FullyConnected, Add, GlobalAveragePool, Reshape, (de/re)quantize and per-channel Lookup"));
         }
-        if t.storage != Storage::Arena || t.zero_point != 0 || !(t.scale.is_finite() && t.scale > 0.0) {
+        // A per-channel LOOKUP into int16 (1.7) reads its tables (input 1) as an int16 constant.
+        if o.kind == op::LOOKUP && k == 1 {
+            if t.storage != Storage::Constant {
+                return Err(bad("int16 lookup tables must be a constant"));
+            }
+        } else if t.storage != Storage::Arena || t.zero_point != 0 || !(t.scale.is_finite() && t.scale > 0.0) {
             return Err(bad("an int16 tensor must be an arena tensor with zero point 0 and a positive finite scale"));
         }
     }

@@ -567,6 +567,19 @@ impl<'u, 'd> Gen<'u, 'd> {
     fn activation(&mut self, v: Value, kind: u16) -> Result<Value> {
         let mut p = [0; OP_PARAMS];
         let layout = if v.dims.len() == 4 && self.chance(1, 3)? { Layout::Nhwc } else { v.layout };
+        if kind == op::LOOKUP && v.dims.len() == 4 && self.chance(1, 3)? {
+            // One table per channel (1.7): the output in the input's layout, now and then not, or
+            // the tables one channel short.
+            let x = self.coerce_dtype(v, DType::I8)?;
+            let c = x.dims[1] - usize::from(self.chance(1, 16)?).min(x.dims[1]);
+            let tables: Vec<u8> = (0..256 * c).map(|_| self.rng.next() as u8).collect();
+            let t = self.constant(DType::I8, vec![c, 256], Layout::RowMajor, tables, None);
+            let layout = if self.chance(1, 16)? { layout } else { x.layout };
+            let y = self.arena(DType::I8, x.dims.clone(), layout, None)?;
+            p[op::LOOKUP_PER_CHANNEL] = 1;
+            self.op(op::LOOKUP, vec![x.t, t], y.t, p);
+            return Ok(self.push(y));
+        }
         if kind == op::LOOKUP {
             let x = self.coerce_dtype(v, DType::I8)?;
             let table: Vec<u8> = (0..256).map(|_| self.rng.next() as u8).collect();
