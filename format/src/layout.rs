@@ -180,6 +180,20 @@ impl Pack {
             .checked_mul(self.nr as u64)?
             .checked_mul(k.div_ceil(self.kr as u64).checked_mul(self.kr as u64)?)
     }
+    /// Whether every element of packed `data` (elements of `size` bytes) past row `n` or column
+    /// `k` is zero, as FORMAT.md requires. Visits only the padding.
+    pub fn padding_is_zero(self, data: &[u8], n: usize, k: usize, size: usize) -> bool {
+        let rows = n.div_ceil(self.nr) * self.nr;
+        let kp = k.div_ceil(self.kr) * self.kr;
+        let zero = |row: usize, col: usize| {
+            let at = self.index(k, row, col) * size;
+            data.get(at..at + size).is_some_and(|b| b.iter().all(|&v| v == 0))
+        };
+        (0..rows).all(|row| {
+            let from = if row < n { k } else { 0 };
+            (from..kp).all(|col| zero(row, col))
+        })
+    }
     /// Index of element `(row, col)` of a matrix with `k` columns.
     #[inline(always)]
     pub fn index(self, k: usize, row: usize, col: usize) -> usize {

@@ -415,6 +415,18 @@ impl<'a> FileView<'a> {
                     crate::sparse::BlockSparse::parse(&self.bytes[start..start + size as usize], n as usize, k, block)
                         .map_err(bad)?;
                 }
+                if let (Layout::Packed, Some(p)) = (layout, pack) {
+                    // Rows and columns past N and K are zero: kernels that multiply the padding
+                    // (with inputs they pad differently) then agree with the ones that skip it.
+                    let start = self.weights.offset + offset as usize;
+                    let k = elements_of(t, rank).checked_div(n).unwrap_or(0) as usize;
+                    let data = &self.bytes[start..start + size as usize];
+                    if !p.padding_is_zero(data, n as usize, k, dtype.size()) {
+                        return Err(bad(
+                            "packed weights have a non-zero value in the padding past N rows or K columns",
+                        ));
+                    }
+                }
             }
             Storage::Arena => {
                 if !offset.is_multiple_of(dtype.size() as u64) {

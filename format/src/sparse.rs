@@ -81,6 +81,22 @@ impl<'a> BlockSparse<'a> {
         let start = bytes.len() - nnzb * block.nr * block.kr;
         // SAFETY: i8 has the layout of u8.
         let values: &[i8] = unsafe { core::slice::from_raw_parts(bytes[start..].as_ptr().cast(), bytes.len() - start) };
+        // Rows and columns past N and K are zero (kernels that multiply them must agree with the
+        // ones that skip them): only the last block-row and the last block column have any.
+        for rb in 0..nrb {
+            for (j, &c) in cols[row_ptr[rb] as usize..row_ptr[rb + 1] as usize].iter().enumerate() {
+                let (r0, c0) = (rb * block.nr, c as usize * block.kr);
+                if r0 + block.nr <= n && c0 + block.kr <= k {
+                    continue;
+                }
+                let b = &values[(row_ptr[rb] as usize + j) * block.nr * block.kr..][..block.nr * block.kr];
+                for (i, &v) in b.iter().enumerate() {
+                    if v != 0 && (r0 + i / block.kr >= n || c0 + i % block.kr >= k) {
+                        return Err("block-sparse block has a non-zero value past N rows or K columns");
+                    }
+                }
+            }
+        }
         Ok(BlockSparse { n, k, block, row_ptr, cols, values })
     }
 
@@ -216,6 +232,36 @@ mod tests {
     fn bytes(v: &[u64], len: usize) -> &[u8] {
         // SAFETY: `v` holds at least `len` bytes.
         unsafe { core::slice::from_raw_parts(v.as_ptr().cast(), len) }
+    }
+
+    /// A value in the padding of the last block-row or block column (past N or K) is refused;
+    /// packed panels likewise.
+    #[test]
+    fn padding_past_n_and_k_must_be_zero() {
+        let (n, k) = (5, 6);
+        let m: Vec<i8> = (0..n * k).map(|i| (i % 9) as i8 - 4).collect();
+        let block = Pack { nr: 4, kr: 4 };
+        let enc = encode(block, n, k, &m);
+        let store = aligned(&enc);
+        assert!(BlockSparse::parse(bytes(&store, enc.len()), n, k, block).is_ok());
+        // The last stored block holds row 4 (the last real one) and columns 4..8: entry (0, 3) is
+        // column 7, past K; entry (1, 0) is row 5, past N.
+        for at in [3, 4] {
+            let mut bad = enc.clone();
+            let last = bad.len() - 16;
+            bad[last + at] = 1;
+            let store = aligned(&bad);
+            let err = BlockSparse::parse(bytes(&store, bad.len()), n, k, block).err();
+            assert_eq!(err, Some("block-sparse block has a non-zero value past N rows or K columns"), "entry {at}");
+        }
+        let p = Pack { nr: 8, kr: 4 };
+        let mut packed: Vec<u8> = p.pack(n, k, &m).into_iter().map(|v| v as u8).collect();
+        assert!(p.padding_is_zero(&packed, n, k, 1));
+        packed[p.index(k, 2, 7)] = 1;
+        assert!(!p.padding_is_zero(&packed, n, k, 1));
+        packed[p.index(k, 2, 7)] = 0;
+        packed[p.index(k, 6, 0)] = 1;
+        assert!(!p.padding_is_zero(&packed, n, k, 1));
     }
 
     #[test]

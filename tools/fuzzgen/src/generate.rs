@@ -1,7 +1,8 @@
 //! Random `.sparq` graphs written by the format's own writer: a chain of ops drawn from every op
-//! kind, with the operands, shapes and parameters the runtime's `decode` rules accept most of the
-//! time, and now and then a value they must reject (zero or huge dims, mismatched shapes,
-//! overlapping arena ranges, broken sparse indices, out-of-range parameters).
+//! kind (the int16 forms of format 1.6 and the per-channel lookups of 1.7 too), with the operands,
+//! shapes and parameters the runtime's `decode` rules accept most of the time, and now and then a
+//! value they must reject (zero or huge dims, mismatched shapes, overlapping arena ranges, broken
+//! sparse indices, out-of-range parameters).
 
 use arbitrary::{Result, Unstructured};
 use sparq_format::layout::op::{self, window};
@@ -98,6 +99,9 @@ impl<'u, 'd> Gen<'u, 'd> {
         let (scale, zero_point) = match (dtype, quant) {
             (DType::I8, Some(q)) => q,
             (DType::I8, None) => self.quant()?,
+            // Int16 (1.6): symmetric.
+            (DType::I16, Some((s, _))) => (s, 0),
+            (DType::I16, None) => (self.quant()?.0, 0),
             _ => (0.0, 0),
         };
         let offset = self.arena_end.div_ceil(64) * 64;
@@ -169,6 +173,18 @@ impl<'u, 'd> Gen<'u, 'd> {
         Ok(())
     }
 
+    fn i16_clamp(&mut self, p: &mut [i32; OP_PARAMS]) -> Result<()> {
+        if self.chance(1, 2)? {
+            p[op::ACT_MIN] = i16::MIN as i32;
+            p[op::ACT_MAX] = i16::MAX as i32;
+        } else {
+            let lo = self.u.int_in_range(-32768..=32767)?;
+            p[op::ACT_MIN] = lo;
+            p[op::ACT_MAX] = self.u.int_in_range(lo..=32767)?;
+        }
+        Ok(())
+    }
+
     fn i8_clamp(&mut self, p: &mut [i32; OP_PARAMS]) -> Result<()> {
         if self.chance(1, 2)? {
             p[op::ACT_MIN] = -128;
@@ -195,9 +211,20 @@ impl<'u, 'd> Gen<'u, 'd> {
         if v.dtype == dtype {
             return Ok(v);
         }
-        let kind = if dtype == DType::I8 { op::QUANTIZE } else { op::DEQUANTIZE };
+        let mut p = [0; OP_PARAMS];
+        let kind = match (v.dtype, dtype) {
+            (DType::F32, _) => op::QUANTIZE,
+            (_, DType::F32) => op::DEQUANTIZE,
+            _ => {
+                // Between int8 and int16 codes (1.6): about 2^8 up or down.
+                let (m, s) = self.mult_shift(if dtype == DType::I16 { -1 } else { 15 })?;
+                p[op::MULT_A] = m;
+                p[op::SHIFT] = s;
+                op::REQUANTIZE
+            }
+        };
         let y = self.arena(dtype, v.dims.clone(), v.layout, None)?;
-        self.op(kind, vec![v.t], y.t, [0; OP_PARAMS]);
+        self.op(kind, vec![v.t], y.t, p);
         Ok(self.push(y))
     }
 
@@ -235,6 +262,14 @@ impl<'u, 'd> Gen<'u, 'd> {
 
     fn pick_dtype(&mut self) -> Result<DType> {
         Ok(if self.chance(3, 5)? { DType::I8 } else { DType::F32 })
+    }
+
+    /// For the ops with an int16 form (1.6): now and then int16.
+    fn pick_dtype16(&mut self) -> Result<DType> {
+        if self.chance(1, 5)? {
+            return Ok(DType::I16);
+        }
+        self.pick_dtype()
     }
 
     /// Window parameters for an `h x w` input; the output size, or a 1x1 window when a larger
@@ -292,8 +327,26 @@ impl<'u, 'd> Gen<'u, 'd> {
     /// The weight tensor of an int8 layer with an `n x k` matrix: row-major, packed panels or
     /// block-sparse (the latter two only where `matrix` allows).
     fn i8_weights(&mut self, dims: Vec<usize>, n: usize, k: usize, matrix: bool) -> Result<u32> {
+        self.weights_of(dims, n, k, if matrix { 2 } else { 0 })
+    }
+
+    /// The int8 weights of an int16 layer (1.6): row-major or packed panels, never block-sparse
+    /// (now and then block-sparse all the same: the reader must refuse it).
+    fn i16_layer_weights(&mut self, dims: Vec<usize>, n: usize, k: usize, matrix: bool) -> Result<u32> {
+        let forms = if !matrix {
+            0
+        } else if self.chance(1, 20)? {
+            2
+        } else {
+            1
+        };
+        self.weights_of(dims, n, k, forms)
+    }
+
+    /// Row-major (form 0), packed panels (1) or block-sparse (2), a form up to `forms`.
+    fn weights_of(&mut self, dims: Vec<usize>, n: usize, k: usize, forms: usize) -> Result<u32> {
         let m = self.i8_matrix(n, k);
-        let choice = if matrix { self.range(0, 2)? } else { 0 };
+        let choice = self.range(0, forms)?;
         Ok(match choice {
             1 => {
                 let pack = if self.chance(1, 2)? {
@@ -420,7 +473,7 @@ impl<'u, 'd> Gen<'u, 'd> {
     // ---- the ops
 
     fn conv(&mut self, v: Value, depthwise: bool) -> Result<Value> {
-        let dtype = self.pick_dtype()?;
+        let dtype = self.pick_dtype16()?;
         let v = self.coerce_dtype(v, dtype)?;
         let x = self.coerce_nhwc(v)?;
         let (n, c, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3]);
@@ -431,7 +484,9 @@ impl<'u, 'd> Gen<'u, 'd> {
             (c, c)
         } else {
             let divisors: Vec<usize> = (1..=c.max(1)).filter(|g| c % g == 0).collect();
-            let groups = if divisors.is_empty() || self.chance(1, 2)? { 1 } else { *self.u.choose(&divisors)? };
+            // Int16 convolutions have one group (now and then more: the reader must refuse it).
+            let one = self.chance(1, 2)? || (dtype == DType::I16 && !self.chance(1, 20)?);
+            let groups = if divisors.is_empty() || one { 1 } else { *self.u.choose(&divisors)? };
             let mut per_group = self.dim(4)?;
             if per_group * groups > 32 {
                 per_group = 1;
@@ -445,16 +500,23 @@ impl<'u, 'd> Gen<'u, 'd> {
         let kind = if depthwise { op::DEPTHWISE_CONV2D } else { op::CONV2D };
         let y_dims = vec![n, out_c, oh, ow];
         let mut inputs = vec![x.t];
-        if dtype == DType::I8 {
+        if dtype == DType::I8 || dtype == DType::I16 {
             let wt = if depthwise {
                 let m = self.i8_matrix(kh * kw, c);
                 self.constant(DType::I8, wdims, Layout::RowMajor, m.into_iter().map(|v| v as u8).collect(), None)
+            } else if dtype == DType::I16 {
+                self.i16_layer_weights(wdims, out_c, k, groups == 1)?
             } else {
                 self.i8_weights(wdims, out_c, k, groups == 1)?
             };
             inputs.push(wt);
+            // The same output stage scales an int16 sum to int16 (2^21 k to 2^15, as 2^13 k to 2^7).
             inputs.extend(self.i8_output_stage(out_c, if depthwise { kh * kw } else { k })?);
-            self.i8_clamp(&mut p)?;
+            if dtype == DType::I16 {
+                self.i16_clamp(&mut p)?;
+            } else {
+                self.i8_clamp(&mut p)?;
+            }
         } else {
             inputs.push(self.f32_constant(wdims));
             inputs.push(self.f32_constant(vec![out_c]));
@@ -466,8 +528,12 @@ impl<'u, 'd> Gen<'u, 'd> {
     }
 
     fn fully_connected(&mut self, v: Value) -> Result<Value> {
-        let form = self.range(0, 2)?; // 0 f32, 1 i8 -> i8, 2 i8 -> f32
-        let dtype = if form == 0 { DType::F32 } else { DType::I8 };
+        let form = self.range(0, 3)?; // 0 f32, 1 i8 -> i8, 2 i8 -> f32, 3 i16 -> i16 (1.6)
+        let dtype = match form {
+            0 => DType::F32,
+            3 => DType::I16,
+            _ => DType::I8,
+        };
         let v = self.coerce_dtype(v, dtype)?;
         let flatten = v.layout != Layout::RowMajor || (v.dims.len() > 2 && self.chance(1, 2)?);
         let x = self.coerce_row_major(v, flatten)?;
@@ -478,7 +544,11 @@ impl<'u, 'd> Gen<'u, 'd> {
         let mut p = [0; OP_PARAMS];
         let mut inputs = vec![x.t];
         let out_dtype = if form == 2 { DType::F32 } else { dtype };
-        if dtype == DType::I8 {
+        if dtype == DType::I16 {
+            inputs.push(self.i16_layer_weights(vec![n, k], n, k, true)?);
+            inputs.extend(self.i8_output_stage(n, k)?);
+            self.i16_clamp(&mut p)?;
+        } else if dtype == DType::I8 {
             inputs.push(self.i8_weights(vec![n, k], n, k, true)?);
             if form == 2 {
                 let bias: Vec<i32> = (0..n).map(|_| (self.rng.next() % 2001) as i32 - 1000).collect();
@@ -501,12 +571,15 @@ impl<'u, 'd> Gen<'u, 'd> {
     }
 
     fn binary(&mut self, v: Value, kind: u16) -> Result<Value> {
-        let dtype = self.pick_dtype()?;
+        let dtype = if kind == op::ADD { self.pick_dtype16()? } else { self.pick_dtype()? };
         let a = self.coerce_dtype(v, dtype)?;
         let partner = self.history.iter().rev().find(|h| h.dims == a.dims && h.dtype == dtype && h.t != a.t).cloned();
-        let b = match self.range(0, 3)? {
+        // An int16 ADD takes two computed tensors (now and then a constant: refused).
+        let form = if dtype == DType::I16 && !self.chance(1, 20)? { self.range(0, 1)? } else { self.range(0, 3)? };
+        let b = match form {
             0 => a.t,
             1 if partner.is_some() => partner.unwrap().t,
+            1 if dtype == DType::I16 => a.t,
             _ => {
                 // A constant that broadcasts: a suffix of the dims, some of them 1.
                 let skip = self.range(0, a.dims.len())?;
@@ -530,8 +603,12 @@ impl<'u, 'd> Gen<'u, 'd> {
             }
         };
         let mut p = [0; OP_PARAMS];
-        if dtype == DType::I8 {
-            self.i8_clamp(&mut p)?;
+        if dtype == DType::I8 || dtype == DType::I16 {
+            if dtype == DType::I16 {
+                self.i16_clamp(&mut p)?;
+            } else {
+                self.i8_clamp(&mut p)?;
+            }
             let shift = self.u.int_in_range(2..=30)?;
             p[op::SHIFT] = shift;
             p[op::MULT_A] = self.u.int_in_range(0..=(1i32 << (shift - 1).min(30)))?;
@@ -572,10 +649,12 @@ impl<'u, 'd> Gen<'u, 'd> {
             // the tables one channel short.
             let x = self.coerce_dtype(v, DType::I8)?;
             let c = x.dims[1] - usize::from(self.chance(1, 16)?).min(x.dims[1]);
-            let tables: Vec<u8> = (0..256 * c).map(|_| self.rng.next() as u8).collect();
-            let t = self.constant(DType::I8, vec![c, 256], Layout::RowMajor, tables, None);
+            // Into int8, or (int16 tables) into int16.
+            let dtype = if self.chance(1, 3)? { DType::I16 } else { DType::I8 };
+            let tables: Vec<u8> = (0..256 * c * dtype.size()).map(|_| self.rng.next() as u8).collect();
+            let t = self.constant(dtype, vec![c, 256], Layout::RowMajor, tables, None);
             let layout = if self.chance(1, 16)? { layout } else { x.layout };
-            let y = self.arena(DType::I8, x.dims.clone(), layout, None)?;
+            let y = self.arena(dtype, x.dims.clone(), layout, None)?;
             p[op::LOOKUP_PER_CHANNEL] = 1;
             self.op(op::LOOKUP, vec![x.t, t], y.t, p);
             return Ok(self.push(y));
@@ -753,9 +832,11 @@ impl<'u, 'd> Gen<'u, 'd> {
     }
 
     fn global_pool(&mut self, v: Value) -> Result<Value> {
+        // Now and then the int16 form (1.6).
+        let v = if v.dtype != DType::F32 && self.chance(1, 5)? { self.coerce_dtype(v, DType::I16)? } else { v };
         let x = self.coerce_nhwc(v)?;
         let mut p = [0; OP_PARAMS];
-        if x.dtype == DType::I8 {
+        if x.dtype == DType::I8 || x.dtype == DType::I16 {
             let hw = x.dims[2] * x.dims[3];
             let (m, s) = self.mult_shift(ceil_log2(hw) + 7)?;
             p[op::MULT_A] = m;
@@ -1298,6 +1379,24 @@ impl<'u, 'd> Gen<'u, 'd> {
     }
 
     fn step(&mut self, v: Value, kind: u16) -> Result<Value> {
+        // An int16 value goes on as int8 into an op without an int16 form (now and then as it is:
+        // the reader must refuse it).
+        let int16_form = matches!(
+            kind,
+            op::CONV2D
+                | op::DEPTHWISE_CONV2D
+                | op::FULLY_CONNECTED
+                | op::ADD
+                | op::GLOBAL_AVERAGE_POOL
+                | op::RESHAPE
+                | op::REQUANTIZE
+                | op::DEQUANTIZE
+        );
+        let v = if v.dtype == DType::I16 && !int16_form && !self.chance(1, 20)? {
+            self.coerce_dtype(v, DType::I8)?
+        } else {
+            v
+        };
         match kind {
             op::CONV2D => self.conv(v, false),
             op::DEPTHWISE_CONV2D => self.conv(v, true),
@@ -1323,7 +1422,8 @@ impl<'u, 'd> Gen<'u, 'd> {
             op::SOFTMAX => self.softmax(v),
             op::QUANTIZE => self.coerce_dtype(v, DType::I8).and_then(|x| self.clamp(x)),
             op::DEQUANTIZE => {
-                let x = self.coerce_dtype(v, DType::I8)?;
+                // From int8 or (as it is) int16 codes.
+                let x = if v.dtype == DType::I16 { v } else { self.coerce_dtype(v, DType::I8)? };
                 self.coerce_dtype(x, DType::F32)
             }
             _ => self.requantize(v),

@@ -29,6 +29,8 @@ fn generated_files_mostly_load_and_cover_every_op_kind() {
     let (mut loaded, mut made) = (0, 0);
     let mut kinds = BTreeSet::new();
     let mut packed_or_sparse = BTreeSet::new();
+    // (kind, output dtype) of the int16 forms (1.6) and per-channel lookups (1.7) that loaded.
+    let mut int16_forms = BTreeSet::new();
     for seed in 0..500u64 {
         let data = seed_bytes(seed, 8192);
         let Ok(bytes) = generate(&mut Unstructured::new(&data)) else { continue };
@@ -39,6 +41,10 @@ fn generated_files_mostly_load_and_cover_every_op_kind() {
         for i in 0..model.op_count() {
             let o = model.op(i);
             kinds.insert(o.kind);
+            let (x, y) = (model.tensor(o.input(0)).dtype, model.tensor(o.output(0)).dtype);
+            if x == DType::I16 || y == DType::I16 || (o.kind == op::LOOKUP && o.params[op::LOOKUP_PER_CHANNEL] == 1) {
+                int16_forms.insert((o.kind, x as u8, y as u8));
+            }
             if matches!(o.kind, op::CONV2D | op::FULLY_CONNECTED) {
                 let w = model.tensor(o.input(1));
                 let y = model.tensor(o.output(0));
@@ -57,6 +63,24 @@ fn generated_files_mostly_load_and_cover_every_op_kind() {
         assert!(packed_or_sparse.contains(&(op::FULLY_CONNECTED, layout, true)), "FC, weight layout {layout}");
     }
     assert!(packed_or_sparse.contains(&(op::FULLY_CONNECTED, 3, false)), "block-sparse FC i8 -> f32");
+    // Every int16 form runs in some loaded file, and per-channel lookups into int8 and int16.
+    let (i8, i16, f32) = (DType::I8 as u8, DType::I16 as u8, DType::F32 as u8);
+    for form in [
+        (op::CONV2D, i16, i16),
+        (op::DEPTHWISE_CONV2D, i16, i16),
+        (op::FULLY_CONNECTED, i16, i16),
+        (op::ADD, i16, i16),
+        (op::GLOBAL_AVERAGE_POOL, i16, i16),
+        (op::RESHAPE, i16, i16),
+        (op::QUANTIZE, f32, i16),
+        (op::DEQUANTIZE, i16, f32),
+        (op::REQUANTIZE, i8, i16),
+        (op::REQUANTIZE, i16, i8),
+        (op::LOOKUP, i8, i8),
+        (op::LOOKUP, i8, i16),
+    ] {
+        assert!(int16_forms.contains(&form), "no loaded file has {} {} -> {}", op::name(form.0), form.1, form.2);
+    }
     eprintln!("{loaded} of {made} generated files load");
 }
 
