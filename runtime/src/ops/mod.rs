@@ -404,11 +404,8 @@ pub(crate) fn qs16_weights<'a>(
     }
     let m = crate::kernels::gemm::WeightMatrix { data: d.constant::<i8>(w), n, k, pack: w.pack };
     // Sums of |w| per row, in whatever layout (packed panels pad with zeros).
-    let fits = (0..n).all(|c| {
-        let sum: i64 = m.row_from(c, 0).take(k).map(|v| (v as i64).abs()).sum();
-        (rq.bias[c] as i64).abs() + 32768 * sum <= i32::MAX as i64
-    });
-    if !fits {
+    let row_abs_sum = |c: usize| m.row_from(c, 0).take(k).map(|v| (v as i64).abs()).sum::<i64>();
+    if !crate::kernels::qs16::accumulator_fits(rq.bias, n, row_abs_sum) {
         return Err(invalid(o, QS16_OVERFLOW));
     }
     Ok(m)

@@ -148,10 +148,8 @@ pub fn qs16_quantize_scalar(x: &[f32], y: &mut [i16], scale: f32) {
     }
 }
 
-/// [`crate::quant::quantize_f32_i16`] over a strided walk (format 1.6: an int16 model input),
-/// the outer axes visited in order of decreasing output stride as [`quantize_strided`] does (the
-/// NCHW -> NHWC input conversion fills each output row while it is in L1); runs contiguous in
-/// `x` are quantized in chunks by `slice` (a kernel set's contiguous quantize), then scattered.
+/// [`crate::quant::quantize_f32_i16`] over a strided walk (format 1.6: an int16 model input):
+/// [`quantize_strided_as`].
 pub fn quantize_strided_i16(
     dims: &[usize; R],
     st: &[[usize; R]; 2],
@@ -160,35 +158,10 @@ pub fn quantize_strided_i16(
     scale: f32,
     slice: impl Fn(&[f32], &mut [i16]),
 ) {
-    const CHUNK: usize = 256;
-    let mut buf = [0i16; CHUNK];
-    let mut order: [usize; R] = core::array::from_fn(|d| d);
-    order[..R - 1].sort_unstable_by_key(|&d| (dims[d] > 1, core::cmp::Reverse(st[1][d])));
-    let dims: [usize; R] = core::array::from_fn(|d| dims[order[d]]);
-    let st: [[usize; R]; 2] = core::array::from_fn(|k| core::array::from_fn(|d| st[k][order[d]]));
-    walk_rows(&dims, &st, |base, len, step| {
-        if step[0] != 1 {
-            for i in 0..len {
-                y[base[1] + i * step[1]] = crate::quant::quantize_f32_i16(x[base[0] + i * step[0]], scale);
-            }
-            return;
-        }
-        let mut start = 0;
-        while start < len {
-            let n = CHUNK.min(len - start);
-            slice(&x[base[0] + start..][..n], &mut buf[..n]);
-            let ys = &mut y[base[1] + start * step[1]..][..(n - 1) * step[1] + 1];
-            for (i, &v) in buf[..n].iter().enumerate() {
-                ys[i * step[1]] = v;
-            }
-            start += n;
-        }
-    });
+    quantize_strided_as(dims, st, x, y, |v| crate::quant::quantize_f32_i16(v, scale), slice)
 }
 
-/// `quantize` over a strided walk: runs that are contiguous in `x` (the usual NCHW -> NHWC
-/// input conversion) are quantized as slices by `slice` (a kernel set's contiguous quantize),
-/// then scattered.
+/// `quantize` over a strided walk: [`quantize_strided_as`].
 pub fn quantize_strided(
     dims: &[usize; R],
     st: &[[usize; R]; 2],
@@ -198,8 +171,47 @@ pub fn quantize_strided(
     zp: i32,
     slice: impl Fn(&[f32], &mut [i8]),
 ) {
+    quantize_strided_as(dims, st, x, y, |v| quantize_f32(v, scale, zp), slice)
+}
+
+/// Quantization (`one` per value, `slice` a kernel set's contiguous form of it) over a strided
+/// walk: runs that are contiguous in `x` (the usual NCHW -> NHWC input conversion) are quantized
+/// as slices, then scattered.
+/// Output codes of [`quantize_strided_as`], with how `n` pixels of three interleaved channels
+/// are stored from their three channel rows.
+pub trait Code: Copy + Default {
+    fn store3(dst: &mut [Self], rows: [&[Self]; 3], n: usize);
+}
+
+impl Code for i8 {
+    /// One 4-byte store per pixel, each overwriting the previous pixel's spare byte.
+    fn store3(dst: &mut [i8], [b0, b1, b2]: [&[i8]; 3], n: usize) {
+        for i in 0..n - 1 {
+            let word = u32::from_le_bytes([b0[i] as u8, b1[i] as u8, b2[i] as u8, 0]);
+            dst[3 * i..3 * i + 4].copy_from_slice(&word.to_le_bytes().map(|b| b as i8));
+        }
+        dst[3 * (n - 1)..3 * n].copy_from_slice(&[b0[n - 1], b1[n - 1], b2[n - 1]]);
+    }
+}
+
+impl Code for i16 {
+    fn store3(dst: &mut [i16], [b0, b1, b2]: [&[i16]; 3], n: usize) {
+        for (i, px) in dst[..3 * n].chunks_exact_mut(3).enumerate() {
+            px.copy_from_slice(&[b0[i], b1[i], b2[i]]);
+        }
+    }
+}
+
+pub fn quantize_strided_as<T: Code>(
+    dims: &[usize; R],
+    st: &[[usize; R]; 2],
+    x: &[f32],
+    y: &mut [T],
+    one: impl Fn(f32) -> T,
+    slice: impl Fn(&[f32], &mut [T]),
+) {
     const CHUNK: usize = 256;
-    let mut buf = [0i8; CHUNK];
+    let mut buf = [T::default(); CHUNK];
     // Visit the outer axes in order of decreasing output stride (an elementwise map may go in
     // any order): the NCHW -> NHWC input conversion then fills one output row's channels one
     // after the other while the row is in L1, instead of sweeping the whole image per channel.
@@ -208,10 +220,9 @@ pub fn quantize_strided(
     let dims: [usize; R] = core::array::from_fn(|d| dims[order[d]]);
     let st: [[usize; R]; 2] = core::array::from_fn(|k| core::array::from_fn(|d| st[k][order[d]]));
     // Three channels interleaved in the output (NCHW -> NHWC RGB, the usual image input):
-    // quantize the three input rows of each output row, then write the row in order, one 4-byte
-    // store per pixel (each overwriting the previous pixel's spare byte).
+    // quantize the three input rows of each output row, then write the row in order.
     if dims[R - 2] == 3 && st[1][R - 2] == 1 && st[1][R - 1] == 3 && st[0][R - 1] == 1 {
-        let mut bufs = [[0i8; CHUNK]; 3];
+        let mut bufs = [[T::default(); CHUNK]; 3];
         let mut outer = dims;
         outer[R - 2] = 1;
         walk_rows(&outer, &st, |base, len, _| {
@@ -221,13 +232,8 @@ pub fn quantize_strided(
                 for (ch, b) in bufs.iter_mut().enumerate() {
                     slice(&x[base[0] + ch * st[0][R - 2] + start..][..n], &mut b[..n]);
                 }
-                let dst = &mut y[base[1] + start * 3..][..n * 3];
                 let [b0, b1, b2] = &bufs;
-                for i in 0..n - 1 {
-                    let word = u32::from_le_bytes([b0[i] as u8, b1[i] as u8, b2[i] as u8, 0]);
-                    dst[3 * i..3 * i + 4].copy_from_slice(&word.to_le_bytes().map(|b| b as i8));
-                }
-                dst[3 * (n - 1)..].copy_from_slice(&[b0[n - 1], b1[n - 1], b2[n - 1]]);
+                T::store3(&mut y[base[1] + start * 3..][..n * 3], [&b0[..n], &b1[..n], &b2[..n]], n);
                 start += n;
             }
         });
@@ -236,7 +242,7 @@ pub fn quantize_strided(
     walk_rows(&dims, &st, |base, len, step| {
         if step[0] != 1 {
             for i in 0..len {
-                y[base[1] + i * step[1]] = quantize_f32(x[base[0] + i * step[0]], scale, zp);
+                y[base[1] + i * step[1]] = one(x[base[0] + i * step[0]]);
             }
             return;
         }

@@ -31,14 +31,19 @@ pub const MAX_DW_TAPS: usize = 49;
 /// + 32768 sum_k |w[c][k]|` at most `i32::MAX`. `w` is `n` rows of `k` (GEMM, row-major) or,
 ///   with `depthwise`, `k` taps of `n` channels (`[KH, KW, C]`).
 pub fn fits_i32(w: &[i8], bias: &[i32], n: usize, k: usize, depthwise: bool) -> bool {
-    (0..n).all(|c| {
-        let sum: i64 = if depthwise {
+    accumulator_fits(bias, n, |c| {
+        if depthwise {
             (0..k).map(|t| (w[t * n + c] as i64).abs()).sum()
         } else {
             w[c * k..(c + 1) * k].iter().map(|&v| (v as i64).abs()).sum()
-        };
-        (bias[c] as i64).abs() + 32768 * sum <= i32::MAX as i64
+        }
     })
+}
+
+/// The bound of [`fits_i32`] for weights in any layout: `row_abs_sum(c)` is output channel `c`'s
+/// sum of `|w|` (the loader reads packed panels through it).
+pub fn accumulator_fits(bias: &[i32], n: usize, row_abs_sum: impl Fn(usize) -> i64) -> bool {
+    (0..n).all(|c| (bias[c] as i64).abs() + 32768 * row_abs_sum(c) <= i32::MAX as i64)
 }
 
 /// The rows the packed GEMM kernels multiply for output pixels `p0 .. p0 + rows` (`MR` of them,
