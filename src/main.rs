@@ -158,11 +158,10 @@ struct CompileArgs {
     #[arg(long, default_value = "auto")]
     weight_rounding: String,
     /// Cross-layer equalization of int8 activations: scale the channels of tensors written by
-    /// convolutions (no activation or ReLU) and read by convolutions, exactly, so that one int8 scale
-    /// serves all their channels
-    /// (off by default: on MobileNetV2, whose ReLU6 leaves only its residual bottlenecks to scale, it
-    /// measured no better)
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// convolutions (no activation, ReLU, or ReLU6 where the scaled channels stay under 6 on the
+    /// calibration data) and read by convolutions (depthwise included), exactly, so that one int8
+    /// scale serves all their channels
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     equalize: bool,
     #[command(flatten)]
     pre: PreprocessArgs,

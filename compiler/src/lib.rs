@@ -108,7 +108,7 @@ impl Default for CompileOptions {
             int16: Vec::new(),
             calib_method: CalibMethod::Auto,
             weight_rounding: compress::rounding::WeightRounding::Auto,
-            equalize: false,
+            equalize: true,
             min_agreement: None,
             agreement_margin: 0.25,
             progress: false,
@@ -262,7 +262,7 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     }
     // Equalization of activation channels, measured on (up to 32 of) the fitting samples.
     let equalized = if opts.precision == Precision::Int8 && opts.equalize && !samples.is_empty() {
-        compress::equalize::equalize(&mut g, &samples[..n_fit.min(32)])?
+        compress::equalize::equalize(&mut g, &samples[..n_fit])?
     } else {
         Vec::new()
     };
