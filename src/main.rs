@@ -437,11 +437,11 @@ fn compile(a: CompileArgs) -> Result<()> {
     print!("{}", compiled.report);
     if a.per_layer && !samples.is_empty() {
         let n = samples.len().min(16);
-        let unscale: std::collections::HashMap<String, Vec<f32>> = compiled
+        let unscale: std::collections::HashMap<String, (Vec<f32>, Vec<f32>)> = compiled
             .report
             .equalized
             .iter()
-            .flat_map(|e| e.members.iter().map(|m| (m.clone(), e.scales.clone())))
+            .flat_map(|e| e.members.iter().map(|m| (m.clone(), (e.scales.clone(), e.shifts.clone()))))
             .collect();
         let frames = opts
             .frames

@@ -200,9 +200,14 @@ impl fmt::Display for Report {
                 self.equalized.len()
             )?;
             for e in &self.equalized {
+                let absorbed = if e.absorbed > 0 {
+                    format!(", bias of {} channel(s) absorbed", e.absorbed)
+                } else {
+                    String::new()
+                };
                 writeln!(
                     f,
-                    "                {}  {} tensor(s) x {} channels  {:.1}x -> {:.1}x",
+                    "                {}  {} tensor(s) x {} channels  {:.1}x -> {:.1}x{absorbed}",
                     short(&e.tensor),
                     e.tensors,
                     e.channels,

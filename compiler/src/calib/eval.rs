@@ -302,7 +302,7 @@ struct Capture<'m> {
     reference: Vec<Vec<f32>>,
     /// Tensors the compiler scaled per channel (equalization): the factor of each channel, which
     /// the comparison divides out.
-    unscale: &'m std::collections::HashMap<String, Vec<f32>>,
+    unscale: &'m std::collections::HashMap<String, (Vec<f32>, Vec<f32>)>,
 }
 
 impl sparq_runtime::Observer for Capture<'_> {
@@ -324,7 +324,7 @@ impl sparq_runtime::Observer for Capture<'_> {
         };
         // Logical (NCHW) index -> physical offset.
         let d = t.shape();
-        let unscale = self.unscale.get(t.name).filter(|f| d.len() == 4 && f.len() == d[1]);
+        let unscale = self.unscale.get(t.name).filter(|(f, a)| d.len() == 4 && f.len() == d[1] && a.len() == d[1]);
         let (mut sig, mut noise) = (0f64, 0f64);
         for (i, &rv) in r.iter().enumerate() {
             let phys = if t.layout == sparq_format::Layout::Nhwc {
@@ -336,8 +336,9 @@ impl sparq_runtime::Observer for Capture<'_> {
                 i
             };
             let mut v = value(phys);
-            if let Some(f) = unscale {
-                v /= f[(i / (d[2] * d[3])) % d[1]];
+            if let Some((f, a)) = unscale {
+                let ch = (i / (d[2] * d[3])) % d[1];
+                v = (v + a[ch]) / f[ch];
             }
             sig += (rv as f64).powi(2);
             noise += ((v - rv) as f64).powi(2);
@@ -349,15 +350,16 @@ impl sparq_runtime::Observer for Capture<'_> {
 
 /// SQNR of every layer's output against the float model (tract), over `samples`.
 ///
-/// `unscale` names the tensors the compiler scaled per channel (equalization) with each channel's
-/// factor, divided out before comparing.
+/// `unscale` names the tensors the compiler scaled and shifted per channel (equalization, bias
+/// absorption) with each channel's factor `t` and shift `a` (the tensor holds `t x - a`), undone
+/// before comparing.
 pub fn per_layer_sqnr(
     onnx: &[u8],
     g: &crate::ir::Graph,
     bytes: &[u8],
     samples: &[Vec<f32>],
     frames: Option<&[Vec<f32>]>,
-    unscale: &std::collections::HashMap<String, Vec<f32>>,
+    unscale: &std::collections::HashMap<String, (Vec<f32>, Vec<f32>)>,
 ) -> Result<Vec<LayerSqnr>> {
     let names: Vec<String> = g.nodes.iter().map(|n| g.tensors[n.outputs[0]].name.clone()).collect();
     let reference = super::reference::Reference::new(onnx, g, names.clone())?;

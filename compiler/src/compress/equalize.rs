@@ -29,6 +29,17 @@
 //! held-out calibration crops: 22.8, 22.9 and 21.6 dB against 23.0 dB). A tensor whose spread is
 //! under 2x is left alone.
 //!
+//! Bias absorption (sec. 4.1.1 of the paper) then moves each channel's floor out of a tensor: a
+//! channel written through a clamp at 0 (ReLU, ReLU6) whose smallest value on the calibration data
+//! is `a_c > 0` has `a_c` taken off its writer's bias and added, times the weights, to its
+//! readers' biases — exact where the clamp at 0 is unreached (and a ReLU6's top too), for readers
+//! that are 1x1 convolutions without padding (a padded reader would see the shift at its borders
+//! but not in its zeros). The tensor's channels then start at 0, and a per-tensor range spans
+//! less. On MobileNetV2 it applies to the depthwise outputs (read by the 1x1 projections; the
+//! expansions' outputs are read by padded depthwise convolutions): 877 channels of 8 tensors (560
+//! of the last block's 960) had a floor on the calibration crops, and the logit SQNR on the crops
+//! held out of every choice went from 23.0 to 23.4 dB.
+//!
 //! On by default. On MobileNetV2 it equalizes 33 groups (the stem's, every expansion's and
 //! depthwise output, and the two widest residual groups): the logit SQNR on the calibration crops
 //! held out of every choice went from 20.6 to 23.0 dB. The report lists each group with its spread
@@ -49,6 +60,11 @@ pub struct Equalized {
     /// Every tensor of the group, each now `t_c` times the original in channel `c`.
     pub members: Vec<String>,
     pub scales: Vec<f32>,
+    /// Per channel, the bias absorbed into the readers (bias absorption): every member now holds
+    /// `t_c x - a_c` in channel `c`.
+    pub shifts: Vec<f32>,
+    /// Channels whose bias was absorbed (`a_c > 0`).
+    pub absorbed: usize,
     pub tensors: usize,
     pub channels: usize,
     pub spread_before: f64,
@@ -67,6 +83,10 @@ struct Group {
     /// Every reader is a depthwise convolution: dividing its channel's filter by `t_c` costs its
     /// per-channel int8 weights nothing, so the group is equalized fully (exponent 1).
     depthwise_readers: bool,
+    /// Bias absorption applies: one tensor, written by convolutions ending in a clamp at 0 (ReLU,
+    /// ReLU6), read only by 1x1 convolutions without padding (where a constant shift of an input
+    /// channel is exactly a change of the reader's bias).
+    absorbable: bool,
 }
 
 /// `relu(t x) = t relu(x)` for `t > 0`: no activation, or a clamp at 0 with no upper bound.
@@ -168,7 +188,10 @@ fn groups(g: &Graph) -> Vec<Group> {
         readers.sort_unstable();
         readers.dedup();
         let depthwise_readers = readers.iter().all(|&i| is_depthwise(g, i));
-        out.push(Group { writers, readers, members, channels, bound, depthwise_readers });
+        let absorbable = members.len() == 1
+            && writers.iter().all(|&i| matches!(&g.nodes[i].op, Op::Conv { act, .. } if act.lo == 0.0))
+            && readers.iter().all(|&i| is_pointwise(g, i));
+        out.push(Group { writers, readers, members, channels, bound, depthwise_readers, absorbable });
     }
     out
 }
@@ -177,6 +200,12 @@ fn groups(g: &Graph) -> Vec<Group> {
 fn is_depthwise(g: &Graph, i: usize) -> bool {
     let n = &g.nodes[i];
     matches!(n.op, Op::Conv { group, .. } if group > 1 && g.tensors[n.inputs[1]].shape.get(1) == Some(&1))
+}
+
+/// Node `i` is a 1x1 convolution with one group and no padding.
+fn is_pointwise(g: &Graph, i: usize) -> bool {
+    let n = &g.nodes[i];
+    matches!(&n.op, Op::Conv { group: 1, window, .. } if window.kernel == [1, 1] && window.pads == [0; 4])
 }
 
 fn spread(r: &[f64]) -> f64 {
@@ -196,15 +225,18 @@ pub fn equalize(g: &mut Graph, samples: &[Vec<f32>]) -> Result<Vec<Equalized>> {
         return Ok(Vec::new());
     }
     let wanted: Vec<usize> = found.iter().flat_map(|gr| gr.members.iter().copied()).collect();
-    // Each member's per-channel largest magnitude.
+    // Each member's per-channel largest magnitude, and smallest value.
     let mut ranges: Vec<Vec<f64>> = wanted.iter().map(|&t| vec![0f64; g.tensors[t].shape[1]]).collect();
+    let mut lows: Vec<Vec<f64>> = wanted.iter().map(|&t| vec![f64::INFINITY; g.tensors[t].shape[1]]).collect();
     crate::calib::eval::run_graph_f32(g, &wanted, samples, &mut |_, vals| {
-        for ((r, v), &t) in ranges.iter_mut().zip(&vals).zip(&wanted) {
+        for (((r, lo), v), &t) in ranges.iter_mut().zip(lows.iter_mut()).zip(&vals).zip(&wanted) {
             let s = &g.tensors[t].shape;
             let (c, hw) = (s[1], s[2] * s[3]);
             for (ch, plane) in v.chunks_exact(hw).enumerate() {
                 let m = plane.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
                 r[ch % c] = r[ch % c].max(m);
+                let low = plane.iter().fold(f32::INFINITY, |m, x| m.min(*x)) as f64;
+                lo[ch % c] = lo[ch % c].min(low);
             }
         }
         Ok(())
@@ -219,19 +251,36 @@ pub fn equalize(g: &mut Graph, samples: &[Vec<f32>]) -> Result<Vec<Equalized>> {
                 *a = a.max(*b);
             }
         }
+        let low = &lows[at];
         at += gr.members.len();
         let before = spread(&r);
-        if before < 2.0 {
-            continue;
-        }
         let top = r.iter().fold(0f64, |m, v| m.max(*v));
         // A bounded ReLU writer: `t_c >= 1` (by construction) and `t_c r_c <= hi`.
-        if gr.bound.is_some_and(|hi| top > hi as f64) {
+        let scale = before >= 2.0 && !gr.bound.is_some_and(|hi| top > hi as f64);
+        let exponent = if gr.depthwise_readers { 1.0 } else { 0.5 };
+        let t: Vec<f64> = r
+            .iter()
+            .map(|&rc| if scale && rc > 0.0 { (top / rc).powf(exponent).min(MAX_SCALE) } else { 1.0 })
+            .collect();
+        // Bias absorption (Nagel et al. 2019, sec. 4.1.1): a channel that never goes below
+        // `a_c > 0` on the calibration data (its clamp at 0 unreached) gives `a_c` to its readers'
+        // biases; with a bounded clamp only if its top is unreached too (then the clamp to
+        // `[0, hi]` of `x - a_c` equals `x - a_c` wherever `x` was).
+        let a: Vec<f64> = (0..c)
+            .map(|ch| {
+                let (lo, hi) = (low[ch] * t[ch], r[ch] * t[ch]);
+                let below_bound = gr.bound.is_none_or(|b| hi < b as f64 * (1.0 - 1e-6));
+                if gr.absorbable && lo.is_finite() && lo > 0.0 && below_bound {
+                    lo
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let absorbed = a.iter().filter(|&&v| v > 0.0).count();
+        if !scale && absorbed == 0 {
             continue;
         }
-        let exponent = if gr.depthwise_readers { 1.0 } else { 0.5 };
-        let t: Vec<f64> =
-            r.iter().map(|&rc| if rc > 0.0 { (top / rc).powf(exponent).min(MAX_SCALE) } else { 1.0 }).collect();
         for &i in &gr.writers {
             let (w, b) = (g.nodes[i].inputs[1], g.nodes[i].inputs[2]);
             let per = g.tensors[w].shape[1..].iter().product::<usize>();
@@ -261,12 +310,33 @@ pub fn equalize(g: &mut Graph, samples: &[Vec<f32>]) -> Result<Vec<Equalized>> {
                     *x = (*x as f64 / t[ch]) as f32;
                 }
             }
+            if absorbed > 0 {
+                // A 1x1 reader (checked): `W (y - a) + (b + W a)`.
+                let b = g.nodes[i].inputs[2];
+                let wv = g.tensors[w].value.clone().unwrap_or_default();
+                if let Some(bv) = g.tensors[b].value.as_mut() {
+                    for (o, bo) in bv.iter_mut().enumerate() {
+                        let row = &wv[o * cin_g..(o + 1) * cin_g];
+                        *bo = (*bo as f64 + row.iter().zip(&a).map(|(&w, &ac)| w as f64 * ac).sum::<f64>()) as f32;
+                    }
+                }
+            }
+        }
+        if absorbed > 0 {
+            for &i in &gr.writers {
+                let b = g.nodes[i].inputs[2];
+                if let Some(v) = g.tensors[b].value.as_mut() {
+                    v.iter_mut().zip(&a).for_each(|(x, ac)| *x = (*x as f64 - ac) as f32);
+                }
+            }
         }
         let after: Vec<f64> = r.iter().zip(&t).map(|(a, b)| a * b).collect();
         out.push(Equalized {
             tensor: g.tensors[gr.members[0]].name.clone(),
             members: gr.members.iter().map(|&m| g.tensors[m].name.clone()).collect(),
             scales: t.iter().map(|&v| v as f32).collect(),
+            shifts: a.iter().map(|&v| v as f32).collect(),
+            absorbed,
             tensors: gr.members.len(),
             channels: c,
             spread_before: before,
@@ -395,6 +465,55 @@ mod tests {
         let scale = before.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
         for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
             assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+    }
+
+    /// Bias absorption: a ReLU tensor whose channels never reach 0 on the samples, read by a 1x1
+    /// convolution, gives each channel's floor to the reader's bias; the function is unchanged and
+    /// the channels now start at 0.
+    #[test]
+    fn biases_are_absorbed_exactly() {
+        use crate::onnx::builder::{OnnxBuilder, Rng};
+        let mut rng = Rng::new(21);
+        let mut b = OnnxBuilder::new("absorb", 13);
+        let x = b.input("input", &[1, 4, 5, 5]);
+        let w1 = b.constant(&[8, 4, 1, 1], rng.vec(32, 0.1));
+        // Channels 0-5 sit near 3 (their floor is absorbed), 6-7 straddle 0 (they are not).
+        let b1 = b.constant(&[8], vec![3.0, 2.5, 4.0, 3.5, 2.0, 3.0, 0.0, 0.0]);
+        let h = b.node("Conv", &[&x, &w1, &b1], vec![]);
+        let h = b.node("Relu", &[&h], vec![]);
+        let w2 = b.constant(&[5, 8, 1, 1], rng.vec(40, 0.3));
+        let b2 = b.constant(&[5], rng.vec(5, 0.1));
+        let y = b.node("Conv", &[&h, &w2, &b2], vec![]);
+        b.output(&y);
+        let onnx = b.build();
+        let mut g = crate::load_graph(&onnx, "absorb", &Default::default()).unwrap();
+        let samples: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(4 * 25, 1.0)).collect();
+        let run = |g: &Graph, t: usize| {
+            let mut outs = Vec::new();
+            crate::calib::eval::run_graph_f32(g, &[t], &samples, &mut |_, v| {
+                outs.push(v[0].clone());
+                Ok(())
+            })
+            .unwrap();
+            outs
+        };
+        let (hidden, out) = (g.nodes[0].outputs[0], g.outputs[0]);
+        let before = run(&g, out);
+        let done = equalize(&mut g, &samples).unwrap();
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].absorbed, 6, "{done:?}");
+        assert!(done[0].shifts[..6].iter().all(|&a| a > 1.0) && done[0].shifts[6..].iter().all(|&a| a == 0.0));
+        let after = run(&g, out);
+        let scale = before.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+        // Each absorbed channel's smallest value is now 0.
+        let h = run(&g, hidden);
+        for ch in 0..6 {
+            let low = h.iter().flat_map(|v| v[ch * 25..(ch + 1) * 25].iter().copied()).fold(f32::INFINITY, f32::min);
+            assert!(low.abs() < 1e-5 * done[0].shifts[ch].abs().max(1.0), "channel {ch}: {low}");
         }
     }
 }
