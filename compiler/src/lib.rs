@@ -282,7 +282,10 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // Weight rounding from the calibration data, on the graph as the passes left it.
     let (rounded, rounding_report) = if rounding {
         let pb = progress::bar(0, "rounding weights", opts.progress);
-        let r = compress::rounding::round_weights(&g, &samples[..n_fit], &samples[n_fit..], opts.weight_rounding, &pb)?;
+        // The rounding method of each layer is chosen on the last quarter of the fitting
+        // samples, never on the held-out ones the report's estimate comes from.
+        let choose = n_fit - n_fit / 4;
+        let r = compress::rounding::round_weights(&g, &samples[..n_fit], choose, opts.weight_rounding, &pb)?;
         pb.finish_and_clear();
         r
     } else {

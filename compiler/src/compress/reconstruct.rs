@@ -83,6 +83,19 @@ impl Moments {
         ((self.k + 1) as f64 / self.count.max(1.0)).max(1.0)
     }
 
+    /// Add another set of sums over the same layer (its vectors join these).
+    pub fn merge(&mut self, other: &Moments) {
+        for (a, b) in self.h.iter_mut().zip(&other.h) {
+            *a += b;
+        }
+        if let (Some(c), Some(o)) = (self.c.as_mut(), other.c.as_ref()) {
+            for (a, b) in c.iter_mut().zip(o) {
+                *a += b;
+            }
+        }
+        self.count += other.count;
+    }
+
     /// `H` of group `g` (symmetric, full), normalized by the number of vectors.
     pub(crate) fn h(&self, g: usize) -> Vec<f64> {
         let d = self.k + 1;

@@ -26,9 +26,11 @@
 //! and fitted as `-E[d . x]` otherwise), so nearest rounding here is lowering's bias correction.
 //!
 //! `--weight-rounding auto` (the default) rounds every layer each applicable way on the first
-//! three quarters of the calibration samples and keeps, per layer, the method whose output error
-//! is smallest on the last quarter — data the rounding never saw. The report lists each layer's
-//! output SQNR on that quarter under nearest rounding and under the method kept.
+//! three quarters of the fitting samples and keeps, per layer, the method whose output error is
+//! smallest on their last quarter — data that rounding never saw — then rounds the layer again
+//! with the method kept on all the fitting samples. The samples the compiler holds out for the
+//! report's estimate take no part. The report lists each layer's output SQNR on that last quarter
+//! under nearest rounding and under the method kept (as fitted without it).
 
 use super::reconstruct::{dampening, layer_moments, sweep_factor, Moments, MAX_REFIT_K};
 use crate::error::Result;
@@ -100,29 +102,36 @@ pub fn layers(g: &Graph) -> Vec<&Node> {
         .collect()
 }
 
-/// Round the weights of `g`'s [`layers`] with `method`: the second moments come from `fit`, the
-/// choice of `auto` (and the report's SQNR) from `held` (both model-ready samples). `Nearest`
-/// returns nothing (lowering rounds to nearest itself).
+/// Round the weights of `g`'s [`layers`] with `method` from the model-ready `samples`: each
+/// candidate rounding is fitted on `samples[..choose]` and scored on `samples[choose..]` (the
+/// choice of `auto`, and the report's SQNR), then the method kept is fitted again on all of
+/// `samples`. No sample outside `samples` is looked at, so samples the caller holds out of it stay
+/// held out of the choice. `Nearest` returns nothing (lowering rounds to nearest itself).
 pub fn round_weights(
     g: &Graph,
-    fit: &[Vec<f32>],
-    held: &[Vec<f32>],
+    samples: &[Vec<f32>],
+    choose: usize,
     method: WeightRounding,
     pb: &indicatif::ProgressBar,
 ) -> Result<(HashMap<String, RoundedWeights>, Vec<LayerRounding>)> {
     let mut out = HashMap::new();
     let mut report = Vec::new();
-    if method == WeightRounding::Nearest || fit.is_empty() {
+    let choose = choose.min(samples.len());
+    let (fit, held) = samples.split_at(choose);
+    if method == WeightRounding::Nearest || samples.is_empty() {
         return Ok((out, report));
     }
     let nodes = layers(g);
     // One step per sample (the moments) and per layer (the rounding).
     pb.set_length((fit.len() + held.len() + nodes.len()) as u64);
-    let m_fit = layer_moments(g, &nodes, fit, pb)?;
+    let m_fit = if fit.is_empty() { HashMap::new() } else { layer_moments(g, &nodes, fit, pb)? };
     let m_held = if held.is_empty() { HashMap::new() } else { layer_moments(g, &nodes, held, pb)? };
     for node in nodes {
         pb.inc(1);
-        let (Some(mf), mh) = (m_fit.get(&node.name), m_held.get(&node.name)) else { continue };
+        // Without a split, both roles fall to the samples there are.
+        let (Some(mf), mh) = (m_fit.get(&node.name).or(m_held.get(&node.name)), m_held.get(&node.name)) else {
+            continue;
+        };
         let w = g.value(node.inputs[1]);
         let n = g.tensors[node.inputs[1]].shape[0];
         let b = g.value(node.inputs[2]);
@@ -159,6 +168,15 @@ pub fn round_weights(
             }
         }
         let Some((err, chosen, r)) = best else { continue };
+        // The method kept, fitted again on every sample.
+        let r = match (m_fit.get(&node.name), m_held.get(&node.name)) {
+            (Some(a), Some(b)) => {
+                let mut all = a.clone();
+                all.merge(b);
+                round_layer(&all, n, w, b_of(g, node), &scales, chosen)
+            }
+            _ => r,
+        };
         let db = |(e, s): (f64, f64)| if e > 0.0 { 10.0 * (s / e).log10() } else { f64::INFINITY };
         let signal = nearest_err.1;
         report.push(LayerRounding {
@@ -170,6 +188,11 @@ pub fn round_weights(
         out.insert(node.name.clone(), r);
     }
     Ok((out, report))
+}
+
+/// The bias of layer `node`.
+fn b_of<'g>(g: &'g Graph, node: &Node) -> &'g [f32] {
+    g.value(node.inputs[2])
 }
 
 /// Round one layer (`n` rows of `k` weights `w`, bias `b`, on `scales`) with `method` against
