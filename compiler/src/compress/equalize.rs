@@ -350,6 +350,25 @@ pub fn equalize(g: &mut Graph, samples: &[Vec<f32>]) -> Result<Vec<Equalized>> {
 mod tests {
     use super::*;
 
+    /// Tensor `t` of `g` run in f32 on each of `samples`.
+    fn values(g: &Graph, t: usize, samples: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let mut outs = Vec::new();
+        crate::calib::eval::run_graph_f32(g, &[t], samples, &mut |_, v| {
+            outs.push(v[0].clone());
+            Ok(())
+        })
+        .unwrap();
+        outs
+    }
+
+    /// The same function, to f32 rounding (relative to the largest output).
+    fn assert_same(before: &[Vec<f32>], after: &[Vec<f32>]) {
+        let scale = before.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+    }
+
     /// A residual model equalized in place computes the same function (f32, to rounding), and
     /// its channel ranges spread less.
     #[test]
@@ -383,15 +402,7 @@ mod tests {
         let onnx = b.build();
         let mut g = crate::load_graph(&onnx, "eq", &Default::default()).unwrap();
         let samples: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(4 * 36, 1.0)).collect();
-        let run = |g: &Graph| {
-            let mut outs = Vec::new();
-            crate::calib::eval::run_graph_f32(g, &g.outputs.clone(), &samples, &mut |_, v| {
-                outs.push(v[0].clone());
-                Ok(())
-            })
-            .unwrap();
-            outs
-        };
+        let run = |g: &Graph| values(g, g.outputs[0], &samples);
         let before = run(&g);
         let done = equalize(&mut g, &samples).unwrap();
         // The residual group (the projection, the branch and their sum); the branch's inner
@@ -400,10 +411,7 @@ mod tests {
         assert_eq!((done[0].tensors, done[0].channels), (3, 8), "{done:?}");
         assert!(done[0].spread_after < done[0].spread_before, "{done:?}");
         let after = run(&g);
-        let scale = before.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
-            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
-        }
+        assert_same(&before, &after);
     }
 
     /// ReLU6 writers and depthwise readers (MobileNetV2's expansion -> depthwise -> projection):
@@ -442,15 +450,7 @@ mod tests {
         let onnx = b.build();
         let mut g = crate::load_graph(&onnx, "eq6", &Default::default()).unwrap();
         let samples: Vec<Vec<f32>> = (0..6).map(|_| rng.vec(4 * 36, 1.0)).collect();
-        let run = |g: &Graph| {
-            let mut outs = Vec::new();
-            crate::calib::eval::run_graph_f32(g, &g.outputs.clone(), &samples, &mut |_, v| {
-                outs.push(v[0].clone());
-                Ok(())
-            })
-            .unwrap();
-            outs
-        };
+        let run = |g: &Graph| values(g, g.outputs[0], &samples);
         let before = run(&g);
         let done = equalize(&mut g, &samples).unwrap();
         assert_eq!(done.len(), 2, "{done:?}");
@@ -462,10 +462,7 @@ mod tests {
         assert!(done.iter().all(|e| e.scales.iter().all(|&t| t >= 1.0)), "{done:?}");
         assert_eq!(done[0].scales[6], 1.0, "{done:?}");
         let after = run(&g);
-        let scale = before.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
-            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
-        }
+        assert_same(&before, &after);
     }
 
     /// Bias absorption: a ReLU tensor whose channels never reach 0 on the samples, read by a 1x1
@@ -489,15 +486,7 @@ mod tests {
         let onnx = b.build();
         let mut g = crate::load_graph(&onnx, "absorb", &Default::default()).unwrap();
         let samples: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(4 * 25, 1.0)).collect();
-        let run = |g: &Graph, t: usize| {
-            let mut outs = Vec::new();
-            crate::calib::eval::run_graph_f32(g, &[t], &samples, &mut |_, v| {
-                outs.push(v[0].clone());
-                Ok(())
-            })
-            .unwrap();
-            outs
-        };
+        let run = |g: &Graph, t: usize| values(g, t, &samples);
         let (hidden, out) = (g.nodes[0].outputs[0], g.outputs[0]);
         let before = run(&g, out);
         let done = equalize(&mut g, &samples).unwrap();
@@ -505,10 +494,7 @@ mod tests {
         assert_eq!(done[0].absorbed, 6, "{done:?}");
         assert!(done[0].shifts[..6].iter().all(|&a| a > 1.0) && done[0].shifts[6..].iter().all(|&a| a == 0.0));
         let after = run(&g, out);
-        let scale = before.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-        for (a, b) in after.iter().flatten().zip(before.iter().flatten()) {
-            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
-        }
+        assert_same(&before, &after);
         // Each absorbed channel's smallest value is now 0.
         let h = run(&g, hidden);
         for ch in 0..6 {
