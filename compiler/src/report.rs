@@ -43,6 +43,10 @@ pub struct Report {
     /// Per layer rounded from calibration data: the method kept and its output SQNR on the
     /// held-out calibration samples, against nearest rounding's (`--weight-rounding`).
     pub rounding: Vec<crate::compress::rounding::LayerRounding>,
+    /// Rounding on int8 inputs (`--round-on-int8`): the layers rounded again, and the model's
+    /// output SQNR (dB) on the calibration samples held out of that fit, before and after; the
+    /// new rounding is kept only if it measures better there.
+    pub int8_inputs: Option<Int8InputRounding>,
     /// Groups of activations equalized across channels (`--equalize`).
     pub equalized: Vec<crate::compress::equalize::Equalized>,
     /// `--input-dtype u8`: the frames' memory layout and the dtype the model normalizes them in.
@@ -92,6 +96,7 @@ impl Report {
             macs_before: g.macs(),
             agreement_held_out: false,
             rounding: Vec::new(),
+            int8_inputs: None,
             equalized: Vec::new(),
             frames: None,
             precision,
@@ -237,6 +242,17 @@ impl fmt::Display for Report {
                 worst,
                 median(&mut self.rounding.iter().map(|l| l.sqnr_nearest).collect()),
                 worst_nearest,
+            )?;
+        }
+        if let Some(r) = &self.int8_inputs {
+            writeln!(
+                f,
+                "              then {} layer(s) rounded again, one at a time, on the inputs the int8 model gives them: output SQNR on the {} calibration samples held out of that fit {:.1} -> {:.1} dB ({})",
+                r.layers.len(),
+                r.samples,
+                r.before_db,
+                r.after_db,
+                if r.kept { "kept" } else { "not kept" },
             )?;
         }
         if let Some(m) = &self.mixed {
@@ -401,4 +417,14 @@ fn kernel_name(m: lower::MatrixKernel) -> String {
     } else {
         "dense".to_string()
     }
+}
+
+/// What rounding on int8 inputs did (see [`Report::int8_inputs`]).
+#[derive(Clone, Debug)]
+pub struct Int8InputRounding {
+    pub layers: Vec<String>,
+    pub samples: usize,
+    pub before_db: f64,
+    pub after_db: f64,
+    pub kept: bool,
 }

@@ -313,29 +313,12 @@ impl sparq_runtime::Observer for Capture<'_> {
         if r.len() != t.elements() {
             return;
         }
-        let bytes = &arena[t.data_offset..t.data_offset + t.data_size];
-        let value = |phys: usize| -> f32 {
-            match t.dtype {
-                sparq_format::DType::I8 => t.scale * (bytes[phys] as i8 as i32 - t.zero_point) as f32,
-                sparq_format::DType::F32 => f32::from_le_bytes(bytes[4 * phys..4 * phys + 4].try_into().unwrap()),
-                sparq_format::DType::I16 => t.scale * i16::from_le_bytes([bytes[2 * phys], bytes[2 * phys + 1]]) as f32,
-                sparq_format::DType::I32 => 0.0,
-            }
-        };
-        // Logical (NCHW) index -> physical offset.
+        let value = logical_reader(&t, arena);
         let d = t.shape();
         let unscale = self.unscale.get(t.name).filter(|(f, a)| d.len() == 4 && f.len() == d[1] && a.len() == d[1]);
         let (mut sig, mut noise) = (0f64, 0f64);
         for (i, &rv) in r.iter().enumerate() {
-            let phys = if t.layout == sparq_format::Layout::Nhwc {
-                let (c, h, w) = (d[1], d[2], d[3]);
-                let (n, rest) = (i / (c * h * w), i % (c * h * w));
-                let (ch, hw) = (rest / (h * w), rest % (h * w));
-                n * h * w * c + hw * c + ch
-            } else {
-                i
-            };
-            let mut v = value(phys);
+            let mut v = value(i);
             if let Some((f, a)) = unscale {
                 let ch = (i / (d[2] * d[3])) % d[1];
                 v = (v + a[ch]) / f[ch];
@@ -345,6 +328,109 @@ impl sparq_runtime::Observer for Capture<'_> {
         }
         self.acc[k].0 += sig;
         self.acc[k].1 += noise;
+    }
+}
+
+/// The dequantized value of tensor `t` (in `arena`, after its op ran) at logical (NCHW,
+/// row-major) index `i`, whatever its physical layout and element type (int32 reads 0).
+fn logical_reader<'a>(t: &'a sparq_format::TensorInfo<'a>, arena: &'a [u8]) -> impl Fn(usize) -> f32 + 'a {
+    let bytes = &arena[t.data_offset..t.data_offset + t.data_size];
+    let d = t.shape();
+    let nhwc = t.layout == sparq_format::Layout::Nhwc && d.len() == 4;
+    move |i: usize| {
+        let phys = if nhwc {
+            let (c, h, w) = (d[1], d[2], d[3]);
+            let (n, rest) = (i / (c * h * w), i % (c * h * w));
+            let (ch, hw) = (rest / (h * w), rest % (h * w));
+            n * h * w * c + hw * c + ch
+        } else {
+            i
+        };
+        match t.dtype {
+            sparq_format::DType::I8 => t.scale * (bytes[phys] as i8 as i32 - t.zero_point) as f32,
+            sparq_format::DType::F32 => f32::from_le_bytes(bytes[4 * phys..4 * phys + 4].try_into().unwrap()),
+            sparq_format::DType::I16 => t.scale * i16::from_le_bytes([bytes[2 * phys], bytes[2 * phys + 1]]) as f32,
+            sparq_format::DType::I32 => 0.0,
+        }
+    }
+}
+
+/// The activations of the tensors `tensors` of `g` (activations or model inputs) in the f32
+/// graph and in the int8 model `bytes` lowered from it, sample by sample: `f` gets each sample's
+/// index, the f32 values and the int8 model's (dequantized, logical order; `None` for a tensor
+/// the model does not hold in int8 under its name, or for a model input as its quantized copy
+/// `NAME:q`). Each int8 value is kept within `cap_steps` steps of its tensor's grid of the
+/// f32 value: what the int8 model adds by rounding, and what its upstream layers carry, without
+/// the few values a range clips (a re-fit would chase those at the others' expense).
+pub fn paired_activations(
+    g: &crate::ir::Graph,
+    bytes: &[u8],
+    samples: &[Vec<f32>],
+    tensors: &[usize],
+    cap_steps: f32,
+    f: &mut dyn FnMut(usize, &[Vec<f32>], &[Option<Vec<f32>>]) -> Result<()>,
+) -> Result<()> {
+    struct Pair<'m> {
+        model: &'m Model<'m>,
+        /// Model tensor name -> slot in `tensors`.
+        wanted: std::collections::HashMap<&'m str, usize>,
+        reference: Vec<Vec<f32>>,
+        int8: Vec<Option<Vec<f32>>>,
+        cap_steps: f32,
+    }
+    impl sparq_runtime::Observer for Pair<'_> {
+        fn after_op(&mut self, op: usize, arena: &[u8]) {
+            let t = self.model.tensor(self.model.op(op).output(0));
+            let Some(&k) = self.wanted.get(t.name) else { return };
+            let r = &self.reference[k];
+            if t.dtype != sparq_format::DType::I8 || r.len() != t.elements() {
+                return;
+            }
+            let value = logical_reader(&t, arena);
+            let cap = self.cap_steps * t.scale;
+            self.int8[k] = Some(r.iter().enumerate().map(|(i, &rv)| rv + (value(i) - rv).clamp(-cap, cap)).collect());
+        }
+    }
+    let aligned = AlignedBytes::from_slice(bytes);
+    let model = Model::from_bytes(&aligned)?;
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size())?;
+    let mut session = Session::new(&model, arena.as_mut_slice())?;
+    let names: std::collections::HashSet<&str> =
+        (0..model.op_count()).map(|i| model.tensor(model.op(i).output(0)).name).collect();
+    let mut wanted = std::collections::HashMap::new();
+    for (k, &t) in tensors.iter().enumerate() {
+        let name = &g.tensors[t].name;
+        let quantized = format!("{name}:q");
+        if let Some(&n) = names.get(name.as_str()).or_else(|| names.get(quantized.as_str())) {
+            wanted.insert(n, k);
+        }
+    }
+    let mut pair = Pair { model: &model, wanted, reference: Vec::new(), int8: Vec::new(), cap_steps };
+    let computed: Vec<usize> = tensors.iter().copied().filter(|t| !g.inputs.contains(t)).collect();
+    let lens = g.input_lens();
+    let mut step = |i: usize, vals: Vec<Vec<f32>>| -> Result<()> {
+        let inputs = crate::data::split_sample(&samples[i], &lens);
+        pair.reference = tensors
+            .iter()
+            .map(|t| match g.inputs.iter().position(|x| x == t) {
+                Some(k) => inputs[k].to_vec(),
+                None => vals[computed.iter().position(|x| x == t).unwrap_or(0)].clone(),
+            })
+            .collect();
+        pair.int8 = vec![None; tensors.len()];
+        for (k, x) in inputs.iter().enumerate() {
+            session.set_input(k, x)?;
+        }
+        session.run_observed(&mut pair);
+        f(i, &pair.reference, &pair.int8)
+    };
+    if computed.is_empty() {
+        for i in 0..samples.len() {
+            step(i, Vec::new())?;
+        }
+        Ok(())
+    } else {
+        run_graph_f32(g, &computed, samples, &mut step)
     }
 }
 

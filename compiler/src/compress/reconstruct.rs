@@ -83,6 +83,11 @@ impl Moments {
         ((self.k + 1) as f64 / self.count.max(1.0)).max(1.0)
     }
 
+    /// How many input vectors the sums hold.
+    pub fn vectors(&self) -> f64 {
+        self.count
+    }
+
     /// Add another set of sums over the same layer (its vectors join these).
     pub fn merge(&mut self, other: &Moments) {
         for (a, b) in self.h.iter_mut().zip(&other.h) {
