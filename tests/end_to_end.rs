@@ -515,8 +515,8 @@ fn every_weight_rounding_compiles_a_close_model() {
 
 /// Int16 activations with int8 weights (A16W8, format 1.6) wherever they apply (`--int16 all`):
 /// every generated model compiles, declares format 1.6, reports its int16 layers, is at least as
-/// close to the float model as plain int8 on fresh samples, and gives bit-identical outputs on
-/// every kernel path of this CPU and with 1 or 3 threads.
+/// close to the float model as plain int8 (with the same weight rounding) on fresh samples, and
+/// gives bit-identical outputs on every kernel path of this CPU and with 1 or 3 threads.
 #[test]
 fn int16_layers_run_closer_than_int8_and_identically_on_every_kernel_path() {
     use sparq_runtime::cpu::{Features, PATHS};
@@ -547,8 +547,12 @@ fn int16_layers_run_closer_than_int8_and_identically_on_every_kernel_path() {
         let calib = common::samples(&m.input_shape, 32, 21);
         let test = common::samples(&m.input_shape, 12, 22);
         let refs = reference_outputs(&m, &test);
-        let int8 = sparq_compiler::compile(&m.onnx, m.name, &calib, &CompileOptions::default()).unwrap();
-        let opts = CompileOptions { int16: vec!["all".into()], ..Default::default() };
+        // Both with the same weight rounding: rounding on the model's own inputs is kept or not
+        // by a check on 6 samples, which on these small models can keep it for int8 and not for
+        // int16 (the 'activations' model: int8 39.5 dB with it, int16 38.6 dB without).
+        let base = CompileOptions { round_on_int8: false, ..Default::default() };
+        let int8 = sparq_compiler::compile(&m.onnx, m.name, &calib, &base).unwrap();
+        let opts = CompileOptions { int16: vec!["all".into()], ..base };
         let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap_or_else(|e| panic!("{}: {e}", m.name));
         let layers = c.report.int16_layers.iter().filter(|(_, why)| why.is_none()).count();
         assert!(layers > 0, "{}: no int16 layer ({:?})", m.name, c.report.int16_layers);

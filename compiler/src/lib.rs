@@ -48,10 +48,8 @@ pub struct CompileOptions {
     /// Cross-layer equalization of int8 activations (`--equalize`; see [`compress::equalize`]).
     pub equalize: bool,
     /// Round the layers with many inputs per weight again, one at a time, on the inputs the int8
-    /// model gives them (`--round-on-int8`; see [`compress::rounding::round_on_int8_inputs`]).
-    /// Off by default for now: it re-rounds int8 layers only, so with it an int8 model can measure
-    /// closer to float than the same model with int16 layers (`--int16`), whose layers keep the
-    /// plain rounding.
+    /// or int16 model gives them (`--round-on-int8`; see
+    /// [`compress::rounding::round_on_int8_inputs`]). On by default.
     pub round_on_int8: bool,
     /// Keep the most sensitive layers in f32 until top-1 agreement with the float model on the
     /// calibration set reaches this fraction.
@@ -115,7 +113,7 @@ impl Default for CompileOptions {
             calib_method: CalibMethod::Auto,
             weight_rounding: compress::rounding::WeightRounding::Auto,
             equalize: true,
-            round_on_int8: false,
+            round_on_int8: true,
             min_agreement: None,
             agreement_margin: 0.25,
             progress: false,
@@ -229,6 +227,9 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     let split = (refit || rounding) && samples.len() >= 8;
     let n_fit = if split { samples.len() - samples.len() / 4 } else { samples.len() };
     let held_out = if split { n_fit } else { 0 };
+    // The fitting samples' first three quarters fit what the rounding steps choose between, the
+    // last quarter chooses.
+    let choose = n_fit - n_fit / 4;
     // The float reference (tract) runs once, on the original model: its outputs are what the
     // report compares with; its statistics calibrate the model when no pass changes it, and
     // otherwise rank the weights and correct the biases of the pruning passes (see `prune`,
@@ -291,14 +292,16 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
         let pb = progress::bar(0, "rounding weights", opts.progress);
         // The rounding method of each layer is chosen on the last quarter of the fitting
         // samples, never on the held-out ones the report's estimate comes from.
-        let choose = n_fit - n_fit / 4;
         let r = compress::rounding::round_weights(&g, &samples[..n_fit], choose, opts.weight_rounding, &pb)?;
         pb.finish_and_clear();
         r
     } else {
         Default::default()
     };
-    let rounded = std::cell::RefCell::new(std::sync::Arc::new(rounded));
+    // The rounded weights, and those that int16 layers get instead (`LowerOptions::rounded_int16`).
+    type Rounded = std::sync::Arc<HashMap<String, quant::RoundedWeights>>;
+    let rounded: std::cell::RefCell<(Rounded, Rounded)> =
+        std::cell::RefCell::new((std::sync::Arc::new(rounded), Default::default()));
     let mut keep: HashSet<String> = opts.keep_float.iter().cloned().collect();
     let mut int16: HashSet<String> = if opts.int16.iter().any(|n| n == "all") {
         policy::int16_candidates(&g).into_iter().collect()
@@ -307,7 +310,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     };
     let lower_opts16 = |keep: &HashSet<String>, int16: &HashSet<String>| lower::LowerOptions {
         int16: int16.clone(),
-        rounded: rounded.borrow().clone(),
+        rounded: rounded.borrow().0.clone(),
+        rounded_int16: rounded.borrow().1.clone(),
         precision: opts.precision,
         keep_float: keep.clone(),
         pack: opts.target.pack,
@@ -384,7 +388,6 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
     // fitted on and kept only if the model measures better on the rest of the fitting samples
     // (the quarter the method was chosen on); the report's held-out samples take no part.
     let mut int8_inputs = None;
-    let choose = n_fit - n_fit / 4;
     if let (true, true, Some(c)) = (rounding && opts.round_on_int8, choose < n_fit, &calib) {
         let methods: HashMap<String, compress::rounding::WeightRounding> =
             rounding_report.iter().map(|l| (l.name.clone(), l.method)).collect();
@@ -393,7 +396,8 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
             Ok(lower::lower(&g, ranges, &opts)?.spec.to_bytes())
         };
         if !compress::rounding::int8_input_layers(&g, choose, &methods).is_empty() {
-            let mut r: HashMap<String, quant::RoundedWeights> = (**rounded.borrow()).clone();
+            let plain = rounded.borrow().0.clone();
+            let mut r: HashMap<String, quant::RoundedWeights> = (*plain).clone();
             let pb = progress::bar(0, "rounding on int8 inputs", opts.progress);
             let layers =
                 compress::rounding::round_on_int8_inputs(&g, &samples[..choose], &mut r, &methods, &lower_with, &pb)?;
@@ -403,10 +407,14 @@ pub fn compile(onnx: &[u8], what: &str, samples: &[Vec<f32>], opts: &CompileOpti
                 Ok(eval::compare(&eval::run_sparq(&lower_with(r)?, check, None)?, &c.outputs[choose..n_fit], None)
                     .sqnr_db)
             };
-            let (before_db, after_db) = (sqnr(&rounded.borrow())?, sqnr(&r)?);
+            let (before_db, after_db) = (sqnr(&plain)?, sqnr(&r)?);
             let kept = after_db > before_db;
             if kept {
-                *rounded.borrow_mut() = std::sync::Arc::new(r);
+                // A layer fitted on int8 inputs keeps its plain rounding where it runs in int16
+                // (`--min-agreement` may take it there).
+                let plain16 = layers.iter().filter(|l| !int16.contains(*l));
+                let plain16 = plain16.filter_map(|l| plain.get(l).map(|w| (l.clone(), w.clone()))).collect();
+                *rounded.borrow_mut() = (std::sync::Arc::new(r), std::sync::Arc::new(plain16));
             }
             int8_inputs = Some(report::Int8InputRounding { layers, samples: check.len(), before_db, after_db, kept });
         }
@@ -517,7 +525,7 @@ mod tests {
         assert!(err.to_string().contains("sample 3"), "{err}");
     }
 
-    /// Rounding on int8 inputs (`round_on_int8`, off by default) runs on the layers with enough input vectors per weight,
+    /// Rounding on int8 inputs (`round_on_int8`) runs on the layers with enough input vectors per weight,
     /// is reported with its before/after on the samples held out of its fit, and is kept exactly
     /// when it measures better there (on this small random model it does for one seed and not for
     /// the other: a per-layer fit is not the model's output, which is why the check is there).
@@ -527,9 +535,9 @@ mod tests {
             let onnx = onnx::builder::mobile_block(seed);
             let mut rng = onnx::builder::Rng::new(9);
             let samples: Vec<Vec<f32>> = (0..32).map(|_| rng.vec(4 * 8 * 8, 1.0)).collect();
-            let on_opts = CompileOptions { round_on_int8: true, ..Default::default() };
-            let on = compile(&onnx, "m.onnx", &samples, &on_opts).unwrap();
-            let off = compile(&onnx, "m.onnx", &samples, &CompileOptions::default()).unwrap();
+            let on = compile(&onnx, "m.onnx", &samples, &CompileOptions::default()).unwrap();
+            let off_opts = CompileOptions { round_on_int8: false, ..Default::default() };
+            let off = compile(&onnx, "m.onnx", &samples, &off_opts).unwrap();
             assert!(off.report.int8_inputs.is_none());
             let r = on.report.int8_inputs.as_ref().expect("layers rounded again");
             // 24 fitting samples: 18 fit the rounding, 6 check it. With 18 x 64 positions, the

@@ -31,6 +31,11 @@ pub trait Observer {
     fn before_op(&mut self, _op: usize) {}
     /// `arena` holds every live tensor; the op's output is complete.
     fn after_op(&mut self, _op: usize, _arena: &[u8]) {}
+    /// Checked after each op: `true` ends the run there (an observer that has what it came for,
+    /// such as one intermediate tensor); the ops after it do not run and the outputs are stale.
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that does nothing.
@@ -227,6 +232,7 @@ impl<'s, 'a> Session<'s, 'a> {
         self.run_observed(&mut NoObserver);
     }
 
+    /// Run the ops in order with `observer`'s hooks around each, until it is done.
     pub fn run_observed(&mut self, observer: &mut dyn Observer) {
         let exec = Exec {
             view: *self.model.view(),
@@ -240,6 +246,9 @@ impl<'s, 'a> Session<'s, 'a> {
             observer.before_op(i);
             op.run(&exec);
             observer.after_op(i, self.arena);
+            if observer.done() {
+                break;
+            }
         }
     }
 }

@@ -359,9 +359,10 @@ fn logical_reader<'a>(t: &'a sparq_format::TensorInfo<'a>, arena: &'a [u8]) -> i
 /// graph and in the int8 model `bytes` lowered from it, sample by sample: `f` gets each sample's
 /// index, the f32 values and the int8 model's (dequantized, logical order; `None` for a tensor
 /// the model does not hold in int8 under its name, or for a model input as its quantized copy
-/// `NAME:q`). Each int8 value is kept within `cap_steps` steps of its tensor's grid of the
-/// f32 value: what the int8 model adds by rounding, and what its upstream layers carry, without
-/// the few values a range clips (a re-fit would chase those at the others' expense).
+/// `NAME:q`; an int16 tensor is taken like an int8 one). Each value is kept within `cap_steps`
+/// steps of its tensor's int8 grid (for int16, the int8 grid over the same range) of the f32
+/// value: what the model adds by rounding, and what its upstream layers carry, without the few
+/// values a range clips (a re-fit would chase those at the others' expense).
 pub fn paired_activations(
     g: &crate::ir::Graph,
     bytes: &[u8],
@@ -377,18 +378,30 @@ pub fn paired_activations(
         reference: Vec<Vec<f32>>,
         int8: Vec<Option<Vec<f32>>>,
         cap_steps: f32,
+        /// Wanted tensors not captured yet in this run (the run stops at the last).
+        remaining: usize,
     }
     impl sparq_runtime::Observer for Pair<'_> {
         fn after_op(&mut self, op: usize, arena: &[u8]) {
             let t = self.model.tensor(self.model.op(op).output(0));
             let Some(&k) = self.wanted.get(t.name) else { return };
             let r = &self.reference[k];
-            if t.dtype != sparq_format::DType::I8 || r.len() != t.elements() {
+            // An int16 tensor's cap is in steps of the int8 grid over the same range.
+            let steps = match t.dtype {
+                sparq_format::DType::I8 => 1.0,
+                sparq_format::DType::I16 => 256.0,
+                _ => return,
+            };
+            if r.len() != t.elements() {
                 return;
             }
             let value = logical_reader(&t, arena);
-            let cap = self.cap_steps * t.scale;
+            let cap = self.cap_steps * steps * t.scale;
             self.int8[k] = Some(r.iter().enumerate().map(|(i, &rv)| rv + (value(i) - rv).clamp(-cap, cap)).collect());
+            self.remaining = self.remaining.saturating_sub(1);
+        }
+        fn done(&self) -> bool {
+            self.remaining == 0
         }
     }
     let aligned = AlignedBytes::from_slice(bytes);
@@ -405,7 +418,7 @@ pub fn paired_activations(
             wanted.insert(n, k);
         }
     }
-    let mut pair = Pair { model: &model, wanted, reference: Vec::new(), int8: Vec::new(), cap_steps };
+    let mut pair = Pair { model: &model, wanted, reference: Vec::new(), int8: Vec::new(), cap_steps, remaining: 0 };
     let computed: Vec<usize> = tensors.iter().copied().filter(|t| !g.inputs.contains(t)).collect();
     let lens = g.input_lens();
     let mut step = |i: usize, vals: Vec<Vec<f32>>| -> Result<()> {
@@ -418,6 +431,7 @@ pub fn paired_activations(
             })
             .collect();
         pair.int8 = vec![None; tensors.len()];
+        pair.remaining = pair.wanted.len();
         for (k, x) in inputs.iter().enumerate() {
             session.set_input(k, x)?;
         }

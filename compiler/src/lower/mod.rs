@@ -44,6 +44,10 @@ pub struct LowerOptions {
     /// Int8 weights already rounded from calibration data (GPTQ, AdaRound), by layer name; the
     /// other layers' weights are rounded to nearest here.
     pub rounded: std::sync::Arc<HashMap<String, RoundedWeights>>,
+    /// The weights a layer gets instead of its `rounded` ones when it runs in int16 (`int16`):
+    /// those of a layer rounded again on int8 inputs (`--round-on-int8`), whose fit to int8 noise
+    /// int16 does not have.
+    pub rounded_int16: std::sync::Arc<HashMap<String, RoundedWeights>>,
     /// Convolutions (one group, or depthwise) and fully-connected layers of an int8 model run
     /// with int16 activations and int8 weights (A16W8, format 1.6), by node name.
     pub int16: HashSet<String>,
@@ -742,7 +746,9 @@ impl Lowerer<'_> {
         bias: &[f32],
         depthwise: bool,
     ) -> (Vec<i8>, Vec<f32>, Vec<f32>) {
-        match self.rounded.get(&n.name) {
+        let int16 = self.int16_node.get(self.layers.len()) == Some(&true);
+        let rounded = int16.then(|| self.rounded_int16.get(&n.name)).flatten().or_else(|| self.rounded.get(&n.name));
+        match rounded {
             Some(r) if r.q.len() == w.len() => {
                 let q = if ws.len() == 4 && !depthwise { ohwi(&r.q, ws) } else { r.q.clone() };
                 (q, r.scales.clone(), r.bias.clone())
@@ -900,6 +906,7 @@ pub fn lower(g: &Graph, stats: &Stats, opts: &LowerOptions) -> Result<Lowered> {
         pack: opts.pack,
         sparse: opts.sparse,
         rounded: opts.rounded.clone(),
+        rounded_int16: opts.rounded_int16.clone(),
         matrix: None,
         float_node,
         sub_of_f32_operands,
@@ -1016,5 +1023,33 @@ mod tests {
         assert_eq!(lower(&g, stats, &keep).unwrap().layers[0].precision, Precision::F32);
         let bad = LowerOptions { keep_float: ["nope".to_string()].into(), ..Default::default() };
         assert!(matches!(lower(&g, stats, &bad), Err(crate::error::CompileError::NoSuchNode(_))));
+    }
+
+    /// A layer with weights in `rounded_int16` gets them where it runs in int16, and its
+    /// `rounded` ones where it runs in int8.
+    #[test]
+    fn int16_layers_lower_with_their_int16_rounding() {
+        let g = graph();
+        let mut rng = Rng::new(3);
+        let samples: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(4 * 8 * 8, 1.0)).collect();
+        let pb = indicatif::ProgressBar::hidden();
+        let calib = crate::calib::stats::calibrate_graph(&g, &samples, crate::calib::CalibMethod::MinMax, &pb).unwrap();
+        let stats = &calib.candidates[0].1;
+        let n = g.nodes.iter().find(|n| matches!(n.op, Op::Conv { group: 1, .. })).unwrap();
+        let rows = g.tensors[n.inputs[1]].shape[0];
+        let (q, scales) = quantize_per_channel(g.value(n.inputs[1]), rows);
+        let a = RoundedWeights { q, scales, bias: g.value(n.inputs[2]).to_vec() };
+        let b = RoundedWeights { bias: a.bias.iter().map(|v| v + 0.5).collect(), ..a.clone() };
+        let one = |w: &RoundedWeights| std::sync::Arc::new(HashMap::from([(n.name.clone(), w.clone())]));
+        let file = |rounded, rounded_int16, int16: bool| {
+            let int16 = if int16 { [n.name.clone()].into() } else { HashSet::new() };
+            lower(&g, stats, &LowerOptions { rounded, rounded_int16, int16, ..Default::default() })
+                .unwrap()
+                .spec
+                .to_bytes()
+        };
+        assert_eq!(file(one(&a), one(&b), true), file(one(&b), Default::default(), true));
+        assert_ne!(file(one(&a), one(&b), true), file(one(&a), Default::default(), true));
+        assert_eq!(file(one(&a), one(&b), false), file(one(&a), Default::default(), false));
     }
 }

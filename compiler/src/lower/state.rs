@@ -55,6 +55,8 @@ pub(super) struct Lowerer<'g> {
     pub(super) sparse: SparseChoice,
     /// Weights rounded from calibration data, by layer name (`LowerOptions::rounded`).
     pub(super) rounded: std::sync::Arc<HashMap<String, crate::quant::RoundedWeights>>,
+    /// Those of int16 layers where they differ (`LowerOptions::rounded_int16`).
+    pub(super) rounded_int16: std::sync::Arc<HashMap<String, crate::quant::RoundedWeights>>,
     /// The matrix kernel chosen for the node being lowered.
     pub(super) matrix: Option<MatrixKernel>,
 }

@@ -9,7 +9,8 @@
 //! once: each lane is one output channel, the input value is broadcast, products and sums are
 //! separate IEEE operations (no fused multiply-add), the running `acc` lives in the output
 //! (f32, as the scalar `acc`), and the clamp is the scalar `f32::clamp`. The 8 channels' weights
-//! of one kernel tap are transposed into a stack buffer once per tap and reused for every pixel.
+//! of one kernel tap are transposed into a stack buffer once per tap and reused for every pixel,
+//! and 8 pixels are summed side by side (8 independent chains, each in its own order).
 
 use super::ConvGeometry;
 
@@ -77,33 +78,92 @@ unsafe fn drive<V: Copy>(
                     // SAFETY: `ic < cin <= MAX_IN_C` rows.
                     unsafe { wt.add(ic).write(row) };
                 }
-                for p in 0..pixels {
-                    let (ow, oh, b) = (p % g.out_w, (p / g.out_w) % g.out_h, p / (g.out_w * g.out_h));
-                    let (Some(ih), Some(iw)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
-                    let xs = &x[b * plane + (ih * g.in_w + iw) * cin..][..cin];
+                // Up to `PIXELS` pixels that read this tap at once: one sum chain each, so the
+                // chains' latencies overlap (each output's own order is unchanged).
+                let (mut p, mut ow, mut oh, mut b) = (0, 0, 0, 0);
+                while p < pixels {
+                    let (mut at, mut xo, mut m) = ([0usize; PIXELS], [0usize; PIXELS], 0);
+                    while p < pixels && m < PIXELS {
+                        if let (Some(ih), Some(iw)) = (g.in_row(oh, kh), g.in_col(ow, kw)) {
+                            (at[m], xo[m]) = (p, b * plane + (ih * g.in_w + iw) * cin);
+                            m += 1;
+                        }
+                        // Pixel `p` is `(b, oh, ow)`.
+                        p += 1;
+                        ow += 1;
+                        if ow == g.out_w {
+                            (ow, oh) = (0, oh + 1);
+                            if oh == g.out_h {
+                                (oh, b) = (0, b + 1);
+                            }
+                        }
+                    }
                     // SAFETY: the ops are runnable (the caller's contract); `wt` rows `..cin`
                     // were written above.
                     unsafe {
-                        let mut part = (ops.splat)(-0.0);
-                        for (ic, &xv) in xs.iter().enumerate() {
-                            part = (ops.add)(part, (ops.mul)((ops.splat)(xv), (ops.load)(&*wt.add(ic))));
+                        if m == PIXELS {
+                            let xs: [&[f32]; PIXELS] = core::array::from_fn(|j| &x[xo[j]..][..cin]);
+                            let mut part = [(ops.splat)(-0.0); PIXELS];
+                            for ic in 0..cin {
+                                let wv = (ops.load)(&*wt.add(ic));
+                                for j in 0..PIXELS {
+                                    // `xs[j]` holds `cin` values.
+                                    let xv = *xs[j].get_unchecked(ic);
+                                    part[j] = (ops.add)(part[j], (ops.mul)((ops.splat)(xv), wv));
+                                }
+                            }
+                            for j in 0..PIXELS {
+                                accumulate(&mut y[at[j] * n + oc0..][..cnt], part[j], ops);
+                            }
+                        } else {
+                            for j in 0..m {
+                                let mut part = (ops.splat)(-0.0);
+                                for (ic, &xv) in x[xo[j]..][..cin].iter().enumerate() {
+                                    part = (ops.add)(part, (ops.mul)((ops.splat)(xv), (ops.load)(&*wt.add(ic))));
+                                }
+                                accumulate(&mut y[at[j] * n + oc0..][..cnt], part, ops);
+                            }
                         }
-                        let out = &mut y[p * n + oc0..][..cnt];
-                        let mut acc = [0f32; 8];
-                        acc[..cnt].copy_from_slice(out);
-                        let mut res = [0f32; 8];
-                        (ops.store)((ops.add)((ops.load)(&acc), part), &mut res);
-                        out.copy_from_slice(&res[..cnt]);
                     }
                 }
             }
         }
-        for p in 0..pixels {
-            for v in &mut y[p * n + oc0..][..cnt] {
-                *v = v.clamp(lo, hi);
+        if lo != f32::NEG_INFINITY || hi != f32::INFINITY {
+            // SAFETY: the ops are runnable (the caller's contract).
+            let (vlo, vhi) = unsafe { ((ops.splat)(lo), (ops.splat)(hi)) };
+            for p in 0..pixels {
+                let out = &mut y[p * n + oc0..][..cnt];
+                match <&mut [f32; 8]>::try_from(&mut *out) {
+                    // SAFETY: as above.
+                    Ok(full) => unsafe { (ops.store)((ops.clamp)((ops.load)(full), vlo, vhi), full) },
+                    Err(_) => out.iter_mut().for_each(|v| *v = v.clamp(lo, hi)),
+                }
             }
         }
         oc0 += 8;
+    }
+}
+
+/// Pixels [`drive`] sums at once (independent chains: eight hide the add latency on both ISAs).
+const PIXELS: usize = 8;
+
+/// `out += part` for up to 8 outputs (`out.len()` lanes of `part`).
+///
+/// # Safety
+/// The `ops` must be runnable on this CPU.
+#[inline(always)]
+unsafe fn accumulate<V: Copy>(out: &mut [f32], part: V, ops: &Ops<V>) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if let Ok(full) = <&mut [f32; 8]>::try_from(&mut *out) {
+            (ops.store)((ops.add)((ops.load)(full), part), full);
+        } else {
+            let mut acc = [0f32; 8];
+            acc[..out.len()].copy_from_slice(out);
+            let mut res = [0f32; 8];
+            (ops.store)((ops.add)((ops.load)(&acc), part), &mut res);
+            out.copy_from_slice(&res[..out.len()]);
+        }
     }
 }
 
@@ -114,6 +174,8 @@ struct Ops<V> {
     store: unsafe fn(V, &mut [f32; 8]),
     add: unsafe fn(V, V) -> V,
     mul: unsafe fn(V, V) -> V,
+    /// `f32::clamp(x, lo, hi)` per lane, NaN kept: `clamp(x, lo, hi)`.
+    clamp: unsafe fn(V, V, V) -> V,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -144,6 +206,13 @@ mod avx2_ops {
         // SAFETY: AVX in the caller.
         unsafe { _mm256_mul_ps(a, b) }
     }
+    /// `max_ps(a, b)` is `a > b ? a : b` and `min_ps(a, b)` is `a < b ? a : b`, so with the
+    /// bound first a NaN `x` falls through to `x` and `-0.0` stays as it came: `f32::clamp`.
+    #[inline(always)]
+    pub unsafe fn clamp(x: __m256, lo: __m256, hi: __m256) -> __m256 {
+        // SAFETY: AVX in the caller.
+        unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, x)) }
+    }
 }
 
 /// # Safety
@@ -161,7 +230,7 @@ pub unsafe fn f32_conv2d_8c_avx2(
     y: &mut [f32],
 ) {
     use avx2_ops::*;
-    let ops = Ops { splat, load, store, add, mul };
+    let ops = Ops { splat, load, store, add, mul, clamp };
     // SAFETY: AVX2 is available (this function's contract).
     unsafe { drive(g, x, w, bias, lo, hi, y, &ops) }
 }
@@ -198,6 +267,16 @@ mod neon_ops {
         // SAFETY: NEON is baseline.
         unsafe { (vmulq_f32(a.0, b.0), vmulq_f32(a.1, b.1)) }
     }
+    /// `x < lo ? lo : (x > hi ? hi : x)` by compare and select (NEON's min/max would turn a NaN
+    /// into the default NaN): `f32::clamp`.
+    #[inline(always)]
+    pub unsafe fn clamp(x: V, lo: V, hi: V) -> V {
+        // SAFETY: NEON is baseline.
+        unsafe {
+            let one = |x, lo, hi| vbslq_f32(vcltq_f32(x, lo), lo, vbslq_f32(vcgtq_f32(x, hi), hi, x));
+            (one(x.0, lo.0, hi.0), one(x.1, lo.1, hi.1))
+        }
+    }
 }
 
 /// # Safety
@@ -215,7 +294,7 @@ pub unsafe fn f32_conv2d_8c_neon(
     y: &mut [f32],
 ) {
     use neon_ops::*;
-    let ops = Ops { splat, load, store, add, mul };
+    let ops = Ops { splat, load, store, add, mul, clamp };
     // SAFETY: NEON is baseline on aarch64.
     unsafe { drive(g, x, w, bias, lo, hi, y, &ops) }
 }
