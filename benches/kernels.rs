@@ -181,6 +181,31 @@ fn bench_qs16(c: &mut Criterion) {
         }
     }
     g.finish();
+    // MobileNetV2's global average pool (7x7x1280) in int16, and the f32 -> int16 quantization of
+    // its 224x224x3 input.
+    let mut g = quick(c, "qs16_pool_quantize");
+    let x: Vec<i16> = bytes(7 * 7 * 1280, 5).iter().map(|&v| v as i16 * 97).collect();
+    let mut y = vec![0i16; 1280];
+    let (mult, shift) = quantize_multiplier(1.0 / 49.0);
+    let gp =
+        sparq_runtime::kernels::pool::GlobalPool { batch: 1, hw: 49, channels: 1280, zp_in: 0, zp_out: 0, mult, shift };
+    g.throughput(Throughput::Elements(x.len() as u64));
+    for e in runnable(registry::QS16_GLOBAL_AVG_POOL, &Query::default()) {
+        // SAFETY: `runnable` checked this CPU's features.
+        g.bench_function(BenchmarkId::new(e.name, "global_avg_7x7x1280"), |b| {
+            b.iter(|| unsafe { (e.f)(&gp, &x, &mut y) })
+        });
+    }
+    let xf: Vec<f32> = bytes(224 * 224 * 3, 6).iter().map(|&v| v as f32 * 0.02).collect();
+    let mut yq = vec![0i16; xf.len()];
+    g.throughput(Throughput::Elements(xf.len() as u64));
+    for e in runnable(registry::QS16_QUANTIZE, &Query::default()) {
+        // SAFETY: as above.
+        g.bench_function(BenchmarkId::new(e.name, "224x224x3"), |b| {
+            b.iter(|| unsafe { (e.f)(&xf, &mut yq, 1.0 / 4096.0) })
+        });
+    }
+    g.finish();
 }
 
 /// Int8 residual add (56x56x24 and 14x14x96 of MobileNetV2), and the f32-output classifier.

@@ -858,3 +858,98 @@ fn per_channel_lookup_tables_are_format_1_7_and_checked() {
         per_channel_lookup_into(DType::I16, 3, Layout::Nhwc, |s| s.ops[1].params[rop::LOOKUP_PER_CHANNEL] = 0);
     assert!(load(&one_table).is_err());
 }
+
+/// The int16 form (format 1.6) of `kind` with `n` channels: an f32 `[1, n, 3, 3]` NHWC input
+/// quantized to int16 codes (scale 1/256), the op in int16 (int8 weights 3 and bias 5 for the
+/// 1x1 convolutions, the input added to itself, the 3x3 mean, or int16 -> int8 -> int16 codes),
+/// dequantized.
+fn int16_single_op(kind: u16, n: usize) -> Vec<u8> {
+    let mut b = Builder::default();
+    let x = b.act(DType::F32, &[1, n, 3, 3], Layout::Nhwc, 0.0);
+    let q = b.act(DType::I16, &[1, n, 3, 3], Layout::Nhwc, 1.0 / 256.0);
+    b.op(rop::QUANTIZE, vec![x], q, [0; OP_PARAMS]);
+    let mut p = [0i32; OP_PARAMS];
+    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = (i16::MIN as i32, i16::MAX as i32);
+    let y = match kind {
+        rop::CONV2D | rop::DEPTHWISE_CONV2D => {
+            let (dims, groups) = if kind == rop::CONV2D { ([n, 1, 1, n], 1) } else { ([1, 1, 1, n], n as i32) };
+            let w = b.constant(DType::I8, &dims, vec![3u8; dims.iter().product()]);
+            let bias = b.i32s(&[n], 5);
+            let (m, s) = sparq_runtime::quant::quantize_multiplier(0.25);
+            let (mult, shift) = (b.i32s(&[n], m), b.i32s(&[n], s));
+            let y = b.act(DType::I16, &[1, n, 3, 3], Layout::Nhwc, 1.0 / 64.0);
+            let mut pw = window(1);
+            pw[win::GROUPS] = groups;
+            (pw[rop::ACT_MIN], pw[rop::ACT_MAX]) = (p[rop::ACT_MIN], p[rop::ACT_MAX]);
+            b.op(kind, vec![q, w, bias, mult, shift], y, pw);
+            y
+        }
+        rop::ADD => {
+            let q2 = b.act(DType::I16, &[1, n, 3, 3], Layout::Nhwc, 1.0 / 256.0);
+            b.op(rop::QUANTIZE, vec![x], q2, [0; OP_PARAMS]);
+            let y = b.act(DType::I16, &[1, n, 3, 3], Layout::Nhwc, 1.0 / 128.0);
+            // (a + b) / 2 in the output's codes.
+            (p[rop::MULT_A], p[rop::MULT_B], p[rop::SHIFT]) = (1 << 29, 1 << 29, 30);
+            b.op(rop::ADD, vec![q, q2], y, p);
+            y
+        }
+        rop::GLOBAL_AVERAGE_POOL => {
+            let y = b.act(DType::I16, &[1, n, 1, 1], Layout::Nhwc, 1.0 / 256.0);
+            let mut pg = [0i32; OP_PARAMS];
+            (pg[rop::MULT_A], pg[rop::SHIFT]) = sparq_runtime::quant::quantize_multiplier(1.0 / 9.0);
+            b.op(rop::GLOBAL_AVERAGE_POOL, vec![q], y, pg);
+            y
+        }
+        rop::REQUANTIZE => {
+            let mut pr = [0i32; OP_PARAMS];
+            let r8 = b.act(DType::I8, &[1, n, 3, 3], Layout::Nhwc, 1.0 / 16.0);
+            (pr[rop::MULT_A], pr[rop::SHIFT]) = sparq_runtime::quant::quantize_multiplier(1.0 / 16.0);
+            b.op(rop::REQUANTIZE, vec![q], r8, pr);
+            let y = b.act(DType::I16, &[1, n, 3, 3], Layout::Nhwc, 1.0 / 256.0);
+            (pr[rop::MULT_A], pr[rop::SHIFT]) = sparq_runtime::quant::quantize_multiplier(16.0);
+            b.op(rop::REQUANTIZE, vec![r8], y, pr);
+            y
+        }
+        _ => unreachable!("no int16 form here: {}", rop::name(kind)),
+    };
+    let dims = b.spec.tensors[y as usize].dims.clone();
+    let z = b.act(DType::F32, &dims, Layout::Nhwc, 0.0);
+    b.op(rop::DEQUANTIZE, vec![y], z, [0; OP_PARAMS]);
+    b.finish(vec![x], vec![z]).to_bytes()
+}
+
+/// The zero-size rule and the kernel paths' agreement cover the int16 forms (format 1.6) and the
+/// per-channel lookups (1.7, int8 and int16 tables) too: with 1 or 3 channels (every SIMD kernel
+/// on its tail alone) each loads and gives the scalar reference's outputs on every kernel path;
+/// with 0 channels each is refused at load, naming the zero-size tensor.
+#[test]
+fn zero_size_rule_and_kernel_paths_cover_int16_and_per_channel_lookup_forms() {
+    let paths = paths();
+    type Form = (&'static str, Box<dyn Fn(usize) -> Vec<u8>>);
+    let mut forms: Vec<Form> =
+        [rop::CONV2D, rop::DEPTHWISE_CONV2D, rop::ADD, rop::GLOBAL_AVERAGE_POOL, rop::REQUANTIZE]
+            .into_iter()
+            .map(|k| (rop::name(k), Box::new(move |n| int16_single_op(k, n)) as Box<dyn Fn(usize) -> Vec<u8>>))
+            .collect();
+    forms.push(("int16 FullyConnected (outputs)", Box::new(|n| int16_fc(n, 40, 5, 100, |_| {}))));
+    forms.push(("int16 FullyConnected (reduction)", Box::new(|n| int16_fc(3, n, 5, 100, |_| {}))));
+    forms.push(("per-channel Lookup", Box::new(|n| per_channel_lookup(n, Layout::Nhwc, |_| {}))));
+    forms.push((
+        "per-channel Lookup into int16",
+        Box::new(|n| per_channel_lookup_into(DType::I16, n, Layout::Nhwc, |_| {})),
+    ));
+    for (name, build) in &forms {
+        for n in [1, 3] {
+            let bytes = build(n);
+            load(&bytes).unwrap_or_else(|e| panic!("{name} with n = {n}: {e}"));
+            let want = run_on(&bytes, "scalar");
+            assert!(want.iter().all(|v| v.is_finite()) && want.iter().any(|&v| v != 0.0), "{name}: {want:?}");
+            for p in &paths {
+                assert_eq!(run_on(&bytes, p), want, "{name} with n = {n} on {p}");
+            }
+        }
+        let err = load(&build(0)).expect_err(name).to_string();
+        assert!(err.contains("zero-size"), "{name}: {err}");
+    }
+    println!("{} int16 and per-channel lookup forms checked on kernel paths {paths:?}", forms.len());
+}

@@ -809,6 +809,58 @@ fn int8_pooling_matches_scalar() {
     println!("{cases} int8 pooling cases bit-exact on {:?}", sets);
 }
 
+/// Int16 global average pooling (format 1.6) of every path against the scalar specification:
+/// channel counts around every vector width, 1 to 196 pixels (and 2^16, the largest window an
+/// int16 file may declare: sums of +-2^31), multipliers including `1 / hw`, wide ones and ones
+/// that saturate, random and extreme int16 codes.
+#[test]
+fn int16_global_average_pooling_matches_scalar() {
+    use sparq_runtime::kernels::pool::GlobalPool;
+    let sets = sets();
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    let mut cases = 0;
+    for &c in &[1usize, 3, 7, 8, 9, 15, 16, 17, 31, 33, 1280] {
+        for edge in 0..3 {
+            for &hw in &[1usize, 7, 49, 196] {
+                let batch = 1 + cases % 2;
+                let x = i16s(&mut rng, batch * hw * c, edge);
+                let real = match edge {
+                    0 => 1e-3 * 4e3f64.powf((rng.next() % 1000) as f64 / 1000.0),
+                    1 => 1.0 / hw as f64,
+                    _ => 37.0,
+                };
+                let (mult, shift) = quantize_multiplier(real);
+                let gp = GlobalPool { batch, hw, channels: c, zp_in: 0, zp_out: 0, mult, shift };
+                let mut want = vec![0i16; batch * c];
+                registry::SCALAR.qs16_global_avg_pool(&gp, &x, &mut want);
+                for set in &sets {
+                    let mut got = vec![0i16; want.len()];
+                    set.qs16_global_avg_pool(&gp, &x, &mut got);
+                    assert_eq!(got, want, "{set:?} int16 global average pool differs: c {c} hw {hw} edge {edge}");
+                }
+                cases += 1;
+            }
+        }
+    }
+    // The widest window: every code at the int16 extremes sums to +-2^31 (exact in i32).
+    for &v in &[i16::MIN, i16::MAX] {
+        let (hw, c) = (1usize << 16, 17);
+        let x = vec![v; hw * c];
+        let (mult, shift) = quantize_multiplier(1.0 / hw as f64);
+        let gp = GlobalPool { batch: 1, hw, channels: c, zp_in: 0, zp_out: 0, mult, shift };
+        let mut want = vec![0i16; c];
+        registry::SCALAR.qs16_global_avg_pool(&gp, &x, &mut want);
+        assert!(want.iter().all(|&w| w == v), "{want:?}");
+        for set in &sets {
+            let mut got = vec![0i16; c];
+            set.qs16_global_avg_pool(&gp, &x, &mut got);
+            assert_eq!(got, want, "{set:?} int16 global average pool of 2^16 codes {v}");
+        }
+        cases += 1;
+    }
+    println!("{cases} int16 global average pooling cases bit-exact on {:?}", sets);
+}
+
 #[test]
 fn f32_convolution_matches_scalar() {
     let sets = sets();

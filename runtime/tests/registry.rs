@@ -77,6 +77,12 @@ fn every_entry_this_cpu_runs_is_reached_by_a_path() {
     check_family("f32_dwconv", registry::F32_DWCONV, None);
     check_family("qs8_max_pool", registry::QS8_MAX_POOL, None);
     check_family("qs8_global_avg_pool", registry::QS8_GLOBAL_AVG_POOL, None);
+    check_family("qs16_dwconv", registry::QS16_DWCONV, None);
+    check_family("qs16_add", registry::QS16_ADD, None);
+    check_family("qs16_quantize", registry::QS16_QUANTIZE, None);
+    check_family("qs16_widen", registry::QS16_WIDEN, None);
+    check_family("qs16_narrow", registry::QS16_NARROW, None);
+    check_family("qs16_global_avg_pool", registry::QS16_GLOBAL_AVG_POOL, None);
     // Entry names are unique across the registry (they name kernels in reports and benches).
     let mut names: Vec<&str> = registry::all_entries().map(|(_, n, _)| n).collect();
     let count = names.len();

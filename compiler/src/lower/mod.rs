@@ -125,6 +125,31 @@ impl<'g> Lowerer<'g> {
         }
     }
 
+    /// Whether the node being lowered was asked to run with int16 activations (`int16`), in a
+    /// quantized model (`float`: this node stays f32).
+    fn wants_int16(&self, float: bool) -> bool {
+        !float && self.int16_node.get(self.layers.len()) == Some(&true)
+    }
+
+    /// The output quantization of a node with a fused activation `act`: none for an f32 output,
+    /// [`Self::out_qp16`] for an int16 one, [`Self::out_qp`] otherwise.
+    fn output_q(&mut self, out: usize, act: Act, float: bool, int16: bool) -> Result<Option<QParams>> {
+        Ok(match (float, int16) {
+            (true, _) => None,
+            (false, true) => Some(self.out_qp16(out, act)?),
+            (false, false) => Some(self.out_qp(out, act)?),
+        })
+    }
+
+    /// The fused activation clamp's parameters for an output quantized with `q` (int16 codes with
+    /// `int16`; see [`Self::clamp_params`] for the others).
+    fn output_bounds(&self, params: &mut [i32; OP_PARAMS], act: Act, q: Option<QParams>, int16: bool) {
+        match (int16, q) {
+            (true, Some(q)) => (params[rop::ACT_MIN], params[rop::ACT_MAX]) = requant::act_bounds16(act, q),
+            _ => self.clamp_params(params, act, q),
+        }
+    }
+
     /// Output quantization of a node with a fused activation: calibrated range, clipped to the
     /// activation's bounds.
     fn out_qp(&mut self, t: usize, act: Act) -> Result<QParams> {
@@ -155,7 +180,7 @@ impl<'g> Lowerer<'g> {
                 p[win::GROUPS] = *group as i32;
                 let kind = if depthwise { rop::DEPTHWISE_CONV2D } else { rop::CONV2D };
                 let w_dims = if depthwise { vec![1, ws[2], ws[3], ws[0]] } else { vec![ws[0], ws[2], ws[3], ws[1]] };
-                let wanted16 = self.int16_node.get(self.layers.len()) == Some(&true) && !float;
+                let wanted16 = self.wants_int16(float);
                 if wanted16 {
                     why_not_int16 = if ws.len() != 4 || g.tensors[x].shape.len() != 4 || (!depthwise && *group != 1) {
                         Some(INT16_SHAPE)
@@ -171,18 +196,8 @@ impl<'g> Lowerer<'g> {
                 let inputs =
                     self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &w_dims, depthwise, *act, float, int16)?;
                 weight_bytes = inputs.1;
-                let q = if float {
-                    None
-                } else if int16 {
-                    Some(self.out_qp16(out, *act)?)
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
-                if int16 {
-                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
-                } else {
-                    self.clamp_params(&mut p, *act, q);
-                }
+                let q = self.output_q(out, *act, float, int16)?;
+                self.output_bounds(&mut p, *act, q, int16);
                 let y = self.window_output(n, out, dt, q);
                 self.op(kind, &n.name, inputs.0, y, p);
                 self.finish_window_output(n, out, y, dt, q);
@@ -204,7 +219,7 @@ impl<'g> Lowerer<'g> {
                 p[win::GROUPS] = c as i32;
                 let ws = vec![c, 1, 1, 1];
                 let (scale, shift) = (g.value(n.inputs[1]), g.value(n.inputs[2]));
-                if self.int16_node.get(self.layers.len()) == Some(&true) && !float {
+                if self.wants_int16(float) {
                     int16 = self.int16_fits(n, x, out, scale, &ws, shift, true, *act)?;
                     why_not_int16 = (!int16).then_some(INT16_OVERFLOW);
                 }
@@ -218,24 +233,12 @@ impl<'g> Lowerer<'g> {
                 let xi = self.get(x, dt, Some(Layout::Nhwc))?;
                 let inputs = self.weights(n, xi, x, out, scale, &ws, shift, &[1, 1, 1, c], true, *act, float, int16)?;
                 weight_bytes = inputs.1;
-                let q = if float {
-                    None
-                } else if int16 {
-                    Some(self.out_qp16(out, *act)?)
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
-                if int16 {
-                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
-                } else {
-                    self.clamp_params(&mut p, *act, q);
-                }
+                let q = self.output_q(out, *act, float, int16)?;
+                self.output_bounds(&mut p, *act, q, int16);
                 let y = self.output(out, dt, Layout::Nhwc, q);
                 self.op(rop::DEPTHWISE_CONV2D, &n.name, inputs.0, y, p);
             }
-            Op::Dense { act }
-                if !float && !self.has_int8_consumer(out) && self.int16_node.get(self.layers.len()) != Some(&true) =>
-            {
+            Op::Dense { act } if !float && !self.has_int8_consumer(out) && !self.wants_int16(float) => {
                 // The output leaves the int8 domain (e.g. logits): emit f32 from the int32
                 // accumulator instead of rounding it to 256 levels first.
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
@@ -267,7 +270,7 @@ impl<'g> Lowerer<'g> {
             Op::Dense { act } => {
                 let (x, w, b) = (n.inputs[0], n.inputs[1], n.inputs[2]);
                 let ws = g.tensors[w].shape.clone();
-                if self.int16_node.get(self.layers.len()) == Some(&true) && !float {
+                if self.wants_int16(float) {
                     why_not_int16 = (!self.int16_fits(n, x, out, g.value(w), &ws, g.value(b), false, *act)?)
                         .then_some(INT16_OVERFLOW);
                     int16 = why_not_int16.is_none();
@@ -277,25 +280,15 @@ impl<'g> Lowerer<'g> {
                 let inputs =
                     self.weights(n, xi, x, out, g.value(w), &ws, g.value(b), &ws, false, *act, float, int16)?;
                 weight_bytes = inputs.1;
-                let q = if float {
-                    None
-                } else if int16 {
-                    Some(self.out_qp16(out, *act)?)
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
-                if int16 {
-                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
-                } else {
-                    self.clamp_params(&mut p, *act, q);
-                }
+                let q = self.output_q(out, *act, float, int16)?;
+                self.output_bounds(&mut p, *act, q, int16);
                 let y = self.output(out, dt, Layout::RowMajor, q);
                 self.op(rop::FULLY_CONNECTED, &n.name, inputs.0, y, p);
             }
             Op::Add { act } | Op::Mul { act } => {
                 let is_add = matches!(n.op, Op::Add { .. });
                 let (a, b) = (n.inputs[0], n.inputs[1]);
-                if self.int16_node.get(self.layers.len()) == Some(&true) && !float {
+                if self.wants_int16(float) {
                     why_not_int16 = (!is_add || g.is_const(a) || g.is_const(b)).then_some(INT16_SHAPE);
                     int16 = why_not_int16.is_none();
                 }
@@ -303,13 +296,7 @@ impl<'g> Lowerer<'g> {
                 let ai = self.get(a, dt, None)?;
                 let bi = self.get(b, dt, None)?;
                 let layout = self.default_layout(out);
-                let q = if float {
-                    None
-                } else if int16 {
-                    Some(self.out_qp16(out, *act)?)
-                } else {
-                    Some(self.out_qp(out, *act)?)
-                };
+                let q = self.output_q(out, *act, float, int16)?;
                 if let Some(qo) = q {
                     let qa = self.tensor_q(ai);
                     let qb = self.tensor_q(bi);
@@ -324,11 +311,7 @@ impl<'g> Lowerer<'g> {
                         p[rop::SHIFT] = m.shift;
                     }
                 }
-                if int16 {
-                    (p[rop::ACT_MIN], p[rop::ACT_MAX]) = requant::act_bounds16(*act, q.unwrap());
-                } else {
-                    self.clamp_params(&mut p, *act, q);
-                }
+                self.output_bounds(&mut p, *act, q, int16);
                 let y = self.output(out, dt, layout, q);
                 self.op(if is_add { rop::ADD } else { rop::MUL }, &n.name, vec![ai, bi], y, p);
             }
@@ -504,7 +487,7 @@ impl<'g> Lowerer<'g> {
             }
             Op::GlobalAveragePool => {
                 let x = n.inputs[0];
-                int16 = self.int16_node.get(self.layers.len()) == Some(&true) && !float;
+                int16 = self.wants_int16(float);
                 let dt = if int16 { DType::I16 } else { dt };
                 let xi = self.get(x, dt, Some(Layout::Nhwc))?;
                 let s = &g.tensors[x].shape;

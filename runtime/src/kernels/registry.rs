@@ -37,6 +37,7 @@ pub type LutFn = unsafe fn(&[i8; 256], &[i8], &mut [i8]);
 pub type F32ConvFn = unsafe fn(&ConvGeometry, &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 pub type MaxPoolFn = unsafe fn(&ConvGeometry, &[i8], &mut [i8]);
 pub type GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i8], &mut [i8]);
+pub type Qs16GlobalAvgPoolFn = unsafe fn(&GlobalPool, &[i16], &mut [i16]);
 pub type FcF32OutFn = unsafe fn(usize, &[i8], &WeightMatrix<'_>, &F32Out<'_>, &mut [f32]);
 pub type SpFcF32OutFn = unsafe fn(usize, &[i8], &BlockSparse<'_>, &F32Out<'_>, &mut [f32]);
 
@@ -170,6 +171,9 @@ unsafe fn add_scalar(a: &[i8], b: &[i8], y: &mut [i8], p: &AddParams) {
 }
 unsafe fn qs16_add_scalar(a: &[i16], b: &[i16], y: &mut [i16], p: &AddParams) {
     super::elementwise::qs16_add_contiguous_scalar(a, b, y, p)
+}
+unsafe fn qs16_global_avg_pool_scalar(p: &GlobalPool, x: &[i16], y: &mut [i16]) {
+    super::pool::qs16_global_avg_pool(p, x, y)
 }
 unsafe fn qs16_quantize_scalar(x: &[f32], y: &mut [i16], scale: f32) {
     super::elementwise::qs16_quantize_scalar(x, y, scale)
@@ -514,6 +518,15 @@ pub const QS16_QUANTIZE: &[Entry<Qs16QuantizeFn>] = &[
         any,
         super::elementwise::avx512::qs16_quantize_avx512
     ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs16_quantize_x8_neon",
+        Features::NEON,
+        tile(1, 8, 1),
+        None,
+        any,
+        super::elementwise::neon::qs16_quantize_neon
+    ),
 ];
 
 /// Int8 to int16 codes (REQUANTIZE, format 1.6) of contiguous operands of one shape and layout.
@@ -563,6 +576,15 @@ pub const QS8_QUANTIZE: &[Entry<QuantizeFn>] = &[
         any,
         super::elementwise::avx512::qs8_quantize_avx512
     ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs8_quantize_x8_neon",
+        Features::NEON,
+        tile(1, 8, 1),
+        None,
+        any,
+        super::elementwise::neon::qs8_quantize_neon
+    ),
 ];
 
 /// f32 convolution (any groups; fully-connected layers as 1x1 over rows).
@@ -610,6 +632,29 @@ pub const QS8_GLOBAL_AVG_POOL: &[Entry<GlobalAvgPoolFn>] = &[
     ),
 ];
 
+/// Int16 global average pooling (NHWC, format 1.6), requantized.
+pub const QS16_GLOBAL_AVG_POOL: &[Entry<Qs16GlobalAvgPoolFn>] = &[
+    entry!("qs16_global_avg_pool_scalar", Features::NONE, SCALAR_TILE, None, any, qs16_global_avg_pool_scalar),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "qs16_global_avg_pool_c16_avx2",
+        AVX2,
+        tile(1, 16, 1),
+        None,
+        any,
+        super::pool::avx2::qs16_global_avg_pool_avx2
+    ),
+    #[cfg(target_arch = "aarch64")]
+    entry!(
+        "qs16_global_avg_pool_c8_neon",
+        Features::NEON,
+        tile(1, 8, 1),
+        None,
+        any,
+        super::pool::neon::qs16_global_avg_pool_neon
+    ),
+];
+
 /// Int8 table lookup (any unary activation in int8) of contiguous operands.
 pub const QS8_LUT: &[Entry<LutFn>] = &[
     entry!("qs8_lut_scalar", Features::NONE, SCALAR_TILE, None, any, lut_scalar),
@@ -650,6 +695,7 @@ pub fn all_entries() -> impl Iterator<Item = (&'static str, &'static str, Featur
         .chain(of("f32_dwconv", F32_DWCONV))
         .chain(of("qs8_max_pool", QS8_MAX_POOL))
         .chain(of("qs8_global_avg_pool", QS8_GLOBAL_AVG_POOL))
+        .chain(of("qs16_global_avg_pool", QS16_GLOBAL_AVG_POOL))
 }
 
 /// A kernel path bound to the features it may use on this CPU: what tests and benches iterate
@@ -790,6 +836,11 @@ impl KernelSet {
     }
     pub fn qs8_global_avg_pool(&self, p: &GlobalPool, x: &[i8], y: &mut [i8]) {
         let e = self.entry(QS8_GLOBAL_AVG_POOL, &Query::default());
+        // SAFETY: as above.
+        unsafe { (e.f)(p, x, y) }
+    }
+    pub fn qs16_global_avg_pool(&self, p: &GlobalPool, x: &[i16], y: &mut [i16]) {
+        let e = self.entry(QS16_GLOBAL_AVG_POOL, &Query::default());
         // SAFETY: as above.
         unsafe { (e.f)(p, x, y) }
     }

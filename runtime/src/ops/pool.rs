@@ -5,7 +5,10 @@ use super::{check_mult_shift, expect_inputs, invalid, same_quant, window_geometr
 use crate::error::RuntimeError;
 use crate::kernels::conv::ConvGeometry;
 use crate::kernels::pool::{self, GlobalPool};
-use crate::kernels::registry::{resolve, GlobalAvgPoolFn, MaxPoolFn, Query, QS8_GLOBAL_AVG_POOL, QS8_MAX_POOL};
+use crate::kernels::registry::{
+    resolve, GlobalAvgPoolFn, MaxPoolFn, Qs16GlobalAvgPoolFn, Query, QS16_GLOBAL_AVG_POOL, QS8_GLOBAL_AVG_POOL,
+    QS8_MAX_POOL,
+};
 use sparq_format::layout::op::{self, window};
 use sparq_format::{DType, Layout, OpInfo, Storage, TensorInfo};
 
@@ -89,6 +92,8 @@ pub enum GlobalPoolKernel {
     },
     /// Int16 (format 1.6).
     Qs16 {
+        name: &'static str,
+        f: Qs16GlobalAvgPoolFn,
         params: GlobalPool,
     },
     F32,
@@ -120,17 +125,17 @@ impl<'a> GlobalAveragePool<'a> {
                 return Err(bad("int16 pooling window too large for a 32-bit sum"));
             }
             check_mult_shift(o, op::MULT_A)?;
-            GlobalPoolKernel::Qs16 {
-                params: GlobalPool {
-                    batch: x.dims[0],
-                    hw: x.dims[2] * x.dims[3],
-                    channels: x.dims[1],
-                    zp_in: 0,
-                    zp_out: 0,
-                    mult: o.params[op::MULT_A],
-                    shift: o.params[op::SHIFT],
-                },
-            }
+            let params = GlobalPool {
+                batch: x.dims[0],
+                hw: x.dims[2] * x.dims[3],
+                channels: x.dims[1],
+                zp_in: 0,
+                zp_out: 0,
+                mult: o.params[op::MULT_A],
+                shift: o.params[op::SHIFT],
+            };
+            let e = resolve(QS16_GLOBAL_AVG_POOL, d.features, &Query::default());
+            GlobalPoolKernel::Qs16 { name: e.name, f: e.f, params }
         } else if y.dtype == DType::I8 {
             check_mult_shift(o, op::MULT_A)?;
             let params = GlobalPool {
@@ -153,7 +158,7 @@ impl<'a> GlobalAveragePool<'a> {
     pub fn kernel_name(&self) -> &'static str {
         match self.kernel {
             GlobalPoolKernel::Qs8 { name, .. } => name,
-            GlobalPoolKernel::Qs16 { .. } => "qs16_global_avg_pool_scalar",
+            GlobalPoolKernel::Qs16 { name, .. } => name,
             GlobalPoolKernel::F32 => "f32_global_avg_pool_scalar",
         }
     }
@@ -163,7 +168,8 @@ impl<'a> GlobalAveragePool<'a> {
         match self.kernel {
             // SAFETY: resolved for features this CPU has; operands validated at load.
             GlobalPoolKernel::Qs8 { f, ref params, .. } => unsafe { f(params, e.data(x), e.out(y)) },
-            GlobalPoolKernel::Qs16 { ref params } => pool::qs16_global_avg_pool(params, e.data(x), e.out(y)),
+            // SAFETY: as above.
+            GlobalPoolKernel::Qs16 { f, ref params, .. } => unsafe { f(params, e.data(x), e.out(y)) },
             GlobalPoolKernel::F32 => {
                 pool::f32_global_avg_pool(x.dims[0], x.dims[2] * x.dims[3], x.dims[1], e.data(x), e.out(y))
             }

@@ -198,3 +198,50 @@ pub unsafe fn qs16_narrow_neon(x: &[i16], y: &mut [i8], p: &Rescale) {
     }
     crate::kernels::elementwise::qs16_narrow_scalar(&x[vec..len], &mut y[vec..len], p);
 }
+
+/// [`crate::kernels::elementwise::qs8_quantize_scalar`] (f32 -> int8), 8 lanes per step: the IEEE
+/// quotient `x / scale` (`fdiv`, as the scalar code divides), rounded half away from zero by
+/// `fcvtas` (NaN to 0, out-of-range values saturated; the scalar code's clamp to +-1e6 then ends
+/// at the same int8 bound), the zero point added with saturation and narrowed with saturation.
+///
+/// # Safety
+/// NEON is part of the aarch64 baseline; nothing else is required.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs8_quantize_neon(x: &[f32], y: &mut [i8], scale: f32, zero_point: i32) {
+    let len = x.len().min(y.len());
+    let vec = len / 8 * 8;
+    let mut i = 0;
+    // SAFETY: every load and store below covers `i .. i + 8 <= len` of its slice.
+    unsafe {
+        let (s, zp) = (vdupq_n_f32(scale), vdupq_n_s32(zero_point));
+        while i < vec {
+            let code = |at: usize| vqaddq_s32(vcvtaq_s32_f32(vdivq_f32(vld1q_f32(x.as_ptr().add(at)), s)), zp);
+            let h = vcombine_s16(vqmovn_s32(code(i)), vqmovn_s32(code(i + 4)));
+            vst1_s8(y.as_mut_ptr().add(i), vqmovn_s16(h));
+            i += 8;
+        }
+    }
+    crate::kernels::elementwise::qs8_quantize_scalar(&x[vec..len], &mut y[vec..len], scale, zero_point);
+}
+
+/// [`crate::kernels::elementwise::qs16_quantize_scalar`] (f32 -> int16, format 1.6), 8 lanes per
+/// step, rounded as [`qs8_quantize_neon`] and narrowed to int16 with saturation.
+///
+/// # Safety
+/// NEON is part of the aarch64 baseline; nothing else is required.
+#[target_feature(enable = "neon")]
+pub unsafe fn qs16_quantize_neon(x: &[f32], y: &mut [i16], scale: f32) {
+    let len = x.len().min(y.len());
+    let vec = len / 8 * 8;
+    let mut i = 0;
+    // SAFETY: every load and store below covers `i .. i + 8 <= len` of its slice.
+    unsafe {
+        let s = vdupq_n_f32(scale);
+        while i < vec {
+            let code = |at: usize| vqmovn_s32(vcvtaq_s32_f32(vdivq_f32(vld1q_f32(x.as_ptr().add(at)), s)));
+            vst1q_s16(y.as_mut_ptr().add(i), vcombine_s16(code(i), code(i + 4)));
+            i += 8;
+        }
+    }
+    crate::kernels::elementwise::qs16_quantize_scalar(&x[vec..len], &mut y[vec..len], scale);
+}

@@ -155,10 +155,27 @@ pub fn qs16_global_avg_pool(p: &GlobalPool, x: &[i16], y: &mut [i16]) {
                 }
             }
             for (o, &a) in yn[c0..c0 + len].iter_mut().zip(&acc[..len]) {
-                let v = crate::quant::requantize(a, mult, shift).saturating_add(zp_out);
-                *o = v.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+                *o = global_avg_code16(a, mult, shift, zp_out);
             }
         }
+    }
+}
+
+/// An int16 global average's output code from its channel's sum.
+#[inline(always)]
+fn global_avg_code16(sum: i32, mult: i32, shift: i32, zp_out: i32) -> i16 {
+    let v = crate::quant::requantize(sum, mult, shift).saturating_add(zp_out);
+    v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+}
+
+/// The channels from `from` on of [`qs16_global_avg_pool`] (the SIMD kernels' last partial
+/// vector).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn global_avg_tail16(p: &GlobalPool, xn: &[i16], yn: &mut [i16], from: usize) {
+    let c_all = p.channels;
+    for (ch, out) in yn.iter_mut().enumerate().skip(from) {
+        let sum: i32 = (0..p.hw).map(|q| xn[q * c_all + ch] as i32).sum();
+        *out = global_avg_code16(sum, p.mult, p.shift, p.zp_out);
     }
 }
 
