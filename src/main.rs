@@ -164,8 +164,8 @@ struct CompileArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     equalize: bool,
     /// After rounding, round the layers that have many input positions per weight again, one at a
-    /// time in graph order, on the inputs the int8 model gives them (GPTQ's sequential setting);
-    /// kept only if the model measures closer to the float one on calibration samples held out of
+    /// time in graph order, on the inputs the int8 model gives them mixed half and half with the
+    /// float ones (GPTQ's sequential setting, regularized); kept only if the model measures closer to the float one on calibration samples held out of
     /// that fit (int16 layers, --int16, on their int16 inputs)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     round_on_int8: bool,

@@ -247,7 +247,7 @@ impl fmt::Display for Report {
         if let Some(r) = &self.int8_inputs {
             writeln!(
                 f,
-                "              then {} layer(s) rounded again, one at a time, on the inputs the int8 model gives them: output SQNR on the {} calibration samples held out of that fit {:.1} -> {:.1} dB ({})",
+                "              then {} layer(s) rounded again, one at a time, on the inputs the int8 model gives them (mixed half and half with the float ones): output SQNR on the {} calibration samples held out of that fit {:.1} -> {:.1} dB ({})",
                 r.layers.len(),
                 r.samples,
                 r.before_db,

@@ -223,8 +223,14 @@ pub fn int8_input_layers<'g>(g: &'g Graph, samples: usize, methods: &HashMap<Str
 /// (`lower` writes it from the roundings) runs on `samples` beside the f32 graph; the layer's
 /// weights and bias are re-fitted to `E[(w . x~ + b - w0 . x - b0)^2]` over its int8 inputs `x~`
 /// and f32 inputs `x` (the crossed moments pruning's re-fit uses, dampened towards `w0`, exact
-/// zeros kept), and the fit is rounded by the layer's method in `methods` against `E[x~ x~']`.
+/// zeros kept), and the fit is rounded by the layer's method in `methods` against the same moments.
 /// An int16 layer (`--int16`) is fitted the same way on its int16 inputs.
+/// The moments mix the int8 inputs with the float ones, half each: a regularization between
+/// refitting to the int8 model's inputs alone, which follows their noise on the fitting crops, and
+/// the float fit (the idea of QDrop and of regularized calibration: the fit then holds for inputs
+/// carrying less of that noise). On MobileNetV2's calibration crops 56-99, held out of the fit:
+/// logit SQNR 24.27 dB on the int8 inputs alone, 24.52 dB half and half, 24.44 dB one third int8,
+/// better on each of crops 0-55, 56-74 and 75-99.
 /// One layer at a time: a layer fitted on inputs that an earlier layer's new weights then change
 /// would compensate an error that is gone (MobileNetV2 with three layers per step: 24.6 -> 18.2
 /// dB on the fitting samples). Returns the layers rounded again.
@@ -246,7 +252,9 @@ pub fn round_on_int8_inputs(
         let mut m = Moments::for_layer(g, n, true);
         crate::calib::eval::paired_activations(g, &bytes, samples, &[x], INT8_INPUT_CAP_STEPS, &mut |_, f, q| {
             if let Some(xt) = &q[0] {
+                // Half the fit on the int8 inputs, half on the float ones (see above).
                 m.add(n, shape, xt, Some(&f[0]));
+                m.add(n, shape, &f[0], Some(&f[0]));
             }
             pb.inc(1);
             Ok(())
