@@ -527,11 +527,13 @@ mod tests {
 
     /// Rounding on int8 inputs (`round_on_int8`) runs on the layers with enough input vectors per weight,
     /// is reported with its before/after on the samples held out of its fit, and is kept exactly
-    /// when it measures better there (on this small random model it does for one seed and not for
-    /// the other: a per-layer fit is not the model's output, which is why the check is there).
+    /// when it measures better there: on this small random model it is for some seeds and not for
+    /// others (a per-layer fit is not the model's output, which is why the check is there), and
+    /// both outcomes occur among the first eight seeds.
     #[test]
     fn rounding_on_int8_inputs_is_reported_and_kept_only_when_it_measures_better() {
-        for (seed, kept) in [(5, false), (6, true)] {
+        let mut outcomes = Vec::new();
+        for seed in 1..=8 {
             let onnx = onnx::builder::mobile_block(seed);
             let mut rng = onnx::builder::Rng::new(9);
             let samples: Vec<Vec<f32>> = (0..32).map(|_| rng.vec(4 * 8 * 8, 1.0)).collect();
@@ -547,10 +549,11 @@ mod tests {
             assert_eq!(r.layers, ["Conv_3", "Conv_14"], "seed {seed}");
             assert!(r.before_db.is_finite() && r.after_db.is_finite(), "{r:?}");
             assert_eq!(r.kept, r.after_db > r.before_db, "{r:?}");
-            assert_eq!(r.kept, kept, "seed {seed}: {r:?}");
             assert_eq!(r.kept, on.bytes != off.bytes, "seed {seed}: {r:?}");
-            assert!(on.report.to_string().contains(if kept { "(kept)" } else { "(not kept)" }));
+            assert!(on.report.to_string().contains(if r.kept { "(kept)" } else { "(not kept)" }));
+            outcomes.push(r.kept);
         }
+        assert!(outcomes.contains(&true) && outcomes.contains(&false), "kept per seed 1-8: {outcomes:?}");
     }
 
     #[test]
