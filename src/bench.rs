@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// baseline time / model time, so drift of a shared host's speed cancels out
     #[arg(long, value_name = "SPARQ")]
     pub baseline: Option<PathBuf>,
+    /// Also write a self-contained HTML report (latency histogram with p50/p90/p99, per-layer
+    /// latency bars and a sortable per-layer table; opens offline)
+    #[arg(long, value_name = "HTML")]
+    pub report: Option<PathBuf>,
 }
 
 /// Accumulates the wall time of each op over timed runs.
@@ -123,6 +127,12 @@ fn fill_inputs(session: &mut Session<'_, '_>, model: &Model<'_>) -> Result<()> {
 
 /// Time `iters` runs of a model (input: a fixed deterministic pattern).
 pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Latency> {
+    let (kernels, ms) = time_runs(model, warmup, iters, threads)?;
+    Ok(Latency::from_samples(kernels, ms))
+}
+
+/// The kernel path and the milliseconds of each of `iters` timed runs.
+pub fn time_runs(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<(&'static str, Vec<f64>)> {
     if iters == 0 {
         return Err(anyhow!("--iters must be at least 1"));
     }
@@ -138,7 +148,7 @@ pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize
         session.run();
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Latency::from_samples(session.kernels(), ms))
+    Ok((session.kernels(), ms))
 }
 
 /// Two models timed in alternation (which one goes first swaps every pair), and the spread of
@@ -148,6 +158,8 @@ pub struct Paired {
     pub baseline: Latency,
     /// Median, 10th and 90th percentile of the per-pair speed-ups.
     pub speedup: (f64, f64, f64),
+    /// The model's run times (ms), in order.
+    pub model_ms: Vec<f64>,
 }
 
 /// Time `iters` pairs of runs, `model` and `baseline` back to back, each on its own session.
@@ -189,7 +201,8 @@ pub fn time_paired(
     ratios.sort_by(|a, b| a.total_cmp(b));
     let speedup = (percentile(&ratios, 50.0), percentile(&ratios, 10.0), percentile(&ratios, 90.0));
     Ok(Paired {
-        model: Latency::from_samples(sm.kernels(), ms_m),
+        model: Latency::from_samples(sm.kernels(), ms_m.clone()),
+        model_ms: ms_m,
         baseline: Latency::from_samples(sb.kernels(), ms_b),
         speedup,
     })
@@ -206,14 +219,25 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         Some(b) => Some(time_paired(model, b.model(), a.warmup, a.iters, a.threads)?),
         None => None,
     };
-    let l = match &paired {
-        Some(p) => p.model,
-        None => time_model(model, a.warmup, a.iters, a.threads)?,
+    let (l, runs) = match &paired {
+        Some(p) => (p.model, p.model_ms.clone()),
+        None => {
+            let (kernels, ms) = time_runs(model, a.warmup, a.iters, a.threads)?;
+            (Latency::from_samples(kernels, ms.clone()), ms)
+        }
     };
     let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
     let base_macs: u64 =
         base_mapped.as_ref().map_or(0, |b| (0..b.model().op_count()).map(|i| b.model().op_macs(i)).sum());
-    let per_op = if a.per_op { Some(time_ops(model, a.warmup.min(3), a.iters.clamp(1, 20), a.threads)?) } else { None };
+    if let Some(path) = &a.report {
+        // Checked before the per-op timing: an unwritable report fails before more work.
+        sparq_compiler::check_output_path(path)?;
+    }
+    let per_op = if a.per_op || a.report.is_some() {
+        Some(time_ops(model, a.warmup.min(3), a.iters.clamp(1, 20), a.threads)?)
+    } else {
+        None
+    };
     if a.json {
         let j = serde_json::json!({
             "model": a.model.display().to_string(),
@@ -233,7 +257,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             j["speedup_p10"] = p.speedup.1.into();
             j["speedup_p90"] = p.speedup.2.into();
         }
-        if let Some(ops) = &per_op {
+        if let Some(ops) = per_op.as_ref().filter(|_| a.per_op) {
             j["per_op"] = ops
                 .iter()
                 .enumerate()
@@ -280,7 +304,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 1.0 / med
             );
         }
-        if let Some(ops) = &per_op {
+        if let Some(ops) = per_op.as_ref().filter(|_| a.per_op) {
             let total: f64 = ops.iter().map(|(ms, _)| ms).sum();
             println!(
                 "\n  {:>4}  {:<18} {:<20} {:>10} {:>9} {:>6} {:>8}  {:<30} name",
@@ -305,6 +329,48 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 );
             }
         }
+    }
+    if let Some(path) = &a.report {
+        let mut page = crate::html::Page::new(&format!("sparq bench: {}", a.model.display()));
+        page.facts(&crate::html::model_facts(&a.model, model, mapped.bytes().len()));
+        page.heading("Latency");
+        let mut facts = vec![
+            (
+                "runs".to_string(),
+                format!("{} after {} warm-up, {} thread(s), {} kernels", l.iters, a.warmup, a.threads, l.kernels),
+            ),
+            (
+                "latency".to_string(),
+                format!(
+                    "min {:.3} ms, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    l.min, l.p50, l.p90, l.p99, l.max
+                ),
+            ),
+            ("throughput".to_string(), format!("{:.2} GMAC/s at p50", macs as f64 / (l.p50 * 1e6))),
+        ];
+        if let (Some(p), Some(path)) = (&paired, &a.baseline) {
+            facts.push((
+                "against the baseline".to_string(),
+                format!(
+                    "{}: p50 {:.3} ms; speed-up median {:.3}x (p10-p90 {:.3}-{:.3}x), runs alternated",
+                    path.display(),
+                    p.baseline.p50,
+                    p.speedup.0,
+                    p.speedup.1,
+                    p.speedup.2
+                ),
+            ));
+        }
+        page.facts(&facts);
+        page.latency_histogram("Latency of each timed run, p50 / p90 / p99 marked", &runs)?;
+        let mut layers = crate::html::layers(model)?;
+        if let Some(ops) = &per_op {
+            for (l, (ms, _)) in layers.iter_mut().zip(ops) {
+                l.ms = Some(*ms);
+            }
+        }
+        page.layer_section(&layers, "")?;
+        page.write(path)?;
     }
     Ok(())
 }

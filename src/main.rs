@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod html;
 mod inspect;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -252,6 +253,11 @@ struct CompileArgs {
     /// Also report every layer's output SQNR against the float model (on up to 16 calibration samples)
     #[arg(long)]
     per_layer: bool,
+    /// Also write a self-contained HTML report: the compile report, sizes, precision and SQNR per
+    /// layer, agreement with the float model, the precision search's candidates, and latency
+    /// measured on this machine (histogram and per layer); opens offline
+    #[arg(long, value_name = "HTML")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -287,6 +293,10 @@ struct EvalArgs {
     input_value: Vec<String>,
     #[command(flatten)]
     pre: PreprocessArgs,
+    /// Also write a self-contained HTML report: agreement and accuracy against the float model,
+    /// each sample's output SQNR, and the model's layers; opens offline
+    #[arg(long, value_name = "HTML")]
+    report: Option<PathBuf>,
 }
 
 /// `--input-value NAME=V1,V2,...` values, in the order given.
@@ -337,6 +347,9 @@ fn compile(a: CompileArgs) -> Result<()> {
     if !a.list_nodes {
         // Before any work: an unwritable output would otherwise fail only after the compile.
         sparq_compiler::check_output_path(&a.output)?;
+        if let Some(r) = &a.report {
+            sparq_compiler::check_output_path(r)?;
+        }
     }
     let what = a.model.display().to_string();
     let shapes = parse_shapes(&a.input_shape)?;
@@ -442,7 +455,7 @@ fn compile(a: CompileArgs) -> Result<()> {
     sparq_format::writer::write_atomic(&a.output, &compiled.bytes)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     print!("{}", compiled.report);
-    if a.per_layer && !samples.is_empty() {
+    let per_layer = if (a.per_layer || a.report.is_some()) && !samples.is_empty() {
         let n = samples.len().min(16);
         let unscale: std::collections::HashMap<String, (Vec<f32>, Vec<f32>)> = compiled
             .report
@@ -462,6 +475,11 @@ fn compile(a: CompileArgs) -> Result<()> {
             frames.as_deref(),
             &unscale,
         )?;
+        Some((n, rows))
+    } else {
+        None
+    };
+    if let (true, Some((n, rows))) = (a.per_layer, &per_layer) {
         println!(
             "  per layer   output SQNR vs the float model on {n} calibration samples (errors accumulate downstream):"
         );
@@ -478,7 +496,111 @@ fn compile(a: CompileArgs) -> Result<()> {
         }
     }
     println!("wrote {} ({} bytes)", a.output.display(), compiled.bytes.len());
+    if let Some(path) = &a.report {
+        compile_report(path, &a, &compiled, per_layer.as_ref())?;
+    }
     Ok(())
+}
+
+/// `compile --report`: the HTML page of a compiled model.
+fn compile_report(
+    path: &Path,
+    a: &CompileArgs,
+    compiled: &sparq_compiler::Compiled,
+    per_layer: Option<&(usize, Vec<sparq_compiler::eval::LayerSqnr>)>,
+) -> Result<()> {
+    let r = &compiled.report;
+    let aligned = AlignedBytes::from_slice(&compiled.bytes);
+    let model = Model::from_bytes(&aligned)?;
+    let mut page = html::Page::new(&format!("sparq compile: {}", a.model.display()));
+    let mut facts = vec![(
+        "size".to_string(),
+        format!(
+            "ONNX {} bytes -> .sparq {} bytes ({:.3}x)",
+            r.onnx_bytes,
+            r.sparq_bytes,
+            r.sparq_bytes as f64 / r.onnx_bytes.max(1) as f64
+        ),
+    )];
+    facts.extend(html::model_facts(&a.output, &model, compiled.bytes.len()));
+    page.facts(&facts);
+    if let Some(c) = &r.calibration {
+        page.heading("Agreement with the float model");
+        let held = if r.agreement_held_out { "held out of every choice" } else { "calibration" };
+        page.paragraph(&format!(
+            "On {} {held} samples: top-1 agreement {:.2}%, expected on new data {:.2}% (from each sample's logit \
+             margins and its measured noise), output SQNR {:.1} dB.",
+            c.samples,
+            c.top1_agreement * 100.0,
+            c.expected_agreement * 100.0,
+            c.sqnr_db
+        ));
+        let mut bars = vec![
+            (format!("top-1 agreement ({} samples)", c.samples), c.top1_agreement),
+            ("expected on new data".to_string(), c.expected_agreement),
+        ];
+        if let (Some(acc), Some(ra)) = (c.accuracy, c.reference_accuracy) {
+            bars.push(("float accuracy".to_string(), ra));
+            bars.push(("sparq accuracy".to_string(), acc));
+        }
+        page.percent_bars("Agreement of the compiled model with the float model (calibration samples)", &bars)?;
+    }
+    if let Some(m) = &r.mixed {
+        page.heading("Precision search (--min-agreement)");
+        page.paragraph(&format!(
+            "Target {:.2}% (searched as {:.2}% expected agreement); {} layer(s) in int16, {} in f32.",
+            m.target * 100.0,
+            m.goal * 100.0,
+            m.int16.len(),
+            m.kept.len()
+        ));
+        if !m.evaluated.is_empty() {
+            let pts: Vec<(f64, f64)> = m.evaluated.iter().map(|p| (p.cost, p.expected_agreement)).collect();
+            let chosen = m.evaluated.iter().position(|p| p.chosen);
+            page.pareto(
+                &format!(
+                    "Candidates the search evaluated: {} against expected agreement on calibration data",
+                    m.cost_unit
+                ),
+                &m.cost_unit,
+                &pts,
+                chosen,
+            )?;
+        }
+    }
+    page.heading("Latency on this machine");
+    let (kernels, runs) = bench::time_runs(&model, 5, 50, 1)?;
+    let ops = bench::time_ops(&model, 2, 10, 1)?;
+    let mut sorted = runs.clone();
+    sorted.sort_by(|x, y| x.total_cmp(y));
+    page.paragraph(&format!(
+        "50 runs after 5 warm-up, one thread, {kernels} kernels: p50 {:.3} ms (for paired comparisons and more runs: \
+         sparq bench --baseline).",
+        sorted[sorted.len() / 2]
+    ));
+    page.latency_histogram("Latency of each timed run, p50 / p90 / p99 marked", &runs)?;
+    let mut layers = html::layers(&model)?;
+    let sqnr: HashMap<&str, f64> =
+        per_layer.map(|(_, rows)| rows.iter().map(|r| (r.name.as_str(), r.sqnr_db)).collect()).unwrap_or_default();
+    let sparsity: HashMap<&str, String> = r
+        .sparsity
+        .iter()
+        .filter(|s| s.weights > 0 && s.zeros > 0)
+        .map(|s| {
+            let pattern = s.policy.as_ref().map(|p| format!(" {}", p.pattern)).unwrap_or_default();
+            (s.name.as_str(), format!("{:.1}%{pattern}", 100.0 * s.zeros as f64 / s.weights as f64))
+        })
+        .collect();
+    for (l, (ms, _)) in layers.iter_mut().zip(&ops) {
+        l.ms = Some(*ms);
+        l.sqnr_db = sqnr.get(l.name.as_str()).copied();
+        l.sparsity = sparsity.get(l.name.as_str()).cloned();
+    }
+    let note = per_layer.map(|(n, _)| format!(", on {n} calibration samples")).unwrap_or_default();
+    page.layer_section(&layers, &note)?;
+    page.heading("Compile report");
+    page.preformatted(&r.to_string());
+    page.write(path)
 }
 
 fn run(a: RunArgs) -> Result<()> {
@@ -567,6 +689,9 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
+    if let Some(r) = &a.report {
+        sparq_compiler::check_output_path(r)?;
+    }
     let mapped = open_model(&a.model)?;
     let model = mapped.model();
     let inputs = model_inputs(model);
@@ -620,14 +745,78 @@ fn eval(a: EvalArgs) -> Result<()> {
             }
             println!("agreement    top-1 {:.2}% with the float model", agr.top1_agreement * 100.0);
             println!("output SQNR  {:.1} dB", agr.sqnr_db);
+            if let Some(path) = &a.report {
+                let mut bars = Vec::new();
+                if let (Some(acc), Some(ra)) = (agr.accuracy, agr.reference_accuracy) {
+                    bars.push(("float accuracy (tract)".to_string(), ra));
+                    bars.push(("sparq accuracy".to_string(), acc));
+                }
+                bars.push(("top-1 agreement".to_string(), agr.top1_agreement));
+                bars.push(("expected agreement on new data".to_string(), agr.expected_agreement));
+                // Each sample's output SQNR: which inputs the model gets wrong, and by how much.
+                let per_sample: Vec<f64> = outs
+                    .iter()
+                    .zip(&refs)
+                    .map(|(o, r)| sparq_compiler::eval::compare(&[o.clone()], &[r.clone()], None).sqnr_db)
+                    .collect();
+                let facts = vec![
+                    (
+                        "data".to_string(),
+                        format!("{} samples{}", samples.len(), if frames.is_some() { " (uint8 frames)" } else { "" }),
+                    ),
+                    ("reference".to_string(), format!("{} (float, run by tract)", r.display())),
+                    ("top-1 agreement".to_string(), format!("{:.2}%", agr.top1_agreement * 100.0)),
+                    ("output SQNR".to_string(), format!("{:.1} dB over all samples", agr.sqnr_db)),
+                ];
+                eval_report(path, &a, model, mapped.bytes().len(), facts, &bars, Some(&per_sample))?;
+            }
         }
         None => {
             let l = labels.ok_or_else(|| anyhow!("give --labels, --reference, or both"))?;
             let correct = outs.iter().zip(&l).filter(|(o, &y)| sparq_compiler::eval::argmax(&o[0]) as i64 == y).count();
-            println!("accuracy     sparq {:.2}%", correct as f64 * 100.0 / l.len().max(1) as f64);
+            let acc = correct as f64 / l.len().max(1) as f64;
+            println!("accuracy     sparq {:.2}%", acc * 100.0);
+            if let Some(path) = &a.report {
+                let facts = vec![("data".to_string(), format!("{} samples", samples.len()))];
+                eval_report(
+                    path,
+                    &a,
+                    model,
+                    mapped.bytes().len(),
+                    facts,
+                    &[("sparq accuracy".to_string(), acc)],
+                    None,
+                )?;
+            }
         }
     }
     Ok(())
+}
+
+/// `eval --report`: the HTML page of an evaluation.
+fn eval_report(
+    path: &Path,
+    a: &EvalArgs,
+    model: &Model<'_>,
+    file_bytes: usize,
+    mut facts: Vec<(String, String)>,
+    bars: &[(String, f64)],
+    per_sample_sqnr: Option<&[f64]>,
+) -> Result<()> {
+    let mut page = html::Page::new(&format!("sparq eval: {}", a.model.display()));
+    page.facts(&html::model_facts(&a.model, model, file_bytes));
+    page.heading("Accuracy and agreement");
+    facts.push((
+        "expected agreement".to_string(),
+        "each sample's chance of keeping its top-1 class under its measured output noise, averaged".to_string(),
+    ));
+    page.facts(&facts);
+    page.percent_bars("Accuracy and top-1 agreement with the float model", bars)?;
+    if let Some(s) = per_sample_sqnr {
+        page.value_histogram("Output SQNR of each sample against the float model (dB)", "output SQNR (dB)", s)?;
+    }
+    page.layer_section(&html::layers(model)?, "")?;
+    page.write(path)
 }
 
 fn main() {
@@ -638,7 +827,19 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // `--version`: the crate's version and the newest `.sparq` format it writes and reads.
+    let version = format!(
+        "{} (.sparq format {}.{})",
+        env!("CARGO_PKG_VERSION"),
+        sparq_format::layout::VERSION_MAJOR,
+        sparq_format::layout::VERSION_MINOR
+    );
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = <Cli as clap::CommandFactory>::command().version(version).get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let _ = MAX_ARENA.set(cli.max_arena);
     let result = match cli.command {
         Command::Compile(a) => compile(*a),

@@ -676,3 +676,43 @@ fn camera_frames_compile_run_eval_and_bench() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn version_names_the_crate_and_the_format() {
+    let (code, out, err) = sparq(&["--version"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "sparq {} (.sparq format {}.{})",
+            env!("CARGO_PKG_VERSION"),
+            sparq_format::layout::VERSION_MAJOR,
+            sparq_format::layout::VERSION_MINOR
+        )
+    );
+}
+
+#[test]
+fn an_unwritable_report_fails_before_any_work_and_writes_nothing() {
+    let d = tmpdir("report");
+    let m = common::plain_cnn();
+    let onnx = d.join("m.onnx");
+    std::fs::write(&onnx, &m.onnx).unwrap();
+    let out = d.join("m.sparq");
+    let report = d.join("missing-dir").join("r.html");
+    let e = fails(
+        &["compile", s(&onnx), "-o", s(&out), "--quant", "f32", "--report", s(&report)],
+        "missing-dir",
+        Some(&out),
+    );
+    println!("{e}");
+    assert!(!report.exists());
+    // bench and eval check it before timing or evaluating anything.
+    let (code, _, err) = sparq(&["compile", s(&onnx), "-o", s(&out), "--quant", "f32"]);
+    assert_eq!(code, 0, "{err}");
+    fails(&["bench", s(&out), "--report", s(&report)], "missing-dir", None);
+    let x = d.join("x.npy");
+    write_npy(&x, &m.input_shape, &vec![0.5; m.input_shape.iter().product()]);
+    fails(&["eval", s(&out), "--data", s(&x), "--reference", s(&onnx), "--report", s(&report)], "missing-dir", None);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -275,24 +275,9 @@ fn non_overlapping_conv_transpose_runs_as_a_pointwise_convolution() {
 
 #[test]
 fn mixed_precision_search_reaches_its_target() {
-    use sparq_compiler::onnx_builder::{Attr, OnnxBuilder, Rng};
-    // Many near-tied classes, so plain int8 flips some top-1 decisions.
-    let mut rng = Rng::new(12);
-    let mut b = OnnxBuilder::new("wide", 13);
-    let x = b.input("input", &[1, 3, 8, 8]);
-    let w = b.constant(&[16, 3, 3, 3], rng.vec(16 * 27, 0.4));
-    let bias = b.constant(&[16], rng.vec(16, 0.1));
-    let h = b.node("Conv", &[&x, &w, &bias], vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
-    let h = b.node("Relu", &[&h], vec![]);
-    let h = b.node("Flatten", &[&h], vec![]);
-    let w2 = b.constant(&[1024, 200], rng.vec(1024 * 200, 0.05));
-    let h = b.node("MatMul", &[&h, &w2], vec![]);
-    let h = b.node("Relu", &[&h], vec![]);
-    let w3 = b.constant(&[200, 500], rng.vec(200 * 500, 0.05));
-    let y = b.node("MatMul", &[&h, &w3], vec![]);
-    b.output(&y);
-    let onnx = b.build();
-    let calib = common::samples(&[1, 3, 8, 8], 48, 13);
+    let m = common::precision_search_model();
+    let onnx = m.onnx;
+    let calib = common::samples(&m.input_shape, 48, 13);
     // Nearest rounding, so that plain int8 loses something for the search to win back (and the
     // search and its check see the same samples).
     let nearest = CompileOptions {

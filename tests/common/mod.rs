@@ -665,3 +665,24 @@ pub fn residual_group(dead: usize) -> TestModel {
 /// semantic checks (the fuzzer's own).
 #[allow(unused_imports)]
 pub use sparq_fuzzgen::fix_checksums;
+
+/// Many near-tied classes (a conv, then 1024 -> 200 -> 500 matrix products), so that plain int8
+/// with nearest rounding flips some top-1 decisions and `--min-agreement` has something to win
+/// back: int16 reaches 0.99 on 48 samples of seed 13, 0.9999 needs f32 layers on top.
+pub fn precision_search_model() -> TestModel {
+    let mut rng = Rng::new(12);
+    let mut b = OnnxBuilder::new("wide", 13);
+    let x = b.input("input", &[1, 3, 8, 8]);
+    let w = b.constant(&[16, 3, 3, 3], rng.vec(16 * 27, 0.4));
+    let bias = b.constant(&[16], rng.vec(16, 0.1));
+    let h = b.node("Conv", &[&x, &w, &bias], vec![("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![]);
+    let w2 = b.constant(&[1024, 200], rng.vec(1024 * 200, 0.05));
+    let h = b.node("MatMul", &[&h, &w2], vec![]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let w3 = b.constant(&[200, 500], rng.vec(200 * 500, 0.05));
+    let y = b.node("MatMul", &[&h, &w3], vec![]);
+    b.output(&y);
+    TestModel { name: "wide", onnx: b.build(), input_shape: vec![1, 3, 8, 8] }
+}

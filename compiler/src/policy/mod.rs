@@ -25,6 +25,26 @@ pub struct MixedPrecision {
     /// the goal, the int16 search's (the others int16).
     pub sensitivity: Vec<(String, f64)>,
     pub baseline_sqnr_db: f64,
+    /// Every assembled model the search measured on the whole calibration set, in the order
+    /// measured: its cost in [`Self::cost_unit`] and its expected agreement (the chosen one
+    /// marked), for the report's latency- or size-against-agreement plot.
+    pub evaluated: Vec<SearchPoint>,
+    /// What [`SearchPoint::cost`] measures.
+    pub cost_unit: String,
+}
+
+/// One model the precision search assembled and measured.
+#[derive(Clone, Debug)]
+pub struct SearchPoint {
+    pub int16_layers: usize,
+    pub f32_layers: usize,
+    /// The int16 search: milliseconds, the int8 model's measured time plus each int16 layer's
+    /// measured extra time (a prediction from per-op times on this machine); the f32 search: the
+    /// file's bytes.
+    pub cost: f64,
+    pub expected_agreement: f64,
+    pub sqnr_db: f64,
+    pub chosen: bool,
 }
 
 /// Candidate layers for f32: every node that computes (all but reshapes), since each int8 node
@@ -62,7 +82,22 @@ fn measure(
     samples: &[Vec<f32>],
     reference: &[Vec<Vec<f32>>],
 ) -> Result<Agreement> {
-    measure_with(g, stats, &lower::LowerOptions { keep_float: keep.clone(), ..base.clone() }, samples, reference)
+    Ok(measure_sized(g, stats, &lower::LowerOptions { keep_float: keep.clone(), ..base.clone() }, samples, reference)?
+        .0)
+}
+
+/// [`measure_with`], and the size of the file measured.
+fn measure_sized(
+    g: &Graph,
+    stats: &lower::Stats,
+    opts: &lower::LowerOptions,
+    samples: &[Vec<f32>],
+    reference: &[Vec<Vec<f32>>],
+) -> Result<(Agreement, usize)> {
+    let lowered = lower::lower(g, stats, opts)?;
+    let bytes = lowered.spec.to_bytes();
+    let outs = eval::run_sparq(&bytes, samples, None)?;
+    Ok((eval::compare(&outs, reference, None), bytes.len()))
 }
 
 fn measure_with(
@@ -72,10 +107,7 @@ fn measure_with(
     samples: &[Vec<f32>],
     reference: &[Vec<Vec<f32>>],
 ) -> Result<Agreement> {
-    let lowered = lower::lower(g, stats, opts)?;
-    let bytes = lowered.spec.to_bytes();
-    let outs = eval::run_sparq(&bytes, samples, None)?;
-    Ok(eval::compare(&outs, reference, None))
+    Ok(measure_sized(g, stats, opts, samples, reference)?.0)
 }
 
 /// Find the fewest layers to raise above int8 for top-1 agreement `target`, on top of the options
@@ -147,7 +179,7 @@ pub fn mixed_precision_search(
         // kernels the file will run). Benefit: the logit noise power its int8 adds, over the
         // noise of every candidate in int16. Layers are taken in order of benefit per cost (the
         // greedy order of the knapsack), so the goal is reached with the least added time.
-        let cost = int16_cost(g, stats, base, &all16)?;
+        let (cost, int8_ms) = int16_cost(g, stats, base, &all16)?;
         let floor =
             10f64.powf(-baseline_all16_sqnr(g, stats, base, &all16, &samples[..sub], &reference[..sub])? / 10.0);
         let benefit = |db: f64| (10f64.powf(-db / 10.0) - floor).max(0.0);
@@ -158,12 +190,26 @@ pub fn mixed_precision_search(
             int16.extend(sens[..k].iter().map(|(c, _)| c.clone()));
             int16
         };
+        let predicted =
+            |k: usize| int8_ms + sens[..k].iter().map(|(c, _)| cost.get(c).copied().unwrap_or(0.0)).sum::<f64>();
+        let point = |k: usize, a: &Agreement| SearchPoint {
+            int16_layers: base.int16.len() + k,
+            f32_layers: base.keep_float.len(),
+            cost: predicted(k),
+            expected_agreement: a.expected_agreement,
+            sqnr_db: a.sqnr_db,
+            chosen: false,
+        };
+        let mut evaluated =
+            vec![SearchPoint { expected_agreement: all, sqnr_db: f64::NAN, ..point(sens.len(), &baseline) }];
         let (mut lo, mut hi) = (0usize, sens.len());
         let pb = crate::progress::bar(((sens.len() + 1) as f64).log2().ceil() as usize, "int16 search", progress);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let opts = lower::LowerOptions { int16: top(mid), ..base.clone() };
-            if measure_with(g, stats, &opts, samples, reference)?.expected_agreement >= goal {
+            let a = measure_with(g, stats, &opts, samples, reference)?;
+            evaluated.push(point(mid, &a));
+            if a.expected_agreement >= goal {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -171,6 +217,10 @@ pub fn mixed_precision_search(
             pb.inc(1);
         }
         pb.finish_and_clear();
+        // The bisection ends on a count it measured passing, or on every candidate (measured first).
+        if let Some(p) = evaluated.iter_mut().find(|p| p.int16_layers == base.int16.len() + lo) {
+            p.chosen = true;
+        }
         return Ok(MixedPrecision {
             target,
             goal,
@@ -179,6 +229,8 @@ pub fn mixed_precision_search(
             all_int16_agreement,
             sensitivity: sens,
             baseline_sqnr_db: baseline.sqnr_db,
+            evaluated,
+            cost_unit: "predicted latency, ms (per-op times measured on this machine)".to_string(),
         });
     }
     // Int16 everywhere it applies is not enough: f32 layers on top of it.
@@ -242,27 +294,29 @@ fn op_times(bytes: &[u8], rounds: usize) -> Result<std::collections::HashMap<Str
 }
 
 /// The time each layer of `all16` adds when it runs in int16 instead of int8 (ms, measured; at
-/// least a microsecond).
+/// least a microsecond), and the int8 model's time (the sum of its ops' medians).
 fn int16_cost(
     g: &Graph,
     stats: &lower::Stats,
     base: &lower::LowerOptions,
     all16: &HashSet<String>,
-) -> Result<std::collections::HashMap<String, f64>> {
+) -> Result<(std::collections::HashMap<String, f64>, f64)> {
     let int8 = op_times(&lower::lower(g, stats, base)?.spec.to_bytes(), 15)?;
+    let int8_ms = int8.values().sum();
     let opts = lower::LowerOptions { int16: all16.clone(), ..base.clone() };
     let int16 = op_times(&lower::lower(g, stats, &opts)?.spec.to_bytes(), 15)?;
     let output = |c: &String| {
         g.nodes.iter().find(|n| &n.name == c).map(|n| g.tensors[n.outputs[0]].name.clone()).unwrap_or_default()
     };
-    Ok(all16
+    let costs = all16
         .iter()
         .map(|c| {
             let t = output(c);
             let (a, b) = (int8.get(&t).copied().unwrap_or(0.0), int16.get(&t).copied().unwrap_or(0.0));
             (c.clone(), (b - a).max(1e-3))
         })
-        .collect())
+        .collect();
+    Ok((costs, int8_ms))
 }
 
 /// The f32 part of [`mixed_precision_search`] (steps 1 and 2 above) on top of `base`.
@@ -299,10 +353,22 @@ fn f32_search(
         keep
     };
     let (mut lo, mut hi) = (0usize, sens.len());
+    let mut evaluated = Vec::new();
     let pb = crate::progress::bar(((sens.len() + 1) as f64).log2().ceil() as usize, "search", progress);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if measure(g, stats, base, &keep_top(mid), samples, reference)?.expected_agreement >= goal {
+        let keep = keep_top(mid);
+        let opts = lower::LowerOptions { keep_float: keep.clone(), ..base.clone() };
+        let (a, size) = measure_sized(g, stats, &opts, samples, reference)?;
+        evaluated.push(SearchPoint {
+            int16_layers: base.int16.iter().filter(|c| !keep.contains(*c)).count(),
+            f32_layers: keep.len(),
+            cost: size as f64,
+            expected_agreement: a.expected_agreement,
+            sqnr_db: a.sqnr_db,
+            chosen: false,
+        });
+        if a.expected_agreement >= goal {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -310,6 +376,9 @@ fn f32_search(
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if let Some(p) = evaluated.iter_mut().find(|p| p.f32_layers == already.len() + lo) {
+        p.chosen = true;
+    }
     let kept = sens[..lo].iter().map(|(c, _)| c.clone()).collect();
     Ok(MixedPrecision {
         target,
@@ -319,5 +388,7 @@ fn f32_search(
         all_int16_agreement: None,
         sensitivity: sens,
         baseline_sqnr_db: baseline.sqnr_db,
+        evaluated,
+        cost_unit: ".sparq file size (bytes)".to_string(),
     })
 }
