@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Result};
 use clap::Args;
 use sparq_runtime::{Model, Session};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -33,6 +33,80 @@ pub struct BenchArgs {
     /// latency bars and a sortable per-layer table; opens offline)
     #[arg(long, value_name = "HTML")]
     pub report: Option<PathBuf>,
+}
+
+/// An app's start-up on a model file: mapping and validating it (`Model::open`, whose CRC pass
+/// reads every section; and without that pass), then a session (its arena allocated and the plan
+/// decoded once), each with the growth of the process's resident memory (Linux).
+pub struct StartUp {
+    pub open_ms: f64,
+    pub open_no_crc_ms: f64,
+    pub session_ms: f64,
+    pub rss_open: Option<i64>,
+    pub rss_open_no_crc: Option<i64>,
+    pub rss_session: Option<i64>,
+}
+
+/// Resident bytes of this process (Linux: `/proc/self/statm`).
+fn resident_bytes() -> Option<i64> {
+    #[cfg(target_os = "linux")]
+    {
+        let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: i64 = s.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as i64;
+        Some(pages * page)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Measures [`StartUp`] on `path` (already validated once by the caller): each step maps the
+/// file anew, so its pages count again as it touches them.
+pub fn start_up(path: &Path, threads: usize) -> Result<StartUp> {
+    let delta = |a: Option<i64>, b: Option<i64>| a.zip(b).map(|(a, b)| b - a);
+    let r0 = resident_bytes();
+    let t = Instant::now();
+    let plain = sparq_runtime::MappedModel::open_with(path, sparq_runtime::format::ParseOptions { verify_crc: false })
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let open_no_crc_ms = t.elapsed().as_secs_f64() * 1e3;
+    let r1 = resident_bytes();
+    let t = Instant::now();
+    let mapped = crate::open_model(path)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let r2 = resident_bytes();
+    let t = Instant::now();
+    let mut arena = crate::new_arena(mapped.model())?;
+    let session = Session::with_options(mapped.model(), arena.as_mut_slice(), crate::session_options(threads))?;
+    let session_ms = t.elapsed().as_secs_f64() * 1e3;
+    let r3 = resident_bytes();
+    drop((session, plain));
+    Ok(StartUp {
+        open_ms,
+        open_no_crc_ms,
+        session_ms,
+        rss_open_no_crc: delta(r0, r1),
+        rss_open: delta(r1, r2),
+        rss_session: delta(r2, r3),
+    })
+}
+
+impl StartUp {
+    fn describe(&self, file_bytes: usize, arena_bytes: usize) -> String {
+        let mb = |b: Option<i64>| b.map_or("?".to_string(), |b| format!("{:+.2} MB", b as f64 / 1e6));
+        format!(
+            "open {:.3} ms (validation with the CRC pass over the {:.2} MB file; {:.3} ms without it), session {:.3} ms; \
+             resident memory {} on open without CRC, {} with it, {} for the session (arena {:.2} MB)",
+            self.open_ms,
+            file_bytes as f64 / 1e6,
+            self.open_no_crc_ms,
+            self.session_ms,
+            mb(self.rss_open_no_crc),
+            mb(self.rss_open),
+            mb(self.rss_session),
+            arena_bytes as f64 / 1e6
+        )
+    }
 }
 
 /// Accumulates the wall time of each op over timed runs.
@@ -214,6 +288,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.threads == 0 {
         return Err(anyhow!("--threads must be at least 1"));
     }
+    let startup = start_up(&a.model, a.threads)?;
     let base_mapped = a.baseline.as_deref().map(crate::open_model).transpose()?;
     let paired = match &base_mapped {
         Some(b) => Some(time_paired(model, b.model(), a.warmup, a.iters, a.threads)?),
@@ -244,6 +319,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "min_ms": l.min, "mean_ms": l.mean, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99, "max_ms": l.max,
             "iters": l.iters, "warmup": a.warmup, "threads": a.threads, "kernels": l.kernels,
             "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
+            "startup": {
+                "open_ms": startup.open_ms, "open_no_crc_ms": startup.open_no_crc_ms, "session_ms": startup.session_ms,
+                "rss_open_bytes": startup.rss_open, "rss_open_no_crc_bytes": startup.rss_open_no_crc,
+                "rss_session_bytes": startup.rss_session, "file_bytes": mapped.bytes().len(),
+                "arena_bytes": model.arena_size(),
+            },
         });
         let mut j = j;
         if let (Some(p), Some(path)) = (&paired, &a.baseline) {
@@ -282,6 +363,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             l.min, l.mean, l.p50, l.p90, l.p99, l.max
         );
         println!("  {:.1} M MACs, {:.2} GMAC/s at p50", macs as f64 / 1e6, macs as f64 / (l.p50 * 1e6));
+        println!("  start-up: {}", startup.describe(mapped.bytes().len(), model.arena_size()));
         if let (Some(p), Some(path)) = (&paired, &a.baseline) {
             let b = &p.baseline;
             println!(
@@ -347,6 +429,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 ),
             ),
             ("throughput".to_string(), format!("{:.2} GMAC/s at p50", macs as f64 / (l.p50 * 1e6))),
+            ("start-up".to_string(), startup.describe(mapped.bytes().len(), model.arena_size())),
         ];
         if let (Some(p), Some(path)) = (&paired, &a.baseline) {
             facts.push((

@@ -31,7 +31,7 @@ pub fn demo() -> Result<()> {
     let test = samples(&npy(TEST_X, "test_x.npy")?);
     let labels: Vec<i64> = npy(TEST_Y, "test_y.npy")?.data.iter().map(|&v| v as i64).collect();
 
-    let opts = CompileOptions { progress: true, ..Default::default() };
+    let opts = CompileOptions { progress: crate::progress(), ..Default::default() };
     let t = Instant::now();
     let int8 = sparq_compiler::compile(ONNX, "digits_cnn.onnx", &calib, &opts)?;
     let compile_s = t.elapsed().as_secs_f64();

@@ -8,6 +8,7 @@
 //! wrong), with any script error in `#errors`: what the headless-browser test reads back.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use sparq_format::layout::op;
@@ -109,6 +110,42 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a report plot: {e:?}")
 }
 
+/// A chart of `x` by `y` (f64 axes; `y_label_width` pixels for the y labels) drawn by `draw`, as
+/// an SVG document, with the series' labels boxed at `legend`.
+fn svg_chart(
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    y_label_width: u32,
+    legend: Option<SeriesLabelPosition>,
+    draw: impl FnOnce(&mut Chart<'_, '_>) -> Result<()>,
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(y_label_width)
+            .build_cartesian_2d(x, y)
+            .map_err(plot_err)?;
+        draw(&mut chart)?;
+        if let Some(at) = legend {
+            chart
+                .configure_series_labels()
+                .position(at)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 /// An HTML page being assembled.
 pub struct Page {
     title: String,
@@ -200,16 +237,7 @@ impl Page {
         let lo = pts.iter().map(|p| p.1).fold(0.0f64, f64::min);
         let hi = pts.iter().map(|p| p.1).fold(0.0f64, f64::max);
         let hi = if hi > lo { hi + (hi - lo) * 0.05 } else { lo + 1.0 };
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(64)
-                .build_cartesian_2d(0f64..layers.len() as f64, lo..hi)
-                .map_err(plot_err)?;
+        let svg = svg_chart(0f64..layers.len() as f64, lo..hi, 64, Some(SeriesLabelPosition::UpperRight), |chart| {
             chart
                 .configure_mesh()
                 .disable_x_mesh()
@@ -231,50 +259,62 @@ impl Page {
                     .label(name)
                     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
-            root.present().map_err(plot_err)?;
-        }
+            Ok(())
+        })?;
         self.figure(caption, svg, pts.len());
         Ok(())
     }
 
     /// Histogram of run times with p50, p90 and p99 marked.
     pub fn latency_histogram(&mut self, caption: &str, ms: &[f64]) -> Result<()> {
-        if ms.is_empty() {
-            return Ok(());
-        }
-        let mut s = ms.to_vec();
+        let mut s: Vec<f64> = ms.iter().copied().filter(|v| v.is_finite()).collect();
         s.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| s[(((p / 100.0) * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
-        let (lo, hi) = (s[0], s[s.len() - 1]);
-        let bins = 40usize;
+        let marks = if s.is_empty() {
+            Vec::new()
+        } else {
+            vec![("p50", pct(50.0), BLACK), ("p90", pct(90.0), INT16), ("p99", pct(99.0), F32)]
+        };
+        self.histogram(caption, "latency of one run (ms)", "runs", &s, 40, &marks, "ms")
+    }
+
+    /// A histogram of values (e.g. per-sample SQNR in dB).
+    pub fn value_histogram(&mut self, caption: &str, x_desc: &str, values: &[f64]) -> Result<()> {
+        self.histogram(caption, x_desc, "samples", values, 30, &[], "")
+    }
+
+    /// `values` in `bins` bins, with vertical lines at `marks` (label, value, colour; the value
+    /// written with `unit`).
+    #[allow(clippy::too_many_arguments)]
+    fn histogram(
+        &mut self,
+        caption: &str,
+        x_desc: &str,
+        y_desc: &str,
+        values: &[f64],
+        bins: usize,
+        marks: &[(&str, f64, RGBColor)],
+        unit: &str,
+    ) -> Result<()> {
+        let v: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if v.is_empty() {
+            return Ok(());
+        }
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let width = if hi > lo { (hi - lo) / bins as f64 } else { (lo.abs() * 0.01).max(1e-6) };
         let mut counts = vec![0usize; bins];
-        for &v in &s {
-            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+        for &x in &v {
+            counts[(((x - lo) / width) as usize).min(bins - 1)] += 1;
         }
         let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.15;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(lo..lo + width * bins as f64, 0f64..top)
-                .map_err(plot_err)?;
+        let x_end = lo + width * bins as f64;
+        let svg = svg_chart(lo..x_end, 0f64..top, 56, None, |chart| {
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_desc("latency of one run (ms)")
-                .y_desc("runs")
+                .x_desc(x_desc)
+                .y_desc(y_desc)
                 .y_label_formatter(&human)
                 .draw()
                 .map_err(plot_err)?;
@@ -284,27 +324,20 @@ impl Page {
                     Rectangle::new([(x0 + width * 0.05, 0.0), (x0 + width * 0.95, c as f64)], INT8.filled())
                 }))
                 .map_err(plot_err)?;
-            for (label, p, c) in [("p50", 50.0, BLACK), ("p90", 90.0, INT16), ("p99", 99.0, F32)] {
-                let x = pct(p);
+            for (k, &(label, x, c)) in marks.iter().enumerate() {
                 chart.draw_series(LineSeries::new([(x, 0.0), (x, top)], c.stroke_width(2))).map_err(plot_err)?;
-                // Labels stacked (p50 highest) and kept inside the plot on the right half.
-                let h = if x > lo + width * bins as f64 * 0.5 { HPos::Right } else { HPos::Left };
-                let at = top
-                    * match label {
-                        "p50" => 0.99,
-                        "p90" => 0.92,
-                        _ => 0.85,
-                    };
+                // Labels stacked (the first highest) and kept inside the plot on the right half.
+                let h = if x > lo + (x_end - lo) * 0.5 { HPos::Right } else { HPos::Left };
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        format!(" {label} {x:.3} ms "),
-                        (x, at),
+                        format!(" {label} {x:.3} {unit} "),
+                        (x, top * (0.99 - 0.07 * k as f64)),
                         ("sans-serif", 13).into_font().color(&c).pos(Pos::new(h, VPos::Top)),
                     )))
                     .map_err(plot_err)?;
             }
-            root.present().map_err(plot_err)?;
-        }
+            Ok(())
+        })?;
         self.figure(caption, svg, counts.iter().filter(|&&c| c > 0).count());
         Ok(())
     }
@@ -314,17 +347,8 @@ impl Page {
         if bars.is_empty() {
             return Ok(());
         }
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_err)?;
-            let n = bars.len();
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0f64..n as f64, 0f64..110.0)
-                .map_err(plot_err)?;
+        let n = bars.len();
+        let svg = svg_chart(0f64..n as f64, 0f64..110.0, 56, None, |chart| {
             let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
             chart
                 .configure_mesh()
@@ -351,54 +375,9 @@ impl Page {
                     Text::new(format!("{:.2}%", v * 100.0), (i as f64 + 0.38, v * 100.0 + 7.0), ("sans-serif", 14))
                 }))
                 .map_err(plot_err)?;
-            root.present().map_err(plot_err)?;
-        }
+            Ok(())
+        })?;
         self.figure(caption, svg, bars.len());
-        Ok(())
-    }
-
-    /// A histogram of values (e.g. per-sample SQNR in dB).
-    pub fn value_histogram(&mut self, caption: &str, x_desc: &str, values: &[f64]) -> Result<()> {
-        let v: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        if v.is_empty() {
-            return Ok(());
-        }
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let bins = 30usize;
-        let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-        let mut counts = vec![0usize; bins];
-        for &x in &v {
-            counts[(((x - lo) / width) as usize).min(bins - 1)] += 1;
-        }
-        let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.1;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(lo..lo + width * bins as f64, 0f64..top)
-                .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_desc(x_desc)
-                .y_desc("samples")
-                .y_label_formatter(&human)
-                .draw()
-                .map_err(plot_err)?;
-            chart
-                .draw_series(counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(b, &c)| {
-                    let x0 = lo + b as f64 * width;
-                    Rectangle::new([(x0 + width * 0.05, 0.0), (x0 + width * 0.95, c as f64)], INT8.filled())
-                }))
-                .map_err(plot_err)?;
-            root.present().map_err(plot_err)?;
-        }
-        self.figure(caption, svg, counts.iter().filter(|&&c| c > 0).count());
         Ok(())
     }
 
@@ -421,43 +400,33 @@ impl Page {
             .filter(|&(x, y)| !pts.iter().any(|&(a, b)| (a <= x && b >= y) && (a < x || b > y)))
             .collect();
         front.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(x0 - dx..x1 + dx, y0 - dy..(y1 + dy).min(100.5))
-                .map_err(plot_err)?;
-            chart.configure_mesh().x_desc(x_desc).y_desc("agreement (%)").draw().map_err(plot_err)?;
-            chart
-                .draw_series(LineSeries::new(front.iter().map(|&(x, y)| (x, y * 100.0)), OTHER.stroke_width(1)))
-                .map_err(plot_err)?
-                .label("Pareto front")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], OTHER));
-            chart
-                .draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y * 100.0), 4, INT8.filled())))
-                .map_err(plot_err)?
-                .label("candidate evaluated")
-                .legend(|(x, y)| Circle::new((x + 6, y), 4, INT8.filled()));
-            if let Some(&(x, y)) = chosen.and_then(|c| points.get(c)) {
+        let svg = svg_chart(
+            x0 - dx..x1 + dx,
+            y0 - dy..(y1 + dy).min(100.5),
+            56,
+            Some(SeriesLabelPosition::LowerRight),
+            |chart| {
+                chart.configure_mesh().x_desc(x_desc).y_desc("agreement (%)").draw().map_err(plot_err)?;
                 chart
-                    .draw_series(std::iter::once(Circle::new((x, y * 100.0), 8, F32.stroke_width(3))))
+                    .draw_series(LineSeries::new(front.iter().map(|&(x, y)| (x, y * 100.0)), OTHER.stroke_width(1)))
                     .map_err(plot_err)?
-                    .label("chosen")
-                    .legend(|(x, y)| Circle::new((x + 6, y), 6, F32.stroke_width(2)));
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
-            root.present().map_err(plot_err)?;
-        }
+                    .label("Pareto front")
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], OTHER));
+                chart
+                    .draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y * 100.0), 4, INT8.filled())))
+                    .map_err(plot_err)?
+                    .label("candidate evaluated")
+                    .legend(|(x, y)| Circle::new((x + 6, y), 4, INT8.filled()));
+                if let Some(&(x, y)) = chosen.and_then(|c| points.get(c)) {
+                    chart
+                        .draw_series(std::iter::once(Circle::new((x, y * 100.0), 8, F32.stroke_width(3))))
+                        .map_err(plot_err)?
+                        .label("chosen")
+                        .legend(|(x, y)| Circle::new((x + 6, y), 6, F32.stroke_width(2)));
+                }
+                Ok(())
+            },
+        )?;
         self.figure(caption, svg, pts.len());
         Ok(())
     }

@@ -27,6 +27,17 @@ struct Cli {
     /// 512M or 4G: a file that declares more is refused before anything is allocated.
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size, default_value = "1G")]
     max_arena: usize,
+    /// No progress bars (they are shown only on a terminal in any case)
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+/// `--quiet`, set once at start-up.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether progress bars are wanted (`--quiet` not given).
+pub(crate) fn progress() -> bool {
+    !QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The `--max-arena` limit, set once at start-up.
@@ -428,7 +439,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         round_on_int8: a.round_on_int8,
         min_agreement: a.min_agreement,
         agreement_margin: a.agreement_margin,
-        progress: true,
+        progress: progress(),
         target,
         prune,
         prune_channels: a.prune_channels,
@@ -707,7 +718,9 @@ fn eval(a: EvalArgs) -> Result<()> {
             bail!("{} labels for {} samples", l.len(), samples.len());
         }
     }
-    let outs = sparq_compiler::eval::run_sparq(mapped.bytes(), frames.as_ref().unwrap_or(&samples), None)?;
+    let pb = sparq_compiler::progress::bar(samples.len(), "sparq", progress());
+    let outs = sparq_compiler::eval::run_sparq(mapped.bytes(), frames.as_ref().unwrap_or(&samples), Some(&pb))?;
+    pb.finish_and_clear();
     println!("{} samples{}", samples.len(), if frames.is_some() { " (uint8 frames)" } else { "" });
     match &a.reference {
         Some(r) => {
@@ -733,7 +746,15 @@ fn eval(a: EvalArgs) -> Result<()> {
             let g = sparq_compiler::load_graph(&onnx, &r.display().to_string(), &shapes)?;
             let names: Vec<String> = g.outputs.iter().map(|&o| g.tensors[o].name.clone()).collect();
             let reference = sparq_compiler::reference::Reference::new(&onnx, &g, names)?;
-            let refs = samples.iter().map(|s| reference.run(s)).collect::<Result<Vec<_>, _>>()?;
+            let pb = sparq_compiler::progress::bar(samples.len(), "float (tract)", progress());
+            let refs = samples
+                .iter()
+                .map(|s| {
+                    pb.inc(1);
+                    reference.run(s)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            pb.finish_and_clear();
             let agr = sparq_compiler::eval::compare(&outs, &refs, labels.as_deref());
             if let (Some(acc), Some(ref_acc)) = (agr.accuracy, agr.reference_accuracy) {
                 println!(
@@ -841,6 +862,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     let _ = MAX_ARENA.set(cli.max_arena);
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Command::Compile(a) => compile(*a),
         Command::Run(a) => run(a),

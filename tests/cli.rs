@@ -89,6 +89,13 @@ fn compile_run_eval_inspect_round_trip() {
     for k in ["p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "iters", "threads", "kernels"] {
         assert!(j.get(k).is_some(), "bench JSON lacks {k}: {stdout}");
     }
+    // An app's start-up: open (with and without the CRC pass) and session times, the file and arena sizes.
+    let st = &j["startup"];
+    for k in ["open_ms", "open_no_crc_ms", "session_ms"] {
+        assert!(st[k].as_f64().is_some_and(|v| v >= 0.0), "startup.{k}: {stdout}");
+    }
+    assert_eq!(st["file_bytes"].as_u64(), Some(std::fs::metadata(&out).unwrap().len()), "{stdout}");
+    assert!(st["arena_bytes"].as_u64().is_some_and(|v| v > 0), "{stdout}");
     // Against a baseline (here the same file): both timed alternately, a speed-up per pair of
     // runs, its median between the 10th and 90th percentiles; an unreadable baseline is named.
     let (code, stdout, err) =

@@ -17,7 +17,7 @@ pub mod ir;
 pub mod lower;
 pub mod onnx;
 pub mod policy;
-mod progress;
+pub mod progress;
 pub mod quant;
 pub mod report;
 

@@ -1,6 +1,8 @@
-//! Progress bars on stderr (hidden unless asked for).
+//! Progress bars on stderr (hidden unless asked for, and by indicatif when stderr is not a
+//! terminal).
 
-pub(crate) fn bar(len: usize, msg: &'static str, show: bool) -> indicatif::ProgressBar {
+/// A bar of `len` steps named `msg`, or a hidden one when `show` is false.
+pub fn bar(len: usize, msg: &'static str, show: bool) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
