@@ -160,13 +160,15 @@ pub struct Latency {
 }
 
 /// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 impl Latency {
-    pub fn from_samples(kernels: &'static str, mut ms: Vec<f64>) -> Latency {
+    /// The statistics of run times `ms` (any order).
+    pub fn from_samples(kernels: &'static str, ms: &[f64]) -> Latency {
+        let mut ms = ms.to_vec();
         ms.sort_by(|a, b| a.total_cmp(b));
         Latency {
             kernels,
@@ -202,7 +204,7 @@ fn fill_inputs(session: &mut Session<'_, '_>, model: &Model<'_>) -> Result<()> {
 /// Time `iters` runs of a model (input: a fixed deterministic pattern).
 pub fn time_model(model: &Model<'_>, warmup: usize, iters: usize, threads: usize) -> Result<Latency> {
     let (kernels, ms) = time_runs(model, warmup, iters, threads)?;
-    Ok(Latency::from_samples(kernels, ms))
+    Ok(Latency::from_samples(kernels, &ms))
 }
 
 /// The kernel path and the milliseconds of each of `iters` timed runs.
@@ -275,9 +277,9 @@ pub fn time_paired(
     ratios.sort_by(|a, b| a.total_cmp(b));
     let speedup = (percentile(&ratios, 50.0), percentile(&ratios, 10.0), percentile(&ratios, 90.0));
     Ok(Paired {
-        model: Latency::from_samples(sm.kernels(), ms_m.clone()),
+        model: Latency::from_samples(sm.kernels(), &ms_m),
         model_ms: ms_m,
-        baseline: Latency::from_samples(sb.kernels(), ms_b),
+        baseline: Latency::from_samples(sb.kernels(), &ms_b),
         speedup,
     })
 }
@@ -294,11 +296,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         Some(b) => Some(time_paired(model, b.model(), a.warmup, a.iters, a.threads)?),
         None => None,
     };
-    let (l, runs) = match &paired {
-        Some(p) => (p.model, p.model_ms.clone()),
+    let own_runs;
+    let (l, runs): (Latency, &[f64]) = match &paired {
+        Some(p) => (p.model, &p.model_ms),
         None => {
-            let (kernels, ms) = time_runs(model, a.warmup, a.iters, a.threads)?;
-            (Latency::from_samples(kernels, ms.clone()), ms)
+            let kernels;
+            (kernels, own_runs) = time_runs(model, a.warmup, a.iters, a.threads)?;
+            (Latency::from_samples(kernels, &own_runs), &own_runs)
         }
     };
     let macs: u64 = (0..model.op_count()).map(|i| model.op_macs(i)).sum();
@@ -445,7 +449,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             ));
         }
         page.facts(&facts);
-        page.latency_histogram("Latency of each timed run, p50 / p90 / p99 marked", &runs)?;
+        page.latency_histogram("Latency of each timed run, p50 / p90 / p99 marked", runs)?;
         let mut layers = crate::html::layers(model)?;
         if let Some(ops) = &per_op {
             for (l, (ms, _)) in layers.iter_mut().zip(ops) {

@@ -86,7 +86,7 @@ pub fn demo() -> Result<()> {
         reference.run(&test[0])?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let lt = crate::bench::Latency::from_samples("tract", ms);
+    let lt = crate::bench::Latency::from_samples("tract", &ms);
     println!("\nlatency, batch 1, one thread, 2000 runs ({} kernels for int8):", l8.kernels);
     for (name, l) in [("sparq int8", l8), ("sparq f32", l32), ("tract f32", lt)] {
         println!(

@@ -51,7 +51,7 @@ pub fn layers(model: &Model<'_>) -> Result<Vec<Layer>> {
     Ok((0..model.op_count())
         .map(|i| {
             let o = model.op(i);
-            let (x, y) = (model.tensor(o.input(0)), model.tensor(o.output(0)));
+            let y = model.tensor(o.output(0));
             let bytes = (0..o.input_count)
                 .map(|k| v.tensor(o.input(k)))
                 .filter(|t| t.storage == Storage::Constant)
@@ -62,11 +62,7 @@ pub fn layers(model: &Model<'_>) -> Result<Vec<Layer>> {
                 op: op::name(o.kind),
                 shape: y.shape().to_vec(),
                 macs: model.op_macs(i),
-                precision: if x.dtype == y.dtype {
-                    y.dtype.name().to_string()
-                } else {
-                    format!("{}>{}", x.dtype.name(), y.dtype.name())
-                },
+                precision: precision(model, i),
                 bytes,
                 kernel: model.op_kernel(i, features).unwrap_or("-"),
                 sparsity: None,
@@ -79,9 +75,7 @@ pub fn layers(model: &Model<'_>) -> Result<Vec<Layer>> {
 
 /// Colour of a layer's bar by its precision (the output's, or the wider side of a conversion).
 fn colour(precision: &str) -> RGBColor {
-    if precision.contains("f32") && !precision.contains("i8") && !precision.contains("i16") {
-        F32
-    } else if precision.contains("i16") {
+    if precision.contains("i16") {
         INT16
     } else if precision.contains("i8") {
         INT8
@@ -89,6 +83,17 @@ fn colour(precision: &str) -> RGBColor {
         F32
     } else {
         OTHER
+    }
+}
+
+/// Op `i`'s precision: its output's dtype, or `in>out` for a conversion.
+fn precision(model: &Model<'_>, i: usize) -> String {
+    let o = model.op(i);
+    let (x, y) = (model.tensor(o.input(0)), model.tensor(o.output(0)));
+    if x.dtype == y.dtype {
+        y.dtype.name().to_string()
+    } else {
+        format!("{}>{}", x.dtype.name(), y.dtype.name())
     }
 }
 
@@ -269,7 +274,7 @@ impl Page {
     pub fn latency_histogram(&mut self, caption: &str, ms: &[f64]) -> Result<()> {
         let mut s: Vec<f64> = ms.iter().copied().filter(|v| v.is_finite()).collect();
         s.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| s[(((p / 100.0) * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        let pct = |p: f64| crate::bench::percentile(&s, p);
         let marks = if s.is_empty() {
             Vec::new()
         } else {
@@ -518,14 +523,8 @@ pub fn model_facts(path: &Path, model: &Model<'_>, file_bytes: usize) -> Vec<(St
     for i in 0..model.op_count() {
         let o = model.op(i);
         *kinds.entry(op::name(o.kind)).or_insert(0) += 1;
-        let (x, y) = (model.tensor(o.input(0)), model.tensor(o.output(0)));
         if o.input_count > 1 || model.op_macs(i) > 0 {
-            let p = if x.dtype == y.dtype {
-                y.dtype.name().to_string()
-            } else {
-                format!("{}>{}", x.dtype.name(), y.dtype.name())
-            };
-            *precisions.entry(p).or_insert(0) += 1;
+            *precisions.entry(precision(model, i)).or_insert(0) += 1;
         }
     }
     let v = model.view();

@@ -582,12 +582,10 @@ fn compile_report(
     page.heading("Latency on this machine");
     let (kernels, runs) = bench::time_runs(&model, 5, 50, 1)?;
     let ops = bench::time_ops(&model, 2, 10, 1)?;
-    let mut sorted = runs.clone();
-    sorted.sort_by(|x, y| x.total_cmp(y));
     page.paragraph(&format!(
         "50 runs after 5 warm-up, one thread, {kernels} kernels: p50 {:.3} ms (for paired comparisons and more runs: \
          sparq bench --baseline).",
-        sorted[sorted.len() / 2]
+        bench::Latency::from_samples(kernels, &runs).p50
     ));
     page.latency_histogram("Latency of each timed run, p50 / p90 / p99 marked", &runs)?;
     let mut layers = html::layers(&model)?;
@@ -778,7 +776,9 @@ fn eval(a: EvalArgs) -> Result<()> {
                 let per_sample: Vec<f64> = outs
                     .iter()
                     .zip(&refs)
-                    .map(|(o, r)| sparq_compiler::eval::compare(&[o.clone()], &[r.clone()], None).sqnr_db)
+                    .map(|(o, r)| {
+                        sparq_compiler::eval::compare(std::slice::from_ref(o), std::slice::from_ref(r), None).sqnr_db
+                    })
                     .collect();
                 let facts = vec![
                     (

@@ -192,23 +192,23 @@ pub fn mixed_precision_search(
         };
         let predicted =
             |k: usize| int8_ms + sens[..k].iter().map(|(c, _)| cost.get(c).copied().unwrap_or(0.0)).sum::<f64>();
-        let point = |k: usize, a: &Agreement| SearchPoint {
+        let point = |k: usize, expected_agreement: f64, sqnr_db: f64| SearchPoint {
             int16_layers: base.int16.len() + k,
             f32_layers: base.keep_float.len(),
             cost: predicted(k),
-            expected_agreement: a.expected_agreement,
-            sqnr_db: a.sqnr_db,
+            expected_agreement,
+            sqnr_db,
             chosen: false,
         };
-        let mut evaluated =
-            vec![SearchPoint { expected_agreement: all, sqnr_db: f64::NAN, ..point(sens.len(), &baseline) }];
+        // Every candidate in int16, measured first (its SQNR on the whole set was not).
+        let mut evaluated = vec![point(sens.len(), all, f64::NAN)];
         let (mut lo, mut hi) = (0usize, sens.len());
         let pb = crate::progress::bar(((sens.len() + 1) as f64).log2().ceil() as usize, "int16 search", progress);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let opts = lower::LowerOptions { int16: top(mid), ..base.clone() };
             let a = measure_with(g, stats, &opts, samples, reference)?;
-            evaluated.push(point(mid, &a));
+            evaluated.push(point(mid, a.expected_agreement, a.sqnr_db));
             if a.expected_agreement >= goal {
                 hi = mid;
             } else {
