@@ -285,6 +285,19 @@ pub fn time_paired(
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    let (json, text) = measure(&a)?;
+    if a.json {
+        println!("{json}");
+    } else {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+/// Time the model as `a` says and write `--report` when asked; returns what `--json` prints
+/// (also the Python package's `sparq.bench`) and the text printed otherwise.
+pub fn measure(a: &BenchArgs) -> Result<(serde_json::Value, String)> {
+    use std::fmt::Write;
     let mapped = crate::open_model(&a.model)?;
     let model = mapped.model();
     if a.threads == 0 {
@@ -317,103 +330,105 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     } else {
         None
     };
-    if a.json {
-        let j = serde_json::json!({
-            "model": a.model.display().to_string(),
-            "min_ms": l.min, "mean_ms": l.mean, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99, "max_ms": l.max,
-            "iters": l.iters, "warmup": a.warmup, "threads": a.threads, "kernels": l.kernels,
-            "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
-            "startup": {
-                "open_ms": startup.open_ms, "open_no_crc_ms": startup.open_no_crc_ms, "session_ms": startup.session_ms,
-                "rss_open_bytes": startup.rss_open, "rss_open_no_crc_bytes": startup.rss_open_no_crc,
-                "rss_session_bytes": startup.rss_session, "file_bytes": mapped.bytes().len(),
-                "arena_bytes": model.arena_size(),
-            },
+    let mut j = serde_json::json!({
+        "model": a.model.display().to_string(),
+        "min_ms": l.min, "mean_ms": l.mean, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99, "max_ms": l.max,
+        "iters": l.iters, "warmup": a.warmup, "threads": a.threads, "kernels": l.kernels,
+        "macs": macs, "gmacs_per_s_p50": macs as f64 / (l.p50 * 1e6),
+        "startup": {
+            "open_ms": startup.open_ms, "open_no_crc_ms": startup.open_no_crc_ms, "session_ms": startup.session_ms,
+            "rss_open_bytes": startup.rss_open, "rss_open_no_crc_bytes": startup.rss_open_no_crc,
+            "rss_session_bytes": startup.rss_session, "file_bytes": mapped.bytes().len(),
+            "arena_bytes": model.arena_size(),
+        },
+    });
+    if let (Some(p), Some(path)) = (&paired, &a.baseline) {
+        let b = &p.baseline;
+        j["baseline"] = serde_json::json!({
+            "model": path.display().to_string(),
+            "min_ms": b.min, "mean_ms": b.mean, "p50_ms": b.p50, "p90_ms": b.p90, "p99_ms": b.p99, "max_ms": b.max,
+            "kernels": b.kernels, "macs": base_macs,
         });
-        let mut j = j;
-        if let (Some(p), Some(path)) = (&paired, &a.baseline) {
-            let b = &p.baseline;
-            j["baseline"] = serde_json::json!({
-                "model": path.display().to_string(),
-                "min_ms": b.min, "mean_ms": b.mean, "p50_ms": b.p50, "p90_ms": b.p90, "p99_ms": b.p99, "max_ms": b.max,
-                "kernels": b.kernels, "macs": base_macs,
-            });
-            j["speedup_median"] = p.speedup.0.into();
-            j["speedup_p10"] = p.speedup.1.into();
-            j["speedup_p90"] = p.speedup.2.into();
-        }
-        if let Some(ops) = per_op.as_ref().filter(|_| a.per_op) {
-            j["per_op"] = ops
-                .iter()
-                .enumerate()
-                .map(|(i, (ms, kernel))| {
-                    let o = model.op(i);
-                    serde_json::json!({"name": o.name, "type": sparq_format::layout::op::name(o.kind), "kernel": kernel, "macs": model.op_macs(i), "ms": ms})
-                })
-                .collect();
-        }
-        println!("{j}");
-    } else {
-        println!(
-            "{}: {} runs after {} warm-up, {} thread(s), {} kernels",
-            a.model.display(),
-            l.iters,
-            a.warmup,
-            a.threads,
-            l.kernels
-        );
-        println!(
-            "  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            l.min, l.mean, l.p50, l.p90, l.p99, l.max
-        );
-        println!("  {:.1} M MACs, {:.2} GMAC/s at p50", macs as f64 / 1e6, macs as f64 / (l.p50 * 1e6));
-        println!("  start-up: {}", startup.describe(mapped.bytes().len(), model.arena_size()));
-        if let (Some(p), Some(path)) = (&paired, &a.baseline) {
-            let b = &p.baseline;
-            println!(
-                "baseline {} (run alternately with the model), {} kernels:\n  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  \
-                 p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms\n  {:.1} M MACs",
-                path.display(),
-                b.kernels,
-                b.min,
-                b.mean,
-                b.p50,
-                b.p90,
-                b.p99,
-                b.max,
-                base_macs as f64 / 1e6
-            );
-            let (med, p10, p90) = p.speedup;
-            println!(
-                "speed-up over the baseline (baseline ms / model ms per pair of runs): median {med:.3}x, \
-                 p10-p90 {p10:.3}-{p90:.3}x; latency {:.3}x of the baseline's",
-                1.0 / med
-            );
-        }
-        if let Some(ops) = per_op.as_ref().filter(|_| a.per_op) {
-            let total: f64 = ops.iter().map(|(ms, _)| ms).sum();
-            println!(
-                "\n  {:>4}  {:<18} {:<20} {:>10} {:>9} {:>6} {:>8}  {:<30} name",
-                "#", "type", "output shape", "MACs", "ms", "%", "GMAC/s", "kernel"
-            );
-            for (i, &(ms, kernel)) in ops.iter().enumerate() {
+        j["speedup_median"] = p.speedup.0.into();
+        j["speedup_p10"] = p.speedup.1.into();
+        j["speedup_p90"] = p.speedup.2.into();
+    }
+    if let Some(ops) = per_op.as_ref().filter(|_| a.per_op) {
+        j["per_op"] = ops
+            .iter()
+            .enumerate()
+            .map(|(i, (ms, kernel))| {
                 let o = model.op(i);
-                let y = model.tensor(o.output(0));
-                let m = model.op_macs(i);
-                let rate = if m > 0 { format!("{:.2}", m as f64 / (ms * 1e6)) } else { "-".into() };
-                println!(
-                    "  {:>4}  {:<18} {:<20} {:>10} {:>9.4} {:>6.1} {:>8}  {:<30} {}",
-                    i,
-                    sparq_format::layout::op::name(o.kind),
-                    format!("{:?}", y.shape()),
-                    m,
-                    ms,
-                    100.0 * ms / total,
-                    rate,
-                    kernel,
-                    o.name
-                );
-            }
+                serde_json::json!({"name": o.name, "type": sparq_format::layout::op::name(o.kind), "kernel": kernel, "macs": model.op_macs(i), "ms": ms})
+            })
+            .collect();
+    }
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{}: {} runs after {} warm-up, {} thread(s), {} kernels",
+        a.model.display(),
+        l.iters,
+        a.warmup,
+        a.threads,
+        l.kernels
+    );
+    let _ = writeln!(
+        t,
+        "  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        l.min, l.mean, l.p50, l.p90, l.p99, l.max
+    );
+    let _ = writeln!(t, "  {:.1} M MACs, {:.2} GMAC/s at p50", macs as f64 / 1e6, macs as f64 / (l.p50 * 1e6));
+    let _ = writeln!(t, "  start-up: {}", startup.describe(mapped.bytes().len(), model.arena_size()));
+    if let (Some(p), Some(path)) = (&paired, &a.baseline) {
+        let b = &p.baseline;
+        let _ = writeln!(
+            t,
+            "baseline {} (run alternately with the model), {} kernels:\n  min {:.3} ms  mean {:.3} ms  p50 {:.3} ms  \
+                 p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms\n  {:.1} M MACs",
+            path.display(),
+            b.kernels,
+            b.min,
+            b.mean,
+            b.p50,
+            b.p90,
+            b.p99,
+            b.max,
+            base_macs as f64 / 1e6
+        );
+        let (med, p10, p90) = p.speedup;
+        let _ = writeln!(
+            t,
+            "speed-up over the baseline (baseline ms / model ms per pair of runs): median {med:.3}x, \
+                 p10-p90 {p10:.3}-{p90:.3}x; latency {:.3}x of the baseline's",
+            1.0 / med
+        );
+    }
+    if let Some(ops) = per_op.as_ref().filter(|_| a.per_op) {
+        let total: f64 = ops.iter().map(|(ms, _)| ms).sum();
+        let _ = writeln!(
+            t,
+            "\n  {:>4}  {:<18} {:<20} {:>10} {:>9} {:>6} {:>8}  {:<30} name",
+            "#", "type", "output shape", "MACs", "ms", "%", "GMAC/s", "kernel"
+        );
+        for (i, &(ms, kernel)) in ops.iter().enumerate() {
+            let o = model.op(i);
+            let y = model.tensor(o.output(0));
+            let m = model.op_macs(i);
+            let rate = if m > 0 { format!("{:.2}", m as f64 / (ms * 1e6)) } else { "-".into() };
+            let _ = writeln!(
+                t,
+                "  {:>4}  {:<18} {:<20} {:>10} {:>9.4} {:>6.1} {:>8}  {:<30} {}",
+                i,
+                sparq_format::layout::op::name(o.kind),
+                format!("{:?}", y.shape()),
+                m,
+                ms,
+                100.0 * ms / total,
+                rate,
+                kernel,
+                o.name
+            );
         }
     }
     if let Some(path) = &a.report {
@@ -459,5 +474,5 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         page.layer_section(&layers, "")?;
         page.write(path)?;
     }
-    Ok(())
+    Ok((j, t))
 }

@@ -33,6 +33,7 @@ pub struct Preprocess {
 }
 
 /// A loaded array: shape and values as f32, plus whether it was stored as u8.
+#[derive(Clone)]
 pub struct Array {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
@@ -397,56 +398,84 @@ pub fn load_inputs(
     let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
     let listed = || names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
     let is_npz = |p: &str| Path::new(p).extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"));
-    let mut per_input: Vec<Option<(String, Vec<Vec<f32>>)>> = vec![None; inputs.len()];
     if specs.len() == 1 && is_npz(&specs[0]) && Path::new(&specs[0]).is_file() {
         let path = Path::new(&specs[0]);
-        let mut arrays = read_npz(path)?;
-        for (i, (name, shape)) in inputs.iter().enumerate() {
-            // One input and one array: whatever its name (`numpy.savez(f, x)` calls it arr_0).
-            let only = inputs.len() == 1 && arrays.len() == 1;
-            let k = arrays.iter().position(|(n, _)| n == name || only).ok_or_else(|| {
-                let have: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
-                err(format!(
-                    "{} has no array '{name}' for input '{name}' (arrays: {})",
-                    path.display(),
-                    have.join(", ")
-                ))
-            })?;
-            let (n, a) = arrays.remove(k);
-            let what = format!("{}:{n}", path.display());
-            per_input[i] = Some((what.clone(), to_samples(&a, shape, pre, &what)?));
-        }
-    } else {
-        if specs.len() != inputs.len() {
-            return Err(err(format!(
-                "the model has {} input(s) ({}); got {} (give NAME=PATH per input, or one .npz with an array per input)",
-                inputs.len(),
-                listed(),
-                specs.len()
-            )));
-        }
-        for (k, spec) in specs.iter().enumerate() {
-            let (slot, file) = match spec.split_once('=') {
-                Some((name, file)) if !Path::new(spec).exists() => {
-                    let i = names.iter().position(|n| *n == name).ok_or_else(|| {
-                        err(format!("{spec}: the model has no input '{name}' (inputs: {})", listed()))
-                    })?;
-                    (i, file)
-                }
-                _ => (k, spec.as_str()),
-            };
-            if per_input[slot].is_some() {
-                return Err(err(format!("input '{}' is given twice", names[slot])));
+        return load_arrays(read_npz(path)?, &path.display().to_string(), inputs, pre, flag, finite);
+    }
+    let mut per_input: Vec<Option<(String, Vec<Vec<f32>>)>> = vec![None; inputs.len()];
+    if specs.len() != inputs.len() {
+        return Err(err(format!(
+            "the model has {} input(s) ({}); got {} (give NAME=PATH per input, or one .npz with an array per input)",
+            inputs.len(),
+            listed(),
+            specs.len()
+        )));
+    }
+    for (k, spec) in specs.iter().enumerate() {
+        let (slot, file) = match spec.split_once('=') {
+            Some((name, file)) if !Path::new(spec).exists() => {
+                let i = names
+                    .iter()
+                    .position(|n| *n == name)
+                    .ok_or_else(|| err(format!("{spec}: the model has no input '{name}' (inputs: {})", listed())))?;
+                (i, file)
             }
-            let path = Path::new(file);
-            per_input[slot] = Some((path.display().to_string(), load_samples(path, &inputs[slot].1, pre)?));
+            _ => (k, spec.as_str()),
+        };
+        if per_input[slot].is_some() {
+            return Err(err(format!("input '{}' is given twice", names[slot])));
         }
+        let path = Path::new(file);
+        per_input[slot] = Some((path.display().to_string(), load_samples(path, &inputs[slot].1, pre)?));
     }
     let per_input: Vec<(String, Vec<Vec<f32>>)> = per_input
         .into_iter()
         .enumerate()
         .map(|(i, p)| p.ok_or_else(|| err(format!("no data for input '{}'", names[i]))))
         .collect::<Result<_>>()?;
+    check_counts(per_input, inputs, flag, finite)
+}
+
+/// Named arrays already in memory (a `.npz` file's, or numpy arrays handed over by the Python
+/// package) as each input's samples: the array named after the input, or the only array for a
+/// one-input model whatever its name (`numpy.savez(f, x)` calls it `arr_0`). `source` names where
+/// they came from in errors.
+pub fn load_arrays(
+    mut arrays: Vec<(String, Array)>,
+    source: &str,
+    inputs: &[(String, Vec<usize>)],
+    pre: &Preprocess,
+    flag: &str,
+    finite: bool,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut per_input = Vec::with_capacity(inputs.len());
+    for (name, shape) in inputs {
+        let only = inputs.len() == 1 && arrays.len() == 1;
+        let k = arrays.iter().position(|(n, _)| n == name || only).ok_or_else(|| {
+            let have: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+            CompileError::Data(format!(
+                "{flag}: {source} has no array '{name}' for input '{name}' (arrays: {})",
+                have.join(", ")
+            ))
+        })?;
+        let (n, a) = arrays.remove(k);
+        let what = if n == source { n } else { format!("{source}:{n}") };
+        let samples = to_samples(&a, shape, pre, &what)?;
+        per_input.push((what, samples));
+    }
+    check_counts(per_input, inputs, flag, finite)
+}
+
+/// Every input's samples, after checking that they are as many for each input and, with
+/// `finite`, that every value is a finite number; the errors name each input's source.
+fn check_counts(
+    per_input: Vec<(String, Vec<Vec<f32>>)>,
+    inputs: &[(String, Vec<usize>)],
+    flag: &str,
+    finite: bool,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let err = |r: String| CompileError::Data(format!("{flag}: {r}"));
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
     let count = per_input[0].1.len();
     if let Some(i) = per_input.iter().position(|(_, s)| s.len() != count) {
         return Err(err(format!(
