@@ -64,27 +64,32 @@ fn compile<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, String)> {
     let opts = options(kwargs)?;
-    let c = api::compile(model, output_path, calib_arrays, opts).map_err(api_err)?;
+    let (model, output_path) = (model.to_string(), output_path.map(str::to_string));
+    // Minutes for a large model: other Python threads run meanwhile.
+    let c = py.detach(move || api::compile(&model, output_path.as_deref(), calib_arrays, opts)).map_err(api_err)?;
     Ok((PyBytes::new(py, &c.bytes), c.report))
 }
 
 /// Time a `.sparq` model (see `sparq.bench`); returns `sparq bench --json`'s object as text.
 #[pyfunction(name = "bench")]
 #[pyo3(signature = (model, **kwargs))]
-fn bench_json(model: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<String> {
-    api::bench(model, options(kwargs)?).map_err(api_err)
+fn bench_json(py: Python<'_>, model: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<String> {
+    let (model, opts) = (model.to_string(), options(kwargs)?);
+    py.detach(move || api::bench(&model, opts)).map_err(api_err)
 }
 
 /// Evaluate a `.sparq` model (see `sparq.eval`); returns `sparq eval --json`'s object as text.
 #[pyfunction(name = "eval")]
 #[pyo3(signature = (model, data_arrays, label_npy, **kwargs))]
 fn eval_json(
+    py: Python<'_>,
     model: &str,
     data_arrays: Option<Vec<(String, Vec<u8>)>>,
     label_npy: Option<Vec<u8>>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<String> {
-    api::eval(model, data_arrays, label_npy, options(kwargs)?).map_err(api_err)
+    let (model, opts) = (model.to_string(), options(kwargs)?);
+    py.detach(move || api::eval(&model, data_arrays, label_npy, opts)).map_err(api_err)
 }
 
 /// The model file's bytes and the session's arena. Boxed: their heap addresses do not move
