@@ -31,6 +31,7 @@ TARGET = "aarch64-unknown-linux-gnu"
 KERNELS = [
     ("qs8_gemm_4x8c4_neon", "4x8c4", ["4gemm4neon"], ""),
     ("qs8_gemm_4x8c4_dotprod", "4x8c4", ["4gemm7dotprod"], "+dotprod"),
+    ("qs8_gemm_8x8c4_i8mm", "8x8c4", ["4gemm4i8mm"], "+i8mm"),
     ("qs8_dwconv_c16_neon", "c16", ["9depthwise4neon"], ""),
     ("qs8_spgemm_4x8c4_neon", "4x8c4", ["6spgemm4neon"], ""),
     ("qs8_spgemm_4x8c4_dotprod", "4x8c4", ["6spgemm7dotprod"], "+dotprod"),
@@ -46,6 +47,9 @@ CORES = [
     ("cortex-a72", "Pi 4", ""),
     ("cortex-a76", "Pi 5, mid phones", "+dotprod"),
     ("neoverse-n1", "Graviton 2, Ampere Altra", "+dotprod"),
+    # Armv8.6 cores with the int8 matrix multiply: only the kernels that need it are run on them.
+    ("cortex-a710", "big cores of phones since 2022", "+dotprod,+i8mm"),
+    ("neoverse-n2", "Azure Cobalt 100, Alibaba Yitian 710", "+dotprod,+i8mm"),
 ]
 
 
@@ -196,7 +200,7 @@ def table(asm):
             continue
         n, loop, _ = found
         for core, _, feats in CORES:
-            if ext and ext not in feats:
+            if (ext and ext not in feats) or ("+i8mm" in feats and ext != "+i8mm"):
                 continue
             cycles, pressure = run_mca(tool, core, feats, loop)
             peak_cycles, _ = run_mca(tool, core, feats, peak_block(loop))

@@ -338,6 +338,41 @@ fn every_calibration_method_compiles_a_close_model() {
     }
 }
 
+/// Input quantization, Adds (int8 and int16) and the int8 -> int16 conversions are split into
+/// runs and an f32-output classifier by output channels when they are big enough: 2 and 3
+/// threads give one thread's outputs bit for bit, in int8 and with every layer in int16.
+#[test]
+fn split_elementwise_and_classifier_give_bit_identical_outputs() {
+    use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
+    let m = common::split_sized();
+    let calib = common::samples(&m.input_shape, 4, 41);
+    let test = common::samples(&m.input_shape, 2, 42);
+    let int16 = CompileOptions { int16: vec!["all".into()], ..Default::default() };
+    for (what, opts) in [("int8", CompileOptions::default()), ("int16", int16)] {
+        let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
+        let bytes = AlignedBytes::from_slice(&c.bytes);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let run = |threads: usize| -> Vec<u32> {
+            let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
+            let opts = SessionOptions { threads, ..Default::default() };
+            let mut s = Session::with_options(&model, arena.as_mut_slice(), opts).unwrap();
+            let mut out = Vec::new();
+            for x in &test {
+                s.set_input(0, x).unwrap();
+                s.run();
+                out.extend(s.output(0).unwrap().iter().map(|v| v.to_bits()));
+            }
+            out
+        };
+        let one = run(1);
+        assert_eq!(one.len(), 2 * 600);
+        assert!(one.iter().any(|&v| f32::from_bits(v) != 0.0), "{what}: all-zero logits");
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{what}: {threads} threads differ from 1");
+        }
+    }
+}
+
 /// Splitting convolutions across threads changes nothing: the outputs of 2 and 3 threads are
 /// bit-identical to one thread's, for int8 and f32, on every generated model (all have
 /// convolutions tall enough to be split).

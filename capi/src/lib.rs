@@ -618,9 +618,11 @@ pub unsafe extern "C" fn sparq_session_kernels(session: *const sparq_session) ->
     match unsafe { session.as_ref() }.map(|s| s.session.kernels()) {
         Some("avx2") => c"avx2".as_ptr(),
         Some("avxvnni") => c"avxvnni".as_ptr(),
+        Some("avx512") => c"avx512".as_ptr(),
         Some("avx512vnni") => c"avx512vnni".as_ptr(),
         Some("neon") => c"neon".as_ptr(),
         Some("dotprod") => c"dotprod".as_ptr(),
+        Some("i8mm") => c"i8mm".as_ptr(),
         Some("armv7-neon") => c"armv7-neon".as_ptr(),
         Some(_) => c"scalar".as_ptr(),
         None => c"".as_ptr(),

@@ -142,6 +142,8 @@ pub const PATHS: &[PathSpec] = &[
     },
     PathSpec { name: "neon", features: Features::NEON },
     PathSpec { name: "dotprod", features: Features::NEON.union(Features::DOTPROD) },
+    // Armv8.6: Cortex-A710/X2 and later, Neoverse V1/N2 (`smmla` GEMM, dotprod elsewhere).
+    PathSpec { name: "i8mm", features: Features::NEON.union(Features::DOTPROD).union(Features::I8MM) },
     PathSpec { name: "armv7-neon", features: Features::ARMV7_NEON },
 ];
 

@@ -131,6 +131,9 @@ fn sets() -> Vec<KernelSet> {
         if std::arch::is_aarch64_feature_detected!("dotprod") {
             assert!(sets.iter().any(|k| k.name() == "dotprod"), "this CPU has dotprod but its kernels did not run");
         }
+        if std::arch::is_aarch64_feature_detected!("i8mm") && std::arch::is_aarch64_feature_detected!("dotprod") {
+            assert!(sets.iter().any(|k| k.name() == "i8mm"), "this CPU has i8mm but its kernels did not run");
+        }
     }
     sets
 }

@@ -142,6 +142,24 @@ fn resolution_follows_the_features_of_each_cpu_class() {
     }
 }
 
+/// The ARM classes: a Cortex-A72 (NEON only) takes the `smull` GEMM, an A76 / A55 the `sdot`
+/// one, an Armv8.6 core (A710, Neoverse V1/N2) the `smmla` one; checked on any host.
+#[test]
+#[cfg(target_arch = "aarch64")]
+fn arm_resolution_follows_the_features_of_each_cpu_class() {
+    use sparq_runtime::kernels::registry::resolve;
+    let neon = Features::NEON;
+    let dotprod = neon.union(Features::DOTPROD);
+    let i8mm = dotprod.union(Features::I8MM);
+    let gemm = |f: Features| resolve(registry::QS8_GEMM, f, &query(Some(SIMD_PACK))).name;
+    assert_eq!(gemm(neon), "qs8_gemm_4x8c4_neon");
+    assert_eq!(gemm(dotprod), "qs8_gemm_4x8c4_dotprod");
+    assert_eq!(gemm(i8mm), "qs8_gemm_8x8c4_i8mm");
+    // i8mm without dotprod is not a class sparq targets: the dotprod entry's features are
+    // missing, and so are the i8mm entry's (which needs both).
+    assert_eq!(gemm(neon.union(Features::I8MM)), "qs8_gemm_4x8c4_neon");
+}
+
 /// No module of the runtime imports from a module above it, and no two import each other:
 /// cpu, quant, tensor, error, pool <- kernels <- ops <- model <- session, storage.
 #[test]

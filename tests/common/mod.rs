@@ -610,6 +610,28 @@ pub fn classifier_head(dead: usize, trans_b: bool) -> TestModel {
     TestModel { name: "classifier_head", onnx: b.build(), input_shape: vec![1, 4, 8, 8] }
 }
 
+/// Big enough for the runtime to split its elementwise ops and its classifier across threads (a
+/// 3x96x96 input: the input quantization and a 96x96x16 Add pass 16 Ki elements; a 512 -> 600
+/// f32-output Gemm passes 256 Ki multiply-accumulates): conv 3x3 (3 -> 16) - ReLU - conv 1x1 -
+/// Add - ReLU - GlobalAveragePool - Flatten - Gemm (16 -> 512) - ReLU - Gemm (512 -> 600).
+pub fn split_sized() -> TestModel {
+    let mut rng = Rng::new(29);
+    let mut b = OnnxBuilder::new("split_sized", 13);
+    let x = b.input("input", &[1, 3, 96, 96]);
+    let h = conv(&mut b, &mut rng, &x, 3, 16, 3, vec![pads([1, 1, 1, 1])], 1);
+    let h = b.node("Relu", &[&h], vec![]);
+    let r = conv(&mut b, &mut rng, &h, 16, 16, 1, vec![], 1);
+    let h = b.node("Add", &[&h, &r], vec![]);
+    let h = b.node("Relu", &[&h], vec![]);
+    let h = b.node("GlobalAveragePool", &[&h], vec![]);
+    let h = b.node("Flatten", &[&h], vec![("axis", Attr::Int(1))]);
+    let h = gemm(&mut b, &mut rng, &h, 16, 512, true);
+    let h = b.node("Relu", &[&h], vec![]);
+    let y = gemm(&mut b, &mut rng, &h, 512, 600, true);
+    b.output(&y);
+    TestModel { name: "split_sized", onnx: b.build(), input_shape: vec![1, 3, 96, 96] }
+}
+
 /// A classifier too wide to re-fit after pruning: 2100 inputs -> 10 (Gemm, `[N, K]` weight).
 pub fn wide_classifier() -> TestModel {
     let mut rng = Rng::new(13);

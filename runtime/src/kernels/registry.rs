@@ -228,6 +228,9 @@ const AVX512VNNI: Features = AVX512.union(Features::AVX512VNNI);
 const AVX512VBMI: Features = AVX512.union(Features::AVX512VBMI);
 #[cfg(target_arch = "aarch64")]
 const DOTPROD: Features = Features::NEON.union(Features::DOTPROD);
+/// Armv8.6 cores with the int8 matrix multiply have the dot product too (both in Armv8.6-A).
+#[cfg(target_arch = "aarch64")]
+const I8MM: Features = DOTPROD.union(Features::I8MM);
 
 /// Direct int8 convolution (any groups) on row-major weights.
 pub const QS8_CONV: &[Entry<ConvFn>] = &[
@@ -314,6 +317,8 @@ pub const QS8_GEMM: &[Entry<GemmFn>] = &[
         simd_k,
         super::gemm::dotprod::qs8_gemm_4x8c4_dotprod
     ),
+    #[cfg(target_arch = "aarch64")]
+    entry!("qs8_gemm_8x8c4_i8mm", I8MM, tile(8, 8, 4), Some(SIMD_PACK), simd_k, super::gemm::i8mm::qs8_gemm_8x8c4_i8mm),
     #[cfg(sparq_arm_neon)]
     entry!(
         "qs8_gemm_1x8c4_armv7",

@@ -240,17 +240,25 @@ impl<'a> Binary<'a> {
         let (a, b, y) = (&self.a, &self.b, &self.y);
         match self.kernel {
             // SAFETY: resolved for features this CPU has; operands of one shape, validated at load.
-            BinaryKernel::Qs8Add { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
+            BinaryKernel::Qs8Add { f, ref params, .. } => {
+                e.split_map(e.data::<i8>(a), e.data::<i8>(b), e.out::<i8>(y), &|a, b, y| unsafe { f(a, b, y, params) })
+            }
             BinaryKernel::Qs8AddStrided { ref params } => {
                 ew::qs8_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
             }
             // SAFETY: resolved for features this CPU has; operands of one shape, validated at load.
-            BinaryKernel::Qs16Add { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
+            BinaryKernel::Qs16Add { f, ref params, .. } => {
+                e.split_map(e.data::<i16>(a), e.data::<i16>(b), e.out::<i16>(y), &|a, b, y| unsafe {
+                    f(a, b, y, params)
+                })
+            }
             BinaryKernel::Qs16AddStrided { ref params } => {
                 ew::qs16_add_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
             }
             // SAFETY: as above.
-            BinaryKernel::Qs8Mul { f, ref params, .. } => unsafe { f(e.data(a), e.data(b), e.out(y), params) },
+            BinaryKernel::Qs8Mul { f, ref params, .. } => {
+                e.split_map(e.data::<i8>(a), e.data::<i8>(b), e.out::<i8>(y), &|a, b, y| unsafe { f(a, b, y, params) })
+            }
             BinaryKernel::Qs8MulStrided { ref params } => {
                 ew::qs8_mul_scalar(dims, st, e.data(a), e.data(b), e.out(y), params)
             }

@@ -28,6 +28,9 @@ pub enum FcKernel<'a> {
     SparseF32Out { name: &'static str, f: SpFcF32OutFn, w: BlockSparse<'a>, out: F32Out<'a> },
 }
 
+/// Multiply-accumulates below which a fully-connected layer runs on one thread.
+const FC_SPLIT_MIN: usize = 256 * 1024;
+
 #[derive(Clone, Copy)]
 pub struct FullyConnected<'a> {
     pub x: TensorInfo<'a>,
@@ -154,7 +157,34 @@ impl<'a> FullyConnected<'a> {
                 ConvKernel::Direct { .. } | ConvKernel::Int16Dw { .. } => {}
             },
             FcKernel::RowMajor { f, w, ref rq, .. } => unsafe { f(m, k, n, e.data(&self.x), w, rq, e.out(&self.y)) },
-            FcKernel::F32Out { f, ref w, ref out, .. } => unsafe { f(m, e.data(&self.x), w, out, e.out(&self.y)) },
+            FcKernel::F32Out { f, ref w, ref out, .. } => {
+                let x = e.data::<i8>(&self.x);
+                let y = e.out::<f32>(&self.y);
+                let yp = super::OutPtr(y.as_mut_ptr());
+                assert!(x.len() >= m * k && y.len() >= m * n);
+                if m == 1 {
+                    // One row (a classifier's logits): the output channels are cut between the
+                    // threads at panel boundaries, each thread reading only its panels (the
+                    // layer streams its weights from memory; two cores stream twice as fast).
+                    let unit = w.pack.map_or(16, |p| p.nr);
+                    let row = w.pack.map_or(k, |p| k.div_ceil(p.kr) * p.kr);
+                    e.split(n, unit, FC_SPLIT_MIN / k.max(1), &|c0, c1| {
+                        let ws = WeightMatrix { data: &w.data[c0 * row..], n: c1 - c0, ..*w };
+                        let os = F32Out { bias: &out.bias[c0..c1], scale: &out.scale[c0..c1], ..*out };
+                        // SAFETY: outputs `[c0, c1)` of the one row: in bounds (asserted above) and
+                        // disjoint between the parts of `split`, which waits for all of them;
+                        // the kernel was resolved for this CPU and layout (a part is the same
+                        // layout on fewer panels).
+                        unsafe { f(1, x, &ws, &os, core::slice::from_raw_parts_mut(yp.get().add(c0), c1 - c0)) }
+                    });
+                } else {
+                    e.split(m, 1, FC_SPLIT_MIN / (k * n).max(1), &|r0, r1| {
+                        // SAFETY: output rows `[r0, r1)`, as above.
+                        let ys = unsafe { core::slice::from_raw_parts_mut(yp.get().add(r0 * n), (r1 - r0) * n) };
+                        unsafe { f(r1 - r0, &x[r0 * k..r1 * k], w, out, ys) }
+                    });
+                }
+            }
             FcKernel::SparseF32Out { f, ref w, ref out, .. } => unsafe {
                 f(m, e.data(&self.x), w, out, e.out(&self.y))
             },

@@ -547,23 +547,34 @@ pub(crate) struct Exec<'a, 'p> {
     pub _pool: core::marker::PhantomData<&'p ()>,
 }
 
+/// Elements below which an elementwise op runs on one thread (waking a second costs about a
+/// microsecond, the time of some 10^4 elements).
+const SPLIT_MIN: usize = 16 * 1024;
+
+/// An elementwise kernel call on parts of contiguous operands: `f(a, b, y)`.
+type MapCall<'f, A, B, T> = dyn Fn(&[A], &[B], &mut [T]) + Sync + 'f;
+/// A strided unary map on part of a walk: `f(dims, x, y)`.
+type StridedCall<'f, A, T> = dyn Fn(&[usize; R], &[A], &mut [T]) + Sync + 'f;
+
 /// A convolution-like kernel call: `f(geometry, input, output)`.
 type ConvCall<'f, T> = dyn Fn(&ConvGeometry, &[T], &mut [T]) + Sync + 'f;
 
 /// An output pointer shared by the threads of one op, each writing a disjoint part.
-#[cfg(feature = "std")]
-#[derive(Clone, Copy)]
-struct OutPtr<T>(*mut T);
+pub(crate) struct OutPtr<T>(pub(crate) *mut T);
+// (By hand: a derive would ask `T: Copy`.)
+impl<T> Clone for OutPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for OutPtr<T> {}
 // SAFETY: only used to hand each thread a disjoint sub-slice of one output (see `conv_rows`).
-#[cfg(feature = "std")]
 unsafe impl<T> Send for OutPtr<T> {}
-#[cfg(feature = "std")]
 unsafe impl<T> Sync for OutPtr<T> {}
 
-#[cfg(feature = "std")]
 impl<T> OutPtr<T> {
     /// (A method, so closures capture the whole `Sync` wrapper rather than its raw field.)
-    fn get(self) -> *mut T {
+    pub(crate) fn get(self) -> *mut T {
         self.0
     }
 }
@@ -586,6 +597,84 @@ impl<'a> Exec<'a, '_> {
     pub fn out<T: Element>(&self, t: &TensorInfo<'_>) -> &mut [T] {
         // SAFETY: see `data`; the output is an arena tensor (validated) disjoint from the inputs.
         unsafe { core::slice::from_raw_parts_mut(self.base.add(t.data_offset).cast::<T>(), t.elements()) }
+    }
+
+    /// Run `f(start, end)` over `0..n` cut into one contiguous part per thread, every cut at a
+    /// multiple of `unit`; once over the whole range without a pool, or when `n` is below `min`
+    /// (too little work to be worth a second thread). The parts are disjoint and cover `0..n`.
+    pub fn split(&self, n: usize, unit: usize, min: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        #[cfg(feature = "std")]
+        if let Some(pool) = self.pool {
+            let threads = pool.threads();
+            let units = n.div_ceil(unit.max(1));
+            if n >= min && units >= threads {
+                pool.run(&|i| {
+                    let (s, e) = ((units * i / threads * unit).min(n), (units * (i + 1) / threads * unit).min(n));
+                    if s < e {
+                        f(s, e);
+                    }
+                });
+                return;
+            }
+        }
+        let _ = (unit, min);
+        if n > 0 {
+            f(0, n)
+        }
+    }
+
+    /// An elementwise kernel `f(a, b, y)` over contiguous operands of one length, split into
+    /// one run per thread (cut at multiples of 64 elements) when they are long enough: every
+    /// output is computed from the same inputs by the same code, so results do not depend on
+    /// the thread count.
+    pub fn split_map<A: Sync, B: Sync, T: Send>(&self, a: &[A], b: &[B], y: &mut [T], f: &MapCall<'_, A, B, T>) {
+        let n = a.len().min(b.len()).min(y.len());
+        #[cfg(feature = "std")]
+        {
+            let out = OutPtr(y.as_mut_ptr());
+            self.split(n, 64, SPLIT_MIN, &|s, e| {
+                // SAFETY: `[s, e)` lies in `y` (`e <= n <= y.len()`), and the parts of `split`
+                // are disjoint; `split` returns only when every part is done.
+                let ys = unsafe { core::slice::from_raw_parts_mut(out.get().add(s), e - s) };
+                f(&a[s..e], &b[s..e], ys)
+            });
+        }
+        #[cfg(not(feature = "std"))]
+        f(&a[..n], &b[..n], &mut y[..n]);
+    }
+
+    /// A strided unary map `f(dims, x, y)` (the walk of `dims` with strides `st` into `x` and
+    /// `y`, from their starts), split across threads along the axis with the largest output
+    /// stride when the output is dense (that axis's index ranges are then disjoint runs of `y`):
+    /// each thread walks its index range of that axis from offset slices.
+    pub fn split_strided<A: Sync, T: Send>(
+        &self,
+        dims: &[usize; R],
+        st: &[[usize; R]; 2],
+        x: &[A],
+        y: &mut [T],
+        f: &StridedCall<'_, A, T>,
+    ) {
+        #[cfg(feature = "std")]
+        {
+            let total: usize = dims.iter().product();
+            let axis = (0..R).filter(|&d| dims[d] > 1).max_by_key(|&d| st[1][d]);
+            if let Some(d) = axis.filter(|&d| st[1][d] * dims[d] == total && total <= y.len()) {
+                let (sx, sy) = (st[0][d], st[1][d]);
+                let out = OutPtr(y.as_mut_ptr());
+                self.split(dims[d], 1, SPLIT_MIN.div_ceil(sy), &|s, e| {
+                    let mut sub = *dims;
+                    sub[d] = e - s;
+                    // SAFETY: indices `[s, e)` of axis `d` are the run `[s sy, e sy)` of the dense
+                    // output (checked above: `sy dims[d]` is every element), disjoint between
+                    // the parts of `split`, which returns only when every part is done.
+                    let ys = unsafe { core::slice::from_raw_parts_mut(out.get().add(s * sy), (e - s) * sy) };
+                    f(&sub, &x[(s * sx).min(x.len())..], ys)
+                });
+                return;
+            }
+        }
+        f(dims, x, y)
     }
 
     /// Run a convolution-like kernel (`f(geometry, input, output)` over NHWC tensors), split by

@@ -125,14 +125,22 @@ impl<'a> Quantize<'a> {
         let (dims, st, x, y) = (&self.dims, &self.strides, &self.x, &self.y);
         match self.kernel {
             // SAFETY: resolved for features this CPU has; one shape and layout (checked at load).
-            QuantizeKernel::Widen { f, ref p, .. } => unsafe { f(e.data::<i8>(x), e.out::<i16>(y), p) },
+            QuantizeKernel::Widen { f, ref p, .. } => {
+                let xs = e.data::<i8>(x);
+                e.split_map(xs, xs, e.out::<i16>(y), &|x, _, y| unsafe { f(x, y, p) })
+            }
             // SAFETY: as above.
-            QuantizeKernel::Narrow { f, ref p, .. } => unsafe { f(e.data::<i16>(x), e.out::<i8>(y), p) },
+            QuantizeKernel::Narrow { f, ref p, .. } => {
+                let xs = e.data::<i16>(x);
+                e.split_map(xs, xs, e.out::<i8>(y), &|x, _, y| unsafe { f(x, y, p) })
+            }
             QuantizeKernel::Quantize16 { f, .. } => {
                 let s = y.scale;
                 // SAFETY: resolved for features this CPU has; `quantize_strided_i16` passes slices
                 // of equal length.
-                ew::quantize_strided_i16(dims, st, e.data::<f32>(x), e.out::<i16>(y), s, |a, b| unsafe { f(a, b, s) })
+                e.split_strided(dims, st, e.data::<f32>(x), e.out::<i16>(y), &|dims, x, y| {
+                    ew::quantize_strided_i16(dims, st, x, y, s, |a, b| unsafe { f(a, b, s) })
+                })
             }
             QuantizeKernel::Dequantize if x.dtype == DType::I16 => {
                 let s = x.scale;
@@ -158,7 +166,9 @@ impl<'a> Quantize<'a> {
                 let (s, z) = (y.scale, y.zero_point);
                 // SAFETY: resolved for features this CPU has; `quantize_strided` passes slices of
                 // equal length.
-                ew::quantize_strided(dims, st, e.data::<f32>(x), e.out::<i8>(y), s, z, |a, b| unsafe { f(a, b, s, z) })
+                e.split_strided(dims, st, e.data::<f32>(x), e.out::<i8>(y), &|dims, x, y| {
+                    ew::quantize_strided(dims, st, x, y, s, z, |a, b| unsafe { f(a, b, s, z) })
+                })
             }
             QuantizeKernel::Dequantize => {
                 let (s, z) = (x.scale, x.zero_point);

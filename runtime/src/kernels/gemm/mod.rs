@@ -16,6 +16,8 @@ pub mod avxvnni;
 #[cfg(target_arch = "aarch64")]
 pub mod dotprod;
 #[cfg(target_arch = "aarch64")]
+pub mod i8mm;
+#[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
 

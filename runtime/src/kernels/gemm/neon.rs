@@ -1,4 +1,5 @@
-//! aarch64 int8 GEMM-convolution on [`SIMD_PACK`] panels, 4 pixels x 8 channels per tile:
+//! aarch64 int8 GEMM-convolution on [`SIMD_PACK`] panels, 4 pixels x 8 channels per tile
+//! (`R` pixels for a tile passed to [`drive`]):
 //! `qs8_gemm_4x8c4_neon` (`smull` + `sadalp`, every aarch64 CPU), and the frame
 //! `super::dotprod::qs8_gemm_4x8c4_dotprod` (`sdot`) shares: it passes its own tile to [`drive`].
 //!
@@ -19,20 +20,20 @@ const N_CHUNK: usize = 1024;
 
 /// The 8-channel x 4-pixel inner loop: accumulates `sum x w` for panel `panel` into `acc`
 /// (channels 0-3 and 4-7 of each row, as exact i32 sums).
-pub(super) type Tile = unsafe fn(panel: &[i8], kp: usize, rows: &[*const i8; MR]) -> [[int32x4_t; 2]; MR];
+pub(super) type Tile<const R: usize> = unsafe fn(panel: &[i8], kp: usize, rows: &[*const i8; R]) -> [[int32x4_t; 2]; R];
 
 /// # Safety
 /// `w` must be packed with [`SIMD_PACK`], `w.k <= MAX_SIMD_K`, the slices must match the
 /// geometry (as validated at load), and `tile` must be runnable on this CPU.
 #[target_feature(enable = "neon")]
 #[inline]
-pub(super) unsafe fn drive(
+pub(super) unsafe fn drive<const R: usize>(
     g: &ConvGeometry,
     x: &[i8],
     w: &WeightMatrix<'_>,
     rq: &Requant<'_>,
     y: &mut [i8],
-    tile: Tile,
+    tile: Tile<R>,
 ) {
     debug_assert!(w.pack == Some(SIMD_PACK) && w.k <= MAX_SIMD_K);
     let (n, k) = (g.out_c, w.k);
@@ -40,7 +41,7 @@ pub(super) unsafe fn drive(
     let pixels = g.batch * g.out_h * g.out_w;
     let zp = rq.input_zero_point;
     let direct = is_pointwise(g) && k % 4 == 0;
-    let mut a = [[0i8; MAX_SIMD_K]; MR];
+    let mut a = [[0i8; MAX_SIMD_K]; R];
     let mut corrected = [0i32; N_CHUNK + 8];
     let mut c0 = 0;
     while c0 < n {
@@ -65,7 +66,7 @@ pub(super) unsafe fn drive(
         }
         let mut p0 = 0;
         while p0 < pixels {
-            let rows = MR.min(pixels - p0);
+            let rows = R.min(pixels - p0);
             let rows_at = block_rows(g, x, k, direct, p0, rows, &mut a, zp as i8, 0);
             for j in c0 / 8..(c0 + chunk).div_ceil(8) {
                 let c = j * 8;
@@ -78,7 +79,7 @@ pub(super) unsafe fn drive(
                     requant_store8(&acc[..rows], &corrected[c - c0..][..8], rq, c, cols, p0, n, y);
                 }
             }
-            p0 += MR;
+            p0 += R;
         }
         c0 += chunk;
     }
