@@ -412,26 +412,148 @@ fn bench_pool(c: &mut Criterion) {
     g.finish();
 }
 
-/// f32 convolution (layers kept in float): a 1x1 layer and MobileNetV2's classifier as 1x1 over one row.
+/// f32 convolution (layers kept in float): a large 1x1 layer (a GEMM of 3136 x 256 x 256), a
+/// MobileNetV2 1x1 layer and its classifier as 1x1 over one row. Then each SIMD kernel's GFLOP/s on
+/// the large GEMM next to the FMA peak of its vector width, measured in the same run by a loop of
+/// independent fused multiply-adds (the ratio is the claim; both numbers are printed).
 fn bench_f32(c: &mut Criterion) {
     let mut g = quick(c, "f32_conv2d");
-    for (name, geo) in
-        [("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)), ("fc_1280to1000", geometry(1, 1280, 1000, 1, 1, 1))]
-    {
+    let shapes = [
+        ("56x56_256to256_1x1", geometry(56, 256, 256, 1, 1, 1)),
+        ("14x14_64to384_1x1", geometry(14, 64, 384, 1, 1, 1)),
+        ("fc_1280to1000", geometry(1, 1280, 1000, 1, 1, 1)),
+    ];
+    let data = |geo: &ConvGeometry| {
         let k = geo.in_c;
         let x: Vec<f32> = bytes(geo.in_h * geo.in_w * k, 7).into_iter().map(|v| v as f32 / 64.0).collect();
         let w: Vec<f32> = bytes(geo.out_c * k, 8).into_iter().map(|v| v as f32 / 512.0).collect();
-        let b = vec![0.1f32; geo.out_c];
-        let mut y = vec![0f32; geo.out_h * geo.out_w * geo.out_c];
+        (x, w, vec![0.1f32; geo.out_c], vec![0f32; geo.out_h * geo.out_w * geo.out_c])
+    };
+    for (name, geo) in &shapes {
+        let (x, w, b, mut y) = data(geo);
         g.throughput(Throughput::Elements(geo.macs()));
-        for e in runnable(registry::F32_CONV, &conv_query(&geo, None, k)) {
+        for e in runnable(registry::F32_CONV, &conv_query(geo, None, geo.in_c)) {
+            if e.name.ends_with("_scalar") && geo.macs() > 50_000_000 {
+                continue; // the scalar specification takes seconds on the large GEMM
+            }
             // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
-            g.bench_with_input(BenchmarkId::new(e.name, name), &geo, |bch, geo| {
+            g.bench_with_input(BenchmarkId::new(e.name, name), geo, |bch, geo| {
                 bch.iter(|| unsafe { (e.f)(geo, &x, &w, &b, f32::NEG_INFINITY, f32::INFINITY, &mut y) })
             });
         }
     }
     g.finish();
+    let (name, geo) = &shapes[0];
+    let (x, w, b, mut y) = data(geo);
+    for e in runnable(registry::F32_CONV, &conv_query(geo, None, geo.in_c)) {
+        let Some(lanes) = fma_lanes(e.name) else { continue };
+        let best = min_seconds(|| {
+            // SAFETY: `runnable` checked this CPU's features and the entry's constraints.
+            unsafe { (e.f)(geo, &x, &w, &b, f32::NEG_INFINITY, f32::INFINITY, &mut y) }
+        });
+        let gflops = 2.0 * geo.macs() as f64 / best / 1e9;
+        let peak = fma_peak_gflops(lanes);
+        println!(
+            "f32 GEMM {name} ({} MACs), {}: {gflops:.1} GFLOP/s = {:.0}% of the {lanes}-lane FMA peak measured now, {peak:.1} GFLOP/s",
+            geo.macs(),
+            e.name,
+            100.0 * gflops / peak
+        );
+    }
+}
+
+/// Vector lanes of an f32 kernel, by its ISA suffix (`None` for scalar).
+fn fma_lanes(name: &str) -> Option<usize> {
+    [("_avx512", 16), ("_avx2", 8), ("_neon", 4)].iter().find(|(s, _)| name.ends_with(s)).map(|&(_, l)| l)
+}
+
+/// The fastest of 30 timed calls, in seconds.
+fn min_seconds(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..30)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The f32 FMA peak of `lanes`-wide vectors on this core: independent accumulator chains (more
+/// than latency x pipes on any current core), 2 flops per lane per instruction.
+fn fma_peak_gflops(lanes: usize) -> f64 {
+    const ITERS: usize = 1 << 20;
+    let (mut sink, mut chains) = (0f32, 0);
+    let best = min_seconds(|| {
+        let (s, c) = fma_loop(lanes, ITERS);
+        (sink, chains) = (sink + s, c);
+    });
+    std::hint::black_box(sink);
+    2.0 * (lanes * chains * ITERS) as f64 / best / 1e9
+}
+
+#[cfg(target_arch = "x86_64")]
+/// `(a value to keep, the chains run)` of `iters` steps of independent FMAs.
+fn fma_loop(lanes: usize, iters: usize) -> (f32, usize) {
+    use std::arch::x86_64::*;
+    /// Independent accumulators as separate locals (an array could live on the stack): 16 for
+    /// zmm (32 registers), 12 for ymm (16 registers without AVX-512).
+    macro_rules! chains {
+        ($fma:ident, $a:expr, $b:expr, $iters:expr, $sum:expr, $($c:ident)+) => {{
+            let (a, b) = ($a, $b);
+            $(let mut $c = a;)+
+            for _ in 0..$iters {
+                $($c = $fma($c, a, b);)+
+            }
+            [$($c),+].iter().map($sum).sum::<f32>()
+        }};
+    }
+    #[target_feature(enable = "avx512f")]
+    unsafe fn zmm(iters: usize) -> f32 {
+        let a = _mm512_set1_ps(std::hint::black_box(0.999));
+        let b = _mm512_set1_ps(std::hint::black_box(1e-3));
+        chains!(_mm512_fmadd_ps, a, b, iters, |&v| _mm512_reduce_add_ps(v), c0 c1 c2 c3 c4 c5 c6 c7 c8 c9 c10 c11 c12 c13 c14 c15)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn ymm(iters: usize) -> f32 {
+        let a = _mm256_set1_ps(std::hint::black_box(0.999));
+        let b = _mm256_set1_ps(std::hint::black_box(1e-3));
+        let sum = |&v: &__m256| {
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), v);
+            out.iter().sum::<f32>()
+        };
+        chains!(_mm256_fmadd_ps, a, b, iters, sum, c0 c1 c2 c3 c4 c5 c6 c7 c8 c9 c10 c11)
+    }
+    // SAFETY: only called for a kernel this CPU runs, which needs these features.
+    unsafe {
+        if lanes == 16 {
+            (zmm(iters), 16)
+        } else {
+            (ymm(iters), 12)
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn fma_loop(_lanes: usize, iters: usize) -> (f32, usize) {
+    use std::arch::aarch64::*;
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe {
+        let (a, b) = (vdupq_n_f32(std::hint::black_box(0.999)), vdupq_n_f32(std::hint::black_box(1e-3)));
+        let mut acc = [vdupq_n_f32(1.0); 16];
+        for _ in 0..iters {
+            for v in &mut acc {
+                *v = vfmaq_f32(b, *v, a);
+            }
+        }
+        (acc.iter().map(|&v| vaddvq_f32(v)).sum(), 16)
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn fma_loop(_lanes: usize, _iters: usize) -> (f32, usize) {
+    (0.0, 0)
 }
 
 criterion_group!(

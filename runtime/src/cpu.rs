@@ -10,7 +10,7 @@ pub struct Features(u32);
 impl Features {
     /// No SIMD: the scalar kernels only.
     pub const NONE: Features = Features(0);
-    /// x86-64 AVX2 (Haswell, Zen 1 and later).
+    /// x86-64 AVX2 with FMA3 (Haswell, Zen 1 and later).
     pub const AVX2: Features = Features(1 << 0);
     /// x86-64 AVX-VNNI: 256-bit VEX `vpdpbusd` (Alder Lake, Zen 5; not on most AVX-512 servers).
     pub const AVXVNNI: Features = Features(1 << 1);
@@ -54,7 +54,8 @@ impl Features {
         #[cfg(all(target_arch = "x86_64", feature = "std"))]
         {
             use std::is_x86_feature_detected as has;
-            if has!("avx2") {
+            // Every AVX2 CPU (Haswell, Excavator, Zen and later) has FMA3; the f32 kernels use it.
+            if has!("avx2") && has!("fma") {
                 f = f.union(Features::AVX2);
             }
             if has!("avxvnni") {
@@ -72,7 +73,7 @@ impl Features {
         }
         #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
         {
-            if cfg!(target_feature = "avx2") {
+            if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
                 f = f.union(Features::AVX2);
             }
             if cfg!(target_feature = "avxvnni") {

@@ -892,6 +892,10 @@ fn f32_convolution_matches_scalar() {
         (5, 3, 1, 0, (6, 6)),
         (1280, 1, 1, 0, (1, 1)),
         (2049, 1, 1, 0, (1, 2)),
+        // Full tiles with padding, and reductions longer than one transposed chunk (256).
+        (8, 3, 1, 1, (10, 12)),
+        (300, 1, 1, 0, (3, 7)),
+        (260, 3, 2, 1, (5, 6)),
     ];
     for &(cin, k, stride, pad, (h, w)) in geoms {
         for &cout in &[1usize, 7, 8, 9, 16, 17, 33] {

@@ -596,7 +596,16 @@ pub const QS8_QUANTIZE: &[Entry<QuantizeFn>] = &[
 pub const F32_CONV: &[Entry<F32ConvFn>] = &[
     entry!("f32_conv2d_scalar", Features::NONE, SCALAR_TILE, None, any, f32_conv_scalar),
     #[cfg(target_arch = "x86_64")]
-    entry!("f32_conv2d_8x8_avx2", AVX2, tile(8, 8, 1), None, f32_simd, super::conv::f32simd::f32_conv2d_8c_avx2),
+    entry!("f32_conv2d_6x16_avx2", AVX2, tile(6, 16, 1), None, f32_simd, super::conv::f32simd::f32_conv2d_6x16_avx2),
+    #[cfg(target_arch = "x86_64")]
+    entry!(
+        "f32_conv2d_8x32_avx512",
+        AVX512,
+        tile(8, 32, 1),
+        None,
+        f32_simd,
+        super::conv::f32simd::f32_conv2d_8x32_avx512
+    ),
     #[cfg(target_arch = "aarch64")]
     entry!(
         "f32_conv2d_8x8_neon",
@@ -604,7 +613,7 @@ pub const F32_CONV: &[Entry<F32ConvFn>] = &[
         tile(8, 8, 1),
         None,
         f32_simd,
-        super::conv::f32simd::f32_conv2d_8c_neon
+        super::conv::f32simd::f32_conv2d_8x8_neon
     ),
 ];
 

@@ -547,6 +547,7 @@ pub(crate) struct Exec<'a, 'p> {
     pub _pool: core::marker::PhantomData<&'p ()>,
 }
 
+#[cfg(feature = "std")]
 /// Elements below which an elementwise op runs on one thread (waking a second costs about a
 /// microsecond, the time of some 10^4 elements).
 const SPLIT_MIN: usize = 16 * 1024;
@@ -674,6 +675,7 @@ impl<'a> Exec<'a, '_> {
                 return;
             }
         }
+        let _ = st;
         f(dims, x, y)
     }
 

@@ -58,6 +58,20 @@ pub fn qs8_conv2d_with(
     }
 }
 
+/// `a * b + c` rounded once (IEEE fused multiply-add): the C library's `fmaf` with std (a single
+/// instruction where the CPU has one), `libm`'s software one without; both are exact.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return a.mul_add(b, c);
+    #[cfg(not(feature = "std"))]
+    return libm::fmaf(a, b, c);
+}
+
+/// The f32 convolution, and the order of its roundings every SIMD kernel keeps: per output
+/// `acc = bias`, then for each kernel tap inside the input (row-major) and each of its input
+/// channels in order `acc = fma(x, w, acc)` (IEEE fused multiply-add, rounded once: [`fma`]
+/// here, `vfmadd` / `fmla` in the kernels), then `acc.clamp(act_min, act_max)`.
 #[allow(clippy::too_many_arguments)]
 pub fn f32_conv2d_scalar(
     g: &ConvGeometry,
@@ -86,7 +100,9 @@ pub fn f32_conv2d_scalar(
                             let Some(iw) = g.in_col(ow, kw) else { continue };
                             let xs = &xn[(ih * g.in_w + iw) * g.in_c + group * icpg..][..icpg];
                             let ws = &wo[(kh * g.kernel_w + kw) * icpg..][..icpg];
-                            acc += dot_f32(xs, ws);
+                            for (&xv, &wv) in xs.iter().zip(ws) {
+                                acc = fma(xv, wv, acc);
+                            }
                         }
                     }
                     y[out] = acc.clamp(act_min, act_max);
