@@ -338,32 +338,36 @@ fn every_calibration_method_compiles_a_close_model() {
     }
 }
 
+/// The first output's bits for each sample of `test`, from a session of `threads` threads.
+fn output_bits(file: &[u8], threads: usize, test: &[Vec<f32>]) -> Vec<u32> {
+    use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
+    let bytes = AlignedBytes::from_slice(file);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
+    let opts = SessionOptions { threads, ..Default::default() };
+    let mut s = Session::with_options(&model, arena.as_mut_slice(), opts).unwrap();
+    assert_eq!(s.threads(), threads);
+    let mut out = Vec::new();
+    for x in test {
+        s.set_input(0, x).unwrap();
+        s.run();
+        out.extend(s.output(0).unwrap().iter().map(|v| v.to_bits()));
+    }
+    out
+}
+
 /// Input quantization, Adds (int8 and int16) and the int8 -> int16 conversions are split into
 /// runs and an f32-output classifier by output channels when they are big enough: 2 and 3
 /// threads give one thread's outputs bit for bit, in int8 and with every layer in int16.
 #[test]
 fn split_elementwise_and_classifier_give_bit_identical_outputs() {
-    use sparq_runtime::{AlignedBytes, Model, Session, SessionOptions};
     let m = common::split_sized();
     let calib = common::samples(&m.input_shape, 4, 41);
     let test = common::samples(&m.input_shape, 2, 42);
     let int16 = CompileOptions { int16: vec!["all".into()], ..Default::default() };
     for (what, opts) in [("int8", CompileOptions::default()), ("int16", int16)] {
         let c = sparq_compiler::compile(&m.onnx, m.name, &calib, &opts).unwrap();
-        let bytes = AlignedBytes::from_slice(&c.bytes);
-        let model = Model::from_bytes(&bytes).unwrap();
-        let run = |threads: usize| -> Vec<u32> {
-            let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
-            let opts = SessionOptions { threads, ..Default::default() };
-            let mut s = Session::with_options(&model, arena.as_mut_slice(), opts).unwrap();
-            let mut out = Vec::new();
-            for x in &test {
-                s.set_input(0, x).unwrap();
-                s.run();
-                out.extend(s.output(0).unwrap().iter().map(|v| v.to_bits()));
-            }
-            out
-        };
+        let run = |threads: usize| output_bits(&c.bytes, threads, &test);
         let one = run(1);
         assert_eq!(one.len(), 2 * 600);
         assert!(one.iter().any(|&v| f32::from_bits(v) != 0.0), "{what}: all-zero logits");
@@ -405,25 +409,7 @@ fn threads_give_bit_identical_outputs() {
             if opts.prune.is_some() {
                 assert!(c.report.matrices.iter().any(|(_, k)| k.sparse), "{}: no block-sparse matrix", m.name);
             }
-            let bytes = AlignedBytes::from_slice(&c.bytes);
-            let model = Model::from_bytes(&bytes).unwrap();
-            let run = |threads: usize| -> Vec<u32> {
-                let mut arena = AlignedBytes::try_zeroed(model.arena_size()).unwrap();
-                let mut s = Session::with_options(
-                    &model,
-                    arena.as_mut_slice(),
-                    SessionOptions { threads, ..Default::default() },
-                )
-                .unwrap();
-                assert_eq!(s.threads(), threads);
-                let mut out = Vec::new();
-                for x in &test {
-                    s.set_input(0, x).unwrap();
-                    s.run();
-                    out.extend(s.output(0).unwrap().iter().map(|v| v.to_bits()));
-                }
-                out
-            };
+            let run = |threads: usize| output_bits(&c.bytes, threads, &test);
             let one = run(1);
             for threads in [2, 3] {
                 assert!(run(threads) == one, "{} {precision:?}: {threads} threads differ from 1", m.name);
