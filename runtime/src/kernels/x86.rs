@@ -342,6 +342,19 @@ pub unsafe fn requant16_folded(acc: __m512i, k: &Requant16) -> __m512i {
     }
 }
 
+/// The 4 bytes at `p` in every 32-bit lane, as one broadcast load (`vbroadcastss zmm, m32`).
+/// `_mm512_set1_epi32(p.read_unaligned())` is compiled, in kernels built with AVX-512 VL, as a
+/// scalar load and `vpbroadcastd` from a general register: on AMD cores that is extra vector-pipe
+/// work per broadcast, in the loops whose vector pipes the `vpdpbusd`s already fill.
+///
+/// # Safety
+/// AVX-512 F (inlined into a caller that enables it); `p` addresses 4 readable bytes.
+#[inline(always)]
+pub unsafe fn broadcast4_512(p: *const i8) -> __m512i {
+    // SAFETY: the caller's contract; the bits are moved, never used as a float.
+    unsafe { _mm512_castps_si512(_mm512_set1_ps(p.cast::<f32>().read_unaligned())) }
+}
+
 /// Four vectors of 16 i32 lanes to 64 bytes `q[0] | q[1] | q[2] | q[3]` with signed saturation
 /// (`vpackssdw`, `vpacksswb`, which interleave 128-bit lanes, then one `vpermd` to undo that).
 ///

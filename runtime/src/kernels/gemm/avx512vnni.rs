@@ -7,7 +7,9 @@
 use super::avxvnni::{drive, panel_sums_body, tile_body, VnniTiles, MR};
 use super::WeightMatrix;
 use crate::kernels::conv::{ConvGeometry, Requant};
-use crate::kernels::x86::{clamp_i8x64, load_requant16, pack4_i8, requant16, requant16_folded, store_part, Requant16};
+use crate::kernels::x86::{
+    broadcast4_512, clamp_i8x64, load_requant16, pack4_i8, requant16, requant16_folded, store_part, Requant16,
+};
 use core::arch::x86_64::*;
 
 /// Pixels per 512-bit tile (32 zmm registers).
@@ -426,12 +428,15 @@ unsafe fn tile512_body<const H: usize, const R: usize, const T8: bool>(
             }
             let wv8 = if T8 { _mm256_loadu_si256(p8.add(kg * 32).cast()) } else { _mm256_setzero_si256() };
             for r in 0..R {
-                let xv = _mm512_set1_epi32(a[r].add(kg * 4).cast::<i32>().read_unaligned());
+                let xv = broadcast4_512(a[r].add(kg * 4));
                 for h in 0..H {
                     acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], xv, wv[h]);
                 }
                 if T8 {
-                    acc8[r] = _mm256_dpbusd_epi32(acc8[r], _mm512_castsi512_si256(xv), wv8);
+                    // A second broadcast load rather than the zmm's low half, which the compiler
+                    // re-broadcasts on a shuffle pipe.
+                    let xv8 = _mm256_castps_si256(_mm256_set1_ps(a[r].add(kg * 4).cast::<f32>().read_unaligned()));
+                    acc8[r] = _mm256_dpbusd_epi32(acc8[r], xv8, wv8);
                 }
             }
         }
