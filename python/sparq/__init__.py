@@ -193,7 +193,9 @@ class Session:
             ) -> Union[np.ndarray, Dict[str, np.ndarray]]:
         """Run on ``x`` (one array, a list in input order, or a dict by input name). Returns the
         output array, or a dict of arrays by name for a model with several outputs; with a batch
-        of N samples, each output has N samples."""
+        of N samples, each output has N samples. The GIL is released while the samples run, so
+        sessions in other Python threads run at the same time (a session is used by the thread
+        that made it)."""
         inputs = self.inputs
         if isinstance(x, Mapping):
             names = [n for n, _, _ in inputs]

@@ -190,7 +190,8 @@ impl Session {
     }
 
     /// Run `count` samples: each input's bytes hold `count` samples back to back (little-endian
-    /// f32, or uint8 for a frame input). Returns each output's bytes (`count` samples, f32).
+    /// f32, or uint8 for a frame input). Returns each output's bytes (`count` samples, f32). The
+    /// GIL is released while they run.
     fn run<'py>(&mut self, py: Python<'py>, inputs: Vec<Vec<u8>>, count: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         if inputs.len() != self.inputs.len() {
             return Err(failed(format!("the model takes {} input(s), got {}", self.inputs.len(), inputs.len())));
@@ -207,25 +208,11 @@ impl Session {
                 )));
             }
         }
-        let mut outs: Vec<Vec<u8>> = self.outputs.iter().map(|p| Vec::with_capacity(count * p.elements * 4)).collect();
-        let mut x: Vec<f32> = Vec::new();
-        for s in 0..count {
-            for (i, (p, b)) in self.inputs.iter().zip(&inputs).enumerate() {
-                if p.dtype == "uint8" {
-                    self.session.set_input_u8(i, &b[s * p.elements..(s + 1) * p.elements]).map_err(run_err)?;
-                } else {
-                    let bytes = &b[s * p.elements * 4..(s + 1) * p.elements * 4];
-                    x.clear();
-                    x.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
-                    self.session.set_input(i, &x).map_err(run_err)?;
-                }
-            }
-            self.session.run();
-            for (o, acc) in outs.iter_mut().enumerate() {
-                let y = self.session.output(o).map_err(run_err)?;
-                acc.extend(y.iter().flat_map(|v| v.to_le_bytes()));
-            }
-        }
+        // The samples run with the GIL released, so other Python threads (with their own
+        // sessions) run meanwhile; this session is borrowed mutably for the call and is
+        // `unsendable`, so nothing else touches it.
+        let job = RunJob { session: &mut self.session, inputs: &self.inputs, outputs: &self.outputs };
+        let outs = py.detach(move || job.run(&inputs, count)).map_err(run_err)?;
         Ok(outs.iter().map(|b| PyBytes::new(py, b)).collect())
     }
 
@@ -240,6 +227,46 @@ impl Session {
             self.session.threads(),
             self.session.kernels()
         )
+    }
+}
+
+/// What [`Session::run`] needs while the GIL is released: the session and the ports, no Python
+/// object.
+struct RunJob<'a> {
+    session: &'a mut RtSession<'static, 'static>,
+    inputs: &'a [Port],
+    outputs: &'a [Port],
+}
+
+// SAFETY: the job is moved to no other thread: `Python::detach` runs it on the calling thread
+// with the GIL released. `Send` is what `detach` asks of its closure, because it cannot tell;
+// the session's raw pointers (arena, plan) are used by this thread alone, and `Session` is
+// `unsendable` and mutably borrowed for the whole call.
+unsafe impl Send for RunJob<'_> {}
+
+impl RunJob<'_> {
+    /// Each output's bytes for `count` samples (little-endian f32).
+    fn run(self, inputs: &[Vec<u8>], count: usize) -> Result<Vec<Vec<u8>>, RuntimeError> {
+        let mut outs: Vec<Vec<u8>> = self.outputs.iter().map(|p| Vec::with_capacity(count * p.elements * 4)).collect();
+        let mut x: Vec<f32> = Vec::new();
+        for s in 0..count {
+            for (i, (p, b)) in self.inputs.iter().zip(inputs).enumerate() {
+                if p.dtype == "uint8" {
+                    self.session.set_input_u8(i, &b[s * p.elements..(s + 1) * p.elements])?;
+                } else {
+                    let bytes = &b[s * p.elements * 4..(s + 1) * p.elements * 4];
+                    x.clear();
+                    x.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    self.session.set_input(i, &x)?;
+                }
+            }
+            self.session.run();
+            for (o, acc) in outs.iter_mut().enumerate() {
+                let y = self.session.output(o)?;
+                acc.extend(y.iter().flat_map(|v| v.to_le_bytes()));
+            }
+        }
+        Ok(outs)
     }
 }
 

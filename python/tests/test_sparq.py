@@ -82,6 +82,32 @@ def test_session_outputs_are_the_clis(cli, digits, int8_model, tmp_path):
     assert (y.argmax(1) == digits["test_y"]).mean() > 0.98
 
 
+def test_sessions_run_in_threads(cli, digits, int8_model, tmp_path):
+    """`Session.run` releases the GIL: sessions created and run in several Python threads at once give the CLI's
+    outputs, every run."""
+    import threading
+
+    run_cli(cli, "run", int8_model, "--input", DIGITS / "test_x.npy", "--output", tmp_path / "y.npy")
+    want = np.load(tmp_path / "y.npy")
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            s = sparq.Session(int8_model)  # `unsendable`: each thread makes and uses its own
+            results[k] = [s.run(digits["test_x"]) for _ in range(5)]
+        except Exception as e:  # surfaced below, with the thread's number
+            errors.append((k, e))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(np.array_equal(y, want) for ys in results.values() for y in ys)
+
+
 def test_uint8_frames(cli, digits, tmp_path):
     """A model compiled for camera frames takes uint8 (N, H, W, C) arrays, as `sparq run` does."""
     frames = np.round(digits["calib_x"] * 255).astype(np.uint8).transpose(0, 2, 3, 1)  # (100, 8, 8, 1)
